@@ -1,0 +1,60 @@
+# Tollgate developer entry points. `make test` is what CI runs (through .ci/run).
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PYTHONPATH := $(CURDIR)/operator
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: help venv lint fmt unit integration e2e test crds crds-check testenv-build testenv-up testenv-down demo bench clean
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q -U pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed ## create the virtualenv with runtime and dev dependencies
+
+lint: venv ## ruff, mypy (strict on api and engine), import-linter layer contracts
+	$(VENV)/bin/ruff check operator tests e2e bench hack
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+fmt: venv
+	$(VENV)/bin/ruff check --fix operator tests e2e bench hack
+	$(VENV)/bin/ruff format operator tests e2e bench hack
+
+unit: venv ## pure tests: api, engine, generators (no cluster)
+	$(PY) hack/pytest_run.py tests/unit
+
+integration: venv testenv-build ## against the real local control plane and Prometheus
+	$(PY) hack/pytest_run.py tests/integration
+
+e2e: venv testenv-build ## whole scenarios: operator + Prometheus + traffic simulator
+	$(PY) hack/pytest_run.py e2e
+
+test: lint unit integration e2e ## everything CI runs
+
+crds: venv ## regenerate crds/ from the pydantic models
+	$(PY) -m tollgate.api.crdgen --out crds
+
+testenv-build: ## build (or reuse from ~/.cache/tollgate) the control-plane binaries
+	bash hack/controlplane/build.sh >/dev/null
+
+testenv-up: venv testenv-build ## start etcd, apiserver, controllers, scheduler, kwok; writes .testenv/kubeconfig
+	$(PY) -m tollgate.testing.controlplane up --dir .testenv
+
+testenv-down: ## stop every process testenv-up started and remove its data
+	$(PY) -m tollgate.testing.controlplane down --dir .testenv
+
+demo: venv testenv-build ## the main job: a live rollout on the local control plane
+	$(PY) -m tollgate.testing.demo
+
+bench: venv testenv-build ## benchmarks; figures in bench/results/*.json
+	$(PY) bench/run.py
+
+clean:
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Builds etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok from the official Go
+# modules and caches the binaries under ~/.cache/tollgate/controlplane/<key>, where the key holds every
+# version and the Go version. A second run with the same key is a no-op.
+#
+# Why wrapper modules: k8s.io/kubernetes and etcd's server module carry `replace => ./staging` and
+# `replace => ../api` directives, so `go install pkg@version` refuses them. A throwaway module that
+# requires the release and pins every staging module to its published tag builds the same code.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=versions.env
+source "$HERE/versions.env"
+
+GO_VERSION="$(go env GOVERSION)"
+KEY="k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_gw-${GATEWAY_API_VERSION}_${GO_VERSION}"
+CACHE_ROOT="${TOLLGATE_CACHE:-$HOME/.cache/tollgate}/controlplane"
+OUT="$CACHE_ROOT/$KEY"
+BIN="$OUT/bin"
+
+if [[ -f "$OUT/.complete" ]]; then
+  echo "controlplane: cached at $OUT" >&2
+  echo "$OUT"
+  exit 0
+fi
+
+mkdir -p "$BIN" "$OUT/assets"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/tollgate-cp-build.XXXXXX")"
+trap 'rm -rf "$WORK"' EXIT
+export CGO_ENABLED=0 GOFLAGS="-buildvcs=false" GOTOOLCHAIN=local
+log() { echo "controlplane: $*" >&2; }
+start=$(date +%s)
+
+# --- Kubernetes --------------------------------------------------------------------------------------
+build_kubernetes() {
+  local dir="$WORK/k8s" minor staging_v
+  mkdir -p "$dir"
+  minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
+  staging_v="v0.${K8S_VERSION#v1.}"
+  local gomod
+  gomod="$(go mod download -json "k8s.io/kubernetes@${K8S_VERSION}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')"
+  {
+    echo "module tollgate.local/k8sbuild"
+    echo
+    grep -E '^go [0-9]' "$gomod"
+    grep -E '^godebug' "$gomod" || true
+    echo
+    echo "require k8s.io/kubernetes ${K8S_VERSION}"
+    echo
+    # every staging module the release replaces with ./staging/... is pinned to its published tag
+    grep -oE '^\s*k8s\.io/[A-Za-z0-9._/-]+ => \./staging/' "$gomod" | awk '{print $1}' | sort -u |
+      while read -r m; do echo "replace $m => $m ${staging_v}"; done
+  } >"$dir/go.mod"
+  cat >"$dir/tools.go" <<GO
+//go:build tools
+
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+)
+GO
+  (cd "$dir" && go mod tidy -e >/dev/null 2>&1 || true)
+  (cd "$dir" && go mod download)
+  local commit="tollgate-local-build" date
+  date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  local ld="-s -w"
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld+=" -X ${pkg}.gitVersion=${K8S_VERSION} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${minor}"
+    ld+=" -X ${pkg}.gitTreeState=clean -X ${pkg}.gitCommit=${commit} -X ${pkg}.buildDate=${date}"
+  done
+  for cmd in kube-apiserver kube-controller-manager kube-scheduler; do
+    log "building $cmd ${K8S_VERSION}"
+    (cd "$dir" && go build -trimpath -tags "selinux,notest,grpcnotrace" -ldflags "$ld" \
+      -o "$BIN/$cmd" "k8s.io/kubernetes/cmd/$cmd")
+  done
+}
+
+# --- etcd --------------------------------------------------------------------------------------------
+build_etcd() {
+  local dir="$WORK/etcd"
+  mkdir -p "$dir"
+  cat >"$dir/go.mod" <<GOMOD
+module tollgate.local/etcdbuild
+
+go 1.24
+GOMOD
+  cat >"$dir/tools.go" <<GO
+//go:build tools
+
+package tools
+
+import _ "go.etcd.io/etcd/server/v3"
+GO
+  (cd "$dir" && go get "go.etcd.io/etcd/server/v3@${ETCD_VERSION}" >/dev/null && go mod tidy -e >/dev/null 2>&1 || true)
+  log "building etcd ${ETCD_VERSION}"
+  (cd "$dir" && go build -trimpath -ldflags "-s -w" -o "$BIN/etcd" go.etcd.io/etcd/server/v3)
+}
+
+# --- kwok and its stage configs ----------------------------------------------------------------------
+build_kwok() {
+  log "building kwok ${KWOK_VERSION}"
+  GOBIN="$BIN" go install -trimpath -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION}" \
+    "sigs.k8s.io/kwok/cmd/kwok@${KWOK_VERSION}"
+  local src
+  src="$(go mod download -json "sigs.k8s.io/kwok@${KWOK_VERSION}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
+  mkdir -p "$OUT/assets/kwok-stages"
+  for s in node/fast node/heartbeat-with-lease pod/fast; do
+    cp "$src/kustomize/stage/$s/"*.yaml "$OUT/assets/kwok-stages/$(echo "$s" | tr / -).yaml" 2>/dev/null ||
+      find "$src/kustomize/stage/$s" -name '*.yaml' ! -name kustomization.yaml -exec cat {} + \
+        >"$OUT/assets/kwok-stages/$(echo "$s" | tr / -).yaml"
+  done
+  rm -f "$OUT"/assets/kwok-stages/*kustomization*
+}
+
+# --- Gateway API CRDs (manifests shipped in the module) ----------------------------------------------
+fetch_gateway_api() {
+  local src
+  src="$(go mod download -json "sigs.k8s.io/gateway-api@${GATEWAY_API_VERSION}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
+  mkdir -p "$OUT/assets/gateway-api"
+  cp "$src"/config/crd/standard/*.yaml "$OUT/assets/gateway-api/"
+  chmod -R u+w "$OUT/assets/gateway-api"
+}
+
+[[ -x "$BIN/etcd" ]] || build_etcd
+[[ -x "$BIN/kwok" ]] || build_kwok
+fetch_gateway_api
+for c in kube-apiserver kube-controller-manager kube-scheduler; do
+  [[ -x "$BIN/$c" ]] || { build_kubernetes; break; }
+done
+
+"$BIN/kube-apiserver" --version >&2
+"$BIN/etcd" --version | head -1 >&2
+echo "built in $(( $(date +%s) - start ))s" >"$OUT/.complete"
+log "done in $(( $(date +%s) - start ))s: $OUT"
+echo "$OUT"

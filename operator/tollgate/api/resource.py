@@ -1,0 +1,32 @@
+"""Names of the ModelDeployment resource and of the labels and annotations Tollgate owns."""
+
+from __future__ import annotations
+
+GROUP = "tollgate.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "ModelDeployment"
+PLURAL = "modeldeployments"
+SINGULAR = "modeldeployment"
+SHORT_NAMES = ("md",)
+CATEGORIES = ("tollgate", "ml")
+
+FIELD_MANAGER = "tollgate"
+
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE = "tollgate"
+LABEL_MD_NAME = "tollgate.dev/modeldeployment"
+LABEL_MD_NAMESPACE = "tollgate.dev/modeldeployment-namespace"
+LABEL_MODEL = "tollgate.dev/model"
+LABEL_TRACK = "tollgate.dev/track"
+LABEL_REVISION = "tollgate.dev/revision"
+LABEL_VERSION = "tollgate.dev/version"
+
+ANNOTATION_OWNER = "tollgate.dev/owner"
+"""On a sandbox namespace Tollgate created: <namespace>/<name> of its ModelDeployment."""
+
+ANNOTATION_APPROVE = "tollgate.dev/approve"
+ANNOTATION_PROMOTE = "tollgate.dev/promote"
+ANNOTATION_ABORT = "tollgate.dev/abort"
+ANNOTATION_RETRY = "tollgate.dev/retry"
+CONTROL_ANNOTATIONS = (ANNOTATION_APPROVE, ANNOTATION_PROMOTE, ANNOTATION_ABORT, ANNOTATION_RETRY)

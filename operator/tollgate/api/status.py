@@ -1,0 +1,196 @@
+"""The observed state of a ModelDeployment, written only by the operator.
+
+kstatus-compatible so `kubectl wait`, Argo CD, Flux and Helm can wait on it: an integer
+`observedGeneration`, and `Ready`, `Reconciling` and `Stalled` conditions. Every field here is declared
+in the CRD schema, so the API server prunes nothing. Rollout progress lives here (not in the operator's
+memory), which is what lets a restarted operator resume at the persisted step.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+HISTORY_LIMIT = 10
+TIMELINE_LIMIT = 50
+
+
+class _Status(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, use_attribute_docstrings=True)
+
+
+class Phase(StrEnum):
+    """Where the ModelDeployment is in its life."""
+
+    PENDING = "Pending"
+    """Accepted; the sandbox and the first version are being created."""
+    STABLE = "Stable"
+    """Serving one version with no rollout in progress (first deployment or after promotion)."""
+    PROGRESSING = "Progressing"
+    """A canary is taking traffic step by step."""
+    PAUSED = "Paused"
+    """spec.paused is true: weights hold, no verdicts count."""
+    AWAITING_APPROVAL = "AwaitingApproval"
+    """A step with approval: required waits for the tollgate.dev/approve annotation."""
+    PROMOTING = "Promoting"
+    """The canary passed every step and is becoming stable."""
+    SUCCEEDED = "Succeeded"
+    """The last rollout promoted; the canary is now stable."""
+    ROLLING_BACK = "RollingBack"
+    """An SLO failed, the deadline passed or someone aborted: traffic is going back to stable."""
+    ROLLED_BACK = "RolledBack"
+    """All traffic is on stable; the canary revision stays rolled back until it changes or is retried."""
+    STALLED = "Stalled"
+    """The spec cannot be acted on (see message)."""
+    FALLBACK = "Fallback"
+    """The kill switch is on: all traffic is on the pinned fallback."""
+
+
+class Verdict(StrEnum):
+    """The outcome of one SLO check."""
+
+    PASS = "Pass"
+    FAIL = "Fail"
+    INCONCLUSIVE = "Inconclusive"
+    ERROR = "Error"
+    NO_DATA = "NoData"
+
+
+class ConditionStatus(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Condition(_Status):
+    """A Kubernetes-style condition (metav1.Condition)."""
+
+    type: str
+    """Condition type: Ready, Reconciling, Stalled, SandboxReady, Progressing, AwaitingApproval, RolledBack."""
+    status: ConditionStatus
+    """True, False or Unknown."""
+    reason: str = ""
+    """CamelCase machine-readable reason."""
+    message: str = ""
+    """Human-readable detail."""
+    lastTransitionTime: str | None = None
+    """When status last changed (RFC 3339)."""
+    observedGeneration: int | None = None
+    """metadata.generation this condition was computed from."""
+
+
+class RevisionRef(_Status):
+    """One revision of the model: a hash of what changes the running model (model + runtime)."""
+
+    revision: str
+    """Revision hash."""
+    version: str
+    """Model version."""
+    digest: str | None = None
+    """Model artifact digest, when known."""
+    image: str | None = None
+    """Model-server image."""
+
+
+class SLOStatus(_Status):
+    """The latest analysis of one SLO for the current canary."""
+
+    name: str
+    """SLO name."""
+    verdict: Verdict | None = None
+    """Latest verdict."""
+    value: float | None = None
+    """Canary value at the latest check."""
+    baseline: float | None = None
+    """Stable value over the same window."""
+    threshold: str | None = None
+    """The limits it was judged against, in words."""
+    samples: int = 0
+    """Canary requests in the window."""
+    failures: int = 0
+    """Failed checks in this rollout."""
+    consecutiveErrors: int = 0
+    """Provider errors in a row."""
+    noDataSince: str | None = None
+    """When the current run of missing data began (RFC 3339)."""
+    lastCheckedAt: str | None = None
+    """Time of the latest check (RFC 3339)."""
+
+
+class HistoryEntry(_Status):
+    """A finished rollout, newest first; bounded."""
+
+    revision: str
+    """Canary revision."""
+    version: str
+    """Model version."""
+    result: str
+    """Promoted, RolledBack, Aborted or Superseded."""
+    reason: str = ""
+    """Why it ended."""
+    at: str
+    """When it ended (RFC 3339)."""
+    incident: str | None = None
+    """Evidence record of a rollback, when one was written."""
+
+
+class ControlsSeen(_Status):
+    """Last handled value of each control annotation, so one annotation acts once."""
+
+    approve: str | None = None
+    promote: str | None = None
+    abort: str | None = None
+    retry: str | None = None
+
+
+class ModelDeploymentStatus(_Status):
+    """Observed state, written by the operator; never edit it by hand."""
+
+    observedGeneration: int = 0
+    """metadata.generation the status reflects."""
+    phase: Phase = Phase.PENDING
+    """Where the ModelDeployment is in its life."""
+    message: str = ""
+    """What is happening, for people."""
+    conditions: Annotated[list[Condition], Field(max_length=16)] = Field(default_factory=list)
+    """Ready, Reconciling, Stalled (kstatus) plus SandboxReady, Progressing, AwaitingApproval, RolledBack."""
+    sandboxNamespace: str | None = None
+    """The namespace the model runs in."""
+    stable: RevisionRef | None = None
+    """The revision serving the stable track."""
+    canary: RevisionRef | None = None
+    """The revision being rolled out, if any."""
+    lastKnownGood: RevisionRef | None = None
+    """The last revision that served as stable without a rollback; the default fallback."""
+    rolledBackRevision: str | None = None
+    """A revision that was rolled back; it is not retried until it changes or tollgate.dev/retry is set."""
+    currentStep: int = 0
+    """Index of the step in progress (0-based)."""
+    stepCount: int = 0
+    """Number of steps of the current rollout."""
+    canaryWeight: int = 0
+    """Percent of traffic on the canary now."""
+    stepStartedAt: str | None = None
+    """When the current step began (RFC 3339)."""
+    canaryStartedAt: str | None = None
+    """When the current canary began (RFC 3339)."""
+    canaryReadyAt: str | None = None
+    """When the canary first had all its pods Ready (RFC 3339)."""
+    lastAnalysisAt: str | None = None
+    """When the latest analysis ran (RFC 3339); analysis time only counts from here."""
+    passedAnalyses: int = 0
+    """Passing analysis ticks in the current step."""
+    analysis: Annotated[list[SLOStatus], Field(max_length=32)] = Field(default_factory=list)
+    """Per-SLO analysis of the current canary."""
+    approvedBy: str | None = None
+    """Who approved the latest gate (value of tollgate.dev/approve)."""
+    controls: ControlsSeen = Field(default_factory=ControlsSeen)
+    """Control annotations already handled."""
+    history: Annotated[list[HistoryEntry], Field(max_length=HISTORY_LIMIT)] = Field(default_factory=list)
+    """Finished rollouts, newest first."""
+    lastIncident: str | None = None
+    """Name of the ConfigMap holding the evidence of the latest rollback or abort."""
+    killSwitchActive: bool = False
+    """True while all traffic is on the fallback."""
