@@ -1,0 +1,86 @@
+"""What the runtime observed, handed to the decision core as plain values.
+
+The engine never reads a clock, a cluster or Prometheus: the runtime gathers these values (from the
+watch cache, the Prometheus adapter and the object's annotations) and passes them in, so every
+decision is a pure function of its inputs and can be replayed from a test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Track(StrEnum):
+    STABLE = "stable"
+    CANARY = "canary"
+    FALLBACK = "fallback"
+
+
+@dataclass(frozen=True)
+class TrackObservation:
+    """Pods of one track as the workload controller reports them."""
+
+    revision: str | None
+    """Revision label of the track's Deployment (None: no Deployment)."""
+    desired: int = 0
+    ready: int = 0
+    updated: int = 0
+    """Pods of the current template (Deployment status.updatedReplicas)."""
+
+
+@dataclass(frozen=True)
+class MetricValue:
+    """One SLO value for one track over one window, as the provider returned it.
+
+    `value` is None when the provider returned an empty result; NaN and +-Inf are passed through as
+    floats and the engine treats them as no data.
+    """
+
+    value: float | None
+    samples: int = 0
+    """Requests that contributed to the value (from the request-count query over the same window)."""
+
+
+@dataclass(frozen=True)
+class SLOObservation:
+    """The result of one SLO query for one ModelDeployment at one analysis tick."""
+
+    name: str
+    canary: MetricValue | None = None
+    stable: MetricValue | None = None
+    error: str | None = None
+    """Provider error (unreachable, timeout, bad query): counted apart from failures."""
+    query: str = ""
+    """The PromQL as executed, kept for evidence."""
+    window: str = ""
+    """The range the query covered, e.g. 1m."""
+
+
+@dataclass(frozen=True)
+class Controls:
+    """Control annotations on the ModelDeployment (tollgate.dev/approve, promote, abort, retry).
+
+    The value of each is an opaque token (typically who and when); a control acts once per distinct
+    value, so re-applying the same manifest does not approve twice.
+    """
+
+    approve: str | None = None
+    promote: str | None = None
+    abort: str | None = None
+    retry: str | None = None
+
+
+@dataclass(frozen=True)
+class Observations:
+    """Everything the runtime saw for one ModelDeployment at one moment."""
+
+    generation: int
+    stable: TrackObservation = field(default_factory=lambda: TrackObservation(revision=None))
+    canary: TrackObservation = field(default_factory=lambda: TrackObservation(revision=None))
+    fallback: TrackObservation = field(default_factory=lambda: TrackObservation(revision=None))
+    sandbox_ready: bool = False
+    """True when every sandbox object exists as desired."""
+    slos: tuple[SLOObservation, ...] | None = None
+    """None: no analysis ran for this decision (not an analysis tick). Empty tuple: ran, nothing configured."""
+    controls: Controls = field(default_factory=Controls)
