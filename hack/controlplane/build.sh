@@ -17,7 +17,12 @@ CACHE_ROOT="${TOLLGATE_CACHE:-$HOME/.cache/tollgate}/controlplane"
 OUT="$CACHE_ROOT/$KEY"
 BIN="$OUT/bin"
 
-if [[ -f "$OUT/.complete" ]]; then
+BINARIES=(etcd kwok kube-apiserver kube-controller-manager kube-scheduler kubectl)
+complete() {
+  [[ -f "$OUT/.complete" ]] || return 1
+  for b in "${BINARIES[@]}"; do [[ -x "$BIN/$b" ]] || return 1; done
+}
+if complete; then
   echo "controlplane: cached at $OUT" >&2
   echo "$OUT"
   exit 0
@@ -59,6 +64,7 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubectl"
 )
 GO
   (cd "$dir" && go mod tidy -e >/dev/null 2>&1 || true)
@@ -70,7 +76,8 @@ GO
     ld+=" -X ${pkg}.gitVersion=${K8S_VERSION} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${minor}"
     ld+=" -X ${pkg}.gitTreeState=clean -X ${pkg}.gitCommit=${commit} -X ${pkg}.buildDate=${date}"
   done
-  for cmd in kube-apiserver kube-controller-manager kube-scheduler; do
+  for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+    [[ -x "$BIN/$cmd" ]] && continue
     log "building $cmd ${K8S_VERSION}"
     (cd "$dir" && go build -trimpath -tags "selinux,notest,grpcnotrace" -ldflags "$ld" \
       -o "$BIN/$cmd" "k8s.io/kubernetes/cmd/$cmd")
@@ -105,13 +112,15 @@ build_kwok() {
     "sigs.k8s.io/kwok/cmd/kwok@${KWOK_VERSION}"
   local src
   src="$(go mod download -json "sigs.k8s.io/kwok@${KWOK_VERSION}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
-  mkdir -p "$OUT/assets/kwok-stages"
+  # The stage configs ship in the module; copy the stage files only (not testdata or kustomization).
+  rm -rf "$OUT/assets/kwok-stages"; mkdir -p "$OUT/assets/kwok-stages"
   for s in node/fast node/heartbeat-with-lease pod/fast; do
-    cp "$src/kustomize/stage/$s/"*.yaml "$OUT/assets/kwok-stages/$(echo "$s" | tr / -).yaml" 2>/dev/null ||
-      find "$src/kustomize/stage/$s" -name '*.yaml' ! -name kustomization.yaml -exec cat {} + \
-        >"$OUT/assets/kwok-stages/$(echo "$s" | tr / -).yaml"
+    for f in "$src/kustomize/stage/$s/"*.yaml; do
+      [[ "$(basename "$f")" == kustomization.yaml ]] && continue
+      cp "$f" "$OUT/assets/kwok-stages/"
+    done
   done
-  rm -f "$OUT"/assets/kwok-stages/*kustomization*
+  chmod -R u+w "$OUT/assets/kwok-stages"
 }
 
 # --- Gateway API CRDs (manifests shipped in the module) ----------------------------------------------
@@ -124,9 +133,9 @@ fetch_gateway_api() {
 }
 
 [[ -x "$BIN/etcd" ]] || build_etcd
-[[ -x "$BIN/kwok" ]] || build_kwok
+[[ -x "$BIN/kwok" && -f "$OUT/assets/kwok-stages/pod-ready.yaml" ]] || build_kwok
 fetch_gateway_api
-for c in kube-apiserver kube-controller-manager kube-scheduler; do
+for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
   [[ -x "$BIN/$c" ]] || { build_kubernetes; break; }
 done
 

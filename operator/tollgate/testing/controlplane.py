@@ -1,0 +1,360 @@
+"""A real Kubernetes control plane on loopback, for tests, the demo and benchmarks.
+
+etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok run as plain processes built
+from the official Go modules by `hack/controlplane/build.sh` (cached under ~/.cache/tollgate). kwok
+keeps a few fake Nodes Ready and makes scheduled pods Running and Ready, so Deployments behave as on
+a real cluster without containers. RBAC is on, so permission tests are real.
+
+Why not envtest or kind: envtest runs no controllers or scheduler (Deployments never get pods) and
+cannot download binaries here; kind needs a Docker engine these machines do not have.
+
+Usage: `python -m tollgate.testing.controlplane up --dir .testenv` / `down --dir .testenv`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+BUILD_SCRIPT = REPO_ROOT / "hack" / "controlplane" / "build.sh"
+NEVER_READY_IMAGE = "tollgate.test/never-ready:v1"
+"""Pods of this image are scheduled and run but kwok never marks them Ready (for deadline tests)."""
+
+NODE_COUNT = 3
+STARTUP_TIMEOUT = 120.0
+
+
+def log(msg: str) -> None:
+    print(f"controlplane: {msg}", file=sys.stderr, flush=True)
+
+
+def build() -> Path:
+    """Build or reuse the binaries; returns the cache directory holding bin/ and assets/.
+
+    Also puts that bin/ first on PATH, so `kubectl` is the 1.36 client built with the server.
+    """
+    out = subprocess.run(["bash", str(BUILD_SCRIPT)], check=True, stdout=subprocess.PIPE, text=True)
+    cache = Path(out.stdout.strip().splitlines()[-1])
+    bin_dir = str(cache / "bin")
+    if not os.environ.get("PATH", "").startswith(bin_dir + os.pathsep):
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+    return cache
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class State:
+    """What `up` started, recorded so `down` stops exactly those processes."""
+
+    dir: str
+    kubeconfig: str
+    server: str
+    pids: dict[str, int] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, directory: Path) -> State | None:
+        path = directory / "state.json"
+        if not path.exists():
+            return None
+        return cls(**json.loads(path.read_text()))
+
+    def save(self) -> None:
+        Path(self.dir, "state.json").write_text(json.dumps(asdict(self), indent=2))
+
+
+# --- PKI ----------------------------------------------------------------------------------------------
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def make_pki(pki: Path) -> None:
+    """A CA, a serving cert for 127.0.0.1 and the in-cluster names, an admin client, SA keys."""
+    pki.mkdir(parents=True, exist_ok=True)
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+             "-days", "30", "-subj", "/CN=tollgate-test-ca", cwd=pki)
+    (pki / "serving.ext").write_text(
+        "subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,"
+        "DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\n"
+        "extendedKeyUsage=serverAuth\n"
+    )
+    (pki / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
+    for name, subj, ext in (
+        ("apiserver", "/CN=kube-apiserver", "serving.ext"),
+        ("admin", "/O=system:masters/CN=tollgate-admin", "client.ext"),
+    ):
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+                 "-subj", subj, cwd=pki)
+        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                 "-CAcreateserial", "-out", f"{name}.crt", "-days", "30", "-extfile", ext, cwd=pki)
+    _openssl("genrsa", "-out", "sa.key", "2048", cwd=pki)
+    _openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=pki)
+
+
+def write_kubeconfig(path: Path, server: str, pki: Path) -> None:
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "tollgate-local", "cluster": {
+            "server": server, "certificate-authority": str(pki / "ca.crt")}}],
+        "users": [{"name": "admin", "user": {
+            "client-certificate": str(pki / "admin.crt"), "client-key": str(pki / "admin.key")}}],
+        "contexts": [{"name": "tollgate-local", "context": {"cluster": "tollgate-local", "user": "admin"}}],
+        "current-context": "tollgate-local",
+    }
+    path.write_text(yaml.safe_dump(config))
+
+
+# --- processes ------------------------------------------------------------------------------------------
+
+
+def _spawn(state: State, name: str, argv: list[str], logs: Path) -> None:
+    out = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child, closed by exit
+    proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+    state.pids[name] = proc.pid
+    state.save()
+
+
+def _wait(what: str, check: callable, timeout: float = STARTUP_TIMEOUT, logs: Path | None = None) -> None:  # type: ignore[valid-type]
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception as exc:
+            last = exc
+        time.sleep(0.2)
+    hint = f" (logs in {logs})" if logs else ""
+    raise RuntimeError(f"{what} did not become ready in {timeout:.0f}s: {last}{hint}")
+
+
+def _https_ok(url: str, pki: Path) -> bool:
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+    with urllib.request.urlopen(url, context=ctx, timeout=2) as resp:
+        return bool(resp.status == 200)
+
+
+def _kubectl(kubeconfig: str, *args: str, stdin: str | None = None) -> str:
+    res = subprocess.run(["kubectl", "--kubeconfig", kubeconfig, *args], input=stdin, text=True,
+                         capture_output=True, check=False)
+    if res.returncode != 0:
+        raise RuntimeError(f"kubectl {' '.join(args)}: {res.stderr.strip()}")
+    return res.stdout
+
+
+def _kwok_stages(assets: Path, out: Path) -> list[str]:
+    """kwok's stock stages, with pod-ready skipping NEVER_READY_IMAGE pods."""
+    paths = []
+    for src in sorted((assets / "kwok-stages").glob("*.yaml")):
+        docs = [d for d in yaml.safe_load_all(src.read_text()) if d]
+        for doc in docs:
+            if doc.get("metadata", {}).get("name") == "pod-ready":
+                doc["spec"]["selector"]["matchExpressions"].append(
+                    {"key": ".spec.containers.[].image", "operator": "NotIn", "values": [NEVER_READY_IMAGE]}
+                )
+        dst = out / src.name
+        dst.write_text(yaml.safe_dump_all(docs))
+        paths.append(str(dst))
+    return paths
+
+
+def _node_manifest(i: int) -> dict[str, object]:
+    capacity = {"cpu": "64", "memory": "256Gi", "pods": "250", "nvidia.com/gpu": "8",
+                "ephemeral-storage": "500Gi"}
+    return {
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": f"kwok-node-{i}", "labels": {
+            "type": "kwok", "kubernetes.io/hostname": f"kwok-node-{i}", "kubernetes.io/os": "linux",
+            "topology.kubernetes.io/zone": f"zone-{i % 3}"},
+            "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"}},
+        "spec": {},
+        "status": {"capacity": capacity, "allocatable": capacity},
+    }
+
+
+def up(directory: Path) -> State:
+    """Start every component on loopback and wait until Nodes are Ready; idempotent when already up."""
+    directory = directory.resolve()
+    existing = State.load(directory)
+    if existing and all(_alive(p) for p in existing.pids.values()):
+        log(f"already running: {existing.kubeconfig}")
+        return existing
+    if existing:
+        down(directory)
+    cache = build()
+    bin_dir, assets = cache / "bin", cache / "assets"
+    directory.mkdir(parents=True, exist_ok=True)
+    pki, logs, data = directory / "pki", directory / "logs", directory / "data"
+    for d in (logs, data):
+        d.mkdir(parents=True, exist_ok=True)
+    make_pki(pki)
+    ports = {k: free_port() for k in ("etcd", "etcd_peer", "apiserver", "kcm", "scheduler", "kwok")}
+    server = f"https://127.0.0.1:{ports['apiserver']}"
+    kubeconfig = directory / "kubeconfig"
+    write_kubeconfig(kubeconfig, server, pki)
+    state = State(dir=str(directory), kubeconfig=str(kubeconfig), server=server, ports=ports)
+    state.save()
+    t0 = time.monotonic()
+
+    etcd_url = f"http://127.0.0.1:{ports['etcd']}"
+    peer_url = f"http://127.0.0.1:{ports['etcd_peer']}"
+    etcd_data = Path("/dev/shm") if Path("/dev/shm").is_dir() and os.access("/dev/shm", os.W_OK) else data
+    etcd_dir = etcd_data / f"tollgate-etcd-{ports['etcd']}"
+    (directory / "etcd-data-dir").write_text(str(etcd_dir))
+    _spawn(state, "etcd", [
+        str(bin_dir / "etcd"), "--name=default", f"--data-dir={etcd_dir}",
+        f"--listen-client-urls={etcd_url}", f"--advertise-client-urls={etcd_url}",
+        f"--listen-peer-urls={peer_url}", f"--initial-advertise-peer-urls={peer_url}",
+        f"--initial-cluster=default={peer_url}", "--unsafe-no-fsync", "--log-level=warn",
+        "--quota-backend-bytes=4294967296",
+    ], logs)
+    _wait("etcd", lambda: urllib.request.urlopen(f"{etcd_url}/health", timeout=2).status == 200, logs=logs)
+
+    _spawn(state, "kube-apiserver", [
+        str(bin_dir / "kube-apiserver"), f"--etcd-servers={etcd_url}",
+        "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={ports['apiserver']}",
+        f"--cert-dir={pki}", f"--tls-cert-file={pki / 'apiserver.crt'}",
+        f"--tls-private-key-file={pki / 'apiserver.key'}", f"--client-ca-file={pki / 'ca.crt'}",
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+        f"--service-account-key-file={pki / 'sa.pub'}", f"--service-account-signing-key-file={pki / 'sa.key'}",
+        "--service-cluster-ip-range=10.0.0.0/24", "--authorization-mode=Node,RBAC",
+        "--allow-privileged=true", "--profiling=false", "--endpoint-reconciler-type=none",
+        "--watch-cache=true", "--v=1",
+    ], logs)
+    _wait("kube-apiserver", lambda: _https_ok(f"{server}/readyz", pki), logs=logs)
+
+    kc = str(kubeconfig)
+    _spawn(state, "kube-controller-manager", [
+        str(bin_dir / "kube-controller-manager"), f"--kubeconfig={kc}", "--leader-elect=false",
+        "--bind-address=127.0.0.1", f"--secure-port={ports['kcm']}",
+        "--controllers=deployment-controller,replicaset-controller,garbage-collector-controller,"
+        "namespace-controller,serviceaccount-controller,serviceaccount-token-controller,"
+        "endpointslice-controller,resourcequota-controller,root-ca-certificate-publisher-controller",
+        f"--service-account-private-key-file={pki / 'sa.key'}", f"--root-ca-file={pki / 'ca.crt'}",
+        "--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10",
+        "--kube-api-qps=200", "--kube-api-burst=400", "--v=1",
+    ], logs)
+    _spawn(state, "kube-scheduler", [
+        str(bin_dir / "kube-scheduler"), f"--kubeconfig={kc}", "--leader-elect=false",
+        "--bind-address=127.0.0.1", f"--secure-port={ports['scheduler']}", "--v=1",
+        "--kube-api-qps=200", "--kube-api-burst=400",
+    ], logs)
+    stages = _kwok_stages(assets, directory)
+    _spawn(state, "kwok", [
+        str(bin_dir / "kwok"), f"--kubeconfig={kc}", "--manage-all-nodes=true", "--cidr=10.1.0.0/16",
+        "--node-ip=127.0.0.1", f"--server-address=127.0.0.1:{ports['kwok']}",
+        *[f"--config={p}" for p in stages],
+    ], logs)
+
+    nodes = "\n---\n".join(yaml.safe_dump(_node_manifest(i)) for i in range(NODE_COUNT))
+    _kubectl(kc, "apply", "-f", "-", stdin=nodes)
+    gw = sorted(p for p in (assets / "gateway-api").glob("*.yaml") if "vap_" not in p.name)
+    for path in gw:
+        _kubectl(kc, "apply", "--server-side", "-f", str(path))
+    _wait("nodes Ready", lambda: _all_nodes_ready(kc), logs=logs)
+    _wait("default ServiceAccount", lambda: bool(_kubectl(kc, "get", "sa", "default", "-n", "default",
+                                                           "-o", "name")), logs=logs)
+    log(f"up in {time.monotonic() - t0:.1f}s: export KUBECONFIG={kubeconfig}")
+    return state
+
+
+def _all_nodes_ready(kubeconfig: str) -> bool:
+    out = json.loads(_kubectl(kubeconfig, "get", "nodes", "-o", "json"))
+    ready = [
+        n for n in out["items"]
+        if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", []))
+    ]
+    return len(ready) >= NODE_COUNT
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def down(directory: Path) -> None:
+    """Stop every process `up` recorded (by PID, whole process group) and remove the data."""
+    directory = directory.resolve()
+    state = State.load(directory)
+    if state is None:
+        log(f"nothing recorded in {directory}")
+        return
+    # reverse start order: clients first, etcd last
+    for name, pid in reversed(list(state.pids.items())):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while _alive(pid) and time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+            time.sleep(0.05)
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+        log(f"stopped {name} ({pid})")
+    marker = directory / "etcd-data-dir"
+    if marker.exists():
+        subprocess.run(["rm", "-rf", marker.read_text().strip()], check=False)
+    subprocess.run(["rm", "-rf", str(directory)], check=False)
+
+
+@contextlib.contextmanager
+def running(directory: Path) -> Iterator[State]:
+    """Start for the duration of a with-block (tests, demo, benchmarks)."""
+    state = up(directory)
+    try:
+        yield state
+    finally:
+        down(directory)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tollgate.testing.controlplane", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["up", "down", "build"])
+    parser.add_argument("--dir", default=".testenv", type=Path, help="state directory (default .testenv)")
+    args = parser.parse_args(argv)
+    if args.command == "build":
+        print(build())
+    elif args.command == "up":
+        state = up(args.dir)
+        print(f"Control plane up. Point kubectl at it:\n  export KUBECONFIG={state.kubeconfig}\n"
+              f"  kubectl get nodes\nStop it with: make testenv-down")
+    else:
+        down(args.dir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
