@@ -1,0 +1,419 @@
+"""The Prometheus metrics provider: SLO observations for every ModelDeployment in analysis, batched.
+
+One `observe()` call is one analysis tick. It sends one grouped query per built-in template (plus one
+grouped sample-count query) per analysis window, covering every ModelDeployment in the tick, and
+splits each returned vector per (namespace, name, track). All queries of a tick are evaluated at the
+same instant, so canary, stable and sample counts describe the same window.
+
+Custom `query:` SLOs cannot be batched (an arbitrary expression need not carry the grouping labels),
+so each runs once per ModelDeployment and track with {{namespace}} {{name}} {{track}} {{window}}
+substituted; its evidence string holds both executed queries.
+
+Failure never raises into the caller: an unreachable Prometheus, a timeout or a bad query becomes
+`SLOObservation.error`, which the engine counts apart from failed checks. Transient failures
+(connection, timeout, HTTP 408/429/5xx) are retried with tenacity, bounded in attempts and in total
+time, so a tick cannot hang. Credentials (bearer token or basic auth) are held out of repr and logs.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from prometheus_api_client import PrometheusConnect
+from prometheus_api_client.exceptions import PrometheusApiClientException
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_exponential
+from urllib3.util.retry import Retry
+
+from tollgate.adapters.slo_templates import (
+    DEFAULT_METRICS,
+    TEMPLATES,
+    TRACKS,
+    Combine,
+    MetricNames,
+    render_custom,
+    samples_query,
+    selector,
+)
+from tollgate.api.spec import SLO
+from tollgate.engine.observations import MetricValue, SLOObservation
+
+log = logging.getLogger(__name__)
+
+MDKey = tuple[str, str]
+"""(namespace, name) of a ModelDeployment."""
+
+
+@dataclass(frozen=True)
+class AnalysisRequest:
+    """One ModelDeployment to analyse in this tick: which SLOs, over which window."""
+
+    namespace: str
+    name: str
+    slos: tuple[SLO, ...]
+    window: str
+    """PromQL range, e.g. 1m (spec.rollout.analysis.window, default twice the interval)."""
+
+    @property
+    def key(self) -> MDKey:
+        return (self.namespace, self.name)
+
+
+@runtime_checkable
+class MetricsProvider(Protocol):
+    """What the runtime needs from a metrics backend; Prometheus is one implementation."""
+
+    def observe(self, requests: Sequence[AnalysisRequest]) -> dict[MDKey, tuple[SLOObservation, ...]]:
+        """One observation per requested SLO (in spec order) per ModelDeployment. Never raises."""
+        ...
+
+    def healthy(self) -> bool:
+        """True when the backend answers; never raises."""
+        ...
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Prometheus credentials, read by the runtime from a Secret. Secret values never appear in repr."""
+
+    bearer_token: str | None = field(default=None, repr=False)
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    @property
+    def kind(self) -> str:
+        if self.bearer_token:
+            return "bearer"
+        if self.username is not None:
+            return "basic"
+        return "none"
+
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(s for s in (self.bearer_token, self.password) if s)
+
+
+class QueryError(Exception):
+    """A query answered, but not with something usable as one value per track."""
+
+
+_STATUS = re.compile(r"HTTP Status Code (\d{3})")
+
+
+def _transient(exc: BaseException) -> bool:
+    """Worth retrying: the network or an overloaded server, not a query Prometheus refused."""
+    if isinstance(exc, requests.ConnectionError | requests.Timeout):
+        return True
+    if isinstance(exc, PrometheusApiClientException):
+        m = _STATUS.search(str(exc))
+        return m is not None and (m.group(1) in ("408", "429") or m.group(1).startswith("5"))
+    return False
+
+
+def _redact_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
+
+
+def _sample_value(sample: Any) -> float:
+    """The float of a [timestamp, "value"] pair; "NaN", "+Inf" and "-Inf" parse as such."""
+    return float(sample[1])
+
+
+def split_vector(
+    result: Sequence[Mapping[str, Any]], metrics: MetricNames = DEFAULT_METRICS
+) -> dict[tuple[str, str, str], float]:
+    """{(namespace, name, track): value} from a grouped instant-vector result."""
+    out: dict[tuple[str, str, str], float] = {}
+    for series in result:
+        labels = series.get("metric", {})
+        try:
+            key = (labels[metrics.namespace_label], labels[metrics.name_label], labels[metrics.track_label])
+        except KeyError:
+            continue  # a series without the grouping labels belongs to nobody
+        out[key] = _sample_value(series["value"])
+    return out
+
+
+def single_value(result: Any) -> float | None:
+    """The one value of a custom query: None when empty; a scalar result counts as one value."""
+    if isinstance(result, list) and len(result) == 2 and not isinstance(result[0], dict):
+        return _sample_value(result)  # resultType scalar: [t, "v"]
+    if not result:
+        return None
+    if len(result) > 1:
+        raise QueryError(f"returned {len(result)} series; aggregate it to one value per track")
+    series = result[0]
+    if "value" not in series:
+        raise QueryError("returned a range vector; use an instant expression (e.g. rate(x[{{window}}]))")
+    return _sample_value(series["value"])
+
+
+def _samples(value: float | None) -> int:
+    if value is None or not math.isfinite(value) or value < 0:
+        return 0
+    return round(value)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One query to run in this tick."""
+
+    promql: str
+
+
+class PrometheusProvider:
+    """MetricsProvider on prometheus-api-client, with bounded retries and timeouts."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        credentials: Credentials | None = None,
+        timeout: float = 5.0,
+        attempts: int = 3,
+        max_retry_time: float = 10.0,
+        metrics: MetricNames = DEFAULT_METRICS,
+        verify_tls: bool = True,
+        max_workers: int = 4,
+        session: requests.Session | None = None,
+    ) -> None:
+        """`session`: the HTTP seam; tests mount a transport adapter on it, production leaves it None."""
+        self._url = url.rstrip("/")
+        self._credentials = credentials or Credentials()
+        self._timeout = timeout
+        self._attempts = attempts
+        self._max_retry_time = max_retry_time
+        self.metrics = metrics
+        self._max_workers = max_workers
+        headers: dict[str, str] = {}
+        if self._credentials.bearer_token:
+            headers["Authorization"] = f"Bearer {self._credentials.bearer_token}"
+        auth = None
+        if self._credentials.username is not None:
+            auth = (self._credentials.username, self._credentials.password or "")
+        self._session = session or requests.Session()
+        self._session.verify = verify_tls
+        # Retries belong to tenacity (bounded in time as well as attempts); the library's own urllib3
+        # retry, with its 1s backoff, is switched off so the two do not multiply.
+        self._client = PrometheusConnect(
+            url=self._url,
+            headers=headers or None,
+            auth=auth,
+            session=self._session,
+            retry=Retry(total=0, raise_on_status=False),
+            timeout=timeout,
+        )
+        self._headers = headers
+        self._auth = auth
+
+    def __repr__(self) -> str:
+        return f"PrometheusProvider(url={_redact_url(self._url)!r}, auth={self._credentials.kind})"
+
+    __str__ = __repr__
+
+    def close(self) -> None:
+        self._session.close()
+
+    # --- MetricsProvider ------------------------------------------------------------------------------
+    def healthy(self) -> bool:
+        try:
+            resp = self._session.get(
+                self._url + "/-/ready", headers=self._headers, auth=self._auth, timeout=self._timeout
+            )
+        except requests.RequestException as e:
+            log.debug("prometheus %s not ready: %s", self, self._describe(e))
+            return False
+        return resp.status_code == 200
+
+    def observe(
+        self, requests: Sequence[AnalysisRequest], *, at: float | None = None
+    ) -> dict[MDKey, tuple[SLOObservation, ...]]:
+        """Observe every requested SLO at instant `at` (default: now), batched; never raises."""
+        at = time.time() if at is None else at
+        groups = self._windows(requests)
+        results = self._run(self._plan(groups), at)
+        out: dict[MDKey, tuple[SLOObservation, ...]] = {}
+        for req in requests:
+            try:
+                out[req.key] = tuple(
+                    self._assemble(req, slo, results, groups[req.window]) for slo in req.slos
+                )
+            except Exception as e:  # a bug here must not take the tick down; report it as an error
+                log.exception("assembling observations for %s/%s failed", *req.key)
+                out[req.key] = tuple(
+                    SLOObservation(
+                        name=s.name, error=f"internal error: {self._describe(e)}", window=req.window
+                    )
+                    for s in req.slos
+                )
+        return out
+
+    # --- planning -------------------------------------------------------------------------------------
+    def _windows(self, requests: Iterable[AnalysisRequest]) -> dict[str, list[AnalysisRequest]]:
+        by_window: dict[str, list[AnalysisRequest]] = {}
+        for r in requests:
+            by_window.setdefault(r.window, []).append(r)
+        return by_window
+
+    def _selector(self, reqs: Sequence[AnalysisRequest]) -> str:
+        return selector((r.key for r in reqs), self.metrics)
+
+    def _template_query(self, name: str, window: str, reqs: Sequence[AnalysisRequest]) -> str:
+        return TEMPLATES[name].render(self._selector(reqs), window, self.metrics)
+
+    def _samples_query(self, window: str, reqs: Sequence[AnalysisRequest]) -> str:
+        return samples_query(self._selector(reqs), window, self.metrics)
+
+    def _plan(self, groups: Mapping[str, Sequence[AnalysisRequest]]) -> list[str]:
+        """Every distinct PromQL this tick needs: per window, samples + each template used; customs."""
+        queries: dict[str, None] = {}
+        for window, reqs in groups.items():
+            queries[self._samples_query(window, reqs)] = None
+            names = {s.name for r in reqs for s in r.slos if s.query is None and s.name in TEMPLATES}
+            for name in sorted(names):
+                queries[self._template_query(name, window, reqs)] = None
+            for r in reqs:
+                for s in r.slos:
+                    if s.query is not None:
+                        for track in TRACKS:
+                            q = render_custom(
+                                s.query, namespace=r.namespace, name=r.name, track=track, window=r.window
+                            )
+                            queries[q] = None
+        return list(queries)
+
+    # --- execution ------------------------------------------------------------------------------------
+    def _run(self, queries: Sequence[str], at: float) -> dict[str, Any]:
+        """{promql: result or the exception it ended with}, queries run concurrently (bounded)."""
+        if not queries:
+            return {}
+        with ThreadPoolExecutor(max_workers=min(self._max_workers, len(queries))) as pool:
+            futures = {q: pool.submit(self._query, q, at) for q in queries}
+            return {q: f.result() for q, f in futures.items()}
+
+    def _query(self, promql: str, at: float) -> Any:
+        """One query with bounded retries; returns `data.result` or the final exception (as a value)."""
+        started = time.monotonic()
+        retrying = Retrying(
+            stop=stop_after_attempt(self._attempts) | stop_after_delay(self._max_retry_time),
+            wait=wait_exponential(multiplier=0.2, max=2.0),
+            retry=retry_if_exception(_transient),
+            reraise=True,
+        )
+        params = {"time": f"{at:.3f}", "timeout": f"{self._timeout}s"}
+        try:
+            result = retrying(self._client.custom_query, query=promql, params=params)
+        except Exception as e:
+            log.warning(
+                "prometheus query failed after %.2fs: %s", time.monotonic() - started, self._describe(e)
+            )
+            return e
+        log.debug("prometheus query took %.3fs: %s", time.monotonic() - started, promql)
+        return result
+
+    def _describe(self, exc: BaseException) -> str:
+        """A one-line error for status and evidence, with any credential scrubbed defensively."""
+        text = f"{type(exc).__name__}: {exc}"
+        for secret in self._credentials.secrets():
+            text = text.replace(secret, "***")
+        text = text.replace(self._url, _redact_url(self._url))
+        return text[:500]
+
+    # --- assembly -------------------------------------------------------------------------------------
+    def _assemble(
+        self,
+        req: AnalysisRequest,
+        slo: SLO,
+        results: Mapping[str, Any],
+        same_window: Sequence[AnalysisRequest],
+    ) -> SLOObservation:
+        """`same_window`: the requests batched with `req` (their grouped queries are the same text)."""
+        samples_q = self._samples_query(req.window, same_window)
+        samples_result = results[samples_q]
+        if isinstance(samples_result, Exception):
+            return SLOObservation(
+                name=slo.name,
+                error=f"sample count query failed: {self._describe(samples_result)}",
+                query=samples_q,
+                window=req.window,
+            )
+        samples = split_vector(samples_result, self.metrics)
+        n = {t: _samples(samples.get((req.namespace, req.name, t))) for t in TRACKS}
+
+        if slo.query is not None:
+            return self._assemble_custom(req, slo, results, n)
+        if slo.name not in TEMPLATES:
+            return SLOObservation(
+                name=slo.name, error=f"unknown SLO template {slo.name!r}", window=req.window
+            )
+
+        template = TEMPLATES[slo.name]
+        promql = self._template_query(slo.name, req.window, same_window)
+        result = results[promql]
+        if isinstance(result, Exception):
+            return SLOObservation(
+                name=slo.name, error=self._describe(result), query=promql, window=req.window
+            )
+        values = split_vector(result, self.metrics)
+        canary = values.get((req.namespace, req.name, "canary"))
+        stable = values.get((req.namespace, req.name, "stable"))
+        if template.combine is Combine.ABS_DIFF:
+            shift = abs(canary - stable) if canary is not None and stable is not None else None
+            return SLOObservation(
+                name=slo.name,
+                canary=MetricValue(shift, n["canary"]),
+                stable=MetricValue(0.0 if stable is not None else None, n["stable"]),
+                query=promql,
+                window=req.window,
+            )
+        return SLOObservation(
+            name=slo.name,
+            canary=MetricValue(canary, n["canary"]),
+            stable=MetricValue(stable, n["stable"]),
+            query=promql,
+            window=req.window,
+        )
+
+    def _assemble_custom(
+        self, req: AnalysisRequest, slo: SLO, results: Mapping[str, Any], n: Mapping[str, int]
+    ) -> SLOObservation:
+        assert slo.query is not None
+        executed: list[str] = []
+        values: dict[str, float | None] = {}
+        errors: list[str] = []
+        for track in TRACKS:
+            q = render_custom(
+                slo.query, namespace=req.namespace, name=req.name, track=track, window=req.window
+            )
+            executed.append(f"# track={track}\n{q}")
+            result = results[q]
+            if isinstance(result, Exception):
+                errors.append(f"{track}: {self._describe(result)}")
+                continue
+            try:
+                values[track] = single_value(result)
+            except QueryError as e:
+                errors.append(f"{track}: {e}")
+        query = "\n".join(executed)
+        if errors:
+            return SLOObservation(name=slo.name, error="; ".join(errors), query=query, window=req.window)
+        return SLOObservation(
+            name=slo.name,
+            canary=MetricValue(values.get("canary"), n["canary"]),
+            stable=MetricValue(values.get("stable"), n["stable"]),
+            query=query,
+            window=req.window,
+        )

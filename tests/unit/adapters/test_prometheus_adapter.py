@@ -1,0 +1,374 @@
+"""The Prometheus adapter: batched query rendering and mapping of real Prometheus JSON to observations.
+
+The HTTP seam is a requests transport adapter answering with response bodies shaped exactly as
+Prometheus' /api/v1/query returns them; the integration tests run the same code against a real server.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import urllib.parse
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import requests
+from requests.adapters import BaseAdapter
+
+from tollgate.adapters.prometheus import (
+    AnalysisRequest,
+    Credentials,
+    MetricsProvider,
+    PrometheusProvider,
+    QueryError,
+    single_value,
+    split_vector,
+)
+from tollgate.adapters.slo_templates import TEMPLATES, render_custom, selector
+from tollgate.api.spec import SLO
+from tollgate.engine.observations import MetricValue
+
+URL = "http://prometheus.test:9090"
+TOKEN = "s3cr3t-t0ken-value"
+PASSWORD = "hunter2-password"
+
+Answer = Callable[[str], "Response"]
+
+
+@dataclass
+class Response:
+    status: int
+    body: Any
+
+
+def vector(*series: tuple[Mapping[str, str], str]) -> Response:
+    """A success body of resultType vector, as Prometheus sends it."""
+    return Response(
+        200,
+        {
+            "status": "success",
+            "data": {
+                "resultType": "vector",
+                "result": [{"metric": dict(m), "value": [1700000000.123, v]} for m, v in series],
+            },
+        },
+    )
+
+
+def labels(ns: str, name: str, track: str) -> dict[str, str]:
+    return {"namespace": ns, "modeldeployment": name, "track": track}
+
+
+@dataclass
+class Transport(BaseAdapter):
+    """Answers /api/v1/query from a function of the PromQL; records what was sent."""
+
+    answer: Answer
+    queries: list[str] = field(default_factory=list)
+    headers: list[Mapping[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        super().__init__()
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        url = urllib.parse.urlsplit(request.url or "")
+        self.headers.append(dict(request.headers))
+        resp = requests.Response()
+        resp.request = request
+        resp.url = request.url or ""
+        if url.path == "/-/ready":
+            resp.status_code, resp._content = 200, b"Prometheus Server is Ready.\n"
+            return resp
+        promql = urllib.parse.parse_qs(url.query)["query"][0]
+        self.queries.append(promql)
+        answer = self.answer(promql)
+        resp.status_code = answer.status
+        resp._content = json.dumps(answer.body).encode()
+        return resp
+
+    def close(self) -> None:
+        pass
+
+
+def provider(answer: Answer, **kwargs: Any) -> tuple[PrometheusProvider, Transport]:
+    transport = Transport(answer)
+    session = requests.Session()
+    session.mount(URL + "/", transport)  # longer prefix than the library's own mount: wins
+    return PrometheusProvider(URL, session=session, **kwargs), transport
+
+
+def req(ns: str, name: str, *slos: SLO, window: str = "1m") -> AnalysisRequest:
+    return AnalysisRequest(namespace=ns, name=name, slos=slos, window=window)
+
+
+ERROR_RATE = SLO(name="error-rate", max=0.01)
+P99 = SLO(name="latency-p99", max=0.25)
+SHIFT = SLO(name="score-shift", max=0.05)
+
+
+# --- rendering ---------------------------------------------------------------------------------------
+def test_selector_covers_every_modeldeployment_and_only_the_two_tracks() -> None:
+    # given ModelDeployments in two namespaces, one with a dot in its name
+    sel = selector([("ml-team", "fraud"), ("risk", "credit.v2"), ("ml-team", "churn")])
+
+    # then one regex per label lists each value once, dots escaped for both RE2 and PromQL strings
+    assert sel == (
+        'namespace=~"ml\\\\-team|risk", modeldeployment=~"churn|credit\\\\.v2|fraud", track=~"canary|stable"'
+    )
+
+
+def test_error_rate_is_grouped_and_keeps_tracks_without_errors() -> None:
+    # when the error-rate template is rendered
+    q = TEMPLATES["error-rate"].render('namespace=~"a"', "2m")
+
+    # then it is one grouped ratio whose numerator falls back to 0 for tracks with no 5xx series
+    assert q == (
+        '(sum by (namespace, modeldeployment, track) (rate(tollgate_sim_requests_total{namespace=~"a", '
+        'code=~"5.."}[2m])) or 0 * sum by (namespace, modeldeployment, track) '
+        '(rate(tollgate_sim_requests_total{namespace=~"a"}[2m]))) / sum by (namespace, modeldeployment, '
+        'track) (rate(tollgate_sim_requests_total{namespace=~"a"}[2m]))'
+    )
+
+
+def test_latency_templates_take_the_quantile_of_the_grouped_histogram() -> None:
+    q = TEMPLATES["latency-p95"].render('namespace=~"a"', "1m")
+    assert q == (
+        "histogram_quantile(0.95, sum by (namespace, modeldeployment, track, le) "
+        '(rate(tollgate_sim_request_duration_seconds_bucket{namespace=~"a"}[1m])))'
+    )
+
+
+def test_custom_query_variables_are_substituted_with_or_without_spaces() -> None:
+    q = render_custom(
+        'sum(rate(x{ns="{{namespace}}", md="{{ name }}", t="{{track}}"}[{{window}}])) / {{unknown}}',
+        namespace="ml",
+        name="fraud",
+        track="canary",
+        window="30s",
+    )
+    assert q == 'sum(rate(x{ns="ml", md="fraud", t="canary"}[30s])) / {{unknown}}'
+
+
+# --- result parsing ----------------------------------------------------------------------------------
+def test_split_vector_reads_nan_and_inf_and_ignores_series_without_grouping_labels() -> None:
+    body = vector(
+        (labels("a", "m", "canary"), "NaN"),
+        (labels("a", "m", "stable"), "+Inf"),
+        ({"namespace": "a"}, "1"),
+    ).body
+    out = split_vector(body["data"]["result"])
+    assert set(out) == {("a", "m", "canary"), ("a", "m", "stable")}
+    assert math.isnan(out[("a", "m", "canary")])
+    assert out[("a", "m", "stable")] == math.inf
+
+
+def test_single_value_of_scalar_empty_one_and_many_series() -> None:
+    assert single_value([1700000000.1, "0.5"]) == 0.5  # resultType scalar
+    assert single_value([]) is None
+    assert single_value([{"metric": {}, "value": [1.0, "2"]}]) == 2.0
+    two = [{"metric": {"a": "1"}, "value": [1.0, "2"]}, {"metric": {"a": "2"}, "value": [1.0, "3"]}]
+    with pytest.raises(QueryError, match="2 series"):
+        single_value(two)
+
+
+# --- observe: batching and mapping -------------------------------------------------------------------
+def test_one_query_per_template_covers_every_modeldeployment_and_values_are_split_per_track() -> None:
+    # given two ModelDeployments in analysis, each with error-rate and latency-p99
+    def answer(promql: str) -> Response:
+        if "increase(" in promql:
+            return vector(
+                (labels("ml", "fraud", "canary"), "212.4"),
+                (labels("ml", "fraud", "stable"), "1890"),
+                (labels("ml", "churn", "canary"), "40"),
+                (labels("ml", "churn", "stable"), "400"),
+                (labels("ml", "other", "canary"), "9"),  # not requested: ignored
+            )
+        if "histogram_quantile" in promql:
+            return vector(
+                (labels("ml", "fraud", "canary"), "0.31"),
+                (labels("ml", "fraud", "stable"), "0.12"),
+            )
+        return vector(
+            (labels("ml", "fraud", "canary"), "0.1"),
+            (labels("ml", "fraud", "stable"), "0"),
+            (labels("ml", "churn", "canary"), "NaN"),
+            (labels("ml", "churn", "stable"), "0.002"),
+        )
+
+    prom, transport = provider(answer)
+
+    # when one tick observes both
+    out = prom.observe([req("ml", "fraud", ERROR_RATE, P99), req("ml", "churn", ERROR_RATE, P99)], at=1.7e9)
+
+    # then three queries were sent in all (samples, error-rate, latency-p99), not one per canary
+    assert len(transport.queries) == 3
+    assert all('modeldeployment=~"churn|fraud"' in q for q in transport.queries)
+
+    # and each ModelDeployment gets its own per-track values with sample counts, in spec order
+    fraud_err, fraud_p99 = out[("ml", "fraud")]
+    assert (fraud_err.name, fraud_p99.name) == ("error-rate", "latency-p99")
+    assert fraud_err.canary == MetricValue(0.1, 212)
+    assert fraud_err.stable == MetricValue(0.0, 1890)
+    assert fraud_err.error is None
+    assert fraud_err.window == "1m"
+    assert fraud_err.query in transport.queries
+    assert fraud_p99.canary == MetricValue(0.31, 212)
+
+    churn_err, churn_p99 = out[("ml", "churn")]
+    assert churn_err.canary is not None and churn_err.canary.value is not None
+    assert math.isnan(churn_err.canary.value)  # NaN passed through: the engine calls it no data
+    assert churn_err.canary.samples == 40
+    assert churn_err.stable == MetricValue(0.002, 400)
+    # and an empty result for a track is None, not 0
+    assert churn_p99.canary == MetricValue(None, 40)
+    assert churn_p99.stable == MetricValue(None, 400)
+
+
+def test_different_windows_are_batched_separately() -> None:
+    prom, transport = provider(lambda q: vector())
+    prom.observe([req("a", "x", ERROR_RATE, window="1m"), req("a", "y", ERROR_RATE, window="2m")])
+    assert len(transport.queries) == 4  # (samples + error-rate) x two windows
+    assert sum("[2m]" in q for q in transport.queries) == 2
+
+
+def test_score_shift_is_the_absolute_difference_of_the_mean_scores() -> None:
+    # given mean scores 0.62 (canary) and 0.70 (stable)
+    def answer(promql: str) -> Response:
+        if "increase(" in promql:
+            return vector((labels("a", "m", "canary"), "100"), (labels("a", "m", "stable"), "900"))
+        return vector((labels("a", "m", "canary"), "0.62"), (labels("a", "m", "stable"), "0.70"))
+
+    prom, _ = provider(answer)
+    (obs,) = prom.observe([req("a", "m", SHIFT)])[("a", "m")]
+
+    # then canary carries |0.62 - 0.70| and stable 0, so max and maxIncreaseOverBaseline read as the shift
+    assert obs.canary is not None and obs.canary.value == pytest.approx(0.08)
+    assert obs.canary.samples == 100
+    assert obs.stable == MetricValue(0.0, 900)
+
+
+def test_score_shift_without_a_stable_mean_is_no_data() -> None:
+    prom, _ = provider(lambda q: vector((labels("a", "m", "canary"), "0.62")))
+    (obs,) = prom.observe([req("a", "m", SHIFT)])[("a", "m")]
+    assert obs.canary is not None and obs.canary.value is None
+    assert obs.stable is not None and obs.stable.value is None
+
+
+def test_custom_queries_run_per_modeldeployment_and_track_with_variables() -> None:
+    custom = SLO(name="gpu-util", query='avg(gpu{ns="{{namespace}}", md="{{name}}", t="{{track}}"})', max=0.9)
+
+    def answer(promql: str) -> Response:
+        if "increase(" in promql:
+            return vector((labels("a", "m", "canary"), "10"), (labels("a", "m", "stable"), "20"))
+        value = "0.8" if 't="canary"' in promql else "0.4"
+        return vector(({}, value))
+
+    prom, transport = provider(answer)
+    (obs,) = prom.observe([req("a", "m", custom)])[("a", "m")]
+
+    assert 'avg(gpu{ns="a", md="m", t="canary"})' in transport.queries
+    assert 'avg(gpu{ns="a", md="m", t="stable"})' in transport.queries
+    assert obs.canary == MetricValue(0.8, 10)
+    assert obs.stable == MetricValue(0.4, 20)
+    assert 'avg(gpu{ns="a", md="m", t="canary"})' in obs.query
+    assert 'avg(gpu{ns="a", md="m", t="stable"})' in obs.query
+
+
+def test_a_custom_query_returning_several_series_is_an_error_not_a_guess() -> None:
+    custom = SLO(name="c", query="up", max=1)
+
+    def answer(promql: str) -> Response:
+        if "increase(" in promql:
+            return vector()
+        return vector(({"job": "a"}, "1"), ({"job": "b"}, "1"))
+
+    prom, _ = provider(answer)
+    (obs,) = prom.observe([req("a", "m", custom)])[("a", "m")]
+    assert obs.error is not None and "2 series" in obs.error
+    assert obs.canary is None
+
+
+# --- failures ----------------------------------------------------------------------------------------
+def test_unreachable_prometheus_yields_error_observations_after_bounded_retries() -> None:
+    # given a Prometheus on a port nothing listens on
+    prom = PrometheusProvider("http://127.0.0.1:9", timeout=1.0, attempts=3, max_retry_time=5.0)
+
+    # when a tick observes
+    out = prom.observe([req("a", "m", ERROR_RATE, P99)])
+
+    # then every SLO carries an error string and no value; nothing raised
+    assert [o.name for o in out[("a", "m")]] == ["error-rate", "latency-p99"]
+    for obs in out[("a", "m")]:
+        assert obs.error is not None and "ConnectionError" in obs.error
+        assert obs.canary is None and obs.stable is None
+    assert prom.healthy() is False
+
+
+def test_a_refused_query_is_not_retried_and_other_templates_still_answer() -> None:
+    def answer(promql: str) -> Response:
+        if "histogram_quantile" in promql:
+            return Response(400, {"status": "error", "errorType": "bad_data", "error": "parse error"})
+        return vector((labels("a", "m", "canary"), "3"))
+
+    prom, transport = provider(answer, attempts=3)
+    err, p99 = prom.observe([req("a", "m", ERROR_RATE, P99)])[("a", "m")]
+
+    assert sum("histogram_quantile" in q for q in transport.queries) == 1  # 400: no retry
+    assert p99.error is not None and "400" in p99.error and "parse error" in p99.error
+    assert p99.query.startswith("histogram_quantile(0.99")
+    assert err.error is None and err.canary == MetricValue(3.0, 3)
+
+
+def test_server_errors_are_retried_up_to_the_attempt_bound() -> None:
+    prom, transport = provider(lambda q: Response(503, {"status": "error"}), attempts=3)
+    (obs,) = prom.observe([req("a", "m", ERROR_RATE)])[("a", "m")]
+    assert obs.error is not None and "503" in obs.error
+    assert len(transport.queries) == 6  # samples and error-rate, three attempts each
+
+
+# --- credentials -------------------------------------------------------------------------------------
+def test_bearer_token_is_sent_but_never_in_repr_or_logs(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+
+    # given a provider with a bearer token, and one query that fails
+    def answer(promql: str) -> Response:
+        if "histogram_quantile" in promql:
+            return Response(500, {"status": "error", "error": "boom"})
+        return vector()
+
+    prom, transport = provider(answer, credentials=Credentials(bearer_token=TOKEN), attempts=1)
+
+    # when it observes and reports its health
+    out = prom.observe([req("a", "m", ERROR_RATE, P99)])
+    assert prom.healthy()
+
+    # then the token reached Prometheus in the Authorization header
+    assert all(h.get("Authorization") == f"Bearer {TOKEN}" for h in transport.headers)
+    # and appears nowhere a person or a log shipper could read it
+    assert TOKEN not in repr(prom) and TOKEN not in str(prom)
+    assert TOKEN not in repr(Credentials(bearer_token=TOKEN))
+    assert TOKEN not in caplog.text
+    assert all(TOKEN not in repr(o) for o in out[("a", "m")])
+    assert "auth=bearer" in repr(prom)
+
+
+def test_basic_auth_password_is_never_in_repr_logs_or_errors(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    prom = PrometheusProvider(
+        f"http://alice:{PASSWORD}@127.0.0.1:9",
+        credentials=Credentials(username="alice", password=PASSWORD),
+        timeout=0.5,
+        attempts=1,
+    )
+    out = prom.observe([req("a", "m", ERROR_RATE)])
+    assert PASSWORD not in repr(prom)
+    assert PASSWORD not in caplog.text
+    assert all(PASSWORD not in repr(o) for o in out[("a", "m")])
+
+
+def test_the_provider_satisfies_the_metrics_provider_protocol() -> None:
+    prom: MetricsProvider = PrometheusProvider(URL)
+    assert isinstance(prom, MetricsProvider)
