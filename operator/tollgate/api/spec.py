@@ -1,3 +1,4 @@
+# ruff: noqa: N815  (field names are the API: camelCase, as Kubernetes conventions want)
 """The desired state of a ModelDeployment, as users write it in Git.
 
 These pydantic models are the single source of the CRD's OpenAPI schema (`make crds`): attribute
@@ -17,12 +18,22 @@ from tollgate.api.validation import cel
 
 # Patterns shared by the schema and the operator. Kept deliberately close to Kubernetes' own grammar.
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
-QUANTITY_PATTERN = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+QUANTITY_PATTERN = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DIGEST_PATTERN = r"^sha256:[a-f0-9]{64}$"
 VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,62}$"
 CIDR_PATTERN = r"^([0-9]{1,3}\.){3}[0-9]{1,3}/[0-9]{1,2}$|^[0-9a-fA-F:]+/[0-9]{1,3}$"
 RESOURCE_NAME_PATTERN = r"^([a-z0-9.-]+/)?[a-z0-9A-Z._-]+$"
+
+BUILTIN_SLO_TEMPLATES = (
+    "error-rate", "latency-p50", "latency-p95", "latency-p99", "request-rate", "score-shift",
+    "invalid-output-rate",
+)
+"""SLO names that need no query: Tollgate ships their PromQL."""
+_TEMPLATES_CEL = "[" + ", ".join(f"'{t}'" for t in BUILTIN_SLO_TEMPLATES) + "]"
 
 Duration = Annotated[str, StringConstraints(pattern=DURATION_PATTERN, max_length=32)]
 Quantity = Annotated[str, StringConstraints(pattern=QUANTITY_PATTERN, max_length=64)]
@@ -70,11 +81,6 @@ class ApprovalMode(StrEnum):
     NONE = "none"
 
 
-@cel(
-    "!has(self.digest) || self.digest.startsWith('sha256:')",
-    "spec.model.digest must look like sha256:<64 hex characters>; copy it from your model registry",
-    field_path=".digest",
-)
 class ModelRef(_Model):
     """The model version being served."""
 
@@ -97,19 +103,39 @@ class EnvVar(_Model):
     """Literal value."""
 
 
+ResourceName = Annotated[str, StringConstraints(pattern=RESOURCE_NAME_PATTERN, max_length=253)]
+ResourceList = Annotated[dict[ResourceName, Quantity], Field(max_length=16)]
+
+
+@cel(
+    "!has(self.requests) || self.requests.all(k, !k.contains('/') || !isQuantity(self.requests[k]) || "
+    "(has(self.limits) && k in self.limits && isQuantity(self.limits[k]) && "
+    "quantity(self.limits[k]).compareTo(quantity(self.requests[k])) == 0))",
+    "spec.runtime.resources.limits must equal requests for extended resources such as nvidia.com/gpu: "
+    "set the same quantity in limits (or set it in limits only)",
+    field_path=".limits",
+)
+@cel(
+    "!has(self.requests) || !has(self.limits) || self.limits.all(k, !(k in self.requests) || "
+    "!isQuantity(self.limits[k]) || !isQuantity(self.requests[k]) || "
+    "quantity(self.requests[k]).compareTo(quantity(self.limits[k])) <= 0)",
+    "spec.runtime.resources.requests must not exceed limits: lower the request or raise the limit",
+    field_path=".requests",
+)
 class Resources(_Model):
     """Compute resources per model-server pod. GPUs are extended resources such as nvidia.com/gpu."""
 
-    requests: dict[Annotated[str, StringConstraints(pattern=RESOURCE_NAME_PATTERN)], Quantity] = Field(
-        default_factory=dict
-    )
+    requests: ResourceList = Field(default_factory=dict)
     """Requested resources, e.g. {cpu: "2", memory: 4Gi}."""
-    limits: dict[Annotated[str, StringConstraints(pattern=RESOURCE_NAME_PATTERN)], Quantity] = Field(
-        default_factory=dict
-    )
+    limits: ResourceList = Field(default_factory=dict)
     """Resource limits, e.g. {memory: 8Gi, nvidia.com/gpu: "1"}. GPUs must have equal request and limit."""
 
 
+@cel(
+    "!has(self.env) || self.env.all(e, self.env.exists_one(f, f.name == e.name))",
+    "spec.runtime.env names must be unique: remove or rename the repeated variable",
+    field_path=".env",
+)
 class Runtime(_Model):
     """The model-server container. Its pods run under the restricted Pod Security profile."""
 
@@ -132,15 +158,20 @@ class Runtime(_Model):
 class LabelSelector(_Model):
     """Equality-based label selector (matchLabels)."""
 
-    matchLabels: dict[Annotated[str, StringConstraints(max_length=317)], Annotated[str, StringConstraints(max_length=63)]] = (
-        Field(default_factory=dict)
-    )
+    matchLabels: Annotated[
+        dict[
+            Annotated[str, StringConstraints(max_length=317)],
+            Annotated[str, StringConstraints(max_length=63)],
+        ],
+        Field(max_length=32),
+    ] = Field(default_factory=dict)
     """Labels that must all match."""
 
 
 @cel(
     "has(self.namespaceSelector) || has(self.podSelector)",
-    "each spec.sandbox.ingressFrom entry needs namespaceSelector, podSelector or both",
+    "each spec.sandbox.ingressFrom entry needs namespaceSelector, podSelector or both: "
+    "use podSelector: {} for every pod of the sandbox",
 )
 class IngressPeer(_Model):
     """Who may call the model. An empty selector matches everything in its scope."""
@@ -151,10 +182,15 @@ class IngressPeer(_Model):
     """Pods that may call the model (in the namespaces selected, or in the sandbox if none)."""
 
 
+@cel(
+    "isCIDR(self.cidr)",
+    "spec.sandbox.egressTo[].cidr must be a network in CIDR notation, e.g. 10.20.0.0/16 or fd00::/8",
+    field_path=".cidr",
+)
 class EgressRule(_Model):
     """A destination the model may reach; everything else is denied (DNS is always allowed)."""
 
-    cidr: Annotated[str, StringConstraints(pattern=CIDR_PATTERN)]
+    cidr: Annotated[str, StringConstraints(pattern=CIDR_PATTERN, max_length=64)]
     """Destination network, e.g. 10.20.0.0/16 for the model store."""
     ports: Annotated[list[Annotated[int, Field(ge=1, le=65535)]], Field(max_length=32)] = Field(
         default_factory=list
@@ -172,12 +208,13 @@ class Sandbox(_Model):
     """Callers allowed to reach the model port. Empty: nobody but Prometheus (default deny)."""
     egressTo: Annotated[list[EgressRule], Field(max_length=32)] = Field(default_factory=list)
     """Networks the model may reach. Empty: only DNS."""
-    quota: dict[Annotated[str, StringConstraints(pattern=RESOURCE_NAME_PATTERN)], Quantity] = Field(
-        default_factory=dict
-    )
-    """ResourceQuota hard limits of the sandbox, e.g. {cpu: "16", memory: 64Gi, nvidia.com/gpu: "2", pods: "20"}.
-    Empty: derived from replicas and runtime resources with room for one full canary."""
-    prometheusNamespace: Annotated[str, StringConstraints(pattern=DNS_LABEL_PATTERN, max_length=63)] = "monitoring"
+    quota: ResourceList = Field(default_factory=dict)
+    """ResourceQuota hard limits of the sandbox, e.g. {requests.cpu: "16", requests.memory: 64Gi,
+    requests.nvidia.com/gpu: "2", pods: "20"}; pods must be at least twice replicas. Empty: derived from
+    replicas and runtime resources with room for one full canary."""
+    prometheusNamespace: Annotated[
+        str, StringConstraints(pattern=DNS_LABEL_PATTERN, max_length=63)
+    ] = "monitoring"
     """Namespace of the Prometheus that scrapes the model; allowed in by NetworkPolicy."""
 
 
@@ -204,8 +241,15 @@ class GatewayAPI(_Model):
 
 
 @cel(
-    "self.router != 'gatewayAPI' || has(self.gatewayAPI)",
-    "spec.traffic.gatewayAPI is required when spec.traffic.router is gatewayAPI: add parentRefs",
+    "!has(self.router) || self.router != 'gatewayAPI' || has(self.gatewayAPI)",
+    "spec.traffic.gatewayAPI is required when spec.traffic.router is gatewayAPI: add gatewayAPI.parentRefs",
+    field_path=".gatewayAPI",
+)
+@cel(
+    "!has(self.gatewayAPI) || (has(self.router) && self.router == 'gatewayAPI')",
+    "spec.traffic.gatewayAPI is only used with router: gatewayAPI: "
+    "set router: gatewayAPI or remove gatewayAPI",
+    field_path=".router",
 )
 class Traffic(_Model):
     """How traffic reaches the stable and canary tracks."""
@@ -218,8 +262,9 @@ class Traffic(_Model):
 
 
 @cel(
-    "!(has(self.pause) && self.approval == 'required')",
-    "a step is either a timed pause or an approval gate, not both: split it into two steps",
+    "!(has(self.pause) && has(self.approval) && self.approval == 'required')",
+    "spec.rollout.steps[] is either a timed pause or an approval gate, not both: split it into two steps",
+    field_path=".pause",
 )
 class Step(_Model):
     """One traffic step of a canary."""
@@ -234,6 +279,17 @@ class Step(_Model):
     """required: wait for the tollgate.dev/approve annotation before setting this weight."""
 
 
+@cel(
+    "!has(self.interval) || duration(self.interval) >= duration('1s')",
+    "spec.rollout.analysis.interval must be at least 1s: set e.g. 30s",
+    field_path=".interval",
+)
+@cel(
+    "!has(self.window) || !has(self.interval) || duration(self.window) >= duration(self.interval)",
+    "spec.rollout.analysis.window must be at least the interval, or analysis ticks skip data: "
+    "raise window (e.g. twice the interval)",
+    field_path=".window",
+)
 class AnalysisSettings(_Model):
     """How often and how strictly the SLOs are judged. Omitted fields come from the risk tier."""
 
@@ -250,20 +306,30 @@ class AnalysisSettings(_Model):
 
 
 @cel(
-    "!has(self.steps) || self.steps.map(s, s.weight).isSorted()",
-    "spec.rollout.steps weights must be strictly increasing (e.g. 5, 25, 50, 100): sort the steps",
+    "!has(self.steps) || (self.steps.map(s, s.weight).isSorted() && "
+    "self.steps.all(s, self.steps.exists_one(t, t.weight == s.weight)))",
+    "spec.rollout.steps weights must be strictly increasing (e.g. 5, 25, 50, 100): "
+    "sort the steps and remove repeated weights",
     field_path=".steps",
 )
 @cel(
-    "!has(self.steps) || self.steps.all(s, self.steps.filter(t, t.weight == s.weight).size() == 1)",
-    "spec.rollout.steps weights must be strictly increasing (e.g. 5, 25, 50, 100): remove the repeated weight",
+    "!has(self.steps) || size(self.steps) == 0 || self.steps[size(self.steps) - 1].weight == 100",
+    "spec.rollout.steps must end with weight 100: add a last step {weight: 100}; "
+    "the canary is promoted only after full traffic passed",
     field_path=".steps",
+)
+@cel(
+    "!has(self.progressDeadline) || duration(self.progressDeadline) >= duration('10s')",
+    "spec.rollout.progressDeadline must be at least 10s: set e.g. 5m",
+    field_path=".progressDeadline",
 )
 class Rollout(_Model):
     """The canary plan. Omitted steps and analysis settings come from the risk tier."""
 
-    steps: Annotated[list[Step], Field(max_length=20)] | None = None
-    """Traffic steps in order, weights strictly increasing. Omitted: the risk tier's steps."""
+    steps: Annotated[list[Step], Field(min_length=1, max_length=20)] | None = None
+    """Traffic steps in order, weights strictly increasing, the last one 100. Each step sets the weight
+    (after its approval, if any), waits for the pause and passes with a passing analysis. Omitted: the
+    risk tier's steps (see docs/api.md)."""
     analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
     """Analysis cadence and limits."""
     progressDeadline: Duration | None = None
@@ -271,24 +337,37 @@ class Rollout(_Model):
 
 
 @cel(
-    "has(self.query) || self.name in ['error-rate', 'latency-p50', 'latency-p95', 'latency-p99', "
-    "'request-rate', 'score-shift', 'invalid-output-rate']",
-    "spec.slos[].name must be a built-in template (error-rate, latency-p50, latency-p95, latency-p99, "
-    "request-rate, score-shift, invalid-output-rate) or the SLO needs a query",
+    "has(self.query) || self.name in " + _TEMPLATES_CEL,
+    "spec.slos[].name must be a built-in template (" + ", ".join(BUILTIN_SLO_TEMPLATES) + ") "
+    "or the SLO needs a query: fix the name or add query",
     field_path=".name",
 )
 @cel(
     "has(self.max) || has(self.min) || has(self.maxIncreaseOverBaseline)",
-    "each SLO needs at least one threshold: max, min or maxIncreaseOverBaseline",
+    "spec.slos[] needs a threshold: set max, min or maxIncreaseOverBaseline",
 )
 @cel(
     "!has(self.min) || !has(self.max) || self.min <= self.max",
-    "spec.slos[].min must not exceed max",
+    "spec.slos[].min must not exceed spec.slos[].max: swap them or widen the range",
     field_path=".min",
 )
 @cel(
-    "self.onNoData != 'hold' || has(self.maxNoDataDuration)",
-    "onNoData: hold needs maxNoDataDuration (e.g. 5m), the bound after which missing data fails the check",
+    "has(self.query) || !(self.name in ['error-rate', 'invalid-output-rate']) || "
+    "((!has(self.max) || (self.max >= 0.0 && self.max <= 1.0)) && "
+    "(!has(self.min) || (self.min >= 0.0 && self.min <= 1.0)))",
+    "spec.slos[].max of a -rate SLO is a ratio between 0 and 1: write 0.01 for 1%",
+    field_path=".max",
+)
+@cel(
+    "has(self.query) || !self.name.startsWith('latency-') || !has(self.max) || self.max <= 60.0",
+    "spec.slos[].max of a latency SLO is in seconds and at most 60: write 0.25 for 250ms",
+    field_path=".max",
+)
+@cel(
+    "!has(self.onNoData) || self.onNoData != 'hold' || "
+    "(has(self.maxNoDataDuration) && duration(self.maxNoDataDuration) > duration('0s'))",
+    "spec.slos[].maxNoDataDuration must be a positive bound (e.g. 5m) with onNoData: hold, "
+    "after which missing data fails the check; or choose onNoData: fail",
     field_path=".maxNoDataDuration",
 )
 class SLO(_Model):
@@ -306,10 +385,11 @@ class SLO(_Model):
     maxIncreaseOverBaseline: Annotated[float, Field(ge=0)] | None = None
     """Largest acceptable canary value minus stable value over the same window."""
     onNoData: NoDataPolicy = NoDataPolicy.HOLD
-    """hold: no verdict, retry (bounded by maxNoDataDuration); fail: counts as a failed check; pass: ignore."""
+    """What a missing, empty or NaN result means. hold: no verdict, retry (bounded by maxNoDataDuration);
+    fail: counts as a failed check; pass: ignore."""
     maxNoDataDuration: Duration | None = "5m"
     """With onNoData hold: how long missing data is tolerated before the check fails."""
-    minSamples: Annotated[int, Field(ge=0)] | None = None
+    minSamples: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
     """Overrides spec.rollout.analysis.minSamples for this SLO."""
 
 
@@ -329,20 +409,28 @@ class Fallback(_Model):
 @cel(
     "!has(self.fallback) || self.fallback.version != self.model.version",
     "spec.fallback.version must differ from spec.model.version: the fallback is the version you trust "
-    "when this one misbehaves",
+    "when this one misbehaves; pin the previous good version",
     field_path=".fallback.version",
 )
 @cel(
-    "self.riskTier != 'critical' || (has(self.rollout) && has(self.rollout.steps) && "
-    "self.rollout.steps.exists(s, s.approval == 'required')) || !has(self.rollout) || !has(self.rollout.steps)",
-    "riskTier critical needs at least one step with approval: required (or omit steps to use the tier's)",
+    "!has(self.riskTier) || self.riskTier != 'critical' || !has(self.rollout) || !has(self.rollout.steps) || "
+    "self.rollout.steps.exists(s, has(s.approval) && s.approval == 'required')",
+    "spec.rollout.steps of a critical riskTier needs a step with approval: required; "
+    "add one or omit steps to use the tier's",
     field_path=".rollout.steps",
 )
 @cel(
-    "!has(self.sandbox) || !has(self.sandbox.quota) || !has(self.sandbox.quota.pods) || "
-    "quantity(self.sandbox.quota.pods).compareTo(quantity(string(self.replicas * 2))) >= 0",
-    "spec.sandbox.quota.pods must allow twice spec.replicas (stable plus a full canary)",
+    "!has(self.sandbox) || !has(self.sandbox.quota) || !('pods' in self.sandbox.quota) || "
+    "!isQuantity(self.sandbox.quota['pods']) || (quantity(self.sandbox.quota['pods']).isInteger() && "
+    "quantity(self.sandbox.quota['pods']).asInteger() >= (has(self.replicas) ? self.replicas : 2) * 2)",
+    "spec.sandbox.quota.pods must be at least twice spec.replicas (stable plus a full canary): "
+    "raise pods or lower replicas",
     field_path=".sandbox.quota",
+)
+@cel(
+    "!has(self.slos) || self.slos.all(s, self.slos.exists_one(t, t.name == s.name))",
+    "spec.slos names must be unique: rename or merge the repeated SLO",
+    field_path=".slos",
 )
 class ModelDeploymentSpec(_Model):
     """A model server rolled out as a guarded, reversible canary."""
