@@ -246,6 +246,8 @@ def up(directory: Path) -> State:
         "--service-cluster-ip-range=10.0.0.0/24", "--authorization-mode=Node,RBAC",
         "--allow-privileged=true", "--profiling=false", "--endpoint-reconciler-type=none",
         "--watch-cache=true", "--v=1",
+        # no node-lifecycle controller runs, so nothing would lift the not-ready taint this plugin adds
+        "--disable-admission-plugins=TaintNodesByCondition",
     ], logs)
     _wait("kube-apiserver", lambda: _https_ok(f"{server}/readyz", pki), logs=logs)
 
