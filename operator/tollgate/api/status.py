@@ -13,6 +13,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tollgate.api.spec import ModelRef, Runtime
+
 HISTORY_LIMIT = 10
 TIMELINE_LIMIT = 50
 
@@ -92,6 +94,11 @@ class RevisionRef(_Status):
     """Model artifact digest, when known."""
     image: str | None = None
     """Model-server image."""
+    model: ModelRef | None = None
+    """The model this revision serves, kept so the operator can re-create the revision exactly
+    (stable track during a rollout, fallback from lastKnownGood)."""
+    runtime: Runtime | None = None
+    """The model-server container of this revision, kept for the same reason as `model`."""
 
 
 class SLOStatus(_Status):
@@ -134,6 +141,21 @@ class HistoryEntry(_Status):
     """When it ended (RFC 3339)."""
     incident: str | None = None
     """Evidence record of a rollback, when one was written."""
+
+
+class TimelineEntry(_Status):
+    """One decision of the current rollout, kept as evidence; bounded by TIMELINE_LIMIT (oldest dropped)."""
+
+    at: str
+    """When (RFC 3339)."""
+    reason: str
+    """Event reason, e.g. StepAdvanced, AnalysisFailed."""
+    message: str = ""
+    """What happened."""
+    step: int = 0
+    """Step index at that moment (0-based)."""
+    weight: int = 0
+    """Canary weight after the decision."""
 
 
 class ControlsSeen(_Status):
@@ -194,3 +216,14 @@ class ModelDeploymentStatus(_Status):
     """Name of the ConfigMap holding the evidence of the latest rollback or abort."""
     killSwitchActive: bool = False
     """True while all traffic is on the fallback."""
+    fallback: RevisionRef | None = None
+    """The fallback revision once it serves all traffic (kill switch on); None otherwise."""
+    notReadySince: str | None = None
+    """When the engine began waiting for pods of the track it depends on to be Ready (canary start, a
+    step's scale-up, the first deployment) (RFC 3339); the progress deadline counts from here."""
+    promotingSince: str | None = None
+    """When promotion of the canary began (RFC 3339); None when not promoting."""
+    planHash: str | None = None
+    """Hash of the effective steps the current rollout follows; a change restarts it at step one."""
+    timeline: Annotated[list[TimelineEntry], Field(max_length=TIMELINE_LIMIT)] = Field(default_factory=list)
+    """Decisions of the current rollout, oldest first; copied into the evidence of a rollback."""

@@ -82,5 +82,6 @@ class Observations:
     sandbox_ready: bool = False
     """True when every sandbox object exists as desired."""
     slos: tuple[SLOObservation, ...] | None = None
-    """None: no analysis ran for this decision (not an analysis tick). Empty tuple: ran, nothing configured."""
+    """None: no analysis ran for this decision (not an analysis tick).
+    Empty tuple: ran, nothing configured."""
     controls: Controls = field(default_factory=Controls)

@@ -1,0 +1,156 @@
+"""Analysis verdicts: one SLO check at one tick, and what a tick means for the rollout.
+
+Plan, measure, assess: the runtime measures (SLOObservation); this module assesses, the rollout only
+consumes the outcome. Order of a check, first match wins:
+
+1. provider error                       -> Error (consecutiveErrors + 1; failures unchanged)
+2. canary samples < minSamples          -> Inconclusive (no verdict on too little traffic)
+3. canary value missing, NaN or +-Inf   -> no data, then onNoData:
+   pass -> NoData, counts as passing; fail -> Fail; hold -> NoData until maxNoDataDuration has passed
+   since the run of missing data began (noDataSince), then Fail (and every no-data check after it)
+4. value below min or above max         -> Fail
+5. maxIncreaseOverBaseline set: stable value missing/NaN -> no data as in 3;
+   canary - stable > maxIncreaseOverBaseline -> Fail
+6. otherwise                            -> Pass (consecutiveErrors reset to 0)
+
+A tick passes when every SLO passed (or had no data under onNoData: pass). An SLO whose failures exceed
+failureLimit, or whose consecutive errors exceed consecutiveErrorLimit, ends the rollout in the same
+tick: errors fail closed, they never promote.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from tollgate.api.spec import NoDataPolicy
+from tollgate.api.status import SLOStatus, Verdict
+from tollgate.engine.observations import MetricValue, SLOObservation
+from tollgate.engine.policy import ResolvedSLO
+from tollgate.engine.timeutil import format_time, parse_time, seconds_between
+
+MISSING_OBSERVATION = "no observation for this SLO in the analysis tick"
+
+
+def finite(metric: MetricValue | None) -> float | None:
+    """The value when it is a real number; None for missing, empty, NaN and +-Inf."""
+    if metric is None or metric.value is None:
+        return None
+    value = float(metric.value)
+    return value if math.isfinite(value) else None
+
+
+@dataclass(frozen=True)
+class Check:
+    """One SLO judged at one tick."""
+
+    status: SLOStatus
+    passing: bool
+    """Counts towards a passing tick (Pass, or NoData under onNoData: pass)."""
+
+
+def judge(slo: ResolvedSLO, obs: SLOObservation | None, prev: SLOStatus | None, now: datetime) -> Check:
+    """Judge one SLO; `prev` is its status from the previous tick of this canary (None at first)."""
+    base = prev if prev is not None else SLOStatus(name=slo.name)
+    at = format_time(now)
+    common: dict[str, object] = {"lastCheckedAt": at, "threshold": slo.threshold_text()}
+    if obs is None or obs.error is not None:
+        status = base.model_copy(update={
+            **common,
+            "verdict": Verdict.ERROR,
+            "consecutiveErrors": base.consecutiveErrors + 1,
+        })
+        return Check(status, passing=False)
+
+    samples = obs.canary.samples if obs.canary is not None else 0
+    canary = finite(obs.canary)
+    stable = finite(obs.stable)
+    common.update({"samples": samples})
+    values: dict[str, object] = {"value": canary, "baseline": stable}
+
+    if samples < slo.min_samples:
+        status = base.model_copy(update={**common, **values, "verdict": Verdict.INCONCLUSIVE})
+        return Check(status, passing=False)
+
+    spec = slo.slo
+    if canary is not None:
+        too_low = spec.min is not None and canary < spec.min
+        too_high = spec.max is not None and canary > spec.max
+        if too_low or too_high:
+            return _fail(base, {**common, **values, "noDataSince": None})
+        if spec.maxIncreaseOverBaseline is None:
+            return _pass(base, {**common, **values, "noDataSince": None})
+        if stable is not None:
+            if canary - stable > spec.maxIncreaseOverBaseline:
+                return _fail(base, {**common, **values, "noDataSince": None})
+            return _pass(base, {**common, **values, "noDataSince": None})
+
+    # No usable data: the canary value, or the baseline a relative threshold needs, is missing.
+    if slo.on_no_data is NoDataPolicy.PASS:
+        status = base.model_copy(update={**common, **values, "verdict": Verdict.NO_DATA, "noDataSince": None})
+        return Check(status, passing=True)
+    if slo.on_no_data is NoDataPolicy.FAIL:
+        return _fail(base, {**common, **values})
+    since = parse_time(base.noDataSince) or now
+    update: dict[str, object] = {**common, **values, "noDataSince": format_time(since)}
+    if seconds_between(since, now) >= slo.max_no_data_seconds:
+        return _fail(base, update)
+    return Check(base.model_copy(update={**update, "verdict": Verdict.NO_DATA}), passing=False)
+
+
+def _fail(base: SLOStatus, update: dict[str, object]) -> Check:
+    status = base.model_copy(update={**update, "verdict": Verdict.FAIL, "failures": base.failures + 1})
+    return Check(status, passing=False)
+
+
+def _pass(base: SLOStatus, update: dict[str, object]) -> Check:
+    status = base.model_copy(update={**update, "verdict": Verdict.PASS, "consecutiveErrors": 0})
+    return Check(status, passing=True)
+
+
+@dataclass(frozen=True)
+class TickOutcome:
+    """What one analysis tick means for the rollout."""
+
+    slos: tuple[SLOStatus, ...]
+    passed: bool
+    """Every SLO passing."""
+    failed: tuple[str, ...]
+    """SLOs whose failures now exceed failureLimit: roll back now."""
+    errored: tuple[str, ...]
+    """SLOs whose consecutive errors now exceed consecutiveErrorLimit: fail closed, roll back now."""
+    failing: tuple[str, ...]
+    """SLOs that failed this tick (within the limit or not)."""
+    erroring: tuple[str, ...]
+    """SLOs with a provider error this tick."""
+
+    @property
+    def must_roll_back(self) -> bool:
+        return bool(self.failed or self.errored)
+
+
+def assess(
+    slos: Sequence[ResolvedSLO],
+    previous: Sequence[SLOStatus],
+    observed: Sequence[SLOObservation],
+    now: datetime,
+    *,
+    failure_limit: int,
+    consecutive_error_limit: int,
+) -> TickOutcome:
+    """Judge every configured SLO of one tick. Observations of unknown SLOs are ignored; a configured
+    SLO without an observation counts as a provider error (the tick did not measure it)."""
+    prev_by_name = {s.name: s for s in previous}
+    obs_by_name = {o.name: o for o in observed}
+    checks = [judge(slo, obs_by_name.get(slo.name), prev_by_name.get(slo.name), now) for slo in slos]
+    statuses = tuple(c.status for c in checks)
+    return TickOutcome(
+        slos=statuses,
+        passed=all(c.passing for c in checks),
+        failed=tuple(s.name for s in statuses if s.failures > failure_limit),
+        errored=tuple(s.name for s in statuses if s.consecutiveErrors > consecutive_error_limit),
+        failing=tuple(s.name for s in statuses if s.verdict is Verdict.FAIL),
+        erroring=tuple(s.name for s in statuses if s.verdict is Verdict.ERROR),
+    )

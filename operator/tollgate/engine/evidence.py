@@ -1,0 +1,93 @@
+"""The evidence record of a rollback or abort: what was judged, with which values, and why.
+
+Names are deterministic from their inputs (ModelDeployment uid, revision, time, reason), so a decision
+replayed after a crash writes the same record instead of a second one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from tollgate.api.status import RevisionRef, SLOStatus, TimelineEntry
+from tollgate.engine.actions import Context
+from tollgate.engine.naming import fit, short_hash
+from tollgate.engine.observations import MetricValue, SLOObservation
+from tollgate.engine.policy import Policy
+
+
+def incident_name(ctx: Context, revision: str, at: str, reason: str) -> str:
+    """e.g. fraud-scorer-incident-3f2a9c0d1e (a DNS label, stable for the same inputs)."""
+    return fit(f"{ctx.name}-incident-{short_hash(ctx.uid, revision, at, reason)}")
+
+
+def _number(value: float | None) -> float | str | None:
+    """JSON-safe: NaN and infinities become strings."""
+    if value is None or math.isfinite(value):
+        return value
+    return repr(value)
+
+
+def _metric(metric: MetricValue | None) -> dict[str, Any] | None:
+    if metric is None:
+        return None
+    return {"value": _number(metric.value), "samples": metric.samples}
+
+
+def _ref(ref: RevisionRef | None) -> dict[str, Any] | None:
+    if ref is None:
+        return None
+    return {"revision": ref.revision, "version": ref.version, "digest": ref.digest, "image": ref.image,
+            "uri": ref.model.uri if ref.model is not None else None}
+
+
+def evidence_payload(
+    *,
+    ctx: Context,
+    incident: str,
+    result: str,
+    reason: str,
+    message: str,
+    at: str,
+    canary: RevisionRef,
+    stable: RevisionRef | None,
+    step: int,
+    weight: int,
+    policy: Policy,
+    analysis: Sequence[SLOStatus],
+    observations: Sequence[SLOObservation] | None,
+    timeline: Sequence[TimelineEntry],
+) -> dict[str, Any]:
+    """Everything needed to understand the rollback later, as JSON-safe values."""
+    return {
+        "incident": incident,
+        "modelDeployment": {"namespace": ctx.namespace, "name": ctx.name, "uid": ctx.uid,
+                            "generation": ctx.generation},
+        "result": result,
+        "reason": reason,
+        "message": message,
+        "at": at,
+        "canary": _ref(canary),
+        "stable": _ref(stable),
+        "step": step,
+        "weight": weight,
+        "limits": {
+            "failureLimit": policy.failure_limit,
+            "consecutiveErrorLimit": policy.consecutive_error_limit,
+            "interval": policy.interval_seconds,
+            "window": policy.window,
+            "progressDeadline": policy.progress_deadline_seconds,
+        },
+        "slos": [
+            {**s.model_dump(mode="json"),
+             "value": _number(s.value), "baseline": _number(s.baseline)}
+            for s in analysis
+        ],
+        "observations": None if observations is None else [
+            {"name": o.name, "query": o.query, "window": o.window, "error": o.error,
+             "canary": _metric(o.canary), "stable": _metric(o.stable)}
+            for o in observations
+        ],
+        "timeline": [t.model_dump(mode="json") for t in timeline],
+    }

@@ -1,0 +1,125 @@
+"""The effective rollout policy: the spec's explicit settings over its risk tier's presets.
+
+Everything the rollout rules need is resolved once here into plain numbers (seconds, counts), so the
+rules never look at the tier table or parse a duration themselves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass
+
+from tollgate.api.spec import SLO, ModelDeploymentSpec, NoDataPolicy, Step
+from tollgate.api.tiers import TIERS
+from tollgate.engine.timeutil import parse_duration
+
+DEFAULT_MAX_NO_DATA = "5m"
+
+
+@dataclass(frozen=True)
+class ResolvedSLO:
+    """One SLO with its effective sample minimum and no-data bound."""
+
+    slo: SLO
+    min_samples: int
+    max_no_data_seconds: float
+
+    @property
+    def name(self) -> str:
+        return self.slo.name
+
+    @property
+    def on_no_data(self) -> NoDataPolicy:
+        return self.slo.onNoData
+
+    def threshold_text(self) -> str:
+        """The limits in words, for status and evidence, e.g. "max 0.01, +0.005 over baseline"."""
+        parts: list[str] = []
+        if self.slo.min is not None:
+            parts.append(f"min {self.slo.min:g}")
+        if self.slo.max is not None:
+            parts.append(f"max {self.slo.max:g}")
+        if self.slo.maxIncreaseOverBaseline is not None:
+            parts.append(f"+{self.slo.maxIncreaseOverBaseline:g} over baseline")
+        parts.append(f"minSamples {self.min_samples}")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The rollout a ModelDeployment gets: spec settings, tier presets where omitted."""
+
+    steps: tuple[Step, ...]
+    interval_seconds: float
+    window: str
+    failure_limit: int
+    consecutive_error_limit: int
+    progress_deadline_seconds: float
+    slos: tuple[ResolvedSLO, ...]
+
+    @property
+    def max_weight(self) -> int:
+        """The last step's weight: the canary never takes more before promotion."""
+        return self.steps[-1].weight if self.steps else 0
+
+    @property
+    def plan_hash(self) -> str:
+        """Identifies the step plan; a change mid-rollout restarts it at step one."""
+        plan = json.dumps([s.model_dump(mode="json") for s in self.steps], sort_keys=True)
+        return hashlib.sha256(plan.encode()).hexdigest()[:10]
+
+
+def _format_seconds(seconds: float) -> str:
+    if seconds == int(seconds):
+        return f"{int(seconds)}s"
+    return f"{int(seconds * 1000)}ms"
+
+
+def resolve_policy(spec: ModelDeploymentSpec) -> Policy:
+    """Resolve steps, analysis settings, deadline and SLOs. Raises ValueError on a bad duration."""
+    tier = TIERS[spec.riskTier]
+    analysis = spec.rollout.analysis
+    steps = tuple(spec.rollout.steps) if spec.rollout.steps is not None else tier.steps
+    interval = parse_duration(analysis.interval or tier.interval)
+    interval = max(interval, 1.0)
+    window = analysis.window or _format_seconds(2 * interval)
+    parse_duration(window)
+    min_samples = analysis.minSamples if analysis.minSamples is not None else tier.min_samples
+    slos = tuple(spec.slos) if spec.slos else tier.default_slos
+    resolved = tuple(
+        ResolvedSLO(
+            slo=slo,
+            min_samples=slo.minSamples if slo.minSamples is not None else min_samples,
+            max_no_data_seconds=parse_duration(slo.maxNoDataDuration or DEFAULT_MAX_NO_DATA),
+        )
+        for slo in slos
+    )
+    return Policy(
+        steps=steps,
+        interval_seconds=interval,
+        window=window,
+        failure_limit=(
+            analysis.failureLimit if analysis.failureLimit is not None else tier.failure_limit
+        ),
+        consecutive_error_limit=(
+            analysis.consecutiveErrorLimit
+            if analysis.consecutiveErrorLimit is not None
+            else tier.consecutive_error_limit
+        ),
+        progress_deadline_seconds=parse_duration(spec.rollout.progressDeadline or tier.progress_deadline),
+        slos=resolved,
+    )
+
+
+def plan_problem(policy: Policy) -> str | None:
+    """Why the step plan cannot be followed, or None (the CRD refuses most of these at admission)."""
+    if not policy.steps:
+        return "spec.rollout.steps is empty: give at least one step or omit steps to use the risk tier's"
+    weights = [s.weight for s in policy.steps]
+    if any(b <= a for a, b in itertools.pairwise(weights)):
+        return f"spec.rollout.steps weights must be strictly increasing, got {weights}"
+    if any(not 1 <= w <= 100 for w in weights):
+        return f"spec.rollout.steps weights must be within 1..100, got {weights}"
+    return None

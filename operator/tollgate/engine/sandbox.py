@@ -1,0 +1,177 @@
+"""The desired sandbox: the isolated namespace a model runs in, as Kubernetes manifests (pure).
+
+- Namespace with Pod Security `restricted` enforced, audited and warned, pinned to a version, and the
+  tollgate.dev/owner annotation (Tollgate only ever deletes a namespace that carries it).
+- NetworkPolicies: default deny (ingress and egress) for every pod; DNS to kube-system (UDP/TCP 53);
+  ingress to the model port from spec.sandbox.ingressFrom and from the Prometheus namespace; egress to
+  spec.sandbox.egressTo.
+- ResourceQuota (spec.sandbox.quota, or derived: room for stable + a full canary + rolling surge),
+  LimitRange (defaults for containers that state nothing), ServiceAccount without token automount.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from tollgate.api import resource
+from tollgate.api.spec import ModelDeploymentSpec
+from tollgate.engine.actions import Context
+from tollgate.engine.labels import owner_labels, selector_labels
+from tollgate.engine.naming import fit
+from tollgate.engine.quantity import multiply
+
+POD_SECURITY_LEVEL = "restricted"
+POD_SECURITY_VERSION = "v1.36"
+NETWORKING_V1 = "networking.k8s.io/v1"
+SURGE_FRACTION = 0.25
+"""maxSurge of the Deployments' rolling updates (see workloads.py)."""
+
+Manifest = dict[str, Any]
+
+
+def sandbox_namespace(spec: ModelDeploymentSpec, ctx: Context) -> str:
+    """spec.sandbox.namespace, else <namespace>-<name>, shortened with a hash beyond 63 characters."""
+    if spec.sandbox.namespace:
+        return spec.sandbox.namespace
+    return fit(f"{ctx.namespace}-{ctx.name}")
+
+
+def service_account_name(ctx: Context) -> str:
+    return fit(f"{ctx.name}-model")
+
+
+def _meta(name: str, namespace: str | None, labels: dict[str, str]) -> Manifest:
+    meta: Manifest = {"name": name, "labels": dict(labels)}
+    if namespace is not None:
+        meta["namespace"] = namespace
+    return meta
+
+
+def namespace(spec: ModelDeploymentSpec, ctx: Context) -> Manifest:
+    labels = owner_labels(ctx, spec.model.name)
+    labels["kubernetes.io/metadata.name"] = sandbox_namespace(spec, ctx)
+    for mode in ("enforce", "audit", "warn"):
+        labels[f"pod-security.kubernetes.io/{mode}"] = POD_SECURITY_LEVEL
+        labels[f"pod-security.kubernetes.io/{mode}-version"] = POD_SECURITY_VERSION
+    meta = _meta(sandbox_namespace(spec, ctx), None, labels)
+    meta["annotations"] = {resource.ANNOTATION_OWNER: f"{ctx.namespace}/{ctx.name}"}
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
+
+
+def network_policies(spec: ModelDeploymentSpec, ctx: Context) -> list[Manifest]:
+    ns = sandbox_namespace(spec, ctx)
+    labels = owner_labels(ctx, spec.model.name)
+    port = spec.runtime.port
+
+    def policy(name: str, body: Manifest) -> Manifest:
+        return {"apiVersion": NETWORKING_V1, "kind": "NetworkPolicy",
+                "metadata": _meta(name, ns, labels), "spec": body}
+
+    out = [
+        policy("default-deny", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}),
+        policy("allow-dns", {
+            "podSelector": {},
+            "policyTypes": ["Egress"],
+            "egress": [{
+                "to": [{"namespaceSelector": {
+                    "matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}],
+                "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+            }],
+        }),
+    ]
+    peers: list[Manifest] = []
+    for peer in spec.sandbox.ingressFrom:
+        entry: Manifest = {}
+        if peer.namespaceSelector is not None:
+            entry["namespaceSelector"] = {"matchLabels": dict(peer.namespaceSelector.matchLabels)}
+        if peer.podSelector is not None:
+            entry["podSelector"] = {"matchLabels": dict(peer.podSelector.matchLabels)}
+        peers.append(entry)
+    peers.append({"namespaceSelector": {"matchLabels": {
+        "kubernetes.io/metadata.name": spec.sandbox.prometheusNamespace}}})
+    out.append(policy("allow-model-ingress", {
+        "podSelector": {"matchLabels": selector_labels(ctx)},
+        "policyTypes": ["Ingress"],
+        "ingress": [{"from": peers, "ports": [{"protocol": "TCP", "port": port}]}],
+    }))
+    if spec.sandbox.egressTo:
+        rules: list[Manifest] = []
+        for egress in spec.sandbox.egressTo:
+            rule: Manifest = {"to": [{"ipBlock": {"cidr": egress.cidr}}]}
+            if egress.ports:
+                rule["ports"] = [{"protocol": "TCP", "port": p} for p in egress.ports]
+            rules.append(rule)
+        out.append(policy("allow-model-egress", {
+            "podSelector": {"matchLabels": selector_labels(ctx)},
+            "policyTypes": ["Egress"],
+            "egress": rules,
+        }))
+    return out
+
+
+def max_pods(replicas: int) -> int:
+    """Pods the sandbox may need at once: stable + a full canary + the rolling-update surge of one."""
+    return 2 * replicas + math.ceil(replicas * SURGE_FRACTION)
+
+
+def quota_hard(spec: ModelDeploymentSpec) -> dict[str, str]:
+    """ResourceQuota hard limits: spec.sandbox.quota (extended resources as requests.<name>), else
+    the runtime's requests and limits times max_pods(replicas), plus the pod count."""
+    if spec.sandbox.quota:
+        hard: dict[str, str] = {}
+        for name, value in spec.sandbox.quota.items():
+            extended = "/" in name and not name.startswith(("requests.", "limits."))
+            hard[f"requests.{name}" if extended else name] = value
+        return dict(sorted(hard.items()))
+    pods = max_pods(spec.replicas)
+    hard = {"pods": str(pods)}
+    for name, value in spec.runtime.resources.requests.items():
+        hard[f"requests.{name}"] = multiply(value, pods)
+    for name, value in spec.runtime.resources.limits.items():
+        if "/" in name:  # extended resources are quota'd by request only (request == limit for them)
+            hard.setdefault(f"requests.{name}", multiply(value, pods))
+            continue
+        hard[f"limits.{name}"] = multiply(value, pods)
+    return dict(sorted(hard.items()))
+
+
+def resource_quota(spec: ModelDeploymentSpec, ctx: Context) -> Manifest:
+    return {
+        "apiVersion": "v1", "kind": "ResourceQuota",
+        "metadata": _meta("tollgate-quota", sandbox_namespace(spec, ctx), owner_labels(ctx, spec.model.name)),
+        "spec": {"hard": quota_hard(spec)},
+    }
+
+
+def limit_range(spec: ModelDeploymentSpec, ctx: Context) -> Manifest:
+    return {
+        "apiVersion": "v1", "kind": "LimitRange",
+        "metadata": _meta("tollgate-limits", sandbox_namespace(spec, ctx),
+                          owner_labels(ctx, spec.model.name)),
+        "spec": {"limits": [{
+            "type": "Container",
+            "defaultRequest": {"cpu": "100m", "memory": "128Mi"},
+            "default": {"cpu": "1", "memory": "1Gi"},
+        }]},
+    }
+
+
+def service_account(spec: ModelDeploymentSpec, ctx: Context) -> Manifest:
+    return {
+        "apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": _meta(service_account_name(ctx), sandbox_namespace(spec, ctx),
+                          owner_labels(ctx, spec.model.name)),
+        "automountServiceAccountToken": False,
+    }
+
+
+def sandbox_objects(spec: ModelDeploymentSpec, ctx: Context) -> tuple[Manifest, ...]:
+    """Every sandbox object, namespace first."""
+    return (
+        namespace(spec, ctx),
+        *network_policies(spec, ctx),
+        resource_quota(spec, ctx),
+        limit_range(spec, ctx),
+        service_account(spec, ctx),
+    )

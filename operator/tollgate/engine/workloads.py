@@ -1,0 +1,234 @@
+"""The desired workloads and routing objects for one traffic plan (pure).
+
+Tracks are Deployments named <name>-stable, <name>-canary and <name>-fallback in the sandbox
+namespace; each is rendered from a RevisionRef (which carries the model and runtime it runs), so the
+stable track can be re-created exactly while a different revision is the canary. Pods meet Pod Security
+`restricted`: non-root (uid 65532 unless the image sets more), no privilege escalation, all
+capabilities dropped, seccomp RuntimeDefault, read-only root filesystem with a writable emptyDir /tmp.
+
+Routing:
+- replicas router: one Service <name> over the pods of the "main" pool (stable and canary); at canary
+  weight 0 it selects the stable track only; with the kill switch it selects the fallback track.
+- gatewayAPI router: Services <name>-stable, <name>-canary, <name>-fallback (one per track) and an
+  HTTPRoute <name> whose backendRefs carry the weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tollgate.api.spec import ModelDeploymentSpec, RouterKind
+from tollgate.api.status import RevisionRef
+from tollgate.engine.actions import Context, ObjectRef
+from tollgate.engine.labels import (
+    LABEL_POOL,
+    POOL_FALLBACK,
+    POOL_MAIN,
+    owner_labels,
+    selector_labels,
+    track_labels,
+)
+from tollgate.engine.naming import fit
+from tollgate.engine.observations import Track
+from tollgate.engine.sandbox import sandbox_namespace, service_account_name
+
+Manifest = dict[str, Any]
+CONTAINER_NAME = "model-server"
+NON_ROOT_UID = 65532
+GATEWAY_GROUP = "gateway.networking.k8s.io"
+HTTP_ROUTE_API = f"{GATEWAY_GROUP}/v1"
+
+
+@dataclass(frozen=True)
+class TrackPlan:
+    """One track to run: which revision, how many pods."""
+
+    ref: RevisionRef
+    replicas: int
+
+
+@dataclass(frozen=True)
+class TrafficPlan:
+    """What should run and where traffic goes."""
+
+    stable: TrackPlan | None
+    canary: TrackPlan | None
+    fallback: TrackPlan | None
+    canary_weight: int
+    """Percent to the canary (0..100)."""
+    to_fallback: bool
+    """All traffic to the fallback track (kill switch, once the fallback is ready)."""
+
+
+def deployment_name(ctx: Context, track: Track) -> str:
+    return fit(f"{ctx.name}-{track.value}")
+
+
+def service_name(ctx: Context, track: Track | None = None) -> str:
+    return fit(ctx.name if track is None else f"{ctx.name}-{track.value}")
+
+
+def route_name(ctx: Context) -> str:
+    return fit(ctx.name)
+
+
+def deployment_ref(ctx: Context, namespace: str, track: Track) -> ObjectRef:
+    return ObjectRef("apps/v1", "Deployment", deployment_name(ctx, track), namespace)
+
+
+def _container(spec: ModelDeploymentSpec, ref: RevisionRef) -> Manifest:
+    model = ref.model if ref.model is not None else spec.model
+    runtime = ref.runtime if ref.runtime is not None else spec.runtime
+    ours = [{"name": "MODEL_NAME", "value": model.name}, {"name": "MODEL_VERSION", "value": model.version}]
+    if model.uri is not None:
+        ours.append({"name": "MODEL_URI", "value": model.uri})
+    reserved = {e["name"] for e in ours}
+    env = ours + [{"name": e.name, "value": e.value} for e in runtime.env if e.name not in reserved]
+    container: Manifest = {
+        "name": CONTAINER_NAME,
+        "image": runtime.image,
+        "env": env,
+        "ports": [{"name": "http", "containerPort": runtime.port, "protocol": "TCP"}],
+        "readinessProbe": {
+            "httpGet": {"path": runtime.readinessPath, "port": "http"},
+            "periodSeconds": 5,
+            "failureThreshold": 3,
+        },
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+    if runtime.args:
+        container["args"] = list(runtime.args)
+    resources: Manifest = {}
+    if runtime.resources.requests:
+        resources["requests"] = dict(runtime.resources.requests)
+    if runtime.resources.limits:
+        resources["limits"] = dict(runtime.resources.limits)
+    if resources:
+        container["resources"] = resources
+    return container
+
+
+def deployment(spec: ModelDeploymentSpec, ctx: Context, track: Track, plan: TrackPlan) -> Manifest:
+    """The Deployment of one track running `plan.ref` with `plan.replicas` pods."""
+    model_name = plan.ref.model.name if plan.ref.model is not None else spec.model.name
+    labels = track_labels(ctx, model_name, track.value, plan.ref)
+    pod_labels = {**labels, LABEL_POOL: POOL_FALLBACK if track is Track.FALLBACK else POOL_MAIN}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": deployment_name(ctx, track), "namespace": sandbox_namespace(spec, ctx),
+                     "labels": labels},
+        "spec": {
+            "replicas": plan.replicas,
+            "revisionHistoryLimit": 2,
+            "selector": {"matchLabels": selector_labels(ctx, track.value)},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"}},
+            "template": {
+                "metadata": {"labels": pod_labels},
+                "spec": {
+                    "serviceAccountName": service_account_name(ctx),
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": NON_ROOT_UID,
+                        "runAsGroup": NON_ROOT_UID,
+                        "fsGroup": NON_ROOT_UID,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [_container(spec, plan.ref)],
+                    "volumes": [{"name": "tmp", "emptyDir": {}}],
+                },
+            },
+        },
+    }
+
+
+def _service(spec: ModelDeploymentSpec, ctx: Context, name: str, selector: dict[str, str]) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": sandbox_namespace(spec, ctx),
+                     "labels": owner_labels(ctx, spec.model.name)},
+        "spec": {
+            "selector": selector,
+            "ports": [{"name": "http", "port": spec.runtime.port, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def replicas_service(spec: ModelDeploymentSpec, ctx: Context, plan: TrafficPlan) -> Manifest:
+    """The one Service of the replicas router; its selector is the traffic switch."""
+    if plan.to_fallback:
+        selector = selector_labels(ctx, Track.FALLBACK.value)
+    elif plan.canary is None or plan.canary_weight == 0:
+        selector = selector_labels(ctx, Track.STABLE.value)
+    else:
+        selector = {**selector_labels(ctx), LABEL_POOL: POOL_MAIN}
+    return _service(spec, ctx, service_name(ctx), selector)
+
+
+def track_services(spec: ModelDeploymentSpec, ctx: Context) -> list[Manifest]:
+    """Per-track Services of the gatewayAPI router (kept even while a track has no pods)."""
+    return [
+        _service(spec, ctx, service_name(ctx, track), selector_labels(ctx, track.value))
+        for track in (Track.STABLE, Track.CANARY, Track.FALLBACK)
+    ]
+
+
+def http_route(spec: ModelDeploymentSpec, ctx: Context, plan: TrafficPlan) -> Manifest:
+    """The HTTPRoute of the gatewayAPI router with weighted backendRefs."""
+    gateway = spec.traffic.gatewayAPI
+    if gateway is None:
+        raise ValueError("spec.traffic.gatewayAPI is required for the gatewayAPI router")
+    ns = sandbox_namespace(spec, ctx)
+    if plan.to_fallback:
+        weights = {Track.STABLE: 0, Track.CANARY: 0, Track.FALLBACK: 100}
+    else:
+        canary = plan.canary_weight if plan.canary is not None else 0
+        weights = {Track.STABLE: 100 - canary, Track.CANARY: canary}
+    parents: list[Manifest] = []
+    for parent in gateway.parentRefs:
+        entry: Manifest = {"group": GATEWAY_GROUP, "kind": "Gateway", "name": parent.name,
+                           "namespace": parent.namespace or ns}
+        if parent.sectionName:
+            entry["sectionName"] = parent.sectionName
+        parents.append(entry)
+    body: Manifest = {
+        "parentRefs": parents,
+        "rules": [{"backendRefs": [
+            {"name": service_name(ctx, track), "port": spec.runtime.port, "weight": weight}
+            for track, weight in weights.items()
+        ]}],
+    }
+    if gateway.hostnames:
+        body["hostnames"] = list(gateway.hostnames)
+    return {
+        "apiVersion": HTTP_ROUTE_API,
+        "kind": "HTTPRoute",
+        "metadata": {"name": route_name(ctx), "namespace": ns, "labels": owner_labels(ctx, spec.model.name)},
+        "spec": body,
+    }
+
+
+def workload_objects(spec: ModelDeploymentSpec, ctx: Context, plan: TrafficPlan) -> tuple[Manifest, ...]:
+    """Deployments of the planned tracks, then Services, then the HTTPRoute (gatewayAPI)."""
+    out: list[Manifest] = []
+    for track, track_plan in ((Track.STABLE, plan.stable), (Track.CANARY, plan.canary),
+                              (Track.FALLBACK, plan.fallback)):
+        if track_plan is not None:
+            out.append(deployment(spec, ctx, track, track_plan))
+    if spec.traffic.router is RouterKind.GATEWAY_API:
+        out.extend(track_services(spec, ctx))
+        out.append(http_route(spec, ctx, plan))
+    else:
+        out.append(replicas_service(spec, ctx, plan))
+    return tuple(out)
