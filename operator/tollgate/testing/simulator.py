@@ -1,0 +1,770 @@
+"""Traffic simulator: synthetic requests that follow each ModelDeployment's live split, as metrics.
+
+A test tool. It watches ModelDeployments, works out where traffic goes right now, simulates requests at
+a configured rate (in-process: no network, no model server) and exposes the result on a loopback
+/metrics endpoint for a real Prometheus to scrape. Faults per model version (errors, added latency,
+score shift, invalid outputs) make a canary misbehave on demand, so SLO gates are exercised through
+real PromQL over real scraped series.
+
+Where traffic goes, most faithful source first (the same objects the data plane would follow):
+1. gatewayAPI router: the HTTPRoute's backendRefs weights (backend Service -> track);
+2. replicas router: the Service's selector over the track Deployments' pod labels, weighted by their
+   ready replicas (so a canary that is not Ready yet gets nothing, and weight 0 means stable only);
+3. otherwise the ModelDeployment's status: canaryWeight on the canary, the rest on stable.
+Versions per track come from status.stable / status.canary (fallback: spec.fallback or lastKnownGood).
+
+Series (labels namespace = the ModelDeployment's namespace, modeldeployment = its name):
+  tollgate_sim_requests_total{namespace, modeldeployment, model, version, track, code}
+  tollgate_sim_request_duration_seconds{namespace, modeldeployment, model, version, track} (histogram)
+  tollgate_sim_predicted_score{...same...} (histogram, buckets 0..1)
+  tollgate_sim_invalid_outputs_total{...same...}
+
+Faults: a ConfigMap (re-read every second) whose data keys are versions (or `<model>@<version>`, which
+wins) and whose values are JSON/YAML mappings, e.g. `2.4.0: '{errorRate: 0.1, addedLatency: 0.2}'`;
+a key `faults` may instead hold the whole mapping. `--fault 2.4.0:errorRate=0.1,scoreShift=0.2` flags
+give defaults that the ConfigMap overrides.
+
+Usage: python -m tollgate.testing.simulator --kubeconfig K [--namespace NS] [--port 9300] [--rate 50]
+       [--faults-configmap NS/NAME] [--fault VERSION:key=value,...] [--seed N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import math
+import random
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol, cast
+
+import yaml
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+
+from tollgate.adapters.slo_templates import DEFAULT_METRICS
+from tollgate.api import resource
+from tollgate.engine.naming import fit
+
+log = logging.getLogger("tollgate.simulator")
+
+MDKey = tuple[str, str]
+Obj = Mapping[str, Any]
+
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0)
+SCORE_BUCKETS = tuple(round(i * 0.05, 2) for i in range(1, 21))
+BASE_LATENCY = 0.05
+"""Median latency in seconds of a healthy simulated request (log-normal around it)."""
+BASE_SCORE_ALPHA, BASE_SCORE_BETA = 5.0, 3.0
+"""Beta distribution of a healthy model's predicted score (mean 0.625)."""
+
+
+# --- faults ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Fault:
+    """How a model version misbehaves. All zero: healthy."""
+
+    error_rate: float = 0.0
+    """Share of requests answered 500 (0..1)."""
+    added_latency: float = 0.0
+    """Seconds added to every request."""
+    score_shift: float = 0.0
+    """Added to every predicted score (clipped to 0..1)."""
+    invalid_rate: float = 0.0
+    """Share of requests whose output is invalid (0..1)."""
+
+    _KEYS = {
+        "errorRate": "error_rate",
+        "addedLatency": "added_latency",
+        "scoreShift": "score_shift",
+        "invalidRate": "invalid_rate",
+    }
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> Fault:
+        """From {errorRate, addedLatency ("200ms" or seconds), scoreShift, invalidRate}; unknown keys fail."""
+        kwargs: dict[str, float] = {}
+        for key, value in data.items():
+            attr = cls._KEYS.get(key) or (key if key in cls._KEYS.values() else None)
+            if attr is None:
+                raise ValueError(f"unknown fault field {key!r}; expected one of {sorted(cls._KEYS)}")
+            kwargs[attr] = _seconds(value) if attr == "added_latency" else float(value)
+        return cls(**kwargs)
+
+
+HEALTHY = Fault()
+
+
+def _seconds(value: Any) -> float:
+    if isinstance(value, int | float):
+        return float(value)
+    text = str(value).strip()
+    for suffix, factor in (("ms", 0.001), ("s", 1.0), ("m", 60.0)):
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * factor
+    return float(text)
+
+
+def parse_faults(data: Mapping[str, str]) -> dict[str, Fault]:
+    """ConfigMap data -> {version or model@version: Fault}; values are JSON or YAML mappings."""
+    out: dict[str, Fault] = {}
+    for key, raw in data.items():
+        value = yaml.safe_load(raw) if isinstance(raw, str) else raw
+        if not isinstance(value, Mapping):
+            raise ValueError(f"fault {key!r} must be a mapping, got {type(value).__name__}")
+        if key in ("faults", "faults.yaml", "faults.json"):
+            out.update(parse_faults({str(k): v for k, v in value.items()}))
+        else:
+            out[key] = Fault.parse(value)
+    return out
+
+
+def parse_fault_flag(text: str) -> tuple[str, Fault]:
+    """`VERSION:errorRate=0.1,addedLatency=200ms` -> (VERSION, Fault)."""
+    version, _, spec = text.partition(":")
+    if not version or not spec:
+        raise argparse.ArgumentTypeError(f"--fault wants VERSION:key=value[,key=value], got {text!r}")
+    fields = dict(item.split("=", 1) for item in spec.split(",") if item)
+    return version, Fault.parse(fields)
+
+
+def fault_for(faults: Mapping[str, Fault], model: str, version: str) -> Fault:
+    return faults.get(f"{model}@{version}") or faults.get(version) or HEALTHY
+
+
+# --- split following ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrackShare:
+    """One track serving part of a ModelDeployment's traffic."""
+
+    track: str
+    version: str
+    share: float
+    """Fraction of the ModelDeployment's requests (the shares of a split add up to 1)."""
+
+
+@dataclass(frozen=True)
+class TrafficSplit:
+    """Where one ModelDeployment's traffic goes now."""
+
+    namespace: str
+    name: str
+    model: str
+    tracks: tuple[TrackShare, ...]
+    source: str
+    """httproute | service | status: which object the split was read from."""
+
+    @property
+    def key(self) -> MDKey:
+        return (self.namespace, self.name)
+
+    def share(self, track: str) -> float:
+        return sum(t.share for t in self.tracks if t.track == track)
+
+
+def _get(obj: Any, *path: str) -> Any:
+    for p in path:
+        if not isinstance(obj, Mapping):
+            return None
+        obj = obj.get(p)
+    return obj
+
+
+def _track_versions(md: Obj, deployments: Sequence[Obj]) -> dict[str, str]:
+    status = md.get("status") or {}
+    spec = md.get("spec") or {}
+    versions: dict[str, str] = {}
+    for d in deployments:  # the label is sanitized; the status below has the exact string and wins
+        track = _get(d, "metadata", "labels", resource.LABEL_TRACK)
+        version = _get(d, "metadata", "labels", resource.LABEL_VERSION)
+        if track and version:
+            versions[track] = version
+    fallback = _get(spec, "fallback", "version") or _get(status, "lastKnownGood", "version")
+    if fallback:
+        versions["fallback"] = fallback
+    stable = _get(status, "stable", "version") or (
+        None if "stable" in versions else _get(spec, "model", "version")
+    )
+    if stable:
+        versions["stable"] = stable
+    canary = _get(status, "canary", "version")
+    if canary:
+        versions["canary"] = canary
+    return versions
+
+
+def _normalise(weights: Mapping[str, float], versions: Mapping[str, str]) -> tuple[TrackShare, ...]:
+    total = sum(w for w in weights.values() if w > 0)
+    if total <= 0:
+        return ()
+    return tuple(
+        TrackShare(track, versions.get(track, "unknown"), w / total)
+        for track, w in sorted(weights.items())
+        if w > 0
+    )
+
+
+def compute_split(
+    md: Obj,
+    *,
+    deployments: Sequence[Obj] = (),
+    services: Sequence[Obj] = (),
+    routes: Sequence[Obj] = (),
+) -> TrafficSplit | None:
+    """The live split of one ModelDeployment from its sandbox objects (see the module docstring).
+
+    `deployments`, `services`, `routes`: the ModelDeployment's objects in its sandbox namespace (Tollgate
+    labels them with tollgate.dev/modeldeployment). Returns None for an object without spec.model.
+    """
+    meta, spec, status = md.get("metadata") or {}, md.get("spec") or {}, md.get("status") or {}
+    model = _get(spec, "model", "name")
+    if not model:
+        return None
+    ns, name = meta.get("namespace", ""), meta.get("name", "")
+    versions = _track_versions(md, deployments)
+    split = TrafficSplit(namespace=ns, name=name, model=model, tracks=(), source="status")
+
+    route = next((r for r in routes if _get(r, "metadata", "name") == fit(name)), None) or (
+        routes[0] if routes else None
+    )
+    if route is not None:
+        svc_track = {
+            _get(s, "metadata", "name"): _get(s, "spec", "selector", resource.LABEL_TRACK) for s in services
+        }
+        weights: dict[str, float] = {}
+        for rule in _get(route, "spec", "rules") or []:
+            for ref in rule.get("backendRefs") or []:
+                ref_name = ref.get("name", "")
+                track = svc_track.get(ref_name) or next(
+                    (t for t in ("stable", "canary", "fallback") if ref_name.endswith(f"-{t}")), None
+                )
+                if track:
+                    weights[track] = weights.get(track, 0.0) + float(ref.get("weight", 1))
+        return replace(split, tracks=_normalise(weights, versions), source="httproute")
+
+    service = next((s for s in services if _get(s, "metadata", "name") == fit(name)), None)
+    if service is not None and deployments:
+        selector: Mapping[str, str] = _get(service, "spec", "selector") or {}
+        ready: dict[str, float] = {}
+        for d in deployments:
+            pod_labels: Mapping[str, str] = _get(d, "spec", "template", "metadata", "labels") or {}
+            if selector and all(pod_labels.get(k) == v for k, v in selector.items()):
+                track = pod_labels.get(resource.LABEL_TRACK) or _get(
+                    d, "metadata", "labels", resource.LABEL_TRACK
+                )
+                if track:
+                    ready[track] = ready.get(track, 0.0) + float(_get(d, "status", "readyReplicas") or 0)
+        return replace(split, tracks=_normalise(ready, versions), source="service")
+
+    weight = max(0, min(100, int(status.get("canaryWeight") or 0)))
+    if spec.get("killSwitch") and "fallback" in versions:
+        return replace(split, tracks=_normalise({"fallback": 1.0}, versions))
+    if "canary" not in versions:
+        weight = 0
+    return replace(split, tracks=_normalise({"stable": 100 - weight, "canary": weight}, versions))
+
+
+# --- sources -----------------------------------------------------------------------------------------
+class SplitSource(Protocol):
+    """Where the simulator learns the current splits (the Kubernetes watcher, or fixed in unit tests)."""
+
+    def splits(self) -> Mapping[MDKey, TrafficSplit]: ...
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class FaultSource(Protocol):
+    def faults(self) -> Mapping[str, Fault]: ...
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+@dataclass
+class StaticSplits:
+    """A fixed set of splits, replaceable at any time (unit tests, benchmarks without a cluster)."""
+
+    current: dict[MDKey, TrafficSplit] = field(default_factory=dict)
+
+    def splits(self) -> Mapping[MDKey, TrafficSplit]:
+        return dict(self.current)
+
+    def set(self, *splits: TrafficSplit) -> None:
+        self.current = {s.key: s for s in splits}
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+@dataclass
+class StaticFaults:
+    current: dict[str, Fault] = field(default_factory=dict)
+
+    def faults(self) -> Mapping[str, Fault]:
+        return dict(self.current)
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+class _Loop:
+    """A daemon thread calling `step` every `period` seconds until stopped; errors are logged, not fatal."""
+
+    def __init__(self, name: str, period: float, step: Callable[[], None]) -> None:
+        self._name, self._period, self._step = name, period, step
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._step()
+            except Exception:
+                log.exception("%s failed; retrying", self._name)
+            self._stop.wait(self._period)
+
+
+class KubeSplits:
+    """Follows ModelDeployments with a watch and re-reads their sandbox objects every `resync` seconds.
+
+    The watch keeps the ModelDeployments current without polling them; the sandbox objects (Services,
+    Deployments, HTTPRoutes labelled with the ModelDeployment) are listed per ModelDeployment on each
+    resync, which is cheap for a test tool and follows readiness changes within a second.
+    """
+
+    def __init__(self, api_client: Any, *, namespace: str | None = None, resync: float = 1.0) -> None:
+        from kubernetes import client
+
+        self._custom = client.CustomObjectsApi(api_client)
+        self._core = client.CoreV1Api(api_client)
+        self._apps = client.AppsV1Api(api_client)
+        self._namespace = namespace
+        self._mds: dict[MDKey, Obj] = {}
+        self._splits: dict[MDKey, TrafficSplit] = {}
+        self._lock = threading.Lock()
+        self._watcher = _Loop("simulator-watch", 0.5, self._watch_once)
+        self._resyncer = _Loop("simulator-resync", resync, self.resync)
+        self._has_routes = True
+
+    def splits(self) -> Mapping[MDKey, TrafficSplit]:
+        with self._lock:
+            return dict(self._splits)
+
+    def start(self) -> None:
+        self._list()
+        self.resync()
+        self._watcher.start()
+        self._resyncer.start()
+
+    def stop(self) -> None:
+        self._watcher.stop()
+        self._resyncer.stop()
+
+    def _list_call(self) -> tuple[Callable[..., Any], dict[str, Any]]:
+        g, v, p = resource.GROUP, resource.VERSION, resource.PLURAL
+        if self._namespace:
+            return self._custom.list_namespaced_custom_object, {
+                "group": g,
+                "version": v,
+                "plural": p,
+                "namespace": self._namespace,
+            }
+        return self._custom.list_cluster_custom_object, {"group": g, "version": v, "plural": p}
+
+    def _list(self) -> str:
+        fn, kwargs = self._list_call()
+        body = fn(**kwargs)
+        with self._lock:
+            self._mds = {
+                (o["metadata"]["namespace"], o["metadata"]["name"]): o for o in body.get("items", [])
+            }
+        rv: str = body.get("metadata", {}).get("resourceVersion", "")
+        return rv
+
+    def _watch_once(self) -> None:
+        from kubernetes import watch
+
+        rv = self._list()
+        fn, kwargs = self._list_call()
+        w: Any = cast(Any, watch).Watch()
+        # A short server-side timeout lets stop() end the thread promptly; the next round re-lists.
+        for event in w.stream(fn, resource_version=rv, timeout_seconds=5, **kwargs):
+            obj = event["object"]
+            key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
+            with self._lock:
+                if event["type"] == "DELETED":
+                    self._mds.pop(key, None)
+                    self._splits.pop(key, None)
+                elif event["type"] in ("ADDED", "MODIFIED"):
+                    self._mds[key] = obj
+            if self._watcher.stopping:
+                w.stop()
+                break
+
+    def resync(self) -> None:
+        with self._lock:
+            mds = list(self._mds.items())
+        splits: dict[MDKey, TrafficSplit] = {}
+        for key, md in mds:
+            split = self._split(md)
+            if split is not None:
+                splits[key] = split
+        with self._lock:
+            self._splits = {k: s for k, s in splits.items() if k in self._mds}
+
+    def _split(self, md: Obj) -> TrafficSplit | None:
+        from kubernetes.client.exceptions import ApiException
+
+        sandbox = _get(md, "status", "sandboxNamespace")
+        if not sandbox:
+            return compute_split(md)
+        ns, name = md["metadata"]["namespace"], md["metadata"]["name"]
+        selector = f"{resource.LABEL_MD_NAME}={fit(name)},{resource.LABEL_MD_NAMESPACE}={fit(ns)}"
+        to_dict = self._core.api_client.sanitize_for_serialization
+        try:
+            deployments = [
+                to_dict(d)
+                for d in self._apps.list_namespaced_deployment(sandbox, label_selector=selector).items
+            ]
+            services = [
+                to_dict(s) for s in self._core.list_namespaced_service(sandbox, label_selector=selector).items
+            ]
+        except ApiException as e:
+            if e.status == 404:
+                return compute_split(md)
+            raise
+        routes: list[Obj] = []
+        if _get(md, "spec", "traffic", "router") == "gatewayAPI" and self._has_routes:
+            try:
+                found: Any = self._custom.list_namespaced_custom_object(
+                    "gateway.networking.k8s.io", "v1", sandbox, "httproutes", label_selector=selector
+                )
+                routes = found.get("items", [])
+            except ApiException as e:
+                if e.status != 404:
+                    raise
+        return compute_split(md, deployments=deployments, services=services, routes=routes)
+
+
+class ConfigMapFaults:
+    """Faults from a ConfigMap, re-read every `period` seconds, on top of fixed defaults (flags)."""
+
+    def __init__(
+        self,
+        api_client: Any,
+        namespace: str,
+        name: str,
+        *,
+        defaults: Mapping[str, Fault] | None = None,
+        period: float = 1.0,
+    ) -> None:
+        from kubernetes import client
+
+        self._core = client.CoreV1Api(api_client)
+        self._namespace, self._name = namespace, name
+        self._defaults = dict(defaults or {})
+        self._current: dict[str, Fault] = dict(self._defaults)
+        self._loop = _Loop("simulator-faults", period, self.refresh)
+
+    def faults(self) -> Mapping[str, Fault]:
+        return dict(self._current)
+
+    def refresh(self) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            cm = self._core.read_namespaced_config_map(self._name, self._namespace)
+        except ApiException as e:
+            if e.status != 404:
+                raise
+            self._current = dict(self._defaults)
+            return
+        try:
+            parsed = parse_faults(cm.data or {})
+        except (ValueError, yaml.YAMLError) as e:  # keep the last good faults; a typo must not heal a canary
+            log.warning("faults ConfigMap %s/%s ignored: %s", self._namespace, self._name, e)
+            return
+        self._current = {**self._defaults, **parsed}
+
+    def start(self) -> None:
+        self.refresh()
+        self._loop.start()
+
+    def stop(self) -> None:
+        self._loop.stop()
+
+
+# --- the simulator -----------------------------------------------------------------------------------
+class Simulator:
+    """Generates traffic for every split its source reports and serves the metrics on loopback.
+
+    `tick(dt)` simulates `rate * dt` requests per ModelDeployment (fractions carry over, so the count
+    is exact over time) and is deterministic for a given `seed`; `start()` runs it every
+    `tick_interval` seconds in a thread and serves /metrics; `stop()` ends both.
+    """
+
+    def __init__(
+        self,
+        splits: SplitSource,
+        faults: FaultSource | Mapping[str, Fault] | None = None,
+        *,
+        rate: float = 50.0,
+        port: int = 0,
+        addr: str = "127.0.0.1",
+        seed: int | None = None,
+        tick_interval: float = 0.25,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.splits = splits
+        self.fault_source: FaultSource = (
+            faults
+            if faults is not None and not isinstance(faults, Mapping)
+            else StaticFaults(dict(faults or {}))
+        )
+        self.rate = rate
+        self._addr, self._port = addr, port
+        self.rng = random.Random(seed)
+        self.registry = registry or CollectorRegistry()
+        self._carry: dict[MDKey, float] = {}
+        self._server: Any = None
+        self._server_thread: threading.Thread | None = None
+        self._loop = _Loop("simulator-traffic", tick_interval, self._tick_now)
+        self._last: float | None = None
+        self._lock = threading.Lock()
+
+        m = DEFAULT_METRICS
+        base = [m.namespace_label, m.name_label, "model", "version", m.track_label]
+        self.requests = Counter(
+            m.requests.removesuffix("_total"),
+            "Simulated requests by status code.",
+            [*base, m.code_label],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            m.duration,
+            "Simulated request latency in seconds.",
+            base,
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.score = Histogram(
+            m.score,
+            "Predicted score of simulated requests (0..1).",
+            base,
+            buckets=SCORE_BUCKETS,
+            registry=self.registry,
+        )
+        self.invalid = Counter(
+            m.invalid.removesuffix("_total"),
+            "Simulated outputs that failed validation.",
+            base,
+            registry=self.registry,
+        )
+
+    # lifecycle
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("simulator not started")
+        port: int = self._server.server_address[1]
+        return port
+
+    @property
+    def address(self) -> str:
+        """host:port of /metrics, for a scrape target."""
+        return f"{self._addr}:{self.port}"
+
+    def start(self) -> Simulator:
+        self.splits.start()
+        self.fault_source.start()
+        if self._server is None:
+            self._server, self._server_thread = start_http_server(
+                self._port, addr=self._addr, registry=self.registry
+            )
+        self._last = time.monotonic()
+        self._loop.start()
+        return self
+
+    def stop(self) -> None:
+        self._loop.stop()
+        self.splits.stop()
+        self.fault_source.stop()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            if self._server_thread is not None:
+                self._server_thread.join(timeout=5)
+            self._server = None
+
+    def __enter__(self) -> Simulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # traffic
+    def _tick_now(self) -> None:
+        now = time.monotonic()
+        dt = now - (self._last if self._last is not None else now)
+        self._last = now
+        self.tick(min(dt, 5.0))  # after a stall, do not burst more than a few seconds of traffic
+
+    def tick(self, dt: float) -> dict[tuple[MDKey, str], int]:
+        """Simulate `dt` seconds of traffic; returns requests sent per (ModelDeployment, track)."""
+        faults = self.fault_source.faults()
+        sent: dict[tuple[MDKey, str], int] = {}
+        with self._lock:
+            for key, split in self.splits.splits().items():
+                if not split.tracks:
+                    continue
+                budget = self._carry.get(key, 0.0) + self.rate * dt
+                n = math.floor(budget)
+                self._carry[key] = budget - n
+                for track, count in self._allocate(split, n).items():
+                    share = next(t for t in split.tracks if t.track == track)
+                    self._serve(split, share, count, fault_for(faults, split.model, share.version))
+                    sent[(key, track)] = count
+        return sent
+
+    def _allocate(self, split: TrafficSplit, n: int) -> dict[str, int]:
+        """Each request picks a track with probability equal to its share (multinomial)."""
+        counts = {t.track: 0 for t in split.tracks}
+        tracks = [t.track for t in split.tracks]
+        weights = [t.share for t in split.tracks]
+        for track in self.rng.choices(tracks, weights, k=n) if n else []:
+            counts[track] += 1
+        return counts
+
+    def _serve(self, split: TrafficSplit, share: TrackShare, n: int, fault: Fault) -> None:
+        if n <= 0:
+            return
+        labels = (split.namespace, split.name, split.model, share.version, share.track)
+        errors = sum(self.rng.random() < fault.error_rate for _ in range(n))
+        invalid = sum(self.rng.random() < fault.invalid_rate for _ in range(n))
+        self.requests.labels(*labels, "500").inc(errors)  # inc(0) still creates the series: 0, not absent
+        self.requests.labels(*labels, "200").inc(n - errors)
+        self.invalid.labels(*labels).inc(invalid)
+        duration = self.duration.labels(*labels)
+        score = self.score.labels(*labels)
+        for _ in range(n):
+            duration.observe(self.rng.lognormvariate(math.log(BASE_LATENCY), 0.3) + fault.added_latency)
+            s = self.rng.betavariate(BASE_SCORE_ALPHA, BASE_SCORE_BETA) + fault.score_shift
+            score.observe(min(1.0, max(0.0, s)))
+
+
+# --- command line ------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m tollgate.testing.simulator",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--kubeconfig", help="kubeconfig file (default: KUBECONFIG / in-cluster)")
+    p.add_argument("--namespace", help="watch ModelDeployments in this namespace only (default: all)")
+    p.add_argument("--addr", default="127.0.0.1", help="address of /metrics (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=9300, help="port of /metrics (0: any free port)")
+    p.add_argument("--rate", type=float, default=50.0, help="requests per second per ModelDeployment")
+    p.add_argument("--tick", type=float, default=0.25, help="seconds between traffic batches")
+    p.add_argument("--resync", type=float, default=1.0, help="seconds between reads of the sandbox objects")
+    p.add_argument("--seed", type=int, help="random seed (deterministic traffic)")
+    p.add_argument("--faults-configmap", metavar="NAMESPACE/NAME", help="ConfigMap of faults by version")
+    p.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        type=parse_fault_flag,
+        metavar="VERSION:k=v,...",
+        help="fault for a version, e.g. 2.4.0:errorRate=0.1,addedLatency=200ms (repeatable)",
+    )
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from kubernetes import config as kube_config
+
+    config: Any = kube_config
+    if args.kubeconfig or not _in_cluster():
+        api = config.new_client_from_config(config_file=args.kubeconfig)
+    else:
+        config.load_incluster_config()
+        from kubernetes import client
+
+        api = client.ApiClient()
+    defaults = dict(args.fault)
+    faults: FaultSource | Mapping[str, Fault] = defaults
+    if args.faults_configmap:
+        ns, _, name = args.faults_configmap.partition("/")
+        if not name:
+            raise SystemExit("--faults-configmap wants NAMESPACE/NAME")
+        faults = ConfigMapFaults(api, ns, name, defaults=defaults)
+    sim = Simulator(
+        KubeSplits(api, namespace=args.namespace, resync=args.resync),
+        faults,
+        rate=args.rate,
+        port=args.port,
+        addr=args.addr,
+        seed=args.seed,
+        tick_interval=args.tick,
+    )
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    sim.start()
+    print(f"http://{sim.address}/metrics", flush=True)
+    try:
+        done.wait()
+    finally:
+        sim.stop()
+    return 0
+
+
+def _in_cluster() -> bool:
+    import os
+
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+
+
+def describe(splits: Iterable[TrafficSplit]) -> str:
+    """One line per split, for logs: ns/name model track=version:share ..."""
+    return "\n".join(
+        f"{s.namespace}/{s.name} {s.model} ({s.source}) "
+        + " ".join(f"{t.track}={t.version}:{t.share:.2f}" for t in s.tracks)
+        for s in splits
+    )
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(main())
