@@ -99,7 +99,9 @@ def _text(description: str) -> str:
 
 
 class _Translator:
-    def __init__(self, root: type[BaseModel]) -> None:
+    def __init__(self, root: type[BaseModel], *, rules_from: tuple[str, ...] | None = None) -> None:
+        """rules_from: modules whose classes' CEL rules apply here (None: every class's)."""
+        self.rules_from = rules_from
         self.schema = root.model_json_schema(mode="validation")
         self.defs: dict[str, Any] = self.schema.get("$defs", {})
         self.classes = _model_classes(root)
@@ -146,9 +148,11 @@ class _Translator:
                 ((pattern, sub),) = value.items()
                 out["additionalProperties"] = self._node(sub, f"{path}{{}}")
                 message = _KEY_MESSAGES.get(pattern, f"must match {pattern}")
-                rules.append({"rule": f"self.all(k, k.matches('{pattern}'))", "message": f"keys {message}"})
+                if self.rules_from is None:
+                    rule = f"self.all(k, k.matches('{pattern}'))"
+                    rules.append({"rule": rule, "message": f"keys {message}"})
             elif key == "propertyNames":
-                if "maxLength" in value:
+                if "maxLength" in value and self.rules_from is None:
                     n = value["maxLength"]
                     rules.append({"rule": f"self.all(k, k.size() <= {n})",
                                   "message": f"keys must be at most {n} characters long"})
@@ -157,7 +161,7 @@ class _Translator:
                 out[key] = True
             else:
                 out[key] = value
-        if cls is not None:
+        if cls is not None and (self.rules_from is None or cls.__module__ in self.rules_from):
             rules.extend(rule.to_schema() for rule in rules_of(cls))
         if path in _LIST_MAP_KEYS:
             out["x-kubernetes-list-type"] = "map"
@@ -170,7 +174,11 @@ class _Translator:
 def openapi_schema() -> dict[str, Any]:
     """The CRD's openAPIV3Schema: spec and status from the models, the usual envelope around them."""
     spec = _Translator(ModelDeploymentSpec).translate("spec")
-    status = _Translator(ModelDeploymentStatus).translate("status")
+    # Status reuses spec models (a revision keeps its model and runtime). Their CEL rules stay out of the
+    # status: the operator copies them from a spec the server already validated, and a rule tightened
+    # later must never make the operator's status writes fail.
+    status_rules = (ModelDeploymentStatus.__module__,)
+    status = _Translator(ModelDeploymentStatus, rules_from=status_rules).translate("status")
     return {
         "type": "object",
         "description": _text(ModelDeploymentSpec.__doc__ or ""),

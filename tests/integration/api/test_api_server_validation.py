@@ -1,0 +1,458 @@
+"""The ModelDeployment API on the real kube-apiserver: examples accepted, bad input refused with a
+message that names the field, and a fully populated status survives a round trip (nothing pruned)."""
+
+from __future__ import annotations
+
+import copy
+import enum
+import json
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import BaseModel
+
+from integration.cluster import Cluster
+from tollgate.api import resource
+from tollgate.api.spec import ModelDeploymentSpec
+from tollgate.api.status import ModelDeploymentStatus
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+
+pytestmark = pytest.mark.usefixtures("crds")
+
+
+def _dry_run(cluster: Cluster, namespace: str, manifest: dict[str, Any]) -> Any:
+    return cluster.kubectl(
+        "apply",
+        "--dry-run=server",
+        "--validate=strict",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=yaml.safe_dump(manifest),
+        check=False,
+    )
+
+
+# --- (a) every example is accepted -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.yaml")))
+def test_example_is_accepted_by_the_api_server(cluster: Cluster, namespace: str, example: str) -> None:
+    # given an example, placed in the test's namespace
+    manifest = yaml.safe_load((EXAMPLES / example).read_text())
+    manifest["metadata"].pop("namespace", None)
+    # when it is applied with a server-side dry run
+    res = _dry_run(cluster, namespace, manifest)
+    # then the API server accepts it as it is
+    assert res.returncode == 0, res.stderr
+    assert "created (server dry run)" in res.stdout
+
+
+# --- (b) invalid manifests are refused, naming the field ---------------------------------------------
+
+
+def _valid() -> dict[str, Any]:
+    return {
+        "apiVersion": resource.API_VERSION,
+        "kind": resource.KIND,
+        "metadata": {"name": "bad"},
+        "spec": {
+            "model": {"name": "fraud", "version": "2.4.0", "uri": "s3://models/fraud/2.4.0"},
+            "runtime": {
+                "image": "registry.example/model-server:1.0",
+                "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
+            },
+            "replicas": 2,
+            "rollout": {"steps": [{"weight": 10}, {"weight": 50}, {"weight": 100}]},
+            "slos": [{"name": "error-rate", "max": 0.01}],
+        },
+    }
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    """Set (or, with value DELETE, remove) a dotted path below spec; list indexes as numbers."""
+
+    def apply(manifest: dict[str, Any]) -> None:
+        node: Any = manifest["spec"]
+        keys = [int(k) if k.isdigit() else k for k in path.split(".")]
+        for key in keys[:-1]:
+            if isinstance(key, str) and key not in node:
+                node[key] = {}
+            node = node[key]
+        if value is DELETE:
+            del node[keys[-1]]
+        else:
+            node[keys[-1]] = value
+
+    return apply
+
+
+DELETE = object()
+
+
+@dataclass(frozen=True)
+class Bad:
+    id: str
+    change: Callable[[dict[str, Any]], None]
+    field: str
+    phrase: str
+
+
+BAD = [
+    Bad("model-missing", _set("model", DELETE), "spec.model", "Required value"),
+    Bad("image-missing", _set("runtime.image", DELETE), "spec.runtime.image", "Required value"),
+    Bad("model-name-not-dns", _set("model.name", "Fraud_Scorer"), "spec.model.name", "should match"),
+    Bad("model-version-space", _set("model.version", "2.4 beta"), "spec.model.version", "should match"),
+    Bad("digest-not-sha256", _set("model.digest", "md5:abc"), "spec.model.digest", "should match"),
+    Bad("replicas-zero", _set("replicas", 0), "spec.replicas", "greater than or equal to 1"),
+    Bad("replicas-too-many", _set("replicas", 5000), "spec.replicas", "less than or equal to 1000"),
+    Bad("risk-tier-unknown", _set("riskTier", "extreme"), "spec.riskTier", 'Unsupported value: "extreme"'),
+    Bad("port-out-of-range", _set("runtime.port", 70000), "spec.runtime.port", "less than or equal to 65535"),
+    Bad(
+        "readiness-path-relative",
+        _set("runtime.readinessPath", "ready"),
+        "spec.runtime.readinessPath",
+        "should match",
+    ),
+    Bad(
+        "env-name-not-identifier",
+        _set("runtime.env", [{"name": "1BAD", "value": "x"}]),
+        "spec.runtime.env[0].name",
+        "should match",
+    ),
+    Bad(
+        "env-name-repeated",
+        _set("runtime.env", [{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]),
+        "spec.runtime.env",
+        "names must be unique",
+    ),
+    Bad(
+        "cpu-not-a-quantity",
+        _set("runtime.resources.requests.cpu", "two"),
+        "spec.runtime.resources.requests.cpu",
+        "should match",
+    ),
+    Bad(
+        "resource-name-invalid",
+        _set("runtime.resources.requests", {"CPU cores": "1"}),
+        "spec.runtime.resources.requests",
+        "keys must be resource names",
+    ),
+    Bad(
+        "gpu-request-without-equal-limit",
+        _set("runtime.resources", {"requests": {"nvidia.com/gpu": "1"}}),
+        "spec.runtime.resources.limits",
+        "must equal requests for extended resources",
+    ),
+    Bad(
+        "request-above-limit",
+        _set("runtime.resources.requests.memory", "4Gi"),
+        "spec.runtime.resources.requests",
+        "must not exceed limits",
+    ),
+    Bad(
+        "ingress-peer-empty",
+        _set("sandbox.ingressFrom", [{}]),
+        "spec.sandbox.ingressFrom[0]",
+        "needs namespaceSelector, podSelector or both",
+    ),
+    Bad(
+        "egress-cidr-invalid",
+        _set("sandbox.egressTo", [{"cidr": "300.1.1.1/8"}]),
+        "spec.sandbox.egressTo[0].cidr",
+        "CIDR notation",
+    ),
+    Bad(
+        "quota-pods-below-twice-replicas",
+        _set("sandbox.quota", {"pods": "3"}),
+        "spec.sandbox.quota",
+        "at least twice spec.replicas",
+    ),
+    Bad(
+        "router-unknown", _set("traffic.router", "istio"), "spec.traffic.router", 'Unsupported value: "istio"'
+    ),
+    Bad(
+        "gateway-router-without-settings",
+        _set("traffic", {"router": "gatewayAPI"}),
+        "spec.traffic.gatewayAPI",
+        "required when spec.traffic.router is gatewayAPI",
+    ),
+    Bad(
+        "gateway-settings-with-replica-router",
+        _set("traffic", {"router": "replicas", "gatewayAPI": {"parentRefs": [{"name": "gw"}]}}),
+        "spec.traffic.router",
+        "only used with router: gatewayAPI",
+    ),
+    Bad(
+        "gateway-without-parent",
+        _set("traffic", {"router": "gatewayAPI", "gatewayAPI": {"parentRefs": []}}),
+        "spec.traffic.gatewayAPI.parentRefs",
+        "at least 1 items",
+    ),
+    Bad(
+        "step-weight-zero",
+        _set("rollout.steps.0.weight", 0),
+        "spec.rollout.steps[0].weight",
+        "greater than or equal to 1",
+    ),
+    Bad(
+        "step-weight-over-100",
+        _set("rollout.steps", [{"weight": 150}]),
+        "spec.rollout.steps[0].weight",
+        "less than or equal to 100",
+    ),
+    Bad(
+        "steps-decreasing",
+        _set("rollout.steps", [{"weight": 50}, {"weight": 25}, {"weight": 100}]),
+        "spec.rollout.steps",
+        "strictly increasing",
+    ),
+    Bad(
+        "steps-repeated-weight",
+        _set("rollout.steps", [{"weight": 25}, {"weight": 25}, {"weight": 100}]),
+        "spec.rollout.steps",
+        "strictly increasing",
+    ),
+    Bad(
+        "steps-not-ending-at-100",
+        _set("rollout.steps", [{"weight": 10}, {"weight": 50}]),
+        "spec.rollout.steps",
+        "must end with weight 100",
+    ),
+    Bad("steps-empty", _set("rollout.steps", []), "spec.rollout.steps", "at least 1 items"),
+    Bad(
+        "step-pause-and-approval",
+        _set("rollout.steps.0", {"weight": 10, "pause": "1m", "approval": "required"}),
+        "spec.rollout.steps[0].pause",
+        "either a timed pause or an approval gate",
+    ),
+    Bad(
+        "step-pause-not-a-duration",
+        _set("rollout.steps.0.pause", "2 minutes"),
+        "spec.rollout.steps[0].pause",
+        "should match",
+    ),
+    Bad(
+        "step-approval-unknown",
+        _set("rollout.steps.0.approval", "yes"),
+        "spec.rollout.steps[0].approval",
+        'Unsupported value: "yes"',
+    ),
+    Bad(
+        "analysis-interval-below-1s",
+        _set("rollout.analysis", {"interval": "500ms"}),
+        "spec.rollout.analysis.interval",
+        "at least 1s",
+    ),
+    Bad(
+        "analysis-window-below-interval",
+        _set("rollout.analysis", {"interval": "1m", "window": "30s"}),
+        "spec.rollout.analysis.window",
+        "at least the interval",
+    ),
+    Bad(
+        "failure-limit-negative",
+        _set("rollout.analysis", {"failureLimit": -1}),
+        "spec.rollout.analysis.failureLimit",
+        "greater than or equal to 0",
+    ),
+    Bad(
+        "progress-deadline-too-short",
+        _set("rollout.progressDeadline", "5s"),
+        "spec.rollout.progressDeadline",
+        "at least 10s",
+    ),
+    Bad(
+        "slo-unknown-template",
+        _set("slos", [{"name": "accuracy", "max": 1}]),
+        "spec.slos[0].name",
+        "must be a built-in template",
+    ),
+    Bad("slo-without-threshold", _set("slos", [{"name": "error-rate"}]), "spec.slos[0]", "needs a threshold"),
+    Bad(
+        "slo-min-above-max",
+        _set("slos", [{"name": "score-shift", "min": 0.5, "max": 0.1}]),
+        "spec.slos[0].min",
+        "must not exceed spec.slos[].max",
+    ),
+    Bad(
+        "slo-rate-as-percent",
+        _set("slos", [{"name": "error-rate", "max": 5}]),
+        "spec.slos[0].max",
+        "ratio between 0 and 1",
+    ),
+    Bad(
+        "slo-latency-in-ms",
+        _set("slos", [{"name": "latency-p99", "max": 250}]),
+        "spec.slos[0].max",
+        "in seconds",
+    ),
+    Bad(
+        "slo-no-data-policy-unknown",
+        _set("slos.0.onNoData", "ignore"),
+        "spec.slos[0].onNoData",
+        'Unsupported value: "ignore"',
+    ),
+    Bad(
+        "slo-hold-without-bound",
+        _set("slos.0.maxNoDataDuration", "0s"),
+        "spec.slos[0].maxNoDataDuration",
+        "positive bound",
+    ),
+    Bad(
+        "slo-increase-negative",
+        _set("slos.0.maxIncreaseOverBaseline", -0.1),
+        "spec.slos[0].maxIncreaseOverBaseline",
+        "greater than or equal to 0",
+    ),
+    Bad(
+        "slo-names-repeated",
+        _set("slos", [{"name": "error-rate", "max": 0.01}, {"name": "error-rate", "max": 0.02}]),
+        "spec.slos",
+        "names must be unique",
+    ),
+    Bad(
+        "fallback-same-as-model",
+        _set("fallback", {"version": "2.4.0"}),
+        "spec.fallback.version",
+        "must differ from spec.model.version",
+    ),
+    Bad(
+        "critical-without-approval",
+        _set("riskTier", "critical"),
+        "spec.rollout.steps",
+        "needs a step with approval: required",
+    ),
+    Bad("unknown-field", _set("replicaCount", 3), "spec.replicaCount", "unknown field"),
+]
+
+
+def test_the_table_has_at_least_25_distinct_cases() -> None:
+    assert len(BAD) >= 25
+    assert len({b.id for b in BAD}) == len(BAD)
+
+
+@pytest.mark.parametrize("bad", BAD, ids=[b.id for b in BAD])
+def test_invalid_manifest_is_refused_naming_the_field(cluster: Cluster, namespace: str, bad: Bad) -> None:
+    # given a valid manifest the server accepts ...
+    manifest = _valid()
+    # ... with one thing wrong
+    bad.change(manifest)
+    # when it is applied with a server-side dry run
+    res = _dry_run(cluster, namespace, manifest)
+    # then the API server refuses it, naming the field and saying what is wrong
+    assert res.returncode != 0, f"accepted: {bad.id}"
+    assert bad.field in res.stderr, res.stderr
+    assert bad.phrase in res.stderr, res.stderr
+
+
+def test_the_valid_base_manifest_is_accepted(cluster: Cluster, namespace: str) -> None:
+    res = _dry_run(cluster, namespace, _valid())
+    assert res.returncode == 0, res.stderr
+
+
+# --- (c) a status with every field set reads back unchanged ------------------------------------------
+
+
+def _valid_spec_parts() -> dict[type[BaseModel], Any]:
+    """Spec models reused in the status (they carry patterns and rules): one valid, fully set instance
+    of each, taken from examples/full.yaml, which sets every spec field."""
+    spec = ModelDeploymentSpec.model_validate(yaml.safe_load((EXAMPLES / "full.yaml").read_text())["spec"])
+    found: dict[type[BaseModel], Any] = {}
+
+    def visit(value: Any) -> None:
+        if isinstance(value, BaseModel):
+            found.setdefault(type(value), value.model_dump(mode="json"))
+            for name in type(value).model_fields:
+                visit(getattr(value, name))
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                visit(v)
+        elif isinstance(value, dict):
+            for v in value.values():
+                visit(v)
+
+    visit(spec)
+    return found
+
+
+def _sample(annotation: Any, name: str) -> Any:
+    """A non-default value for every field of a type, recursively (so a new status field is covered)."""
+    if isinstance(annotation, type) and annotation in SPEC_PARTS:
+        return copy.deepcopy(SPEC_PARTS[annotation])
+    origin = typing.get_origin(annotation)
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if origin is typing.Annotated:
+        return _sample(args[0], name)
+    if origin in (typing.Union, types.UnionType):
+        return _sample(args[0], name)
+    if origin is list:
+        return [_sample(args[0], name)]
+    if origin is dict:
+        return {"k": _sample(args[1], name)}
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return {f: _sample(info.annotation, f) for f, info in annotation.model_fields.items()}
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return list(annotation)[-1].value
+    if annotation is bool:
+        return True
+    if annotation is int:
+        return 7
+    if annotation is float:
+        return 0.375
+    if annotation is str:
+        return f"{name}-value"
+    raise AssertionError(f"no sample for {name}: {annotation!r}")
+
+
+SPEC_PARTS = _valid_spec_parts()
+
+
+def test_status_with_every_field_set_reads_back_unchanged(cluster: Cluster, namespace: str) -> None:
+    from kubernetes import client
+
+    # given a ModelDeployment and a status that sets every declared field
+    manifest = _valid()
+    manifest["metadata"]["namespace"] = namespace
+    api = client.CustomObjectsApi(cluster.api_client())
+    api.create_namespaced_custom_object(
+        resource.GROUP, resource.VERSION, namespace, resource.PLURAL, manifest
+    )
+    status = _sample(ModelDeploymentStatus, "status")
+    status["conditions"][0]["lastTransitionTime"] = "2026-01-02T03:04:05Z"
+    assert ModelDeploymentStatus.model_validate(status).model_dump(mode="json") == status
+    # when the operator's way of writing it, the status subresource, is used
+    api.patch_namespaced_custom_object_status(
+        resource.GROUP, resource.VERSION, namespace, resource.PLURAL, "bad", {"status": status}
+    )
+    # then reading it back gives exactly what was written: nothing pruned, nothing changed
+    got = api.get_namespaced_custom_object(
+        resource.GROUP, resource.VERSION, namespace, resource.PLURAL, "bad"
+    )
+    assert json.dumps(got["status"], sort_keys=True) == json.dumps(status, sort_keys=True)
+    # and the spec did not move (status writes cannot change it)
+    assert got["spec"]["replicas"] == 2
+
+
+def test_status_cannot_be_changed_through_the_main_resource(cluster: Cluster, namespace: str) -> None:
+    from kubernetes import client
+
+    # given a ModelDeployment created with a status in the body
+    manifest = copy.deepcopy(_valid())
+    manifest["metadata"]["namespace"] = namespace
+    manifest["status"] = {"phase": "Succeeded"}
+    api = client.CustomObjectsApi(cluster.api_client())
+    # when it is created through the main resource
+    created = api.create_namespaced_custom_object(
+        resource.GROUP, resource.VERSION, namespace, resource.PLURAL, manifest
+    )
+    # then the status is ignored: only the status subresource writes it
+    assert "status" not in created or created["status"].get("phase") != "Succeeded"
