@@ -25,7 +25,8 @@ The rules, in the order a decision applies them:
 8. Canary readiness: the canary must be fully Ready (pods of its revision) within progressDeadline of
    the moment the engine started waiting (canary start, a step's scale-up); past it -> roll back in
    that decision, and requeue_after points exactly at that deadline.
-9. Analysis tick (Observations.slos is not None, canary weight > 0): verdicts per SLO (analysis.py);
+9. Analysis tick (Observations.slos is not None, the canary holds the weight of a step with
+   `analysis: true`): verdicts per SLO (analysis.py);
    a limit crossed rolls back in the same decision (weight 0 now). Analysis is judged while awaiting
    approval and while promoting too: failures there still roll back.
 10. Steps: a step is entered by setting its weight (after approval when it has a gate, and only when
@@ -142,6 +143,13 @@ def _gate_waiting(status: ModelDeploymentStatus, policy: Policy) -> bool:
     return step.approval is ApprovalMode.REQUIRED and status.canaryWeight != step.weight
 
 
+def _judged(policy: Policy, weight: int) -> bool:
+    """SLOs are judged at this weight: the step holding it has `analysis: true` (steps with
+    `analysis: false` are not judged; an unknown weight, e.g. after a plan change, is judged)."""
+    step = next((s for s in policy.steps if s.weight == weight), None)
+    return weight > 0 and (step is None or step.analysis)
+
+
 def next_analysis_at(policy: Policy, status: ModelDeploymentStatus) -> datetime | None:
     """When the next analysis tick is due for this status, or None when no analysis is wanted.
 
@@ -151,6 +159,8 @@ def next_analysis_at(policy: Policy, status: ModelDeploymentStatus) -> datetime 
     if status.canary is None or status.killSwitchActive or status.canaryWeight <= 0:
         return None
     if status.phase not in (Phase.PROGRESSING, Phase.AWAITING_APPROVAL, Phase.PROMOTING):
+        return None
+    if not _judged(policy, status.canaryWeight):
         return None
     anchors = [t for t in (parse_time(status.stepStartedAt), parse_time(status.lastAnalysisAt)) if t]
     if not anchors:
@@ -486,7 +496,7 @@ def _progress(d: _Draft, policy: Policy, tokens: _Tokens) -> None:
 
     step_index: int = d.get("currentStep")
     entered = not promoting and weight == policy.steps[step_index].weight
-    if d.obs.slos is not None and weight > 0:
+    if d.obs.slos is not None and _judged(policy, weight):
         tick = assess(policy.slos, d.get("analysis"), d.obs.slos, d.now,
                       failure_limit=policy.failure_limit,
                       consecutive_error_limit=policy.consecutive_error_limit)

@@ -1,0 +1,527 @@
+"""Example tests of the rollout rules, written given / when / then."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from tollgate.api.status import HISTORY_LIMIT, HistoryEntry, ModelDeploymentStatus, Phase, Verdict
+from tollgate.engine import conditions as cond
+from tollgate.engine.actions import (
+    ApplyObjects,
+    DeleteObjects,
+    EventType,
+    Promote,
+    Reason,
+    RecordEvidence,
+    RollBack,
+    SetWeight,
+)
+from tollgate.engine.observations import Controls, Observations
+from tollgate.engine.rollout import decide
+
+from .conftest import BAD, CTX, GOOD, T0, Sim, make_spec, objects_of, slo_obs, updated
+
+
+def start_canary(sim: Sim, version: str = "2.0.0") -> None:
+    """Given a stable 1.0.0, when the spec asks for `version`, the canary reaches step 1 at 10%."""
+    sim.deploy_stable()
+    sim.set_version(version)
+    sim.step()
+    sim.step()
+    assert sim.status.canaryWeight == 10, sim.status.message
+
+
+# --- first deployment ---------------------------------------------------------------------------
+
+
+def test_first_deployment_goes_straight_to_stable_without_a_canary() -> None:
+    # given a new ModelDeployment
+    sim = Sim(make_spec())
+    # when the first decision is made
+    first = sim.step()
+    # then only a stable track is created and the phase waits for its pods
+    assert set(sim.tracks) == {"stable"}
+    assert first.status.phase is Phase.PENDING
+    assert first.status.canary is None
+    # when its pods are Ready
+    second = sim.step()
+    # then it is Stable, lastKnownGood is that revision, and Ready=True
+    assert second.status.phase is Phase.STABLE
+    assert second.status.lastKnownGood == second.status.stable
+    assert cond.is_true(second.status.conditions, cond.READY)
+    assert cond.find(second.status.conditions, cond.RECONCILING) is None
+    assert Reason.DEPLOYED in second.event_reasons
+
+
+def test_first_deployment_not_ready_within_deadline_is_stalled_and_requeued_at_the_deadline() -> None:
+    # given a first deployment whose pods never become Ready
+    sim = Sim(make_spec())
+    sim.not_ready.add("stable")
+    # when decided
+    first = sim.step()
+    # then the engine looks again exactly at the deadline
+    assert first.requeue_after == 300.0
+    # when the deadline passes
+    late = sim.step(after=300)
+    # then the status says Stalled (kstatus failed), with an event
+    assert cond.is_true(late.status.conditions, cond.STALLED)
+    assert Reason.PROGRESS_DEADLINE_EXCEEDED in late.event_reasons
+
+
+def test_observed_generation_is_the_context_generation() -> None:
+    d = decide(make_spec(), ModelDeploymentStatus(), Observations(generation=7), T0, CTX)
+    assert d.status.observedGeneration == CTX.generation
+    assert all(c.observedGeneration == CTX.generation for c in d.status.conditions)
+
+
+# --- what starts a canary ---------------------------------------------------------------------
+
+
+def test_replica_or_policy_changes_do_not_start_a_canary(sim: Sim) -> None:
+    # given a stable deployment
+    sim.deploy_stable()
+    # when replicas, tier and steps change
+    sim.spec = updated(sim.spec, replicas=6, riskTier="high",
+                       rollout={"steps": [{"weight": 20}, {"weight": 100}]})
+    d = sim.settle()
+    # then no canary starts, the stable track is just resized
+    assert d.status.canary is None
+    assert sim.tracks["stable"][1] == 6
+
+
+def test_a_model_change_starts_a_canary_that_takes_no_traffic_until_ready(sim: Sim) -> None:
+    # given a stable deployment
+    sim.deploy_stable()
+    # when the model version changes and the canary pods are not Ready yet
+    sim.set_version("2.0.0")
+    sim.not_ready.add("canary")
+    d = sim.step()
+    # then a canary starts at weight 0; the Service selects the stable track only
+    assert d.status.phase is Phase.PROGRESSING
+    assert d.status.canaryWeight == 0
+    assert Reason.CANARY_STARTED in d.event_reasons
+    service = objects_of(d, "Service")[0]
+    assert service["spec"]["selector"]["tollgate.dev/track"] == "stable"
+    # when the pods become Ready, then step 1's weight is set
+    sim.not_ready.clear()
+    d = sim.step()
+    assert d.status.canaryWeight == 10
+    assert Reason.STEP_ADVANCED in d.event_reasons
+    assert d.of_type(SetWeight)[0].canary_weight == 10
+
+
+# --- steps and analysis -----------------------------------------------------------------------
+
+
+def test_full_rollout_promotes_after_every_step_passed(sim: Sim) -> None:
+    # given a canary at step 1
+    start_canary(sim)
+    canary = sim.status.canary
+    assert canary is not None
+    # when every analysis passes
+    for _ in range(10):
+        d = sim.tick(GOOD)
+        if sim.status.phase is Phase.SUCCEEDED:
+            break
+    # then the canary revision is stable, lastKnownGood, history says Promoted, the canary is removed
+    assert sim.status.phase is Phase.SUCCEEDED
+    assert sim.status.stable == canary
+    assert sim.status.lastKnownGood == canary
+    assert sim.status.canary is None
+    assert sim.status.history[0].result == "Promoted"
+    assert d.of_type(Promote)[0].revision == canary.revision
+    assert "canary" not in sim.tracks
+    assert cond.is_true(sim.status.conditions, cond.READY)
+
+
+def test_an_analysis_step_never_passes_on_time_alone(sim: Sim) -> None:
+    # given a canary at step 1 (an analysis step)
+    start_canary(sim)
+    # when an hour passes without any analysis tick (operator down), then the decision after it
+    d = sim.step(after=3600)
+    # then the step has not passed and the analysis is due now
+    assert d.status.currentStep == 0 and d.status.canaryWeight == 10
+    assert d.requeue_after == 0.0
+    # when one passing tick runs, then the step passes
+    d = sim.step(slos=GOOD)
+    assert d.status.canaryWeight == 50
+
+
+def test_inconclusive_analysis_holds_the_step(sim: Sim) -> None:
+    start_canary(sim)
+    d = sim.tick((slo_obs(samples=10),))
+    assert d.status.analysis[0].verdict is Verdict.INCONCLUSIVE
+    assert d.status.canaryWeight == 10
+
+
+def test_timed_pause_requeues_at_its_end_and_holds_until_then() -> None:
+    # given steps with a 2m pause and no analysis on the first
+    sim = Sim(make_spec(rollout={"steps": [{"weight": 10, "pause": "2m", "analysis": False}, {"weight": 100}],
+                                 "analysis": {"interval": "30s"}}))
+    start_canary(sim)
+    # then the engine wants to look again exactly at the end of the pause
+    assert sim.decisions[-1].requeue_after == 120.0
+    # when 119s pass, then the step still holds
+    assert sim.step(after=119).status.canaryWeight == 10
+    # when the pause ends, then the next step is entered
+    assert sim.step(after=1).status.canaryWeight == 100
+
+
+def test_failure_over_the_limit_rolls_back_in_the_same_decision(sim: Sim) -> None:
+    # given a canary at step 1 with failureLimit 1
+    start_canary(sim)
+    canary = sim.status.canary
+    assert canary is not None
+    # when one failing tick arrives, then it is counted but tolerated
+    d = sim.tick(BAD)
+    assert d.status.analysis[0].failures == 1
+    assert d.status.canaryWeight == 10
+    assert Reason.ANALYSIS_FAILED in d.event_reasons
+    # when a second failing tick arrives
+    d = sim.tick(BAD)
+    # then traffic is back on stable in this very decision, with evidence
+    assert d.status.canaryWeight == 0
+    assert d.status.canary is None
+    assert d.status.phase in (Phase.ROLLING_BACK, Phase.ROLLED_BACK)
+    assert d.status.rolledBackRevision == canary.revision
+    assert d.of_type(SetWeight)[0].canary_weight == 0
+    assert any(r.name.endswith("-canary") for a in d.of_type(DeleteObjects) for r in a.refs)
+    rollback = d.of_type(RollBack)[0]
+    evidence = d.of_type(RecordEvidence)[0]
+    assert rollback.incident == evidence.name == d.status.lastIncident
+    assert evidence.payload["canary"]["revision"] == canary.revision
+    assert evidence.payload["slos"][0]["value"] == 0.2
+    assert evidence.payload["observations"][0]["query"].startswith("tollgate:error-rate")
+    assert evidence.payload["limits"]["failureLimit"] == 1
+    assert evidence.payload["timeline"][0]["reason"] == "CanaryStarted"
+    assert d.status.history[0].result == "RolledBack"
+    assert d.status.history[0].incident == evidence.name
+    assert any(e.type is EventType.WARNING and e.reason is Reason.ROLLED_BACK for e in d.events)
+    # and the status is Stalled (kstatus failed) with RolledBack=True
+    assert cond.is_true(d.status.conditions, cond.STALLED)
+    assert cond.is_true(d.status.conditions, cond.ROLLED_BACK)
+
+
+def test_provider_errors_are_counted_apart_and_fail_closed(sim: Sim) -> None:
+    # given consecutiveErrorLimit 2 and failureLimit 1
+    start_canary(sim)
+    err = (slo_obs(error="prometheus unreachable"),)
+    # when two errors arrive, then no failure is counted and nothing rolls back
+    sim.tick(err)
+    d = sim.tick(err)
+    assert d.status.analysis[0].consecutiveErrors == 2
+    assert d.status.analysis[0].failures == 0
+    assert d.status.canary is not None
+    # when a pass arrives, then the error run resets
+    d = sim.tick(GOOD)
+    assert d.status.analysis[0].consecutiveErrors == 0
+    # when three errors in a row arrive, then it fails closed: rolled back, never promoted
+    for _ in range(3):
+        d = sim.tick(err)
+    assert d.status.canary is None
+    assert d.status.rolledBackRevision is not None
+    assert Reason.ANALYSIS_ERROR in d.event_reasons
+
+
+def test_progress_deadline_rolls_back_exactly_at_the_deadline(sim: Sim) -> None:
+    # given a canary whose pods never become Ready
+    sim.deploy_stable()
+    sim.set_version("2.0.0")
+    sim.not_ready.add("canary")
+    d = sim.step()
+    # then the engine looks again exactly at the deadline (5m)
+    assert d.requeue_after == 300.0
+    # when 299s pass, nothing happens
+    d = sim.step(after=299)
+    assert d.status.canary is not None
+    assert d.requeue_after == 1.0
+    # when the deadline is reached, then it is rolled back with evidence
+    d = sim.step(after=1)
+    assert d.status.canary is None
+    assert Reason.PROGRESS_DEADLINE_EXCEEDED in d.event_reasons
+    assert d.of_type(RecordEvidence)
+
+
+# --- a rollback stands; retry -------------------------------------------------------------------
+
+
+def _rolled_back(sim: Sim) -> str:
+    start_canary(sim)
+    sim.tick(BAD)
+    sim.tick(BAD)
+    revision = sim.status.rolledBackRevision
+    assert revision is not None
+    return revision
+
+
+def test_a_rolled_back_revision_stays_rolled_back(sim: Sim) -> None:
+    revision = _rolled_back(sim)
+    # when time passes and events arrive with the same spec
+    for _ in range(3):
+        d = sim.step(after=600)
+    # then no canary starts again
+    assert d.status.phase is Phase.ROLLED_BACK
+    assert d.status.canary is None
+    assert d.status.rolledBackRevision == revision
+    assert "canary" not in sim.tracks
+
+
+def test_retry_token_restarts_a_rolled_back_revision_once(sim: Sim) -> None:
+    revision = _rolled_back(sim)
+    # when a retry token appears
+    sim.controls = Controls(retry="alice-1")
+    d = sim.step()
+    # then the same revision starts again from step one
+    assert d.status.canary is not None and d.status.canary.revision == revision
+    assert Reason.RETRIED in d.event_reasons
+    assert d.status.rolledBackRevision is None
+
+
+def test_a_retry_token_seen_before_the_rollback_does_not_retry(sim: Sim) -> None:
+    start_canary(sim)
+    sim.controls = Controls(retry="early")
+    sim.step()
+    sim.tick(BAD)
+    d = sim.tick(BAD)
+    assert d.status.canary is None
+    d = sim.step(after=10)
+    assert d.status.canary is None
+
+
+def test_a_new_revision_after_a_rollback_starts_a_canary(sim: Sim) -> None:
+    _rolled_back(sim)
+    sim.set_version("2.0.1")
+    d = sim.step()
+    assert d.status.canary is not None and d.status.canary.version == "2.0.1"
+
+
+def test_reverting_the_spec_to_stable_after_a_rollback_is_stable_again(sim: Sim) -> None:
+    _rolled_back(sim)
+    sim.set_version("1.0.0")
+    d = sim.step()
+    assert d.status.phase is Phase.STABLE
+    assert cond.find(d.status.conditions, cond.STALLED) is None
+
+
+# --- controls -------------------------------------------------------------------------------------
+
+
+def test_abort_rolls_back_now_and_acts_once_per_token(sim: Sim) -> None:
+    start_canary(sim)
+    sim.controls = Controls(abort="bob")
+    d = sim.step()
+    assert d.status.canary is None
+    assert d.status.history[0].result == "Aborted"
+    assert Reason.ABORTED in d.event_reasons
+    assert d.of_type(RecordEvidence)
+    assert d.status.controls.abort == "bob"
+    # when retried, the same abort token does not abort the new attempt
+    sim.controls = Controls(abort="bob", retry="r1")
+    d = sim.step()
+    assert d.status.canary is not None
+    d = sim.step()
+    assert d.status.canary is not None
+
+
+def test_promote_control_skips_the_remaining_steps(sim: Sim) -> None:
+    start_canary(sim)
+    sim.controls = Controls(promote="carol")
+    d = sim.step()
+    assert d.status.phase is Phase.PROMOTING
+    assert d.status.canaryWeight == 10  # promotion moves the stable track, not the weight
+    d = sim.step()
+    assert d.status.phase is Phase.SUCCEEDED
+    assert d.status.stable is not None and d.status.stable.version == "2.0.0"
+
+
+def test_approval_gate_waits_and_acts_once_per_token() -> None:
+    spec = make_spec(rollout={
+        "steps": [{"weight": 10}, {"weight": 50, "approval": "required"},
+                  {"weight": 100, "approval": "required"}],
+        "analysis": {"interval": "30s", "minSamples": 100},
+    })
+    sim = Sim(spec)
+    start_canary(sim)
+    # given a token set before the gate is reached: it is recorded and ignored
+    sim.controls = Controls(approve="too-early")
+    d = sim.tick(GOOD)
+    assert d.status.phase is Phase.AWAITING_APPROVAL
+    assert d.status.canaryWeight == 10
+    assert cond.is_true(d.status.conditions, cond.AWAITING_APPROVAL)
+    assert Reason.AWAITING_APPROVAL in d.event_reasons
+    d = sim.step(after=600)
+    assert d.status.phase is Phase.AWAITING_APPROVAL and d.status.canaryWeight == 10
+    # when a new token arrives while the gate waits
+    sim.controls = Controls(approve="dave")
+    d = sim.step()
+    # then the weight is set and the approver recorded
+    assert d.status.canaryWeight == 50
+    assert d.status.approvedBy == "dave"
+    assert Reason.APPROVED in d.event_reasons
+    # when the step passes, the next gate is not approved by the same token
+    d = sim.tick(GOOD)
+    assert d.status.phase is Phase.AWAITING_APPROVAL and d.status.canaryWeight == 50
+    sim.controls = Controls(approve="erin")
+    d = sim.step()
+    assert d.status.canaryWeight == 100 and d.status.approvedBy == "erin"
+
+
+# --- paused, new revision mid-rollout, plan change ------------------------------------------------
+
+
+def test_paused_holds_weights_and_ignores_verdicts(sim: Sim) -> None:
+    start_canary(sim)
+    sim.spec = updated(sim.spec, paused=True)
+    d = sim.step()
+    assert d.status.phase is Phase.PAUSED
+    assert d.analysis_at is None
+    # failing analysis while paused does not count
+    for _ in range(3):
+        d = sim.step(slos=BAD, after=30)
+    assert d.status.canaryWeight == 10 and d.status.canary is not None
+    assert d.status.analysis == [] or all(s.failures == 0 for s in d.status.analysis)
+    # resume: the step starts over (a pass is needed after the resume)
+    sim.spec = updated(sim.spec, paused=False)
+    d = sim.step(slos=None)
+    assert Reason.RESUMED in d.event_reasons
+    assert d.status.stepStartedAt == d.status.timeline[-1].at
+    assert d.status.passedAnalyses == 0
+
+
+def test_a_new_revision_mid_rollout_supersedes_the_canary(sim: Sim) -> None:
+    start_canary(sim)
+    old = sim.status.canary
+    sim.tick(GOOD)
+    assert sim.status.canaryWeight == 50
+    sim.set_version("3.0.0")
+    d = sim.step()
+    assert d.status.history[0].result == "Superseded"
+    assert old is not None and d.status.history[0].revision == old.revision
+    assert d.status.canary is not None and d.status.canary.version == "3.0.0"
+    assert d.status.canaryWeight == 0 and d.status.currentStep == 0
+    assert d.of_type(SetWeight)[0].canary_weight == 0
+
+
+def test_changing_the_steps_mid_rollout_restarts_at_step_one(sim: Sim) -> None:
+    start_canary(sim)
+    sim.tick(GOOD)
+    assert sim.status.canaryWeight == 50
+    sim.spec = updated(sim.spec, rollout={"steps": [{"weight": 20}, {"weight": 100}],
+                                          "analysis": {"interval": "30s", "minSamples": 100}})
+    d = sim.step()
+    assert d.status.canary is not None
+    assert d.status.canaryWeight in (0, 20)
+    assert d.status.currentStep == 0
+
+
+# --- kill switch ----------------------------------------------------------------------------------
+
+
+def test_kill_switch_mid_rollout_cuts_the_canary_in_the_same_decision(sim: Sim) -> None:
+    start_canary(sim)
+    sim.tick(GOOD)
+    sim.spec = updated(sim.spec, killSwitch=True, fallback={"version": "0.9.0"})
+    d = sim.step()
+    assert d.status.canaryWeight == 0
+    assert d.status.phase is Phase.FALLBACK
+    assert d.status.killSwitchActive
+    assert d.of_type(SetWeight)[0].canary_weight == 0
+    assert "canary" not in sim.tracks and "fallback" in sim.tracks
+    assert Reason.KILL_SWITCH_ON in d.event_reasons
+    # when the fallback pods are Ready, all traffic goes to the fallback track
+    d = sim.step()
+    assert d.status.fallback is not None and d.status.fallback.version == "0.9.0"
+    service = objects_of(d, "Service")[0]
+    assert service["spec"]["selector"]["tollgate.dev/track"] == "fallback"
+    assert cond.is_true(d.status.conditions, cond.READY)
+    # when the kill switch goes off, normal routing returns and the canary restarts at step 1
+    sim.spec = updated(sim.spec, killSwitch=False)
+    d = sim.step()
+    assert Reason.KILL_SWITCH_OFF in d.event_reasons
+    assert not d.status.killSwitchActive
+    assert d.status.currentStep == 0
+    assert "fallback" not in sim.tracks
+
+
+def test_kill_switch_falls_back_to_last_known_good_without_a_pinned_fallback(sim: Sim) -> None:
+    start_canary(sim)
+    stable = sim.status.stable
+    sim.spec = updated(sim.spec, killSwitch=True)
+    d = sim.step()
+    assert d.status.fallback == stable  # lastKnownGood is the stable track: no extra Deployment
+    assert "fallback" not in sim.tracks
+    assert objects_of(d, "Service")[0]["spec"]["selector"]["tollgate.dev/track"] == "stable"
+
+
+def test_kill_switch_with_nothing_to_fall_back_to_is_stalled() -> None:
+    sim = Sim(make_spec(killSwitch=True))
+    d = sim.step()
+    assert d.status.phase is Phase.STALLED
+    assert Reason.SPEC_INVALID in d.event_reasons
+    assert cond.is_true(d.status.conditions, cond.STALLED)
+    assert d.status.canaryWeight == 0
+
+
+def test_gateway_router_without_settings_is_stalled() -> None:
+    # given a gatewayAPI router without its settings (CEL refuses this at admission; pydantic alone
+    # does not, and the engine must still not act on it)
+    valid = make_spec(traffic={"router": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "gw"}]}})
+    spec = valid.model_copy(update={"traffic": valid.traffic.model_copy(update={"gatewayAPI": None})})
+    d = decide(spec, ModelDeploymentStatus(), Observations(generation=1), T0, CTX)
+    assert d.status.phase is Phase.STALLED
+    assert not d.of_type(ApplyObjects)
+    assert d.requeue_after is None
+
+
+def test_gateway_router_sets_exact_route_weights() -> None:
+    sim = Sim(make_spec(traffic={"router": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "gw"}]}}))
+    start_canary(sim)
+    route = objects_of(sim.decisions[-1], "HTTPRoute")[0]
+    weights = {b["name"]: b["weight"] for b in route["spec"]["rules"][0]["backendRefs"]}
+    assert weights == {"fraud-scorer-stable": 90, "fraud-scorer-canary": 10}
+    assert sim.tracks["stable"][1] == 4  # the stable track keeps all its replicas
+
+
+# --- bookkeeping ----------------------------------------------------------------------------------
+
+
+def test_history_is_bounded() -> None:
+    entries = [HistoryEntry(revision=f"r{i}", version="1", result="Promoted", at="2026-01-01T00:00:00Z")
+               for i in range(HISTORY_LIMIT)]
+    sim = Sim(make_spec())
+    sim.deploy_stable()
+    sim.status = sim.status.model_copy(update={"history": entries})
+    sim.set_version("2.0.0")
+    sim.step()
+    sim.set_version("3.0.0")
+    d = sim.step()
+    assert len(d.status.history) == HISTORY_LIMIT
+    assert d.status.history[0].result == "Superseded"
+
+
+def test_condition_transition_time_changes_only_when_status_flips(sim: Sim) -> None:
+    sim.deploy_stable()
+    ready = cond.find(sim.status.conditions, cond.READY)
+    assert ready is not None
+    d = sim.step(after=100)
+    again = cond.find(d.status.conditions, cond.READY)
+    assert again is not None and again.lastTransitionTime == ready.lastTransitionTime
+    sim.set_version("2.0.0")
+    d = sim.step(after=5)
+    flipped = cond.find(d.status.conditions, cond.READY)
+    assert flipped is not None and flipped.lastTransitionTime != ready.lastTransitionTime
+    assert cond.is_true(d.status.conditions, cond.RECONCILING)
+
+
+def test_identical_inputs_give_identical_decisions(sim: Sim) -> None:
+    start_canary(sim)
+    obs = sim.observations(BAD)
+    at = sim.now + timedelta(seconds=30)
+    assert decide(sim.spec, sim.status, obs, at, CTX) == decide(sim.spec, sim.status, obs, at, CTX)
+
+
+def test_naive_now_is_refused() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="timezone"):
+        decide(make_spec(), ModelDeploymentStatus(), Observations(generation=1), T0.replace(tzinfo=None), CTX)
