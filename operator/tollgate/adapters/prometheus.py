@@ -313,7 +313,7 @@ class PrometheusProvider:
             retry=retry_if_exception(_transient),
             reraise=True,
         )
-        params = {"time": f"{at:.3f}", "timeout": f"{self._timeout}s"}
+        params = {"time": f"{at:.3f}", "timeout": f"{max(1, round(self._timeout * 1000))}ms"}
         try:
             result = retrying(self._client.custom_query, query=promql, params=params)
         except Exception as e:

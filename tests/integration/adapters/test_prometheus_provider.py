@@ -1,0 +1,139 @@
+"""The Prometheus provider against a real Prometheus scraping the traffic simulator (no cluster needed).
+
+Two ModelDeployments share every query: ml/fraud's canary version is faulty (errors, latency, score
+shift), ml/churn's canary is healthy. One tick must split the grouped vectors correctly per
+ModelDeployment and track, and a stopped Prometheus must give error observations, never an exception.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from integration.prometheus_fixtures import PrometheusFactory
+from tollgate.adapters.prometheus import AnalysisRequest, PrometheusProvider
+from tollgate.api.spec import SLO
+from tollgate.engine.observations import SLOObservation
+from tollgate.testing.prometheus import ScrapeTarget
+from tollgate.testing.simulator import Fault, Simulator, StaticSplits, TrackShare, TrafficSplit
+
+WINDOW = "10s"
+SLOS = (
+    SLO(name="error-rate", max=0.05),
+    SLO(name="latency-p50", max=0.2),
+    SLO(name="score-shift", max=0.05),
+    SLO(name="invalid-output-rate", max=0.01),
+    SLO(name="request-rate", min=1),
+    SLO(
+        name="errors-per-second",
+        query='sum(rate(tollgate_sim_requests_total{namespace="{{namespace}}", modeldeployment="{{name}}", '
+        'track="{{track}}", code="500"}[{{window}}]))',
+        max=1,
+    ),
+)
+REQUESTS = [
+    AnalysisRequest("ml", "fraud", SLOS, WINDOW),
+    AnalysisRequest("ml", "churn", SLOS, WINDOW),
+]
+
+
+def split(name: str, model: str, canary_version: str) -> TrafficSplit:
+    tracks = (TrackShare("stable", "1.0.0", 0.5), TrackShare("canary", canary_version, 0.5))
+    return TrafficSplit("ml", name, model, tracks, source="status")
+
+
+@pytest.fixture
+def simulator() -> Iterator[Simulator]:
+    splits = StaticSplits()
+    splits.set(split("fraud", "fraud-scorer", "2.0.0"), split("churn", "churn-model", "2.0.0"))
+    faults = {"fraud-scorer@2.0.0": Fault(error_rate=0.2, added_latency=0.2, score_shift=0.25)}
+    with Simulator(splits, faults, rate=100, seed=11, tick_interval=0.2) as sim:
+        yield sim
+
+
+class CountingSession(requests.Session):
+    """A real HTTP session that counts the queries it sends (to check the batching on the wire)."""
+
+    queries = 0
+
+    def request(self, method: str | bytes, url: Any, *args: Any, **kwargs: Any) -> requests.Response:
+        if "/api/v1/query" in str(url):
+            self.queries += 1
+        return super().request(method, url, *args, **kwargs)
+
+
+def by_name(observations: tuple[SLOObservation, ...]) -> dict[str, SLOObservation]:
+    return {o.name: o for o in observations}
+
+
+def value(obs: SLOObservation, track: str) -> float:
+    metric = obs.canary if track == "canary" else obs.stable
+    assert metric is not None and metric.value is not None, obs
+    return metric.value
+
+
+def test_grouped_queries_give_per_modeldeployment_per_track_values_and_outages_give_errors(
+    prometheus: PrometheusFactory, simulator: Simulator
+) -> None:
+    # given Prometheus scraping the simulator every second
+    prom = prometheus([ScrapeTarget(job="simulator", address=simulator.address)], scrape_interval="1s")
+    session = CountingSession()
+    provider = PrometheusProvider(prom.url, session=session, timeout=2.0, attempts=2, max_retry_time=3.0)
+    # and series older than the window, so every rate covers all of it (the first scrape comes a few
+    # seconds after start)
+    prom.wait_for(
+        "min(count_over_time(tollgate_sim_requests_total[30s]))",
+        lambda r: bool(r) and float(r[0]["value"][1]) >= 14,
+        timeout=60,
+    )
+
+    # when one analysis tick observes both ModelDeployments
+    out = provider.observe(REQUESTS)
+
+    # then one query per built-in template plus one samples query covers both; customs run per track
+    assert session.queries == 1 + 5 + 2 * 2
+    fraud, churn = by_name(out[("ml", "fraud")]), by_name(out[("ml", "churn")])
+    assert all(o.error is None for o in (*fraud.values(), *churn.values())), out
+
+    # and the faulty canary's values are its own, the healthy one's are clean
+    assert 0.12 < value(fraud["error-rate"], "canary") < 0.28
+    assert value(fraud["error-rate"], "stable") == 0.0
+    assert value(churn["error-rate"], "canary") == 0.0
+    assert value(fraud["latency-p50"], "canary") - value(fraud["latency-p50"], "stable") > 0.12
+    assert abs(value(churn["latency-p50"], "canary") - value(churn["latency-p50"], "stable")) < 0.03
+    assert 0.15 < value(fraud["score-shift"], "canary") < 0.3
+    assert value(fraud["score-shift"], "stable") == 0.0
+    assert value(churn["score-shift"], "canary") < 0.05
+    assert value(churn["invalid-output-rate"], "canary") == 0.0
+    assert 30 < value(fraud["request-rate"], "canary") < 70  # 100 rps x 50 %
+    assert value(fraud["errors-per-second"], "canary") > 3
+    assert value(fraud["errors-per-second"], "stable") == 0.0
+    assert 'modeldeployment="fraud", track="canary"' in fraud["errors-per-second"].query
+
+    # and sample counts are the requests of each track over the window (about 50 rps x 10 s)
+    canary = fraud["error-rate"].canary
+    assert canary is not None and 300 < canary.samples < 700
+    assert fraud["error-rate"].window == WINDOW
+    assert "sum by (namespace, modeldeployment, track)" in fraud["error-rate"].query
+
+    # when Prometheus goes down mid-analysis
+    prom.stop()
+    down = provider.observe(REQUESTS)
+
+    # then every SLO of every ModelDeployment is an error observation, and nothing raised
+    assert provider.healthy() is False
+    for key in (("ml", "fraud"), ("ml", "churn")):
+        assert [o.name for o in down[key]] == [s.name for s in SLOS]
+        for obs in down[key]:
+            assert obs.error is not None and obs.canary is None and obs.stable is None, obs
+
+    # when it comes back on the same port, the same provider observes again
+    prom.start()
+    assert provider.healthy() is True
+    back = by_name(provider.observe(REQUESTS)[("ml", "fraud")])
+    assert back["error-rate"].error is None
+    assert not math.isnan(value(back["error-rate"], "canary"))
