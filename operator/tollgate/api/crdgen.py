@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import json
 import sys
 import typing
 from collections.abc import Iterator
@@ -32,7 +33,16 @@ import yaml
 from pydantic import BaseModel
 
 from tollgate.api import resource
-from tollgate.api.spec import SLO, ApprovalMode, ModelDeploymentSpec, Step
+from tollgate.api.spec import (
+    DIGEST_PATTERN,
+    DNS_LABEL_PATTERN,
+    DURATION_PATTERN,
+    QUANTITY_PATTERN,
+    SLO,
+    ApprovalMode,
+    ModelDeploymentSpec,
+    Step,
+)
 from tollgate.api.status import ModelDeploymentStatus
 from tollgate.api.tiers import TIERS
 from tollgate.api.validation import rules_of
@@ -45,6 +55,13 @@ HEADER = (
 
 _KEY_MESSAGES = {
     r"^([a-z0-9.-]+/)?[a-z0-9A-Z._-]+$": "must be resource names such as cpu, memory or nvidia.com/gpu",
+}
+
+_PATTERN_NAMES = {
+    DURATION_PATTERN: "duration (30s, 5m, 1h30m)",
+    QUANTITY_PATTERN: "quantity (500m, 4Gi, 2)",
+    DNS_LABEL_PATTERN: "DNS label",
+    DIGEST_PATTERN: "sha256:<64 hex>",
 }
 
 PRINTER_COLUMNS: list[dict[str, Any]] = [
@@ -264,14 +281,61 @@ def tier_table() -> str:
     return "\n".join(rows) + "\n"
 
 
+def _constraints(node: dict[str, Any]) -> str:
+    out = []
+    if "enum" in node:
+        out.append(" \\| ".join(str(v) for v in node["enum"]))
+    if "minimum" in node or "maximum" in node:
+        out.append(f"{node.get('minimum', '')}..{node.get('maximum', '')}")
+    if node.get("pattern") in _PATTERN_NAMES:
+        out.append(_PATTERN_NAMES[node["pattern"]])
+    for key, word in (("minItems", "min items"), ("maxItems", "max items"), ("maxProperties", "max entries")):
+        if key in node:
+            out.append(f"{word} {node[key]}")
+    if isinstance(node.get("additionalProperties"), dict):
+        out.append(_constraints(node["additionalProperties"]))
+    return ", ".join(o for o in out if o)
+
+
+def _type(node: dict[str, Any]) -> str:
+    t = str(node.get("type", ""))
+    if t == "array":
+        return f"[]{_type(node['items'])}"
+    if t == "object" and isinstance(node.get("additionalProperties"), dict):
+        return f"map[string]{_type(node['additionalProperties'])}"
+    return t
+
+
+def field_table() -> str:
+    """Every spec field as a Markdown table (path, type, default, constraints, description)."""
+    rows = ["| field | type | default | constraints | description |", "| --- | --- | --- | --- | --- |"]
+
+    def visit(node: dict[str, Any], path: str, required: bool) -> None:
+        default = node.get("default")
+        default_text = "" if default is None else f"`{json.dumps(default)}`"
+        req = " (required)" if required else ""
+        desc = node.get("description", "").replace("|", "\\|")
+        rows.append(f"| `{path}`{req} | {_type(node)} | {default_text} | {_constraints(node)} | {desc} |")
+        sub = node
+        suffix = ""
+        if node.get("type") == "array" and node["items"].get("type") == "object":
+            sub, suffix = node["items"], "[]"
+        for name, child in sub.get("properties", {}).items():
+            visit(child, f"{path}{suffix}.{name}", name in sub.get("required", []))
+
+    visit(openapi_schema()["properties"]["spec"], "spec", True)
+    return "\n".join(rows) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tollgate-crdgen", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("crds"), help="directory of the CRD files")
     parser.add_argument("--check", action="store_true", help="exit 1 if the files differ; write nothing")
     parser.add_argument("--tier-table", action="store_true", help="print the risk-tier table (Markdown)")
+    parser.add_argument("--field-table", action="store_true", help="print the spec field table (Markdown)")
     args = parser.parse_args(argv)
-    if args.tier_table:
-        sys.stdout.write(tier_table())
+    if args.tier_table or args.field_table:
+        sys.stdout.write(tier_table() if args.tier_table else field_table())
         return 0
     target: Path = args.out / CRD_FILENAME
     text = render()

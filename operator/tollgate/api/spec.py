@@ -270,7 +270,7 @@ class Step(_Model):
     """One traffic step of a canary."""
 
     weight: Annotated[int, Field(ge=1, le=100)]
-    """Percent of traffic on the canary during this step (1-100). The last step's weight is the maximum."""
+    """Percent of traffic on the canary during this step (1-100); increasing, the last one 100."""
     pause: Duration | None = None
     """Hold this weight for this long before the step can pass (e.g. 2m)."""
     analysis: bool = True
