@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from integration.cluster import Cluster
 
+from integration.cluster import Cluster
 from tollgate.testing import controlplane
 
 REPO = Path(__file__).resolve().parents[2]

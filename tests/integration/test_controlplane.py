@@ -6,9 +6,10 @@ import json
 import time
 
 import pytest
-from integration.cluster import Cluster
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+
+from integration.cluster import Cluster
 
 
 def _wait_for(what: str, predicate, timeout: float = 60.0):  # type: ignore[no-untyped-def]

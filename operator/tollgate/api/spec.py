@@ -1,4 +1,4 @@
-# ruff: noqa: N815  (field names are the API: camelCase, as Kubernetes conventions want)
+
 """The desired state of a ModelDeployment, as users write it in Git.
 
 These pydantic models are the single source of the CRD's OpenAPI schema (`make crds`): attribute

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -139,7 +139,7 @@ def _spawn(state: State, name: str, argv: list[str], logs: Path) -> None:
     state.save()
 
 
-def _wait(what: str, check: callable, timeout: float = STARTUP_TIMEOUT, logs: Path | None = None) -> None:  # type: ignore[valid-type]
+def _wait(what: str, check: Callable[[], bool], timeout: float = STARTUP_TIMEOUT, logs: Path | None = None) -> None:
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:

@@ -1,0 +1,62 @@
+"""The Gateway API router: an HTTPRoute whose backendRefs weigh a stable and a canary Service.
+
+Exact weights, independent of pod counts. The route object itself is part of the engine's desired
+state; this router patches only the weights so a traffic change lands before anything else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tollgate.adapters.kube import Kube
+from tollgate.api.spec import RouterKind
+from tollgate.engine.actions import Context, ObjectRef, SetWeight
+from tollgate.engine.observations import Track
+from tollgate.engine.workloads import route_name, service_name
+
+HTTPROUTE_API = "gateway.networking.k8s.io/v1"
+
+
+class GatewayAPIRouter:
+    kind = RouterKind.GATEWAY_API
+
+    def __init__(self, kube: Kube):
+        self._kube = kube
+
+    def _route(self, ctx: Context, namespace: str) -> tuple[ObjectRef, dict[str, Any] | None]:
+        ref = ObjectRef(HTTPROUTE_API, "HTTPRoute", route_name(ctx), namespace)
+        return ref, self._kube.get(ref)
+
+    def _set(self, ctx: Context, namespace: str, canary_weight: int) -> None:
+        ref, route = self._route(ctx, namespace)
+        if route is None:
+            return  # the engine's ApplyObjects creates it with the right weights
+        weights = {service_name(ctx, Track.STABLE): 100 - canary_weight,
+                   service_name(ctx, Track.CANARY): canary_weight}
+        rules = route.get("spec", {}).get("rules", [])
+        for rule in rules:
+            for backend in rule.get("backendRefs", []):
+                if backend.get("name") in weights:
+                    backend["weight"] = weights[backend["name"]]
+        self._kube.merge_patch(ref, {"spec": {"rules": rules}})
+
+    def set_weight(self, ctx: Context, namespace: str, action: SetWeight) -> None:
+        self._set(ctx, namespace, 0 if action.fallback else action.canary_weight)
+
+    def current_weight(self, ctx: Context, namespace: str) -> int | None:
+        _, route = self._route(ctx, namespace)
+        if route is None:
+            return None
+        canary = service_name(ctx, Track.CANARY)
+        total = 0
+        on_canary = 0
+        for rule in route.get("spec", {}).get("rules", []):
+            for backend in rule.get("backendRefs", []):
+                w = int(backend.get("weight", 1))
+                total += w
+                if backend.get("name") == canary:
+                    on_canary += w
+        return round(100 * on_canary / total) if total else None
+
+    def finalize(self, ctx: Context, namespace: str, stable_replicas: int) -> None:
+        self._set(ctx, namespace, 0)

@@ -1,0 +1,50 @@
+"""The replicas router: one Service over both tracks, traffic split by the ratio of Ready pods.
+
+Works on any cluster (no mesh, no gateway). A weight rounds to replicas as
+`tollgate.engine.routing.replica_split` documents: the canary gets ceil(replicas * weight / 100)
+pods (at least 1 for any weight > 0), stable keeps the rest (at least 1 until weight 100), so the
+real share is canary / (stable + canary), which the status reports next to the requested weight.
+"""
+
+from __future__ import annotations
+
+from tollgate.adapters.kube import Kube
+from tollgate.api.spec import RouterKind
+from tollgate.engine.actions import Context, ObjectRef, SetWeight
+from tollgate.engine.observations import Track
+from tollgate.engine.workloads import deployment_name
+
+
+class ReplicasRouter:
+    kind = RouterKind.REPLICAS
+
+    def __init__(self, kube: Kube):
+        self._kube = kube
+
+    def _scale(self, ctx: Context, namespace: str, track: Track, replicas: int) -> None:
+        ref = ObjectRef("apps/v1", "Deployment", deployment_name(ctx, track), namespace)
+        if self._kube.get(ref) is None:
+            return
+        self._kube.patch_scale(ref, replicas)
+
+    def set_weight(self, ctx: Context, namespace: str, action: SetWeight) -> None:
+        # Shrink before growing, so the pod count never exceeds the sandbox quota mid-change.
+        if action.canary_replicas < action.stable_replicas:
+            self._scale(ctx, namespace, Track.CANARY, action.canary_replicas)
+            self._scale(ctx, namespace, Track.STABLE, action.stable_replicas)
+        else:
+            self._scale(ctx, namespace, Track.STABLE, action.stable_replicas)
+            self._scale(ctx, namespace, Track.CANARY, action.canary_replicas)
+
+    def current_weight(self, ctx: Context, namespace: str) -> int | None:
+        ready = {}
+        for track in (Track.STABLE, Track.CANARY):
+            dep = self._kube.get(ObjectRef("apps/v1", "Deployment", deployment_name(ctx, track), namespace))
+            ready[track] = int(((dep or {}).get("status") or {}).get("readyReplicas") or 0)
+        total = ready[Track.STABLE] + ready[Track.CANARY]
+        if total == 0:
+            return None
+        return round(100 * ready[Track.CANARY] / total)
+
+    def finalize(self, ctx: Context, namespace: str, stable_replicas: int) -> None:
+        self._scale(ctx, namespace, Track.CANARY, 0)

@@ -1,0 +1,100 @@
+"""Operator settings from flags and environment variables (flags win).
+
+Every setting has an environment variable so the Helm chart can set it without templating argv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class SecretKeyRef:
+    """Where a credential lives; only the reference is logged, never the value."""
+
+    namespace: str
+    name: str
+    key: str
+
+    @classmethod
+    def parse(cls, text: str) -> SecretKeyRef:
+        try:
+            ns_name, key = text.rsplit(":", 1)
+            namespace, name = ns_name.split("/", 1)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"secret reference {text!r} must look like NAMESPACE/NAME:KEY, e.g. monitoring/prom-auth:token"
+            ) from None
+        return cls(namespace, name, key)
+
+
+@dataclass(frozen=True)
+class Settings:
+    prometheus_url: str | None = None
+    prometheus_token_secret: SecretKeyRef | None = None
+    namespaces: tuple[str, ...] = ()
+    metrics_port: int = 8080
+    health_port: int = 8081
+    leader_election: bool = True
+    lease_namespace: str = "default"
+    lease_name: str = "tollgate-operator"
+    min_analysis_interval: float = 1.0
+    log_format: str = "json"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def clusterwide(self) -> bool:
+        return not self.namespaces
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return raw.strip().lower() in ("1", "true", "yes", "on")
+
+
+def parser() -> argparse.ArgumentParser:
+    env = os.environ.get
+    p = argparse.ArgumentParser(
+        prog="tollgate-operator",
+        description="Tollgate: rolls out ML model servers as guarded, reversible canaries.",
+        epilog="Every flag has an environment variable, shown in brackets; the flag wins.",
+    )
+    p.add_argument("--prometheus-url", default=env("TOLLGATE_PROMETHEUS_URL"),
+                   help="Prometheus base URL for SLO queries, e.g. http://prometheus.monitoring:9090 "
+                        "[TOLLGATE_PROMETHEUS_URL]. Without it, analysis steps report errors and fail closed.")
+    p.add_argument("--prometheus-token-secret", type=SecretKeyRef.parse,
+                   default=SecretKeyRef.parse(v) if (v := env("TOLLGATE_PROMETHEUS_TOKEN_SECRET")) else None,
+                   help="Bearer token for Prometheus as NAMESPACE/NAME:KEY of a Secret "
+                        "[TOLLGATE_PROMETHEUS_TOKEN_SECRET]")
+    p.add_argument("--namespace", "-n", action="append", dest="namespaces",
+                   default=[n for n in env("TOLLGATE_NAMESPACES", "").split(",") if n],
+                   help="Watch only this namespace; repeat for more. Default: all namespaces "
+                        "[TOLLGATE_NAMESPACES, comma-separated]")
+    p.add_argument("--metrics-port", type=int, default=int(env("TOLLGATE_METRICS_PORT", "8080")),
+                   help="Port of the operator's /metrics [TOLLGATE_METRICS_PORT] (0: off)")
+    p.add_argument("--health-port", type=int, default=int(env("TOLLGATE_HEALTH_PORT", "8081")),
+                   help="Port of /healthz, which fails when the watch loop is dead [TOLLGATE_HEALTH_PORT] (0: off)")
+    p.add_argument("--no-leader-election", dest="leader_election", action="store_false",
+                   default=_env_bool("TOLLGATE_LEADER_ELECTION", True),
+                   help="Act without holding the Lease (single replica only) [TOLLGATE_LEADER_ELECTION=false]")
+    p.add_argument("--lease-namespace", default=env("TOLLGATE_LEASE_NAMESPACE", env("POD_NAMESPACE", "default")),
+                   help="Namespace of the leader-election Lease [TOLLGATE_LEASE_NAMESPACE, POD_NAMESPACE]")
+    p.add_argument("--lease-name", default=env("TOLLGATE_LEASE_NAME", "tollgate-operator"),
+                   help="Name of the leader-election Lease [TOLLGATE_LEASE_NAME]")
+    p.add_argument("--log-format", choices=["json", "text"], default=env("TOLLGATE_LOG_FORMAT", "json"),
+                   help="Log format [TOLLGATE_LOG_FORMAT]")
+    return p
+
+
+def parse(argv: list[str] | None = None) -> Settings:
+    a = parser().parse_args(argv)
+    return Settings(
+        prometheus_url=a.prometheus_url, prometheus_token_secret=a.prometheus_token_secret,
+        namespaces=tuple(a.namespaces or ()), metrics_port=a.metrics_port, health_port=a.health_port,
+        leader_election=a.leader_election, lease_namespace=a.lease_namespace, lease_name=a.lease_name,
+        log_format=a.log_format,
+    )

@@ -1,0 +1,147 @@
+"""kopf handlers: thin wiring from watch events to the reconcile loop of each ModelDeployment.
+
+- create, update, resume: every watch event of a ModelDeployment (`on.event`) stores the latest body
+  and wakes that object's loop; the loop is a kopf daemon, spawned for each object when it appears
+  and again for every object when the operator starts (resume). No kopf progress or diff-base
+  annotations are written on the way, so a change costs one decision, and no-op events cost nothing.
+- the declarative controls (`paused`, `killSwitch`, `fallback` in spec; the tollgate.dev/approve,
+  promote, abort and retry annotations) are ordinary changes of the object: the same event wakes
+  the loop, and the engine reads them.
+- the tracks' Deployments are watched too, so a canary turning Ready wakes its ModelDeployment.
+- delete: the finalizer puts traffic back on stable, removes the sandbox, then releases the object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+from typing import Any
+
+import kopf
+
+from tollgate.api import resource
+from tollgate.engine.naming import fit
+from tollgate.runtime import metrics
+from tollgate.runtime.app import Runtime
+
+log = logging.getLogger("tollgate.handlers")
+
+MD = (resource.GROUP, resource.VERSION, resource.PLURAL)
+FINALIZER = "tollgate.dev/finalizer"
+
+
+def _rt(memo: Any) -> Runtime:
+    runtime: Runtime = memo.runtime
+    return runtime
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
+    """Every kopf setting that matters is set here, explicitly."""
+    settings.persistence.finalizer = FINALIZER
+    # Progress of the delete handler only (the loop keeps its progress in status): annotations under
+    # our own prefix, never status fields the schema would prune.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="tollgate.dev")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="tollgate.dev", key="last-handled-configuration")
+    settings.posting.enabled = True
+    settings.posting.level = logging.CRITICAL  # only explicit, meaningful Events; logs stay logs
+    settings.peering.standalone = True  # Lease-based leader election instead (runtime.leader)
+    settings.peering.mandatory = False
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.reconnect_backoff = 1.0
+    settings.execution.max_workers = 16
+    settings.background.cancellation_polling = 5
+    await _rt(memo).start()
+
+
+@kopf.on.cleanup()
+async def shutdown(memo: Any, **_: Any) -> None:
+    await _rt(memo).stop()
+
+
+@kopf.on.event(*MD)
+async def md_event(event: kopf.RawEvent, body: kopf.Body, namespace: str | None, name: str, memo: Any,
+                   **_: Any) -> None:
+    rt = _rt(memo)
+    metrics.WATCH_EVENTS.labels("ModelDeployment").inc()
+    assert namespace is not None  # ModelDeployments are namespaced
+    if event.get("type") == "DELETED":
+        rt.registry.forget(namespace, name)
+        metrics.forget(namespace, name)
+        return
+    st = rt.registry.state(namespace, name)
+    raw = copy.deepcopy(dict(body))
+    rv = raw.get("metadata", {}).get("resourceVersion")
+    if is_older(rv, st.written_resource_version):
+        return  # a stale event from before our own status write: we already know better
+    st.body = raw
+    if rv is not None and rv == st.written_resource_version:
+        return  # the echo of our own status write: nothing new to decide
+    st.kick()
+
+
+def is_older(rv: str | None, than: str | None) -> bool:
+    """resourceVersions are opaque, but etcd's are increasing integers; compare only when both are."""
+    if rv is None or than is None or not rv.isdigit() or not than.isdigit():
+        return False
+    return int(rv) < int(than)
+
+
+@kopf.on.event("apps", "v1", "deployments",
+               labels={resource.LABEL_MANAGED_BY: resource.MANAGED_BY_VALUE})
+async def deployment_event(event: kopf.RawEvent, body: kopf.Body, memo: Any, **_: Any) -> None:
+    rt = _rt(memo)
+    metrics.WATCH_EVENTS.labels("Deployment").inc()
+    owner = rt.registry.observe_deployment(body, deleted=event.get("type") == "DELETED")
+    if owner is None:
+        return
+    md_ns, md_name = owner
+    for (ns, name), st in rt.registry.objects.items():
+        if fit(ns) == md_ns and fit(name) == md_name:
+            st.kick()
+
+
+@kopf.daemon(*MD, cancellation_timeout=2.0, initial_delay=0)
+async def rollout_loop(stopped: kopf.DaemonStopped, namespace: str | None, name: str, body: kopf.Body,
+                       memo: Any, logger: kopf.Logger, **_: Any) -> None:
+    """One loop per ModelDeployment: wait for an event or the engine's next time, then reconcile."""
+    assert namespace is not None
+    rt = _rt(memo)
+    st = rt.registry.state(namespace, name)
+    if st.body is None:
+        st.body = copy.deepcopy(dict(body))
+    st.kick()
+    requeue: float | None = None
+    while not stopped and not st.stopped:
+        try:
+            await asyncio.wait_for(st.wake.wait(), timeout=requeue)
+        except TimeoutError:
+            pass
+        st.wake.clear()
+        if stopped or st.stopped:
+            break
+        if st.body and st.body.get("metadata", {}).get("deletionTimestamp"):
+            break
+        await rt.wait_leadership()
+        try:
+            requeue = await rt.reconciler.reconcile(st)
+        except Exception as exc:
+            # Bounded: the adapters already retried; try again later without a hot loop.
+            logger.warning(f"reconcile failed, retrying in {rt.error_backoff:.0f}s: {exc}")
+            requeue = rt.error_backoff
+
+
+@kopf.on.delete(*MD)
+async def finalize(body: kopf.Body, namespace: str | None, name: str, memo: Any, logger: kopf.Logger,
+                   **_: Any) -> None:
+    assert namespace is not None
+    rt = _rt(memo)
+    if not rt.is_leader():
+        raise kopf.TemporaryError("not the leader; the leader releases this object", delay=5)
+    await rt.finalize(copy.deepcopy(dict(body)))
+    rt.registry.forget(namespace, name)
+    metrics.forget(namespace, name)
+    logger.info("sandbox removed; releasing the ModelDeployment")

@@ -1,0 +1,82 @@
+"""Entrypoint `tollgate-operator` (also `python -m tollgate`)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Any
+
+import kopf
+
+from tollgate.runtime.config import Settings, parse
+
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line; `extra=` fields become keys. Credentials are never passed to logs."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for k, v in record.__dict__.items():
+            if k not in _STANDARD and not k.startswith("_"):
+                out[k] = v if isinstance(v, str | int | float | bool | type(None)) else str(v)
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out)
+
+
+def configure_logging(fmt: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    logging.getLogger("kubernetes").setLevel(logging.WARNING)
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+
+
+def build_memo(settings: Settings) -> kopf.Memo:
+    from tollgate.runtime.app import Runtime
+
+    return kopf.Memo(runtime=Runtime.from_settings(settings))
+
+
+def run(settings: Settings) -> None:
+    import tollgate.runtime.handlers  # noqa: F401 - registers the handlers
+
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.metrics_port, addr="0.0.0.0")
+    kopf.run(
+        clusterwide=settings.clusterwide,
+        namespaces=settings.namespaces,
+        standalone=True,
+        liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None,
+        memo=build_memo(settings),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = parse(argv)
+    configure_logging(settings.log_format)
+    logging.getLogger("tollgate").info(
+        "starting", extra={"namespaces": ",".join(settings.namespaces) or "*",
+                           "prometheus": bool(settings.prometheus_url),
+                           "leader_election": settings.leader_election})
+    run(settings)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""The operator's own Prometheus metrics (prometheus_client), served on --metrics-port.
+
+Names are prefixed `tollgate_`; labels are the ModelDeployment's namespace and name, so a platform
+team can alert per model. Phases are a state-set gauge (1 for the current phase, 0 for the others).
+"""
+
+from __future__ import annotations
+
+import math
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from tollgate.api.status import ModelDeploymentStatus, Phase
+from tollgate.engine.actions import Context
+from tollgate.engine.observations import SLOObservation
+
+PHASE = Gauge("tollgate_modeldeployment_phase", "1 for the current phase of each ModelDeployment",
+              ["namespace", "name", "phase"])
+CANARY_WEIGHT = Gauge("tollgate_canary_weight_percent", "Percent of traffic on the canary",
+                      ["namespace", "name"])
+ANALYSIS_VALUE = Gauge("tollgate_analysis_value", "Latest canary value of each SLO",
+                       ["namespace", "name", "slo", "track"])
+ANALYSIS_RESULTS = Counter("tollgate_analysis_results_total", "SLO checks by verdict",
+                           ["namespace", "name", "slo", "verdict"])
+QUERY_ERRORS = Counter("tollgate_prometheus_query_errors_total", "SLO queries that returned an error",
+                       ["namespace", "name", "slo"])
+ROLLBACKS = Counter("tollgate_rollbacks_total", "Rollbacks by reason", ["namespace", "name", "reason"])
+PROMOTIONS = Counter("tollgate_promotions_total", "Promotions", ["namespace", "name"])
+RECONCILE_SECONDS = Histogram("tollgate_reconcile_duration_seconds", "Time of one reconcile",
+                              buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+WATCH_EVENTS = Counter("tollgate_watch_events_total", "Watch events handled", ["kind"])
+IS_LEADER = Gauge("tollgate_leader", "1 while this replica holds the leader Lease")
+
+
+def record_observation(ctx: Context, obs: SLOObservation) -> None:
+    if obs.error:
+        QUERY_ERRORS.labels(ctx.namespace, ctx.name, obs.name).inc()
+        return
+    for track, metric in (("canary", obs.canary), ("stable", obs.stable)):
+        if metric is not None and metric.value is not None and math.isfinite(metric.value):
+            ANALYSIS_VALUE.labels(ctx.namespace, ctx.name, obs.name, track).set(metric.value)
+
+
+def record_status(ctx: Context, status: ModelDeploymentStatus) -> None:
+    for phase in Phase:
+        PHASE.labels(ctx.namespace, ctx.name, phase.value).set(1 if status.phase is phase else 0)
+    CANARY_WEIGHT.labels(ctx.namespace, ctx.name).set(status.canaryWeight)
+
+
+def record_verdicts(ctx: Context, status: ModelDeploymentStatus) -> None:
+    """Count the verdicts of an analysis tick that just ran."""
+    for slo in status.analysis:
+        if slo.verdict is not None:
+            ANALYSIS_RESULTS.labels(ctx.namespace, ctx.name, slo.name, slo.verdict.value).inc()
+
+
+def forget(namespace: str, name: str) -> None:
+    """Drop the series of a deleted ModelDeployment, so metrics do not grow without bound."""
+    for phase in Phase:
+        _remove(PHASE, namespace, name, phase.value)
+    _remove(CANARY_WEIGHT, namespace, name)
+
+
+def _remove(metric: Gauge, *labels: str) -> None:
+    try:
+        metric.remove(*labels)
+    except KeyError:
+        pass
