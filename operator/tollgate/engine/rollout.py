@@ -303,7 +303,7 @@ def _stall(d: _Draft, message: str, *, apply: bool) -> None:
 
 def _cut_canary(d: _Draft) -> None:
     """Canary weight 0 and its progress reset (its Deployment is removed by the plan)."""
-    d.set( currentStep=0, stepStartedAt=None, passedAnalyses=0, notReadySince=None,
+    d.set(canaryWeight=0, currentStep=0, stepStartedAt=None, passedAnalyses=0, notReadySince=None,
           promotingSince=None, canaryReadyAt=None, lastAnalysisAt=None)
 
 
@@ -591,7 +591,7 @@ def _advance(d: _Draft, policy: Policy, tokens: _Tokens, *, ready: bool, gate_wa
             _start_promotion(d, f"all {len(steps)} steps passed")
             _promotion_progress(d, policy)
             return
-        d.set(currentStep=index + 1, passedAnalyses=0)
+        d.set(currentStep=index + 1)  # passedAnalyses resets when the next step is entered
 
 
 def _start_promotion(d: _Draft, why: str) -> None:
@@ -741,6 +741,8 @@ def _routing_key(st: ModelDeploymentStatus) -> tuple[int, bool]:
 def _finish(d: _Draft, policy: Policy | None, tokens: _Tokens) -> Decision:
     del tokens
     d.set(controls=_seen(d.prev.controls, d.obs.controls, d.defer_approve))
+    if d.spec.killSwitch:
+        d.set(canaryWeight=0)
     st = d.prev.model_copy(update=d.updates)
     st = st.model_copy(update={"timeline": _timeline(d, st)})
     st = st.model_copy(update={"conditions": _conditions(d, st, policy)})

@@ -1,0 +1,238 @@
+"""Hypothesis state machine over random observation streams and control events.
+
+Invariants checked after every decision (prev = status before, d = the decision):
+- the canary weight stays within [0, maxWeight] (the last step's weight);
+- the weight never rises without a reason: from 0 only to the first step's weight when the canary is
+  Ready; from w > 0 only after the step at w completed with a pass recorded in that step (or in this
+  decision's tick); into a step with an approval gate only with an Approved event in this decision;
+- promotion starts only after the last step passed, or on a new promote token;
+  a Promote action only follows a started promotion;
+- a rolled-back revision does not become the canary again without a new retry token;
+- no Pass/Fail verdict on fewer than minSamples canary requests;
+- with the kill switch on, the canary weight is 0 and no canary Deployment is applied, in the same
+  decision it was turned on;
+- identical inputs give identical decisions.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from tollgate.api.spec import ApprovalMode
+from tollgate.api.status import ModelDeploymentStatus, Verdict
+from tollgate.engine.actions import Decision, DeleteObjects, Promote, Reason, RollBack
+from tollgate.engine.observations import Controls, SLOObservation
+from tollgate.engine.policy import resolve_policy
+from tollgate.engine.rollout import decide
+
+from .conftest import Sim, deployments_of, make_spec, slo_obs, updated, with_version
+
+MIN_SAMPLES = 100
+
+SPECS = {
+    "plain": {},
+    "gated": {"rollout": {
+        "steps": [{"weight": 5, "pause": "1m"}, {"weight": 25}, {"weight": 60, "approval": "required"},
+                  {"weight": 80}],
+        "analysis": {"interval": "30s", "failureLimit": 1, "consecutiveErrorLimit": 2, "minSamples": MIN_SAMPLES},
+        "progressDeadline": "3m",
+    }},
+    "first-gate-gateway": {
+        "traffic": {"router": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "gw"}]}},
+        "replicas": 1,
+        "rollout": {
+            "steps": [{"weight": 10, "approval": "required"}, {"weight": 100}],
+            "analysis": {"interval": "20s", "failureLimit": 0, "consecutiveErrorLimit": 1,
+                         "minSamples": MIN_SAMPLES},
+            "progressDeadline": "2m",
+        },
+    },
+}
+
+values = st.one_of(
+    st.floats(min_value=0.0, max_value=0.003),      # good
+    st.floats(min_value=0.02, max_value=1.0),       # bad
+    st.sampled_from([math.nan, math.inf, -math.inf]),
+    st.none(),
+)
+slo_streams = st.one_of(
+    st.none(),
+    st.builds(
+        lambda value, samples, baseline, err: (slo_obs(value=value, samples=samples, baseline=baseline,
+                                                       error="timeout" if err else None),),
+        values, st.sampled_from([0, 5, 99, 100, 1000]), st.sampled_from([0.001, None, math.nan]),
+        st.sampled_from([False, False, False, True]),
+    ),
+)
+
+
+class RolloutMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sim: Sim = Sim(make_spec())
+        self.token = 0
+        self.version = 2
+
+    @initialize(kind=st.sampled_from(sorted(SPECS)))
+    def start(self, kind: str) -> None:
+        self.sim = Sim(make_spec(**SPECS[kind]))
+        self.sim.deploy_stable()
+        self.sim.set_version("2.0.0")
+
+    # --- the step under test -------------------------------------------------------------------
+
+    def decide_and_check(self, slos: tuple[SLOObservation, ...] | None, after: float) -> Decision:
+        sim = self.sim
+        prev = sim.status
+        sim.now += timedelta(seconds=after)
+        obs = sim.observations(slos)
+        d = decide(sim.spec, prev, obs, sim.now, sim.ctx)
+        assert d == decide(sim.spec, prev, obs, sim.now, sim.ctx), "same inputs, different decision"
+        self.check(prev, d, slos, obs.controls)
+        sim.decisions.append(d)
+        sim.status = d.status
+        sim.tracks.update(deployments_of(d))
+        for action in d.of_type(DeleteObjects):
+            for ref in action.refs:
+                sim.tracks.pop(ref.name.rsplit("-", 1)[-1], None)
+        return d
+
+    def check(self, prev: ModelDeploymentStatus, d: Decision, slos: tuple[SLOObservation, ...] | None,
+              controls: Controls) -> None:
+        spec = self.sim.spec
+        policy = resolve_policy(spec)
+        new = d.status
+        steps = policy.steps
+        reasons = d.event_reasons
+
+        def fresh(name: str) -> bool:
+            value = getattr(controls, name)
+            return value is not None and value != getattr(prev.controls, name)
+
+        # weight bounds
+        assert 0 <= new.canaryWeight <= policy.max_weight
+
+        # weight rises only for a reason
+        same_canary = prev.canary is not None and new.canary == prev.canary
+        if same_canary and new.canaryWeight > prev.canaryWeight and prev.planHash == policy.plan_hash:
+            index = next(i for i, s in enumerate(steps) if s.weight == new.canaryWeight)
+            if prev.canaryWeight == 0:
+                assert index == 0, "from 0 the canary only goes to the first step's weight"
+            else:
+                held = next(s for s in steps if s.weight == prev.canaryWeight)
+                if held.analysis:
+                    assert prev.passedAnalyses >= 1 or Reason.ANALYSIS_PASSED in reasons, \
+                        "weight rose without a passing analysis in the step"
+            if steps[index].approval is ApprovalMode.REQUIRED:
+                assert fresh("approve"), "a gated weight was set without a new approve token"
+                assert new.approvedBy == controls.approve
+
+        # promotion only after the last step passed, or on a new promote token
+        if Reason.PROMOTING in reasons:
+            new_promote = fresh("promote")
+            last = steps[-1]
+            passed_last = prev.canaryWeight == last.weight and (
+                not last.analysis or prev.passedAnalyses >= 1 or Reason.ANALYSIS_PASSED in reasons)
+            assert new_promote or passed_last, "promotion without the last step passing"
+        if d.of_type(Promote):
+            assert prev.promotingSince is not None or Reason.PROMOTING in reasons
+
+        # a rollback stands until the revision changes or a retry
+        if prev.rolledBackRevision is not None and new.canary is not None \
+                and new.canary.revision == prev.rolledBackRevision:
+            assert (prev.canary is not None and prev.canary.revision == new.canary.revision) \
+                or fresh("retry"), "rolled-back revision restarted without a new retry token"
+        if d.of_type(RollBack):
+            assert new.canaryWeight == 0 and new.canary is None
+
+        # no verdict before minSamples
+        if slos is not None:
+            for status in new.analysis:
+                if status.lastCheckedAt is not None and status.samples < MIN_SAMPLES \
+                        and status.lastCheckedAt == new.lastAnalysisAt:
+                    assert status.verdict in (Verdict.INCONCLUSIVE, Verdict.ERROR), status
+
+        # kill switch: canary weight 0 in the same decision
+        if spec.killSwitch:
+            assert new.canaryWeight == 0
+            assert "canary" not in deployments_of(d)
+
+    # --- rules -----------------------------------------------------------------------------------
+
+    @rule(slos=slo_streams, after=st.sampled_from([0, 1, 10, 20, 30, 60, 119, 180, 600]))
+    def observe(self, slos: tuple[SLOObservation, ...] | None, after: int) -> None:
+        self.decide_and_check(slos, after)
+
+    def wait_for_analysis(self) -> float:
+        last = self.sim.decisions[-1] if self.sim.decisions else None
+        if last is None or last.analysis_at is None:
+            return 30.0
+        return max(0.0, (last.analysis_at - self.sim.now).total_seconds())
+
+    @rule(count=st.integers(min_value=1, max_value=4))
+    def good_ticks(self, count: int) -> None:
+        for _ in range(count):
+            self.decide_and_check((slo_obs(),), self.wait_for_analysis())
+
+    @rule(slos=slo_streams.filter(lambda s: s is not None))
+    def due_tick(self, slos: tuple[SLOObservation, ...]) -> None:
+        self.decide_and_check(slos, self.wait_for_analysis())
+
+    @rule(ready=st.booleans())
+    def canary_readiness(self, ready: bool) -> None:
+        if ready:
+            self.sim.not_ready.discard("canary")
+        else:
+            self.sim.not_ready.add("canary")
+        self.decide_and_check(None, 0)
+
+    @rule(which=st.sampled_from(["approve", "promote", "abort", "retry"]), fresh=st.booleans())
+    def control(self, which: str, fresh: bool) -> None:
+        if fresh:
+            self.token += 1
+        current = getattr(self.sim.controls, which)
+        value = f"{which}-{self.token}" if fresh or current is None else current
+        self.sim.controls = Controls(**{**self.sim.controls.__dict__, which: value})
+        self.decide_and_check(None, 1)
+
+    @rule()
+    def approve(self) -> None:
+        self.token += 1
+        self.sim.controls = Controls(**{**self.sim.controls.__dict__, "approve": f"approve-{self.token}"})
+        self.decide_and_check(None, 1)
+
+    @rule(on=st.sampled_from([True, False, False]), pinned=st.booleans())
+    def kill_switch(self, on: bool, pinned: bool) -> None:
+        fallback = {"version": "0.9.0"} if pinned else None
+        self.sim.spec = updated(self.sim.spec, killSwitch=on, fallback=fallback)
+        self.decide_and_check(None, 1)
+
+    @rule(on=st.sampled_from([True, False, False]))
+    def pause(self, on: bool) -> None:
+        self.sim.spec = updated(self.sim.spec, paused=on)
+        self.decide_and_check(None, 1)
+
+    @precondition(lambda self: self.version < 6)
+    @rule()
+    def new_version(self) -> None:
+        self.version += 1
+        self.sim.spec = with_version(self.sim.spec, f"{self.version}.0.0")
+        self.decide_and_check(None, 1)
+
+    @invariant()
+    def requeue_is_never_negative(self) -> None:
+        if self.sim.decisions:
+            last = self.sim.decisions[-1]
+            assert last.requeue_after is None or last.requeue_after >= 0
+
+
+RolloutMachine.TestCase.settings = settings(
+    max_examples=80, stateful_step_count=40, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestRolloutMachine = RolloutMachine.TestCase
