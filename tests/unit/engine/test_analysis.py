@@ -1,0 +1,115 @@
+"""Analysis verdicts, one SLO at a time (given an SLO and an observation, then a verdict)."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+import pytest
+
+from tollgate.api.spec import SLO
+from tollgate.api.status import SLOStatus, Verdict
+from tollgate.engine.analysis import assess, judge
+from tollgate.engine.observations import MetricValue, SLOObservation
+from tollgate.engine.policy import ResolvedSLO
+
+from .conftest import T0
+
+
+def resolved(min_samples: int = 100, no_data_seconds: float = 120, **fields: object) -> ResolvedSLO:
+    return ResolvedSLO(SLO.model_validate({"name": "error-rate", **fields}), min_samples, no_data_seconds)
+
+
+def obs(value: float | None, samples: int = 500, baseline: float | None = 0.01,
+        error: str | None = None) -> SLOObservation:
+    return SLOObservation("error-rate", MetricValue(value, samples), MetricValue(baseline, 5000), error)
+
+
+@pytest.mark.parametrize(("value", "verdict"), [(0.005, Verdict.PASS), (0.011, Verdict.FAIL), (0.01, Verdict.PASS)])
+def test_absolute_max(value: float, verdict: Verdict) -> None:
+    assert judge(resolved(max=0.01), obs(value), None, T0).status.verdict is verdict
+
+
+@pytest.mark.parametrize(("value", "verdict"), [(50.0, Verdict.PASS), (9.0, Verdict.FAIL)])
+def test_absolute_min(value: float, verdict: Verdict) -> None:
+    assert judge(resolved(min=10), obs(value), None, T0).status.verdict is verdict
+
+
+def test_increase_over_baseline_compares_with_stable_over_the_same_window() -> None:
+    slo = resolved(maxIncreaseOverBaseline=0.005)
+    assert judge(slo, obs(0.014, baseline=0.01), None, T0).status.verdict is Verdict.PASS
+    assert judge(slo, obs(0.016, baseline=0.01), None, T0).status.verdict is Verdict.FAIL
+
+
+def test_no_verdict_before_min_samples() -> None:
+    check = judge(resolved(max=0.01), obs(0.9, samples=99), None, T0)
+    assert check.status.verdict is Verdict.INCONCLUSIVE
+    assert check.status.failures == 0 and not check.passing
+
+
+@pytest.mark.parametrize("bad", [None, math.nan, math.inf, -math.inf])
+def test_nan_inf_and_empty_are_no_data(bad: float | None) -> None:
+    check = judge(resolved(max=0.01, onNoData="hold"), obs(bad), None, T0)
+    assert check.status.verdict is Verdict.NO_DATA
+    assert not check.passing and check.status.failures == 0
+    assert check.status.noDataSince is not None
+
+
+def test_no_data_hold_fails_once_the_bound_has_passed() -> None:
+    slo = resolved(max=0.01, onNoData="hold", no_data_seconds=120)
+    first = judge(slo, obs(math.nan), None, T0).status
+    held = judge(slo, obs(math.nan), first, T0 + timedelta(seconds=119)).status
+    assert held.verdict is Verdict.NO_DATA and held.failures == 0
+    failed = judge(slo, obs(math.nan), held, T0 + timedelta(seconds=120)).status
+    assert failed.verdict is Verdict.FAIL and failed.failures == 1
+    # data coming back ends the run of missing data
+    back = judge(slo, obs(0.001), failed, T0 + timedelta(seconds=150)).status
+    assert back.verdict is Verdict.PASS and back.noDataSince is None
+
+
+def test_no_data_fail_and_pass_policies() -> None:
+    assert judge(resolved(max=0.01, onNoData="fail"), obs(None), None, T0).status.verdict is Verdict.FAIL
+    passing = judge(resolved(max=0.01, onNoData="pass"), obs(None), None, T0)
+    assert passing.status.verdict is Verdict.NO_DATA and passing.passing
+
+
+def test_missing_baseline_for_a_relative_threshold_is_no_data() -> None:
+    check = judge(resolved(maxIncreaseOverBaseline=0.01, onNoData="hold"), obs(0.001, baseline=math.nan), None, T0)
+    assert check.status.verdict is Verdict.NO_DATA
+
+
+def test_an_absolute_breach_fails_even_without_baseline() -> None:
+    check = judge(resolved(max=0.01, maxIncreaseOverBaseline=0.01), obs(0.5, baseline=None), None, T0)
+    assert check.status.verdict is Verdict.FAIL
+
+
+def test_errors_are_counted_apart_and_a_pass_resets_them() -> None:
+    slo = resolved(max=0.01)
+    err = judge(slo, obs(None, error="timeout"), None, T0).status
+    err = judge(slo, obs(None, error="timeout"), err, T0).status
+    assert err.verdict is Verdict.ERROR and err.consecutiveErrors == 2 and err.failures == 0
+    assert judge(slo, obs(0.001), err, T0).status.consecutiveErrors == 0
+
+
+def test_assess_crosses_limits_in_the_same_tick() -> None:
+    slo = resolved(max=0.01)
+    prev = [SLOStatus(name="error-rate", failures=1, consecutiveErrors=0)]
+    outcome = assess([slo], prev, [obs(0.5)], T0, failure_limit=1, consecutive_error_limit=3)
+    assert outcome.failed == ("error-rate",) and outcome.must_roll_back
+    within = assess([slo], [], [obs(0.5)], T0, failure_limit=1, consecutive_error_limit=3)
+    assert not within.must_roll_back and within.failing == ("error-rate",)
+
+
+def test_assess_treats_a_missing_observation_as_an_error_and_fails_closed() -> None:
+    slo = resolved(max=0.01)
+    prev = [SLOStatus(name="error-rate", consecutiveErrors=1)]
+    outcome = assess([slo], prev, [], T0, failure_limit=0, consecutive_error_limit=1)
+    assert outcome.errored == ("error-rate",) and not outcome.passed
+
+
+def test_tick_passes_only_when_every_slo_passes() -> None:
+    a, b = resolved(max=0.01), ResolvedSLO(SLO(name="latency-p99", max=0.3), 100, 60)
+    good = [obs(0.001), SLOObservation("latency-p99", MetricValue(0.1, 500))]
+    slow = [obs(0.001), SLOObservation("latency-p99", MetricValue(0.1, 5))]
+    assert assess([a, b], [], good, T0, failure_limit=0, consecutive_error_limit=0).passed
+    assert not assess([a, b], [], slow, T0, failure_limit=0, consecutive_error_limit=0).passed

@@ -1,0 +1,84 @@
+"""Desired sandbox objects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tollgate.api import resource
+from tollgate.engine.actions import Context
+from tollgate.engine.sandbox import quota_hard, sandbox_namespace, sandbox_objects
+
+from .conftest import CTX, make_spec
+
+
+def by_kind(objs: tuple[dict[str, Any], ...], kind: str) -> list[dict[str, Any]]:
+    return [o for o in objs if o["kind"] == kind]
+
+
+def test_namespace_enforces_restricted_pod_security_pinned_and_names_its_owner() -> None:
+    ns = by_kind(sandbox_objects(make_spec(), CTX), "Namespace")[0]
+    labels = ns["metadata"]["labels"]
+    for mode in ("enforce", "audit", "warn"):
+        assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
+        assert labels[f"pod-security.kubernetes.io/{mode}-version"] == "v1.36"
+    assert ns["metadata"]["annotations"][resource.ANNOTATION_OWNER] == "ml-team/fraud-scorer"
+    assert ns["metadata"]["name"] == "ml-team-fraud-scorer"
+
+
+def test_long_names_are_shortened_with_a_hash_and_explicit_names_win() -> None:
+    ctx = Context(name="a" * 60, namespace="team-" + "b" * 40, uid="u", generation=1)
+    name = sandbox_namespace(make_spec(), ctx)
+    assert len(name) <= 63 and name != sandbox_namespace(make_spec(), Context("a" * 61, ctx.namespace, "u", 1))
+    assert sandbox_namespace(make_spec(sandbox={"namespace": "mine"}), ctx) == "mine"
+
+
+def test_network_policies_deny_by_default_and_allow_dns_callers_prometheus_and_egress() -> None:
+    spec = make_spec(sandbox={
+        "ingressFrom": [{"namespaceSelector": {"matchLabels": {"team": "payments"}}}],
+        "egressTo": [{"cidr": "10.20.0.0/16", "ports": [443]}],
+        "prometheusNamespace": "observability",
+    })
+    policies = {p["metadata"]["name"]: p["spec"] for p in by_kind(sandbox_objects(spec, CTX), "NetworkPolicy")}
+    assert policies["default-deny"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    dns = policies["allow-dns"]["egress"][0]
+    assert {(p["protocol"], p["port"]) for p in dns["ports"]} == {("UDP", 53), ("TCP", 53)}
+    assert dns["to"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "kube-system"}
+    ingress = policies["allow-model-ingress"]["ingress"][0]
+    assert ingress["ports"] == [{"protocol": "TCP", "port": 8080}]
+    assert {"namespaceSelector": {"matchLabels": {"team": "payments"}}} in ingress["from"]
+    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "observability"}}} in ingress["from"]
+    egress = policies["allow-model-egress"]["egress"][0]
+    assert egress == {"to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}], "ports": [{"protocol": "TCP", "port": 443}]}
+
+
+def test_no_egress_policy_beyond_dns_when_nothing_is_listed() -> None:
+    names = {p["metadata"]["name"] for p in by_kind(sandbox_objects(make_spec(), CTX), "NetworkPolicy")}
+    assert "allow-model-egress" not in names
+
+
+def test_quota_is_derived_from_replicas_and_resources() -> None:
+    spec = make_spec(replicas=4, runtime={"image": "i", "resources": {
+        "requests": {"cpu": "500m", "memory": "2Gi"}, "limits": {"memory": "4Gi", "nvidia.com/gpu": "1"}}})
+    hard = quota_hard(spec)
+    assert hard["pods"] == "9"  # 4 stable + 4 canary + 1 surge
+    assert hard["requests.cpu"] == "4500m"
+    assert hard["requests.memory"] == "18Gi"
+    assert hard["limits.memory"] == "36Gi"
+    assert hard["requests.nvidia.com/gpu"] == "9"
+
+
+def test_explicit_quota_maps_extended_resources_to_requests() -> None:
+    hard = quota_hard(make_spec(sandbox={"quota": {"cpu": "16", "nvidia.com/gpu": "2", "pods": "20"}}))
+    assert hard == {"cpu": "16", "pods": "20", "requests.nvidia.com/gpu": "2"}
+
+
+def test_service_account_has_no_token_and_everything_is_labelled_without_owner_refs() -> None:
+    objs = sandbox_objects(make_spec(), CTX)
+    assert by_kind(objs, "ServiceAccount")[0]["automountServiceAccountToken"] is False
+    assert by_kind(objs, "LimitRange") and by_kind(objs, "ResourceQuota")
+    for obj in objs:
+        labels = obj["metadata"]["labels"]
+        assert labels[resource.LABEL_MANAGED_BY] == "tollgate"
+        assert labels[resource.LABEL_MD_NAME] == CTX.name
+        assert labels[resource.LABEL_MD_NAMESPACE] == CTX.namespace
+        assert "ownerReferences" not in obj["metadata"]
