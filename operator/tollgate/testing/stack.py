@@ -1,0 +1,213 @@
+"""The whole system on one machine: control plane, CRDs, Prometheus, traffic simulator, operator.
+
+Integration tests, e2e scenarios, the demo and the benchmarks all run Tollgate the same way through
+this module, so what they prove is the real wiring: the operator is a separate process
+(`python -m tollgate`), Prometheus is Debian's binary scraping the simulator, and the simulator
+follows the split the operator sets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+
+from tollgate.testing import controlplane
+from tollgate.testing.prometheus import Prometheus, ScrapeTarget
+from tollgate.testing.simulator import Fault, KubeSplits, Simulator, StaticFaults
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+CRD_DIR = REPO_ROOT / "crds"
+
+
+def kubectl(kubeconfig: str | Path, *args: str, stdin: str | None = None, check: bool = True,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    res = subprocess.run(["kubectl", "--kubeconfig", str(kubeconfig), *args], input=stdin, text=True,
+                         capture_output=True, timeout=timeout, check=False)
+    if check and res.returncode != 0:
+        raise RuntimeError(f"kubectl {' '.join(args)} failed: {res.stderr.strip()}")
+    return res
+
+
+def install_crds(kubeconfig: str | Path) -> None:
+    for f in sorted(CRD_DIR.glob("*.yaml")):
+        out = kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(f), "-o", "name")
+        for name in out.stdout.split():
+            kubectl(kubeconfig, "wait", "--for=condition=Established", name, "--timeout=60s")
+
+
+def wait_for(what: str, predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.2) -> Any:
+    """Poll `predicate` until it returns something truthy; raise with `what` on timeout."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+def free_port() -> int:
+    return controlplane.free_port()
+
+
+@dataclass
+class OperatorProcess:
+    """`python -m tollgate` as a child process, with the flags a test chooses."""
+
+    kubeconfig: str
+    prometheus_url: str | None = None
+    namespaces: Sequence[str] = ()
+    leader_election: bool = False
+    lease_namespace: str = "default"
+    extra_args: Sequence[str] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    log_path: Path = field(default_factory=lambda: Path(tempfile.mkstemp(prefix="tollgate-op-", suffix=".log")[1]))
+    metrics_port: int = field(default_factory=free_port)
+    health_port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    def argv(self) -> list[str]:
+        args = [sys.executable, "-m", "tollgate", "--metrics-port", str(self.metrics_port),
+                "--health-port", str(self.health_port), "--log-format", "json"]
+        if self.prometheus_url:
+            args += ["--prometheus-url", self.prometheus_url]
+        for ns in self.namespaces:
+            args += ["--namespace", ns]
+        if self.leader_election:
+            args += ["--lease-namespace", self.lease_namespace]
+        else:
+            args += ["--no-leader-election"]
+        return [*args, *self.extra_args]
+
+    def start(self, wait: bool = True) -> OperatorProcess:
+        env = {**os.environ, "KUBECONFIG": self.kubeconfig,
+               "PYTHONPATH": str(REPO_ROOT / "operator") + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               **self.env}
+        out = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
+        self.proc = subprocess.Popen(self.argv(), stdout=out, stderr=subprocess.STDOUT, env=env,
+                                     start_new_session=True)
+        if wait:
+            wait_for("operator health endpoint", self.healthy, timeout=30)
+        return self
+
+    def healthy(self) -> bool:
+        if self.proc is None or self.proc.poll() is not None:
+            raise RuntimeError(f"operator exited ({self.proc and self.proc.returncode}); log:\n{self.log_tail()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz", timeout=1) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2) as r:
+            text: str = r.read().decode()
+            return text
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, as when a node dies."""
+        self.stop(signal.SIGKILL)
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+@dataclass
+class Stack:
+    """A running control plane with Prometheus, the simulator and (optionally) the operator."""
+
+    kubeconfig: str
+    prometheus: Prometheus
+    simulator: Simulator
+    faults: StaticFaults
+    scrape_interval: float
+    operator: OperatorProcess | None = None
+    _api: client.ApiClient | None = None
+    operators: list[OperatorProcess] = field(default_factory=list)
+
+    @property
+    def api(self) -> client.ApiClient:
+        if self._api is None:
+            self._api = config.new_client_from_config(config_file=self.kubeconfig)
+        return self._api
+
+    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return kubectl(self.kubeconfig, *args, stdin=stdin, check=check)
+
+    def set_fault(self, version: str, **fault: Any) -> None:
+        """Inject a fault for every track running `version` (error_rate, added_latency, score_shift, ...)."""
+        self.faults.current[version] = Fault(**fault)
+
+    def clear_faults(self) -> None:
+        self.faults.current.clear()
+
+    def start_operator(self, **kwargs: Any) -> OperatorProcess:
+        """Start an operator process; Prometheus scrapes its /metrics as job "tollgate-operator"."""
+        op = OperatorProcess(self.kubeconfig, prometheus_url=self.prometheus.url, **kwargs)
+        op.start()
+        self.operators.append(op)
+        self.prometheus.reload([
+            ScrapeTarget("simulator", f"127.0.0.1:{self.simulator.port}"),
+            *(ScrapeTarget("tollgate-operator", f"127.0.0.1:{o.metrics_port}") for o in self.operators),
+        ])
+        return op
+
+    def md(self, namespace: str, name: str) -> dict[str, Any]:
+        return json.loads(self.kubectl("get", "modeldeployment", name, "-n", namespace, "-o", "json").stdout)
+
+
+@contextlib.contextmanager
+def running_stack(*, kubeconfig: str | None = None, scrape_interval: float = 1.0, rate: float = 100.0,
+                  with_operator: bool = True, operator_args: Sequence[str] = ()) -> Iterator[Stack]:
+    """Start (or reuse, when `kubeconfig` is given) everything; stop what was started on exit."""
+    with contextlib.ExitStack() as stack:
+        if kubeconfig is None:
+            directory = Path(tempfile.mkdtemp(prefix="tollgate-stack-"))
+            state = stack.enter_context(controlplane.running(directory))
+            kubeconfig = state.kubeconfig
+        else:
+            controlplane.build()  # the matching kubectl on PATH
+        install_crds(kubeconfig)
+        api = config.new_client_from_config(config_file=kubeconfig)
+        faults = StaticFaults()
+        sim = Simulator(KubeSplits(api, resync=0.5), faults, rate=rate, port=0)
+        sim.start()
+        stack.callback(sim.stop)
+        prom = Prometheus([ScrapeTarget("simulator", f"127.0.0.1:{sim.port}")],
+                          scrape_interval=f"{scrape_interval:g}s")
+        prom.start()
+        stack.callback(prom.close)
+        s = Stack(kubeconfig=kubeconfig, prometheus=prom, simulator=sim, faults=faults,
+                  scrape_interval=scrape_interval)
+        if with_operator:
+            s.operator = s.start_operator(extra_args=operator_args)
+            stack.callback(s.operator.stop)
+        yield s

@@ -1,0 +1,266 @@
+"""The operator on the real control plane: sandbox, canary steps, rollback, kill switch, restart, delete.
+
+Each test runs its own operator process scoped to its namespace (and the sandbox namespaces below
+it), against the real API server with KWOK nodes; SLOs come from the real Prometheus scraping the
+traffic simulator, which follows the split the operator sets.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from integration.runtime.helpers import (
+    apply,
+    condition,
+    md_manifest,
+    patch_spec,
+    status,
+    wait_phase,
+    watch_weights,
+)
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from tollgate.testing import audit
+from tollgate.testing.controlplane import NEVER_READY_IMAGE, audit_log
+from tollgate.testing.stack import OperatorProcess, Stack, wait_for
+
+
+def _deployments(stack: Stack, ns: str) -> dict[str, dict]:  # type: ignore[type-arg]
+    out = json.loads(stack.kubectl("get", "deployments", "-n", ns, "-o", "json").stdout)
+    return {d["metadata"]["name"]: d for d in out["items"]}
+
+
+def test_create_builds_a_restricted_sandbox_and_becomes_ready(stack: Stack, namespace: str,
+                                                             operator: OperatorProcess) -> None:
+    # given a new ModelDeployment
+    apply(stack, namespace, md_manifest("scorer", "1.0.0", sandbox={
+        "ingressFrom": [{"namespaceSelector": {"matchLabels": {"team": "payments"}}}],
+        "egressTo": [{"cidr": "10.20.0.0/16", "ports": [443]}]}))
+    # when the operator reconciles it
+    st = wait_phase(stack, namespace, "scorer", "Stable")
+    sandbox = st["sandboxNamespace"]
+    # then `kubectl wait` for Ready returns
+    stack.kubectl("wait", "--for=condition=Ready", "modeldeployment/scorer", "-n", namespace, "--timeout=30s")
+    md = stack.md(namespace, "scorer")
+    assert md["status"]["observedGeneration"] == md["metadata"]["generation"]
+    assert condition(md["status"], "Ready") == "True"
+    assert md["status"]["stable"]["version"] == "1.0.0"
+    # and the sandbox namespace enforces Pod Security "restricted" and records its owner
+    ns = client.CoreV1Api(stack.api).read_namespace(sandbox)
+    for mode in ("enforce", "audit", "warn"):
+        assert ns.metadata.labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
+    assert ns.metadata.annotations["tollgate.dev/owner"] == f"{namespace}/scorer"
+    # and NetworkPolicies deny by default, allow DNS, the listed callers, Prometheus and the listed egress
+    pols = {p.metadata.name: p for p in client.NetworkingV1Api(stack.api).list_namespaced_network_policy(sandbox).items}
+    deny = next(p for p in pols.values() if p.spec.pod_selector.match_labels in (None, {})
+                and set(p.spec.policy_types) == {"Ingress", "Egress"} and not p.spec.ingress and not p.spec.egress)
+    assert deny is not None
+    rendered = json.dumps([client.ApiClient().sanitize_for_serialization(p) for p in pols.values()])
+    assert '"team": "payments"' in rendered
+    assert "10.20.0.0/16" in rendered and "443" in rendered
+    assert '"port": 53' in rendered
+    # and a quota, a LimitRange and a ServiceAccount without a token
+    core = client.CoreV1Api(stack.api)
+    assert core.list_namespaced_resource_quota(sandbox).items
+    assert core.list_namespaced_limit_range(sandbox).items
+    sas = [sa for sa in core.list_namespaced_service_account(sandbox).items if sa.metadata.name != "default"]
+    assert sas and all(sa.automount_service_account_token is False for sa in sas)
+    # and the pods are Ready and meet "restricted"
+    pods = core.list_namespaced_pod(sandbox).items
+    assert len(pods) == 4
+    for pod in pods:
+        assert any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions)
+        psc = pod.spec.security_context
+        assert psc.run_as_non_root is True
+        assert psc.seccomp_profile.type == "RuntimeDefault"
+        for c in pod.spec.containers:
+            sc = c.security_context
+            assert sc.allow_privilege_escalation is False
+            assert sc.capabilities.drop == ["ALL"]
+            assert sc.read_only_root_filesystem is True
+        assert pod.spec.automount_service_account_token is False
+
+
+def test_new_version_follows_the_steps_and_promotes(stack: Stack, namespace: str,
+                                                    operator: OperatorProcess) -> None:
+    # given a stable version 1.0.0
+    apply(stack, namespace, md_manifest("ranker", "1.0.0"))
+    st = wait_phase(stack, namespace, "ranker", "Stable")
+    sandbox = st["sandboxNamespace"]
+    # when version 1.1.0 (as healthy as stable) is applied
+    patch_spec(stack, namespace, "ranker", {"model": {"version": "1.1.0", "uri": "s3://models/ranker/1.1.0"}})
+    # then a canary Deployment appears
+    wait_for("canary Deployment", lambda: "ranker-canary" in _deployments(stack, sandbox), timeout=30)
+    # and the weights follow the steps in order, then promotion
+    weights, st = watch_weights(stack, namespace, "ranker", until=("Succeeded", "Stable", "RolledBack"))
+    assert st["phase"] in ("Succeeded", "Stable"), st
+    steps = [w for w in weights if w > 0]
+    assert steps[:3] == [25, 50, 100], weights
+    # and the stable track now runs 1.1.0 and the canary is gone
+    assert st["stable"]["version"] == "1.1.0"
+    assert st["lastKnownGood"]["version"] == "1.1.0"
+    wait_for("canary removed", lambda: "ranker-canary" not in _deployments(stack, sandbox), timeout=30)
+    stable = _deployments(stack, sandbox)["ranker-stable"]
+    assert stable["spec"]["template"]["metadata"]["labels"]["tollgate.dev/version"] == "1.1.0"
+    assert st["history"][0]["result"] == "Promoted"
+
+
+def test_canary_that_never_becomes_ready_is_rolled_back_at_the_deadline(
+        stack: Stack, namespace: str, operator: OperatorProcess) -> None:
+    # given a stable version
+    apply(stack, namespace, md_manifest("vision", "1.0.0", rollout={
+        "steps": [{"weight": 25}, {"weight": 100}],
+        "analysis": {"interval": "1s", "window": "5s", "minSamples": 10},
+        "progressDeadline": "10s"}))
+    st = wait_phase(stack, namespace, "vision", "Stable")
+    # when a version whose pods never become Ready is rolled out
+    started = time.monotonic()
+    patch_spec(stack, namespace, "vision", {"model": {"version": "2.0.0"}, "runtime": {"image": NEVER_READY_IMAGE}})
+    # then it is rolled back once the progress deadline passes, not before
+    st = wait_phase(stack, namespace, "vision", "RolledBack", timeout=60)
+    elapsed = time.monotonic() - started
+    assert elapsed >= 9.0, f"rolled back after {elapsed:.1f}s, before the 10s deadline"
+    assert st["canaryWeight"] == 0
+    assert st["stable"]["version"] == "1.0.0"
+    assert st["rolledBackRevision"]
+    assert st["lastIncident"]
+    # and the evidence record exists where status points
+    cm = client.CoreV1Api(stack.api).read_namespaced_config_map(st["lastIncident"], namespace)
+    assert "deadline" in cm.data["evidence.json"].lower()
+
+
+def test_kill_switch_moves_all_traffic_to_the_fallback_and_back(stack: Stack, namespace: str,
+                                                               operator: OperatorProcess) -> None:
+    # given a ModelDeployment mid-rollout with a pinned fallback
+    apply(stack, namespace, md_manifest("chat", "3.0.0", fallback={"version": "2.9.0"}, rollout={
+        "steps": [{"weight": 25, "approval": "required"}, {"weight": 100}],
+        "analysis": {"interval": "1s", "window": "5s", "minSamples": 10}, "progressDeadline": "20s"}))
+    st = wait_phase(stack, namespace, "chat", "Stable")
+    sandbox = st["sandboxNamespace"]
+    patch_spec(stack, namespace, "chat", {"model": {"version": "3.1.0"}})
+    wait_phase(stack, namespace, "chat", "AwaitingApproval", "Progressing")
+    # when the kill switch is turned on
+    patch_spec(stack, namespace, "chat", {"killSwitch": True})
+    # then all traffic is on the fallback: the Service selects only the fallback track
+    st = wait_phase(stack, namespace, "chat", "Fallback", timeout=20)
+    assert st["canaryWeight"] == 0
+    assert st["killSwitchActive"] is True
+
+    def service_on_fallback() -> bool:
+        svc = client.CoreV1Api(stack.api).read_namespaced_service("chat", sandbox)
+        return svc.spec.selector.get("tollgate.dev/track") == "fallback"
+
+    wait_for("Service selecting the fallback", service_on_fallback, timeout=10)
+    deps = _deployments(stack, sandbox)
+    assert deps["chat-fallback"]["spec"]["template"]["metadata"]["labels"]["tollgate.dev/version"] == "2.9.0"
+    assert "chat-canary" not in deps or deps["chat-canary"]["spec"]["replicas"] == 0
+    # when it is turned off
+    patch_spec(stack, namespace, "chat", {"killSwitch": False})
+    # then traffic returns to the stable track and the fallback is removed
+    wait_for("Service back on stable", lambda: not service_on_fallback(), timeout=20)
+    def released() -> dict | None:  # type: ignore[type-arg]
+        s = status(stack, namespace, "chat")
+        return None if s.get("killSwitchActive") else s
+
+    st = wait_for("kill switch released", released, timeout=20)
+    assert st["phase"] != "Fallback"
+    wait_for("fallback removed", lambda: "chat-fallback" not in _deployments(stack, sandbox), timeout=20)
+
+
+def test_restart_mid_rollout_resumes_at_the_persisted_step(stack: Stack, namespace: str,
+                                                           operator: OperatorProcess) -> None:
+    # given a rollout waiting at an approval gate of step 2
+    apply(stack, namespace, md_manifest("ocr", "1.0.0", rollout={
+        "steps": [{"weight": 20}, {"weight": 40, "approval": "required"}, {"weight": 100}],
+        "analysis": {"interval": "1s", "window": "5s", "minSamples": 10}, "progressDeadline": "30s"}))
+    wait_phase(stack, namespace, "ocr", "Stable")
+    patch_spec(stack, namespace, "ocr", {"model": {"version": "1.1.0"}})
+    before = wait_phase(stack, namespace, "ocr", "AwaitingApproval", timeout=60)
+    assert before["currentStep"] == 1 and before["canaryWeight"] == 20
+    # when the operator is killed (no cleanup) and a new one starts
+    operator.kill()
+    restarted = stack.start_operator(namespaces=[namespace, f"{namespace}-*"])
+    try:
+        time.sleep(3)
+        # then it is still at the same step, with the same weight: nothing skipped
+        after = status(stack, namespace, "ocr")
+        assert after["phase"] == "AwaitingApproval"
+        assert (after["currentStep"], after["canaryWeight"]) == (1, 20)
+        assert after["canary"]["revision"] == before["canary"]["revision"]
+        # and once approved it continues from there: 40 then 100, nothing repeated
+        stack.kubectl("annotate", "modeldeployment", "ocr", "-n", namespace, "tollgate.dev/approve=alice")
+        weights, st = watch_weights(stack, namespace, "ocr", until=("Succeeded", "Stable", "RolledBack"))
+        assert st["phase"] in ("Succeeded", "Stable"), st
+        seen = [20, *(w for w in weights if w > 0 and w != 20)]
+        assert seen[:3] == [20, 40, 100], weights
+        events = stack.kubectl("get", "events", "-n", namespace, "--field-selector",
+                               "involvedObject.name=ocr,reason=StepAdvanced", "-o", "json").stdout
+        messages = [e["message"] for e in json.loads(events)["items"]]
+        assert len(messages) == len(set(messages)), f"a step was repeated: {messages}"
+    finally:
+        restarted.stop()
+
+
+def test_deletion_mid_rollout_removes_the_sandbox(stack: Stack, namespace: str, operator: OperatorProcess) -> None:
+    # given a rollout in progress
+    apply(stack, namespace, md_manifest("asr", "1.0.0", rollout={
+        "steps": [{"weight": 20, "approval": "required"}, {"weight": 100}],
+        "analysis": {"interval": "1s", "window": "5s", "minSamples": 10}, "progressDeadline": "30s"}))
+    st = wait_phase(stack, namespace, "asr", "Stable")
+    sandbox = st["sandboxNamespace"]
+    patch_spec(stack, namespace, "asr", {"model": {"version": "1.1.0"}})
+    wait_phase(stack, namespace, "asr", "AwaitingApproval", "Progressing")
+    # when the ModelDeployment is deleted
+    stack.kubectl("delete", "modeldeployment", "asr", "-n", namespace, "--wait=false")
+    core = client.CoreV1Api(stack.api)
+
+    # then the sandbox namespace is deleted and its deletion completes
+    def gone() -> bool:
+        try:
+            core.read_namespace(sandbox)
+        except ApiException as exc:
+            return exc.status == 404
+        return False
+
+    wait_for("sandbox namespace gone", gone, timeout=60)
+    # and the ModelDeployment itself is released by the finalizer
+    res = stack.kubectl("get", "modeldeployment", "asr", "-n", namespace, check=False)
+    assert res.returncode != 0 and "NotFound" in res.stderr
+
+
+def test_namespace_not_created_by_tollgate_is_never_deleted(stack: Stack, namespace: str,
+                                                           operator: OperatorProcess) -> None:
+    # given a sandbox namespace the user created
+    own = f"{namespace}-mine"
+    stack.kubectl("create", "namespace", own)
+    stack.kubectl("create", "configmap", "precious", "-n", own, "--from-literal=k=v")
+    apply(stack, namespace, md_manifest("tts", "1.0.0", sandbox={"namespace": own}))
+    wait_phase(stack, namespace, "tts", "Stable")
+    # when the ModelDeployment is deleted
+    stack.kubectl("delete", "modeldeployment", "tts", "-n", namespace, "--timeout=60s")
+    # then Tollgate's objects are gone but the namespace and the user's objects stay
+    core = client.CoreV1Api(stack.api)
+    assert core.read_namespace(own).status.phase == "Active"
+    assert core.read_namespaced_config_map("precious", own).data == {"k": "v"}
+    wait_for("Tollgate's Deployments removed", lambda: not _deployments(stack, own), timeout=30)
+    stack.kubectl("delete", "namespace", own, "--wait=false")
+
+
+def test_reapplying_an_identical_spec_writes_nothing(stack: Stack, namespace: str,
+                                                    operator: OperatorProcess) -> None:
+    # given a settled ModelDeployment
+    manifest = md_manifest("embed", "1.0.0")
+    apply(stack, namespace, manifest)
+    wait_phase(stack, namespace, "embed", "Stable")
+    time.sleep(3)  # let every echo of its own writes settle
+    mark = audit.now_marker()
+    # when the identical manifest is applied again, twice
+    apply(stack, namespace, manifest)
+    apply(stack, namespace, manifest)
+    time.sleep(4)  # the audit log is flushed in batches of at most 1s
+    # then the operator sent no write at all to the API server
+    reqs = audit.by_operator(audit.read(audit_log(stack.kubeconfig), since=mark))
+    writes = audit.writes(reqs)
+    assert writes == [], writes
