@@ -156,7 +156,7 @@ class Stack:
     @property
     def api(self) -> client.ApiClient:
         if self._api is None:
-            self._api = config.new_client_from_config(config_file=self.kubeconfig)
+            self._api = config.new_client_from_config(config_file=self.kubeconfig)  # type: ignore[no-untyped-call]
         return self._api
 
     def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -181,7 +181,9 @@ class Stack:
         return op
 
     def md(self, namespace: str, name: str) -> dict[str, Any]:
-        return json.loads(self.kubectl("get", "modeldeployment", name, "-n", namespace, "-o", "json").stdout)
+        out: dict[str, Any] = json.loads(
+            self.kubectl("get", "modeldeployment", name, "-n", namespace, "-o", "json").stdout)
+        return out
 
 
 @contextlib.contextmanager
@@ -196,7 +198,7 @@ def running_stack(*, kubeconfig: str | None = None, scrape_interval: float = 1.0
         else:
             controlplane.build()  # the matching kubectl on PATH
         install_crds(kubeconfig)
-        api = config.new_client_from_config(config_file=kubeconfig)
+        api = config.new_client_from_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
         faults = StaticFaults()
         sim = Simulator(KubeSplits(api, resync=0.5), faults, rate=rate, port=0)
         sim.start()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from integration.cluster import Cluster
 
+from integration.cluster import Cluster
 from tollgate.testing.stack import OperatorProcess, Stack, running_stack
 
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 import json
 import time
 
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
 from integration.runtime.helpers import (
     apply,
     condition,
@@ -19,9 +22,6 @@ from integration.runtime.helpers import (
     wait_phase,
     watch_weights,
 )
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
-
 from tollgate.testing import audit
 from tollgate.testing.controlplane import NEVER_READY_IMAGE, audit_log
 from tollgate.testing.stack import OperatorProcess, Stack, wait_for
