@@ -118,6 +118,7 @@ class Kube:
         self._field_manager = field_manager
         self._timeout = timeout
         self._applied: dict[ObjectRef, str] = {}
+        self._warm = False
         self._lock = threading.Lock()
         self.counter = WriteCounter()
 
@@ -163,7 +164,7 @@ class Kube:
             known = self._applied.get(ref)
         if known == digest:
             return False
-        if known is None:
+        if known is None and not self._warm:
             live = self.get(ref)
             live_hash = ((live or {}).get("metadata", {}).get("annotations") or {}).get(ANNOTATION_HASH)
             if live is not None and live_hash == digest:
@@ -179,6 +180,35 @@ class Kube:
             self._applied[ref] = digest
         log.info("applied", extra={"kind": ref.kind, "namespace": ref.namespace, "object": ref.name})
         return True
+
+    def warm(self, kinds: Iterable[tuple[str, str]], label_selector: str) -> int:
+        """Learn the applied hash of every object we manage with one LIST per kind (cluster-wide).
+
+        After a restart this replaces one GET per object per ModelDeployment (10,000 GETs for 1,000
+        ModelDeployments) with a handful of LISTs; an object absent from the lists is then known to
+        need applying, so no GET precedes its apply either.
+        """
+        learned: dict[ObjectRef, str] = {}
+        for api_version, kind in kinds:
+            plural, namespaced = _KINDS[kind]
+            base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+            try:
+                data = self._call("GET", f"{base}/{plural}", query=[("labelSelector", label_selector)])
+            except ApiException as exc:
+                if exc.status == 404:  # the kind is not served here (e.g. no Gateway API): none of ours
+                    continue
+                raise
+            for item in data.get("items", []):
+                meta = item.get("metadata", {})
+                digest = (meta.get("annotations") or {}).get(ANNOTATION_HASH)
+                if digest:
+                    ref = ObjectRef(api_version, kind, meta["name"], meta.get("namespace") if namespaced else None)
+                    learned[ref] = digest
+        with self._lock:
+            for ref, digest in learned.items():
+                self._applied.setdefault(ref, digest)
+            self._warm = True
+        return len(learned)
 
     def apply_all(self, objs: Iterable[Mapping[str, Any]]) -> int:
         return sum(1 for o in objs if self.apply(o))

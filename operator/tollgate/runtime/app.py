@@ -49,6 +49,13 @@ SANDBOX_KINDS = (
 )
 
 
+# Everything the engine's desired state may contain (warm-up lists these once at start).
+MANAGED_KINDS = (
+    ("v1", "Namespace"),
+    *SANDBOX_KINDS,
+)
+
+
 def api_client() -> client.ApiClient:
     """Kubeconfig when one is there (KUBECONFIG or ~/.kube/config), else the in-cluster identity."""
     api: client.ApiClient
@@ -95,6 +102,13 @@ class Runtime:
         return cls(settings=settings, api=api, provider=provider)
 
     async def start(self) -> None:
+        try:
+            n = await asyncio.to_thread(self.kube.warm, MANAGED_KINDS,
+                                        f"{resource.LABEL_MANAGED_BY}={resource.MANAGED_BY_VALUE}")
+            log.info("learned managed objects", extra={"objects": n})
+        except Exception as exc:  # e.g. a kind not installed: fall back to a GET before each apply
+            log.warning("could not list managed objects; will read each before applying",
+                        extra={"error": str(exc)})
         if self.elector is not None:
             self._tasks.append(asyncio.create_task(self.elector.run()))
             self._tasks.append(asyncio.create_task(self._leader_gauge()))
