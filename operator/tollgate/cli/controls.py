@@ -1,0 +1,129 @@
+"""The controls the plugin writes, and when each makes sense: pure rules over a ModelDeployment dict.
+
+Controls are declarative, so they work from Git too: annotations (tollgate.dev/approve, promote, abort,
+retry) carry a token the operator acts on once per distinct value; spec fields (paused, killSwitch) are
+desired state. Status is the operator's alone and is never written here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from tollgate.api import resource
+from tollgate.api.status import Phase
+from tollgate.cli.errors import CliError, Exit
+from tollgate.cli.view import Obj, gate_waiting, meta, status_of, steps_of
+
+ROLLOUT_PHASES = (Phase.PROGRESSING, Phase.PAUSED, Phase.AWAITING_APPROVAL, Phase.PROMOTING)
+
+
+@dataclass(frozen=True)
+class AnnotationControl:
+    name: str
+    annotation: str
+    seen_key: str
+    """Key in status.controls where the operator records the last token it handled."""
+
+
+APPROVE = AnnotationControl("approve", resource.ANNOTATION_APPROVE, "approve")
+PROMOTE = AnnotationControl("promote", resource.ANNOTATION_PROMOTE, "promote")
+ABORT = AnnotationControl("abort", resource.ANNOTATION_ABORT, "abort")
+RETRY = AnnotationControl("retry", resource.ANNOTATION_RETRY, "retry")
+
+
+@dataclass(frozen=True)
+class SpecToggle:
+    name: str
+    field: str
+    value: bool
+
+
+PAUSE = SpecToggle("pause", "paused", True)
+RESUME = SpecToggle("resume", "paused", False)
+KILL = SpecToggle("kill", "killSwitch", True)
+UNKILL = SpecToggle("unkill", "killSwitch", False)
+
+
+def token(user: str, now: datetime) -> str:
+    """`<user>@<RFC 3339 time>` with microseconds, so two invocations never write the same value."""
+    at = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return f"{user}@{at}"
+
+
+def fresh_token(user: str, now: datetime, current: str | None) -> str:
+    """A token different from the one already on the object (the operator acts once per value)."""
+    value = token(user, now)
+    return value if value != current else f"{value}#2"
+
+
+def who(reviewed: str | None, context_user: str | None) -> str:
+    """The identity recorded in tokens: the API server's view of us (SelfSubjectReview), else the
+    kubeconfig context's user name, else "unknown"."""
+    return reviewed or context_user or "unknown"
+
+
+def _where(obj: Obj) -> str:
+    st = status_of(obj)
+    phase = st.get("phase") or "Pending"
+    message = st.get("message")
+    return f"{meta(obj).get('name')} is {phase}" + (f" ({message})" if message else "")
+
+
+def check_annotation(control: AnnotationControl, obj: Obj) -> str:
+    """What the control will do now, or CliError(NOT_APPLICABLE) when it makes no sense in this phase."""
+    st = status_of(obj)
+    phase = st.get("phase")
+    canary: dict[str, Any] = st.get("canary") or {}
+    if control is APPROVE:
+        index = gate_waiting(obj)
+        if index is None:
+            raise CliError(f"nothing awaits approval: {_where(obj)}", Exit.NOT_APPLICABLE)
+        steps = steps_of(obj)
+        what = f"step {index + 1}/{len(steps)} ({steps[index].weight}%) of canary {canary.get('version')}"
+        if phase == Phase.PAUSED:
+            return f"approves {what}; the rollout is paused, the approval takes effect on resume"
+        return f"approves {what}"
+    if control is PROMOTE:
+        if not canary or phase not in ROLLOUT_PHASES or st.get("killSwitchActive"):
+            raise CliError(f"no canary to promote: {_where(obj)}", Exit.NOT_APPLICABLE)
+        if st.get("promotingSince") or phase == Phase.PROMOTING:
+            raise CliError(f"already promoting: {_where(obj)}", Exit.NOT_APPLICABLE)
+        return (f"promotes canary {canary.get('version')} now, skipping its remaining steps and analysis "
+                f"(it is at {st.get('canaryWeight', 0)}%)")
+    if control is ABORT:
+        if not canary or phase not in ROLLOUT_PHASES:
+            raise CliError(f"no rollout to abort: {_where(obj)}", Exit.NOT_APPLICABLE)
+        return (f"aborts canary {canary.get('version')}: all traffic back on stable, the revision stays "
+                "rolled back, evidence recorded")
+    if control is RETRY:
+        if not st.get("rolledBackRevision") or phase not in (Phase.ROLLED_BACK, Phase.ROLLING_BACK):
+            raise CliError(f"nothing was rolled back: {_where(obj)}", Exit.NOT_APPLICABLE)
+        return f"retries rolled-back revision {st.get('rolledBackRevision')} from step 1"
+    raise AssertionError(control)
+
+
+def annotation_patch(control: AnnotationControl, value: str) -> dict[str, Any]:
+    return {"metadata": {"annotations": {control.annotation: value}}}
+
+
+def toggle_patch(toggle: SpecToggle) -> dict[str, Any]:
+    return {"spec": {toggle.field: toggle.value}}
+
+
+def toggle_needed(toggle: SpecToggle, obj: Obj) -> bool:
+    """False when the spec already says so (then nothing is written)."""
+    return bool((obj.get("spec") or {}).get(toggle.field, False)) != toggle.value
+
+
+def toggle_notes(toggle: SpecToggle, obj: Obj) -> list[str]:
+    """Warnings worth printing before a spec change."""
+    notes = []
+    st = status_of(obj)
+    if toggle is KILL and not (obj.get("spec") or {}).get("fallback") and not st.get("lastKnownGood"):
+        notes.append("there is no fallback (no spec.fallback and no status.lastKnownGood): the operator "
+                     "will take the canary to 0% and report Stalled while stable keeps serving")
+    if toggle is PAUSE and not st.get("canary"):
+        notes.append("no rollout is in progress: the next rollout will hold at its start until resumed")
+    return notes

@@ -1,0 +1,443 @@
+"""What the plugin shows, as pure functions of a ModelDeployment (a plain dict) and `now`.
+
+Two layers: *views* (plain data, what `-o json|yaml` prints) and *renderers* (text for people). Nothing
+here talks to a cluster or reads a clock, so every line of output is unit-tested.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from tollgate.api.spec import ApprovalMode, ModelDeploymentSpec, Step
+from tollgate.api.status import Phase
+from tollgate.cli.errors import Exit
+from tollgate.engine.policy import resolve_policy
+from tollgate.engine.timeutil import parse_time
+
+Obj = Mapping[str, Any]
+
+GITOPS_MARKERS: tuple[tuple[str, str], ...] = (
+    ("argocd.argoproj.io/instance", "Argo CD"),
+    ("argocd.argoproj.io/tracking-id", "Argo CD"),
+    ("kustomize.toolkit.fluxcd.io/name", "Flux"),
+    ("helm.toolkit.fluxcd.io/name", "Flux"),
+)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Small helpers
+
+
+def meta(obj: Obj) -> Mapping[str, Any]:
+    return obj.get("metadata") or {}
+
+
+def status_of(obj: Obj) -> Mapping[str, Any]:
+    return obj.get("status") or {}
+
+
+def age(since: str | None, now: datetime) -> str:
+    """kubectl-style age: 45s, 12m, 3h, 5d (``-`` when unknown)."""
+    at = parse_time(since) if since else None
+    if at is None:
+        return "-"
+    seconds = max(0, int((now - at).total_seconds()))
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 2 * 3600:
+        return f"{seconds // 60}m"
+    if seconds < 2 * 86400:
+        return f"{seconds // 3600}h"
+    return f"{seconds // 86400}d"
+
+
+def number(value: Any) -> str:
+    """A metric value for a table: short, and honest about missing or non-finite values."""
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    v = float(value)
+    if not math.isfinite(v):
+        return repr(v)
+    if v == 0:
+        return "0"
+    if abs(v) >= 1000 or abs(v) < 0.001:
+        return f"{v:.3g}"
+    return f"{v:.4g}"
+
+
+def revision_text(ref: Mapping[str, Any] | None) -> str:
+    if not ref:
+        return "-"
+    return f"{ref.get('version', '?')} ({ref.get('revision', '?')})"
+
+
+def spec_model(obj: Obj) -> ModelDeploymentSpec | None:
+    """The typed spec, or None when it does not parse (then steps are shown as unknown)."""
+    try:
+        return ModelDeploymentSpec.model_validate(obj.get("spec") or {})
+    except ValidationError:
+        return None
+
+
+def steps_of(obj: Obj) -> tuple[Step, ...]:
+    """The effective steps: spec.rollout.steps, else the risk tier's (what the operator follows)."""
+    spec = spec_model(obj)
+    if spec is None:
+        return ()
+    try:
+        return resolve_policy(spec).steps
+    except ValueError:
+        return ()
+
+
+def gate_waiting(obj: Obj) -> int | None:
+    """Index of the step whose approval gate waits now, or None (same rule as the engine's)."""
+    st = status_of(obj)
+    if not st.get("canary") or st.get("promotingSince") or st.get("killSwitchActive"):
+        return None
+    steps = steps_of(obj)
+    index = int(st.get("currentStep") or 0)
+    if index >= len(steps):
+        return None
+    step = steps[index]
+    if step.approval is ApprovalMode.REQUIRED and int(st.get("canaryWeight") or 0) != step.weight:
+        return index
+    return None
+
+
+def gitops_manager(obj: Obj) -> str | None:
+    """"Argo CD" or "Flux" when a GitOps tool manages the object (labels or annotations), else None."""
+    m = meta(obj)
+    marks = {**(m.get("labels") or {}), **(m.get("annotations") or {})}
+    for key, tool in GITOPS_MARKERS:
+        if key in marks:
+            return f"{tool} ({key}={marks[key]})"
+    return None
+
+
+def slo_health(analysis: Sequence[Mapping[str, Any]]) -> str:
+    """One word for a table: the worst verdict first, with the SLOs it concerns."""
+    if not analysis:
+        return "-"
+    for verdict in ("Fail", "Error", "NoData", "Inconclusive"):
+        names = [a.get("name", "?") for a in analysis if a.get("verdict") == verdict]
+        if names:
+            return f"{verdict}({','.join(names)})"
+    passed = sum(1 for a in analysis if a.get("verdict") == "Pass")
+    if passed == len(analysis):
+        return f"Pass {passed}/{len(analysis)}"
+    return f"Pending {passed}/{len(analysis)}"
+
+
+# ----------------------------------------------------------------------------------------------------
+# Views (data)
+
+
+def summary(obj: Obj, now: datetime) -> dict[str, Any]:
+    """One row of `get`."""
+    st = status_of(obj)
+    canary = st.get("canary")
+    steps = int(st.get("stepCount") or 0)
+    step = f"{int(st.get('currentStep') or 0) + 1}/{steps}" if canary and steps else "-"
+    return {
+        "namespace": meta(obj).get("namespace"),
+        "name": meta(obj).get("name"),
+        "phase": st.get("phase") or "Pending",
+        "stable": (st.get("stable") or {}).get("version"),
+        "canary": (canary or {}).get("version"),
+        "weight": int(st.get("canaryWeight") or 0) if canary else 0,
+        "step": step,
+        "slos": slo_health(st.get("analysis") or []) if canary else "-",
+        "age": age(meta(obj).get("creationTimestamp"), now),
+    }
+
+
+def step_rows(obj: Obj) -> list[dict[str, Any]]:
+    """The step plan with the state of each step for the current canary."""
+    st = status_of(obj)
+    canary = st.get("canary")
+    current = int(st.get("currentStep") or 0)
+    weight = int(st.get("canaryWeight") or 0)
+    promoting = bool(st.get("promotingSince"))
+    rows = []
+    for i, s in enumerate(steps_of(obj)):
+        if not canary:
+            state = "-"
+        elif promoting or i < current:
+            state = "done"
+        elif i == current:
+            if weight == s.weight:
+                state = "paused" if st.get("phase") == Phase.PAUSED else "running"
+            elif s.approval is ApprovalMode.REQUIRED:
+                state = "awaiting approval"
+            else:
+                state = "next"
+        else:
+            state = "pending"
+        rows.append({
+            "index": i + 1, "weight": s.weight, "pause": s.pause, "analysis": s.analysis,
+            "approval": s.approval.value == "required", "state": state,
+            "current": bool(canary) and not promoting and i == current,
+        })
+    return rows
+
+
+def status_view(obj: Obj, now: datetime, timeline: int = 8) -> dict[str, Any]:
+    """Everything `status` shows, as data."""
+    st = status_of(obj)
+    m = meta(obj)
+    spec = obj.get("spec") or {}
+    thresholds = {s.get("name"): s for s in spec.get("slos") or []}
+    slos = []
+    for a in st.get("analysis") or []:
+        slo = dict(a)
+        if not slo.get("threshold") and a.get("name") in thresholds:
+            t = thresholds[a["name"]]
+            slo["threshold"] = ", ".join(f"{k} {t[k]}" for k in ("min", "max", "maxIncreaseOverBaseline") if k in t)
+        slos.append(slo)
+    return {
+        "namespace": m.get("namespace"),
+        "name": m.get("name"),
+        "generation": m.get("generation"),
+        "observedGeneration": st.get("observedGeneration"),
+        "phase": st.get("phase") or "Pending",
+        "message": st.get("message") or "",
+        "stable": st.get("stable"),
+        "canary": st.get("canary"),
+        "canaryWeight": int(st.get("canaryWeight") or 0),
+        "currentStep": int(st.get("currentStep") or 0),
+        "lastKnownGood": st.get("lastKnownGood"),
+        "fallback": st.get("fallback"),
+        "paused": bool(spec.get("paused")),
+        "killSwitch": bool(spec.get("killSwitch")),
+        "approvedBy": st.get("approvedBy"),
+        "gitops": gitops_manager(obj),
+        "steps": step_rows(obj),
+        "slos": slos,
+        "conditions": list(st.get("conditions") or []),
+        "lastIncident": st.get("lastIncident"),
+        "timeline": list(st.get("timeline") or [])[-timeline:] if timeline > 0 else [],
+        "age": age(m.get("creationTimestamp"), now),
+    }
+
+
+def watch_outcome(obj: Obj) -> Exit | None:
+    """How `status --watch` ends for this object, or None to keep watching.
+
+    The status must reflect the latest spec (observedGeneration), so a version applied a moment ago
+    is not reported as the previous rollout's Succeeded.
+    """
+    st = status_of(obj)
+    generation = meta(obj).get("generation")
+    if generation is not None and int(st.get("observedGeneration") or 0) < int(generation):
+        return None
+    phase = st.get("phase")
+    stalled = any(c.get("type") == "Stalled" and c.get("status") == "True" for c in st.get("conditions") or [])
+    if phase in (Phase.SUCCEEDED, Phase.STABLE):
+        return Exit.OK
+    if phase == Phase.ROLLED_BACK:
+        return Exit.ROLLED_BACK
+    if phase == Phase.STALLED or (phase == Phase.PENDING and stalled):
+        return Exit.STALLED
+    if phase == Phase.FALLBACK:
+        return Exit.FALLBACK
+    return None
+
+
+# ----------------------------------------------------------------------------------------------------
+# Rendering (text)
+
+
+@dataclass(frozen=True)
+class Style:
+    """ANSI styling, off when the output is not a terminal (or NO_COLOR is set)."""
+
+    color: bool = False
+
+    def phase(self, phase: str) -> str:
+        code = {"Succeeded": "32", "Stable": "32", "Progressing": "36", "Promoting": "36",
+                "AwaitingApproval": "33", "Paused": "33", "RollingBack": "31", "RolledBack": "31",
+                "Stalled": "31", "Fallback": "35"}.get(phase)
+        return self._wrap(phase, code)
+
+    def verdict(self, verdict: str) -> str:
+        code = {"Pass": "32", "Fail": "31", "Error": "31", "NoData": "33", "Inconclusive": "33"}.get(verdict)
+        return self._wrap(verdict, code)
+
+    def bold(self, text: str) -> str:
+        return self._wrap(text, "1")
+
+    def _wrap(self, text: str, code: str | None) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self.color and code else text
+
+
+def _visible_len(text: str) -> int:
+    out, skip = 0, False
+    for ch in text:
+        if ch == "\x1b":
+            skip = True
+        elif skip and ch == "m":
+            skip = False
+        elif not skip:
+            out += 1
+    return out
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "") -> str:
+    """kubectl-style columns: upper-case headers, left-aligned, three spaces apart."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], _visible_len(cell))
+    lines = []
+    for row in [list(headers), *rows]:
+        cells = [c + " " * (widths[i] - _visible_len(c)) for i, c in enumerate(row)]
+        lines.append((indent + "   ".join(cells)).rstrip())
+    return "\n".join(lines)
+
+
+def render_get(rows: Sequence[Mapping[str, Any]], all_namespaces: bool, style: Style = Style()) -> str:
+    headers = ["NAME", "PHASE", "STABLE", "CANARY", "WEIGHT", "STEP", "SLOS", "AGE"]
+    if all_namespaces:
+        headers.insert(0, "NAMESPACE")
+    out = []
+    for r in rows:
+        cells = [str(r["name"]), style.phase(str(r["phase"])), r["stable"] or "-", r["canary"] or "-",
+                 f"{r['weight']}%" if r["canary"] else "-", str(r["step"]), str(r["slos"]), str(r["age"])]
+        if all_namespaces:
+            cells.insert(0, str(r["namespace"]))
+        out.append(cells)
+    return table(headers, out)
+
+
+def render_status(view: Mapping[str, Any], now: datetime, style: Style = Style()) -> str:
+    lines = [
+        f"Name:          {view['namespace']}/{view['name']}",
+        f"Phase:         {style.phase(view['phase'])}",
+        f"Message:       {view['message'] or '-'}",
+        f"Stable:        {revision_text(view['stable'])}",
+    ]
+    if view["canary"]:
+        lines.append(f"Canary:        {revision_text(view['canary'])}   weight {view['canaryWeight']}%")
+    else:
+        lines.append("Canary:        - (no rollout in progress)")
+    lines.append(f"LastKnownGood: {revision_text(view['lastKnownGood'])}")
+    controls = [f"paused={'yes' if view['paused'] else 'no'}", f"killSwitch={'on' if view['killSwitch'] else 'off'}"]
+    lines.append(f"Controls:      {'  '.join(controls)}")
+    if view["fallback"]:
+        lines.append(f"Fallback:      {revision_text(view['fallback'])} serves all traffic")
+    lines.append(f"Approved by:   {view['approvedBy'] or '-'}")
+    if view["lastIncident"]:
+        lines.append(f"Last incident: {view['lastIncident']}   (kubectl tollgate evidence {view['name']})")
+    if view["gitops"]:
+        lines.append(f"Managed by:    {view['gitops']}")
+    if view["generation"] is not None and int(view["observedGeneration"] or 0) < int(view["generation"]):
+        lines.append(f"Note:          the operator has not observed generation {view['generation']} yet "
+                     f"(status is of generation {view['observedGeneration'] or 0})")
+
+    lines += ["", style.bold("Steps:")]
+    if view["steps"]:
+        rows = []
+        for s in view["steps"]:
+            mark = "=>" if s["current"] else "  "
+            rows.append([mark, str(s["index"]), f"{s['weight']}%", s["pause"] or "-",
+                         "yes" if s["analysis"] else "no", "required" if s["approval"] else "-", s["state"]])
+        lines.append(table(["", "#", "WEIGHT", "PAUSE", "ANALYSIS", "APPROVAL", "STATE"], rows, indent="  "))
+    else:
+        lines.append("  (unknown: the spec does not parse)")
+
+    lines += ["", style.bold("SLOs:")]
+    if view["slos"]:
+        rows = []
+        for a in view["slos"]:
+            rows.append([str(a.get("name")), number(a.get("value")), number(a.get("baseline")),
+                         str(a.get("threshold") or "-"), style.verdict(str(a.get("verdict") or "-")),
+                         str(a.get("samples", 0)), str(a.get("failures", 0)), str(a.get("consecutiveErrors", 0)),
+                         age(a.get("lastCheckedAt"), now)])
+        lines.append(table(["NAME", "VALUE", "BASELINE", "THRESHOLD", "VERDICT", "SAMPLES", "FAILURES",
+                            "ERRORS", "CHECKED"], rows, indent="  "))
+    else:
+        lines.append("  (no analysis yet)" if view["canary"] else "  (no canary being analysed)")
+
+    lines += ["", style.bold("Conditions:")]
+    if view["conditions"]:
+        rows = [[str(c.get("type")), str(c.get("status")), str(c.get("reason") or "-"),
+                 age(c.get("lastTransitionTime"), now), str(c.get("message") or "")] for c in view["conditions"]]
+        lines.append(table(["TYPE", "STATUS", "REASON", "AGE", "MESSAGE"], rows, indent="  "))
+    else:
+        lines.append("  (none yet)")
+
+    if view["timeline"]:
+        lines += ["", style.bold("Timeline:")]
+        rows = [[age(t.get("at"), now), f"step {int(t.get('step') or 0) + 1}", f"{t.get('weight', 0)}%",
+                 str(t.get("reason")), str(t.get("message") or "")] for t in view["timeline"]]
+        lines.append(table(["AGO", "STEP", "WEIGHT", "REASON", "MESSAGE"], rows, indent="  "))
+    return "\n".join(lines)
+
+
+def progress_line(view: Mapping[str, Any]) -> str:
+    """One line per change for `status --watch` when stdout is not a terminal (CI logs)."""
+    canary = view["canary"]
+    where = f" {canary.get('version')} at {view['canaryWeight']}%" if canary else ""
+    slos = f" slos={slo_health(view['slos'])}" if view["slos"] else ""
+    return f"{view['phase']}{where}{slos}: {view['message']}"
+
+
+def render_history(obj: Obj) -> str:
+    entries = status_of(obj).get("history") or []
+    if not entries:
+        return f"no finished rollouts recorded for {meta(obj).get('name')}"
+    rows = [[str(h.get("at")), str(h.get("version")), str(h.get("revision")), str(h.get("result")),
+             str(h.get("incident") or "-"), str(h.get("reason") or "")] for h in entries]
+    return table(["FINISHED", "VERSION", "REVISION", "RESULT", "INCIDENT", "REASON"], rows)
+
+
+def render_evidence(record: Mapping[str, Any], style: Style = Style()) -> str:
+    md = record.get("modelDeployment") or {}
+    limits = record.get("limits") or {}
+    lines = [
+        f"Incident:      {record.get('incident')}",
+        f"Object:        {md.get('namespace')}/{md.get('name')} (generation {md.get('generation')})",
+        f"Result:        {style.phase(str(record.get('result')))} ({record.get('reason')}) at {record.get('at')}",
+        f"Why:           {record.get('message')}",
+        f"Canary:        {revision_text(record.get('canary'))}",
+        f"Stable:        {revision_text(record.get('stable'))}",
+        f"At:            step {int(record.get('step') or 0) + 1}, weight {record.get('weight')}%",
+        "Limits:        " + ", ".join(f"{k} {v}" for k, v in limits.items()),
+        "",
+        style.bold("SLOs at the decision:"),
+    ]
+    slos = record.get("slos") or []
+    if slos:
+        rows = [[str(s.get("name")), number(s.get("value")), number(s.get("baseline")), str(s.get("threshold") or "-"),
+                 style.verdict(str(s.get("verdict") or "-")), str(s.get("samples", 0)), str(s.get("failures", 0)),
+                 str(s.get("consecutiveErrors", 0))] for s in slos]
+        lines.append(table(["NAME", "VALUE", "BASELINE", "THRESHOLD", "VERDICT", "SAMPLES", "FAILURES", "ERRORS"],
+                           rows, indent="  "))
+    else:
+        lines.append("  (none: no analysis had run)")
+    observations = record.get("observations")
+    if observations:
+        lines += ["", style.bold("Queries of the last analysis tick:")]
+        for o in observations:
+            error = f", error {o.get('error')}" if o.get("error") else ""
+            lines.append(f"  {o.get('name')} (window {o.get('window')}): canary {json.dumps(o.get('canary'))}, "
+                         f"stable {json.dumps(o.get('stable'))}{error}")
+            if o.get("query"):
+                lines.append(f"    {o.get('query')}")
+    timeline = record.get("timeline") or []
+    if timeline:
+        lines += ["", style.bold("Timeline:")]
+        rows = [[str(t.get("at")), f"step {int(t.get('step') or 0) + 1}", f"{t.get('weight', 0)}%",
+                 str(t.get("reason")), str(t.get("message") or "")] for t in timeline]
+        lines.append(table(["AT", "STEP", "WEIGHT", "REASON", "MESSAGE"], rows, indent="  "))
+    return "\n".join(lines)
