@@ -300,7 +300,8 @@ class AnalysisSettings(_Model):
     consecutiveErrorLimit: Annotated[int, Field(ge=0, le=100)] | None = None
     """Provider errors (Prometheus unreachable, bad query) in a row tolerated before failing closed."""
     minSamples: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
-    """Canary requests needed in the window before any verdict; below it the check is inconclusive."""
+    """Canary requests needed in the window before any verdict; below it the check is inconclusive
+    (the step holds). Bounded per SLO by maxNoDataDuration, after which onNoData decides."""
     window: Duration | None = None
     """Range over which each SLO is computed (PromQL range, e.g. 1m). Default: twice the interval."""
 
@@ -386,11 +387,16 @@ class SLO(_Model):
     """Largest acceptable canary value minus stable value over the same window."""
     onNoData: NoDataPolicy = NoDataPolicy.HOLD
     """What a missing, empty or NaN result means. hold: no verdict, retry (bounded by maxNoDataDuration);
-    fail: counts as a failed check; pass: ignore."""
+    fail: counts as a failed check; pass: ignore. Fewer than minSamples canary requests is no verdict
+    (Inconclusive) under every policy until maxNoDataDuration has passed; then this policy decides
+    (pass: the check passes; hold or fail: it fails)."""
     maxNoDataDuration: Duration | None = "5m"
-    """With onNoData hold: how long missing data is tolerated before the check fails."""
+    """How long a run of checks without a verdict (missing data, or fewer than minSamples requests) is
+    tolerated before onNoData decides: with hold the check then fails. Also bounds Inconclusive checks
+    under fail and pass."""
     minSamples: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
-    """Overrides spec.rollout.analysis.minSamples for this SLO."""
+    """Overrides spec.rollout.analysis.minSamples for this SLO. Below it: Inconclusive, bounded by
+    maxNoDataDuration."""
 
 
 class Fallback(_Model):

@@ -4,7 +4,10 @@ Plan, measure, assess: the runtime measures (SLOObservation); this module assess
 consumes the outcome. Order of a check, first match wins:
 
 1. provider error                       -> Error (consecutiveErrors + 1; failures unchanged)
-2. canary samples < minSamples          -> Inconclusive (no verdict on too little traffic)
+2. canary samples < minSamples          -> Inconclusive (no verdict on too little traffic). Bounded:
+   too little traffic is a run without a verdict like missing data (same noDataSince clock), so once
+   it has lasted maxNoDataDuration the SLO follows onNoData: pass -> NoData, counts as passing;
+   fail or hold -> Fail. A canary that never gets enough traffic cannot hold its step forever.
 3. canary value missing, NaN or +-Inf   -> no data, then onNoData:
    pass -> NoData, counts as passing; fail -> Fail; hold -> NoData until maxNoDataDuration has passed
    since the run of missing data began (noDataSince), then Fail (and every no-data check after it)
@@ -71,8 +74,14 @@ def judge(slo: ResolvedSLO, obs: SLOObservation | None, prev: SLOStatus | None, 
     values: dict[str, object] = {"value": canary, "baseline": stable}
 
     if samples < slo.min_samples:
-        status = base.model_copy(update={**common, **values, "verdict": Verdict.INCONCLUSIVE})
-        return Check(status, passing=False)
+        since = parse_time(base.noDataSince) or now
+        held: dict[str, object] = {**common, **values, "noDataSince": format_time(since)}
+        if seconds_between(since, now) < slo.max_no_data_seconds:
+            return Check(base.model_copy(update={**held, "verdict": Verdict.INCONCLUSIVE}), passing=False)
+        # Too little traffic for maxNoDataDuration: no longer "wait for more", the policy decides.
+        if slo.on_no_data is NoDataPolicy.PASS:
+            return Check(base.model_copy(update={**held, "verdict": Verdict.NO_DATA}), passing=True)
+        return _fail(base, held)
 
     spec = slo.slo
     if canary is not None:

@@ -471,7 +471,10 @@ def _progress(d: _Draft, policy: Policy, tokens: _Tokens) -> None:
         return
     if d.prev.phase is Phase.PAUSED and not promoting:
         d.event(Reason.RESUMED, "rollout resumed: the current step starts over")
-        if d.get("canaryWeight") > 0:
+        # Only a step that was entered starts over. Paused at a gate, the canary still holds the
+        # previous step's weight; that step completed with its pass before the pause, and wiping
+        # the pass would leave a later weight rise without the pass it was granted on.
+        if d.get("canaryWeight") > 0 and d.get("canaryWeight") == policy.steps[d.get("currentStep")].weight:
             d.set(stepStartedAt=d.at, passedAnalyses=0)
 
     weight: int = d.get("canaryWeight")

@@ -47,6 +47,38 @@ def test_no_verdict_before_min_samples() -> None:
     assert check.status.failures == 0 and not check.passing
 
 
+@pytest.mark.parametrize(("policy", "verdict", "passing"), [
+    ("hold", Verdict.FAIL, False), ("fail", Verdict.FAIL, False), ("pass", Verdict.NO_DATA, True)])
+def test_too_few_samples_holds_only_until_max_no_data_duration_then_on_no_data_decides(
+        policy: str, verdict: Verdict, passing: bool) -> None:
+    # given an SLO needing 100 samples, tolerating 120s without a verdict
+    slo = resolved(max=0.01, onNoData=policy, no_data_seconds=120)
+    # when the canary keeps getting too little traffic
+    first = judge(slo, obs(0.0, samples=10), None, T0)
+    held = judge(slo, obs(0.0, samples=10), first.status, T0 + timedelta(seconds=119))
+    # then there is no verdict and no failure while the bound lasts, whatever the policy
+    for check in (first, held):
+        assert check.status.verdict is Verdict.INCONCLUSIVE and not check.passing
+        assert check.status.failures == 0 and check.status.noDataSince == "2026-03-01T12:00:00Z"
+    # when the run without a verdict reaches maxNoDataDuration, then onNoData decides
+    after = judge(slo, obs(0.0, samples=10), held.status, T0 + timedelta(seconds=120))
+    assert after.status.verdict is verdict and after.passing is passing
+    assert after.status.failures == (1 if verdict is Verdict.FAIL else 0)
+    # and enough traffic ends the run: a real verdict, the clock reset
+    back = judge(slo, obs(0.001, samples=500), after.status, T0 + timedelta(seconds=150))
+    assert back.status.verdict is Verdict.PASS and back.status.noDataSince is None
+
+
+def test_too_few_samples_and_missing_data_share_one_no_verdict_clock() -> None:
+    # given a run that starts with missing data and continues below minSamples
+    slo = resolved(max=0.01, onNoData="hold", no_data_seconds=60)
+    first = judge(slo, obs(math.nan), None, T0).status
+    assert first.verdict is Verdict.NO_DATA
+    # then the bound counts from the first check without a verdict
+    later = judge(slo, obs(0.0, samples=3), first, T0 + timedelta(seconds=60)).status
+    assert later.verdict is Verdict.FAIL
+
+
 @pytest.mark.parametrize("bad", [None, math.nan, math.inf, -math.inf])
 def test_nan_inf_and_empty_are_no_data(bad: float | None) -> None:
     check = judge(resolved(max=0.01, onNoData="hold"), obs(bad), None, T0)

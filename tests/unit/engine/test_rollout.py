@@ -154,6 +154,48 @@ def test_inconclusive_analysis_holds_the_step(sim: Sim) -> None:
     assert d.status.canaryWeight == 10
 
 
+def test_inconclusive_analysis_holds_only_until_max_no_data_duration_then_rolls_back(sim: Sim) -> None:
+    # given a canary at step 1 whose SLO tolerates 2m without a verdict (onNoData: hold)
+    start_canary(sim)
+    # when every tick sees fewer than minSamples canary requests for just under 2m
+    held = [sim.tick((slo_obs(samples=10),)) for _ in range(4)]  # 30s apart: 0s .. 90s into the run
+    # then the step holds: no verdict, no failure, no rollback
+    for d in held:
+        assert d.status.analysis[0].verdict is Verdict.INCONCLUSIVE
+        assert d.status.canaryWeight == 10 and d.status.phase is Phase.PROGRESSING
+    # when the run without a verdict reaches 2m (failureLimit 1: the second failure rolls back)
+    fail1 = sim.tick((slo_obs(samples=10),))
+    assert fail1.status.analysis[0].verdict is Verdict.FAIL and fail1.status.canaryWeight == 10
+    d = sim.tick((slo_obs(samples=10),))
+    # then the canary is rolled back: too little traffic to judge never promotes, nor holds forever
+    assert d.status.phase in (Phase.ROLLING_BACK, Phase.ROLLED_BACK) and d.status.canaryWeight == 0
+    assert d.status.canary is None and d.of_type(RollBack) and d.of_type(RecordEvidence)
+
+
+def test_pause_and_resume_at_an_approval_gate_keeps_the_completed_step() -> None:
+    # given a canary whose 25% step passed and which now waits at the 60% approval gate
+    sim = Sim(make_spec(rollout={
+        "steps": [{"weight": 25}, {"weight": 60, "approval": "required"}, {"weight": 100}],
+        "analysis": {"interval": "30s", "minSamples": 100}, "progressDeadline": "5m"}))
+    sim.deploy_stable()
+    sim.set_version("2.0.0")
+    sim.step()
+    sim.step()
+    d = sim.tick()
+    assert d.status.phase is Phase.AWAITING_APPROVAL and d.status.canaryWeight == 25
+    # when the rollout is paused and resumed at the gate
+    sim.spec = updated(sim.spec, paused=True)
+    sim.step(after=1)
+    sim.spec = updated(sim.spec, paused=False)
+    resumed = sim.step(after=1)
+    # then the gate still waits and the completed step keeps its pass
+    assert resumed.status.phase is Phase.AWAITING_APPROVAL
+    assert resumed.status.passedAnalyses == 1
+    # and approval enters the next step
+    sim.controls = Controls(approve="alice")
+    assert sim.step(after=1).status.canaryWeight == 60
+
+
 def test_timed_pause_requeues_at_its_end_and_holds_until_then() -> None:
     # given steps with a 2m pause and no analysis on the first
     sim = Sim(make_spec(rollout={"steps": [{"weight": 10, "pause": "2m", "analysis": False}, {"weight": 100}],

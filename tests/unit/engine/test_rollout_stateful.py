@@ -29,6 +29,7 @@ from tollgate.engine.actions import Decision, DeleteObjects, Promote, Reason, Ro
 from tollgate.engine.observations import Controls, SLOObservation
 from tollgate.engine.policy import resolve_policy
 from tollgate.engine.rollout import decide
+from tollgate.engine.timeutil import parse_time
 
 from .conftest import Sim, deployments_of, make_spec, slo_obs, updated, with_version
 
@@ -155,7 +156,13 @@ class RolloutMachine(RuleBasedStateMachine):
             for status in new.analysis:
                 if status.lastCheckedAt is not None and status.samples < MIN_SAMPLES \
                         and status.lastCheckedAt == new.lastAnalysisAt:
-                    assert status.verdict in (Verdict.INCONCLUSIVE, Verdict.ERROR), status
+                    if status.verdict in (Verdict.INCONCLUSIVE, Verdict.ERROR):
+                        continue
+                    # only once the run without a verdict lasted maxNoDataDuration, never a Pass
+                    since = parse_time(status.noDataSince)
+                    bound = next(s.max_no_data_seconds for s in policy.slos if s.name == status.name)
+                    assert status.verdict in (Verdict.FAIL, Verdict.NO_DATA), status
+                    assert since is not None and (self.sim.now - since).total_seconds() >= bound, status
 
         # kill switch: canary weight 0 in the same decision
         if spec.killSwitch:
