@@ -29,6 +29,7 @@ from tollgate.engine.sandbox import sandbox_namespace
 from tollgate.runtime import metrics
 from tollgate.runtime.analysis import AnalysisScheduler, NoProvider
 from tollgate.runtime.config import Settings
+from tollgate.runtime.health import ApiHealth
 from tollgate.runtime.leader import LeaderElector, LeaseSettings
 from tollgate.runtime.reconciler import Reconciler, context_of
 from tollgate.runtime.registry import Registry
@@ -82,11 +83,13 @@ class Runtime:
     scheduler: AnalysisScheduler = field(init=False)
     reconciler: Reconciler = field(init=False)
     elector: LeaderElector | None = None
+    health: ApiHealth = field(init=False)
     error_backoff: float = 5.0
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.kube = Kube(self.api)
+        self.health = ApiHealth(self.api, grace=self.settings.health_grace)
         self.scheduler = AnalysisScheduler(self.provider)
         self.reconciler = Reconciler(self.kube, self.registry, self.scheduler, EvidenceStore(self.kube),
                                      post_event)

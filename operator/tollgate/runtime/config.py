@@ -37,6 +37,7 @@ class Settings:
     namespaces: tuple[str, ...] = ()
     metrics_port: int = 8080
     health_port: int = 8081
+    health_grace: float = 30.0
     leader_election: bool = True
     lease_namespace: str = "default"
     lease_name: str = "tollgate-operator"
@@ -78,6 +79,9 @@ def parser() -> argparse.ArgumentParser:
                    help="Port of the operator's /metrics [TOLLGATE_METRICS_PORT] (0: off)")
     p.add_argument("--health-port", type=int, default=int(env("TOLLGATE_HEALTH_PORT", "8081")),
                    help="Port of /healthz, which fails when the watch loop is dead [TOLLGATE_HEALTH_PORT] (0: off)")
+    p.add_argument("--health-grace", type=float, default=float(env("TOLLGATE_HEALTH_GRACE", "30")),
+                   help="Seconds the API server may be unreachable before /healthz fails "
+                        "[TOLLGATE_HEALTH_GRACE]")
     p.add_argument("--no-leader-election", dest="leader_election", action="store_false",
                    default=_env_bool("TOLLGATE_LEADER_ELECTION", True),
                    help="Act without holding the Lease (single replica only) [TOLLGATE_LEADER_ELECTION=false]")
@@ -95,6 +99,7 @@ def parse(argv: list[str] | None = None) -> Settings:
     return Settings(
         prometheus_url=a.prometheus_url, prometheus_token_secret=a.prometheus_token_secret,
         namespaces=tuple(a.namespaces or ()), metrics_port=a.metrics_port, health_port=a.health_port,
+        health_grace=a.health_grace,
         leader_election=a.leader_election, lease_namespace=a.lease_namespace, lease_name=a.lease_name,
         log_format=a.log_format,
     )

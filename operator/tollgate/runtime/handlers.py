@@ -57,6 +57,17 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> Non
     await _rt(memo).start()
 
 
+@kopf.on.probe(id="apiserver")
+async def apiserver_probe(memo: Any, **_: Any) -> str:
+    """Part of /healthz: fails once the API server (and so every watch) has been unreachable too long."""
+    from tollgate.runtime.health import UnhealthyError
+
+    try:
+        return await asyncio.to_thread(_rt(memo).health.check)
+    except UnhealthyError as exc:
+        raise kopf.PermanentError(str(exc)) from exc  # no retries inside the probe request: fail now
+
+
 @kopf.on.cleanup()
 async def shutdown(memo: Any, **_: Any) -> None:
     await _rt(memo).stop()

@@ -1,0 +1,36 @@
+# syntax=docker/dockerfile:1
+# The Tollgate operator image: `docker build -t tollgate-operator:dev .`
+#
+# Two stages: the first builds the wheel from this tree and installs it, with its dependencies,
+# into a virtualenv at /opt/tollgate; the second copies only that virtualenv onto the same base, so
+# the runtime image has no pip cache, no build tools and no sources. It runs as a fixed non-root
+# UID (65532, "nonroot"), which the chart's restricted securityContext (runAsNonRoot) requires.
+#
+# The base is pinned to an exact patch tag; CI that builds images (the kind e2e path) may pass
+# --build-arg PYTHON_IMAGE=python:3.11.14-slim-bookworm@sha256:<digest> to pin the digest too.
+# tests/unit/packaging/test_dockerfile.py checks these rules statically, and builds the wheel the
+# same way the first stage does, since no Docker engine runs on the development machines.
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
+WORKDIR /src
+COPY pyproject.toml ./
+COPY operator ./operator
+# --no-deps: only our wheel here; the dependencies are resolved when the wheel is installed below.
+RUN python -m pip wheel --no-deps --wheel-dir /dist . \
+ && python -m venv /opt/tollgate \
+ && /opt/tollgate/bin/pip install /dist/tollgate-*.whl \
+ && /opt/tollgate/bin/tollgate-operator --help >/dev/null
+
+FROM ${PYTHON_IMAGE}
+LABEL org.opencontainers.image.title="tollgate-operator" \
+      org.opencontainers.image.description="Rolls out ML model servers as guarded, reversible canaries" \
+      org.opencontainers.image.licenses="Apache-2.0"
+ENV PATH=/opt/tollgate/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+COPY --from=build /opt/tollgate /opt/tollgate
+# 65532: the conventional "nonroot" UID/GID; numeric so Kubernetes can verify runAsNonRoot.
+USER 65532:65532
+# 8080: /metrics (TOLLGATE_METRICS_PORT); 8081: /healthz (TOLLGATE_HEALTH_PORT)
+EXPOSE 8080 8081
+ENTRYPOINT ["tollgate-operator"]
