@@ -61,10 +61,16 @@ class AnalysisRequest:
     slos: tuple[SLO, ...]
     window: str
     """PromQL range, e.g. 1m (spec.rollout.analysis.window, default twice the interval)."""
+    versions: tuple[tuple[str, str], ...] = ()
+    """(track, model version) under analysis. Series of other versions on the same track (the previous
+    canary, still inside the window) are ignored. Empty: every version of the track counts."""
 
     @property
     def key(self) -> MDKey:
         return (self.namespace, self.name)
+
+    def version_of(self, track: str) -> str | None:
+        return dict(self.versions).get(track)
 
 
 @runtime_checkable
@@ -132,19 +138,37 @@ def _sample_value(sample: Any) -> float:
     return float(sample[1])
 
 
-def split_vector(
+def split_versions(
     result: Sequence[Mapping[str, Any]], metrics: MetricNames = DEFAULT_METRICS
-) -> dict[tuple[str, str, str], float]:
-    """{(namespace, name, track): value} from a grouped instant-vector result."""
-    out: dict[tuple[str, str, str], float] = {}
+) -> dict[tuple[str, str, str], dict[str, float]]:
+    """{(namespace, name, track): {version: value}} from a grouped instant-vector result."""
+    out: dict[tuple[str, str, str], dict[str, float]] = {}
     for series in result:
         labels = series.get("metric", {})
         try:
             key = (labels[metrics.namespace_label], labels[metrics.name_label], labels[metrics.track_label])
         except KeyError:
             continue  # a series without the grouping labels belongs to nobody
-        out[key] = _sample_value(series["value"])
+        out.setdefault(key, {})[labels.get(metrics.version_label, "")] = _sample_value(series["value"])
     return out
+
+
+def pick(per_version: Mapping[str, float] | None, version: str | None, *, additive: bool = False) -> float | None:
+    """The value of the version under analysis; without one, the only value (or the sum, if additive)."""
+    if not per_version:
+        return None
+    if version is not None:
+        return per_version.get(version)
+    if len(per_version) == 1 or additive:
+        return sum(per_version.values()) if additive else next(iter(per_version.values()))
+    return None  # several versions and no way to tell which one is meant: no data, not a wrong value
+
+
+def split_vector(
+    result: Sequence[Mapping[str, Any]], metrics: MetricNames = DEFAULT_METRICS
+) -> dict[tuple[str, str, str], float]:
+    """{(namespace, name, track): value} from a grouped result, versions summed (sample counts)."""
+    return {k: sum(v.values()) for k, v in split_versions(result, metrics).items()}
 
 
 def single_value(result: Any) -> float | None:
@@ -350,8 +374,11 @@ class PrometheusProvider:
                 query=samples_q,
                 window=req.window,
             )
-        samples = split_vector(samples_result, self.metrics)
-        n = {t: _samples(samples.get((req.namespace, req.name, t))) for t in TRACKS}
+        samples = split_versions(samples_result, self.metrics)
+        n = {
+            t: _samples(pick(samples.get((req.namespace, req.name, t)), req.version_of(t), additive=True))
+            for t in TRACKS
+        }
 
         if slo.query is not None:
             return self._assemble_custom(req, slo, results, n)
@@ -367,9 +394,9 @@ class PrometheusProvider:
             return SLOObservation(
                 name=slo.name, error=self._describe(result), query=promql, window=req.window
             )
-        values = split_vector(result, self.metrics)
-        canary = values.get((req.namespace, req.name, "canary"))
-        stable = values.get((req.namespace, req.name, "stable"))
+        values = split_versions(result, self.metrics)
+        canary = pick(values.get((req.namespace, req.name, "canary")), req.version_of("canary"))
+        stable = pick(values.get((req.namespace, req.name, "stable")), req.version_of("stable"))
         if template.combine is Combine.ABS_DIFF:
             shift = abs(canary - stable) if canary is not None and stable is not None else None
             return SLOObservation(

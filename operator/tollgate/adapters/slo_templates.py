@@ -36,13 +36,16 @@ class MetricNames:
     namespace_label: str = "namespace"
     name_label: str = "modeldeployment"
     track_label: str = "track"
+    version_label: str = "version"
     code_label: str = "code"
     error_codes: str = "5.."
     """Regex of the status codes counted as errors."""
 
     @property
     def group(self) -> str:
-        return f"{self.namespace_label}, {self.name_label}, {self.track_label}"
+        # Grouped by version too: right after a promotion or rollback the canary track still has the
+        # previous canary's series inside the window; the adapter keeps only the version under analysis.
+        return f"{self.namespace_label}, {self.name_label}, {self.track_label}, {self.version_label}"
 
 
 DEFAULT_METRICS = MetricNames()

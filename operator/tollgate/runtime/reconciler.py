@@ -121,7 +121,10 @@ class Reconciler:
         slos = None
         if analysis_due(spec, status, now):
             policy = resolve_policy(spec)
-            request = AnalysisRequest(ctx.namespace, ctx.name, tuple(r.slo for r in policy.slos), policy.window)
+            tracks = (("stable", status.stable), ("canary", status.canary))
+            versions = tuple((track, ref.version) for track, ref in tracks if ref is not None)
+            request = AnalysisRequest(ctx.namespace, ctx.name, tuple(r.slo for r in policy.slos), policy.window,
+                                      versions)
             slos = await self.scheduler.measure(request)
             for obs in slos:
                 metrics.record_observation(ctx, obs)

@@ -118,7 +118,7 @@ def test_grouped_queries_give_per_modeldeployment_per_track_values_and_outages_g
     canary = fraud["error-rate"].canary
     assert canary is not None and 300 < canary.samples < 700
     assert fraud["error-rate"].window == WINDOW
-    assert "sum by (namespace, modeldeployment, track)" in fraud["error-rate"].query
+    assert "sum by (namespace, modeldeployment, track, version)" in fraud["error-rate"].query
 
     # when Prometheus goes down mid-analysis
     prom.stop()

@@ -126,17 +126,17 @@ def test_error_rate_is_grouped_and_keeps_tracks_without_errors() -> None:
 
     # then it is one grouped ratio whose numerator falls back to 0 for tracks with no 5xx series
     assert q == (
-        '(sum by (namespace, modeldeployment, track) (rate(tollgate_sim_requests_total{namespace=~"a", '
-        'code=~"5.."}[2m])) or 0 * sum by (namespace, modeldeployment, track) '
+        '(sum by (namespace, modeldeployment, track, version) (rate(tollgate_sim_requests_total{namespace=~"a", '
+        'code=~"5.."}[2m])) or 0 * sum by (namespace, modeldeployment, track, version) '
         '(rate(tollgate_sim_requests_total{namespace=~"a"}[2m]))) / sum by (namespace, modeldeployment, '
-        'track) (rate(tollgate_sim_requests_total{namespace=~"a"}[2m]))'
+        'track, version) (rate(tollgate_sim_requests_total{namespace=~"a"}[2m]))'
     )
 
 
 def test_latency_templates_take_the_quantile_of_the_grouped_histogram() -> None:
     q = TEMPLATES["latency-p95"].render('namespace=~"a"', "1m")
     assert q == (
-        "histogram_quantile(0.95, sum by (namespace, modeldeployment, track, le) "
+        "histogram_quantile(0.95, sum by (namespace, modeldeployment, track, version, le) "
         '(rate(tollgate_sim_request_duration_seconds_bucket{namespace=~"a"}[1m])))'
     )
 
@@ -372,3 +372,23 @@ def test_basic_auth_password_is_never_in_repr_logs_or_errors(caplog: pytest.LogC
 def test_the_provider_satisfies_the_metrics_provider_protocol() -> None:
     prom: MetricsProvider = PrometheusProvider(URL)
     assert isinstance(prom, MetricsProvider)
+
+
+def test_only_the_version_under_analysis_counts_on_a_track() -> None:
+    # given a canary track that still holds the previous canary's series inside the window
+    from tollgate.adapters.prometheus import pick, split_versions
+
+    result = [
+        {"metric": {"namespace": "ml", "modeldeployment": "m", "track": "canary", "version": "1.1.0"},
+         "value": [0, "0.0"]},
+        {"metric": {"namespace": "ml", "modeldeployment": "m", "track": "canary", "version": "1.2.0"},
+         "value": [0, "0.15"]},
+    ]
+    values = split_versions(result)[("ml", "m", "canary")]
+    # when the value of the version under analysis is picked
+    # then the old canary's healthy series does not dilute the faulty one
+    assert pick(values, "1.2.0") == 0.15
+    assert pick(values, "9.9.9") is None
+    # and without a version, several series are ambiguous (no data), while counts add up
+    assert pick(values, None) is None
+    assert pick(values, None, additive=True) == 0.15
