@@ -1,0 +1,82 @@
+"""The chart passes `helm lint`, renders for Kubernetes 1.36, and the output passes kubeconform
+against local schemas (kubernetes-validate's bundled ones, plus schemas generated from crds/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from integration.packaging import tools
+
+ALL_ON = {
+    "metrics": {"serviceMonitor": {"enabled": True}},
+    "prometheus": {"url": "http://prometheus.monitoring:9090",
+                   "tokenSecret": {"name": "prom-auth", "namespace": "monitoring"}},
+    "watchNamespaces": ["ml-team", "ml-team-*"],
+}
+
+
+def test_helm_lint_passes_strictly(tool_bin: Path) -> None:
+    # given the chart, when helm lints it strictly (warnings fail) with defaults and with everything on
+    for extra in ([], ["--set", "metrics.serviceMonitor.enabled=true", "--set", "prometheus.tokenSecret.name=x"]):
+        res = tools.run(tool_bin / "helm", "lint", "--strict", tools.CHART, "--kube-version", tools.KUBE_VERSION,
+                        *extra)
+        # then it reports no failures
+        assert "0 chart(s) failed" in res.stdout
+
+
+@pytest.mark.parametrize("values", [{}, ALL_ON, {"replicaCount": 1, "leaderElection": {"enabled": False},
+                                                 "podDisruptionBudget": {"enabled": False}}],
+                         ids=["defaults", "everything-on", "single-replica"])
+def test_rendered_manifests_pass_kubeconform_offline(tool_bin: Path, k8s_schemas: Path, crd_schemas: Path,
+                                                     tmp_path: Path, values: dict) -> None:  # type: ignore[type-arg]
+    # given the chart rendered for 1.36 with its CRDs
+    out = tmp_path / "rendered.yaml"
+    out.write_text(tools.render(tool_bin, values=values))
+    # when kubeconform validates it strictly against local schemas only
+    # (ServiceMonitor is the Prometheus Operator's CRD, whose schema we do not ship: skipped by name)
+    results = tools.kubeconform(tool_bin, k8s_schemas, crd_schemas, out, skip=("ServiceMonitor",))
+    # then every resource is valid, none silently skipped for want of a schema
+    kinds = {r["kind"]: r["status"] for r in results}
+    assert kinds.pop("ServiceMonitor", "statusSkipped") == "statusSkipped"
+    assert set(kinds.values()) == {"statusValid"}, kinds
+    assert {"CustomResourceDefinition", "Deployment", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
+            "Service"} <= set(kinds)
+
+
+def test_examples_pass_kubeconform_against_the_crd_schema(tool_bin: Path, k8s_schemas: Path,
+                                                          crd_schemas: Path) -> None:
+    # given the example ModelDeployments, when validated against the schema generated from crds/
+    results = tools.kubeconform(tool_bin, k8s_schemas, crd_schemas, *sorted((tools.REPO / "examples").glob("*.yaml")))
+    # then each is valid
+    assert results and {r["status"] for r in results} == {"statusValid"}
+
+
+def test_kubeconform_rejects_a_broken_manifest(tool_bin: Path, k8s_schemas: Path, crd_schemas: Path,
+                                               tmp_path: Path) -> None:
+    # given a Deployment with a misspelt field and a ModelDeployment with an unknown spec field
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec:\n  replica: 2\n"
+        "  selector: {matchLabels: {a: b}}\n  template: {metadata: {labels: {a: b}}, "
+        "spec: {containers: [{name: c, image: i}]}}\n---\n"
+        "apiVersion: tollgate.dev/v1alpha1\nkind: ModelDeployment\nmetadata: {name: y}\n"
+        "spec: {modle: {name: y}}\n")
+    # when kubeconform validates it, then it fails on both, offline
+    with pytest.raises(AssertionError) as err:
+        tools.kubeconform(tool_bin, k8s_schemas, crd_schemas, bad)
+    assert "replica" in str(err.value) and "modle" in str(err.value)
+
+
+def test_values_schema_rejects_unsafe_values(tool_bin: Path) -> None:
+    # given values that would run two acting replicas, or mistype a key
+    for argv, message in (
+        (["--set", "replicaCount=2", "--set", "leaderElection.enabled=false"], "needs leaderElection"),
+        (["--set", "replicaCont=2"], "additional properties"),
+        (["--set", "image.digest=latest"], "image/digest"),
+    ):
+        # when helm renders, then it refuses with a useful message
+        res = tools.run(tool_bin / "helm", "template", "t", tools.CHART, "--kube-version", tools.KUBE_VERSION,
+                        *argv, check=False)
+        assert res.returncode != 0 and message in res.stderr, (argv, res.stderr)

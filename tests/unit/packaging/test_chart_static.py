@@ -1,0 +1,48 @@
+"""Static checks of the chart that need no tool: CRDs in sync, values valid, settings wired."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from tollgate.runtime import config
+
+REPO = Path(__file__).resolve().parents[3]
+CHART = REPO / "charts" / "tollgate"
+
+
+def test_chart_crds_equal_the_generated_crds() -> None:
+    # given crds/ (generated from the pydantic models) and the chart's copy
+    ours = sorted(p.name for p in (REPO / "crds").glob("*.yaml"))
+    chart = sorted(p.name for p in (CHART / "crds").glob("*.yaml"))
+    # then the same files with the same bytes: `cp crds/*.yaml charts/tollgate/crds/` after `make crds`
+    assert ours == chart
+    for name in ours:
+        assert (CHART / "crds" / name).read_bytes() == (REPO / "crds" / name).read_bytes(), name
+
+
+def test_default_values_satisfy_the_values_schema() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    jsonschema.Draft7Validator.check_schema(schema)
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    jsonschema.validate(values, schema)
+    # and every top-level value is described by the schema (additionalProperties is false)
+    assert set(values) <= set(schema["properties"])
+
+
+def test_every_env_var_the_chart_sets_is_read_by_the_operator() -> None:
+    # given the TOLLGATE_* names in the Deployment template
+    template = (CHART / "templates" / "deployment.yaml").read_text()
+    chart_vars = set(re.findall(r"name: (TOLLGATE_\w+)", template))
+    # and the names the operator's settings read (config.py's parser help lists each in brackets)
+    help_text = config.parser().format_help()
+    read = set(re.findall(r"TOLLGATE_\w+", help_text))
+    # then the chart sets only settings that exist, and sets the leader-election and port ones
+    assert chart_vars <= read, chart_vars - read
+    assert {"TOLLGATE_LEASE_NAMESPACE", "TOLLGATE_LEASE_NAME", "TOLLGATE_METRICS_PORT", "TOLLGATE_HEALTH_PORT",
+            "TOLLGATE_HEALTH_GRACE"} <= chart_vars
+    assert "fieldPath: metadata.name" in template and "fieldPath: metadata.namespace" in template
