@@ -86,7 +86,7 @@ def _retryable(exc: BaseException) -> bool:
 api_retry = retry(
     retry=retry_if_exception(_retryable),
     stop=stop_after_attempt(5),
-    wait=wait_exponential_jitter(initial=0.2, max=4.0),
+    wait=wait_exponential_jitter(multiplier=0.2, max=4.0),
     reraise=True,
 )
 

@@ -264,3 +264,22 @@ def test_reapplying_an_identical_spec_writes_nothing(stack: Stack, namespace: st
     reqs = audit.by_operator(audit.read(audit_log(stack.kubeconfig), since=mark))
     writes = audit.writes(reqs)
     assert writes == [], writes
+
+
+def test_an_impossible_spec_stalls_with_a_clear_message_and_no_hot_loop(
+        stack: Stack, namespace: str, operator: OperatorProcess) -> None:
+    # given a first deployment with the kill switch on and nothing to fall back to
+    apply(stack, namespace, md_manifest("nlp", "1.0.0", killSwitch=True))
+    # when the operator reconciles it
+    st = wait_phase(stack, namespace, "nlp", "Stalled", timeout=30)
+    # then it is Stalled (kstatus: failed), with a message that says what to set
+    assert condition(st, "Stalled") == "True"
+    assert condition(st, "Ready") == "False"
+    assert "fallback" in st["message"]
+    # and it is not retried in a hot loop: no request about it over the next seconds
+    time.sleep(2)
+    mark = audit.now_marker()
+    time.sleep(6)
+    reqs = [r for r in audit.by_operator(audit.read(audit_log(stack.kubeconfig), since=mark))
+            if r.namespace == namespace and r.resource == "modeldeployments"]
+    assert reqs == [], reqs
