@@ -4,6 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/operator
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+PY_DIRS := $(wildcard operator tests e2e bench hack)
 
 .PHONY: help venv lint fmt unit integration e2e test crds crds-check testenv-build testenv-up testenv-down demo bench clean
 
@@ -19,13 +20,12 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed ## create the virtualenv with runtime and dev dependencies
 
 lint: venv ## ruff, mypy (strict on api and engine), import-linter layer contracts
-	$(VENV)/bin/ruff check operator tests e2e bench hack
+	$(VENV)/bin/ruff check $(PY_DIRS)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
 fmt: venv
-	$(VENV)/bin/ruff check --fix operator tests e2e bench hack
-	$(VENV)/bin/ruff format operator tests e2e bench hack
+	$(VENV)/bin/ruff check --fix $(PY_DIRS)
 
 unit: venv ## pure tests: api, engine, generators (no cluster)
 	$(PY) hack/pytest_run.py tests/unit
