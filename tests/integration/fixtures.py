@@ -1,0 +1,77 @@
+"""Fixtures shared by every suite that runs on the real local control plane (integration and e2e).
+
+A plain module, imported by tests/integration/conftest.py and e2e/conftest.py, so both suites start
+the control plane, the CRDs and the stack (Prometheus scraping the traffic simulator) the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from integration.cluster import Cluster
+from tollgate.testing import controlplane
+from tollgate.testing.stack import OperatorProcess, Stack, running_stack
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    """The real control plane: reused from KUBECONFIG when set, else started for this session."""
+    controlplane.build()  # cached after the first time; puts the matching kubectl on PATH
+    existing = os.environ.get("KUBECONFIG")
+    if existing:
+        yield Cluster(Path(existing))
+        return
+    directory = Path(tempfile.mkdtemp(prefix="tollgate-testenv-"))
+    with controlplane.running(directory) as state:
+        yield Cluster(Path(state.kubeconfig))
+
+
+@pytest.fixture
+def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace for one test, deleted afterwards (without waiting for it to finish)."""
+    base = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-")
+    name = f"{base}-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", name)
+    yield name
+    cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
+
+
+@pytest.fixture(scope="session")
+def crds(cluster: Cluster) -> list[str]:
+    """Tollgate's CRDs from crds/, applied and Established."""
+    files = sorted((REPO / "crds").glob("*.yaml"))
+    assert files, "crds/ is empty: run `make crds`"
+    names = []
+    for f in files:
+        out = cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(f), "-o", "name")
+        names += [n for n in out.stdout.split() if n]
+    for n in names:
+        cluster.kubectl("wait", "--for=condition=Established", n, "--timeout=60s")
+    time.sleep(0.5)  # discovery of the new group reaches kubectl's cache
+    return names
+
+
+@pytest.fixture(scope="session")
+def stack(cluster: Cluster, crds: list[str]) -> Iterator[Stack]:
+    """Prometheus (1s scrapes) scraping the simulator, which follows every ModelDeployment on the cluster."""
+    with running_stack(kubeconfig=str(cluster.kubeconfig), with_operator=False) as s:
+        yield s
+
+
+@pytest.fixture
+def operator(stack: Stack, namespace: str) -> Iterator[OperatorProcess]:
+    """An operator process for this test's namespace and its sandbox namespaces (<namespace>-*)."""
+    op = stack.start_operator(namespaces=[namespace, f"{namespace}-*"])
+    yield op
+    op.stop()
+    stack.clear_faults()
