@@ -209,3 +209,18 @@ def test_ctrl_c_exits_130() -> None:
 
     code, _, err = run(Interrupted(md()), "status", "fraud", "--watch")
     assert code == Exit.INTERRUPTED and "interrupted" in err
+
+
+def test_watch_on_a_terminal_redraws_in_place_with_color() -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    s = FakeSession(md())
+    s.events = [{"type": "MODIFIED", "object": md("Succeeded", canary=False)}]
+    out, err = Terminal(), io.StringIO()
+    code = main.run(["status", "fraud", "--watch"], stdout=out, stderr=err, connector=lambda *a: s)
+    assert code == Exit.OK
+    screens = out.getvalue().split("\x1b[H\x1b[2J")[1:]
+    assert len(screens) >= 2 and "Ctrl-C" in screens[0] and "Ctrl-C" not in screens[-1]
+    assert "\x1b[32mSucceeded\x1b[0m" in screens[-1]
