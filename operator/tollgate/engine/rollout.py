@@ -31,10 +31,11 @@ The rules, in the order a decision applies them:
    approval and while promoting too: failures there still roll back.
 10. Steps: a step is entered by setting its weight (after approval when it has a gate, and only when
     the canary is Ready); it completes when the canary is Ready, its pause has elapsed since it was
-    entered, and (analysis steps) at least one analysis tick that ran in this step passed. Time the
-    operator was down never counts as passed analysis. After the last step -> Promoting: the stable
-    track rolls to the canary revision while the canary keeps serving; once stable is Ready on it the
-    canary is removed, lastKnownGood updated -> Succeeded.
+    entered, and (analysis steps) at least one analysis tick that ran in this step passed with no
+    non-passing tick after it (an error, a failure within failureLimit or no verdict voids the earlier
+    passes). Time the operator was down never counts as passed analysis. After the last step ->
+    Promoting: the stable track rolls to the canary revision while the canary keeps serving; once
+    stable is Ready on it the canary is removed, lastKnownGood updated -> Succeeded.
 
 Weight invariant: the canary weight only rises when (a) the canary is Ready and the first step is
 entered (0 -> steps[0].weight; after approval if that step has a gate), or (b) the previous step
@@ -524,6 +525,11 @@ def _progress(d: _Draft, policy: Policy, tokens: _Tokens) -> None:
             if passes == 1:
                 d.event(Reason.ANALYSIS_PASSED,
                         f"step {step_index + 1}/{len(policy.steps)} at {weight}%: every SLO passed")
+        elif entered and not tick.passed:
+            # The step completes on its latest verdicts, not on a pass from before: a tick that
+            # errored (Prometheus down), failed within failureLimit or had no verdict voids the
+            # earlier passes, so a step never completes (nor promotes) while the SLOs are unknown.
+            d.set(passedAnalyses=0)
 
     if promoting:
         _promotion_progress(d, policy)

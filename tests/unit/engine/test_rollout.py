@@ -196,6 +196,23 @@ def test_pause_and_resume_at_an_approval_gate_keeps_the_completed_step() -> None
     assert sim.step(after=1).status.canaryWeight == 60
 
 
+def test_a_step_does_not_complete_on_an_old_pass_while_prometheus_errors() -> None:
+    # given a step with a 60s pause that already recorded a passing tick
+    sim = Sim(make_spec(rollout={"steps": [{"weight": 10, "pause": "60s"}, {"weight": 100}],
+                                 "analysis": {"interval": "30s", "consecutiveErrorLimit": 5, "minSamples": 100},
+                                 "progressDeadline": "5m"}))
+    start_canary(sim)
+    assert sim.tick().status.passedAnalyses == 1
+    # when Prometheus errors on every tick past the end of the pause
+    errored = [sim.tick((slo_obs(error="connection refused"),)) for _ in range(3)]
+    # then the step holds at 10%: errors are within the limit, but the old pass does not complete it
+    for d in errored:
+        assert d.status.canaryWeight == 10 and d.status.phase is Phase.PROGRESSING
+        assert d.status.passedAnalyses == 0 and d.status.analysis[0].verdict is Verdict.ERROR
+    # when Prometheus answers again with good values, then the step completes on that fresh pass
+    assert sim.tick().status.canaryWeight == 100
+
+
 def test_timed_pause_requeues_at_its_end_and_holds_until_then() -> None:
     # given steps with a 2m pause and no analysis on the first
     sim = Sim(make_spec(rollout={"steps": [{"weight": 10, "pause": "2m", "analysis": False}, {"weight": 100}],
