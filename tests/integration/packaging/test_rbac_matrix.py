@@ -1,0 +1,108 @@
+"""The chart's RBAC is not more than needed: checked in the rendered rules, and by the real API
+server's authorizer (`kubectl auth can-i --as=<the ServiceAccount>`) for allowed and denied requests."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from integration.cluster import Cluster
+from integration.packaging import install
+
+FORBIDDEN_VERBS = {"escalate", "bind", "impersonate", "*"}
+
+
+@pytest.fixture(scope="module")
+def installed(cluster: Cluster, crds: list[str], tool_bin: Path) -> Iterator[install.Installed]:
+    suffix = uuid.uuid4().hex[:6]
+    inst = install.install(cluster, tool_bin, f"tollgate-rbac-{suffix}", f"tgr-{suffix}")
+    yield inst
+    install.uninstall(cluster, inst)
+
+
+def test_rendered_rules_have_no_wildcards_no_escalation_and_no_broad_secret_access(
+        installed: install.Installed) -> None:
+    roles = [m for m in installed.manifests if m["kind"] in ("ClusterRole", "Role")]
+    assert {r["kind"] for r in roles} == {"ClusterRole", "Role"}
+    for role in roles:
+        for rule in role["rules"]:
+            for key in ("apiGroups", "resources", "verbs", "resourceNames"):
+                assert "*" not in rule.get(key, []), (role["metadata"]["name"], rule)
+            assert not FORBIDDEN_VERBS & set(rule["verbs"]), rule
+            assert not {"roles", "clusterroles", "rolebindings", "clusterrolebindings", "users", "groups",
+                        "pods", "pods/exec", "serviceaccounts/token", "nodes"} & set(rule["resources"]), rule
+            if "secrets" in rule["resources"]:
+                # only in a namespaced Role, only get, only the named Prometheus credentials
+                assert role["kind"] == "Role" and rule["verbs"] == ["get"]
+                assert rule["resourceNames"] == [install.PROM_SECRET]
+
+
+ALLOWED = [
+    ("list", "modeldeployments.tollgate.dev", "-A"),
+    ("watch", "modeldeployments.tollgate.dev", "-A"),
+    ("patch", "modeldeployments.tollgate.dev", "-A"),
+    ("patch", "modeldeployments.tollgate.dev", "--subresource=status", "-A"),
+    ("create", "namespaces"),
+    ("delete", "namespaces"),
+    ("watch", "namespaces"),
+    ("create", "deployments.apps", "-n", "any-ns"),
+    ("patch", "deployments.apps", "--subresource=scale", "-n", "any-ns"),
+    ("delete", "deployments.apps", "-n", "any-ns"),
+    ("create", "networkpolicies.networking.k8s.io", "-n", "any-ns"),
+    ("patch", "httproutes.gateway.networking.k8s.io", "-n", "any-ns"),
+    ("create", "resourcequotas", "-n", "any-ns"),
+    ("create", "limitranges", "-n", "any-ns"),
+    ("create", "serviceaccounts", "-n", "any-ns"),
+    ("create", "services", "-n", "any-ns"),
+    ("create", "configmaps", "-n", "any-ns"),
+    ("create", "events", "-n", "any-ns"),
+    ("list", "customresourcedefinitions.apiextensions.k8s.io"),
+]
+
+
+def denied(inst: install.Installed) -> list[tuple[str, ...]]:
+    ns = inst.namespace
+    return [
+        # Secrets: nothing cluster-wide, nothing by listing, no other name, not in another namespace
+        ("get", "secrets", "-A"), ("list", "secrets", "-A"), ("watch", "secrets", "-A"),
+        ("list", "secrets", "-n", ns), ("watch", "secrets", "-n", ns), ("get", "secrets/other-secret", "-n", ns),
+        ("get", f"secrets/{install.PROM_SECRET}", "-n", "default"), ("create", "secrets", "-n", ns),
+        # no privilege escalation
+        ("escalate", "clusterroles"), ("bind", "clusterroles"), ("escalate", "roles", "-n", ns),
+        ("bind", "roles", "-n", ns), ("create", "clusterrolebindings"), ("create", "rolebindings", "-n", ns),
+        ("impersonate", "users"), ("impersonate", "groups"), ("impersonate", "serviceaccounts", "-n", ns),
+        ("create", "serviceaccounts", "--subresource=token", "-n", ns),
+        ("create", "pods", "-n", ns), ("create", "pods", "--subresource=exec", "-n", ns),
+        ("*", "*"), ("delete", "nodes"),
+        # the resource: no create, update or delete (users own their ModelDeployments), no status update
+        ("create", "modeldeployments.tollgate.dev", "-A"), ("delete", "modeldeployments.tollgate.dev", "-A"),
+        ("update", "modeldeployments.tollgate.dev", "-A"),
+        ("update", "modeldeployments.tollgate.dev", "--subresource=status", "-A"),
+        # CRDs are read-only
+        ("create", "customresourcedefinitions.apiextensions.k8s.io"),
+        ("delete", "customresourcedefinitions.apiextensions.k8s.io"),
+        # Leases: only the named one, only in the release namespace
+        ("patch", "leases.coordination.k8s.io/someone-else", "-n", ns),
+        ("get", "leases.coordination.k8s.io/tollgate-operator", "-n", "default"),
+        ("create", "leases.coordination.k8s.io", "-n", "default"),
+        ("delete", "leases.coordination.k8s.io/tollgate-operator", "-n", ns),
+        # no reads it does not need
+        ("get", "pods", "-A"), ("list", "nodes"),
+    ]
+
+
+def test_the_api_server_allows_what_the_operator_needs(cluster: Cluster, installed: install.Installed) -> None:
+    ns = installed.namespace
+    rows = [*ALLOWED, ("create", "leases.coordination.k8s.io", "-n", ns),
+            ("patch", "leases.coordination.k8s.io/tollgate-operator", "-n", ns),
+            ("get", f"secrets/{install.PROM_SECRET}", "-n", ns)]
+    refused = [row for row in rows if not install.can_i(cluster, installed.user, *row)]
+    assert not refused, refused
+
+
+def test_the_api_server_denies_everything_else_in_the_matrix(cluster: Cluster, installed: install.Installed) -> None:
+    granted = [row for row in denied(installed) if install.can_i(cluster, installed.user, *row)]
+    assert not granted, granted
