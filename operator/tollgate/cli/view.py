@@ -340,6 +340,9 @@ def render_status(view: Mapping[str, Any], now: datetime, style: Style = Style()
         lines.append(f"Last incident: {view['lastIncident']}   (kubectl tollgate evidence {view['name']})")
     if view["gitops"]:
         lines.append(f"Managed by:    {view['gitops']}")
+    hint = next_step_hint(view)
+    if hint:
+        lines.append(f"Next:          {hint}")
     if view["generation"] is not None and int(view["observedGeneration"] or 0) < int(view["generation"]):
         lines.append(f"Note:          the operator has not observed generation {view['generation']} yet "
                      f"(status is of generation {view['observedGeneration'] or 0})")
@@ -382,6 +385,18 @@ def render_status(view: Mapping[str, Any], now: datetime, style: Style = Style()
                  str(t.get("reason")), str(t.get("message") or "")] for t in view["timeline"]]
         lines.append(table(["AGO", "STEP", "WEIGHT", "REASON", "MESSAGE"], rows, indent="  "))
     return "\n".join(lines)
+
+
+def next_step_hint(view: Mapping[str, Any]) -> str | None:
+    """The command a person most likely wants now, when the rollout waits for one."""
+    target = f"{view['name']} -n {view['namespace']}"
+    if any(s["current"] and s["state"] == "awaiting approval" for s in view["steps"]):
+        return f"kubectl tollgate approve {target}   (or abort)"
+    if view["phase"] == "RolledBack":
+        return f"kubectl tollgate evidence {target}; then fix the spec, or kubectl tollgate retry {target}"
+    if view["phase"] == "Paused":
+        return f"kubectl tollgate resume {target}"
+    return None
 
 
 def progress_line(view: Mapping[str, Any]) -> str:

@@ -41,6 +41,8 @@ def test_steps_mark_done_current_and_pending_and_an_approval_gate() -> None:
     rows = view.step_rows(obj)
     assert [r["state"] for r in rows] == ["done", "awaiting approval", "pending"]
     assert [r["current"] for r in rows] == [False, True, False]
+    # and status tells the person what to run
+    assert "Next:          kubectl tollgate approve fraud -n ml" in view.render_status(view.status_view(obj, NOW), NOW)
     # when the gate opened, then step 2 runs
     assert view.step_rows(md(step=1, weight=50))[1]["state"] == "running"
     # and while promoting every step is done and none is current
