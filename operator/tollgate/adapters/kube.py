@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -181,12 +181,18 @@ class Kube:
         log.info("applied", extra={"kind": ref.kind, "namespace": ref.namespace, "object": ref.name})
         return True
 
-    def warm(self, kinds: Iterable[tuple[str, str]], label_selector: str) -> int:
+    def is_applied(self, obj: Mapping[str, Any]) -> bool:
+        """True when `obj` is known to be live exactly as desired (its applied hash matches)."""
+        with self._lock:
+            return self._applied.get(ref_of(obj)) == manifest_hash(obj)
+
+    def warm(self, kinds: Iterable[tuple[str, str]], label_selector: str,
+             seen: Callable[[str, dict[str, Any]], None] | None = None) -> int:
         """Learn the applied hash of every object we manage with one LIST per kind (cluster-wide).
 
         After a restart this replaces one GET per object per ModelDeployment (10,000 GETs for 1,000
         ModelDeployments) with a handful of LISTs; an object absent from the lists is then known to
-        need applying, so no GET precedes its apply either.
+        need applying, so no GET precedes its apply either. `seen(kind, item)` gets every listed object.
         """
         learned: dict[ObjectRef, str] = {}
         for api_version, kind in kinds:
@@ -199,6 +205,10 @@ class Kube:
                     continue
                 raise
             for item in data.get("items", []):
+                if seen is not None:
+                    item.setdefault("apiVersion", api_version)
+                    item.setdefault("kind", kind)
+                    seen(kind, item)
                 meta = item.get("metadata", {})
                 digest = (meta.get("annotations") or {}).get(ANNOTATION_HASH)
                 if digest:
@@ -238,6 +248,7 @@ class Kube:
         out: dict[str, Any] = self._call("PATCH", path, {"status": dict(status)},
                                          content_type="application/merge-patch+json")
         self.counter.status_patches += 1
+        out.get("metadata", {}).pop("managedFields", None)  # kept in memory per object: drop the bulk
         return out
 
 

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from tollgate.adapters.prometheus import AnalysisRequest, MDKey, MetricsProvider
 from tollgate.engine.observations import SLOObservation
+from tollgate.runtime import metrics
 
 log = logging.getLogger("tollgate.analysis")
 
@@ -72,6 +73,8 @@ class AnalysisScheduler:
             return
         self.batches += 1
         self.requests += len(batch)
+        metrics.ANALYSIS_TICKS.inc()
+        metrics.ANALYSIS_REQUESTS.inc(len(batch))
         reqs = [r for r, _ in batch]
         try:
             results = await asyncio.to_thread(self.provider.observe, reqs)

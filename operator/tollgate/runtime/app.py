@@ -38,6 +38,12 @@ log = logging.getLogger("tollgate.app")
 
 USER_AGENT = f"tollgate-operator/{__version__}"
 
+IO_THREADS = 32
+"""Worker threads for the synchronous Kubernetes and Prometheus clients (asyncio.to_thread), and the
+HTTP connections kept per API server to match. The defaults (min(32, cores + 4) threads, urllib3's 4
+pooled connections) serialise a bulk create of hundreds of ModelDeployments on a small node, and every
+connection beyond the pool's 4 is opened and thrown away again."""
+
 # What the finalizer removes when the sandbox namespace is not Tollgate's own (kind -> apiVersion).
 SANDBOX_KINDS = (
     ("gateway.networking.k8s.io/v1", "HTTPRoute"),
@@ -59,12 +65,13 @@ MANAGED_KINDS = (
 
 def api_client() -> client.ApiClient:
     """Kubeconfig when one is there (KUBECONFIG or ~/.kube/config), else the in-cluster identity."""
-    api: client.ApiClient
+    cfg = client.Configuration()
     try:
-        api = config.new_client_from_config()  # type: ignore[no-untyped-call]
+        config.load_kube_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
     except config.ConfigException:
-        config.load_incluster_config()  # type: ignore[no-untyped-call]
-        api = client.ApiClient()
+        config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+    cfg.connection_pool_maxsize = IO_THREADS
+    api = client.ApiClient(cfg)
     api.user_agent = USER_AGENT
     return api
 
@@ -107,7 +114,8 @@ class Runtime:
     async def start(self) -> None:
         try:
             n = await asyncio.to_thread(self.kube.warm, MANAGED_KINDS,
-                                        f"{resource.LABEL_MANAGED_BY}={resource.MANAGED_BY_VALUE}")
+                                        f"{resource.LABEL_MANAGED_BY}={resource.MANAGED_BY_VALUE}",
+                                        self._seen)
             log.info("learned managed objects", extra={"objects": n})
         except Exception as exc:  # e.g. a kind not installed: fall back to a GET before each apply
             log.warning("could not list managed objects; will read each before applying",
@@ -117,6 +125,13 @@ class Runtime:
             self._tasks.append(asyncio.create_task(self._leader_gauge()))
         else:
             metrics.IS_LEADER.set(1)
+
+    def _seen(self, kind: str, item: dict[str, Any]) -> None:
+        """The tracks' Deployments from the start-up LIST: the first decision after a restart sees them
+        as they are, instead of as absent until the Deployment watch catches up (which would flip
+        Ready off and on with two status writes per ModelDeployment)."""
+        if kind == "Deployment":
+            self.registry.observe_deployment(item, deleted=False)
 
     async def _leader_gauge(self) -> None:
         assert self.elector is not None

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
@@ -23,7 +24,7 @@ import kopf
 from tollgate.api import resource
 from tollgate.engine.naming import fit
 from tollgate.runtime import metrics
-from tollgate.runtime.app import Runtime
+from tollgate.runtime.app import IO_THREADS, Runtime
 
 log = logging.getLogger("tollgate.handlers")
 
@@ -36,6 +37,16 @@ def _rt(memo: Any) -> Runtime:
     return runtime
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """A diff-base storage that stores nothing (no on.create/on.update/on.field handlers use one)."""
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
+
+
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     """Every kopf setting that matters is set here, explicitly."""
@@ -43,8 +54,9 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> Non
     # Progress of the delete handler only (the loop keeps its progress in status): annotations under
     # our own prefix, never status fields the schema would prune.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="tollgate.dev")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="tollgate.dev", key="last-handled-configuration")
+    # No handler here reacts to diffs (on.event and the loop decide from the whole object), so kopf
+    # keeps no diff base: storing one would PATCH every object on every change of its labels or spec.
+    settings.persistence.diffbase_storage = NoDiffBase()
     settings.posting.enabled = True
     settings.posting.level = logging.CRITICAL  # only explicit, meaningful Events; logs stay logs
     settings.peering.standalone = True  # Lease-based leader election instead (runtime.leader)
@@ -54,6 +66,9 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> Non
     settings.watching.reconnect_backoff = 1.0
     settings.execution.max_workers = 16
     settings.background.cancellation_polling = 5
+    # asyncio.to_thread runs the synchronous clients; size it like the connection pool (app.IO_THREADS).
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="tollgate-io"))
     await _rt(memo).start()
 
 
@@ -84,14 +99,21 @@ async def md_event(event: kopf.RawEvent, body: kopf.Body, namespace: str | None,
         metrics.forget(namespace, name)
         return
     st = rt.registry.state(namespace, name)
-    raw = copy.deepcopy(dict(body))
+    raw = own_copy(body)
     rv = raw.get("metadata", {}).get("resourceVersion")
     if is_older(rv, st.written_resource_version):
         return  # a stale event from before our own status write: we already know better
-    st.body = raw
+    st.adopt(raw)
     if rv is not None and rv == st.written_resource_version:
         return  # the echo of our own status write: nothing new to decide
     st.kick()
+
+
+def own_copy(body: kopf.Body) -> dict[str, Any]:
+    """The body the loop decides on, without managedFields (often half of an object, never read)."""
+    raw = dict(body)
+    meta = {k: v for k, v in (raw.get("metadata") or {}).items() if k != "managedFields"}
+    return copy.deepcopy({**raw, "metadata": meta})
 
 
 def is_older(rv: str | None, than: str | None) -> bool:
@@ -123,7 +145,7 @@ async def rollout_loop(stopped: kopf.DaemonStopped, namespace: str | None, name:
     rt = _rt(memo)
     st = rt.registry.state(namespace, name)
     if st.body is None:
-        st.body = copy.deepcopy(dict(body))
+        st.adopt(own_copy(body))
     st.kick()
     requeue: float | None = None
     while not stopped and not st.stopped:

@@ -29,6 +29,10 @@ PROMOTIONS = Counter("tollgate_promotions_total", "Promotions", ["namespace", "n
 RECONCILE_SECONDS = Histogram("tollgate_reconcile_duration_seconds", "Time of one reconcile",
                               buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 WATCH_EVENTS = Counter("tollgate_watch_events_total", "Watch events handled", ["kind"])
+ANALYSIS_TICKS = Counter("tollgate_analysis_ticks_total",
+                         "Analysis batches sent to the metrics provider (one per tick)")
+ANALYSIS_REQUESTS = Counter("tollgate_analysis_requests_total",
+                            "ModelDeployments analysed, summed over the batches")
 IS_LEADER = Gauge("tollgate_leader", "1 while this replica holds the leader Lease")
 
 

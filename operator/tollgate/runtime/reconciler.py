@@ -194,7 +194,10 @@ class Reconciler:
     def _apply(self, st: ObjectState, ctx: Context, body: dict[str, Any], action: ApplyObjects) -> None:
         owner = f"{ctx.namespace}/{ctx.name}"
         for obj in action.objects:
-            if obj["kind"] == "Namespace" and not self._may_manage_namespace(obj, owner, body):
+            # A namespace live with the hash of our own desired manifest (owner annotation included)
+            # is ours: no GET. Only an unknown or changed one is read before applying.
+            if (obj["kind"] == "Namespace" and not self.kube.is_applied(obj)
+                    and not self._may_manage_namespace(obj, owner, body)):
                 continue
             self.kube.apply(obj)
         st.sandbox_ready = True

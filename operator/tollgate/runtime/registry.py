@@ -38,6 +38,16 @@ class ObjectState:
     def kick(self) -> None:
         self.wake.set()
 
+    def adopt(self, body: dict[str, Any]) -> None:
+        """Take the latest body. Before the first decision (e.g. after a restart) the sandbox counts as
+        ready when status says it was: the first decision re-applies it anyway (skipping what is
+        unchanged), so this only avoids flipping SandboxReady off and on again with two status writes."""
+        self.body = body
+        if self.decisions == 0 and not self.sandbox_ready:
+            conditions = (body.get("status") or {}).get("conditions") or []
+            self.sandbox_ready = any(c.get("type") == "SandboxReady" and c.get("status") == "True"
+                                     for c in conditions)
+
 
 @dataclass
 class Registry:
