@@ -1,0 +1,75 @@
+"""Regenerates the results table of bench/README.md from bench/results/*.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from common import BENCH_DIR, RESULTS
+
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+# (result file, figure, label)
+ROWS = (
+    ("rollback_latency", "p50_s", "Rollback latency p50 (s)"),
+    ("rollback_latency", "p95_s", "Rollback latency p95 (s)"),
+    ("never_ready", "max_after_deadline_s", "Never-ready: rollback after the deadline, worst run (s)"),
+    ("prometheus_queries", "queries_per_tick", "Prometheus queries per analysis tick"),
+    ("bulk", "ratio", "Bulk create until Ready, operator / baseline"),
+    ("memory", "marginal_kb_per_md", "Memory per ModelDeployment at the margin (KB)"),
+    ("memory", "rss_1000_mb", "Operator RSS at 1,000 (MB)"),
+    ("api_load", "requests_per_idle_md_per_hour", "API requests per idle ModelDeployment per hour"),
+    ("api_load", "writes_on_identical_reapply", "Writes on an identical re-apply"),
+    ("restart", "writes_for_unchanged", "Restart: writes for unchanged ModelDeployments"),
+    ("restart", "acts_s", "Restart: time until it acts (s)"),
+)
+
+
+def _load() -> dict[str, dict[str, Any]]:
+    out = {}
+    for f in sorted(RESULTS.glob("*.json")):
+        out[f.stem] = json.loads(f.read_text())
+    return out
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    return "-" if v is None else str(v)
+
+
+def table() -> str:
+    data = _load()
+    lines = ["| Figure | Latest | Target | Met | Sizes, parameters |", "|---|---|---|---|---|"]
+    for name, wanted, label in ROWS:
+        key = wanted
+        r = data.get(name)
+        if r is None:
+            lines.append(f"| {label} | not run | | | |")
+            continue
+        fig = r["figures"].get(key)
+        if fig is None:  # e.g. rss_1000_mb at other sizes
+            matches = [k for k in r["figures"] if k.startswith(key.rsplit("_", 2)[0]) and k.endswith("_mb")]
+            key = matches[-1] if matches else key
+            fig = r["figures"].get(key)
+        target = r["targets"].get(key, "")
+        met = r["met"].get(key)
+        p = r["params"]
+        extra = ", ".join(f"{k}={p[k]}" for k in ("N", "S", "I", "canaries", "runs") if k in p)
+        lines.append(f"| {label} | {_fmt(fig)} | {target} | {'yes' if met else 'no' if met is not None else ''} "
+                     f"| {r['sizes']}{', ' + extra if extra else ''} |")
+    m = next(iter(data.values()), {}).get("machine", {})
+    if m:
+        lines.append("")
+        lines.append(f"Machine: {m.get('nproc')} cores, {m.get('memory_gb')} GB, load average at start "
+                     f"{m.get('loadavg_at_start')}, Python {m.get('python')}, kopf {m.get('kopf')}, "
+                     f"commit {m.get('git_commit')}.")
+    return "\n".join(lines)
+
+
+def write_readme(path: Path = BENCH_DIR / "README.md") -> None:
+    text = path.read_text() if path.exists() else f"# Benchmarks\n\n{START}\n{END}\n"
+    head, _, rest = text.partition(START)
+    _, _, tail = rest.partition(END)
+    path.write_text(f"{head}{START}\n{table()}\n{END}{tail}")

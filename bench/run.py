@@ -1,0 +1,88 @@
+"""`make bench`: every benchmark on the local control plane; results in bench/results/*.json.
+
+    python bench/run.py                 # full sizes (what the README reports)
+    python bench/run.py --quick         # small sizes, for developing the benchmarks
+    BENCH_SCALE=0.1 python bench/run.py # full sizes scaled down
+    python bench/run.py --only rollback_latency,never_ready
+
+Benchmarks: rollback_latency, never_ready, prometheus_queries (control plane A, with Prometheus
+scraping the traffic simulator), bulk (with its baseline), memory, api_load, restart (fresh control
+planes B and C). The README table is regenerated from whatever result files exist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import latency
+import report
+import scale
+from common import FULL, QUICK, Result, api_client, log, machine, scaled
+
+from tollgate.testing import controlplane
+from tollgate.testing.stack import running_stack
+
+LATENCY = ("rollback_latency", "never_ready", "prometheus_queries")
+SCALE = ("bulk", "memory", "api_load", "restart")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="small sizes (N=20, 5 rollback runs)")
+    p.add_argument("--only", default="", help="comma-separated benchmark names")
+    p.add_argument("--scrape-interval", type=float, default=None, help="S in seconds (default 1)")
+    p.add_argument("--analysis-interval", type=float, default=None, help="I in seconds (default 1)")
+    a = p.parse_args(argv)
+    sizes = QUICK if a.quick else FULL
+    if os.environ.get("BENCH_SCALE"):
+        sizes = scaled(FULL, float(os.environ["BENCH_SCALE"]))
+    from dataclasses import replace
+
+    if a.scrape_interval:
+        sizes = replace(sizes, scrape_interval=a.scrape_interval)
+    if a.analysis_interval:
+        sizes = replace(sizes, analysis_interval=a.analysis_interval)
+    only = set(filter(None, a.only.split(","))) or set(LATENCY + SCALE)
+    controlplane.build()
+    facts = machine()
+    params = {"sizes": sizes.name}
+    log(f"sizes {sizes}")
+
+    def finish(r: Result, started: float) -> None:
+        r.machine = facts
+        r.duration_s = round(time.monotonic() - started, 1)
+        r.write()
+
+    if only & set(LATENCY):
+        directory = Path(tempfile.mkdtemp(prefix="tollgate-bench-"))
+        with controlplane.running(directory) as state, running_stack(
+                kubeconfig=str(state.kubeconfig), scrape_interval=sizes.scrape_interval,
+                with_operator=True) as stack:
+            api = api_client(stack.kubeconfig)
+            for name in LATENCY:
+                if name in only:
+                    started = time.monotonic()
+                    log(f"running {name}")
+                    finish(getattr(latency, name)(stack, api, sizes, params), started)
+    if only & set(SCALE):
+        started = time.monotonic()
+        log("running the bulk baseline")
+        base = scale.baseline(sizes)
+        log(f"baseline: {base}")
+        for r in scale.operator_side(sizes, params, base):
+            r.machine = facts
+            r.duration_s = round(time.monotonic() - started, 1)
+            r.write()
+    report.write_readme()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,320 @@
+"""Bulk creation (against a direct server-side-apply baseline), memory, idle API load, re-apply, restart.
+
+Each side of the bulk comparison gets a fresh control plane, so neither pays for the other's objects.
+The operator side then stays up for the memory, API-load and restart figures at the same N.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from common import (
+    Result,
+    Sizes,
+    api_client,
+    apply_md,
+    create_namespace,
+    flush_audit,
+    is_ready,
+    list_mds,
+    log,
+    md_manifest,
+    operator_requests,
+    parallel,
+    parse_ts,
+    rss_kb,
+    ssa,
+)
+from kubernetes import client
+
+from tollgate.adapters.kube import path_of, ref_of
+from tollgate.api import resource
+from tollgate.api.spec import ModelDeploymentSpec
+from tollgate.engine.actions import Context
+from tollgate.engine.revision import desired_revision
+from tollgate.engine.sandbox import sandbox_objects
+from tollgate.engine.workloads import TrackPlan, TrafficPlan, workload_objects
+from tollgate.testing import audit, controlplane
+from tollgate.testing.stack import OperatorProcess, install_crds, kubectl, wait_for
+
+NS = "bench-bulk"
+CLIENT_WORKERS = 16
+PODS_PER_NODE = 250
+
+
+def names(n: int) -> list[str]:
+    return [f"m{i:04d}" for i in range(n)]
+
+
+def _add_nodes(kubeconfig: str, pods: int) -> int:
+    """kwok nodes hold 250 pods each; add nodes until every pod of the run fits, with room to spare."""
+    need = max(controlplane.NODE_COUNT, math.ceil(pods * 1.3 / PODS_PER_NODE))
+    docs = [controlplane._node_manifest(i) for i in range(controlplane.NODE_COUNT, need)]
+    if docs:
+        kubectl(kubeconfig, "apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}))
+    return need
+
+
+def _fresh_control_plane() -> tuple[Any, str]:
+    directory = Path(tempfile.mkdtemp(prefix="tollgate-bench-"))
+    cm = controlplane.running(directory)
+    state = cm.__enter__()
+    install_crds(state.kubeconfig)
+    return cm, str(state.kubeconfig)
+
+
+def _wait_count(what: str, count: Callable[[], int], n: int, timeout: float) -> float:
+    """Poll every second until count() >= n; returns the monotonic time it was first seen."""
+    deadline = time.monotonic() + timeout
+    last = -1
+    while time.monotonic() < deadline:
+        c = count()
+        if c != last:
+            log(f"{what}: {c}/{n}")
+            last = c
+        if c >= n:
+            return time.monotonic()
+        time.sleep(1.0)
+    raise TimeoutError(f"{what}: only {last}/{n} after {timeout:.0f}s")
+
+
+# --- baseline: the same children, server-side-applied directly ---------------------------------------
+def children(name: str, namespace: str = NS) -> list[dict[str, Any]]:
+    manifest = md_manifest(name, "1.0.0", replicas=1)
+    spec = ModelDeploymentSpec.model_validate(manifest["spec"])
+    ctx = Context(name=name, namespace=namespace, uid="", generation=1)
+    plan = TrafficPlan(TrackPlan(desired_revision(spec), spec.replicas), None, None, 0, False)
+    return [*sandbox_objects(spec, ctx), *workload_objects(spec, ctx, plan)]
+
+
+def _baseline_ready(api: client.ApiClient) -> int:
+    deps = client.AppsV1Api(api).list_deployment_for_all_namespaces(
+        label_selector=f"{resource.LABEL_MANAGED_BY}={resource.MANAGED_BY_VALUE}")
+    return sum(1 for d in deps.items if (d.status.ready_replicas or 0) >= (d.spec.replicas or 0) > 0)
+
+
+def baseline(sizes: Sizes) -> dict[str, Any]:
+    cm, kubeconfig = _fresh_control_plane()
+    try:
+        nodes = _add_nodes(kubeconfig, sizes.bulk)
+        api = api_client(kubeconfig, pool=CLIENT_WORKERS)
+        create_namespace(api, NS)
+        all_names = names(sizes.bulk)
+        objects_per_md = len(children(all_names[0]))
+
+        def apply_children(name: str) -> None:
+            for obj in children(name):
+                ssa(api, path_of(ref_of(obj)), obj, manager="bench-baseline")
+
+        phases = []
+        done = 0
+        for batch in (all_names[: sizes.bulk_first], all_names[sizes.bulk_first:]):
+            t0 = time.monotonic()
+            parallel(apply_children, batch, workers=CLIENT_WORKERS)
+            applied = time.monotonic() - t0
+            done += len(batch)
+            t1 = _wait_count("baseline Deployments ready", lambda: _baseline_ready(api), done, timeout=3600)
+            phases.append({"mds": len(batch), "applied_s": round(applied, 2), "ready_s": round(t1 - t0, 2)})
+            log(f"baseline phase: {phases[-1]}")
+        return {"phases": phases, "total_s": round(sum(p["ready_s"] for p in phases), 2),
+                "objects_per_md": objects_per_md, "nodes": nodes, "client_workers": CLIENT_WORKERS}
+    finally:
+        cm.__exit__(None, None, None)
+
+
+# --- the operator side ---------------------------------------------------------------------------------
+def _ready_mds(api: client.ApiClient) -> int:
+    return sum(1 for md in list_mds(api, NS) if is_ready(md))
+
+
+def _settle_rss(pid: int, seconds: float = 10.0) -> int:
+    """RSS after the process has been quiet for a while (the smallest of a few samples)."""
+    samples = []
+    for _ in range(int(seconds)):
+        time.sleep(1)
+        samples.append(rss_kb(pid))
+    return min(samples[-3:])
+
+
+def _reconciles(op: OperatorProcess) -> float:
+    for line in op.metrics().splitlines():
+        if line.startswith("tollgate_reconcile_duration_seconds_count"):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def _classify(reqs: list[audit.Request]) -> dict[str, int]:
+    c: Counter[str] = Counter()
+    for r in reqs:
+        sub = f"/{r.subresource}" if r.subresource else ""
+        c[f"{r.verb} {r.resource}{sub}"] += 1
+    return dict(c.most_common())
+
+
+def operator_side(sizes: Sizes, params: dict[str, Any], base: dict[str, Any]) -> list[Result]:
+    cm, kubeconfig = _fresh_control_plane()
+    results: list[Result] = []
+    try:
+        nodes = _add_nodes(kubeconfig, sizes.bulk)
+        api = api_client(kubeconfig, pool=CLIENT_WORKERS)
+        create_namespace(api, NS)
+        op = OperatorProcess(kubeconfig, leader_election=True, lease_namespace="default").start()
+        assert op.proc is not None
+        pid = op.proc.pid
+        rss_idle = _settle_rss(pid)
+        log(f"operator idle RSS {rss_idle} kB")
+        all_names = names(sizes.bulk)
+        phases, rss = [], {0: rss_idle}
+        done = 0
+        for batch in (all_names[: sizes.bulk_first], all_names[sizes.bulk_first:]):
+            t0 = time.monotonic()
+            parallel(lambda nm: apply_md(api, NS, md_manifest(nm, "1.0.0", replicas=1)), batch,
+                     workers=CLIENT_WORKERS)
+            applied = time.monotonic() - t0
+            done += len(batch)
+            t1 = _wait_count("ModelDeployments Ready", lambda: _ready_mds(api), done, timeout=3600)
+            phases.append({"mds": len(batch), "applied_s": round(applied, 2), "ready_s": round(t1 - t0, 2)})
+            log(f"operator phase: {phases[-1]}")
+            rss[done] = _settle_rss(pid)
+            log(f"operator RSS at {done}: {rss[done]} kB")
+
+        total = sum(p["ready_s"] for p in phases)
+        ratio = total / base["total_s"]
+        results.append(Result(
+            name="bulk", sizes=sizes.name,
+            params={**params, "N": sizes.bulk, "first_batch": sizes.bulk_first, "replicas": 1, "nodes": nodes,
+                    "client_workers": CLIENT_WORKERS,
+                    "method": "ModelDeployments (or, for the baseline, the same child objects from the engine's "
+                              "builders) are server-side-applied by 16 client threads in two batches "
+                              f"({sizes.bulk_first}, then the rest), each timed until all are Ready (baseline: "
+                              "all stable Deployments ready); fresh control plane for each side."},
+            figures={"operator_s": round(total, 2), "baseline_s": base["total_s"], "ratio": round(ratio, 2),
+                     "operator_phases": phases, "baseline_phases": base["phases"],
+                     "objects_per_md": base["objects_per_md"]},
+            targets={"ratio": "<= 1.5"}, met={"ratio": ratio <= 1.5},
+        ))
+        results[-1].write()
+
+        first, n = sizes.bulk_first, sizes.bulk
+        margin = (rss[n] - rss[first]) / (n - first)
+        results.append(Result(
+            name="memory", sizes=sizes.name,
+            params={**params, "N": n, "read": "/proc/<pid>/status VmRSS, smallest of the last 3 one-second "
+                                             "samples after the batch is Ready"},
+            figures={"rss_idle_mb": round(rss_idle / 1024, 1), f"rss_{first}_mb": round(rss[first] / 1024, 1),
+                     f"rss_{n}_mb": round(rss[n] / 1024, 1), "marginal_kb_per_md": round(margin, 1)},
+            targets={"marginal_kb_per_md": "<= 50", f"rss_{n}_mb": "<= 150 (at 1,000)"},
+            met={"marginal_kb_per_md": margin <= 50, f"rss_{n}_mb": rss[n] / 1024 <= 150},
+        ))
+        results[-1].write()
+
+        # --- idle API load ---
+        time.sleep(5)
+        t0 = time.time()
+        log(f"idle window {sizes.idle_window:.0f}s with {n} Ready ModelDeployments")
+        time.sleep(sizes.idle_window)
+        t1 = time.time()
+        flush_audit()
+        reqs = [r for r in operator_requests(kubeconfig, t0, t1) if r.verb != "watch"]
+        leases = [r for r in reqs if r.resource == "leases"]
+        other = [r for r in reqs if r.resource != "leases"]
+        hours = (t1 - t0) / 3600
+        per_md_hour = len(other) / n / hours
+
+        # --- identical re-apply, then a metadata-only touch that does wake every ModelDeployment ---
+        t2 = time.time()
+        parallel(lambda nm: apply_md(api, NS, md_manifest(nm, "1.0.0", replicas=1)), all_names,
+                 workers=CLIENT_WORKERS)
+        time.sleep(5)
+        flush_audit()
+        reapply_writes = [r for r in audit.writes(operator_requests(kubeconfig, t2)) if r.resource != "leases"]
+        t3 = time.time()
+        custom = client.CustomObjectsApi(api)
+        parallel(lambda nm: custom.patch_namespaced_custom_object(
+            "tollgate.dev", "v1alpha1", NS, "modeldeployments", nm,
+            {"metadata": {"labels": {"bench.tollgate.dev/touched": "1"}}}), all_names, workers=CLIENT_WORKERS)
+        time.sleep(10)
+        flush_audit()
+        touch_writes = [r for r in audit.writes(operator_requests(kubeconfig, t3)) if r.resource != "leases"]
+        results.append(Result(
+            name="api_load", sizes=sizes.name,
+            params={**params, "N": n, "window_s": round(t1 - t0, 1),
+                    "source": "API server audit log, user agents tollgate-operator/ and kopf/, verb != watch"},
+            figures={"requests_in_window": len(other), "requests_per_idle_md_per_hour": round(per_md_hour, 3),
+                     "lease_requests_in_window": len(leases),
+                     "lease_requests_per_hour": round(len(leases) / hours, 1),
+                     "by_kind": _classify(reqs),
+                     "writes_on_identical_reapply": len(reapply_writes),
+                     "writes_on_label_touch": len(touch_writes),
+                     "touch_write_kinds": _classify(touch_writes)},
+            targets={"requests_per_idle_md_per_hour": "0 (watches aside)", "writes_on_identical_reapply": "0",
+                     "writes_on_label_touch": "0 (not in the issue; a stricter variant that does send events)"},
+            met={"requests_per_idle_md_per_hour": per_md_hour == 0, "writes_on_identical_reapply": not reapply_writes,
+                 "writes_on_label_touch": not touch_writes},
+            notes=["An identical server-side re-apply changes nothing on the server, so no watch event reaches "
+                   "the operator; the label touch does send one event per ModelDeployment."],
+        ))
+        results[-1].write()
+
+        # --- restart ---
+        op.stop(signal.SIGTERM)
+        changed = all_names[-1]
+        apply_md(api, NS, md_manifest(changed, "1.0.0", replicas=2))
+        changed_sandbox = f"{NS}-{changed}"
+        time.sleep(2)
+        started = time.time()
+        op2 = OperatorProcess(kubeconfig, leader_election=True, lease_namespace="default")
+        op2.start(wait=False)
+        assert op2.proc is not None
+        healthy_at = None
+        all_decided_at = None
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and all_decided_at is None:
+            try:
+                if healthy_at is None and op2.healthy():
+                    healthy_at = time.time()
+                if healthy_at is not None and _reconciles(op2) >= n:
+                    all_decided_at = time.time()
+            except (OSError, RuntimeError):
+                pass
+            time.sleep(0.2)
+        wait_for("changed ModelDeployment scaled", lambda: (client.AppsV1Api(api).read_namespaced_deployment(
+            f"{changed}-stable", changed_sandbox).spec.replicas == 2), timeout=120)
+        time.sleep(5)
+        rss_restart = rss_kb(op2.proc.pid)
+        flush_audit()
+        reqs = [r for r in operator_requests(kubeconfig, started - 0.5) if r.resource != "leases"]
+        writes = audit.writes(reqs)
+        for_changed = [r for r in writes if r.namespace == changed_sandbox or (r.namespace, r.name) == (NS, changed)]
+        others = [r for r in writes if r not in for_changed]
+        acted = min((parse_ts(r.at) for r in for_changed), default=float("nan")) - started
+        reads = [r for r in reqs if r.verb in ("get", "list")]
+        op2.stop()
+        results.append(Result(
+            name="restart", sizes=sizes.name,
+            params={**params, "N": n, "stop": "SIGTERM (the Lease is released, as in a rolling update)",
+                    "change_while_down": f"{NS}/{changed}: replicas 1 -> 2",
+                    "acts": "process start -> audit time of the first write for the ModelDeployment changed "
+                            "while the operator was down"},
+            figures={"acts_s": round(acted, 2),
+                     "healthy_s": round(healthy_at - started, 2) if healthy_at else None,
+                     "all_decided_once_s": round(all_decided_at - started, 2) if all_decided_at else None,
+                     "writes_for_unchanged": len(others), "writes_for_changed": len(for_changed),
+                     "unchanged_write_kinds": _classify(others), "reads": _classify(reads),
+                     "rss_after_restart_mb": round(rss_restart / 1024, 1)},
+            targets={"writes_for_unchanged": "0", "acts_s": "<= 5"},
+            met={"writes_for_unchanged": not others, "acts_s": acted <= 5},
+        ))
+        results[-1].write()
+        op.stop()
+    finally:
+        cm.__exit__(None, None, None)
+    return results
