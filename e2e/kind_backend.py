@@ -38,14 +38,16 @@ MODEL_SERVER = {"image": "registry.k8s.io/e2e-test-images/agnhost:2.47",
 
 def unavailable() -> str | None:
     """Why the kind backend cannot run here, or None when it can."""
-    for tool in ("docker", "kind", "helm", "kubectl"):
-        if shutil.which(tool) is None:
-            return f"E2E_BACKEND=kind needs `{tool}` on PATH; it is not installed here"
+    if shutil.which("docker") is None:
+        return "E2E_BACKEND=kind needs Docker; the `docker` CLI is not installed here"
     res = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True,
                          timeout=30, check=False)
     if res.returncode != 0 or not res.stdout.strip():
         reason = (res.stderr.strip().splitlines() or ["no server version"])[-1]
         return f"E2E_BACKEND=kind needs a running Docker engine (`docker info` failed: {reason})"
+    for tool in ("kind", "helm", "kubectl"):
+        if shutil.which(tool) is None:
+            return f"E2E_BACKEND=kind needs `{tool}` on PATH; it is not installed here"
     for path in ("Dockerfile", "charts/tollgate/Chart.yaml"):
         if not (REPO / path).exists():
             return f"E2E_BACKEND=kind needs {path} in the repository"

@@ -158,7 +158,7 @@ def test_retry_of_a_rolled_back_version(world: World) -> None:
 def test_new_version_mid_rollout_restarts_from_step_one_on_stable(world: World) -> None:
     ns = world.namespace
     # given 1.1.0 holding 50% of the traffic
-    stable(world, model(world, "asr", [{"weight": 25}, {"weight": 50, "pause": "30s"}, {"weight": 100}]))
+    stable(world, model(world, "asr", [{"weight": 25}, {"weight": 50, "pause": "10s"}, {"weight": 100}]))
     world.set_version(ns, "asr", "1.1.0")
     world.watch(ns, "asr", ("Progressing",), min_weight_seen=50)
     # when 1.2.0 is applied while that canary runs
