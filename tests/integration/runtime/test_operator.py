@@ -283,3 +283,40 @@ def test_an_impossible_spec_stalls_with_a_clear_message_and_no_hot_loop(
     reqs = [r for r in audit.by_operator(audit.read(audit_log(stack.kubeconfig), since=mark))
             if r.namespace == namespace and r.resource == "modeldeployments"]
     assert reqs == [], reqs
+
+
+def _route_weights(stack: Stack, ns: str, name: str) -> dict[str, int]:
+    route = json.loads(stack.kubectl("get", "httproute", name, "-n", ns, "-o", "json").stdout)
+    weights = {b["name"]: int(b.get("weight", 1)) for r in route["spec"]["rules"] for b in r["backendRefs"]}
+    weights.setdefault(f"{name}-fallback", 0)  # listed only while the kill switch sends traffic there
+    return weights
+
+
+def test_gateway_api_router_weights_the_httproute_backends(stack: Stack, namespace: str,
+                                                           operator: OperatorProcess) -> None:
+    # given a ModelDeployment routed by an HTTPRoute (Gateway API CRDs installed from the module's manifests)
+    apply(stack, namespace, md_manifest("rerank", "1.0.0", traffic={
+        "router": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "inference", "namespace": "gateways"}],
+                                               "hostnames": ["rerank.example"]}},
+        rollout={"steps": [{"weight": 30}, {"weight": 60, "approval": "required"}, {"weight": 100}],
+                 "analysis": {"interval": "1s", "window": "5s", "minSamples": 10}, "progressDeadline": "20s"}))
+    st = wait_phase(stack, namespace, "rerank", "Stable")
+    sandbox = st["sandboxNamespace"]
+    # then all traffic goes to the stable Service
+    assert _route_weights(stack, sandbox, "rerank") == {"rerank-stable": 100, "rerank-canary": 0, "rerank-fallback": 0}
+    # when a new version passes its first step and waits for approval of the second
+    patch_spec(stack, namespace, "rerank", {"model": {"version": "1.1.0"}})
+    st = wait_phase(stack, namespace, "rerank", "AwaitingApproval", timeout=60)
+    assert st["canaryWeight"] == 30
+    # then the HTTPRoute carries exactly that split
+    wait_for("route at 70/30", lambda: _route_weights(stack, sandbox, "rerank")
+             == {"rerank-stable": 70, "rerank-canary": 30, "rerank-fallback": 0}, timeout=10)
+    route = json.loads(stack.kubectl("get", "httproute", "rerank", "-n", sandbox, "-o", "json").stdout)
+    assert route["spec"]["hostnames"] == ["rerank.example"]
+    assert route["spec"]["parentRefs"][0]["name"] == "inference"
+    # when approved, it promotes and the route returns to the (new) stable Service
+    stack.kubectl("annotate", "modeldeployment", "rerank", "-n", namespace, "tollgate.dev/approve=bob")
+    st = wait_phase(stack, namespace, "rerank", "Succeeded", "Stable", timeout=60)
+    assert st["stable"]["version"] == "1.1.0"
+    wait_for("route back on stable", lambda: _route_weights(stack, sandbox, "rerank")["rerank-stable"] == 100,
+             timeout=10)

@@ -27,12 +27,13 @@ class GatewayAPIRouter:
         ref = ObjectRef(HTTPROUTE_API, "HTTPRoute", route_name(ctx), namespace)
         return ref, self._kube.get(ref)
 
-    def _set(self, ctx: Context, namespace: str, canary_weight: int) -> None:
+    def _set(self, ctx: Context, namespace: str, canary_weight: int, *, fallback: bool = False) -> None:
         ref, route = self._route(ctx, namespace)
         if route is None:
             return  # the engine's ApplyObjects creates it with the right weights
-        weights = {service_name(ctx, Track.STABLE): 100 - canary_weight,
-                   service_name(ctx, Track.CANARY): canary_weight}
+        weights = {service_name(ctx, Track.STABLE): 0 if fallback else 100 - canary_weight,
+                   service_name(ctx, Track.CANARY): 0 if fallback else canary_weight,
+                   service_name(ctx, Track.FALLBACK): 100 if fallback else 0}
         rules = route.get("spec", {}).get("rules", [])
         for rule in rules:
             for backend in rule.get("backendRefs", []):
@@ -41,7 +42,7 @@ class GatewayAPIRouter:
         self._kube.merge_patch(ref, {"spec": {"rules": rules}})
 
     def set_weight(self, ctx: Context, namespace: str, action: SetWeight) -> None:
-        self._set(ctx, namespace, 0 if action.fallback else action.canary_weight)
+        self._set(ctx, namespace, action.canary_weight, fallback=action.fallback)
 
     def current_weight(self, ctx: Context, namespace: str) -> int | None:
         _, route = self._route(ctx, namespace)
