@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -40,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scrape-interval", type=float, default=None, help="S in seconds (default 1)")
     p.add_argument("--analysis-interval", type=float, default=None, help="I in seconds (default 1)")
     a = p.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the control planes, Prometheus and operators started here stop too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sizes = QUICK if a.quick else FULL
     if os.environ.get("BENCH_SCALE"):
         sizes = scaled(FULL, float(os.environ["BENCH_SCALE"]))

@@ -22,15 +22,27 @@ from tollgate.runtime import metrics
 log = logging.getLogger("tollgate.analysis")
 
 
-def align(due: datetime, interval: float) -> datetime:
-    """The first point of the interval grid (multiples of `interval` since the epoch) at or after `due`.
+def grid_slack(interval: float) -> float:
+    """How far before its due time an analysis may run, so that it runs on the grid point it follows.
+
+    The engine anchors the next tick on the previous one's decision time, which is the grid point plus
+    the gathering window and the queries (tens to hundreds of milliseconds). Without slack, that tick
+    is due just after the next grid point and waits for the one after: every canary would be analysed
+    every 2 intervals, and loops drifting apart would split a tick into several batches.
+    """
+    return min(0.5 * interval, 2.0)
+
+
+def align(due: datetime, interval: float, slack: float = 0.0) -> datetime:
+    """The first point of the interval grid (multiples of `interval` since the epoch) at or after
+    `due - slack`.
 
     Loops sleeping until aligned points wake together, so their requests share one batch. Only the
-    first tick of a rollout can be delayed (by less than one interval); later ticks fall on the grid.
+    first tick of a rollout can move (by less than one interval); later ticks fall on the grid.
     """
     if interval <= 0:
         return due
-    ts = due.timestamp()
+    ts = due.timestamp() - slack
     aligned = math.ceil(ts / interval - 1e-9) * interval
     return datetime.fromtimestamp(aligned, UTC)
 
@@ -50,9 +62,15 @@ class NoProvider:
 
 
 class AnalysisScheduler:
-    def __init__(self, provider: MetricsProvider, gather_window: float = 0.05):
+    def __init__(self, provider: MetricsProvider, gather_window: float = 0.05, quiet: float = 0.02,
+                 max_gather: float = 0.5):
+        """Gathers for `gather_window`, then for as long as requests keep arriving (a pause of `quiet`
+        ends it), at most `max_gather` in all: loops woken at the same grid point reach `measure` one
+        after another as the event loop gets to them, which under load takes longer than a fixed window."""
         self.provider = provider
         self.gather_window = gather_window
+        self.quiet = quiet
+        self.max_gather = max_gather
         self._pending: list[tuple[AnalysisRequest, asyncio.Future[tuple[SLOObservation, ...]]]] = []
         self._flush: asyncio.Task[None] | None = None
         self.batches = 0
@@ -67,7 +85,13 @@ class AnalysisScheduler:
         return await fut
 
     async def _run_batch(self) -> None:
+        loop = asyncio.get_running_loop()
+        until = loop.time() + self.max_gather
         await asyncio.sleep(self.gather_window)
+        seen = -1
+        while len(self._pending) != seen and loop.time() < until:
+            seen = len(self._pending)
+            await asyncio.sleep(self.quiet)
         batch, self._pending = self._pending, []
         if not batch:
             return

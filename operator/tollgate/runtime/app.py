@@ -140,6 +140,7 @@ class Runtime:
             await asyncio.sleep(1)
 
     async def stop(self) -> None:
+        self.registry.stop_all()
         for t in self._tasks:
             t.cancel()
         if self.elector is not None:

@@ -1,8 +1,9 @@
 """kopf handlers: thin wiring from watch events to the reconcile loop of each ModelDeployment.
 
 - create, update, resume: every watch event of a ModelDeployment (`on.event`) stores the latest body
-  and wakes that object's loop; the loop is a kopf daemon, spawned for each object when it appears
-  and again for every object when the operator starts (resume). No kopf progress or diff-base
+  and wakes that object's loop; the loop is an asyncio task, started by the object's first event
+  (when it appears, and for every object when the operator starts: kopf delivers the initial listing
+  as events). No kopf progress or diff-base
   annotations are written on the way, so a change costs one decision, and no-op events cost nothing.
 - the declarative controls (`paused`, `killSwitch`, `fallback` in spec; the tollgate.dev/approve,
   promote, abort and retry annotations) are ordinary changes of the object: the same event wakes
@@ -22,9 +23,9 @@ from typing import Any
 import kopf
 
 from tollgate.api import resource
-from tollgate.engine.naming import fit
 from tollgate.runtime import metrics
 from tollgate.runtime.app import IO_THREADS, Runtime
+from tollgate.runtime.registry import ObjectState
 
 log = logging.getLogger("tollgate.handlers")
 
@@ -104,16 +105,21 @@ async def md_event(event: kopf.RawEvent, body: kopf.Body, namespace: str | None,
     if is_older(rv, st.written_resource_version):
         return  # a stale event from before our own status write: we already know better
     st.adopt(raw)
+    if st.task is None:
+        ensure_loop(rt, st, delay=0.0 if needs_attention(raw) else SETTLED_FIRST_DELAY)
+        st.kick()
+        return
     if rv is not None and rv == st.written_resource_version:
         return  # the echo of our own status write: nothing new to decide
     st.kick()
 
 
 def own_copy(body: kopf.Body) -> dict[str, Any]:
-    """The body the loop decides on, without managedFields (often half of an object, never read)."""
+    """The body the loop decides on, without managedFields (often half of an object, never read).
+    Shallow: ObjectState stores it serialised, which is the copy."""
     raw = dict(body)
     meta = {k: v for k, v in (raw.get("metadata") or {}).items() if k != "managedFields"}
-    return copy.deepcopy({**raw, "metadata": meta})
+    return {**raw, "metadata": meta}
 
 
 def is_older(rv: str | None, than: str | None) -> bool:
@@ -131,40 +137,59 @@ async def deployment_event(event: kopf.RawEvent, body: kopf.Body, memo: Any, **_
     owner = rt.registry.observe_deployment(body, deleted=event.get("type") == "DELETED")
     if owner is None:
         return
-    md_ns, md_name = owner
-    for (ns, name), st in rt.registry.objects.items():
-        if fit(ns) == md_ns and fit(name) == md_name:
-            st.kick()
+    st = rt.registry.by_labels(*owner)
+    if st is not None:
+        st.kick()
 
 
-@kopf.daemon(*MD, cancellation_timeout=2.0, initial_delay=0)
-async def rollout_loop(stopped: kopf.DaemonStopped, namespace: str | None, name: str, body: kopf.Body,
-                       memo: Any, logger: kopf.Logger, **_: Any) -> None:
-    """One loop per ModelDeployment: wait for an event or the engine's next time, then reconcile."""
-    assert namespace is not None
-    rt = _rt(memo)
-    st = rt.registry.state(namespace, name)
-    if st.body is None:
-        st.adopt(own_copy(body))
-    st.kick()
+SETTLED_FIRST_DELAY = 1.0
+"""At start, objects whose status already reflects their spec decide this much later than those changed
+while the operator was down, so 1,000 settled objects do not queue in front of the one that changed."""
+
+
+def needs_attention(body: dict[str, Any]) -> bool:
+    """New, changed since the last decision, or being deleted: decide at once."""
+    meta, status = body.get("metadata") or {}, body.get("status") or {}
+    return (meta.get("deletionTimestamp") is not None or not status
+            or status.get("observedGeneration") != meta.get("generation"))
+
+
+async def rollout_loop(rt: Runtime, st: ObjectState, delay: float = 0.0) -> None:
+    """One loop per ModelDeployment: wait for an event or the engine's next time, then reconcile.
+
+    A plain asyncio task, started by the first watch event of the object (kopf delivers the initial
+    listing as events too, so a restart resumes every object). Not a kopf daemon: kopf keeps a daemon's
+    latest body, stopper and logger per object on top of ours, which at 1,000 objects costs more memory
+    than the object itself.
+    """
     requeue: float | None = None
-    while not stopped and not st.stopped:
+    if delay:
+        await asyncio.sleep(delay)
+    while not st.stopped:
         try:
             await asyncio.wait_for(st.wake.wait(), timeout=requeue)
         except TimeoutError:
             pass
         st.wake.clear()
-        if stopped or st.stopped:
+        if st.stopped:
             break
-        if st.body and st.body.get("metadata", {}).get("deletionTimestamp"):
+        body = st.body
+        if body and body.get("metadata", {}).get("deletionTimestamp"):
             break
         await rt.wait_leadership()
         try:
             requeue = await rt.reconciler.reconcile(st)
         except Exception as exc:
             # Bounded: the adapters already retried; try again later without a hot loop.
-            logger.warning(f"reconcile failed, retrying in {rt.error_backoff:.0f}s: {exc}")
+            log.warning("reconcile failed, retrying later",
+                        extra={"md": "/".join(st.key), "retry_in": rt.error_backoff, "error": str(exc)})
             requeue = rt.error_backoff
+    st.task = None
+
+
+def ensure_loop(rt: Runtime, st: ObjectState, delay: float = 0.0) -> None:
+    if st.task is None and not st.stopped:
+        st.task = asyncio.create_task(rollout_loop(rt, st, delay), name=f"rollout {'/'.join(st.key)}")
 
 
 @kopf.on.delete(*MD)

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -40,7 +40,7 @@ from tollgate.engine.policy import resolve_policy
 from tollgate.engine.rollout import analysis_due, decide
 from tollgate.engine.sandbox import sandbox_namespace
 from tollgate.runtime import metrics
-from tollgate.runtime.analysis import AnalysisScheduler, align
+from tollgate.runtime.analysis import AnalysisScheduler, align, grid_slack
 from tollgate.runtime.registry import ObjectState, Registry
 
 log = logging.getLogger("tollgate.reconcile")
@@ -97,6 +97,7 @@ class Reconciler:
         body = st.body
         if body is None:
             return None
+        st.deciding_on = st.revision
         started = time.monotonic()
         try:
             return await self._reconcile(st, body)
@@ -119,7 +120,7 @@ class Reconciler:
         sandbox = sandbox_namespace(spec, ctx)
 
         slos = None
-        if analysis_due(spec, status, now):
+        if analysis_due(spec, status, now + timedelta(seconds=_slack(spec))):
             policy = resolve_policy(spec)
             tracks = (("stable", status.stable), ("canary", status.canary))
             versions = tuple((track, ref.version) for track, ref in tracks if ref is not None)
@@ -151,13 +152,18 @@ class Reconciler:
         return self._next_wake(decision, spec, now)
 
     def _next_wake(self, decision: Decision, spec: ModelDeploymentSpec, now: datetime) -> float | None:
-        wake = decision.requeue_after
+        # Relative to the clock now, not to the decision's `now`: executing the decision and writing
+        # status took time, and sleeping the full delay from here would wake each loop late by its
+        # own write latency, scattering the loops that should meet on the grid.
+        elapsed = (self.clock() - now).total_seconds()
+        requeue = None if decision.requeue_after is None else decision.requeue_after - elapsed
+        wake = requeue
         if decision.analysis_at is not None:
             interval = resolve_policy(spec).interval_seconds
-            aligned = (align(decision.analysis_at, interval) - now).total_seconds()
+            aligned = (align(decision.analysis_at, interval, grid_slack(interval)) - now).total_seconds() - elapsed
             wake = aligned if wake is None else max(min(wake, aligned), 0.0)
-            if decision.requeue_after is not None and decision.requeue_after < aligned:
-                wake = decision.requeue_after  # a deadline or pause end comes first
+            if requeue is not None and requeue < aligned:
+                wake = requeue  # a deadline or pause end comes first
         return None if wake is None else max(wake, 0.0)
 
     # --- carrying out the decision (in a worker thread: the Kubernetes client is synchronous) ----
@@ -225,6 +231,9 @@ class Reconciler:
         rv = written.get("metadata", {}).get("resourceVersion")
         if not rv:
             body["status"] = new
+            if st.revision == st.deciding_on:  # no newer body arrived while we decided
+                st.body = body
+                st.deciding_on = st.revision
             return
         # The response is the whole object as of our write, newer than any event still in flight.
         st.written_resource_version = rv
@@ -233,6 +242,13 @@ class Reconciler:
         if (written.get("spec") != body.get("spec") or meta.get("annotations") != seen.get("annotations")
                 or meta.get("deletionTimestamp") != seen.get("deletionTimestamp")):
             st.kick()  # someone changed the object while we decided: decide again
+
+
+def _slack(spec: ModelDeploymentSpec) -> float:
+    try:
+        return grid_slack(resolve_policy(spec).interval_seconds)
+    except ValueError:
+        return 0.0
 
 
 def _reason_label(reason: str) -> str:
