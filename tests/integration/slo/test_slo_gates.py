@@ -32,7 +32,8 @@ from tollgate.testing.stack import OperatorProcess, Stack, wait_for
 ERROR_RATE = {"name": "error-rate", "max": 0.05, "maxIncreaseOverBaseline": 0.03, "onNoData": "hold",
               "maxNoDataDuration": "30s"}
 LATENCY = {"name": "latency-p99", "max": 0.25, "onNoData": "hold", "maxNoDataDuration": "30s"}
-SCORE = {"name": "score-shift", "max": 0.1, "onNoData": "hold", "maxNoDataDuration": "30s"}
+# A mean of a few dozen Beta(5, 3) scores wanders by +-0.04: judge the shift on enough of them.
+SCORE = {"name": "score-shift", "max": 0.1, "onNoData": "hold", "maxNoDataDuration": "30s", "minSamples": 60}
 
 
 def test_healthy_canary_promotes_through_every_analysed_step(stack: Stack, namespace: str,
@@ -44,7 +45,7 @@ def test_healthy_canary_promotes_through_every_analysed_step(stack: Stack, names
     start_rollout(stack, namespace, manifest, "1.1.0")
     w = watch_rollout(stack, namespace, "ranker", until=("Succeeded", "Stable", "RolledBack"))
     # then it went through every step in order and was promoted
-    assert w.final["phase"] in ("Succeeded", "Stable"), w.final
+    assert w.final["phase"] in ("Succeeded", "Stable"), (w.final.get("history"), w.final.get("analysis"))
     assert [x for x in w.weights if x > 0][:3] == [25, 50, 100], w.weights
     assert w.final["stable"]["version"] == "1.1.0"
     assert w.final["history"][0]["result"] == "Promoted"
