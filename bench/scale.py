@@ -135,8 +135,9 @@ def _ready_mds(api: client.ApiClient) -> int:
     return sum(1 for md in list_mds(api, NS) if is_ready(md))
 
 
-def _settle_rss(pid: int, seconds: float = 10.0) -> int:
-    """RSS after the process has been quiet for a while (the smallest of a few samples)."""
+def _settle_rss(pid: int, seconds: float = 20.0) -> int:
+    """RSS after the process has been quiet for a while (the smallest of the last samples): 20 s, so
+    the idle connections of the burst (aiohttp keeps them 15 s) are closed; steady state, not the peak."""
     samples = []
     for _ in range(int(seconds)):
         time.sleep(1)

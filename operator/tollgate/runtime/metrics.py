@@ -7,17 +7,50 @@ team can alert per model. Phases are a state-set gauge (1 for the current phase,
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
 
 from tollgate.api.status import ModelDeploymentStatus, Phase
 from tollgate.engine.actions import Context
 from tollgate.engine.observations import SLOObservation
 
-PHASE = Gauge("tollgate_modeldeployment_phase", "1 for the current phase of each ModelDeployment",
-              ["namespace", "name", "phase"])
-CANARY_WEIGHT = Gauge("tollgate_canary_weight_percent", "Percent of traffic on the canary",
-                      ["namespace", "name"])
+
+class PerObject:
+    """The gauges every ModelDeployment has (phase state set, canary weight), rendered at scrape time
+    from one small dict entry each. As labelled prometheus_client Gauges they cost eleven child
+    objects (with their locks) per ModelDeployment: over 10 KB each, the largest share of the
+    operator's memory per object at 1,000."""
+
+    def __init__(self) -> None:
+        self.phase: dict[tuple[str, str], str] = {}
+        self.weight: dict[tuple[str, str], float] = {}
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        phases = GaugeMetricFamily("tollgate_modeldeployment_phase",
+                                   "1 for the current phase of each ModelDeployment",
+                                   labels=["namespace", "name", "phase"])
+        for (ns, name), current in list(self.phase.items()):
+            for p in Phase:
+                phases.add_metric([ns, name, p.value], 1.0 if p.value == current else 0.0)
+        yield phases
+        weights = GaugeMetricFamily("tollgate_canary_weight_percent", "Percent of traffic on the canary",
+                                    labels=["namespace", "name"])
+        for (ns, name), value in list(self.weight.items()):
+            weights.add_metric([ns, name], value)
+        yield weights
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return iter(())
+
+
+OBJECTS = PerObject()
+REGISTRY.register(OBJECTS)
+
+
+def set_weight(namespace: str, name: str, weight: float) -> None:
+    OBJECTS.weight[(namespace, name)] = float(weight)
 ANALYSIS_VALUE = Gauge("tollgate_analysis_value", "Latest canary value of each SLO",
                        ["namespace", "name", "slo", "track"])
 ANALYSIS_RESULTS = Counter("tollgate_analysis_results_total", "SLO checks by verdict",
@@ -46,9 +79,8 @@ def record_observation(ctx: Context, obs: SLOObservation) -> None:
 
 
 def record_status(ctx: Context, status: ModelDeploymentStatus) -> None:
-    for phase in Phase:
-        PHASE.labels(ctx.namespace, ctx.name, phase.value).set(1 if status.phase is phase else 0)
-    CANARY_WEIGHT.labels(ctx.namespace, ctx.name).set(status.canaryWeight)
+    OBJECTS.phase[(ctx.namespace, ctx.name)] = status.phase.value
+    set_weight(ctx.namespace, ctx.name, status.canaryWeight)
 
 
 def record_verdicts(ctx: Context, status: ModelDeploymentStatus) -> None:
@@ -60,13 +92,5 @@ def record_verdicts(ctx: Context, status: ModelDeploymentStatus) -> None:
 
 def forget(namespace: str, name: str) -> None:
     """Drop the series of a deleted ModelDeployment, so metrics do not grow without bound."""
-    for phase in Phase:
-        _remove(PHASE, namespace, name, phase.value)
-    _remove(CANARY_WEIGHT, namespace, name)
-
-
-def _remove(metric: Gauge, *labels: str) -> None:
-    try:
-        metric.remove(*labels)
-    except KeyError:
-        pass
+    OBJECTS.phase.pop((namespace, name), None)
+    OBJECTS.weight.pop((namespace, name), None)

@@ -177,7 +177,7 @@ class Reconciler:
                 if action.fallback or action.canary_weight < st.last_weight:
                     router_for(action.router, self.kube).set_weight(ctx, sandbox, action)
                 st.last_weight = action.canary_weight
-                metrics.CANARY_WEIGHT.labels(ctx.namespace, ctx.name).set(action.canary_weight)
+                metrics.set_weight(ctx.namespace, ctx.name, action.canary_weight)
             elif isinstance(action, ApplyObjects):
                 self._apply(st, ctx, body, action)
             elif isinstance(action, DeleteObjects):
