@@ -109,7 +109,9 @@ class Registry:
 
     # --- the tracks' Deployments, as watch events report them -----------------------------------
     def observe_deployment(self, body: Mapping[str, Any], deleted: bool) -> MDKey | None:
-        """Record a Tollgate-managed Deployment; returns the ModelDeployment it belongs to."""
+        """Record a Tollgate-managed Deployment; returns the ModelDeployment it belongs to, or None when
+        nothing the engine observes changed (most Deployment status updates: conditions, timestamps),
+        so such events wake nobody."""
         meta = body.get("metadata", {})
         labels = meta.get("labels") or {}
         md_ns = labels.get(resource.LABEL_MD_NAMESPACE)
@@ -124,12 +126,15 @@ class Registry:
             spec = body.get("spec") or {}
             status = body.get("status") or {}
             fresh = (status.get("observedGeneration") or 0) >= (meta.get("generation") or 0)
-            slot["obs"] = TrackObservation(
+            obs = TrackObservation(
                 revision=labels.get(resource.LABEL_REVISION),
                 desired=int(spec.get("replicas") or 0),
                 ready=int(status.get("readyReplicas") or 0) if fresh else 0,
                 updated=int(status.get("updatedReplicas") or 0) if fresh else 0,
             )
+            if slot.get("obs") == obs:
+                return None
+            slot["obs"] = obs
         return (md_ns, md_name)
 
     def track(self, sandbox: str | None, ctx: Context, track: Track) -> TrackObservation:
