@@ -216,7 +216,7 @@ def prometheus_queries(stack: Stack, api: client.ApiClient, sizes: Sizes, params
     templates = 1  # error-rate; the sample-count query is shared by every template of a window
     per_tick = queries / grid_ticks  # per analysis interval, whatever the batching
     return Result(
-        name="prometheus_queries", sizes=sizes.name,
+        name="prometheus_queries" if interval == 1.0 else f"prometheus_queries_I{interval:g}s", sizes=sizes.name,
         params={**params, "canaries": n, "I": interval, "S": sizes.scrape_interval, "window_s": round(elapsed, 1),
                 "slo_templates": templates,
                 "counted_at": 'Prometheus prometheus_http_requests_total{handler="/api/v1/query"}, before/after'},

@@ -262,7 +262,7 @@ def up(directory: Path) -> State:
         f"--tls-private-key-file={pki / 'apiserver.key'}", f"--client-ca-file={pki / 'ca.crt'}",
         "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
         f"--service-account-key-file={pki / 'sa.pub'}", f"--service-account-signing-key-file={pki / 'sa.key'}",
-        "--service-cluster-ip-range=10.0.0.0/24", "--authorization-mode=Node,RBAC",
+        "--service-cluster-ip-range=10.0.0.0/16", "--authorization-mode=Node,RBAC",
         "--allow-privileged=true", "--profiling=false", "--endpoint-reconciler-type=none",
         "--watch-cache=true", "--v=1",
         # no node-lifecycle controller runs, so nothing would lift the not-ready taint this plugin adds
