@@ -140,7 +140,7 @@ for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
 done
 
 "$BIN/kube-apiserver" --version >&2
-"$BIN/etcd" --version | head -1 >&2
+"$BIN/etcd" --version >&2  # no `| head`: with pipefail, SIGPIPE would fail the build
 echo "built in $(( $(date +%s) - start ))s" >"$OUT/.complete"
 log "done in $(( $(date +%s) - start ))s: $OUT"
 echo "$OUT"

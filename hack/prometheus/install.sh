@@ -59,7 +59,8 @@ log "downloading prometheus=$VERSION"
     apt-get download -q "prometheus=$VERSION" >&2
   fi
 )
-deb="$(ls -1 "$WORK"/prometheus_*.deb | head -n1)"
+debs=("$WORK"/prometheus_*.deb)  # a glob, not `ls | head`: with pipefail, SIGPIPE could fail the script
+deb="${debs[0]}"
 mkdir -p "$CACHE_ROOT"
 STAGE="$(mktemp -d "$CACHE_ROOT/.extract.XXXXXX")"
 dpkg -x "$deb" "$STAGE"
@@ -67,5 +68,5 @@ test -x "$STAGE/usr/bin/prometheus"
 # Atomic publish: a concurrent run either sees the full tree or none.
 rm -rf "$DIR"
 mv "$STAGE" "$DIR"
-log "installed $("$BIN_DIR/prometheus" --version 2>&1 | head -n1)"
+log "installed $("$BIN_DIR/prometheus" --version 2>&1 | sed -n 1p)"
 echo "$BIN_DIR"
