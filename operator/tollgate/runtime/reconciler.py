@@ -37,7 +37,7 @@ from tollgate.engine.actions import (
 )
 from tollgate.engine.observations import Controls, Observations, Track
 from tollgate.engine.policy import resolve_policy
-from tollgate.engine.rollout import analysis_due, decide
+from tollgate.engine.rollout import analysis_due, decide, next_analysis_at
 from tollgate.engine.sandbox import sandbox_namespace
 from tollgate.runtime import metrics
 from tollgate.runtime.analysis import AnalysisScheduler, align, grid_slack
@@ -120,7 +120,7 @@ class Reconciler:
         sandbox = sandbox_namespace(spec, ctx)
 
         slos = None
-        if analysis_due(spec, status, now + timedelta(seconds=_slack(spec))):
+        if self._on_grid_and_due(spec, status, now):
             policy = resolve_policy(spec)
             tracks = (("stable", status.stable), ("canary", status.canary))
             versions = tuple((track, ref.version) for track, ref in tracks if ref is not None)
@@ -151,6 +151,20 @@ class Reconciler:
             metrics.record_verdicts(ctx, decision.status)
         return self._next_wake(decision, spec, now)
 
+    @staticmethod
+    def _on_grid_and_due(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, now: datetime) -> bool:
+        """Measure when the grid point of the next tick has come: never between grid points (a wake for
+        another reason must not start an off-grid batch), and at most the slack before the engine's due
+        time (see analysis.grid_slack)."""
+        if not analysis_due(spec, status, now + timedelta(seconds=_slack(spec))):
+            return False
+        policy = resolve_policy(spec)
+        due = next_analysis_at(policy, status)
+        if due is None:
+            return False
+        interval = policy.interval_seconds
+        return now >= align(due, interval, grid_slack(interval)) - timedelta(milliseconds=20)
+
     def _next_wake(self, decision: Decision, spec: ModelDeploymentSpec, now: datetime) -> float | None:
         # Relative to the clock now, not to the decision's `now`: executing the decision and writing
         # status took time, and sleeping the full delay from here would wake each loop late by its
@@ -161,9 +175,12 @@ class Reconciler:
         if decision.analysis_at is not None:
             interval = resolve_policy(spec).interval_seconds
             aligned = (align(decision.analysis_at, interval, grid_slack(interval)) - now).total_seconds() - elapsed
-            wake = aligned if wake is None else max(min(wake, aligned), 0.0)
-            if requeue is not None and requeue < aligned:
-                wake = requeue  # a deadline or pause end comes first
+            # The engine's requeue_after includes the (unaligned) analysis time itself: when that is
+            # what it points at, the grid decides; only an earlier deadline or pause end comes first.
+            analysis_in = (max(decision.analysis_at, now) - now).total_seconds() - elapsed
+            if requeue is not None and abs(requeue - analysis_in) < 1e-3:
+                requeue = None
+            wake = aligned if requeue is None else min(requeue, aligned)
         return None if wake is None else max(wake, 0.0)
 
     # --- carrying out the decision (in a worker thread: the Kubernetes client is synchronous) ----
