@@ -66,7 +66,8 @@ def table() -> str:
         lines.append("")
         lines.append(f"Machine: {m.get('nproc')} cores, {m.get('memory_gb')} GB, load average at start "
                      f"{m.get('loadavg_at_start')}, Python {m.get('python')}, kopf {m.get('kopf')}, "
-                     f"commit {m.get('git_commit')}.")
+                     f"commits {', '.join(sorted({r['machine'].get('git_commit', '?') for r in data.values()}))} "
+                     "(each result file records its own).")
     return "\n".join(lines)
 
 
