@@ -49,6 +49,8 @@ from tollgate.engine.observations import MetricValue, SLOObservation
 log = logging.getLogger(__name__)
 
 MDKey = tuple[str, str]
+PART_LABEL = "tollgate_part"
+"""Label that separates a template's values from its sample counts within one query's answer."""
 """(namespace, name) of a ModelDeployment."""
 
 
@@ -296,7 +298,16 @@ class PrometheusProvider:
         return selector((r.key for r in reqs), self.metrics)
 
     def _template_query(self, name: str, window: str, reqs: Sequence[AnalysisRequest]) -> str:
-        return TEMPLATES[name].render(self._selector(reqs), window, self.metrics)
+        """The template's values and the sample counts behind them, in one query.
+
+        Both vectors travel in one answer, told apart by a `tollgate_part` label, so a tick costs one
+        query per template (not one more for the counts), and each template still fails on its own.
+        """
+        sel = self._selector(reqs)
+        value = TEMPLATES[name].render(sel, window, self.metrics)
+        samples = samples_query(sel, window, self.metrics)
+        return (f'label_replace({value}, "{PART_LABEL}", "value", "", "")'
+                f' or label_replace({samples}, "{PART_LABEL}", "samples", "", "")')
 
     def _samples_query(self, window: str, reqs: Sequence[AnalysisRequest]) -> str:
         return samples_query(self._selector(reqs), window, self.metrics)
@@ -305,7 +316,8 @@ class PrometheusProvider:
         """Every distinct PromQL this tick needs: per window, samples + each template used; customs."""
         queries: dict[str, None] = {}
         for window, reqs in groups.items():
-            queries[self._samples_query(window, reqs)] = None
+            if any(s.query is not None for r in reqs for s in r.slos):
+                queries[self._samples_query(window, reqs)] = None  # custom queries carry no counts
             names = {s.name for r in reqs for s in r.slos if s.query is None and s.name in TEMPLATES}
             for name in sorted(names):
                 queries[self._template_query(name, window, reqs)] = None
@@ -365,23 +377,17 @@ class PrometheusProvider:
         same_window: Sequence[AnalysisRequest],
     ) -> SLOObservation:
         """`same_window`: the requests batched with `req` (their grouped queries are the same text)."""
-        samples_q = self._samples_query(req.window, same_window)
-        samples_result = results[samples_q]
-        if isinstance(samples_result, Exception):
-            return SLOObservation(
-                name=slo.name,
-                error=f"sample count query failed: {self._describe(samples_result)}",
-                query=samples_q,
-                window=req.window,
-            )
-        samples = split_versions(samples_result, self.metrics)
-        n = {
-            t: _samples(pick(samples.get((req.namespace, req.name, t)), req.version_of(t), additive=True))
-            for t in TRACKS
-        }
-
         if slo.query is not None:
-            return self._assemble_custom(req, slo, results, n)
+            samples_q = self._samples_query(req.window, same_window)
+            samples_result = results[samples_q]
+            if isinstance(samples_result, Exception):
+                return SLOObservation(
+                    name=slo.name,
+                    error=f"sample count query failed: {self._describe(samples_result)}",
+                    query=samples_q,
+                    window=req.window,
+                )
+            return self._assemble_custom(req, slo, results, self._counts(req, samples_result))
         if slo.name not in TEMPLATES:
             return SLOObservation(
                 name=slo.name, error=f"unknown SLO template {slo.name!r}", window=req.window
@@ -389,11 +395,13 @@ class PrometheusProvider:
 
         template = TEMPLATES[slo.name]
         promql = self._template_query(slo.name, req.window, same_window)
-        result = results[promql]
-        if isinstance(result, Exception):
+        answer = results[promql]
+        if isinstance(answer, Exception):
             return SLOObservation(
-                name=slo.name, error=self._describe(result), query=promql, window=req.window
+                name=slo.name, error=self._describe(answer), query=promql, window=req.window
             )
+        result = [x for x in answer if x.get("metric", {}).get(PART_LABEL) == "value"]
+        n = self._counts(req, [x for x in answer if x.get("metric", {}).get(PART_LABEL) == "samples"])
         values = split_versions(result, self.metrics)
         canary = pick(values.get((req.namespace, req.name, "canary")), req.version_of("canary"))
         stable = pick(values.get((req.namespace, req.name, "stable")), req.version_of("stable"))
@@ -413,6 +421,14 @@ class PrometheusProvider:
             query=promql,
             window=req.window,
         )
+
+    def _counts(self, req: AnalysisRequest, samples_result: Any) -> dict[str, int]:
+        """Requests per track behind the values, for the version under analysis on each track."""
+        samples = split_versions(samples_result, self.metrics)
+        return {
+            t: _samples(pick(samples.get((req.namespace, req.name, t)), req.version_of(t), additive=True))
+            for t in TRACKS
+        }
 
     def _assemble_custom(
         self, req: AnalysisRequest, slo: SLO, results: Mapping[str, Any], n: Mapping[str, int]

@@ -62,6 +62,13 @@ def labels(ns: str, name: str, track: str) -> dict[str, str]:
     return {"namespace": ns, "modeldeployment": name, "track": track}
 
 
+def answer_of(values: tuple[tuple[Mapping[str, str], str], ...],
+              samples: tuple[tuple[Mapping[str, str], str], ...]) -> Response:
+    """A template query's answer: its values and its sample counts, told apart by `tollgate_part`."""
+    return vector(*((dict(m, tollgate_part="value"), v) for m, v in values),
+                  *((dict(m, tollgate_part="samples"), v) for m, v in samples))
+
+
 @dataclass
 class Transport(BaseAdapter):
     """Answers /api/v1/query from a function of the PromQL; records what was sent."""
@@ -177,34 +184,34 @@ def test_single_value_of_scalar_empty_one_and_many_series() -> None:
 # --- observe: batching and mapping -------------------------------------------------------------------
 def test_one_query_per_template_covers_every_modeldeployment_and_values_are_split_per_track() -> None:
     # given two ModelDeployments in analysis, each with error-rate and latency-p99
+    samples = (
+        (labels("ml", "fraud", "canary"), "212.4"),
+        (labels("ml", "fraud", "stable"), "1890"),
+        (labels("ml", "churn", "canary"), "40"),
+        (labels("ml", "churn", "stable"), "400"),
+        (labels("ml", "other", "canary"), "9"),  # not requested: ignored
+    )
+
     def answer(promql: str) -> Response:
-        if "increase(" in promql:
-            return vector(
-                (labels("ml", "fraud", "canary"), "212.4"),
-                (labels("ml", "fraud", "stable"), "1890"),
-                (labels("ml", "churn", "canary"), "40"),
-                (labels("ml", "churn", "stable"), "400"),
-                (labels("ml", "other", "canary"), "9"),  # not requested: ignored
-            )
+        assert "increase(" in promql, "each template query carries its own sample counts"
         if "histogram_quantile" in promql:
-            return vector(
-                (labels("ml", "fraud", "canary"), "0.31"),
-                (labels("ml", "fraud", "stable"), "0.12"),
-            )
-        return vector(
+            return answer_of(((labels("ml", "fraud", "canary"), "0.31"),
+                              (labels("ml", "fraud", "stable"), "0.12")), samples)
+        return answer_of((
             (labels("ml", "fraud", "canary"), "0.1"),
             (labels("ml", "fraud", "stable"), "0"),
             (labels("ml", "churn", "canary"), "NaN"),
             (labels("ml", "churn", "stable"), "0.002"),
-        )
+        ), samples)
 
     prom, transport = provider(answer)
 
     # when one tick observes both
     out = prom.observe([req("ml", "fraud", ERROR_RATE, P99), req("ml", "churn", ERROR_RATE, P99)], at=1.7e9)
 
-    # then three queries were sent in all (samples, error-rate, latency-p99), not one per canary
-    assert len(transport.queries) == 3
+    # then two queries were sent in all (error-rate, latency-p99): one per template, not one per canary,
+    # and no separate one for the sample counts
+    assert len(transport.queries) == 2
     assert all('modeldeployment=~"churn|fraud"' in q for q in transport.queries)
 
     # and each ModelDeployment gets its own per-track values with sample counts, in spec order
@@ -230,16 +237,15 @@ def test_one_query_per_template_covers_every_modeldeployment_and_values_are_spli
 def test_different_windows_are_batched_separately() -> None:
     prom, transport = provider(lambda q: vector())
     prom.observe([req("a", "x", ERROR_RATE, window="1m"), req("a", "y", ERROR_RATE, window="2m")])
-    assert len(transport.queries) == 4  # (samples + error-rate) x two windows
-    assert sum("[2m]" in q for q in transport.queries) == 2
+    assert len(transport.queries) == 2  # error-rate (with its counts) x two windows
+    assert sum("[2m]" in q for q in transport.queries) == 1
 
 
 def test_score_shift_is_the_absolute_difference_of_the_mean_scores() -> None:
     # given mean scores 0.62 (canary) and 0.70 (stable)
     def answer(promql: str) -> Response:
-        if "increase(" in promql:
-            return vector((labels("a", "m", "canary"), "100"), (labels("a", "m", "stable"), "900"))
-        return vector((labels("a", "m", "canary"), "0.62"), (labels("a", "m", "stable"), "0.70"))
+        return answer_of(((labels("a", "m", "canary"), "0.62"), (labels("a", "m", "stable"), "0.70")),
+                         ((labels("a", "m", "canary"), "100"), (labels("a", "m", "stable"), "900")))
 
     prom, _ = provider(answer)
     (obs,) = prom.observe([req("a", "m", SHIFT)])[("a", "m")]
@@ -251,7 +257,7 @@ def test_score_shift_is_the_absolute_difference_of_the_mean_scores() -> None:
 
 
 def test_score_shift_without_a_stable_mean_is_no_data() -> None:
-    prom, _ = provider(lambda q: vector((labels("a", "m", "canary"), "0.62")))
+    prom, _ = provider(lambda q: answer_of(((labels("a", "m", "canary"), "0.62"),), ()))
     (obs,) = prom.observe([req("a", "m", SHIFT)])[("a", "m")]
     assert obs.canary is not None and obs.canary.value is None
     assert obs.stable is not None and obs.stable.value is None
@@ -311,14 +317,14 @@ def test_a_refused_query_is_not_retried_and_other_templates_still_answer() -> No
     def answer(promql: str) -> Response:
         if "histogram_quantile" in promql:
             return Response(400, {"status": "error", "errorType": "bad_data", "error": "parse error"})
-        return vector((labels("a", "m", "canary"), "3"))
+        return answer_of(((labels("a", "m", "canary"), "3"),), ((labels("a", "m", "canary"), "3"),))
 
     prom, transport = provider(answer, attempts=3)
     err, p99 = prom.observe([req("a", "m", ERROR_RATE, P99)])[("a", "m")]
 
     assert sum("histogram_quantile" in q for q in transport.queries) == 1  # 400: no retry
     assert p99.error is not None and "400" in p99.error and "parse error" in p99.error
-    assert p99.query.startswith("histogram_quantile(0.99")
+    assert "histogram_quantile(0.99" in p99.query
     assert err.error is None and err.canary == MetricValue(3.0, 3)
 
 
@@ -326,7 +332,7 @@ def test_server_errors_are_retried_up_to_the_attempt_bound() -> None:
     prom, transport = provider(lambda q: Response(503, {"status": "error"}), attempts=3)
     (obs,) = prom.observe([req("a", "m", ERROR_RATE)])[("a", "m")]
     assert obs.error is not None and "503" in obs.error
-    assert len(transport.queries) == 6  # samples and error-rate, three attempts each
+    assert len(transport.queries) == 3  # error-rate (with its counts), three attempts
 
 
 # --- credentials -------------------------------------------------------------------------------------
