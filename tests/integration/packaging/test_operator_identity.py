@@ -97,6 +97,10 @@ def test_operator_as_the_charts_service_account_promotes_and_rolls_back(
     apply(stack, namespace, md_manifest("scorer", "1.0.0"))
     wait_phase(stack, namespace, "scorer", "Stable")
     stable = stack.md(namespace, "scorer")
+    sel = f'tollgate_canary_weight_percent{{job="tollgate-operator",namespace="{namespace}",name="scorer"}}'
+    # and Prometheus has scraped its weight at 0 (a rollout can pass 0 faster than one scrape interval)
+    wait_for("the weight series at 0 in Prometheus",
+             lambda: 0.0 in prom_range(stack, sel, t0, time.time()), timeout=30)
     # when 2.0.0 is rolled out
     patch_spec(stack, namespace, "scorer", {"model": {"name": "scorer", "version": "2.0.0",
                                                       "uri": "s3://models/scorer/2.0.0"}})
@@ -125,7 +129,6 @@ def test_operator_as_the_charts_service_account_promotes_and_rolls_back(
     assert judged(rolled_back) == ("Degraded", "Failed", "Failed")
 
     # and Prometheus, scraping the operator as job tollgate-operator, saw the canary weight move
-    sel = f'tollgate_canary_weight_percent{{job="tollgate-operator",namespace="{namespace}",name="scorer"}}'
     values = wait_for("the weight series in Prometheus",
                       lambda: (v := prom_range(stack, sel, t0, time.time())) and max(v) >= 50 and v, timeout=30)
     assert {0.0, 25.0, 50.0} <= set(values), sorted(set(values))
