@@ -544,7 +544,9 @@ class Simulator:
         seed: int | None = None,
         tick_interval: float = 0.25,
         registry: CollectorRegistry | None = None,
+        warmup: float = 0.0,
     ) -> None:
+        """`warmup`: seconds a new series sits at zero before it serves (see `_serve`)."""
         self.splits = splits
         self.fault_source: FaultSource = (
             faults
@@ -556,6 +558,9 @@ class Simulator:
         self.rng = random.Random(seed)
         self.registry = registry or CollectorRegistry()
         self._carry: dict[MDKey, float] = {}
+        self.warmup = warmup
+        self._clock = 0.0
+        self._born: dict[tuple[str, ...], float] = {}
         self._server: Any = None
         self._server_thread: threading.Thread | None = None
         self._loop = _Loop("simulator-traffic", tick_interval, self._tick_now)
@@ -643,6 +648,7 @@ class Simulator:
         """Simulate `dt` seconds of traffic; returns requests sent per (ModelDeployment, track)."""
         faults = self.fault_source.faults()
         sent: dict[tuple[MDKey, str], int] = {}
+        self._clock += dt
         with self._lock:
             for key, split in self.splits.splits().items():
                 if not split.tracks:
@@ -669,6 +675,18 @@ class Simulator:
         if n <= 0:
             return
         labels = (split.namespace, split.name, split.model, share.version, share.track)
+        born = self._born.setdefault(labels, self._clock)
+        if self._clock - born < self.warmup:
+            # A new series is first exposed at zero and scraped before it counts anything: Prometheus'
+            # rate() extrapolates a series that starts mid-window from its first value, differently
+            # for a histogram's _sum and _count, which biased the mean score of a fresh canary by up
+            # to 20% (a healthy canary failing score-shift). Zero first makes every ratio exact.
+            self.requests.labels(*labels, "500").inc(0)
+            self.requests.labels(*labels, "200").inc(0)
+            self.invalid.labels(*labels).inc(0)
+            self.duration.labels(*labels)
+            self.score.labels(*labels)
+            return
         errors = sum(self.rng.random() < fault.error_rate for _ in range(n))
         invalid = sum(self.rng.random() < fault.invalid_rate for _ in range(n))
         self.requests.labels(*labels, "500").inc(errors)  # inc(0) still creates the series: 0, not absent

@@ -200,7 +200,8 @@ def running_stack(*, kubeconfig: str | None = None, scrape_interval: float = 1.0
         install_crds(kubeconfig)
         api = config.new_client_from_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
         faults = StaticFaults()
-        sim = Simulator(KubeSplits(api, resync=0.5), faults, rate=rate, port=0)
+        # warm-up: a new series is scraped at zero before it serves (exact rates from its first window)
+        sim = Simulator(KubeSplits(api, resync=0.5), faults, rate=rate, port=0, warmup=1.5 * scrape_interval)
         sim.start()
         stack.callback(sim.stop)
         prom = Prometheus([ScrapeTarget("simulator", f"127.0.0.1:{sim.port}")],

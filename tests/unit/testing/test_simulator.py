@@ -252,3 +252,24 @@ def test_a_split_change_moves_traffic_on_the_next_tick() -> None:
     key = ("ml", "fraud")
     assert before.get((key, "canary"), 0) == 0 and before[(key, "stable")] == 100
     assert after[(key, "canary")] == 100 and after.get((key, "stable"), 0) == 0
+
+
+def test_a_new_series_sits_at_zero_for_the_warmup_before_it_counts() -> None:
+    # given a simulator with a 1.5 s warm-up and a brand-new 50/50 split
+    splits = StaticSplits()
+    splits.set(split_for(0.5))
+    sim = Simulator(splits, rate=100, seed=3, warmup=1.5)
+    # when the first second is simulated
+    sim.tick(1.0)
+    # then both tracks' series exist, at zero (so Prometheus scrapes a 0 before any request)
+    for track in ("stable", "canary"):
+        assert sim.registry.get_sample_value("tollgate_sim_requests_total", {
+            "namespace": "ml", "modeldeployment": "fraud", "model": "fraud-scorer",
+            "version": "2.0.0" if track == "canary" else "1.0.0", "track": track, "code": "200"}) == 0.0
+        assert sample(sim, "tollgate_sim_predicted_score_count", track) == 0.0
+    # when the warm-up has passed (1.5 s after the series was first seen)
+    sim.tick(1.0)
+    assert sample(sim, "tollgate_sim_requests_total", "canary", code="200") == 0.0
+    sim.tick(1.0)
+    # then requests are counted
+    assert sample(sim, "tollgate_sim_requests_total", "canary", code="200") > 0
