@@ -119,6 +119,8 @@ class RollBack:
     to_revision: str | None
     reason: str
     incident: str
+    cause: str = "analysis"
+    """Why, as a short label for metrics: analysis, error (provider errors), deadline or abort."""
 
 
 @dataclass(frozen=True)

@@ -193,6 +193,7 @@ class _RollbackRecord:
     incident: str
     step: int
     weight: int
+    cause: str
 
 
 @dataclass
@@ -455,7 +456,8 @@ def _progress(d: _Draft, policy: Policy, tokens: _Tokens) -> None:
     gate_waiting = _gate_waiting(d.prev, policy)
 
     if tokens.abort is not None:
-        _roll_back(d, policy, Reason.ABORTED, f"aborted by tollgate.dev/abort={tokens.abort}", "Aborted")
+        _roll_back(d, policy, Reason.ABORTED, f"aborted by tollgate.dev/abort={tokens.abort}", "Aborted",
+                   cause="abort")
         return
     if tokens.promote is not None and not promoting:
         _start_promotion(d, f"promote control by tollgate.dev/promote={tokens.promote}: skipping the "
@@ -495,7 +497,7 @@ def _progress(d: _Draft, policy: Policy, tokens: _Tokens) -> None:
                 message = (f"canary {canary.version} not Ready within {policy.progress_deadline_seconds:g}s "
                            f"({have}/{want} pods Ready)")
                 d.event(Reason.PROGRESS_DEADLINE_EXCEEDED, message, warning=True)
-                _roll_back(d, policy, Reason.ROLLED_BACK, message, "RolledBack")
+                _roll_back(d, policy, Reason.ROLLED_BACK, message, "RolledBack", cause="deadline")
                 return
 
     step_index: int = d.get("currentStep")
@@ -517,7 +519,8 @@ def _progress(d: _Draft, policy: Policy, tokens: _Tokens) -> None:
             if tick.errored:
                 why.append(f"provider errors over consecutiveErrorLimit {policy.consecutive_error_limit} "
                            f"(failing closed): {', '.join(tick.errored)}")
-            _roll_back(d, policy, Reason.ROLLED_BACK, "; ".join(why), "RolledBack")
+            _roll_back(d, policy, Reason.ROLLED_BACK, "; ".join(why), "RolledBack",
+                       cause="error" if tick.errored else "analysis")
             return
         if tick.passed and entered and ready:
             passes = d.get("passedAnalyses") + 1
@@ -628,20 +631,20 @@ def _promotion_progress(d: _Draft, policy: Policy) -> None:
         message = (f"stable track not Ready on {canary.version} within "
                    f"{policy.progress_deadline_seconds:g}s of promotion")
         d.event(Reason.PROGRESS_DEADLINE_EXCEEDED, message, warning=True)
-        _roll_back(d, policy, Reason.ROLLED_BACK, message, "RolledBack")
+        _roll_back(d, policy, Reason.ROLLED_BACK, message, "RolledBack", cause="deadline")
         return
     have = d.obs.stable.ready if d.obs.stable.revision == canary.revision else 0
     d.set(phase=Phase.PROMOTING,
           message=f"promoting {canary.version}: stable track {have}/{d.spec.replicas} pods Ready on it")
 
 
-def _roll_back(d: _Draft, policy: Policy, reason: Reason, message: str, result: str) -> None:
+def _roll_back(d: _Draft, policy: Policy, reason: Reason, message: str, result: str, *, cause: str) -> None:
     canary = d.canary
     assert canary is not None
     incident = incident_name(d.ctx, canary.revision, d.at, result)
     d.rollback = _RollbackRecord(
         canary=canary, stable=d.stable, result=result, reason=reason, message=message, incident=incident,
-        step=d.get("currentStep"), weight=d.get("canaryWeight"),
+        step=d.get("currentStep"), weight=d.get("canaryWeight"), cause=cause,
     )
     d.history(canary, result, message, incident)
     d.event(reason, f"{canary.version} ({canary.revision}): {message}; evidence {incident}", warning=True)
@@ -782,7 +785,7 @@ def _finish(d: _Draft, policy: Policy | None, tokens: _Tokens) -> Decision:
     if d.rollback is not None and policy is not None:
         rb = d.rollback
         actions.append(RollBack(rb.canary.revision, rb.canary.version,
-                                rb.stable.revision if rb.stable else None, rb.message, rb.incident))
+                                rb.stable.revision if rb.stable else None, rb.message, rb.incident, rb.cause))
         actions.append(RecordEvidence(rb.incident, evidence_payload(
             ctx=d.ctx, incident=rb.incident, result=rb.result, reason=rb.reason.value, message=rb.message,
             at=d.at, canary=rb.canary, stable=rb.stable, step=rb.step, weight=rb.weight, policy=policy,

@@ -30,6 +30,7 @@ from tollgate.engine.actions import (
     Decision,
     DeleteObjects,
     EmitEvent,
+    ObjectRef,
     Promote,
     RecordEvidence,
     RollBack,
@@ -205,7 +206,7 @@ class Reconciler:
                 log.info("promoted", extra={"md": f"{ctx.namespace}/{ctx.name}", "revision": action.revision,
                                             "version": action.version})
             elif isinstance(action, RollBack):
-                metrics.ROLLBACKS.labels(ctx.namespace, ctx.name, _reason_label(action.reason)).inc()
+                metrics.ROLLBACKS.labels(ctx.namespace, ctx.name, action.cause).inc()
                 log.warning("rolled back", extra={"md": f"{ctx.namespace}/{ctx.name}",
                                                   "revision": action.revision, "reason": action.reason,
                                                   "incident": action.incident})
@@ -227,8 +228,6 @@ class Reconciler:
 
     def _may_manage_namespace(self, obj: Mapping[str, Any], owner: str, body: Mapping[str, Any]) -> bool:
         """Never adopt a namespace somebody else created: apply it only if absent or ours."""
-        from tollgate.engine.actions import ObjectRef
-
         ref = ObjectRef("v1", "Namespace", obj["metadata"]["name"])
         live = self.kube.get(ref)
         if live is None:
@@ -266,11 +265,3 @@ def _slack(spec: ModelDeploymentSpec) -> float:
         return grid_slack(resolve_policy(spec).interval_seconds)
     except ValueError:
         return 0.0
-
-
-def _reason_label(reason: str) -> str:
-    low = reason.lower()
-    for key in ("abort", "deadline", "kill", "error", "superseded"):
-        if key in low:
-            return key
-    return "analysis" if "slo" in low or "analysis" in low or "fail" in low else "other"

@@ -75,7 +75,7 @@ class ObjectState:
 @dataclass
 class Registry:
     objects: dict[MDKey, ObjectState] = field(default_factory=dict)
-    tracks: dict[tuple[str, str, str], dict[str, TrackObservation]] = field(default_factory=dict)
+    tracks: dict[tuple[str, str], TrackObservation] = field(default_factory=dict)
     """(sandbox namespace, deployment name) -> observation; filled by Deployment watch events."""
 
     labels: dict[MDKey, MDKey] = field(default_factory=dict)
@@ -119,9 +119,8 @@ class Registry:
         if not md_ns or not md_name:
             return None
         key = (meta.get("namespace", ""), meta.get("name", ""))
-        slot = self.tracks.setdefault((*key, ""), {})
         if deleted:
-            self.tracks.pop((*key, ""), None)
+            self.tracks.pop(key, None)
         else:
             spec = body.get("spec") or {}
             status = body.get("status") or {}
@@ -132,15 +131,12 @@ class Registry:
                 ready=int(status.get("readyReplicas") or 0) if fresh else 0,
                 updated=int(status.get("updatedReplicas") or 0) if fresh else 0,
             )
-            if slot.get("obs") == obs:
+            if self.tracks.get(key) == obs:
                 return None
-            slot["obs"] = obs
+            self.tracks[key] = obs
         return (md_ns, md_name)
 
     def track(self, sandbox: str | None, ctx: Context, track: Track) -> TrackObservation:
         if not sandbox:
             return TrackObservation(revision=None)
-        slot = self.tracks.get((sandbox, deployment_name(ctx, track), ""))
-        if not slot or "obs" not in slot:
-            return TrackObservation(revision=None)
-        return slot["obs"]
+        return self.tracks.get((sandbox, deployment_name(ctx, track))) or TrackObservation(revision=None)

@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 OPERATOR_AGENTS = ("tollgate-operator/", "kopf/")
 WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
@@ -27,8 +28,8 @@ class Request:
     code: int
 
 
-def read(path: Path, since: str = "") -> Iterator[Request]:
-    """Requests logged at or after `since` (an RFC 3339 timestamp; the log's own format)."""
+def events(path: Path, since: str = "") -> Iterator[dict[str, Any]]:
+    """Raw audit events logged at or after `since` (an RFC 3339 timestamp; the log's own format)."""
     if not path.exists():
         return
     with path.open() as fh:
@@ -36,17 +37,22 @@ def read(path: Path, since: str = "") -> Iterator[Request]:
             try:
                 ev = json.loads(line)
             except json.JSONDecodeError:
-                continue
-            at = ev.get("requestReceivedTimestamp", "")
-            if at < since:
-                continue
-            ref = ev.get("objectRef") or {}
-            yield Request(
-                verb=ev.get("verb", ""), user_agent=ev.get("userAgent", ""),
-                resource=ref.get("resource", ""), namespace=ref.get("namespace", ""),
-                name=ref.get("name", ""), subresource=ref.get("subresource", ""), at=at,
-                code=int((ev.get("responseStatus") or {}).get("code") or 0),
-            )
+                continue  # a line still being written
+            if ev.get("requestReceivedTimestamp", "") >= since:
+                yield ev
+
+
+def read(path: Path, since: str = "") -> Iterator[Request]:
+    """Requests logged at or after `since`."""
+    for ev in events(path, since):
+        ref = ev.get("objectRef") or {}
+        yield Request(
+            verb=ev.get("verb", ""), user_agent=ev.get("userAgent", ""),
+            resource=ref.get("resource", ""), namespace=ref.get("namespace", ""),
+            name=ref.get("name", ""), subresource=ref.get("subresource", ""),
+            at=ev.get("requestReceivedTimestamp", ""),
+            code=int((ev.get("responseStatus") or {}).get("code") or 0),
+        )
 
 
 def by_operator(requests: Iterable[Request]) -> list[Request]:

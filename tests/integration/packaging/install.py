@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ import yaml
 
 from integration.cluster import Cluster
 from integration.packaging import tools
+from tollgate.testing import audit
 
 PROM_SECRET = "prom-auth"
 
@@ -66,16 +66,7 @@ def token_kubeconfig(cluster: Cluster, inst: Installed, path: Path) -> Path:
 
 def requests_by(audit_log: Path, user: str, since: str) -> list[dict[str, Any]]:
     """The API server's own record of every request `user` made since `since`."""
-    out = []
-    with audit_log.open() as fh:
-        for line in fh:
-            try:
-                ev = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if ev.get("requestReceivedTimestamp", "") >= since and (ev.get("user") or {}).get("username") == user:
-                out.append(ev)
-    return out
+    return [ev for ev in audit.events(audit_log, since) if (ev.get("user") or {}).get("username") == user]
 
 
 def can_i(cluster: Cluster, user: str, *args: str) -> bool:
