@@ -23,6 +23,14 @@ RUN python -m pip wheel --no-deps --wheel-dir /dist . \
  && /opt/tollgate/bin/pip install /dist/tollgate-*.whl \
  && /opt/tollgate/bin/tollgate-operator --help >/dev/null
 
+# The test kit (traffic simulator for the kind e2e path): `docker build --target testkit .`. It is a
+# separate target so the operator image (the default, last stage) never carries test code.
+FROM ${PYTHON_IMAGE} AS testkit
+ENV PATH=/opt/tollgate/bin:$PATH PYTHONPATH=/opt/testkit PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+COPY --from=build /opt/tollgate /opt/tollgate
+COPY testkit/tollgate_testkit /opt/testkit/tollgate_testkit
+USER 65532:65532
+
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="tollgate-operator" \
       org.opencontainers.image.description="Rolls out ML model servers as guarded, reversible canaries" \

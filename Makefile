@@ -2,9 +2,11 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-export PYTHONPATH := $(CURDIR)/operator
+# Two source roots: the operator (shipped) and the test kit (control plane, Prometheus, simulator, demo;
+# never shipped in the wheel or image).
+export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/testkit
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
-PY_DIRS := $(wildcard operator tests e2e bench hack)
+PY_DIRS := $(wildcard operator testkit tests e2e bench hack)
 
 .PHONY: help venv lint fmt unit integration e2e test crds crds-check testenv-build testenv-up testenv-down demo bench clean
 
@@ -45,13 +47,13 @@ testenv-build: ## build (or reuse from ~/.cache/tollgate) the control-plane bina
 	bash hack/controlplane/build.sh >/dev/null
 
 testenv-up: venv testenv-build ## start etcd, apiserver, controllers, scheduler, kwok; writes .testenv/kubeconfig
-	$(PY) -m tollgate.testing.controlplane up --dir .testenv
+	$(PY) -m tollgate_testkit.controlplane up --dir .testenv
 
 testenv-down: ## stop every process testenv-up started and remove its data
-	$(PY) -m tollgate.testing.controlplane down --dir .testenv
+	$(PY) -m tollgate_testkit.controlplane down --dir .testenv
 
 demo: venv testenv-build ## the main job: a live rollout on the local control plane
-	$(PY) -m tollgate.testing.demo
+	$(PY) -m tollgate_testkit.demo
 
 bench: venv testenv-build ## benchmarks; figures in bench/results/*.json
 	$(PY) bench/run.py

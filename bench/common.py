@@ -1,6 +1,6 @@
 """Shared pieces of the benchmarks: sizes, manifests, clients, audit-log helpers, result files.
 
-Everything runs on loopback (127.0.0.1) against the local control plane of tollgate.testing.
+Everything runs on loopback (127.0.0.1) against the local control plane of tollgate_testkit.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 from kubernetes import client, config
 
-from tollgate.testing import audit
+from tollgate_testkit import audit
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "results"
@@ -241,7 +241,7 @@ def marker(at: float | None = None) -> str:
 
 
 def operator_requests(kubeconfig: str, since: float, until: float | None = None) -> list[audit.Request]:
-    from tollgate.testing.controlplane import audit_log
+    from tollgate_testkit.controlplane import audit_log
 
     reqs = audit.by_operator(audit.read(audit_log(kubeconfig), since=marker(since)))
     if until is not None:

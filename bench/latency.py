@@ -29,9 +29,9 @@ from common import (
 )
 from kubernetes import client
 
-from tollgate.testing import audit
-from tollgate.testing.controlplane import NEVER_READY_IMAGE
-from tollgate.testing.stack import Stack, wait_for
+from tollgate_testkit import audit
+from tollgate_testkit.controlplane import NEVER_READY_IMAGE
+from tollgate_testkit.stack import Stack, wait_for
 
 FAULT_ERROR_RATE = 0.5
 

@@ -27,8 +27,8 @@ import report
 import scale
 from common import FULL, QUICK, Result, api_client, log, machine, scaled
 
-from tollgate.testing import controlplane
-from tollgate.testing.stack import running_stack
+from tollgate_testkit import controlplane
+from tollgate_testkit.stack import running_stack
 
 LATENCY = ("rollback_latency", "never_ready", "prometheus_queries")
 SCALE = ("bulk", "memory", "api_load", "restart")

@@ -42,8 +42,8 @@ from tollgate.engine.actions import Context
 from tollgate.engine.revision import desired_revision
 from tollgate.engine.sandbox import sandbox_objects
 from tollgate.engine.workloads import TrackPlan, TrafficPlan, workload_objects
-from tollgate.testing import audit, controlplane
-from tollgate.testing.stack import OperatorProcess, install_crds, kubectl, wait_for
+from tollgate_testkit import audit, controlplane
+from tollgate_testkit.stack import OperatorProcess, install_crds, kubectl, wait_for
 
 NS = "bench-bulk"
 CLIENT_WORKERS = 16

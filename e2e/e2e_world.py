@@ -4,7 +4,7 @@ Scenarios talk only to `World`, so the same given/when/then runs on either backe
 
 - `LocalWorld` (default): the local control plane (etcd, kube-apiserver, controllers, scheduler, KWOK),
   Debian's Prometheus and the simulator as local processes, the operator as `python -m tollgate`
-  child processes (tollgate.testing.stack). Faults go straight into the simulator.
+  child processes (tollgate_testkit.stack). Faults go straight into the simulator.
 - `KindWorld` (E2E_BACKEND=kind, e2e/kind_backend.py): a kind cluster, the operator image built from the
   Dockerfile and installed with charts/tollgate, Prometheus and the simulator as Deployments; faults go
   through the simulator's ConfigMap, outages and restarts through the Deployments.
@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from tollgate.testing.stack import OperatorProcess, Stack, wait_for
+from tollgate_testkit.stack import OperatorProcess, Stack, wait_for
 
 SCRAPE_INTERVAL = "1s"
 
@@ -158,7 +158,7 @@ class World(ABC):
 
 
 class LocalWorld(World):
-    """The local control plane with Prometheus, the simulator and operator processes (tollgate.testing.stack)."""
+    """The local control plane with Prometheus, the simulator and operator processes (tollgate_testkit.stack)."""
 
     def __init__(self, stack: Stack, namespace: str) -> None:
         self.stack = stack

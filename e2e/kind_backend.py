@@ -2,7 +2,7 @@
 
 Setup (once per session): create the cluster from e2e/kind.yaml; build the operator image from the
 Dockerfile and load it into the nodes; install Prometheus (1s scrapes) and the traffic simulator
-(the same image, `python -m tollgate.testing.simulator`, faults from a ConfigMap) from
+(the Dockerfile's `testkit` target, `python -m tollgate_testkit.simulator`, faults from a ConfigMap) from
 e2e/manifests/; install charts/tollgate (CRDs included) pointed at that Prometheus. Model servers are
 agnhost's netexec (a real HTTP server), since kind runs real pods.
 
@@ -23,12 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from e2e_world import World
-from tollgate.testing.stack import wait_for
+from tollgate_testkit.stack import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 E2E = Path(__file__).resolve().parent
 CLUSTER = os.environ.get("E2E_KIND_CLUSTER", "tollgate-e2e")
 IMAGE = os.environ.get("E2E_IMAGE", "tollgate-operator:e2e")
+TESTKIT_IMAGE = os.environ.get("E2E_TESTKIT_IMAGE", "tollgate-testkit:e2e")
 SYSTEM_NS = "tollgate-system"
 INFRA_NS = "tollgate-e2e"
 RELEASE = "tollgate"
@@ -80,10 +81,11 @@ class KindWorld(World):
         else:
             Path(self.kubeconfig).write_text(_run("kind", "get", "kubeconfig", "--name", CLUSTER))
         _run("docker", "build", "-t", IMAGE, str(REPO), timeout=1800)
-        _run("kind", "load", "docker-image", IMAGE, "--name", CLUSTER)
+        _run("docker", "build", "--target", "testkit", "-t", TESTKIT_IMAGE, str(REPO), timeout=1800)
+        _run("kind", "load", "docker-image", IMAGE, TESTKIT_IMAGE, "--name", CLUSTER)
         repo, _, tag = IMAGE.rpartition(":")
         self.kubectl("create", "namespace", INFRA_NS, check=False)
-        manifests = (E2E / "manifests" / "infra.yaml").read_text().replace("TOLLGATE_IMAGE", IMAGE)
+        manifests = (E2E / "manifests" / "infra.yaml").read_text().replace("TESTKIT_IMAGE", TESTKIT_IMAGE)
         self.kubectl("apply", "-f", "-", stdin=manifests)
         self.kubectl("rollout", "status", "-n", INFRA_NS, "deploy/prometheus", "--timeout=180s")
         self.kubectl("rollout", "status", "-n", INFRA_NS, "deploy/simulator", "--timeout=180s")

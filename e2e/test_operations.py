@@ -13,7 +13,7 @@ import pytest
 
 from e2e_world import LocalWorld, World
 from test_rollouts import metric, model, stable
-from tollgate.testing.stack import OperatorProcess, wait_for
+from tollgate_testkit.stack import OperatorProcess, wait_for
 
 
 def test_kill_switch_on_and_off(world: World) -> None:

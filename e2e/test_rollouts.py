@@ -17,7 +17,7 @@ import pytest
 
 from e2e_world import World
 from integration.runtime.helpers import md_manifest
-from tollgate.testing.stack import wait_for
+from tollgate_testkit.stack import wait_for
 
 SLOS = [
     {"name": "error-rate", "max": 0.05, "maxIncreaseOverBaseline": 0.03, "maxNoDataDuration": "30s"},

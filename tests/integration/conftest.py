@@ -1,7 +1,7 @@
 """Fixtures for tests against the real local control plane (and a real Prometheus).
 
 The session starts etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok on
-loopback (tollgate.testing.controlplane), or reuses the cluster KUBECONFIG points at when it is set.
+loopback (tollgate_testkit.controlplane), or reuses the cluster KUBECONFIG points at when it is set.
 Every test gets its own namespace, deleted afterwards.
 """
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from integration.cluster import Cluster
-from tollgate.testing import controlplane
-from tollgate.testing.stack import OperatorProcess, Stack, running_stack
+from tollgate_testkit import controlplane
+from tollgate_testkit.stack import OperatorProcess, Stack, running_stack
 
 REPO = Path(__file__).resolve().parents[2]
 

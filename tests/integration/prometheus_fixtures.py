@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pytest
 from prometheus_client import CollectorRegistry, start_http_server
 
-from tollgate.testing.prometheus import Prometheus, ScrapeTarget
+from tollgate_testkit.prometheus import Prometheus, ScrapeTarget
 
 PrometheusFactory = Callable[..., Prometheus]
 

@@ -6,7 +6,7 @@ import pytest
 from prometheus_client import Counter
 
 from integration.prometheus_fixtures import PrometheusFactory, serve_metrics
-from tollgate.testing.prometheus import ScrapeTarget
+from tollgate_testkit.prometheus import ScrapeTarget
 
 
 def test_prometheus_scrapes_a_target_and_answers_a_query(prometheus: PrometheusFactory) -> None:

@@ -18,8 +18,8 @@ from integration.prometheus_fixtures import PrometheusFactory
 from tollgate.adapters.prometheus import AnalysisRequest, PrometheusProvider
 from tollgate.api.spec import SLO
 from tollgate.engine.observations import SLOObservation
-from tollgate.testing.prometheus import ScrapeTarget
-from tollgate.testing.simulator import Fault, Simulator, StaticSplits, TrackShare, TrafficSplit
+from tollgate_testkit.prometheus import ScrapeTarget
+from tollgate_testkit.simulator import Fault, Simulator, StaticSplits, TrackShare, TrafficSplit
 
 WINDOW = "10s"
 SLOS = (

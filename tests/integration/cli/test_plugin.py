@@ -15,7 +15,7 @@ import yaml
 from integration.cli.plugin import data, env, ok, tollgate
 from integration.cluster import Cluster
 from integration.runtime.helpers import apply, md_manifest, patch_spec, status, wait_phase
-from tollgate.testing.stack import OperatorProcess, Stack, wait_for
+from tollgate_testkit.stack import OperatorProcess, Stack, wait_for
 
 GATED = {"steps": [{"weight": 25, "approval": "required"}, {"weight": 100}],
          "analysis": {"interval": "1s", "window": "5s", "minSamples": 10}, "progressDeadline": "30s"}

@@ -11,7 +11,7 @@ import yaml
 
 from integration.cluster import Cluster
 from integration.packaging import tools
-from tollgate.testing import audit
+from tollgate_testkit import audit
 
 PROM_SECRET = "prom-auth"
 

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from integration.cluster import Cluster
-from tollgate.testing.stack import OperatorProcess, free_port, wait_for
+from tollgate_testkit.stack import OperatorProcess, free_port, wait_for
 
 
 class Relay:

@@ -18,10 +18,10 @@ import pytest
 from integration.cluster import Cluster
 from integration.packaging import install
 from integration.runtime.helpers import apply, md_manifest, patch_spec, wait_phase
-from tollgate.testing import audit
-from tollgate.testing.controlplane import audit_log
-from tollgate.testing.prometheus import ScrapeTarget
-from tollgate.testing.stack import OperatorProcess, Stack, wait_for
+from tollgate_testkit import audit
+from tollgate_testkit.controlplane import audit_log
+from tollgate_testkit.prometheus import ScrapeTarget
+from tollgate_testkit.stack import OperatorProcess, Stack, wait_for
 from unit.packaging.gitops import argocd_health, flux_health, kstatus
 
 

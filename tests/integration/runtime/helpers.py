@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from tollgate.testing.stack import Stack, wait_for
+from tollgate_testkit.stack import Stack, wait_for
 
 
 def md_manifest(name: str, version: str, **spec: Any) -> dict[str, Any]:

@@ -22,9 +22,9 @@ from integration.runtime.helpers import (
     wait_phase,
     watch_weights,
 )
-from tollgate.testing import audit
-from tollgate.testing.controlplane import NEVER_READY_IMAGE, audit_log
-from tollgate.testing.stack import OperatorProcess, Stack, wait_for
+from tollgate_testkit import audit
+from tollgate_testkit.controlplane import NEVER_READY_IMAGE, audit_log
+from tollgate_testkit.stack import OperatorProcess, Stack, wait_for
 
 
 def _deployments(stack: Stack, ns: str) -> dict[str, dict]:  # type: ignore[type-arg]

@@ -12,7 +12,7 @@ from kubernetes import client
 
 from integration.cluster import Cluster
 from tollgate.api import resource
-from tollgate.testing.simulator import ConfigMapFaults, Fault, KubeSplits, TrafficSplit
+from tollgate_testkit.simulator import ConfigMapFaults, Fault, KubeSplits, TrafficSplit
 
 pytestmark = pytest.mark.usefixtures("crds")
 T = TypeVar("T")

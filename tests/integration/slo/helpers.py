@@ -11,7 +11,7 @@ from typing import Any
 from kubernetes import client
 
 from integration.runtime.helpers import apply, md_manifest, patch_spec, status, wait_phase
-from tollgate.testing.stack import Stack, wait_for
+from tollgate_testkit.stack import Stack, wait_for
 
 SCRAPE_INTERVAL = "1s"  # the session stack's Prometheus (running_stack default)
 ANALYSIS = {"interval": "1s", "window": "5s", "minSamples": 20, "failureLimit": 0, "consecutiveErrorLimit": 3}

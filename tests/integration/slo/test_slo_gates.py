@@ -25,9 +25,9 @@ from integration.slo.helpers import (
     timeline_seconds,
     watch_rollout,
 )
-from tollgate.testing import audit
-from tollgate.testing.controlplane import audit_log
-from tollgate.testing.stack import OperatorProcess, Stack, wait_for
+from tollgate_testkit import audit
+from tollgate_testkit.controlplane import audit_log
+from tollgate_testkit.stack import OperatorProcess, Stack, wait_for
 
 ERROR_RATE = {"name": "error-rate", "max": 0.05, "maxIncreaseOverBaseline": 0.03, "onNoData": "hold",
               "maxNoDataDuration": "30s"}

@@ -105,5 +105,7 @@ def test_the_build_stage_step_builds_a_wheel_with_the_entrypoint(tmp_path: Path)
     names = zipfile.ZipFile(wheel).namelist()
     assert "tollgate/runtime/main.py" in names and "tollgate/py.typed" in names
     assert not [n for n in names if n.startswith("operator/")]
+    # and the test kit (control plane launcher, Prometheus launcher, simulator, demo) is not shipped
+    assert not [n for n in names if n.startswith(("tollgate/testing/", "tollgate_testkit/"))]
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "tollgate-operator = tollgate.runtime.main:main" in zipfile.ZipFile(wheel).read(entry_points).decode()

@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 INSTALL_SCRIPT = REPO_ROOT / "hack" / "prometheus" / "install.sh"
 STARTUP_TIMEOUT = 60.0
 
@@ -293,7 +293,7 @@ class Prometheus:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m tollgate.testing.prometheus ADDRESS...`: run Prometheus scraping host:port targets."""
+    """`python -m tollgate_testkit.prometheus ADDRESS...`: run Prometheus scraping host:port targets."""
     import argparse
 
     p = argparse.ArgumentParser(description=main.__doc__)

@@ -24,11 +24,11 @@ from typing import Any
 
 from kubernetes import client, config
 
-from tollgate.testing import controlplane
-from tollgate.testing.prometheus import Prometheus, ScrapeTarget
-from tollgate.testing.simulator import Fault, KubeSplits, Simulator, StaticFaults
+from tollgate_testkit import controlplane
+from tollgate_testkit.prometheus import Prometheus, ScrapeTarget
+from tollgate_testkit.simulator import Fault, KubeSplits, Simulator, StaticFaults
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 CRD_DIR = REPO_ROOT / "crds"
 
 
@@ -95,7 +95,8 @@ class OperatorProcess:
 
     def start(self, wait: bool = True) -> OperatorProcess:
         env = {**os.environ, "KUBECONFIG": self.kubeconfig,
-               "PYTHONPATH": str(REPO_ROOT / "operator") + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "operator"), str(REPO_ROOT / "testkit"),
+                                              os.environ.get("PYTHONPATH", "")]),
                **self.env}
         out = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(self.argv(), stdout=out, stderr=subprocess.STDOUT, env=env,

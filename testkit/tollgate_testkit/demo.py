@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from tollgate.testing.stack import Stack, running_stack
+from tollgate_testkit.stack import Stack, running_stack
 
 NAMESPACE = "ml-demo"
 NAME = "fraud-scorer"

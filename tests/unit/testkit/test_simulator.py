@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tollgate.testing.simulator import (
+from tollgate_testkit.simulator import (
     Fault,
     Simulator,
     StaticSplits,

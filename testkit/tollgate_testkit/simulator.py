@@ -24,7 +24,7 @@ wins) and whose values are JSON/YAML mappings, e.g. `2.4.0: '{errorRate: 0.1, ad
 a key `faults` may instead hold the whole mapping. `--fault 2.4.0:errorRate=0.1,scoreShift=0.2` flags
 give defaults that the ConfigMap overrides.
 
-Usage: python -m tollgate.testing.simulator --kubeconfig K [--namespace NS] [--port 9300] [--rate 50]
+Usage: python -m tollgate_testkit.simulator --kubeconfig K [--namespace NS] [--port 9300] [--rate 50]
        [--faults-configmap NS/NAME] [--fault VERSION:key=value,...] [--seed N]
 """
 
@@ -703,7 +703,7 @@ class Simulator:
 # --- command line ------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m tollgate.testing.simulator",
+        prog="python -m tollgate_testkit.simulator",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

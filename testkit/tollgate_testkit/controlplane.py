@@ -8,7 +8,7 @@ a real cluster without containers. RBAC is on, so permission tests are real.
 Why not envtest or kind: envtest runs no controllers or scheduler (Deployments never get pods) and
 cannot download binaries here; kind needs a Docker engine these machines do not have.
 
-Usage: `python -m tollgate.testing.controlplane up --dir .testenv` / `down --dir .testenv`.
+Usage: `python -m tollgate_testkit.controlplane up --dir .testenv` / `down --dir .testenv`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "hack" / "controlplane" / "build.sh"
 NEVER_READY_IMAGE = "tollgate.test/never-ready:v1"
 """Pods of this image are scheduled and run but kwok never marks them Ready (for deadline tests)."""
@@ -366,7 +366,7 @@ def running(directory: Path) -> Iterator[State]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tollgate.testing.controlplane", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m tollgate_testkit.controlplane", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["up", "down", "build"])
     parser.add_argument("--dir", default=".testenv", type=Path, help="state directory (default .testenv)")
