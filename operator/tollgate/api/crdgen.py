@@ -196,6 +196,11 @@ def openapi_schema() -> dict[str, Any]:
     # later must never make the operator's status writes fail.
     status_rules = (ModelDeploymentStatus.__module__,)
     status = _Translator(ModelDeploymentStatus, rules_from=status_rules).translate("status")
+    # Defaulted as a whole: the API server then serves observedGeneration 0 and phase Pending from the
+    # very first read, so kstatus (observedGeneration != generation) says InProgress for an object no
+    # operator reconciled yet. Without it a fresh object has no status, which kstatus calls Current:
+    # Flux `wait: true` and `helm --wait` would pass at once, and forever with the operator down.
+    status["default"] = {}
     return {
         "type": "object",
         "description": _text(ModelDeploymentSpec.__doc__ or ""),

@@ -17,7 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from tollgate.api.validation import cel
 
 # Patterns shared by the schema and the operator. Kept deliberately close to Kubernetes' own grammar.
-DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+DURATION_PATTERN = r"^([0-9]{1,5}(\.[0-9]{1,9})?(ms|s|m|h))+$"
+"""Go-style durations with at most 5 digits per part (and at most 32 characters): the largest value the
+pattern admits is far inside what CEL's duration() and Python's timedelta hold, so no rule evaluation and
+no engine computation can overflow. Each duration field also carries a CEL maximum with its reason."""
 QUANTITY_PATTERN = (
     r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
     r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
@@ -262,6 +265,12 @@ class Traffic(_Model):
 
 
 @cel(
+    "!has(self.pause) || duration(self.pause) <= duration('168h')",
+    "spec.rollout.steps[].pause must be at most 168h (7 days): for a longer hold set spec.paused or add a "
+    "step with approval: required",
+    field_path=".pause",
+)
+@cel(
     "!(has(self.pause) && has(self.approval) && self.approval == 'required')",
     "spec.rollout.steps[] is either a timed pause or an approval gate, not both: split it into two steps",
     field_path=".pause",
@@ -279,6 +288,16 @@ class Step(_Model):
     """required: wait for the tollgate.dev/approve annotation before setting this weight."""
 
 
+@cel(
+    "!has(self.interval) || duration(self.interval) <= duration('1h')",
+    "spec.rollout.analysis.interval must be at most 1h: a regression would go unjudged longer; set e.g. 30s",
+    field_path=".interval",
+)
+@cel(
+    "!has(self.window) || duration(self.window) <= duration('24h')",
+    "spec.rollout.analysis.window must be at most 24h: set e.g. twice the interval",
+    field_path=".window",
+)
 @cel(
     "!has(self.interval) || duration(self.interval) >= duration('1s')",
     "spec.rollout.analysis.interval must be at least 1s: set e.g. 30s",
@@ -318,6 +337,12 @@ class AnalysisSettings(_Model):
     "spec.rollout.steps must end with weight 100: add a last step {weight: 100}; "
     "the canary is promoted only after full traffic passed",
     field_path=".steps",
+)
+@cel(
+    "!has(self.progressDeadline) || duration(self.progressDeadline) <= duration('24h')",
+    "spec.rollout.progressDeadline must be at most 24h: a canary that is not Ready in a day will not be; "
+    "set e.g. 10m",
+    field_path=".progressDeadline",
 )
 @cel(
     "!has(self.progressDeadline) || duration(self.progressDeadline) >= duration('10s')",
@@ -363,6 +388,12 @@ class Rollout(_Model):
     "has(self.query) || !self.name.startsWith('latency-') || !has(self.max) || self.max <= 60.0",
     "spec.slos[].max of a latency SLO is in seconds and at most 60: write 0.25 for 250ms",
     field_path=".max",
+)
+@cel(
+    "!has(self.maxNoDataDuration) || duration(self.maxNoDataDuration) <= duration('24h')",
+    "spec.slos[].maxNoDataDuration must be at most 24h: a check without data for a day is a failure; "
+    "set e.g. 5m",
+    field_path=".maxNoDataDuration",
 )
 @cel(
     "!has(self.onNoData) || self.onNoData != 'hold' || "

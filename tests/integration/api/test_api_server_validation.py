@@ -332,6 +332,19 @@ BAD = [
         "needs a step with approval: required",
     ),
     Bad("unknown-field", _set("replicaCount", 3), "spec.replicaCount", "unknown field"),
+    # Durations the engine could not hold (timedelta overflow) or that would freeze a rollout for years
+    Bad("pause-overflows", _set("rollout.steps.0.pause", "99999999999999h"), "spec.rollout.steps[0].pause",
+        "should match"),
+    Bad("pause-over-a-week", _set("rollout.steps.0.pause", "169h"), "spec.rollout.steps[0].pause",
+        "at most 168h"),
+    Bad("deadline-over-a-day", _set("rollout.progressDeadline", "25h"), "spec.rollout.progressDeadline",
+        "at most 24h"),
+    Bad("interval-over-an-hour", _set("rollout.analysis.interval", "2h"), "spec.rollout.analysis.interval",
+        "at most 1h"),
+    Bad("window-over-a-day", _set("rollout.analysis.window", "1441m"), "spec.rollout.analysis.window",
+        "at most 24h"),
+    Bad("no-data-bound-over-a-day", _set("slos.0.maxNoDataDuration", "90000s"),
+        "spec.slos[0].maxNoDataDuration", "at most 24h"),
 ]
 
 
@@ -456,3 +469,26 @@ def test_status_cannot_be_changed_through_the_main_resource(cluster: Cluster, na
     )
     # then the status is ignored: only the status subresource writes it
     assert "status" not in created or created["status"].get("phase") != "Succeeded"
+
+
+def test_a_fresh_object_is_in_progress_before_any_operator_wrote_its_status(
+    cluster: Cluster, namespace: str
+) -> None:
+    from kubernetes import client
+
+    from unit.packaging.gitops import argocd_health, flux_health, kstatus
+
+    # given a ModelDeployment just created, with no operator running for it
+    manifest = _valid()
+    manifest["metadata"]["namespace"] = namespace
+    api = client.CustomObjectsApi(cluster.api_client())
+    api.create_namespaced_custom_object(resource.GROUP, resource.VERSION, namespace, resource.PLURAL, manifest)
+    # when it is read back from the API server
+    got = api.get_namespaced_custom_object(resource.GROUP, resource.VERSION, namespace, resource.PLURAL, "bad")
+    # then the server serves the defaulted status: generation 1 not observed yet, phase Pending
+    assert got["metadata"]["generation"] == 1
+    assert (got["status"]["observedGeneration"], got["status"]["phase"]) == (0, "Pending")
+    # and every GitOps tool waits instead of calling it done
+    assert kstatus(got) == "InProgress"
+    assert argocd_health(got)[0] == "Progressing"
+    assert flux_health(got) == "InProgress"

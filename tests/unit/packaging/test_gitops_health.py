@@ -22,7 +22,10 @@ def md(phase: str | None, *, generation: int = 2, observed: int = 2, paused: boo
 
 CASES = [
     # (fixture, Argo CD, kstatus, Flux)
+    # no status at all (only a CRD without the root status default): kstatus calls it Current
     (md(None), "Progressing", "Current", "InProgress"),
+    # created and never reconciled: the CRD's status default is served (observedGeneration 0)
+    (md("Pending", generation=1, observed=0), "Progressing", "InProgress", "InProgress"),
     (md("Stable", generation=3, observed=2, Ready="True"), "Progressing", "InProgress", "InProgress"),
     (md("Pending", Ready="False", Reconciling="True"), "Progressing", "InProgress", "InProgress"),
     (md("Stable", Ready="True", SandboxReady="True"), "Healthy", "Current", "Current"),
