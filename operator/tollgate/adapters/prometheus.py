@@ -44,35 +44,12 @@ from tollgate.adapters.slo_templates import (
     selector,
 )
 from tollgate.api.spec import SLO
-from tollgate.engine.observations import MetricValue, SLOObservation
+from tollgate.engine.observations import AnalysisRequest, MDKey, MetricValue, SLOObservation
 
 log = logging.getLogger(__name__)
 
-MDKey = tuple[str, str]
 PART_LABEL = "tollgate_part"
 """Label that separates a template's values from its sample counts within one query's answer."""
-"""(namespace, name) of a ModelDeployment."""
-
-
-@dataclass(frozen=True)
-class AnalysisRequest:
-    """One ModelDeployment to analyse in this tick: which SLOs, over which window."""
-
-    namespace: str
-    name: str
-    slos: tuple[SLO, ...]
-    window: str
-    """PromQL range, e.g. 1m (spec.rollout.analysis.window, default twice the interval)."""
-    versions: tuple[tuple[str, str], ...] = ()
-    """(track, model version) under analysis. Series of other versions on the same track (the previous
-    canary, still inside the window) are ignored. Empty: every version of the track counts."""
-
-    @property
-    def key(self) -> MDKey:
-        return (self.namespace, self.name)
-
-    def version_of(self, track: str) -> str | None:
-        return dict(self.versions).get(track)
 
 
 @runtime_checkable
@@ -191,13 +168,6 @@ def _samples(value: float | None) -> int:
     if value is None or not math.isfinite(value) or value < 0:
         return 0
     return round(value)
-
-
-@dataclass(frozen=True)
-class _Job:
-    """One query to run in this tick."""
-
-    promql: str
 
 
 class PrometheusProvider:

@@ -50,6 +50,14 @@ class Phase(StrEnum):
     """The kill switch is on: all traffic is on the pinned fallback."""
 
 
+ROLLOUT_PHASES = frozenset({Phase.PROGRESSING, Phase.PAUSED, Phase.AWAITING_APPROVAL, Phase.PROMOTING})
+"""A canary rollout is under way (the controls promote and abort apply)."""
+ROLLBACK_PHASES = frozenset({Phase.ROLLING_BACK, Phase.ROLLED_BACK})
+"""The last canary was rolled back and its revision stays so (the retry control applies)."""
+SERVING_PHASES = frozenset({Phase.STABLE, Phase.SUCCEEDED})
+"""One version serves with no rollout in progress."""
+
+
 class Verdict(StrEnum):
     """The outcome of one SLO check."""
 

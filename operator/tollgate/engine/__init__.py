@@ -1,9 +1,13 @@
 """tollgate.engine: the pure, deterministic decision core (no I/O, no clock reads).
 
-Entry point: `decide(spec, status, observations, now, ctx) -> Decision` (rollout.py). Its parts:
-actions.py (Decision, Context, actions), analysis.py (verdicts), policy.py (risk-tier resolution),
-revision.py (revision hashes), routing.py (weights to replicas), conditions.py (kstatus conditions),
-sandbox.py and workloads.py (desired objects), evidence.py (rollback records).
+Entry point: `decide(spec, status, observations, now, ctx) -> Decision`, or `Case.of(spec, status,
+ctx)` then `.analysis_request(now)` and `.decide(observations, now)` (rollout.py: the order of the
+rules). The rules, one concern per module: rules/ (kill switch, revisions, steps and gates, promotion,
+readiness deadlines, rollback, finish). Their working state: draft.py. Pure parts they use:
+actions.py (Decision, Wake, Context, actions), wakes.py (deadlines and the analysis grid),
+analysis.py (verdicts), policy.py (risk-tier resolution), revision.py (revision hashes), routing.py
+(weights to replicas), conditions.py (kstatus conditions), sandbox.py and workloads.py (desired
+objects), evidence.py (rollback records), observations.py (what the runtime saw and is asked to measure).
 """
 
 from tollgate.engine.actions import (
@@ -21,11 +25,12 @@ from tollgate.engine.actions import (
     RollBack,
     SetWeight,
 )
-from tollgate.engine.rollout import analysis_due, decide, next_analysis_at
+from tollgate.engine.rollout import Case, decide
 
 __all__ = [
     "Action",
     "ApplyObjects",
+    "Case",
     "Context",
     "Decision",
     "DeleteObjects",
@@ -37,7 +42,5 @@ __all__ = [
     "RecordEvidence",
     "RollBack",
     "SetWeight",
-    "analysis_due",
     "decide",
-    "next_analysis_at",
 ]

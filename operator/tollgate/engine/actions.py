@@ -3,8 +3,8 @@
 Every action carries all the runtime needs; executing one involves no further decision. The runtime
 executes `Decision.actions` in order: traffic first (SetWeight), then desired objects (ApplyObjects,
 server-side apply), then removals (DeleteObjects), then the record (Promote/RollBack notifications,
-RecordEvidence), then Kubernetes Events (EmitEvent). Then it writes `Decision.status` and schedules the
-next look after `Decision.requeue_after` seconds.
+RecordEvidence), then Kubernetes Events (EmitEvent). Then it writes `Decision.status` and sleeps until
+the earliest of `Decision.wake` (or an event).
 """
 
 from __future__ import annotations
@@ -85,6 +85,10 @@ class SetWeight:
     canary_replicas: int
     fallback: bool = False
     """True: all traffic goes to the fallback track (kill switch)."""
+    fast: bool = False
+    """True: move traffic through the router's fast path now, before the desired objects are applied.
+    Traffic moving away from the canary (a lower weight than the persisted status had, or the
+    fallback) takes it; a rise waits for the desired objects, which carry the same split."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,28 @@ class Promote:
     previous: str | None
 
 
+class Cause(StrEnum):
+    """Why a canary was rolled back. Each cause states its event reason and history result once."""
+
+    ANALYSIS = "analysis"
+    """An SLO failed more often than failureLimit."""
+    ERROR = "error"
+    """The metrics provider erred more often in a row than consecutiveErrorLimit (fail closed)."""
+    DEADLINE = "deadline"
+    """Pods were not Ready within progressDeadline."""
+    ABORT = "abort"
+    """Somebody set tollgate.dev/abort."""
+
+    @property
+    def reason(self) -> Reason:
+        return Reason.ABORTED if self is Cause.ABORT else Reason.ROLLED_BACK
+
+    @property
+    def result(self) -> str:
+        """The history entry's result (Aborted or RolledBack)."""
+        return self.reason.value
+
+
 @dataclass(frozen=True)
 class RollBack:
     """Notification: traffic went back to stable `to_revision`; `revision` stays rolled back."""
@@ -119,8 +145,8 @@ class RollBack:
     to_revision: str | None
     reason: str
     incident: str
-    cause: str = "analysis"
-    """Why, as a short label for metrics: analysis, error (provider errors), deadline or abort."""
+    cause: Cause = Cause.ANALYSIS
+    """Why, also the label of the rollback metric."""
 
 
 @dataclass(frozen=True)
@@ -144,17 +170,41 @@ Action = SetWeight | ApplyObjects | DeleteObjects | Promote | RollBack | RecordE
 
 
 @dataclass(frozen=True)
+class Wake:
+    """When the engine wants to look again without an event (all None: only on events).
+
+    Computed by pure functions (engine.wakes) from the new status; the runtime sleeps until the earliest.
+    """
+
+    deadline: datetime | None = None
+    """A rule changes by time alone then: a progress deadline, or the end of a step's pause."""
+    analysis_due: datetime | None = None
+    """When the next analysis tick is due by the rules (one interval after the step began or the
+    previous tick)."""
+    analysis: datetime | None = None
+    """The interval-grid point at which the runtime measures for that tick (`analysis_due` aligned,
+    at most the grid slack early): loops sleeping until the same point share one Prometheus batch."""
+
+    def earliest(self) -> datetime | None:
+        times = [t for t in (self.deadline, self.analysis) if t is not None]
+        return min(times) if times else None
+
+
+@dataclass(frozen=True)
 class Decision:
     """The outcome of one decision: the new status, the actions, and when to look again."""
 
     status: ModelDeploymentStatus
     actions: tuple[Action, ...]
-    requeue_after: float | None
-    """Seconds until the engine wants to decide again (next analysis tick, end of a pause, a deadline);
-    None: only when something changes (watch events)."""
-    analysis_at: datetime | None = None
-    """When the next analysis tick is due: the runtime measures the SLOs for the decision made at or
-    after this time (pass them as Observations.slos). None: no analysis wanted."""
+    at: datetime
+    """The `now` the decision was made at."""
+    wake: Wake = Wake()
+
+    @property
+    def requeue_after(self) -> float | None:
+        """Seconds from the decision until the earliest wake (0 when it is overdue); None: events only."""
+        earliest = self.wake.earliest()
+        return None if earliest is None else max(0.0, (earliest - self.at).total_seconds())
 
     def of_type(self, kind: type[Any]) -> tuple[Any, ...]:
         """The actions of one class, in order."""

@@ -13,7 +13,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from tollgate.api.status import Condition, ConditionStatus
+from tollgate.api.status import (
+    ROLLBACK_PHASES,
+    ROLLOUT_PHASES,
+    SERVING_PHASES,
+    Condition,
+    ConditionStatus,
+    ModelDeploymentStatus,
+    Phase,
+)
 from tollgate.engine.timeutil import format_time
 
 READY = "Ready"
@@ -67,6 +75,52 @@ def merge(
         )
     rank = {t: i for i, t in enumerate(ORDER)}
     return sorted(by_type.values(), key=lambda c: (rank.get(c.type, len(ORDER)), c.type))
+
+
+def of_status(
+    previous: Sequence[Condition],
+    st: ModelDeploymentStatus,
+    *,
+    stable_ready: bool,
+    pending_late: bool,
+    sandbox_ready: bool,
+    now: datetime,
+    generation: int,
+) -> list[Condition]:
+    """Every condition of a status, the one place they are derived from the phase.
+
+    Ready: serving (Stable or Succeeded) with the stable track Ready, or the fallback serving all
+    traffic. Stalled (kstatus failed): the spec cannot be acted on, a rollback, or a first deployment
+    past its progress deadline (`pending_late`). Reconciling: neither.
+    """
+    phase = st.phase
+    ready = (phase in SERVING_PHASES and stable_ready) or (phase is Phase.FALLBACK and st.fallback is not None)
+    stalled = phase is Phase.STALLED or phase in ROLLBACK_PHASES or pending_late
+    if pending_late:
+        stalled_reason = "ProgressDeadlineExceeded"
+    else:
+        stalled_reason = "SpecInvalid" if phase is Phase.STALLED else "RolledBack"
+    rolled_back = phase in ROLLBACK_PHASES
+    wanted = [
+        Want(READY, ready, phase.value if ready else "NotReady", st.message),
+        Want(RECONCILING, not ready and not stalled, phase.value, st.message),
+        Want(STALLED, stalled, stalled_reason, st.message),
+        Want(SANDBOX_READY, sandbox_ready, "SandboxReady" if sandbox_ready else "SandboxNotReady",
+             f"namespace {st.sandboxNamespace}"),
+        Want(PROGRESSING, st.canary is not None and phase in ROLLOUT_PHASES, phase.value,
+             st.message if st.canary is not None else "no rollout in progress"),
+        Want(AWAITING_APPROVAL, phase is Phase.AWAITING_APPROVAL, phase.value,
+             st.message if phase is Phase.AWAITING_APPROVAL else ""),
+        Want(ROLLED_BACK, rolled_back, phase.value, f"incident {st.lastIncident}" if rolled_back else ""),
+    ]
+    return merge(previous, wanted, now, generation)
+
+
+def spec_refused(message: str, now: datetime, generation: int) -> list[Condition]:
+    """The conditions of a spec the API types refuse (the API server's schema should have caught it
+    first): exactly Ready=False and Stalled=True, reason SpecInvalid; nothing else is known."""
+    wanted = [Want(READY, False, "SpecInvalid", message), Want(STALLED, True, "SpecInvalid", message)]
+    return merge([], wanted, now, generation)
 
 
 def find(conditions: Sequence[Condition], type_: str) -> Condition | None:

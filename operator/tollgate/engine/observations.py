@@ -10,6 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from tollgate.api.spec import SLO
+
+MDKey = tuple[str, str]
+"""(namespace, name) of a ModelDeployment."""
+
 
 class Track(StrEnum):
     STABLE = "stable"
@@ -85,3 +90,28 @@ class Observations:
     """None: no analysis ran for this decision (not an analysis tick).
     Empty tuple: ran, nothing configured."""
     controls: Controls = field(default_factory=Controls)
+
+
+@dataclass(frozen=True)
+class AnalysisRequest:
+    """What to measure for one ModelDeployment in this tick: which SLOs, over which window.
+
+    Built by the engine (rollout.Case.analysis_request) when a tick is due; the runtime batches the
+    requests of one grid point and hands them to the metrics provider (tollgate.ports.metrics).
+    """
+
+    namespace: str
+    name: str
+    slos: tuple[SLO, ...]
+    window: str
+    """PromQL range, e.g. 1m (spec.rollout.analysis.window, default twice the interval)."""
+    versions: tuple[tuple[str, str], ...] = ()
+    """(track, model version) under analysis. Series of other versions on the same track (the previous
+    canary, still inside the window) are ignored. Empty: every version of the track counts."""
+
+    @property
+    def key(self) -> MDKey:
+        return (self.namespace, self.name)
+
+    def version_of(self, track: str) -> str | None:
+        return dict(self.versions).get(track)

@@ -3,48 +3,21 @@
 Why: Flagger and Argo Rollouts send one query per metric per canary per tick, so 50 canaries with 3
 SLOs cost 150 queries a tick. Here each ModelDeployment's loop asks for its measurement, the
 scheduler gathers every request that arrives within a short window and sends them to the provider
-as one batch, which issues one grouped query per SLO template. Loops wake on an interval grid (see
-`align`), so canaries with the same interval ask together.
+as one batch, which issues one grouped query per SLO template. Loops wake on an interval grid (the
+engine's `wakes.analysis_time`), so canaries with the same interval ask together.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
-from tollgate.adapters.prometheus import AnalysisRequest, MDKey, MetricsProvider
-from tollgate.engine.observations import SLOObservation
+from tollgate.adapters.prometheus import MetricsProvider
+from tollgate.engine.observations import AnalysisRequest, MDKey, SLOObservation
 from tollgate.runtime import metrics
 
 log = logging.getLogger("tollgate.analysis")
-
-
-def grid_slack(interval: float) -> float:
-    """How far before its due time an analysis may run, so that it runs on the grid point it follows.
-
-    The engine anchors the next tick on the previous one's decision time, which is the grid point plus
-    the gathering window and the queries (tens to hundreds of milliseconds). Without slack, that tick
-    is due just after the next grid point and waits for the one after: every canary would be analysed
-    every 2 intervals, and loops drifting apart would split a tick into several batches.
-    """
-    return min(0.5 * interval, 2.0)
-
-
-def align(due: datetime, interval: float, slack: float = 0.0) -> datetime:
-    """The first point of the interval grid (multiples of `interval` since the epoch) at or after
-    `due - slack`.
-
-    Loops sleeping until aligned points wake together, so their requests share one batch. Only the
-    first tick of a rollout can move (by less than one interval); later ticks fall on the grid.
-    """
-    if interval <= 0:
-        return due
-    ts = due.timestamp() - slack
-    aligned = math.ceil(ts / interval - 1e-9) * interval
-    return datetime.fromtimestamp(aligned, UTC)
 
 
 class NoProvider:

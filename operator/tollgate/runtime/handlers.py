@@ -17,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 from typing import Any
 
 import kopf
@@ -162,14 +164,11 @@ async def rollout_loop(rt: Runtime, st: ObjectState, delay: float = 0.0) -> None
     latest body, stopper and logger per object on top of ours, which at 1,000 objects costs more memory
     than the object itself.
     """
-    requeue: float | None = None
+    wake_at: datetime | None = None
     if delay:
         await asyncio.sleep(delay)
     while not st.stopped:
-        try:
-            await asyncio.wait_for(st.wake.wait(), timeout=requeue)
-        except TimeoutError:
-            pass
+        await _until_event_or(st, wake_at, rt.reconciler.clock)
         st.wake.clear()
         if st.stopped:
             break
@@ -178,13 +177,27 @@ async def rollout_loop(rt: Runtime, st: ObjectState, delay: float = 0.0) -> None
             break
         await rt.wait_leadership()
         try:
-            requeue = await rt.reconciler.reconcile(st)
+            wake_at = await rt.reconciler.reconcile(st)
         except Exception as exc:
-            # Bounded: the adapters already retried; try again later without a hot loop.
+            # The one catch-all of the runtime. Bounded: the adapters already retried; try again
+            # later without a hot loop.
             log.warning("reconcile failed, retrying later",
                         extra={"md": "/".join(st.key), "retry_in": rt.error_backoff, "error": str(exc)})
-            requeue = rt.error_backoff
+            wake_at = rt.reconciler.clock() + timedelta(seconds=rt.error_backoff)
     st.task = None
+
+
+async def _until_event_or(st: ObjectState, at: datetime | None, clock: Callable[[], datetime]) -> None:
+    """Wait for the object's next event, or until the wall-clock time `at` (None: events only)."""
+    while True:
+        timeout = None if at is None else (at - clock()).total_seconds()
+        if timeout is not None and timeout <= 0:
+            return
+        try:
+            await asyncio.wait_for(st.wake.wait(), timeout=timeout)
+            return
+        except TimeoutError:
+            continue  # the event loop's timer may fire a hair before the wall clock reaches `at`
 
 
 def ensure_loop(rt: Runtime, st: ObjectState, delay: float = 0.0) -> None:

@@ -12,18 +12,15 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
-
-from pydantic import ValidationError
 
 from tollgate.adapters.evidence import EvidenceStore
 from tollgate.adapters.kube import Kube
-from tollgate.adapters.prometheus import AnalysisRequest
 from tollgate.adapters.routers import router_for
 from tollgate.api import resource
-from tollgate.api.spec import ModelDeploymentSpec
-from tollgate.api.status import ModelDeploymentStatus, Phase
+from tollgate.api.invalid import InvalidSpecError, parse_spec
+from tollgate.api.status import ModelDeploymentStatus
 from tollgate.engine.actions import (
     ApplyObjects,
     Context,
@@ -37,11 +34,9 @@ from tollgate.engine.actions import (
     SetWeight,
 )
 from tollgate.engine.observations import Controls, Observations, Track
-from tollgate.engine.policy import resolve_policy
-from tollgate.engine.rollout import analysis_due, decide, next_analysis_at
-from tollgate.engine.sandbox import sandbox_namespace
+from tollgate.engine.rollout import Case, refused
 from tollgate.runtime import metrics
-from tollgate.runtime.analysis import AnalysisScheduler, align, grid_slack
+from tollgate.runtime.analysis import AnalysisScheduler
 from tollgate.runtime.registry import ObjectState, Registry
 
 log = logging.getLogger("tollgate.reconcile")
@@ -69,21 +64,6 @@ def status_json(status: ModelDeploymentStatus) -> dict[str, Any]:
     return status.model_dump(mode="json")
 
 
-def stalled_status(body: Mapping[str, Any], message: str, now: datetime) -> dict[str, Any]:
-    """Status for a spec the models refuse (the API server's schema should have caught it first)."""
-    prev = ModelDeploymentStatus.model_validate(body.get("status") or {})
-    gen = int(body["metadata"].get("generation") or 0)
-    at = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-    conds = [
-        {"type": "Ready", "status": "False", "reason": "SpecInvalid", "message": message,
-         "lastTransitionTime": at, "observedGeneration": gen},
-        {"type": "Stalled", "status": "True", "reason": "SpecInvalid", "message": message,
-         "lastTransitionTime": at, "observedGeneration": gen},
-    ]
-    return {**status_json(prev), "phase": Phase.STALLED.value, "message": message,
-            "observedGeneration": gen, "conditions": conds}
-
-
 @dataclass
 class Reconciler:
     kube: Kube
@@ -93,8 +73,9 @@ class Reconciler:
     post_event: EventPoster
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
-    async def reconcile(self, st: ObjectState) -> float | None:
-        """Decide once for this ModelDeployment; returns seconds until the engine wants to look again."""
+    async def reconcile(self, st: ObjectState) -> datetime | None:
+        """Decide once for this ModelDeployment; returns when the engine wants to look again (None:
+        only on events)."""
         body = st.body
         if body is None:
             return None
@@ -105,33 +86,29 @@ class Reconciler:
         finally:
             metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
 
-    async def _reconcile(self, st: ObjectState, body: dict[str, Any]) -> float | None:
+    async def _reconcile(self, st: ObjectState, body: dict[str, Any]) -> datetime | None:
+        # Read: the object as the watch delivered it, the tracks from the watch cache.
         ctx = context_of(body)
         now = self.clock()
-        try:
-            spec = ModelDeploymentSpec.model_validate(body.get("spec") or {})
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = "spec." + ".".join(str(p) for p in first["loc"])
-            message = f"{where}: {first['msg']} (value {first.get('input')!r}); fix the field and re-apply"
-            new = stalled_status(body, message, now)
-            await self._write_status(st, ctx, body, new)
-            return None
         status = ModelDeploymentStatus.model_validate(body.get("status") or {})
-        sandbox = sandbox_namespace(spec, ctx)
+        try:
+            spec = parse_spec(body.get("spec"))
+        except InvalidSpecError as exc:
+            await self._write_status(st, ctx, body, status_json(refused(status, str(exc), now, ctx.generation)))
+            return None
+        case = Case.of(spec, status, ctx)
 
+        # Measure, when the engine says the grid point of an analysis tick has come.
         slos = None
-        if self._on_grid_and_due(spec, status, now):
-            policy = resolve_policy(spec)
-            tracks = (("stable", status.stable), ("canary", status.canary))
-            versions = tuple((track, ref.version) for track, ref in tracks if ref is not None)
-            request = AnalysisRequest(ctx.namespace, ctx.name, tuple(r.slo for r in policy.slos), policy.window,
-                                      versions)
+        request = case.analysis_request(now)
+        if request is not None:
             slos = await self.scheduler.measure(request)
             for obs in slos:
                 metrics.record_observation(ctx, obs)
             now = self.clock()
 
+        # Decide once, execute the actions in order, write the status.
+        sandbox = case.sandbox
         observations = Observations(
             generation=ctx.generation,
             stable=self.registry.track(sandbox, ctx, Track.STABLE),
@@ -141,60 +118,24 @@ class Reconciler:
             slos=slos,
             controls=controls_of(body),
         )
-        decision = decide(spec, status, observations, now, ctx)
+        decision = case.decide(observations, now)
         st.decisions += 1
-        await asyncio.to_thread(self._execute, st, ctx, body, spec, decision)
+        await asyncio.to_thread(self._execute, st, ctx, body, decision)
         new = status_json(decision.status)
         if new != status_json(status):
             await self._write_status(st, ctx, body, new)
         metrics.record_status(ctx, decision.status)
         if slos is not None:
             metrics.record_verdicts(ctx, decision.status)
-        return self._next_wake(decision, spec, now)
-
-    @staticmethod
-    def _on_grid_and_due(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, now: datetime) -> bool:
-        """Measure when the grid point of the next tick has come: never between grid points (a wake for
-        another reason must not start an off-grid batch), and at most the slack before the engine's due
-        time (see analysis.grid_slack)."""
-        if not analysis_due(spec, status, now + timedelta(seconds=_slack(spec))):
-            return False
-        policy = resolve_policy(spec)
-        due = next_analysis_at(policy, status)
-        if due is None:
-            return False
-        interval = policy.interval_seconds
-        return now >= align(due, interval, grid_slack(interval)) - timedelta(milliseconds=20)
-
-    def _next_wake(self, decision: Decision, spec: ModelDeploymentSpec, now: datetime) -> float | None:
-        # Relative to the clock now, not to the decision's `now`: executing the decision and writing
-        # status took time, and sleeping the full delay from here would wake each loop late by its
-        # own write latency, scattering the loops that should meet on the grid.
-        elapsed = (self.clock() - now).total_seconds()
-        requeue = None if decision.requeue_after is None else decision.requeue_after - elapsed
-        wake = requeue
-        if decision.analysis_at is not None:
-            interval = resolve_policy(spec).interval_seconds
-            aligned = (align(decision.analysis_at, interval, grid_slack(interval)) - now).total_seconds() - elapsed
-            # The engine's requeue_after includes the (unaligned) analysis time itself: when that is
-            # what it points at, the grid decides; only an earlier deadline or pause end comes first.
-            analysis_in = (max(decision.analysis_at, now) - now).total_seconds() - elapsed
-            if requeue is not None and abs(requeue - analysis_in) < 1e-3:
-                requeue = None
-            wake = aligned if requeue is None else min(requeue, aligned)
-        return None if wake is None else max(wake, 0.0)
+        return decision.wake.earliest()
 
     # --- carrying out the decision (in a worker thread: the Kubernetes client is synchronous) ----
-    def _execute(self, st: ObjectState, ctx: Context, body: dict[str, Any], spec: ModelDeploymentSpec,
-                 decision: Decision) -> None:
-        sandbox = decision.status.sandboxNamespace or sandbox_namespace(spec, ctx)
+    def _execute(self, st: ObjectState, ctx: Context, body: dict[str, Any], decision: Decision) -> None:
+        sandbox = decision.status.sandboxNamespace
         for action in decision.actions:
             if isinstance(action, SetWeight):
-                # Traffic away from the canary moves first, through the router's fast path; raising
-                # weight waits for the desired objects below, which carry the same split.
-                if action.fallback or action.canary_weight < st.last_weight:
+                if action.fast and sandbox:
                     router_for(action.router, self.kube).set_weight(ctx, sandbox, action)
-                st.last_weight = action.canary_weight
                 metrics.set_weight(ctx.namespace, ctx.name, action.canary_weight)
             elif isinstance(action, ApplyObjects):
                 self._apply(st, ctx, body, action)
@@ -259,9 +200,3 @@ class Reconciler:
                 or meta.get("deletionTimestamp") != seen.get("deletionTimestamp")):
             st.kick()  # someone changed the object while we decided: decide again
 
-
-def _slack(spec: ModelDeploymentSpec) -> float:
-    try:
-        return grid_slack(resolve_policy(spec).interval_seconds)
-    except ValueError:
-        return 0.0

@@ -35,10 +35,8 @@ class ObjectState:
     deciding_on: int = 0
     """`revision` of the body the running (or last) decision started from."""
     sandbox_ready: bool = False
-    sandbox_applied_generation: int | None = None
     written_resource_version: str | None = None
     """resourceVersion our last status write produced: its watch event needs no new decision."""
-    last_weight: int = 0
     decisions: int = 0
     stopped: bool = False
     task: asyncio.Task[None] | None = None

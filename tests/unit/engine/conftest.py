@@ -155,7 +155,7 @@ class Sim:
     def tick(self, slos: tuple[SLOObservation, ...] = GOOD) -> Decision:
         """Wait until the next analysis is due and run it."""
         last = self.decisions[-1] if self.decisions else None
-        due = last.analysis_at if last is not None else None
+        due = last.wake.analysis_due if last is not None else None
         wait = max(0.0, (due - self.now).total_seconds()) if due is not None else 30.0
         return self.step(slos=slos, after=wait)
 

@@ -433,7 +433,7 @@ def test_paused_holds_weights_and_ignores_verdicts(sim: Sim) -> None:
     sim.spec = updated(sim.spec, paused=True)
     d = sim.step()
     assert d.status.phase is Phase.PAUSED
-    assert d.analysis_at is None
+    assert d.wake.analysis is None
     # failing analysis while paused does not count
     for _ in range(3):
         d = sim.step(slos=BAD, after=30)

@@ -177,9 +177,9 @@ class RolloutMachine(RuleBasedStateMachine):
 
     def wait_for_analysis(self) -> float:
         last = self.sim.decisions[-1] if self.sim.decisions else None
-        if last is None or last.analysis_at is None:
+        if last is None or last.wake.analysis_due is None:
             return 30.0
-        return max(0.0, (last.analysis_at - self.sim.now).total_seconds())
+        return max(0.0, (last.wake.analysis_due - self.sim.now).total_seconds())
 
     @rule(count=st.integers(min_value=1, max_value=4))
     def good_ticks(self, count: int) -> None:

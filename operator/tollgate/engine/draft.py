@@ -1,0 +1,139 @@
+"""The working draft of one decision: the status being written, and what the rules asked for on the way.
+
+The rules (engine.rules) read and write `Draft.st`, a mutable copy of the persisted status with the
+same typed fields (so strict mypy checks every read and write), append events and notices, and may
+record one rollback. `engine.rules.finish` turns the draft into the Decision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pydantic import ConfigDict
+
+from tollgate.api.spec import ModelDeploymentSpec
+from tollgate.api.status import HISTORY_LIMIT, ControlsSeen, HistoryEntry, ModelDeploymentStatus, Phase, RevisionRef
+from tollgate.engine.actions import Action, Cause, Context, EmitEvent, EventType, Reason
+from tollgate.engine.analysis import TickOutcome
+from tollgate.engine.observations import Controls, Observations, TrackObservation
+from tollgate.engine.revision import desired_revision, revision_hash
+from tollgate.engine.timeutil import format_time
+
+
+class StatusDraft(ModelDeploymentStatus):
+    """ModelDeploymentStatus, writable: the fields are the status's own (one definition)."""
+
+    model_config = ConfigDict(frozen=False)
+
+    @classmethod
+    def of(cls, status: ModelDeploymentStatus) -> StatusDraft:
+        return cls.model_construct(**dict(status))
+
+    def freeze(self) -> ModelDeploymentStatus:
+        return ModelDeploymentStatus.model_construct(**dict(self))
+
+
+def track_ready(track: TrackObservation, ref: RevisionRef | None, want: int) -> bool:
+    """The track runs `ref` with at least `want` Ready, up-to-date pods."""
+    if ref is None:
+        return False
+    return track.revision == ref.revision and track.ready >= want and track.updated >= want
+
+
+def with_template(ref: RevisionRef | None, spec: ModelDeploymentSpec) -> RevisionRef | None:
+    """`ref` when it can be rendered (carries model and runtime, or is the spec's own revision)."""
+    if ref is None:
+        return None
+    if ref.model is not None and ref.runtime is not None:
+        return ref
+    if ref.revision == revision_hash(spec.model, spec.runtime):
+        return desired_revision(spec)
+    return None
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """Control tokens not handled before (None: absent or already handled)."""
+
+    approve: str | None
+    promote: str | None
+    abort: str | None
+    retry: str | None
+
+    @classmethod
+    def new(cls, seen: ControlsSeen, observed: Controls) -> Tokens:
+        def fresh(value: str | None, old: str | None) -> str | None:
+            return value if value is not None and value != old else None
+
+        return cls(
+            approve=fresh(observed.approve, seen.approve),
+            promote=fresh(observed.promote, seen.promote),
+            abort=fresh(observed.abort, seen.abort),
+            retry=fresh(observed.retry, seen.retry),
+        )
+
+
+@dataclass(frozen=True)
+class RollbackRecord:
+    """What a rollback in this decision ended, as it was at that moment (for the action and evidence)."""
+
+    canary: RevisionRef
+    stable: RevisionRef | None
+    cause: Cause
+    message: str
+    incident: str
+    step: int
+    weight: int
+
+
+@dataclass
+class Draft:
+    spec: ModelDeploymentSpec
+    prev: ModelDeploymentStatus
+    obs: Observations
+    now: datetime
+    ctx: Context
+    st: StatusDraft
+    events: list[EmitEvent] = field(default_factory=list)
+    notices: list[Action] = field(default_factory=list)
+    rollback: RollbackRecord | None = None
+    tick: TickOutcome | None = None
+    timeline_from: int | None = None
+    """Index into events where a new canary's timeline starts (None: continue the previous one)."""
+    defer_approve: bool = False
+    apply: bool = True
+
+    @classmethod
+    def start(cls, spec: ModelDeploymentSpec, prev: ModelDeploymentStatus, obs: Observations, now: datetime,
+              ctx: Context) -> Draft:
+        return cls(spec, prev, obs, now, ctx, StatusDraft.of(prev))
+
+    @property
+    def at(self) -> str:
+        return format_time(self.now)
+
+    def event(self, reason: Reason, message: str, *, warning: bool = False) -> None:
+        kind = EventType.WARNING if warning else EventType.NORMAL
+        self.events.append(EmitEvent(kind, reason, message))
+
+    def history(self, ref: RevisionRef, result: str, reason: str, incident: str | None = None) -> None:
+        entry = HistoryEntry(revision=ref.revision, version=ref.version, result=result, reason=reason,
+                             at=self.at, incident=incident)
+        self.st.history = [entry, *self.st.history][:HISTORY_LIMIT]
+
+    def cut_canary(self) -> None:
+        """Canary weight 0 and its progress reset (its Deployment is removed by the plan)."""
+        st = self.st
+        st.canaryWeight = 0
+        st.currentStep = 0
+        st.stepStartedAt = None
+        st.passedAnalyses = 0
+        st.notReadySince = None
+        st.promotingSince = None
+        st.canaryReadyAt = None
+        st.lastAnalysisAt = None
+
+    def phase(self, phase: Phase, message: str) -> None:
+        self.st.phase = phase
+        self.st.message = message

@@ -1,0 +1,159 @@
+"""The draft becomes the Decision: controls seen, timeline, conditions, desired objects, actions, wakes.
+
+Actions come out in the order the runtime executes them (engine.actions): traffic, desired objects,
+removals, the record (promotion, rollback and its evidence), then events.
+"""
+
+from __future__ import annotations
+
+from tollgate.api.spec import ModelDeploymentSpec
+from tollgate.api.status import TIMELINE_LIMIT, Condition, ControlsSeen, ModelDeploymentStatus, Phase, TimelineEntry
+from tollgate.engine import conditions as cond
+from tollgate.engine.actions import (
+    Action,
+    ApplyObjects,
+    Decision,
+    DeleteObjects,
+    ObjectRef,
+    RecordEvidence,
+    RollBack,
+    SetWeight,
+)
+from tollgate.engine.draft import Draft, track_ready, with_template
+from tollgate.engine.evidence import evidence_payload
+from tollgate.engine.observations import Controls
+from tollgate.engine.observations import Track as TrackName
+from tollgate.engine.policy import Policy
+from tollgate.engine.revision import fallback_revision
+from tollgate.engine.routing import canary_replicas, split
+from tollgate.engine.rules.readiness import overdue
+from tollgate.engine.sandbox import sandbox_namespace, sandbox_objects
+from tollgate.engine.timeutil import parse_time
+from tollgate.engine.wakes import wake
+from tollgate.engine.workloads import TrackPlan, TrafficPlan, deployment_ref, workload_objects
+
+
+def finish(d: Draft, policy: Policy | None) -> Decision:
+    d.st.controls = _seen(d.prev.controls, d.obs.controls, d.defer_approve)
+    if d.spec.killSwitch:
+        d.st.canaryWeight = 0
+    d.st.timeline = _timeline(d)
+    d.st.conditions = _conditions(d, policy)
+    st = d.st.freeze()
+
+    actions: list[Action] = []
+    if d.apply and policy is not None:
+        actions.extend(_desired(d, policy, st))
+    actions.extend(d.notices)
+    if d.rollback is not None and policy is not None:
+        rb = d.rollback
+        actions.append(RollBack(rb.canary.revision, rb.canary.version,
+                                rb.stable.revision if rb.stable else None, rb.message, rb.incident, rb.cause))
+        actions.append(RecordEvidence(rb.incident, evidence_payload(
+            ctx=d.ctx, incident=rb.incident, result=rb.cause.result, reason=rb.cause.reason.value,
+            message=rb.message, at=d.at, canary=rb.canary, stable=rb.stable, step=rb.step, weight=rb.weight,
+            policy=policy, analysis=st.analysis, observations=d.obs.slos, timeline=st.timeline,
+        )))
+    actions.extend(d.events)
+    return Decision(status=st, actions=tuple(actions), at=d.now, wake=wake(policy, st, d.now))
+
+
+def _desired(d: Draft, policy: Policy, st: ModelDeploymentStatus) -> list[Action]:
+    """Traffic (when the routing changed), the desired objects, and the tracks the plan no longer has."""
+    actions: list[Action] = []
+    plan = traffic_plan(d.spec, policy, st)
+    before, after = _routing(d.prev), _routing(st)
+    if after != before:
+        traffic = split(d.spec.traffic.router, d.spec.replicas, plan.canary_weight)
+        actions.append(SetWeight(
+            router=d.spec.traffic.router,
+            canary_weight=plan.canary_weight,
+            stable_replicas=plan.stable.replicas if plan.stable else 0,
+            canary_replicas=plan.canary.replicas if plan.canary else traffic.canary_replicas,
+            fallback=plan.to_fallback,
+            fast=plan.to_fallback or after[0] < before[0],
+        ))
+    actions.append(ApplyObjects((*sandbox_objects(d.spec, d.ctx), *workload_objects(d.spec, d.ctx, plan))))
+    ns = sandbox_namespace(d.spec, d.ctx)
+    deletes: list[ObjectRef] = []
+    if plan.canary is None and d.obs.canary.revision is not None:
+        deletes.append(deployment_ref(d.ctx, ns, TrackName.CANARY))
+    if plan.fallback is None and d.obs.fallback.revision is not None:
+        deletes.append(deployment_ref(d.ctx, ns, TrackName.FALLBACK))
+    if deletes:
+        actions.append(DeleteObjects(tuple(deletes)))
+    return actions
+
+
+def _routing(st: ModelDeploymentStatus) -> tuple[int, bool]:
+    """What the router serves for a status: the canary weight and whether the fallback takes all."""
+    return (st.canaryWeight if st.canary is not None else 0, st.fallback is not None)
+
+
+def _seen(prev: ControlsSeen, observed: Controls, defer_approve: bool) -> ControlsSeen:
+    def keep(value: str | None, old: str | None) -> str | None:
+        return value if value is not None else old
+
+    return ControlsSeen(
+        approve=prev.approve if defer_approve else keep(observed.approve, prev.approve),
+        promote=keep(observed.promote, prev.promote),
+        abort=keep(observed.abort, prev.abort),
+        retry=keep(observed.retry, prev.retry),
+    )
+
+
+def traffic_plan(spec: ModelDeploymentSpec, policy: Policy, st: ModelDeploymentStatus) -> TrafficPlan:
+    """Which revision each track runs, with how many replicas, and the canary's weight."""
+    replicas = spec.replicas
+    stable_ref = with_template(st.stable, spec)
+    if spec.killSwitch or st.killSwitchActive:
+        fallback = with_template(fallback_revision(spec, st), spec)
+        separate = fallback is not None and (st.stable is None or fallback.revision != st.stable.revision)
+        return TrafficPlan(
+            stable=TrackPlan(stable_ref, replicas) if stable_ref is not None else None,
+            canary=None,
+            fallback=TrackPlan(fallback, replicas) if separate and fallback is not None else None,
+            canary_weight=0,
+            to_fallback=separate and st.fallback is not None,
+        )
+    canary_ref = with_template(st.canary, spec)
+    if canary_ref is None or not policy.steps:
+        return TrafficPlan(TrackPlan(stable_ref, replicas) if stable_ref else None, None, None, 0, False)
+    weight = st.canaryWeight
+    traffic = split(spec.traffic.router, replicas, weight)
+    if st.promotingSince is not None:
+        stable_plan: TrackPlan | None = TrackPlan(canary_ref, replicas)
+    else:
+        stable_plan = TrackPlan(stable_ref, traffic.stable_replicas) if stable_ref else None
+    target = weight if weight > 0 else policy.steps[0].weight
+    return TrafficPlan(
+        stable=stable_plan,
+        canary=TrackPlan(canary_ref, canary_replicas(replicas, target)),
+        fallback=None,
+        canary_weight=weight,
+        to_fallback=False,
+    )
+
+
+def _conditions(d: Draft, policy: Policy | None) -> list[Condition]:
+    st = d.st
+    phase = st.phase
+    stable_ready = track_ready(d.obs.stable, st.stable, d.spec.replicas)
+    pending_late = (
+        phase is Phase.PENDING and policy is not None and st.notReadySince is not None
+        and overdue(parse_time(st.notReadySince) or d.now, policy, d.now)
+    )
+    return cond.of_status(d.prev.conditions, st, stable_ready=stable_ready, pending_late=pending_late,
+                          sandbox_ready=d.obs.sandbox_ready, now=d.now, generation=d.ctx.generation)
+
+
+def _timeline(d: Draft) -> list[TimelineEntry]:
+    start = d.timeline_from
+    base = [] if start is not None else list(d.prev.timeline)
+    events = d.events[start:] if start is not None else d.events
+    entries = [
+        TimelineEntry(at=d.at, reason=e.reason.value, message=e.message, step=d.st.currentStep,
+                      weight=d.st.canaryWeight)
+        for e in events
+    ]
+    return [*base, *entries][-TIMELINE_LIMIT:]

@@ -1,0 +1,62 @@
+"""The kill switch (rule 2) and a spec the engine cannot act on (rule 1).
+
+Kill switch on -> canary weight 0 and the canary removed in this decision, whatever the phase; all
+traffic to the fallback (spec.fallback, else status.lastKnownGood) once it is Ready (stable serves
+until then); with no fallback at all -> Stalled, stable keeps serving. Kill switch off -> back to
+normal; an interrupted canary restarts at step one.
+"""
+
+from __future__ import annotations
+
+from tollgate.api.status import Phase
+from tollgate.engine.actions import Reason
+from tollgate.engine.draft import Draft, track_ready, with_template
+from tollgate.engine.policy import Policy
+from tollgate.engine.revision import fallback_revision
+from tollgate.engine.rules.revisions import restart_canary
+
+
+def stall(d: Draft, message: str, *, apply: bool) -> None:
+    """The spec cannot be acted on: Stalled, with one warning event per distinct message. A kill
+    switch still takes the canary's weight to 0 in status."""
+    if d.prev.phase is not Phase.STALLED or d.prev.message != message:
+        d.event(Reason.SPEC_INVALID, message, warning=True)
+    d.phase(Phase.STALLED, message)
+    d.apply = apply
+    if d.spec.killSwitch:
+        d.cut_canary()
+        d.st.killSwitchActive = True
+        d.st.fallback = None
+
+
+def kill_switch_on(d: Draft) -> None:
+    if not d.prev.killSwitchActive:
+        d.event(Reason.KILL_SWITCH_ON, "kill switch on: canary weight 0, traffic to the fallback", warning=True)
+    d.cut_canary()
+    d.st.killSwitchActive = True
+    fallback = with_template(fallback_revision(d.spec, d.prev), d.spec)
+    stable = d.st.stable
+    if fallback is None:
+        message = ("kill switch is on but there is no fallback: set spec.fallback (no lastKnownGood yet); "
+                   "canary at weight 0, stable keeps serving")
+        if d.prev.phase is not Phase.STALLED or d.prev.message != message:
+            d.event(Reason.SPEC_INVALID, message, warning=True)
+        d.phase(Phase.STALLED, message)
+        d.st.fallback = None
+        return
+    separate = stable is None or fallback.revision != stable.revision
+    if not separate or track_ready(d.obs.fallback, fallback, d.spec.replicas):
+        d.st.fallback = fallback
+        d.phase(Phase.FALLBACK, f"kill switch on: all traffic on fallback {fallback.version} ({fallback.revision})")
+    else:
+        d.st.fallback = None
+        d.phase(Phase.FALLBACK, f"kill switch on: starting fallback {fallback.version}; canary at 0, stable serves "
+                                f"until the fallback is Ready ({d.obs.fallback.ready}/{d.spec.replicas})")
+
+
+def kill_switch_off(d: Draft, policy: Policy) -> None:
+    d.event(Reason.KILL_SWITCH_OFF, "kill switch off: back to normal routing")
+    d.st.killSwitchActive = False
+    d.st.fallback = None
+    if d.st.canary is not None:
+        restart_canary(d, policy, "kill switch off: the canary restarts at step 1")

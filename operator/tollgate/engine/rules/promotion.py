@@ -1,0 +1,42 @@
+"""Promotion: after the last step (or the promote control) the stable track rolls to the canary
+revision while the canary keeps serving; once stable is Ready on it the canary is removed,
+lastKnownGood updated -> Succeeded. Not Ready within progressDeadline -> rolled back."""
+
+from __future__ import annotations
+
+from tollgate.api.status import Phase
+from tollgate.engine.actions import Promote, Reason
+from tollgate.engine.draft import Draft, track_ready
+from tollgate.engine.policy import Policy
+from tollgate.engine.rules.readiness import roll_back_when_late
+from tollgate.engine.timeutil import parse_time
+
+
+def start_promotion(d: Draft, why: str) -> None:
+    canary = d.st.canary
+    assert canary is not None
+    d.st.promotingSince = d.at
+    d.st.notReadySince = None
+    d.phase(Phase.PROMOTING, f"promoting {canary.version}: {why}")
+    d.event(Reason.PROMOTING, f"promoting {canary.version} ({canary.revision}): {why}")
+
+
+def promotion_progress(d: Draft, policy: Policy) -> None:
+    canary = d.st.canary
+    assert canary is not None
+    previous = d.st.stable
+    if track_ready(d.obs.stable, canary, d.spec.replicas):
+        d.history(canary, "Promoted", d.st.message)
+        d.notices.append(Promote(canary.revision, canary.version, previous.revision if previous else None))
+        d.event(Reason.PROMOTED, f"{canary.version} ({canary.revision}) is stable")
+        d.cut_canary()
+        d.st.stable = canary
+        d.st.lastKnownGood = canary
+        d.st.canary = None
+        d.phase(Phase.SUCCEEDED, f"serving {canary.version} ({canary.revision}); promoted")
+        return
+    since = parse_time(d.st.promotingSince) or d.now
+    if roll_back_when_late(d, policy, since, f"stable track not Ready on {canary.version}", " of promotion"):
+        return
+    have = d.obs.stable.ready if d.obs.stable.revision == canary.revision else 0
+    d.phase(Phase.PROMOTING, f"promoting {canary.version}: stable track {have}/{d.spec.replicas} pods Ready on it")

@@ -1,0 +1,121 @@
+"""Which revision runs (rules 3-5), and the canary's start.
+
+- First deployment (nothing has served yet) -> straight to the stable track, no canary; its pods not
+  Ready within progressDeadline is reported (Stalled), there is nothing to roll back to.
+- A new revision while a canary runs -> the canary is Superseded (history), all traffic back on
+  stable, a new canary starts at step one. Replica or policy changes are not new revisions; a changed
+  step plan restarts the running canary at step one.
+- A revision that was rolled back stays rolled back until the spec changes it or a new
+  tollgate.dev/retry token arrives.
+"""
+
+from __future__ import annotations
+
+from tollgate.api.status import Phase, RevisionRef
+from tollgate.engine.actions import Reason
+from tollgate.engine.draft import Draft, Tokens, track_ready
+from tollgate.engine.policy import Policy
+from tollgate.engine.revision import desired_revision
+from tollgate.engine.rules.readiness import late, overdue
+from tollgate.engine.rules.rollback import rolled_back
+from tollgate.engine.rules.steps import progress
+from tollgate.engine.timeutil import format_time, parse_time
+
+
+def reconcile(d: Draft, policy: Policy, tokens: Tokens) -> None:
+    rev = desired_revision(d.spec)
+    if d.st.stable is None or (d.st.lastKnownGood is None and d.st.canary is None):
+        _first_deployment(d, policy, rev)
+        return
+    canary = d.st.canary
+    if canary is not None and canary.revision != rev.revision:
+        reason = f"superseded by revision {rev.revision} (version {rev.version})"
+        d.history(canary, "Superseded", reason)
+        d.event(Reason.SUPERSEDED, f"canary {canary.version} ({canary.revision}) {reason}: traffic back on stable")
+        d.cut_canary()
+        d.st.canary = canary = None
+    stable = d.st.stable
+    assert stable is not None
+    if canary is None:
+        if rev.revision == stable.revision:
+            _steady(d)
+        elif rev.revision == d.st.rolledBackRevision:
+            if tokens.retry is not None:
+                d.event(Reason.RETRIED, f"retry of rolled-back revision {rev.revision} requested by {tokens.retry}")
+                d.st.rolledBackRevision = None
+                _start_canary(d, policy, rev)
+            else:
+                rolled_back(d)
+        else:
+            _start_canary(d, policy, rev)
+        return
+    if d.st.planHash != policy.plan_hash:
+        restart_canary(d, policy, "rollout steps changed: the canary restarts at step 1")
+    progress(d, policy, tokens)
+
+
+def _first_deployment(d: Draft, policy: Policy, rev: RevisionRef) -> None:
+    stable = d.st.stable
+    if stable is None or stable.revision != rev.revision:
+        d.st.stable = rev
+        d.st.notReadySince = d.at
+    if track_ready(d.obs.stable, rev, d.spec.replicas):
+        d.st.lastKnownGood = rev
+        d.st.notReadySince = None
+        d.phase(Phase.STABLE, f"serving {rev.version} ({rev.revision})")
+        d.event(Reason.DEPLOYED, f"version {rev.version} ({rev.revision}) is serving")
+        return
+    since = parse_time(d.st.notReadySince) or d.now
+    d.st.notReadySince = format_time(since)
+    ready = d.obs.stable.ready if d.obs.stable.revision == rev.revision else 0
+    if overdue(since, policy, d.now):
+        message = late(policy, f"first version {rev.version} not Ready", f" ({ready}/{d.spec.replicas} pods Ready)")
+        if d.prev.message != message:
+            d.event(Reason.PROGRESS_DEADLINE_EXCEEDED, message, warning=True)
+        d.phase(Phase.PENDING, message)
+    else:
+        d.phase(Phase.PENDING, f"deploying {rev.version}: {ready}/{d.spec.replicas} pods Ready")
+
+
+def _steady(d: Draft) -> None:
+    stable = d.st.stable
+    assert stable is not None
+    promoted = d.prev.phase in (Phase.PROMOTING, Phase.SUCCEEDED)
+    message = f"serving {stable.version} ({stable.revision})"
+    if not track_ready(d.obs.stable, stable, d.spec.replicas):
+        message += f"; {d.obs.stable.ready}/{d.spec.replicas} pods Ready"
+    d.st.canaryWeight = 0
+    d.st.promotingSince = None
+    d.st.notReadySince = None
+    d.phase(Phase.SUCCEEDED if promoted else Phase.STABLE, message)
+
+
+def _start_canary(d: Draft, policy: Policy, rev: RevisionRef) -> None:
+    d.cut_canary()
+    d.timeline_from = len(d.events)
+    d.st.canary = rev
+    d.st.approvedBy = None
+    _canary_clock(d, policy, f"canary {rev.version} ({rev.revision}) starting: waiting for its pods")
+    if d.st.rolledBackRevision not in (None, rev.revision):
+        d.st.rolledBackRevision = None
+    stable = d.st.stable
+    d.event(Reason.CANARY_STARTED,
+            f"canary {rev.version} ({rev.revision}) started against stable "
+            f"{stable.version if stable else '-'}; {len(policy.steps)} steps up to {policy.max_weight}%")
+
+
+def restart_canary(d: Draft, policy: Policy, message: str) -> None:
+    """The running canary starts over at step one (plan changed, kill switch off)."""
+    d.cut_canary()
+    _canary_clock(d, policy, message)
+    d.event(Reason.CANARY_STARTED, message)
+
+
+def _canary_clock(d: Draft, policy: Policy, message: str) -> None:
+    """A (re)started canary: its clocks from now, the plan it follows, no analysis yet."""
+    d.st.canaryStartedAt = d.at
+    d.st.notReadySince = d.at
+    d.st.analysis = []
+    d.st.planHash = policy.plan_hash
+    d.st.stepCount = len(policy.steps)
+    d.phase(Phase.PROGRESSING, message)

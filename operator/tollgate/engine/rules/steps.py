@@ -1,0 +1,190 @@
+"""A canary in progress: controls, pause, analysis ticks, steps and approval gates (rules 6, 7, 9, 10).
+
+- Controls act once per distinct token: abort rolls back now (with evidence); promote starts the
+  promotion (skipping the remaining steps); approve passes a gate only while it waits
+  (`gate_waiting`), otherwise the token is recorded and ignored.
+- spec.paused holds the weights and ignores verdicts; on resume the entered step starts over.
+- An analysis tick (Observations.slos) at a judged weight is assessed (engine.analysis); a limit
+  crossed rolls back in the same decision.
+- A step is entered by setting its weight (after approval when it has a gate, only when the canary is
+  Ready); it completes when the canary is Ready, its pause has elapsed and (analysis steps) a tick
+  that ran in it passed with no non-passing tick after it. After the last step -> promotion.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from tollgate.api.spec import ApprovalMode
+from tollgate.api.status import ModelDeploymentStatus, Phase
+from tollgate.engine.actions import Cause, Reason
+from tollgate.engine.analysis import TickOutcome, assess
+from tollgate.engine.draft import Draft, Tokens, track_ready
+from tollgate.engine.policy import Policy
+from tollgate.engine.routing import canary_replicas
+from tollgate.engine.rules.promotion import promotion_progress, start_promotion
+from tollgate.engine.rules.readiness import canary_ready
+from tollgate.engine.rules.rollback import roll_back
+from tollgate.engine.timeutil import parse_duration, parse_time
+from tollgate.engine.wakes import judged
+
+
+def gate_waiting(policy: Policy, status: ModelDeploymentStatus) -> int | None:
+    """The index of the step whose approval gate waits now, or None.
+
+    A gate waits when a canary runs under the current step plan (status.planHash), is not promoting and
+    not under the kill switch, and the current step has `approval: required` and its weight is not set
+    yet. The CLI's `approve` asks the same function.
+    """
+    if status.canary is None or status.promotingSince is not None or status.killSwitchActive:
+        return None
+    if status.planHash != policy.plan_hash or status.currentStep >= len(policy.steps):
+        return None
+    step = policy.steps[status.currentStep]
+    if step.approval is ApprovalMode.REQUIRED and status.canaryWeight != step.weight:
+        return status.currentStep
+    return None
+
+
+def progress(d: Draft, policy: Policy, tokens: Tokens) -> None:
+    canary = d.st.canary
+    assert canary is not None
+    promoting = d.st.promotingSince is not None
+    waiting = gate_waiting(policy, d.prev) is not None
+
+    if tokens.abort is not None:
+        roll_back(d, Cause.ABORT, f"aborted by tollgate.dev/abort={tokens.abort}")
+        return
+    if tokens.promote is not None and not promoting:
+        start_promotion(d, f"promote control by tollgate.dev/promote={tokens.promote}: skipping the "
+                           "remaining steps")
+        promoting = True
+
+    if d.spec.paused and not promoting:
+        if d.prev.phase is not Phase.PAUSED:
+            d.event(Reason.PAUSED, "rollout paused (spec.paused): weights hold, analysis does not count")
+        d.st.notReadySince = None
+        d.phase(Phase.PAUSED, f"paused at step {d.st.currentStep + 1}/{len(policy.steps)}, "
+                              f"canary weight {d.st.canaryWeight}%")
+        d.defer_approve = waiting
+        return
+    if d.prev.phase is Phase.PAUSED and not promoting:
+        d.event(Reason.RESUMED, "rollout resumed: the current step starts over")
+        # Only a step that was entered starts over. Paused at a gate, the canary still holds the
+        # previous step's weight; that step completed with its pass before the pause, and wiping
+        # the pass would leave a later weight rise without the pass it was granted on.
+        if d.st.canaryWeight > 0 and d.st.canaryWeight == policy.steps[d.st.currentStep].weight:
+            d.st.stepStartedAt = d.at
+            d.st.passedAnalyses = 0
+
+    ready = canary_ready(d, policy, promoting=promoting)
+    if ready is None:
+        return  # rolled back: not Ready within the deadline
+    if d.obs.slos is not None and judged(policy, d.st.canaryWeight):
+        entered = not promoting and d.st.canaryWeight == policy.steps[d.st.currentStep].weight
+        if not _analyse(d, policy, entered=entered, ready=ready):
+            return
+    if promoting:
+        promotion_progress(d, policy)
+        return
+    _advance(d, policy, tokens, ready=ready, gate_waiting=waiting)
+
+
+def _analyse(d: Draft, policy: Policy, *, entered: bool, ready: bool) -> bool:
+    """Assess one analysis tick; False when it rolled the canary back."""
+    assert d.obs.slos is not None
+    tick = assess(policy.slos, d.st.analysis, d.obs.slos, d.now, failure_limit=policy.failure_limit,
+                  consecutive_error_limit=policy.consecutive_error_limit)
+    d.tick = tick
+    d.st.analysis = list(tick.slos)
+    d.st.lastAnalysisAt = d.at
+    if tick.failing:
+        d.event(Reason.ANALYSIS_FAILED, _describe(tick, "failing"), warning=True)
+    if tick.erroring:
+        d.event(Reason.ANALYSIS_ERROR, _describe(tick, "erroring"), warning=True)
+    if tick.must_roll_back:
+        why = []
+        if tick.failed:
+            why.append(f"failures over failureLimit {policy.failure_limit}: {', '.join(tick.failed)}")
+        if tick.errored:
+            why.append(f"provider errors over consecutiveErrorLimit {policy.consecutive_error_limit} "
+                       f"(failing closed): {', '.join(tick.errored)}")
+        roll_back(d, Cause.ERROR if tick.errored else Cause.ANALYSIS, "; ".join(why))
+        return False
+    if tick.passed and entered and ready:
+        d.st.passedAnalyses += 1
+        if d.st.passedAnalyses == 1:
+            d.event(Reason.ANALYSIS_PASSED, f"step {d.st.currentStep + 1}/{len(policy.steps)} at "
+                                            f"{d.st.canaryWeight}%: every SLO passed")
+    elif entered and not tick.passed:
+        # The step completes on its latest verdicts, not on a pass from before: a tick that errored
+        # (Prometheus down), failed within failureLimit or had no verdict voids the earlier passes, so
+        # a step never completes (nor promotes) while the SLOs are unknown.
+        d.st.passedAnalyses = 0
+    return True
+
+
+def _describe(tick: TickOutcome, which: str) -> str:
+    names = set(tick.failing if which == "failing" else tick.erroring)
+    parts = [
+        f"{s.name}: {s.verdict} value={s.value} baseline={s.baseline} ({s.threshold}; samples {s.samples}, "
+        f"failures {s.failures}, consecutive errors {s.consecutiveErrors})"
+        for s in tick.slos if s.name in names
+    ]
+    return "; ".join(parts)
+
+
+def _advance(d: Draft, policy: Policy, tokens: Tokens, *, ready: bool, gate_waiting: bool) -> None:
+    steps = policy.steps
+    canary = d.st.canary
+    assert canary is not None
+    for _ in range(len(steps) + 1):
+        index = d.st.currentStep
+        step = steps[index]
+        weight = d.st.canaryWeight
+        label = f"step {index + 1}/{len(steps)}"
+        if weight != step.weight:
+            if step.approval is ApprovalMode.REQUIRED:
+                if gate_waiting and tokens.approve is not None:
+                    d.st.approvedBy = tokens.approve
+                    d.event(Reason.APPROVED, f"{label} ({step.weight}%) approved by {tokens.approve}")
+                    gate_waiting = False
+                else:
+                    if d.prev.phase is not Phase.AWAITING_APPROVAL or d.prev.currentStep != index:
+                        d.event(Reason.AWAITING_APPROVAL,
+                                f"{label} ({step.weight}%) waits for approval: annotate "
+                                f"tollgate.dev/approve=<who> on {d.ctx.namespace}/{d.ctx.name}")
+                    d.phase(Phase.AWAITING_APPROVAL, f"{label} waits for approval (tollgate.dev/approve) before "
+                                                     f"{step.weight}%; canary at {weight}%")
+                    return
+            if not ready:
+                d.phase(Phase.PROGRESSING, f"{label}: waiting for canary pods to be Ready before {step.weight}%")
+                return
+            d.st.canaryWeight = step.weight
+            d.st.stepStartedAt = d.at
+            d.st.passedAnalyses = 0
+            d.st.phase = Phase.PROGRESSING
+            d.event(Reason.STEP_ADVANCED, f"{label}: canary weight {weight}% -> {step.weight}%")
+            if not track_ready(d.obs.canary, canary, canary_replicas(d.spec.replicas, step.weight)):
+                ready = False
+                d.st.notReadySince = d.at
+            continue
+        started = parse_time(d.st.stepStartedAt) or d.now
+        pause = parse_duration(step.pause) if step.pause else 0.0
+        pause_left = (started + timedelta(seconds=pause) - d.now).total_seconds()
+        analysed = not step.analysis or d.st.passedAnalyses >= 1
+        if not (ready and pause_left <= 0 and analysed):
+            waits = []
+            if not ready:
+                waits.append("canary pods to be Ready")
+            if pause_left > 0:
+                waits.append(f"pause ({pause_left:.0f}s left)")
+            if not analysed:
+                waits.append("a passing analysis")
+            d.phase(Phase.PROGRESSING, f"{label} at {weight}%: waiting for {', '.join(waits)}")
+            return
+        if index == len(steps) - 1:
+            start_promotion(d, f"all {len(steps)} steps passed")
+            promotion_progress(d, policy)
+            return
+        d.st.currentStep = index + 1  # passedAnalyses resets when the next step is entered

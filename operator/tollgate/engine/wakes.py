@@ -1,0 +1,111 @@
+"""When to look again: the times at which a status changes by time alone, as pure functions.
+
+Two kinds of wake, kept apart because the runtime treats them differently:
+
+- a deadline (a progress deadline runs out, a step's pause ends): decide again at that instant;
+- an analysis tick: one interval after the later of the step's start and the previous tick, the
+  runtime measures the SLOs and then decides. Ticks are aligned to an interval grid (multiples of the
+  interval since the epoch, `align`), so every canary with the same interval is measured in one batch
+  (one Prometheus query per SLO template, not one per canary). The grid point may come up to
+  `grid_slack` before the rules' due time, never after the next grid point.
+
+The runtime asks `analysis_time(policy, status)` before a decision (measure now?) and gets the next
+one in `Decision.wake` after it: the same function, so nothing is re-derived in the runtime.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+from tollgate.api.status import ModelDeploymentStatus, Phase
+from tollgate.engine.actions import Wake
+from tollgate.engine.policy import Policy
+from tollgate.engine.timeutil import parse_duration, parse_time
+
+ANALYSED_PHASES = frozenset({Phase.PROGRESSING, Phase.AWAITING_APPROVAL, Phase.PROMOTING})
+"""Phases in which a canary taking traffic is analysed (not Paused: verdicts would not count)."""
+
+
+def judged(policy: Policy, weight: int) -> bool:
+    """SLOs are judged at this weight: the step holding it has `analysis: true` (steps with
+    `analysis: false` are not judged; an unknown weight, e.g. after a plan change, is judged)."""
+    step = next((s for s in policy.steps if s.weight == weight), None)
+    return weight > 0 and (step is None or step.analysis)
+
+
+def next_analysis_at(policy: Policy, status: ModelDeploymentStatus) -> datetime | None:
+    """When the next analysis tick is due by the rules, or None when no analysis is wanted.
+
+    Analysis runs while the canary takes traffic (weight > 0) and the rollout is not paused, one
+    interval after the later of the step's start and the previous tick.
+    """
+    if status.canary is None or status.killSwitchActive or status.canaryWeight <= 0:
+        return None
+    if status.phase not in ANALYSED_PHASES or not judged(policy, status.canaryWeight):
+        return None
+    anchors = [t for t in (parse_time(status.stepStartedAt), parse_time(status.lastAnalysisAt)) if t]
+    if not anchors:
+        return None
+    return max(anchors) + timedelta(seconds=policy.interval_seconds)
+
+
+def grid_slack(interval: float) -> float:
+    """How far before its due time an analysis may run, so that it runs on the grid point it follows.
+
+    The next tick is anchored on the previous one's decision time, which is the grid point plus the
+    gathering window and the queries (tens to hundreds of milliseconds). Without slack, that tick is
+    due just after the next grid point and waits for the one after: every canary would be analysed
+    every 2 intervals, and loops drifting apart would split a tick into several batches.
+    """
+    return min(0.5 * interval, 2.0)
+
+
+def align(due: datetime, interval: float, slack: float = 0.0) -> datetime:
+    """The first point of the interval grid (multiples of `interval` since the epoch) at or after
+    `due - slack`. Only the first tick of a rollout can move (by less than one interval); later ticks
+    fall on the grid."""
+    if interval <= 0:
+        return due
+    ts = due.timestamp() - slack
+    aligned = math.ceil(ts / interval - 1e-9) * interval
+    return datetime.fromtimestamp(aligned, UTC)
+
+
+def analysis_time(policy: Policy, status: ModelDeploymentStatus) -> datetime | None:
+    """The grid point at which the next analysis tick is measured, or None when none is wanted."""
+    due = next_analysis_at(policy, status)
+    if due is None:
+        return None
+    interval = policy.interval_seconds
+    return align(due, interval, grid_slack(interval))
+
+
+def deadline(policy: Policy, status: ModelDeploymentStatus, now: datetime) -> datetime | None:
+    """The earliest future time at which a rule fires by time alone: the progress deadline of pods the
+    rollout waits for (canary, first deployment, promotion), or the end of the current step's pause."""
+    if status.phase is Phase.STALLED or status.killSwitchActive:
+        return None
+    limit = timedelta(seconds=policy.progress_deadline_seconds)
+    times: list[datetime] = []
+    waiting = parse_time(status.notReadySince)
+    if waiting is not None and (status.canary is not None or status.phase is Phase.PENDING):
+        times.append(waiting + limit)
+    promoting = parse_time(status.promotingSince)
+    if promoting is not None and status.canary is not None:
+        times.append(promoting + limit)
+    started = parse_time(status.stepStartedAt)
+    if status.canary is not None and started is not None and status.phase is Phase.PROGRESSING and policy.steps:
+        step = policy.steps[min(status.currentStep, len(policy.steps) - 1)]
+        if step.pause and status.canaryWeight == step.weight:
+            times.append(started + timedelta(seconds=parse_duration(step.pause)))
+    future = [t for t in times if t > now]
+    return min(future) if future else None
+
+
+def wake(policy: Policy | None, status: ModelDeploymentStatus, now: datetime) -> Wake:
+    """Every wake of a new status (none for a spec the engine cannot act on)."""
+    if policy is None or status.phase is Phase.STALLED or status.killSwitchActive:
+        return Wake()
+    return Wake(deadline=deadline(policy, status, now), analysis_due=next_analysis_at(policy, status),
+                analysis=analysis_time(policy, status))
