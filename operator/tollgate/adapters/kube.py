@@ -29,6 +29,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from tollgate.adapters.errors import CLIENT_ERRORS, NotFoundError, translate
 from tollgate.api.resource import FIELD_MANAGER, GROUP, PLURAL, VERSION
 from tollgate.engine.actions import ObjectRef
 
@@ -82,7 +83,7 @@ def _retryable(exc: BaseException) -> bool:
 
 
 # Bounded: a conflict, throttling, a 5xx or a timeout is retried at most 5 times over ~10 s, then the
-# error reaches the reconcile loop, which reports it and tries again at its next wake-up.
+# error reaches the reconcile loop as a typed error (adapters.errors), which reports it and tries again.
 api_retry = retry(
     retry=retry_if_exception(_retryable),
     stop=stop_after_attempt(5),
@@ -123,8 +124,16 @@ class Kube:
         self.counter = WriteCounter()
 
     # -- low level ------------------------------------------------------------------------------
-    @api_retry
     def _call(self, method: str, path: str, body: Any = None, *, content_type: str | None = None,
+              query: list[tuple[str, str]] | None = None) -> Any:
+        """One request, retried (api_retry); failures leave as adapters.errors types, never ApiException."""
+        try:
+            return self._request(method, path, body, content_type=content_type, query=query)
+        except CLIENT_ERRORS as exc:
+            raise translate(exc) from exc
+
+    @api_retry
+    def _request(self, method: str, path: str, body: Any = None, *, content_type: str | None = None,
               query: list[tuple[str, str]] | None = None) -> Any:
         headers = {"Accept": "application/json"}
         if content_type:
@@ -145,10 +154,8 @@ class Kube:
         try:
             obj: dict[str, Any] = self._call("GET", path_of(ref))
             return obj
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        except NotFoundError:
+            return None
 
     def list(self, ref: ObjectRef, label_selector: str) -> list[dict[str, Any]]:
         data = self._call("GET", collection_path_of(ref), query=[("labelSelector", label_selector)])
@@ -200,10 +207,8 @@ class Kube:
             base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
             try:
                 data = self._call("GET", f"{base}/{plural}", query=[("labelSelector", label_selector)])
-            except ApiException as exc:
-                if exc.status == 404:  # the kind is not served here (e.g. no Gateway API): none of ours
-                    continue
-                raise
+            except NotFoundError:  # the kind is not served here (e.g. no Gateway API): none of ours
+                continue
             for item in data.get("items", []):
                 if seen is not None:
                     item.setdefault("apiVersion", api_version)
@@ -220,9 +225,6 @@ class Kube:
             self._warm = True
         return len(learned)
 
-    def apply_all(self, objs: Iterable[Mapping[str, Any]]) -> int:
-        return sum(1 for o in objs if self.apply(o))
-
     def forget(self, ref: ObjectRef) -> None:
         """Drop the cached hash, e.g. when a watch shows the object was changed or deleted."""
         with self._lock:
@@ -234,10 +236,8 @@ class Kube:
         try:
             self._call("DELETE", path_of(ref), {"propagationPolicy": propagation},
                        content_type="application/json")
-        except ApiException as exc:
-            if exc.status == 404:
-                return False
-            raise
+        except NotFoundError:
+            return False
         self.counter.deletes += 1
         return True
 

@@ -73,11 +73,16 @@ class AnalysisScheduler:
         metrics.ANALYSIS_TICKS.inc()
         metrics.ANALYSIS_REQUESTS.inc(len(batch))
         reqs = [r for r, _ in batch]
-        try:
-            results = await asyncio.to_thread(self.provider.observe, reqs)
-        except Exception as exc:  # the provider promises not to raise; be safe anyway
-            log.exception("metrics provider raised")
-            results = {r.key: tuple(SLOObservation(name=s.name, error=f"provider failed: {exc}",
+        observing = asyncio.ensure_future(asyncio.to_thread(self.provider.observe, reqs))
+        await asyncio.wait([observing])
+        failure = observing.exception()
+        if failure is None:
+            results = observing.result()
+        else:
+            # The provider promises never to raise (MetricsProvider); one that does breaks that promise,
+            # and its SLOs count as provider errors, which fail closed, like an unreachable Prometheus.
+            log.error("metrics provider raised", exc_info=failure)
+            results = {r.key: tuple(SLOObservation(name=s.name, error=f"provider failed: {failure}",
                                                    window=r.window) for s in r.slos) for r in reqs}
         for req, fut in batch:
             if not fut.done():

@@ -18,11 +18,13 @@ import kopf
 from kubernetes import client, config
 
 from tollgate import __version__
+from tollgate.adapters.errors import KubeError
 from tollgate.adapters.evidence import EvidenceStore
 from tollgate.adapters.kube import Kube
 from tollgate.adapters.prometheus import Credentials, MetricsProvider, PrometheusProvider
 from tollgate.adapters.routers import router_for
 from tollgate.api import resource
+from tollgate.api.invalid import InvalidSpecError, parse_spec
 from tollgate.api.spec import ModelDeploymentSpec
 from tollgate.engine.actions import ObjectRef
 from tollgate.engine.sandbox import sandbox_namespace
@@ -117,7 +119,7 @@ class Runtime:
                                         f"{resource.LABEL_MANAGED_BY}={resource.MANAGED_BY_VALUE}",
                                         self._seen)
             log.info("learned managed objects", extra={"objects": n})
-        except Exception as exc:  # e.g. a kind not installed: fall back to a GET before each apply
+        except KubeError as exc:  # e.g. a kind not installed: fall back to a GET before each apply
             log.warning("could not list managed objects; will read each before applying",
                         extra={"error": str(exc)})
         if self.elector is not None:
@@ -159,9 +161,10 @@ class Runtime:
     def _finalize(self, body: dict[str, Any]) -> None:
         """Traffic back on stable, then remove what Tollgate created. Never a namespace it did not create."""
         ctx = context_of(body)
+        spec: ModelDeploymentSpec | None
         try:
-            spec = ModelDeploymentSpec.model_validate(body.get("spec") or {})
-        except Exception:
+            spec = parse_spec(body.get("spec"))
+        except InvalidSpecError:
             spec = None
         status = body.get("status") or {}
         sandbox = status.get("sandboxNamespace") or (sandbox_namespace(spec, ctx) if spec else None)
@@ -171,7 +174,7 @@ class Runtime:
         if ns_obj is None:
             return
         if spec is not None:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(KubeError):
                 router_for(spec.traffic.router, self.kube).finalize(ctx, sandbox, spec.replicas)
         owner = f"{ctx.namespace}/{ctx.name}"
         if (ns_obj["metadata"].get("annotations") or {}).get(resource.ANNOTATION_OWNER) == owner:
@@ -183,7 +186,7 @@ class Runtime:
             probe = ObjectRef(api_version, kind, "x", sandbox)
             try:
                 items = self.kube.list(probe, selector)
-            except Exception as exc:  # e.g. the Gateway API is not installed
+            except KubeError as exc:  # e.g. the Gateway API is not installed
                 log.info("skipping kind during cleanup", extra={"kind": kind, "error": str(exc)})
                 continue
             for item in items:

@@ -24,9 +24,11 @@ from typing import Any
 
 import kopf
 
+from tollgate.adapters.errors import ConflictError, PermanentError, TemporaryError
 from tollgate.api import resource
 from tollgate.runtime import metrics
 from tollgate.runtime.app import IO_THREADS, Runtime
+from tollgate.runtime.health import UnhealthyError
 from tollgate.runtime.registry import ObjectState
 
 log = logging.getLogger("tollgate.handlers")
@@ -78,8 +80,6 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> Non
 @kopf.on.probe(id="apiserver")
 async def apiserver_probe(memo: Any, **_: Any) -> str:
     """Part of /healthz: fails once the API server (and so every watch) has been unreachable too long."""
-    from tollgate.runtime.health import UnhealthyError
-
     try:
         return await asyncio.to_thread(_rt(memo).health.check)
     except UnhealthyError as exc:
@@ -176,15 +176,39 @@ async def rollout_loop(rt: Runtime, st: ObjectState, delay: float = 0.0) -> None
         if body and body.get("metadata", {}).get("deletionTimestamp"):
             break
         await rt.wait_leadership()
-        try:
-            wake_at = await rt.reconciler.reconcile(st)
-        except Exception as exc:
-            # The one catch-all of the runtime. Bounded: the adapters already retried; try again
-            # later without a hot loop.
-            log.warning("reconcile failed, retrying later",
-                        extra={"md": "/".join(st.key), "retry_in": rt.error_backoff, "error": str(exc)})
-            wake_at = rt.reconciler.clock() + timedelta(seconds=rt.error_backoff)
+        wake_at = await _reconcile_once(rt, st)
     st.task = None
+
+
+async def _reconcile_once(rt: Runtime, st: ObjectState) -> datetime | None:
+    """One decision; a failure is logged with the object's name and retried later, never a hot loop.
+
+    Typed errors come from the adapters (already retried there, bounded); the catch-all below is the
+    runtime's only one: whatever else goes wrong in one object's decision must not end its loop.
+    """
+    md = "/".join(st.key)
+    now = rt.reconciler.clock()
+    try:
+        return await rt.reconciler.reconcile(st)
+    except TemporaryError as exc:
+        log.warning("reconcile failed temporarily, retrying later",
+                    extra={"md": md, "retry_in": exc.delay, "error": str(exc)})
+        return now + timedelta(seconds=exc.delay)
+    except ConflictError as exc:
+        log.info("conflict while reconciling; deciding again from the newest object",
+                 extra={"md": md, "error": str(exc)})
+        return now + timedelta(seconds=CONFLICT_RETRY)
+    except PermanentError as exc:
+        log.error("reconcile refused by the API server; retrying later in case it was fixed",
+                  extra={"md": md, "retry_in": rt.error_backoff, "status": exc.status, "error": str(exc)})
+    except Exception:
+        log.exception("reconcile failed unexpectedly, retrying later",
+                      extra={"md": md, "retry_in": rt.error_backoff})
+    return now + timedelta(seconds=rt.error_backoff)
+
+
+CONFLICT_RETRY = 1.0
+"""Seconds before deciding again after a conflict (the adapter already retried it a few times)."""
 
 
 async def _until_event_or(st: ObjectState, at: datetime | None, clock: Callable[[], datetime]) -> None:

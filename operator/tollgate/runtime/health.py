@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 from kubernetes import client
 
+from tollgate.adapters.errors import KubeError, kube_errors
+
 
 class UnhealthyError(RuntimeError):
     """The API server has not answered for longer than the grace period."""
@@ -41,8 +43,9 @@ class ApiHealth:
     def check(self) -> str:
         """One probe: 'ok', or how long the API server has been unreachable; raises past the grace."""
         try:
-            self.ping()
-        except Exception as exc:
+            with kube_errors():
+                self.ping()
+        except KubeError as exc:
             self.last_error = f"{type(exc).__name__}: {str(exc)[:200]}"
         else:
             self.last_ok = self.clock()

@@ -17,7 +17,8 @@ import uuid
 from dataclasses import dataclass
 
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
+
+from tollgate.adapters.errors import ConflictError, KubeError, NotFoundError, kube_errors
 
 log = logging.getLogger("tollgate.leader")
 
@@ -58,18 +59,16 @@ class LeaderElector:
             "renewTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         }
         try:
-            lease = self._coord.read_namespaced_lease(s.name, s.namespace)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
+            with kube_errors():
+                lease = self._coord.read_namespaced_lease(s.name, s.namespace)
+        except NotFoundError:
             body = {"metadata": {"name": s.name, "namespace": s.namespace},
                     "spec": {**spec, "acquireTime": spec["renewTime"], "leaseTransitions": 0}}
             try:
-                self._coord.create_namespaced_lease(s.namespace, body)  # type: ignore[arg-type]
-            except ApiException as exc2:
-                if exc2.status == 409:
-                    return False
-                raise
+                with kube_errors():
+                    self._coord.create_namespaced_lease(s.namespace, body)  # type: ignore[arg-type]
+            except ConflictError:
+                return False
             return True
         assert lease.spec is not None and lease.metadata is not None
         holder = lease.spec.holder_identity
@@ -84,11 +83,10 @@ class LeaderElector:
             patch_spec["leaseTransitions"] = (lease.spec.lease_transitions or 0) + 1
         body = {"metadata": {"resourceVersion": lease.metadata.resource_version}, "spec": patch_spec}
         try:  # optimistic concurrency: a racing standby gets 409 and stays standby
-            self._coord.patch_namespaced_lease(s.name, s.namespace, body)
-        except ApiException as exc:
-            if exc.status == 409:
-                return False
-            raise
+            with kube_errors():
+                self._coord.patch_namespaced_lease(s.name, s.namespace, body)
+        except ConflictError:
+            return False
         return True
 
     async def run(self, stopped: asyncio.Event | None = None) -> None:
@@ -96,7 +94,7 @@ class LeaderElector:
         while stopped is None or not stopped.is_set():
             try:
                 held = await asyncio.to_thread(self._try_acquire_or_renew)
-            except Exception as exc:  # the API server may be briefly unreachable
+            except KubeError as exc:  # the API server may be briefly unreachable
                 log.warning("lease renewal failed", extra={"error": str(exc)})
                 held = False
             if held and not self.is_leader.is_set():
@@ -113,9 +111,10 @@ class LeaderElector:
         if not self.is_leader.is_set():
             return
         try:
-            self._coord.patch_namespaced_lease(
-                self.settings.name, self.settings.namespace,
-                {"spec": {"holderIdentity": None, "renewTime": None}})
-        except ApiException:
-            pass
+            with kube_errors():
+                self._coord.patch_namespaced_lease(
+                    self.settings.name, self.settings.namespace,
+                    {"spec": {"holderIdentity": None, "renewTime": None}})
+        except KubeError as exc:  # the Lease then expires on its own after its duration
+            log.info("could not release the lease", extra={"error": str(exc)})
         self.is_leader.clear()

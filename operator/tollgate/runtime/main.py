@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import logging
 import sys
 from typing import Any
 
 import kopf
+from prometheus_client import start_http_server
 
+import tollgate.runtime.handlers  # noqa: F401 - registers the kopf handlers that kopf.run serves
+from tollgate.runtime.app import Runtime
 from tollgate.runtime.config import Settings, parse
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
@@ -61,9 +66,6 @@ def tune_malloc() -> None:
     A fixed 64 KiB mmap threshold returns such buffers to the OS on free, and two arenas bound the
     per-thread free lists. Measured at 200 objects: see bench/README.md. No-op off glibc.
     """
-    import ctypes
-    import ctypes.util
-
     name = ctypes.util.find_library("c")
     if not name or sys.platform != "linux":
         return
@@ -77,17 +79,11 @@ def tune_malloc() -> None:
 
 
 def build_memo(settings: Settings) -> kopf.Memo:
-    from tollgate.runtime.app import Runtime
-
     return kopf.Memo(runtime=Runtime.from_settings(settings))
 
 
 def run(settings: Settings) -> None:
-    import tollgate.runtime.handlers  # noqa: F401 - registers the handlers
-
     if settings.metrics_port:
-        from prometheus_client import start_http_server
-
         start_http_server(settings.metrics_port, addr="0.0.0.0")
     kopf.run(
         clusterwide=settings.clusterwide,

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from kubernetes.client.exceptions import ApiException
 
+from tollgate.adapters.errors import PermanentError, TemporaryError
 from tollgate.adapters.kube import ANNOTATION_HASH, Kube, manifest_hash
 from tollgate.engine.actions import ObjectRef
 
@@ -105,8 +105,8 @@ def test_conflicts_and_server_errors_are_retried_a_bounded_number_of_times(monke
     api2 = FakeApi(lambda m, u, b: Response(503, b"{}", "unavailable"))
     kube2 = Kube(api2)  # type: ignore[arg-type]
     kube2.warm([], "x")
-    # then the error surfaces after exactly 5 attempts, not an endless loop
-    with pytest.raises(ApiException) as err:
+    # then the error surfaces after exactly 5 attempts, not an endless loop, typed as temporary
+    with pytest.raises(TemporaryError) as err:
         kube2.apply(CM)
     assert err.value.status == 503
     assert len(api2.calls) == 5
@@ -116,8 +116,9 @@ def test_client_errors_are_not_retried() -> None:
     api = FakeApi(lambda m, u, b: Response(422, b'{"message": "invalid"}', "Unprocessable"))
     kube = Kube(api)  # type: ignore[arg-type]
     kube.warm([], "x")
-    with pytest.raises(ApiException):
+    with pytest.raises(PermanentError) as err:
         kube.apply(CM)
+    assert err.value.status == 422 and "invalid" in str(err.value)
     assert len(api.calls) == 1
 
 

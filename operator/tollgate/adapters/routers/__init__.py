@@ -1,5 +1,16 @@
 """Traffic routers: one module each behind `tollgate.adapters.routers.base.Router`."""
 
-from tollgate.adapters.routers.base import Router, router_for
+from tollgate.adapters.kube import Kube
+from tollgate.adapters.routers.base import Router
+from tollgate.adapters.routers.gateway_api import GatewayAPIRouter
+from tollgate.adapters.routers.replicas import ReplicasRouter
+from tollgate.api.spec import RouterKind
+
+
+def router_for(kind: RouterKind, kube: Kube) -> Router:
+    if kind == RouterKind.GATEWAY_API:
+        return GatewayAPIRouter(kube)
+    return ReplicasRouter(kube)
+
 
 __all__ = ["Router", "router_for"]

@@ -2,14 +2,13 @@
 
 Like Flagger's router (Reconcile/SetRoutes/GetRoutes/Finalize) but smaller, because the desired
 objects come from the pure engine: a router only moves traffic fast (before the rest of the desired
-state is applied), reads the live split back, and puts everything on stable when Tollgate lets go.
+state is applied) and puts everything on stable when Tollgate lets go.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from tollgate.adapters.kube import Kube
 from tollgate.api.spec import RouterKind
 from tollgate.engine.actions import Context, SetWeight
 
@@ -20,17 +19,6 @@ class Router(Protocol):
     def set_weight(self, ctx: Context, namespace: str, action: SetWeight) -> None:
         """Make `action.canary_weight` percent of traffic reach the canary now."""
 
-    def current_weight(self, ctx: Context, namespace: str) -> int | None:
-        """The canary weight as the cluster has it (None: no route or tracks yet)."""
-
     def finalize(self, ctx: Context, namespace: str, stable_replicas: int) -> None:
         """All traffic on stable, canary at zero (before deletion)."""
 
-
-def router_for(kind: RouterKind, kube: Kube) -> Router:
-    from tollgate.adapters.routers.gateway_api import GatewayAPIRouter
-    from tollgate.adapters.routers.replicas import ReplicasRouter
-
-    if kind == RouterKind.GATEWAY_API:
-        return GatewayAPIRouter(kube)
-    return ReplicasRouter(kube)

@@ -44,20 +44,5 @@ class GatewayAPIRouter:
     def set_weight(self, ctx: Context, namespace: str, action: SetWeight) -> None:
         self._set(ctx, namespace, action.canary_weight, fallback=action.fallback)
 
-    def current_weight(self, ctx: Context, namespace: str) -> int | None:
-        _, route = self._route(ctx, namespace)
-        if route is None:
-            return None
-        canary = service_name(ctx, Track.CANARY)
-        total = 0
-        on_canary = 0
-        for rule in route.get("spec", {}).get("rules", []):
-            for backend in rule.get("backendRefs", []):
-                w = int(backend.get("weight", 1))
-                total += w
-                if backend.get("name") == canary:
-                    on_canary += w
-        return round(100 * on_canary / total) if total else None
-
     def finalize(self, ctx: Context, namespace: str, stable_replicas: int) -> None:
         self._set(ctx, namespace, 0)

@@ -36,15 +36,5 @@ class ReplicasRouter:
             self._scale(ctx, namespace, Track.STABLE, action.stable_replicas)
             self._scale(ctx, namespace, Track.CANARY, action.canary_replicas)
 
-    def current_weight(self, ctx: Context, namespace: str) -> int | None:
-        ready = {}
-        for track in (Track.STABLE, Track.CANARY):
-            dep = self._kube.get(ObjectRef("apps/v1", "Deployment", deployment_name(ctx, track), namespace))
-            ready[track] = int(((dep or {}).get("status") or {}).get("readyReplicas") or 0)
-        total = ready[Track.STABLE] + ready[Track.CANARY]
-        if total == 0:
-            return None
-        return round(100 * ready[Track.CANARY] / total)
-
     def finalize(self, ctx: Context, namespace: str, stable_replicas: int) -> None:
         self._scale(ctx, namespace, Track.CANARY, 0)
