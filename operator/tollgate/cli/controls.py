@@ -12,11 +12,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tollgate.api import resource
-from tollgate.api.status import Phase
+from tollgate.api.status import ROLLBACK_PHASES, ROLLOUT_PHASES, Phase
 from tollgate.cli.errors import CliError, Exit
 from tollgate.cli.view import Obj, gate_waiting, meta, status_of, steps_of
-
-ROLLOUT_PHASES = (Phase.PROGRESSING, Phase.PAUSED, Phase.AWAITING_APPROVAL, Phase.PROMOTING)
 
 
 @dataclass(frozen=True)
@@ -98,7 +96,7 @@ def check_annotation(control: AnnotationControl, obj: Obj) -> str:
         return (f"aborts canary {canary.get('version')}: all traffic back on stable, the revision stays "
                 "rolled back, evidence recorded")
     if control is RETRY:
-        if not st.get("rolledBackRevision") or phase not in (Phase.ROLLED_BACK, Phase.ROLLING_BACK):
+        if not st.get("rolledBackRevision") or phase not in ROLLBACK_PHASES:
             raise CliError(f"nothing was rolled back: {_where(obj)}", Exit.NOT_APPLICABLE)
         return f"retries rolled-back revision {st.get('rolledBackRevision')} from step 1"
     raise AssertionError(control)

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError
-
+from tollgate.api.invalid import InvalidSpecError, parse_spec
 from tollgate.api.spec import ApprovalMode, ModelDeploymentSpec, Step
-from tollgate.api.status import Phase
+from tollgate.api.status import ModelDeploymentStatus, Phase
 from tollgate.cli.errors import Exit
-from tollgate.engine.policy import resolve_policy
+from tollgate.engine.policy import Policy, resolve_policy
+from tollgate.engine.rollout import gate_waiting as engine_gate_waiting
 from tollgate.engine.timeutil import parse_time
 
 Obj = Mapping[str, Any]
@@ -83,35 +83,35 @@ def revision_text(ref: Mapping[str, Any] | None) -> str:
 def spec_model(obj: Obj) -> ModelDeploymentSpec | None:
     """The typed spec, or None when it does not parse (then steps are shown as unknown)."""
     try:
-        return ModelDeploymentSpec.model_validate(obj.get("spec") or {})
-    except ValidationError:
+        return parse_spec(obj.get("spec"))
+    except InvalidSpecError:
+        return None
+
+
+def policy_of(obj: Obj) -> Policy | None:
+    """The effective policy the operator follows, or None when the spec cannot be resolved."""
+    spec = spec_model(obj)
+    if spec is None:
+        return None
+    try:
+        return resolve_policy(spec)
+    except InvalidSpecError:
         return None
 
 
 def steps_of(obj: Obj) -> tuple[Step, ...]:
     """The effective steps: spec.rollout.steps, else the risk tier's (what the operator follows)."""
-    spec = spec_model(obj)
-    if spec is None:
-        return ()
-    try:
-        return resolve_policy(spec).steps
-    except ValueError:
-        return ()
+    policy = policy_of(obj)
+    return policy.steps if policy is not None else ()
 
 
 def gate_waiting(obj: Obj) -> int | None:
-    """Index of the step whose approval gate waits now, or None (same rule as the engine's)."""
-    st = status_of(obj)
-    if not st.get("canary") or st.get("promotingSince") or st.get("killSwitchActive"):
+    """Index of the step whose approval gate waits now, or None: the engine's own rule
+    (tollgate.engine.rollout.gate_waiting), plan-hash check included."""
+    policy = policy_of(obj)
+    if policy is None:
         return None
-    steps = steps_of(obj)
-    index = int(st.get("currentStep") or 0)
-    if index >= len(steps):
-        return None
-    step = steps[index]
-    if step.approval is ApprovalMode.REQUIRED and int(st.get("canaryWeight") or 0) != step.weight:
-        return index
-    return None
+    return engine_gate_waiting(policy, ModelDeploymentStatus.model_validate(status_of(obj)))
 
 
 def gitops_manager(obj: Obj) -> str | None:

@@ -11,6 +11,7 @@ import itertools
 import json
 from dataclasses import dataclass
 
+from tollgate.api.invalid import InvalidSpecError
 from tollgate.api.spec import SLO, ModelDeploymentSpec, NoDataPolicy, Step
 from tollgate.api.tiers import TIERS
 from tollgate.engine.timeutil import parse_duration
@@ -77,22 +78,30 @@ def _format_seconds(seconds: float) -> str:
     return f"{int(seconds * 1000)}ms"
 
 
+def _seconds(text: str, field: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise InvalidSpecError(field, text, "not a duration", "write it like 30s, 1m30s or 2h") from exc
+
+
 def resolve_policy(spec: ModelDeploymentSpec) -> Policy:
-    """Resolve steps, analysis settings, deadline and SLOs. Raises ValueError on a bad duration."""
+    """Resolve steps, analysis settings, deadline and SLOs. Raises InvalidSpecError on a bad duration."""
     tier = TIERS[spec.riskTier]
     analysis = spec.rollout.analysis
     steps = tuple(spec.rollout.steps) if spec.rollout.steps is not None else tier.steps
-    interval = parse_duration(analysis.interval or tier.interval)
+    interval = _seconds(analysis.interval or tier.interval, "spec.rollout.analysis.interval")
     interval = max(interval, 1.0)
     window = analysis.window or _format_seconds(2 * interval)
-    parse_duration(window)
+    _seconds(window, "spec.rollout.analysis.window")
     min_samples = analysis.minSamples if analysis.minSamples is not None else tier.min_samples
     slos = tuple(spec.slos) if spec.slos else tier.default_slos
     resolved = tuple(
         ResolvedSLO(
             slo=slo,
             min_samples=slo.minSamples if slo.minSamples is not None else min_samples,
-            max_no_data_seconds=parse_duration(slo.maxNoDataDuration or DEFAULT_MAX_NO_DATA),
+            max_no_data_seconds=_seconds(slo.maxNoDataDuration or DEFAULT_MAX_NO_DATA,
+                                         f"spec.slos[{slo.name}].maxNoDataDuration"),
         )
         for slo in slos
     )
@@ -108,7 +117,8 @@ def resolve_policy(spec: ModelDeploymentSpec) -> Policy:
             if analysis.consecutiveErrorLimit is not None
             else tier.consecutive_error_limit
         ),
-        progress_deadline_seconds=parse_duration(spec.rollout.progressDeadline or tier.progress_deadline),
+        progress_deadline_seconds=_seconds(spec.rollout.progressDeadline or tier.progress_deadline,
+                                           "spec.rollout.progressDeadline"),
         slos=resolved,
     )
 

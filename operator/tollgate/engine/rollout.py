@@ -46,11 +46,13 @@ entered (0 -> steps[0].weight; after approval if that step has a gate), or (b) t
 completed (analysis steps: a pass recorded in that step) and the next step is entered (after approval
 if it has a gate). Promote control does not raise it: promotion moves the stable track instead.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
+from tollgate.api.invalid import InvalidSpecError
 from tollgate.api.spec import ModelDeploymentSpec, RouterKind
 from tollgate.api.status import ModelDeploymentStatus, Phase
 from tollgate.engine import conditions as cond
@@ -61,9 +63,12 @@ from tollgate.engine.policy import Policy, plan_problem, resolve_policy
 from tollgate.engine.rules.finish import finish
 from tollgate.engine.rules.kill_switch import kill_switch_off, kill_switch_on, stall
 from tollgate.engine.rules.revisions import reconcile
+from tollgate.engine.rules.steps import gate_waiting
 from tollgate.engine.sandbox import sandbox_namespace
 from tollgate.engine.timeutil import require_aware
 from tollgate.engine.wakes import analysis_time
+
+__all__ = ["Case", "decide", "gate_waiting", "refused", "spec_problem"]
 
 
 def spec_problem(spec: ModelDeploymentSpec) -> str | None:
@@ -92,7 +97,7 @@ class Case:
         if problem is None:
             try:
                 policy = resolve_policy(spec)
-            except ValueError as exc:
+            except InvalidSpecError as exc:
                 problem = f"spec has an invalid duration: {exc}"
         return cls(spec, status, ctx, policy, problem)
 

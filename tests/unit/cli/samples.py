@@ -6,6 +6,9 @@ import copy
 from datetime import UTC, datetime
 from typing import Any
 
+from tollgate.api.invalid import parse_spec
+from tollgate.engine.policy import resolve_policy
+
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 
 STEPS = [{"weight": 10, "pause": "1m"}, {"weight": 50, "approval": "required"}, {"weight": 100}]
@@ -43,5 +46,7 @@ def md(phase: str = "Progressing", *, canary: bool = True, step: int = 0, weight
             "controls": {},
         },
     }
+    if canary:  # the operator records the plan the canary follows
+        obj["status"]["planHash"] = resolve_policy(parse_spec(obj["spec"])).plan_hash
     obj["status"].update(status)
     return obj

@@ -30,6 +30,14 @@ def test_approve_only_while_a_gate_waits() -> None:
     _refused(ctl.APPROVE, md("Progressing", step=1, weight=50))  # the gate already opened
 
 
+def test_approve_is_refused_when_the_step_plan_changed_under_the_canary() -> None:
+    # given a canary at a gate whose status records another step plan than the spec's now (the operator
+    # restarts such a canary at step 1 at its next decision, so this gate is not what waits)
+    stale = md("AwaitingApproval", step=1, weight=10, planHash="0123456789")
+    # when approving, then it is refused: the engine's rule, plan-hash check included
+    assert "nothing awaits approval" in _refused(ctl.APPROVE, stale)
+
+
 def test_promote_needs_a_canary_not_yet_promoting() -> None:
     assert "skipping its remaining steps" in ctl.check_annotation(ctl.PROMOTE, md())
     assert "no canary to promote" in _refused(ctl.PROMOTE, md("Stable", canary=False))
