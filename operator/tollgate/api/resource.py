@@ -25,8 +25,4 @@ LABEL_VERSION = "tollgate.dev/version"
 ANNOTATION_OWNER = "tollgate.dev/owner"
 """On a sandbox namespace Tollgate created: <namespace>/<name> of its ModelDeployment."""
 
-ANNOTATION_APPROVE = "tollgate.dev/approve"
-ANNOTATION_PROMOTE = "tollgate.dev/promote"
-ANNOTATION_ABORT = "tollgate.dev/abort"
-ANNOTATION_RETRY = "tollgate.dev/retry"
-CONTROL_ANNOTATIONS = (ANNOTATION_APPROVE, ANNOTATION_PROMOTE, ANNOTATION_ABORT, ANNOTATION_RETRY)
+# The control annotations (tollgate.dev/approve, promote, abort, retry) derive from api.controls.

@@ -13,6 +13,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tollgate.api.controls import ControlTokens
 from tollgate.api.spec import ModelRef, Runtime
 
 HISTORY_LIMIT = 10
@@ -166,15 +167,6 @@ class TimelineEntry(_Status):
     """Canary weight after the decision."""
 
 
-class ControlsSeen(_Status):
-    """Last handled value of each control annotation, so one annotation acts once."""
-
-    approve: str | None = None
-    promote: str | None = None
-    abort: str | None = None
-    retry: str | None = None
-
-
 class ModelDeploymentStatus(_Status):
     """Observed state, written by the operator; never edit it by hand."""
 
@@ -216,8 +208,8 @@ class ModelDeploymentStatus(_Status):
     """Per-SLO analysis of the current canary."""
     approvedBy: str | None = None
     """Who approved the latest gate (value of tollgate.dev/approve)."""
-    controls: ControlsSeen = Field(default_factory=ControlsSeen)
-    """Control annotations already handled."""
+    controls: ControlTokens = Field(default_factory=ControlTokens)
+    """Control annotations already handled (the last token of each), so one annotation acts once."""
     history: Annotated[list[HistoryEntry], Field(max_length=HISTORY_LIMIT)] = Field(default_factory=list)
     """Finished rollouts, newest first."""
     lastIncident: str | None = None

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from tollgate.api import resource
+from tollgate.api.controls import CONTROLS, annotation, summary
 from tollgate.api.status import ROLLBACK_PHASES, ROLLOUT_PHASES, Phase
 from tollgate.cli.errors import CliError, Exit
 from tollgate.cli.view import Obj, gate_waiting, meta, status_of, steps_of
@@ -19,16 +19,25 @@ from tollgate.cli.view import Obj, gate_waiting, meta, status_of, steps_of
 
 @dataclass(frozen=True)
 class AnnotationControl:
+    """One control of the table in api.controls: its annotation, and the key in status.controls where
+    the operator records the last token it handled (the control's own name)."""
+
     name: str
-    annotation: str
-    seen_key: str
-    """Key in status.controls where the operator records the last token it handled."""
+
+    @property
+    def annotation(self) -> str:
+        return annotation(self.name)
+
+    @property
+    def seen_key(self) -> str:
+        return self.name
 
 
-APPROVE = AnnotationControl("approve", resource.ANNOTATION_APPROVE, "approve")
-PROMOTE = AnnotationControl("promote", resource.ANNOTATION_PROMOTE, "promote")
-ABORT = AnnotationControl("abort", resource.ANNOTATION_ABORT, "abort")
-RETRY = AnnotationControl("retry", resource.ANNOTATION_RETRY, "retry")
+ANNOTATION_CONTROLS = {c: AnnotationControl(c) for c in CONTROLS}
+APPROVE = ANNOTATION_CONTROLS["approve"]
+PROMOTE = ANNOTATION_CONTROLS["promote"]
+ABORT = ANNOTATION_CONTROLS["abort"]
+RETRY = ANNOTATION_CONTROLS["retry"]
 
 
 @dataclass(frozen=True)
@@ -99,7 +108,7 @@ def check_annotation(control: AnnotationControl, obj: Obj) -> str:
         if not st.get("rolledBackRevision") or phase not in ROLLBACK_PHASES:
             raise CliError(f"nothing was rolled back: {_where(obj)}", Exit.NOT_APPLICABLE)
         return f"retries rolled-back revision {st.get('rolledBackRevision')} from step 1"
-    raise AssertionError(control)
+    return summary(control.name)
 
 
 def annotation_patch(control: AnnotationControl, value: str) -> dict[str, Any]:

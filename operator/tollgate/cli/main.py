@@ -19,6 +19,8 @@ from typing import Any, TextIO
 import yaml
 
 from tollgate.api import resource
+from tollgate.api.controls import CONTROLS
+from tollgate.api.controls import summary as control_summary
 from tollgate.cli import controls as ctl
 from tollgate.cli import view
 from tollgate.cli.cluster import Session, connect
@@ -34,7 +36,7 @@ PROG = "kubectl tollgate"
 OVERVIEW = f"""\
 Watch and steer Tollgate rollouts (ModelDeployment, {resource.API_VERSION}).
 
-Reads: get, status, history, evidence. Controls: approve, promote, abort, retry (annotations
+Reads: get, status, history, evidence. Controls: {", ".join(CONTROLS)} (annotations
 tollgate.dev/<control>=<you>@<time>, acted on once per distinct value) and pause, resume, kill,
 unkill (spec.paused, spec.killSwitch). The plugin never writes status: the operator does, and
 `status` shows what it did. Controls work from Git as well: commit the same annotation or field.
@@ -213,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     subs = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def sub(name: str) -> argparse.ArgumentParser:
-        summary, text = HELP[name]
+        summary, text = HELP.get(name) or (control_summary(name).rstrip("."), "")
         description = f"{summary[0].upper()}{summary[1:]}.\n\n{text}"
         p = subs.add_parser(name, help=summary.replace("%", "%%"), description=description,
                             formatter_class=fmt, epilog=exit_codes_text())
@@ -245,14 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeline", type=int, default=8, metavar="N", help="latest N timeline entries (default 8)")
     output(p)
 
-    p = sub("promote")
-    name(p)
-    p.add_argument("--full", action="store_true",
-                   help="required: promote to 100%% now, skipping the remaining steps")
-    wait(p)
-    for control in ("approve", "abort", "retry"):
+    for control in CONTROLS:
         p = sub(control)
         name(p)
+        if control == "promote":
+            p.add_argument("--full", action="store_true",
+                           help="required: promote to 100%% now, skipping the remaining steps")
         wait(p)
     for toggle in ("pause", "resume", "kill", "unkill"):
         name(sub(toggle))
@@ -466,10 +466,7 @@ def cmd_evidence(s: Session, args: argparse.Namespace, out: Out) -> int:
 COMMANDS: dict[str, Callable[[Session, argparse.Namespace, Out], int]] = {
     "get": cmd_get,
     "status": cmd_status,
-    "promote": _annotation_command(ctl.PROMOTE),
-    "approve": _annotation_command(ctl.APPROVE),
-    "abort": _annotation_command(ctl.ABORT),
-    "retry": _annotation_command(ctl.RETRY),
+    **{c: _annotation_command(control) for c, control in ctl.ANNOTATION_CONTROLS.items()},
     "pause": _toggle_command(ctl.PAUSE),
     "resume": _toggle_command(ctl.RESUME),
     "kill": _toggle_command(ctl.KILL),

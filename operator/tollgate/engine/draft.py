@@ -12,11 +12,12 @@ from datetime import datetime
 
 from pydantic import ConfigDict
 
+from tollgate.api.controls import CONTROLS, ControlTokens
 from tollgate.api.spec import ModelDeploymentSpec
-from tollgate.api.status import HISTORY_LIMIT, ControlsSeen, HistoryEntry, ModelDeploymentStatus, Phase, RevisionRef
+from tollgate.api.status import HISTORY_LIMIT, HistoryEntry, ModelDeploymentStatus, Phase, RevisionRef
 from tollgate.engine.actions import Action, Cause, Context, EmitEvent, EventType, Reason
 from tollgate.engine.analysis import TickOutcome
-from tollgate.engine.observations import Controls, Observations, TrackObservation
+from tollgate.engine.observations import Observations, TrackObservation
 from tollgate.engine.revision import desired_revision, revision_hash
 from tollgate.engine.timeutil import format_time
 
@@ -52,26 +53,19 @@ def with_template(ref: RevisionRef | None, spec: ModelDeploymentSpec) -> Revisio
     return None
 
 
-@dataclass(frozen=True)
-class Tokens:
-    """Control tokens not handled before (None: absent or already handled)."""
+def new_tokens(seen: ControlTokens, observed: ControlTokens) -> ControlTokens:
+    """The control tokens not handled before (None: absent or already handled)."""
+    return ControlTokens(**{
+        c: observed.token(c) if observed.token(c) not in (None, seen.token(c)) else None for c in CONTROLS
+    })
 
-    approve: str | None
-    promote: str | None
-    abort: str | None
-    retry: str | None
 
-    @classmethod
-    def new(cls, seen: ControlsSeen, observed: Controls) -> Tokens:
-        def fresh(value: str | None, old: str | None) -> str | None:
-            return value if value is not None and value != old else None
-
-        return cls(
-            approve=fresh(observed.approve, seen.approve),
-            promote=fresh(observed.promote, seen.promote),
-            abort=fresh(observed.abort, seen.abort),
-            retry=fresh(observed.retry, seen.retry),
-        )
+def seen_tokens(prev: ControlTokens, observed: ControlTokens, *, defer: frozenset[str]) -> ControlTokens:
+    """The tokens handled after this decision: each observed token, except controls in `defer` (kept
+    for a later decision, e.g. an approval that arrived while paused at the gate)."""
+    return ControlTokens(**{
+        c: prev.token(c) if c in defer or observed.token(c) is None else observed.token(c) for c in CONTROLS
+    })
 
 
 @dataclass(frozen=True)
@@ -101,7 +95,8 @@ class Draft:
     tick: TickOutcome | None = None
     timeline_from: int | None = None
     """Index into events where a new canary's timeline starts (None: continue the previous one)."""
-    defer_approve: bool = False
+    deferred: frozenset[str] = frozenset()
+    """Controls whose new token is not handled in this decision (kept for a later one)."""
     apply: bool = True
 
     @classmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from tollgate.api.controls import ControlTokens
 from tollgate.api.spec import SLO
 
 MDKey = tuple[str, str]
@@ -62,18 +63,8 @@ class SLOObservation:
     """The range the query covered, e.g. 1m."""
 
 
-@dataclass(frozen=True)
-class Controls:
-    """Control annotations on the ModelDeployment (tollgate.dev/approve, promote, abort, retry).
-
-    The value of each is an opaque token (typically who and when); a control acts once per distinct
-    value, so re-applying the same manifest does not approve twice.
-    """
-
-    approve: str | None = None
-    promote: str | None = None
-    abort: str | None = None
-    retry: str | None = None
+Controls = ControlTokens
+"""Control annotations on the ModelDeployment, one token each (api.controls)."""
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,7 @@ from tollgate.api.spec import ModelDeploymentSpec, RouterKind
 from tollgate.api.status import ModelDeploymentStatus, Phase
 from tollgate.engine import conditions as cond
 from tollgate.engine.actions import Context, Decision, Reason
-from tollgate.engine.draft import Draft, Tokens
+from tollgate.engine.draft import Draft, new_tokens
 from tollgate.engine.observations import AnalysisRequest, Observations
 from tollgate.engine.policy import Policy, plan_problem, resolve_policy
 from tollgate.engine.rules.finish import finish
@@ -126,7 +126,7 @@ class Case:
         d = Draft.start(spec, status, obs, require_aware(now), self.ctx)
         d.st.observedGeneration = self.ctx.generation
         d.st.sandboxNamespace = self.sandbox
-        tokens = Tokens.new(status.controls, obs.controls)
+        tokens = new_tokens(status.controls, obs.controls)
         if obs.sandbox_ready and not cond.is_true(status.conditions, cond.SANDBOX_READY):
             d.event(Reason.SANDBOX_READY, f"sandbox namespace {d.st.sandboxNamespace} is ready")
 

@@ -19,6 +19,7 @@ from tollgate.adapters.evidence import EvidenceStore
 from tollgate.adapters.kube import Kube
 from tollgate.adapters.routers import router_for
 from tollgate.api import resource
+from tollgate.api.controls import tokens_of
 from tollgate.api.invalid import InvalidSpecError, parse_spec
 from tollgate.api.status import ModelDeploymentStatus
 from tollgate.engine.actions import (
@@ -33,7 +34,7 @@ from tollgate.engine.actions import (
     RollBack,
     SetWeight,
 )
-from tollgate.engine.observations import Controls, Observations, Track
+from tollgate.engine.observations import Observations, Track
 from tollgate.engine.rollout import Case, refused
 from tollgate.runtime import metrics
 from tollgate.runtime.analysis import AnalysisScheduler
@@ -48,16 +49,6 @@ def context_of(body: Mapping[str, Any]) -> Context:
     meta = body["metadata"]
     return Context(name=meta["name"], namespace=meta["namespace"], uid=meta.get("uid", ""),
                    generation=int(meta.get("generation") or 0))
-
-
-def controls_of(body: Mapping[str, Any]) -> Controls:
-    ann = body.get("metadata", {}).get("annotations") or {}
-    return Controls(
-        approve=ann.get(resource.ANNOTATION_APPROVE) or None,
-        promote=ann.get(resource.ANNOTATION_PROMOTE) or None,
-        abort=ann.get(resource.ANNOTATION_ABORT) or None,
-        retry=ann.get(resource.ANNOTATION_RETRY) or None,
-    )
 
 
 def status_json(status: ModelDeploymentStatus) -> dict[str, Any]:
@@ -116,7 +107,7 @@ class Reconciler:
             fallback=self.registry.track(sandbox, ctx, Track.FALLBACK),
             sandbox_ready=st.sandbox_ready,
             slos=slos,
-            controls=controls_of(body),
+            controls=tokens_of(body.get("metadata", {}).get("annotations")),
         )
         decision = case.decide(observations, now)
         st.decisions += 1

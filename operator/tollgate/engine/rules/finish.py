@@ -7,7 +7,7 @@ removals, the record (promotion, rollback and its evidence), then events.
 from __future__ import annotations
 
 from tollgate.api.spec import ModelDeploymentSpec
-from tollgate.api.status import TIMELINE_LIMIT, Condition, ControlsSeen, ModelDeploymentStatus, Phase, TimelineEntry
+from tollgate.api.status import TIMELINE_LIMIT, Condition, ModelDeploymentStatus, Phase, TimelineEntry
 from tollgate.engine import conditions as cond
 from tollgate.engine.actions import (
     Action,
@@ -19,9 +19,8 @@ from tollgate.engine.actions import (
     RollBack,
     SetWeight,
 )
-from tollgate.engine.draft import Draft, track_ready, with_template
+from tollgate.engine.draft import Draft, seen_tokens, track_ready, with_template
 from tollgate.engine.evidence import evidence_payload
-from tollgate.engine.observations import Controls
 from tollgate.engine.observations import Track as TrackName
 from tollgate.engine.policy import Policy
 from tollgate.engine.revision import fallback_revision
@@ -34,7 +33,7 @@ from tollgate.engine.workloads import TrackPlan, TrafficPlan, deployment_ref, wo
 
 
 def finish(d: Draft, policy: Policy | None) -> Decision:
-    d.st.controls = _seen(d.prev.controls, d.obs.controls, d.defer_approve)
+    d.st.controls = seen_tokens(d.prev.controls, d.obs.controls, defer=d.deferred)
     if d.spec.killSwitch:
         d.st.canaryWeight = 0
     d.st.timeline = _timeline(d)
@@ -88,18 +87,6 @@ def _desired(d: Draft, policy: Policy, st: ModelDeploymentStatus) -> list[Action
 def _routing(st: ModelDeploymentStatus) -> tuple[int, bool]:
     """What the router serves for a status: the canary weight and whether the fallback takes all."""
     return (st.canaryWeight if st.canary is not None else 0, st.fallback is not None)
-
-
-def _seen(prev: ControlsSeen, observed: Controls, defer_approve: bool) -> ControlsSeen:
-    def keep(value: str | None, old: str | None) -> str | None:
-        return value if value is not None else old
-
-    return ControlsSeen(
-        approve=prev.approve if defer_approve else keep(observed.approve, prev.approve),
-        promote=keep(observed.promote, prev.promote),
-        abort=keep(observed.abort, prev.abort),
-        retry=keep(observed.retry, prev.retry),
-    )
 
 
 def traffic_plan(spec: ModelDeploymentSpec, policy: Policy, st: ModelDeploymentStatus) -> TrafficPlan:

@@ -11,9 +11,10 @@
 
 from __future__ import annotations
 
+from tollgate.api.controls import ControlTokens
 from tollgate.api.status import Phase, RevisionRef
 from tollgate.engine.actions import Reason
-from tollgate.engine.draft import Draft, Tokens, track_ready
+from tollgate.engine.draft import Draft, track_ready
 from tollgate.engine.policy import Policy
 from tollgate.engine.revision import desired_revision
 from tollgate.engine.rules.readiness import late, overdue
@@ -22,7 +23,7 @@ from tollgate.engine.rules.steps import progress
 from tollgate.engine.timeutil import format_time, parse_time
 
 
-def reconcile(d: Draft, policy: Policy, tokens: Tokens) -> None:
+def reconcile(d: Draft, policy: Policy, tokens: ControlTokens) -> None:
     rev = desired_revision(d.spec)
     if d.st.stable is None or (d.st.lastKnownGood is None and d.st.canary is None):
         _first_deployment(d, policy, rev)

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from tollgate.api.controls import ControlTokens
 from tollgate.api.spec import ApprovalMode
 from tollgate.api.status import ModelDeploymentStatus, Phase
 from tollgate.engine.actions import Cause, Reason
 from tollgate.engine.analysis import TickOutcome, assess
-from tollgate.engine.draft import Draft, Tokens, track_ready
+from tollgate.engine.draft import Draft, track_ready
 from tollgate.engine.policy import Policy
 from tollgate.engine.routing import canary_replicas
 from tollgate.engine.rules.promotion import promotion_progress, start_promotion
@@ -46,7 +47,7 @@ def gate_waiting(policy: Policy, status: ModelDeploymentStatus) -> int | None:
     return None
 
 
-def progress(d: Draft, policy: Policy, tokens: Tokens) -> None:
+def progress(d: Draft, policy: Policy, tokens: ControlTokens) -> None:
     canary = d.st.canary
     assert canary is not None
     promoting = d.st.promotingSince is not None
@@ -66,7 +67,8 @@ def progress(d: Draft, policy: Policy, tokens: Tokens) -> None:
         d.st.notReadySince = None
         d.phase(Phase.PAUSED, f"paused at step {d.st.currentStep + 1}/{len(policy.steps)}, "
                               f"canary weight {d.st.canaryWeight}%")
-        d.defer_approve = waiting
+        if waiting:  # an approval arriving now counts on resume, at the gate it was meant for
+            d.deferred = frozenset({"approve"})
         return
     if d.prev.phase is Phase.PAUSED and not promoting:
         d.event(Reason.RESUMED, "rollout resumed: the current step starts over")
@@ -134,7 +136,7 @@ def _describe(tick: TickOutcome, which: str) -> str:
     return "; ".join(parts)
 
 
-def _advance(d: Draft, policy: Policy, tokens: Tokens, *, ready: bool, gate_waiting: bool) -> None:
+def _advance(d: Draft, policy: Policy, tokens: ControlTokens, *, ready: bool, gate_waiting: bool) -> None:
     steps = policy.steps
     canary = d.st.canary
     assert canary is not None
