@@ -72,10 +72,3 @@ class EvidenceStore:
             deleted.append(name)
             excess -= 1
         return deleted
-
-    def read(self, namespace: str, name: str) -> dict[str, Any] | None:
-        cm = self._kube.get(ObjectRef("v1", "ConfigMap", name, namespace))
-        if cm is None:
-            return None
-        loaded: dict[str, Any] = json.loads((cm.get("data") or {}).get(EVIDENCE_KEY, "{}"))
-        return loaded

@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -37,7 +37,6 @@ from tollgate.adapters.slo_templates import (
     DEFAULT_METRICS,
     TEMPLATES,
     TRACKS,
-    Combine,
     MetricNames,
     render_custom,
     samples_query,
@@ -50,19 +49,6 @@ log = logging.getLogger(__name__)
 
 PART_LABEL = "tollgate_part"
 """Label that separates a template's values from its sample counts within one query's answer."""
-
-
-@runtime_checkable
-class MetricsProvider(Protocol):
-    """What the runtime needs from a metrics backend; Prometheus is one implementation."""
-
-    def observe(self, requests: Sequence[AnalysisRequest]) -> dict[MDKey, tuple[SLOObservation, ...]]:
-        """One observation per requested SLO (in spec order) per ModelDeployment. Never raises."""
-        ...
-
-    def healthy(self) -> bool:
-        """True when the backend answers; never raises."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -171,7 +157,8 @@ def _samples(value: float | None) -> int:
 
 
 class PrometheusProvider:
-    """MetricsProvider on prometheus-api-client, with bounded retries and timeouts."""
+    """The MetricsProvider port (tollgate.ports.metrics) on prometheus-api-client, with bounded retries
+    and timeouts."""
 
     def __init__(
         self,
@@ -363,7 +350,6 @@ class PrometheusProvider:
                 name=slo.name, error=f"unknown SLO template {slo.name!r}", window=req.window
             )
 
-        template = TEMPLATES[slo.name]
         promql = self._template_query(slo.name, req.window, same_window)
         answer = results[promql]
         if isinstance(answer, Exception):
@@ -375,15 +361,6 @@ class PrometheusProvider:
         values = split_versions(result, self.metrics)
         canary = pick(values.get((req.namespace, req.name, "canary")), req.version_of("canary"))
         stable = pick(values.get((req.namespace, req.name, "stable")), req.version_of("stable"))
-        if template.combine is Combine.ABS_DIFF:
-            shift = abs(canary - stable) if canary is not None and stable is not None else None
-            return SLOObservation(
-                name=slo.name,
-                canary=MetricValue(shift, n["canary"]),
-                stable=MetricValue(0.0 if stable is not None else None, n["stable"]),
-                query=promql,
-                window=req.window,
-            )
         return SLOObservation(
             name=slo.name,
             canary=MetricValue(canary, n["canary"]),

@@ -22,7 +22,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import StrEnum
 
 
 @dataclass(frozen=True)
@@ -52,23 +51,14 @@ DEFAULT_METRICS = MetricNames()
 TRACKS = ("stable", "canary")
 
 
-class Combine(StrEnum):
-    """How the per-track values of a template become the SLOObservation's canary and stable values."""
-
-    PER_TRACK = "per-track"
-    """canary = value of the canary track, stable = value of the stable track."""
-    ABS_DIFF = "abs-diff"
-    """canary = |canary - stable|, stable = 0.0 (the baseline does not shift from itself)."""
-
-
 @dataclass(frozen=True)
 class Template:
-    """A built-in SLO: PromQL over a label selector and a window, and how per-track values combine."""
+    """A built-in SLO: PromQL over a label selector and a window, one value per track (how the values
+    are judged, e.g. score-shift as a distance, is the engine's: engine.analysis)."""
 
     name: str
     promql: str
     """PromQL with `{sel}` (label matchers, no braces), `{win}` and `{by}` placeholders."""
-    combine: Combine = Combine.PER_TRACK
     description: str = ""
 
     def render(self, selector: str, window: str, metrics: MetricNames = DEFAULT_METRICS) -> str:
@@ -116,11 +106,10 @@ TEMPLATES: dict[str, Template] = {
             "score-shift",
             "sum by ({by}) (rate({score}_sum{{{sel}}}[{win}]))"
             " / sum by ({by}) (rate({score}_count{{{sel}}}[{win}]))",
-            combine=Combine.ABS_DIFF,
             description=(
                 "Absolute difference of the mean predicted score, canary vs stable. The query returns the "
-                "mean per track; the adapter reports canary=|mean_canary - mean_stable| and stable=0, so "
-                "both `max` and `maxIncreaseOverBaseline` read as the largest tolerated shift."
+                "mean per track; the engine judges canary=|mean_canary - mean_stable| against baseline 0, "
+                "so both `max` and `maxIncreaseOverBaseline` read as the largest tolerated shift."
             ),
         ),
         Template(
@@ -130,7 +119,6 @@ TEMPLATES: dict[str, Template] = {
         ),
     )
 }
-BUILTIN_NAMES = frozenset(TEMPLATES)
 
 
 def _alternation(values: Iterable[str]) -> str:

@@ -1,7 +1,13 @@
 """Analysis verdicts: one SLO check at one tick, and what a tick means for the rollout.
 
-Plan, measure, assess: the runtime measures (SLOObservation); this module assesses, the rollout only
-consumes the outcome. Order of a check, first match wins:
+Plan, measure, assess: the runtime measures (SLOObservation: each track's value as the provider
+returned it); this module assesses, the rollout only consumes the outcome.
+
+0. A shift SLO (SHIFT_SLOS: score-shift) is judged on the distance between the tracks: the canary
+   value becomes |canary - stable| and the baseline 0, so both `max` and `maxIncreaseOverBaseline`
+   read as the largest tolerated shift; without both values there is no data.
+
+Order of a check, first match wins:
 
 1. provider error                       -> Error (consecutiveErrors + 1; failures unchanged)
 2. canary samples < minSamples          -> Inconclusive (no verdict on too little traffic). Bounded:
@@ -25,7 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from tollgate.api.spec import NoDataPolicy
@@ -35,6 +41,9 @@ from tollgate.engine.policy import ResolvedSLO
 from tollgate.engine.timeutil import format_time, parse_time, seconds_between
 
 MISSING_OBSERVATION = "no observation for this SLO in the analysis tick"
+
+SHIFT_SLOS = frozenset({"score-shift"})
+"""Built-in SLOs whose per-track values are judged by their distance (rule 0), not one by one."""
 
 
 def finite(metric: MetricValue | None) -> float | None:
@@ -54,8 +63,23 @@ class Check:
     """Counts towards a passing tick (Pass, or NoData under onNoData: pass)."""
 
 
+def compared(slo: ResolvedSLO, obs: SLOObservation | None) -> SLOObservation | None:
+    """The observation as it is judged (rule 0): a shift SLO's tracks become their distance."""
+    if obs is None or obs.error is not None or slo.name not in SHIFT_SLOS or slo.slo.query is not None:
+        return obs
+    canary = obs.canary.value if obs.canary is not None else None
+    stable = obs.stable.value if obs.stable is not None else None
+    shift = abs(canary - stable) if canary is not None and stable is not None else None
+    return replace(
+        obs,
+        canary=MetricValue(shift, obs.canary.samples if obs.canary is not None else 0),
+        stable=MetricValue(0.0 if stable is not None else None, obs.stable.samples if obs.stable is not None else 0),
+    )
+
+
 def judge(slo: ResolvedSLO, obs: SLOObservation | None, prev: SLOStatus | None, now: datetime) -> Check:
     """Judge one SLO; `prev` is its status from the previous tick of this canary (None at first)."""
+    obs = compared(slo, obs)
     base = prev if prev is not None else SLOStatus(name=slo.name)
     at = format_time(now)
     common: dict[str, object] = {"lastCheckedAt": at, "threshold": slo.threshold_text()}

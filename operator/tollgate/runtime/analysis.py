@@ -11,27 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 
-from tollgate.adapters.prometheus import MetricsProvider
-from tollgate.engine.observations import AnalysisRequest, MDKey, SLOObservation
+from tollgate.engine.observations import AnalysisRequest, SLOObservation
+from tollgate.ports.metrics import MetricsProvider
 from tollgate.runtime import metrics
 
 log = logging.getLogger("tollgate.analysis")
-
-
-class NoProvider:
-    """Used when no Prometheus URL is configured: every SLO reports a provider error (fails closed)."""
-
-    def observe(self, requests: Sequence[AnalysisRequest]) -> dict[MDKey, tuple[SLOObservation, ...]]:
-        return {
-            r.key: tuple(SLOObservation(name=s.name, error="no metrics provider configured "
-                                        "(set --prometheus-url)", window=r.window) for s in r.slos)
-            for r in requests
-        }
-
-    def healthy(self) -> bool:
-        return False
 
 
 class AnalysisScheduler:

@@ -21,15 +21,17 @@ from tollgate import __version__
 from tollgate.adapters.errors import KubeError
 from tollgate.adapters.evidence import EvidenceStore
 from tollgate.adapters.kube import Kube
-from tollgate.adapters.prometheus import Credentials, MetricsProvider, PrometheusProvider
+from tollgate.adapters.no_provider import NoProvider
+from tollgate.adapters.prometheus import Credentials, PrometheusProvider
 from tollgate.adapters.routers import router_for
 from tollgate.api import resource
 from tollgate.api.invalid import InvalidSpecError, parse_spec
 from tollgate.api.spec import ModelDeploymentSpec
 from tollgate.engine.actions import ObjectRef
 from tollgate.engine.sandbox import sandbox_namespace
+from tollgate.ports.metrics import MetricsProvider
 from tollgate.runtime import metrics
-from tollgate.runtime.analysis import AnalysisScheduler, NoProvider
+from tollgate.runtime.analysis import AnalysisScheduler
 from tollgate.runtime.config import Settings
 from tollgate.runtime.health import ApiHealth
 from tollgate.runtime.leader import LeaderElector, LeaseSettings

@@ -9,7 +9,7 @@ import pytest
 
 from tollgate.api.spec import SLO
 from tollgate.api.status import SLOStatus, Verdict
-from tollgate.engine.analysis import assess, judge
+from tollgate.engine.analysis import assess, compared, judge
 from tollgate.engine.observations import MetricValue, SLOObservation
 from tollgate.engine.policy import ResolvedSLO
 
@@ -145,3 +145,41 @@ def test_tick_passes_only_when_every_slo_passes() -> None:
     slow = [obs(0.001), SLOObservation("latency-p99", MetricValue(0.1, 5))]
     assert assess([a, b], [], good, T0, failure_limit=0, consecutive_error_limit=0).passed
     assert not assess([a, b], [], slow, T0, failure_limit=0, consecutive_error_limit=0).passed
+
+
+# --- score-shift: judged on the distance between the tracks ----------------------------------------
+
+
+def shift_slo(**fields: object) -> ResolvedSLO:
+    return ResolvedSLO(SLO.model_validate({"name": "score-shift", **fields}), 100, 120)
+
+
+def means(canary: float | None, stable: float | None) -> SLOObservation:
+    return SLOObservation("score-shift", MetricValue(canary, 100), MetricValue(stable, 900))
+
+
+def test_score_shift_is_the_absolute_difference_of_the_mean_scores() -> None:
+    # given mean scores 0.62 (canary) and 0.70 (stable)
+    obs = compared(shift_slo(max=0.05), means(0.62, 0.70))
+    # then canary carries |0.62 - 0.70| and stable 0, so max and maxIncreaseOverBaseline read as the shift
+    assert obs is not None and obs.canary is not None and obs.canary.value == pytest.approx(0.08)
+    assert obs.canary.samples == 100
+    assert obs.stable == MetricValue(0.0, 900)
+    # and a shift over max fails, one within it passes, in either direction
+    assert judge(shift_slo(max=0.05), means(0.62, 0.70), None, T0).status.verdict is Verdict.FAIL
+    assert judge(shift_slo(max=0.05), means(0.73, 0.70), None, T0).status.verdict is Verdict.PASS
+    assert judge(shift_slo(maxIncreaseOverBaseline=0.05), means(0.78, 0.70), None, T0).status.verdict \
+        is Verdict.FAIL
+
+
+def test_score_shift_without_a_stable_mean_is_no_data() -> None:
+    obs = compared(shift_slo(max=0.05), means(0.62, None))
+    assert obs is not None and obs.canary is not None and obs.canary.value is None
+    assert obs.stable is not None and obs.stable.value is None
+    check = judge(shift_slo(max=0.05, onNoData="hold"), means(0.62, None), None, T0)
+    assert check.status.verdict is Verdict.NO_DATA and not check.passing
+
+
+def test_other_slos_are_judged_per_track() -> None:
+    raw = obs(0.02, baseline=0.01)
+    assert compared(resolved(max=0.01), raw) is raw

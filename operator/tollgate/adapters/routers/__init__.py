@@ -1,10 +1,10 @@
-"""Traffic routers: one module each behind `tollgate.adapters.routers.base.Router`."""
+"""Traffic routers: one module each behind the port `tollgate.ports.router.Router`."""
 
 from tollgate.adapters.kube import Kube
-from tollgate.adapters.routers.base import Router
 from tollgate.adapters.routers.gateway_api import GatewayAPIRouter
 from tollgate.adapters.routers.replicas import ReplicasRouter
 from tollgate.api.spec import RouterKind
+from tollgate.ports.router import Router
 
 
 def router_for(kind: RouterKind, kube: Kube) -> Router:

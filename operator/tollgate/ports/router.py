@@ -1,4 +1,4 @@
-"""The router interface: how a canary weight becomes real traffic.
+"""The router port: how a canary weight becomes real traffic (implementations in adapters.routers).
 
 Like Flagger's router (Reconcile/SetRoutes/GetRoutes/Finalize) but smaller, because the desired
 objects come from the pure engine: a router only moves traffic fast (before the rest of the desired
