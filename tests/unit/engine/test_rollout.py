@@ -108,6 +108,8 @@ def test_a_model_change_starts_a_canary_that_takes_no_traffic_until_ready(sim: S
     assert d.status.canaryWeight == 10
     assert Reason.STEP_ADVANCED in d.event_reasons
     assert d.of_type(SetWeight)[0].canary_weight == 10
+    # and a rise waits for the desired objects (no router fast path)
+    assert not d.of_type(SetWeight)[0].fast
 
 
 # --- steps and analysis -----------------------------------------------------------------------
@@ -244,6 +246,9 @@ def test_failure_over_the_limit_rolls_back_in_the_same_decision(sim: Sim) -> Non
     assert d.status.phase in (Phase.ROLLING_BACK, Phase.ROLLED_BACK)
     assert d.status.rolledBackRevision == canary.revision
     assert d.of_type(SetWeight)[0].canary_weight == 0
+    # and traffic leaves the canary through the router's fast path, decided from the persisted status
+    # alone (an operator that just restarted decides the same)
+    assert d.of_type(SetWeight)[0].fast
     assert any(r.name.endswith("-canary") for a in d.of_type(DeleteObjects) for r in a.refs)
     rollback = d.of_type(RollBack)[0]
     evidence = d.of_type(RecordEvidence)[0]
