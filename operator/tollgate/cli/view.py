@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from tollgate.api.invalid import InvalidSpecError, parse_spec
 from tollgate.api.spec import ApprovalMode, ModelDeploymentSpec, Step
 from tollgate.api.status import ModelDeploymentStatus, Phase
@@ -111,7 +113,11 @@ def gate_waiting(obj: Obj) -> int | None:
     policy = policy_of(obj)
     if policy is None:
         return None
-    return engine_gate_waiting(policy, ModelDeploymentStatus.model_validate(status_of(obj)))
+    try:
+        status = ModelDeploymentStatus.model_validate(status_of(obj))
+    except ValidationError:  # not written by the operator (edited by hand): nothing is known to wait
+        return None
+    return engine_gate_waiting(policy, status)
 
 
 def gitops_manager(obj: Obj) -> str | None:
