@@ -8,7 +8,7 @@ export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/testkit
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 PY_DIRS := $(wildcard operator testkit tests e2e bench hack)
 
-.PHONY: help venv lint fmt unit integration e2e test crds crds-check testenv-build testenv-up testenv-down demo bench clean
+.PHONY: help venv lint fmt unit integration e2e e2e-node test crds crds-check testenv-build node-build images testenv-up testenv-down demo bench clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -38,7 +38,11 @@ integration: venv testenv-build ## against the real local control plane and Prom
 e2e: venv testenv-build ## whole scenarios: operator + Prometheus + traffic simulator
 	$(PY) hack/pytest_run.py e2e
 
-test: lint unit integration e2e ## everything CI runs
+e2e-node: venv testenv-build node-build images ## the real node: host teardown, then the scenarios with real pods (root)
+	$(PY) hack/pytest_run.py tests/node
+	E2E_BACKEND=node $(PY) hack/pytest_run.py e2e/test_real_node.py
+
+test: lint unit integration e2e e2e-node ## everything CI runs
 
 crds: venv ## regenerate crds/ from the pydantic models
 	$(PY) -m tollgate.api.crdgen --out crds
@@ -46,7 +50,14 @@ crds: venv ## regenerate crds/ from the pydantic models
 testenv-build: ## build (or reuse from ~/.cache/tollgate) the control-plane binaries
 	bash hack/controlplane/build.sh >/dev/null
 
-testenv-up: venv testenv-build ## start etcd, apiserver, controllers, scheduler, kwok; writes .testenv/kubeconfig
+node-build: ## build (or reuse from ~/.cache/tollgate/node) kubelet, kube-proxy, containerd, kube-router, CoreDNS
+	bash hack/node/build.sh >/dev/null
+
+images: ## build the operator (from the Dockerfile), model-server and load-generator images without Docker
+	bash hack/images/build.sh >/dev/null
+
+# REAL_NODE=1 adds the machine's one real node (root; see testkit/tollgate_testkit/node.py)
+testenv-up: venv testenv-build $(if $(filter 1,$(REAL_NODE)),node-build) ## start etcd, apiserver, controllers, scheduler, kwok (REAL_NODE=1: + a real node); writes .testenv/kubeconfig
 	$(PY) -m tollgate_testkit.controlplane up --dir .testenv
 
 testenv-down: ## stop every process testenv-up started and remove its data

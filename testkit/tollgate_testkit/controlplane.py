@@ -8,7 +8,11 @@ a real cluster without containers. RBAC is on, so permission tests are real.
 Why not envtest or kind: envtest runs no controllers or scheduler (Deployments never get pods) and
 cannot download binaries here; kind needs a Docker engine these machines do not have.
 
-Usage: `python -m tollgate_testkit.controlplane up --dir .testenv` / `down --dir .testenv`.
+With `--real-node` (REAL_NODE=1 make testenv-up) one real node joins the KWOK nodes: kubelet,
+containerd, kube-proxy, kube-router and CoreDNS (see node.py). The API server then listens on the
+node's bridge address instead of 127.0.0.1, so pods reach it through the `kubernetes` Service.
+
+Usage: `python -m tollgate_testkit.controlplane up --dir .testenv [--real-node]` / `down --dir .testenv`.
 """
 
 from __future__ import annotations
@@ -72,6 +76,8 @@ class State:
     server: str
     pids: dict[str, int] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
+    real_node: bool = False
+    node_bin: str = ""
 
     @classmethod
     def load(cls, directory: Path) -> State | None:
@@ -91,13 +97,14 @@ def _openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def make_pki(pki: Path) -> None:
+def make_pki(pki: Path, extra_ips: tuple[str, ...] = ()) -> None:
     """A CA, a serving cert for 127.0.0.1 and the in-cluster names, an admin client, SA keys."""
     pki.mkdir(parents=True, exist_ok=True)
     _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
              "-days", "30", "-subj", "/CN=tollgate-test-ca", cwd=pki)
     (pki / "serving.ext").write_text(
-        "subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,"
+        "subjectAltName=IP:127.0.0.1,IP:10.0.0.1," + "".join(f"IP:{ip}," for ip in extra_ips)
+        + "DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,"
         "DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\n"
         "extendedKeyUsage=serverAuth\n"
     )
@@ -217,27 +224,52 @@ def _node_manifest(i: int) -> dict[str, object]:
     }
 
 
-def up(directory: Path) -> State:
-    """Start every component on loopback and wait until Nodes are Ready; idempotent when already up."""
+def up(directory: Path, real_node: bool = False) -> State:
+    """Start every component on loopback and wait until Nodes are Ready; idempotent when already up.
+
+    real_node: also start the machine's one real node (node.py); raises node.NodeUnavailableError naming
+    what the host lacks, or node.NodeBusyError when another real node holds the machine.
+    """
     directory = directory.resolve()
     existing = State.load(directory)
-    if existing and all(_alive(p) for p in existing.pids.values()):
+    if existing and all(_alive(p) for p in existing.pids.values()) and existing.real_node == real_node:
         log(f"already running: {existing.kubeconfig}")
         return existing
     if existing:
         down(directory)
+    if not real_node:
+        return _up(directory, None)
+    from tollgate_testkit import node
+
+    node_bin = node.build()
+    node.preflight(node_bin)
+    node.claim(directory)
+    try:
+        node.prepare_network()
+        return _up(directory, node_bin)
+    except BaseException:
+        down(directory)
+        node.release()
+        raise
+
+
+def _up(directory: Path, node_bin: Path | None) -> State:
+    from tollgate_testkit import node
+
     cache = build()
     bin_dir, assets = cache / "bin", cache / "assets"
     directory.mkdir(parents=True, exist_ok=True)
     pki, logs, data = directory / "pki", directory / "logs", directory / "data"
     for d in (logs, data):
         d.mkdir(parents=True, exist_ok=True)
-    make_pki(pki)
+    make_pki(pki, (node.GATEWAY,) if node_bin else ())
     ports = {k: free_port() for k in ("etcd", "etcd_peer", "apiserver", "kcm", "scheduler", "kwok")}
-    server = f"https://127.0.0.1:{ports['apiserver']}"
+    host = node.GATEWAY if node_bin else "127.0.0.1"
+    server = f"https://{host}:{ports['apiserver']}"
     kubeconfig = directory / "kubeconfig"
     write_kubeconfig(kubeconfig, server, pki)
-    state = State(dir=str(directory), kubeconfig=str(kubeconfig), server=server, ports=ports)
+    state = State(dir=str(directory), kubeconfig=str(kubeconfig), server=server, ports=ports,
+                  real_node=node_bin is not None, node_bin=str(node_bin or ""))
     state.save()
     t0 = time.monotonic()
 
@@ -257,13 +289,15 @@ def up(directory: Path) -> State:
 
     _spawn(state, "kube-apiserver", [
         str(bin_dir / "kube-apiserver"), f"--etcd-servers={etcd_url}",
-        "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={ports['apiserver']}",
+        *(node.apiserver_flags(pki) if node_bin else [
+            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--endpoint-reconciler-type=none"]),
+        f"--secure-port={ports['apiserver']}",
         f"--cert-dir={pki}", f"--tls-cert-file={pki / 'apiserver.crt'}",
         f"--tls-private-key-file={pki / 'apiserver.key'}", f"--client-ca-file={pki / 'ca.crt'}",
         "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
         f"--service-account-key-file={pki / 'sa.pub'}", f"--service-account-signing-key-file={pki / 'sa.key'}",
         "--service-cluster-ip-range=10.0.0.0/16", "--authorization-mode=Node,RBAC",
-        "--allow-privileged=true", "--profiling=false", "--endpoint-reconciler-type=none",
+        "--allow-privileged=true", "--profiling=false",
         "--watch-cache=true", "--v=1",
         # no node-lifecycle controller runs, so nothing would lift the not-ready taint this plugin adds
         "--disable-admission-plugins=TaintNodesByCondition",
@@ -293,7 +327,10 @@ def up(directory: Path) -> State:
     ], logs)
     stages = _kwok_stages(assets, directory)
     _spawn(state, "kwok", [
-        str(bin_dir / "kwok"), f"--kubeconfig={kc}", "--manage-all-nodes=true", "--cidr=10.1.0.0/16",
+        # fake nodes by annotation: with --manage-all-nodes kwok would take over a real node and fake
+        # its pods' status
+        str(bin_dir / "kwok"), f"--kubeconfig={kc}", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+        "--cidr=10.1.0.0/16",
         "--node-ip=127.0.0.1", f"--server-address=127.0.0.1:{ports['kwok']}",
         *[f"--config={p}" for p in stages],
     ], logs)
@@ -306,6 +343,10 @@ def up(directory: Path) -> State:
     _wait("nodes Ready", lambda: _all_nodes_ready(kc), logs=logs)
     _wait("default ServiceAccount", lambda: bool(_kubectl(kc, "get", "sa", "default", "-n", "default",
                                                            "-o", "name")), logs=logs)
+    if node_bin is not None:
+        held = node.NodeState.load()
+        assert held is not None, "the real node's record disappeared while starting"
+        node.start(held, directory, pki, server, kc, node_bin)
     log(f"up in {time.monotonic() - t0:.1f}s: export KUBECONFIG={kubeconfig}")
     return state
 
@@ -336,6 +377,15 @@ def down(directory: Path) -> None:
     if state is None:
         log(f"nothing recorded in {directory}")
         return
+    node_record = None
+    if state.real_node:
+        from tollgate_testkit import node
+
+        held = node.NodeState.load()
+        if held is not None and held.dir == str(directory):
+            api_up = "kube-apiserver" in state.pids and _alive(state.pids["kube-apiserver"])
+            node_record = node.stop(state.kubeconfig if api_up else None,
+                                    Path(state.node_bin) if state.node_bin else None)
     # reverse start order: clients first, etcd last
     for name, pid in reversed(list(state.pids.items())):
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -352,13 +402,19 @@ def down(directory: Path) -> None:
     marker = directory / "etcd-data-dir"
     if marker.exists():
         subprocess.run(["rm", "-rf", marker.read_text().strip()], check=False)
+    if node_record is not None:
+        from tollgate_testkit import node
+
+        left = node.release()
+        if left:
+            log("the host differs from before the real node: " + "; ".join(left))
     subprocess.run(["rm", "-rf", str(directory)], check=False)
 
 
 @contextlib.contextmanager
-def running(directory: Path) -> Iterator[State]:
+def running(directory: Path, real_node: bool = False) -> Iterator[State]:
     """Start for the duration of a with-block (tests, demo, benchmarks)."""
-    state = up(directory)
+    state = up(directory, real_node=real_node)
     try:
         yield state
     finally:
@@ -370,11 +426,19 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["up", "down", "build"])
     parser.add_argument("--dir", default=".testenv", type=Path, help="state directory (default .testenv)")
+    parser.add_argument("--real-node", action="store_true", default=os.environ.get("REAL_NODE") == "1",
+                        help="add the machine's one real node (default: REAL_NODE=1)")
     args = parser.parse_args(argv)
     if args.command == "build":
         print(build())
     elif args.command == "up":
-        state = up(args.dir)
+        from tollgate_testkit.node import NodeBusyError, NodeUnavailableError
+
+        try:
+            state = up(args.dir, real_node=args.real_node)
+        except (NodeBusyError, NodeUnavailableError) as exc:
+            print(f"testenv-up: {exc}", file=sys.stderr)
+            return 2
         print(f"Control plane up. Point kubectl at it:\n  export KUBECONFIG={state.kubeconfig}\n"
               f"  kubectl get nodes\nStop it with: make testenv-down")
     else:

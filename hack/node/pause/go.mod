@@ -1,0 +1,3 @@
+module tollgate.local/pause
+
+go 1.24
