@@ -5,11 +5,14 @@
 #
 # Why wrapper modules: k8s.io/kubernetes and etcd's server module carry `replace => ./staging` and
 # `replace => ../api` directives, so `go install pkg@version` refuses them. A throwaway module that
-# requires the release and pins every staging module to its published tag builds the same code.
+# requires the release and pins every staging module to its published tag builds the same code
+# (hack/lib/k8s.sh, shared with hack/node/build.sh, which builds the kubelet and kube-proxy).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
 source "$HERE/versions.env"
+# shellcheck source=../lib/k8s.sh
+source "$HERE/../lib/k8s.sh"
 
 GO_VERSION="$(go env GOVERSION)"
 KEY="k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_gw-${GATEWAY_API_VERSION}_${GO_VERSION}"
@@ -37,50 +40,11 @@ start=$(date +%s)
 
 # --- Kubernetes --------------------------------------------------------------------------------------
 build_kubernetes() {
-  local dir="$WORK/k8s" minor staging_v
-  mkdir -p "$dir"
-  minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
-  staging_v="v0.${K8S_VERSION#v1.}"
-  local gomod
-  gomod="$(go mod download -json "k8s.io/kubernetes@${K8S_VERSION}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')"
-  {
-    echo "module tollgate.local/k8sbuild"
-    echo
-    grep -E '^go [0-9]' "$gomod"
-    grep -E '^godebug' "$gomod" || true
-    echo
-    echo "require k8s.io/kubernetes ${K8S_VERSION}"
-    echo
-    # every staging module the release replaces with ./staging/... is pinned to its published tag
-    grep -oE '^\s*k8s\.io/[A-Za-z0-9._/-]+ => \./staging/' "$gomod" | awk '{print $1}' | sort -u |
-      while read -r m; do echo "replace $m => $m ${staging_v}"; done
-  } >"$dir/go.mod"
-  cat >"$dir/tools.go" <<GO
-//go:build tools
-
-package tools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
-	_ "k8s.io/kubernetes/cmd/kube-scheduler"
-	_ "k8s.io/kubernetes/cmd/kubectl"
-)
-GO
-  (cd "$dir" && go mod tidy -e >/dev/null 2>&1 || true)
-  (cd "$dir" && go mod download)
-  local commit="tollgate-local-build" date
-  date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  local ld="-s -w"
-  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ld+=" -X ${pkg}.gitVersion=${K8S_VERSION} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${minor}"
-    ld+=" -X ${pkg}.gitTreeState=clean -X ${pkg}.gitCommit=${commit} -X ${pkg}.buildDate=${date}"
-  done
+  k8s_wrapper_module "$WORK/k8s" kube-apiserver kube-controller-manager kube-scheduler kubectl
   for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
     [[ -x "$BIN/$cmd" ]] && continue
     log "building $cmd ${K8S_VERSION}"
-    (cd "$dir" && go build -trimpath -tags "selinux,notest,grpcnotrace" -ldflags "$ld" \
-      -o "$BIN/$cmd" "k8s.io/kubernetes/cmd/$cmd")
+    k8s_build "$WORK/k8s" "$BIN" "$cmd"
   done
 }
 
