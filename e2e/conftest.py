@@ -2,7 +2,9 @@
 
 `E2E_BACKEND` picks where they run: `local` (default) starts the local control plane, Prometheus, the
 simulator and operator processes (the same fixtures as tests/integration); `kind` needs Docker, kind
-and helm (e2e/kind_backend.py) and skips the session with the reason when they are missing.
+and helm (e2e/kind_backend.py) and skips the session with the reason when they are missing; `node`
+runs the machine's real node with the operator image installed by its chart (e2e/node_backend.py,
+root; it fails with what is missing rather than skip, since CI runs it).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from e2e_world import LocalWorld, World  # noqa: E402
 from integration.fixtures import cluster, crds, stack  # noqa: E402, F401
 
 BACKEND = os.environ.get("E2E_BACKEND", "local")
-BACKENDS = ("local", "kind")
+BACKENDS = ("local", "kind", "node")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -56,6 +58,22 @@ def kind_world() -> Iterator[World]:
     world.down()
 
 
+@pytest.fixture(scope="session")
+def node_world() -> Iterator[World]:
+    from node_backend import NodeWorld
+    from tollgate_testkit import node
+
+    lacking = node.missing()
+    if lacking:
+        pytest.fail("E2E_BACKEND=node cannot run on this host: " + "; ".join(lacking))
+    world = NodeWorld()
+    try:
+        world.up()
+        yield world
+    finally:
+        world.down()
+
+
 @pytest.fixture
 def namespace_name(request: pytest.FixtureRequest) -> str:
     base = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-")
@@ -66,8 +84,8 @@ def namespace_name(request: pytest.FixtureRequest) -> str:
 def bare_world(request: pytest.FixtureRequest, namespace_name: str) -> Iterator[World]:
     """The backend with a fresh namespace (world.namespace) and no operator started for it yet."""
     world: World
-    if BACKEND == "kind":
-        world = request.getfixturevalue("kind_world")
+    if BACKEND in ("kind", "node"):
+        world = request.getfixturevalue(f"{BACKEND}_world")
     else:
         world = LocalWorld(request.getfixturevalue("stack"), namespace_name)
     world.namespace = namespace_name

@@ -119,7 +119,13 @@ class Prometheus:
         binary: Path | None = None,
         port: int | None = None,
         workdir: Path | None = None,
+        host: str = "127.0.0.1",
+        scrape_configs: Sequence[dict[str, Any]] = (),
     ) -> None:
+        """host: the address to listen on (the real node's pods reach the bridge address, not loopback);
+        scrape_configs: jobs added as they are (e.g. kubernetes_sd_configs) beside the static targets."""
+        self.host = host
+        self.scrape_configs = list(scrape_configs)
         self.scrape_interval = scrape_interval
         self._targets: tuple[ScrapeTarget, ...] = tuple(targets)
         self._binary = binary
@@ -131,7 +137,7 @@ class Prometheus:
     # --- lifecycle ------------------------------------------------------------------------------------
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def running(self) -> bool:
@@ -163,7 +169,7 @@ class Prometheus:
             f"--config.file={self.config_path}",
             f"--storage.tsdb.path={data}",
             "--storage.tsdb.retention.time=2h",
-            f"--web.listen-address=127.0.0.1:{self.port}",
+            f"--web.listen-address={self.host}:{self.port}",
             "--web.enable-lifecycle",
             "--log.level=warn",
         ]
@@ -272,7 +278,9 @@ class Prometheus:
     def _write_config(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         tmp = self.config_path.with_suffix(".tmp")
-        tmp.write_text(yaml.safe_dump(render_config(self._targets, self.scrape_interval), sort_keys=False))
+        config = render_config(self._targets, self.scrape_interval)
+        config["scrape_configs"].extend(self.scrape_configs)
+        tmp.write_text(yaml.safe_dump(config, sort_keys=False))
         tmp.replace(self.config_path)
 
     def _get_status(self, path: str) -> int | None:
