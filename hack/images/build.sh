@@ -46,7 +46,8 @@ ensure_loaded() {  # the base must be in buildah's storage for FROM; reload it f
 
 # --- Debian base --------------------------------------------------------------------------------
 BASE=tollgate.local/debian-python:${DEBIAN_SUITE}
-BASE_KEY="$(echo "$DEBIAN_SUITE $BASE_PACKAGES $(sha256sum "$0" | cut -c1-8)" | sha256sum | cut -c1-16)"
+BASE_RECIPE=1  # bump when the mmdebstrap/buildah steps below change
+BASE_KEY="$(echo "$DEBIAN_SUITE $BASE_PACKAGES $BASE_RECIPE" | sha256sum | cut -c1-16)"
 if [[ ! -f "$(archive "$BASE" "$BASE_KEY")" ]]; then
   log "base: mmdebstrap $DEBIAN_SUITE ($BASE_PACKAGES)"
   rootfs="$(mktemp -d /var/tmp/tollgate-rootfs.XXXXXX)"
@@ -63,12 +64,18 @@ fi
 ensure_loaded "$BASE" "$(archive "$BASE" "$BASE_KEY")"
 echo "$BASE $(archive "$BASE" "$BASE_KEY")"
 
+# RUN steps reach PyPI with this machine's trust store (it may hold a CA of its own), mounted for the
+# build only: the images keep Debian's CA bundle.
+TRUST=()
+host_ca="${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}"
+[[ -f "$host_ca" ]] && TRUST=(--volume "$host_ca:/etc/ssl/certs/ca-certificates.crt:ro")
+
 # build NAME KEY CONTEXT [buildah bud args...]
 build() {
   local name="$1" key="$2" context="$3"; shift 3
   if [[ ! -f "$(archive "$name" "$key")" ]]; then
     log "building $name"
-    "${B[@]}" bud --quiet --isolation chroot --layers=false --network host \
+    "${B[@]}" bud --quiet --isolation chroot --layers=false --network host "${TRUST[@]}" \
       --build-arg "PYTHON_IMAGE=$BASE" -t "$name" "$@" "$context" >/dev/null
     export_image "$name" "$key"
   fi

@@ -114,7 +114,9 @@ def snapshot() -> HostState:
                         for line in _run("ip", "-o", "link", "show").splitlines() if ":" in line)
     iptables = {**_iptables_lines("ipv4"), **_iptables_lines("ipv6")}
     ipsets = sorted(_run("ipset", "list", "-n").split()) if shutil.which("ipset") else []
-    mounts = sorted({line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()})
+    # only mounts where the node's parts mount (other work on the machine mounts and unmounts too)
+    mounts = sorted({m for m in (line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines())
+                     if any(m == p or m.startswith(p + "/") for p in PATHS)})
     sysctls: dict[str, str] = {}
     for key in SYSCTLS:
         with contextlib.suppress(OSError):

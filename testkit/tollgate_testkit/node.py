@@ -431,7 +431,7 @@ def ctr(bin_dir: Path, *args: str, check: bool = True) -> str:
 def import_images(bin_dir: Path, archives: list[Path]) -> None:
     """Load image archives (OCI or docker-archive) into the node's containerd, no registry involved."""
     for archive in archives:
-        ctr(bin_dir, "images", "import", "--no-unpack=false", str(archive))
+        ctr(bin_dir, "images", "import", str(archive))
 
 
 def start(state: NodeState, directory: Path, pki: Path, server: str, admin_kubeconfig: str, bin_dir: Path) -> None:
