@@ -470,6 +470,9 @@ def start(state: NodeState, directory: Path, pki: Path, server: str, admin_kubec
     (node_dir / "kube-proxy.yaml").write_text(yaml.safe_dump(kube_proxy_config(proxy_kc, free_port(), free_port())))
     _spawn(state, "kube-proxy", [str(bin_dir / "kube-proxy"), f"--config={node_dir / 'kube-proxy.yaml'}", "--v=1"],
            logs, path_env)
+    kc = admin_kubeconfig
+    _wait("node Ready", lambda: _node_ready(kc), logs)
+    # kube-router looks its Node up once at start: only after the kubelet registered it
     _spawn(state, "kube-router", [
         str(bin_dir / "kube-router"), f"--kubeconfig={admin_kubeconfig}", f"--hostname-override={NODE_NAME}",
         "--run-firewall=true", "--run-router=false", "--run-service-proxy=false", "--enable-cni=false",
@@ -477,8 +480,6 @@ def start(state: NodeState, directory: Path, pki: Path, server: str, admin_kubec
         "--enable-ipv6=false", "--v=1",
     ], logs, path_env)
 
-    kc = admin_kubeconfig
-    _wait("node Ready", lambda: _node_ready(kc), logs)
     _kubectl(kc, "apply", "-f", "-", stdin="\n---\n".join(yaml.safe_dump(m) for m in cluster_manifests()))
     _wait("CoreDNS Ready", lambda: _kubectl(kc, "-n", "kube-system", "get", "deploy", "coredns", "-o",
                                             "jsonpath={.status.readyReplicas}").strip() == "1", logs)
@@ -518,6 +519,8 @@ def drain(kubeconfig: str, bin_dir: Path | None, timeout: float = 60.0) -> None:
 
 
 def _stop_pid(name: str, pid: int) -> None:
+    if not _alive(pid):
+        return
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + 15
