@@ -37,6 +37,11 @@ LABEL org.opencontainers.image.title="tollgate-operator" \
       org.opencontainers.image.licenses="Apache-2.0"
 ENV PATH=/opt/tollgate/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 COPY --from=build /opt/tollgate /opt/tollgate
+# kopf names each replica from getpass.getuser(), which looks the UID up in /etc/passwd: without an
+# entry the operator exits at start ("getpwuid(): uid not found: 65532"), as the first run of this
+# image in a pod showed (E2E_BACKEND=node).
+RUN echo "nonroot:x:65532:65532:nonroot:/nonexistent:/usr/sbin/nologin" >> /etc/passwd \
+ && echo "nonroot:x:65532:" >> /etc/group
 # 65532: the conventional "nonroot" UID/GID; numeric so Kubernetes can verify runAsNonRoot.
 USER 65532:65532
 # 8080: /metrics (TOLLGATE_METRICS_PORT); 8081: /healthz (TOLLGATE_HEALTH_PORT)

@@ -56,6 +56,13 @@ def helm_bin() -> Path:
     return Path(out.strip().splitlines()[-1]) / "helm"
 
 
+def prometheus_bin() -> Path:
+    """Prometheus with Kubernetes discovery (Debian's package has none), from hack/prometheus/build.sh."""
+    out = subprocess.run(["bash", str(REPO / "hack" / "prometheus" / "build.sh")], check=True,
+                         stdout=subprocess.PIPE, text=True).stdout
+    return Path(out.strip().splitlines()[-1]) / "prometheus"
+
+
 def prometheus_jobs(server: str, pki: Path) -> list[dict[str, Any]]:
     """The kubernetes_sd_configs scrape job of e2e/manifests/prometheus-node.yaml, pointed at our API server."""
     doc = yaml.safe_load((E2E / "manifests" / "prometheus-node.yaml").read_text())
@@ -90,7 +97,7 @@ class NodeWorld(KindWorld):
             self.kubectl("create", "namespace", ns, check=False)
             self.kubectl("label", "namespace", ns, f"{node.NODE_LABEL}=true", "--overwrite")
         pki = self.dir / "pki"
-        self.prometheus = Prometheus(host=node.GATEWAY, workdir=self.dir / "prometheus",
+        self.prometheus = Prometheus(host=node.GATEWAY, workdir=self.dir / "prometheus", binary=prometheus_bin(),
                                      scrape_configs=prometheus_jobs(self.state.server, pki)).start()
         repo, _, tag = images.OPERATOR.rpartition(":")
         _run(str(helm), "upgrade", "--install", RELEASE, str(REPO / "charts" / "tollgate"),
