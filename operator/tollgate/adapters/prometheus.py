@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -33,6 +34,7 @@ from prometheus_api_client.exceptions import PrometheusApiClientException
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_exponential
 from urllib3.util.retry import Retry
 
+from tollgate.adapters.slo_series import SLOSeries, pick_points, points, single_series, split_matrix, step_for
 from tollgate.adapters.slo_templates import (
     DEFAULT_METRICS,
     TEMPLATES,
@@ -243,6 +245,64 @@ class PrometheusProvider:
                     for s in req.slos
                 )
         return out
+
+    def series(
+        self, req: AnalysisRequest, start: float, end: float, step: float | None = None
+    ) -> tuple[SLOSeries, ...]:
+        """Each SLO of one ModelDeployment from `start` to `end` (seconds since the epoch): the queries
+        `observe` sends, narrowed to this ModelDeployment and asked as range queries. For charts (the
+        dashboard); never raises: a failed query is the series' `error`."""
+        resolution = step or step_for(start, end)
+        out: list[SLOSeries] = []
+        for slo in req.slos:
+            try:
+                out.append(self._series(req, slo, start, end, resolution))
+            except Exception as e:  # one SLO's bad answer must not hide the others
+                out.append(SLOSeries(name=slo.name, error=self._describe(e)))
+        return tuple(out)
+
+    def _series(self, req: AnalysisRequest, slo: SLO, start: float, end: float, step: float) -> SLOSeries:
+        if slo.query is not None:
+            per_track: dict[str, dict[float, float | None]] = {}
+            executed = []
+            for track in TRACKS:
+                q = render_custom(slo.query, namespace=req.namespace, name=req.name, track=track, window=req.window)
+                executed.append(f"# track={track}\n{q}")
+                answer = self._query_range(q, start, end, step)
+                if isinstance(answer, Exception):
+                    return SLOSeries(slo.name, query="\n".join(executed), error=self._describe(answer))
+                per_track[track] = single_series(answer)
+            return SLOSeries(slo.name, points(per_track["canary"]), points(per_track["stable"]),
+                             query="\n".join(executed))
+        if slo.name not in TEMPLATES:
+            return SLOSeries(slo.name, error=f"unknown SLO template {slo.name!r}")
+        promql = self._template_query(slo.name, req.window, [req])
+        answer = self._query_range(promql, start, end, step)
+        if isinstance(answer, Exception):
+            return SLOSeries(slo.name, query=promql, error=self._describe(answer))
+        values = split_matrix([x for x in answer if x.get("metric", {}).get(PART_LABEL) == "value"], self.metrics)
+        counts = split_matrix([x for x in answer if x.get("metric", {}).get(PART_LABEL) == "samples"], self.metrics)
+        on = {t: pick_points(values.get((req.namespace, req.name, t)), req.version_of(t)) for t in TRACKS}
+        samples = pick_points(counts.get((req.namespace, req.name, "canary")), req.version_of("canary"), additive=True)
+        return SLOSeries(slo.name, points(on["canary"]), points(on["stable"]), points(samples), query=promql)
+
+    def _query_range(self, promql: str, start: float, end: float, step: float) -> Any:
+        """One range query with the same bounded retries as `_query`; the result or the exception."""
+        retrying = Retrying(
+            stop=stop_after_attempt(self._attempts) | stop_after_delay(self._max_retry_time),
+            wait=wait_exponential(multiplier=0.2, max=2.0),
+            retry=retry_if_exception(_transient),
+            reraise=True,
+        )
+        params = {"timeout": f"{max(1, round(self._timeout * 1000))}ms"}
+        try:
+            return retrying(
+                self._client.custom_query_range, query=promql, start_time=datetime.fromtimestamp(start, UTC),
+                end_time=datetime.fromtimestamp(end, UTC), step=f"{step:g}s", params=params,
+            )
+        except Exception as e:
+            log.warning("prometheus range query failed: %s", self._describe(e))
+            return e
 
     # --- planning -------------------------------------------------------------------------------------
     def _windows(self, requests: Iterable[AnalysisRequest]) -> dict[str, list[AnalysisRequest]]:

@@ -22,6 +22,8 @@ from tollgate.adapters.evidence import EVIDENCE_KEY
 from tollgate.api.resource import GROUP, KIND, PLURAL, VERSION
 from tollgate.cli.errors import CliError, Exit
 
+Items = list[dict[str, Any]]
+
 FIELD_MANAGER = "kubectl-tollgate"
 """Field manager of every write, so `managedFields` shows which fields the plugin set."""
 
@@ -102,6 +104,36 @@ class Session:
             except ApiException as exc:
                 if exc.status != 410:  # 410 Gone: the caller re-reads and watches again
                     raise
+
+    def list_versioned(self, namespace: str | None) -> tuple[Items, str]:
+        """Like `list`, with the list's resourceVersion, from which `watch_all` continues."""
+        where = f'namespace "{namespace}"' if namespace else "all namespaces"
+        with api_errors(f"modeldeployments in {where}", verb="list"):
+            if namespace:
+                out = self._custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+            else:
+                out = self._custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)
+        body = _as_dict(out)
+        items: Items = body.get("items") or []
+        return items, str((body.get("metadata") or {}).get("resourceVersion") or "")
+
+    def watch_all(self, namespace: str | None, resource_version: str, timeout: int) -> Iterator[dict[str, Any]]:
+        """Events of every ModelDeployment (in `namespace`, or all) from `resource_version`, for up to
+        `timeout` s: one watch for the whole list, not one per object. An expired resourceVersion (410
+        Gone) ends the stream with an event of type EXPIRED: the caller lists again."""
+        w = watch.Watch()  # type: ignore[no-untyped-call]
+        where = f'namespace "{namespace}"' if namespace else "all namespaces"
+        call = (self._custom.list_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL) if namespace else (
+            self._custom.list_cluster_custom_object, GROUP, VERSION, PLURAL)
+        with api_errors(f"modeldeployments in {where}", verb="watch"):
+            try:
+                yield from w.stream(  # type: ignore[no-untyped-call]
+                    *call, resource_version=resource_version, timeout_seconds=max(1, timeout),
+                    allow_watch_bookmarks=True, _request_timeout=max(1, timeout) + 15)
+            except ApiException as exc:
+                if exc.status != 410:
+                    raise
+                yield {"type": "EXPIRED", "object": {}}
 
     @property
     def _custom(self) -> client.CustomObjectsApi:

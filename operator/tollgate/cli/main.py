@@ -21,8 +21,8 @@ import yaml
 from tollgate.api import resource
 from tollgate.api.controls import CONTROLS
 from tollgate.api.controls import summary as control_summary
+from tollgate.cli import actions, view
 from tollgate.cli import controls as ctl
-from tollgate.cli import view
 from tollgate.cli.cluster import Session, connect
 from tollgate.cli.errors import CliError, Exit, exit_codes_text
 from tollgate.engine.timeutil import parse_duration
@@ -170,6 +170,23 @@ Read-only. -o json|yaml prints the entries as data.
 examples:
   kubectl tollgate history fraud-scorer
 """),
+    "dashboard": ("serve a local web page of every rollout, its steps, SLO charts and evidence", """\
+Serve a web page on this machine (127.0.0.1:3100 by default) with your kubeconfig's credentials;
+nothing is installed in the cluster. It shows the ModelDeployments you can read (all namespaces
+when allowed, else -n or the context's namespace): phase, step, weight, risk tier, kstatus health
+and the last incident; and for one ModelDeployment its steps as a timeline, each SLO as a chart of
+canary against stable with its threshold and the moments of each verdict, the history and the
+evidence of the last rollback. It follows one watch of the API server, so it is live.
+Read-only until you confirm a control: the plugin's controls (approve, promote, abort, retry,
+pause, resume, kill, unkill) are buttons that ask for confirmation, then write the same annotations
+and fields as the commands; --read-only hides them. Charts query Prometheus (--prometheus-url,
+else $TOLLGATE_PROMETHEUS_URL) with the operator's own queries, narrowed to that ModelDeployment.
+Needs the dashboard extra: pip install 'tollgate[dashboard]'.
+
+examples:
+  kubectl tollgate dashboard --prometheus-url http://localhost:9090
+  kubectl tollgate dashboard -n ml-team --port 0 --read-only
+"""),
     "evidence": ("show the evidence record of the last rollback or abort", """\
 Print the evidence the operator recorded when it last rolled back or aborted (status.lastIncident,
 a ConfigMap next to the ModelDeployment, key evidence.json): why, at which step and weight, each
@@ -260,6 +277,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub("history")
     name(p)
     output(p)
+
+    p = sub("dashboard")
+    p.add_argument("--address", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: only this machine can open the page)")
+    p.add_argument("--port", type=int, default=3100, help="port (default 3100; 0 takes a free one)")
+    p.add_argument("--prometheus-url", metavar="URL",
+                   help="Prometheus the operator queries, reachable from here (default $TOLLGATE_PROMETHEUS_URL)")
+    p.add_argument("--read-only", action="store_true", help="no control buttons")
 
     p = sub("evidence")
     name(p)
@@ -384,24 +409,14 @@ def _watch(s: Session, args: argparse.Namespace, out: Out, obj: dict[str, Any]) 
             draw(obj)
 
 
-def _gitops_warning(obj: dict[str, Any], out: Out, what: str) -> None:
-    manager = view.gitops_manager(obj)
-    if manager:
-        out.warn(f"{view.meta(obj).get('name')} is managed by {manager}: {what} is a spec change and will be "
-                 "reverted by the GitOps tool at its next sync unless the same change is committed to Git")
-
-
 def _annotation_command(control: ctl.AnnotationControl) -> Callable[[Session, argparse.Namespace, Out], int]:
     def run(s: Session, args: argparse.Namespace, out: Out) -> int:
-        obj = s.get(s.namespace, args.name)
-        does = ctl.check_annotation(control, obj)
-        current = (view.meta(obj).get("annotations") or {}).get(control.annotation)
-        value = ctl.fresh_token(ctl.who(s.whoami(), s.context_user), _now(), current)
-        s.patch(s.namespace, args.name, ctl.annotation_patch(control, value))
-        out.print(f"{args.name}: {control.annotation}={value} written; the operator {does}")
+        done = actions.write_annotation(s, s.namespace, args.name, control, _now())
+        out.print(f"{args.name}: {done.what} written; {done.does}")
         if not args.wait:
             return Exit.OK
-        return _wait_handled(s, args, out, control, value)
+        assert done.value is not None
+        return _wait_handled(s, args, out, control, done.value)
     return run
 
 
@@ -425,16 +440,10 @@ def _wait_handled(s: Session, args: argparse.Namespace, out: Out, control: ctl.A
 
 def _toggle_command(toggle: ctl.SpecToggle) -> Callable[[Session, argparse.Namespace, Out], int]:
     def run(s: Session, args: argparse.Namespace, out: Out) -> int:
-        obj = s.get(s.namespace, args.name)
-        field = f"spec.{toggle.field}={str(toggle.value).lower()}"
-        if not ctl.toggle_needed(toggle, obj):
-            out.print(f"{args.name}: {field} already; nothing written")
-            return Exit.OK
-        _gitops_warning(obj, out, f"`{toggle.name}` ({field})")
-        for note in ctl.toggle_notes(toggle, obj):
+        done = actions.write_toggle(s, s.namespace, args.name, toggle)
+        for note in done.notes:
             out.warn(note)
-        s.patch(s.namespace, args.name, ctl.toggle_patch(toggle))
-        out.print(f"{args.name}: {field} written")
+        out.print(f"{args.name}: {done.does}")
         return Exit.OK
     return run
 
@@ -463,6 +472,16 @@ def cmd_evidence(s: Session, args: argparse.Namespace, out: Out) -> int:
     return Exit.OK
 
 
+def cmd_dashboard(s: Session, args: argparse.Namespace, out: Out) -> int:
+    try:
+        from tollgate.cli.dashboard.server import serve
+    except ImportError as exc:
+        raise CliError(f"the dashboard needs its extra ({exc.name} is missing): pip install 'tollgate[dashboard]'",
+                       Exit.USAGE) from exc
+    return serve(s, namespace=args.namespace, address=args.address, port=args.port,
+                 prometheus_url=args.prometheus_url, read_only=args.read_only, stdout=out.stdout, stderr=out.stderr)
+
+
 COMMANDS: dict[str, Callable[[Session, argparse.Namespace, Out], int]] = {
     "get": cmd_get,
     "status": cmd_status,
@@ -473,6 +492,7 @@ COMMANDS: dict[str, Callable[[Session, argparse.Namespace, Out], int]] = {
     "unkill": _toggle_command(ctl.UNKILL),
     "history": cmd_history,
     "evidence": cmd_evidence,
+    "dashboard": cmd_dashboard,
 }
 
 

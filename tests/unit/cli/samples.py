@@ -50,3 +50,25 @@ def md(phase: str = "Progressing", *, canary: bool = True, step: int = 0, weight
         obj["status"]["planHash"] = resolve_policy(parse_spec(obj["spec"])).plan_hash
     obj["status"].update(status)
     return obj
+
+
+ROLLED_BACK_TIMELINE = [
+    {"at": "2026-03-01T11:40:00Z", "reason": "Promoted", "message": "1.0.0 is stable", "step": 2, "weight": 100},
+    {"at": "2026-03-01T11:50:00Z", "reason": "CanaryStarted", "message": "canary 2.0.0", "step": 0, "weight": 0},
+    {"at": "2026-03-01T11:50:01Z", "reason": "StepAdvanced", "message": "step 1/3", "step": 0, "weight": 10},
+    {"at": "2026-03-01T11:51:01Z", "reason": "AnalysisPassed", "message": "step 1 passed", "step": 0, "weight": 10},
+    {"at": "2026-03-01T11:52:00Z", "reason": "Approved",
+     "message": "step 2/3 (50%) approved by alice@2026-03-01T11:52:00.000000Z", "step": 1, "weight": 10},
+    {"at": "2026-03-01T11:52:00Z", "reason": "StepAdvanced", "message": "step 2/3", "step": 1, "weight": 50},
+    {"at": "2026-03-01T11:53:00Z", "reason": "RolledBack", "message": "error-rate 0.12 > max 0.01", "step": 1,
+     "weight": 0},
+]
+
+
+def rolled_back() -> dict[str, Any]:
+    """A rollout of 2.0.0 that passed step 1, was approved at step 2 by alice and rolled back there."""
+    return md("RolledBack", canary=False, lastIncident="fraud-incident-1", rolledBackRevision="bbb222",
+              timeline=ROLLED_BACK_TIMELINE, conditions=[
+                  {"type": "Ready", "status": "True", "reason": "RolledBack"}],
+              history=[{"at": "2026-03-01T11:53:00Z", "version": "2.0.0", "revision": "bbb222", "result": "RolledBack",
+                        "reason": "AnalysisFailed", "incident": "fraud-incident-1"}])

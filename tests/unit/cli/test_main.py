@@ -15,7 +15,7 @@ from tollgate.cli.errors import CliError, Exit
 from unit.cli.samples import md
 
 COMMANDS = ["get", "status", "promote", "approve", "abort", "retry", "pause", "resume", "kill", "unkill",
-            "history", "evidence"]
+            "history", "evidence", "dashboard"]
 
 
 class FakeSession:

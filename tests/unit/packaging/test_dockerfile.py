@@ -107,5 +107,12 @@ def test_the_build_stage_step_builds_a_wheel_with_the_entrypoint(tmp_path: Path)
     assert not [n for n in names if n.startswith("operator/")]
     # and the test kit (control plane launcher, Prometheus launcher, simulator, demo) is not shipped
     assert not [n for n in names if n.startswith(("tollgate/testing/", "tollgate_testkit/"))]
+    # and the dashboard's pages ship in the wheel, while its web stack is only an extra: the image's
+    # `pip install tollgate-*.whl` (no extras) does not pull Starlette, uvicorn, Jinja2 or plotly
+    assert {"tollgate/cli/dashboard/templates/detail.html", "tollgate/cli/dashboard/static/dashboard.js"} <= set(names)
+    metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    web = [ln for ln in metadata.splitlines()
+           if ln.startswith("Requires-Dist:") and any(p in ln for p in ("starlette", "uvicorn", "jinja2", "plotly"))]
+    assert len(web) == 5 and all('extra == "dashboard"' in ln for ln in web), web
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "tollgate-operator = tollgate.runtime.main:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
