@@ -6,8 +6,9 @@ meanings, not HTTP status codes:
 
 - TemporaryError: worth trying again after `delay` seconds (throttled, a 5xx, a timeout, the network);
   the adapter has already retried it a few times.
-- ConflictError: 409, somebody else changed or created the object first; decide again from the
-  newest state.
+- ConflictError: 409, somebody else changed or created the object first (or a write conditioned
+  on a resourceVersion found the object changed since); decide again from the newest state.
+- FencedError: the write was not even sent, because this replica does not hold the leader Lease.
 - PermanentError: the request itself is wrong or not allowed (403, 422, ...); trying again as is
   will not help. NotFoundError (404) is one, for callers to whom an absent object is news.
 """
@@ -49,6 +50,11 @@ class PermanentError(KubeError):
 
 class NotFoundError(PermanentError):
     pass
+
+
+class FencedError(KubeError):
+    """A write refused before it was sent: this replica does not hold the leader Lease (any more).
+    Nothing reached the API server; the runtime waits to lead, then decides again."""
 
 
 def _message(exc: ApiException) -> str:

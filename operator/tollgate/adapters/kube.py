@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +30,8 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from tollgate.adapters.errors import CLIENT_ERRORS, NotFoundError, translate
+from tollgate.adapters.errors import CLIENT_ERRORS, ConflictError, FencedError, NotFoundError, translate
+from tollgate.adapters.server_clock import ServerClock
 from tollgate.api.resource import FIELD_MANAGER, GROUP, PLURAL, VERSION
 from tollgate.engine.actions import ObjectRef
 
@@ -76,18 +78,46 @@ def collection_path_of(ref: ObjectRef) -> str:
     return path_of(ref).rsplit("/", 1)[0]
 
 
+MAX_RETRY_AFTER = 30.0
+"""The longest Retry-After honoured within one request's retries; beyond it the error reaches the
+reconcile loop, which waits that long before deciding again."""
+
+
+def retry_after(exc: BaseException) -> float | None:
+    """Seconds the API server asked us to wait (429, or 503 with Retry-After), else None."""
+    if not isinstance(exc, ApiException) or exc.status not in (429, 503):
+        return None
+    raw = (exc.headers or {}).get("Retry-After")
+    try:
+        return max(0.0, float(raw)) if raw is not None else None
+    except ValueError:
+        return None
+
+
 def _retryable(exc: BaseException) -> bool:
     if isinstance(exc, ApiException):
         return exc.status in (409, 429) or (exc.status or 0) >= 500
     return isinstance(exc, urllib3.exceptions.HTTPError | TimeoutError | ConnectionError)
 
 
-# Bounded: a conflict, throttling, a 5xx or a timeout is retried at most 5 times over ~10 s, then the
-# error reaches the reconcile loop as a typed error (adapters.errors), which reports it and tries again.
+_backoff = wait_exponential_jitter(multiplier=0.2, max=4.0)
+
+
+def _wait(state: Any) -> float:
+    """Exponential backoff with jitter, but never sooner than the server's Retry-After."""
+    exc = state.outcome.exception() if state.outcome is not None else None
+    asked = retry_after(exc) if exc is not None else None
+    base = float(_backoff(state))
+    return base if asked is None else max(base, min(asked, MAX_RETRY_AFTER))
+
+
+# Bounded: a conflict, throttling, a 5xx or a timeout is retried at most 5 times, then the error
+# reaches the reconcile loop, which reports it and tries again at its next wake-up (after the
+# server's Retry-After when it sent one).
 api_retry = retry(
     retry=retry_if_exception(_retryable),
     stop=stop_after_attempt(5),
-    wait=wait_exponential_jitter(multiplier=0.2, max=4.0),
+    wait=_wait,
     reraise=True,
 )
 
@@ -96,6 +126,24 @@ def manifest_hash(obj: Mapping[str, Any]) -> str:
     """Stable hash of a desired manifest (without our own hash annotation)."""
     canonical = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:20]
+
+
+def live_fingerprint(obj: Mapping[str, Any]) -> str:
+    """Hash of what another writer could change in an object Tollgate manages: everything but metadata
+    and status, plus the labels and our own annotations. Status, resourceVersion, managedFields and the
+    annotations controllers add (deployment.kubernetes.io/revision) change without anyone touching our
+    intent, so they are left out; a hand edit of spec, a label or our hash annotation is not."""
+    meta = obj.get("metadata") or {}
+    content = {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
+    content["__labels"] = meta.get("labels") or {}
+    content["__annotations"] = {k: v for k, v in (meta.get("annotations") or {}).items()
+                                if k.startswith("tollgate.dev/")}
+    return manifest_hash(content)
+
+
+def _rv(obj: Mapping[str, Any]) -> int:
+    raw = (obj.get("metadata") or {}).get("resourceVersion") or ""
+    return int(raw) if str(raw).isdigit() else 0
 
 
 @dataclass
@@ -114,27 +162,50 @@ class WriteCounter:
 class Kube:
     """The operator's only way to write to the API server."""
 
-    def __init__(self, api: client.ApiClient, field_manager: str = FIELD_MANAGER, timeout: float = 10.0):
+    def __init__(self, api: client.ApiClient, field_manager: str = FIELD_MANAGER, timeout: float = 10.0,
+                 fence: Callable[[], bool] | None = None):
         self._api = api
+        self.fence = fence
+        """Asked before every write (and every retry of one): False refuses it with FencedError. The
+        runtime passes the leader elector's `holds`, so a replica past its renew deadline (say, one
+        that was frozen and woke up after a standby took over) sends nothing."""
+        self.clock = ServerClock()
+        """The API server's time, learnt from the Date header of every response (see server_clock)."""
+        self.after_write: Callable[[str, str, Any], None] | None = None
+        """Called with (method, path, body) after each successful write; only the crash-matrix tests
+        set it (tollgate.runtime.faults)."""
         self._field_manager = field_manager
         self._timeout = timeout
         self._applied: dict[ObjectRef, str] = {}
+        self._live: dict[ObjectRef, tuple[int, str]] = {}
+        """(resourceVersion, live_fingerprint) of each object as our last apply (or the start-up LIST)
+        left it: a watch event with a newer resourceVersion and another fingerprint is someone else's
+        change (see `observe`)."""
+        self._inflight: set[ObjectRef] = set()
         self._warm = False
+        self._listed: set[str] = set()
+        """Kinds whose every managed object was listed at start: one absent from the cache does not exist."""
         self._lock = threading.Lock()
         self.counter = WriteCounter()
 
     # -- low level ------------------------------------------------------------------------------
     def _call(self, method: str, path: str, body: Any = None, *, content_type: str | None = None,
-              query: list[tuple[str, str]] | None = None) -> Any:
-        """One request, retried (api_retry); failures leave as adapters.errors types, never ApiException."""
+              query: list[tuple[str, str]] | None = None, conditional: bool = False) -> Any:
+        """One request, retried (api_retry); failures leave as adapters.errors types, never ApiException.
+        `conditional`: the body carries a resourceVersion precondition, so a 409 is a ConflictError at once."""
+        if method != "GET" and self.fence is not None and not self.fence():
+            raise FencedError(f"{method} {path} refused: this replica does not hold the leader Lease")
         try:
-            return self._request(method, path, body, content_type=content_type, query=query)
+            return self._request(method, path, body, content_type=content_type, query=query,
+                                 conditional=conditional)
         except CLIENT_ERRORS as exc:
             raise translate(exc) from exc
 
     @api_retry
     def _request(self, method: str, path: str, body: Any = None, *, content_type: str | None = None,
-              query: list[tuple[str, str]] | None = None) -> Any:
+                 query: list[tuple[str, str]] | None = None, conditional: bool = False) -> Any:
+        if method != "GET" and self.fence is not None and not self.fence():  # and before every retry
+            raise FencedError(f"{method} {path} refused: this replica does not hold the leader Lease")
         headers = {"Accept": "application/json"}
         if content_type:
             headers["Content-Type"] = content_type
@@ -144,10 +215,16 @@ class Kube:
             method=method, resource_path=path, query_params=query or [], header_params=headers,
             body=body, auth_settings=["BearerToken"],
         )
+        sent = time.monotonic()
         resp = self._api.call_api(method_, url, headers_, body_, post, _request_timeout=self._timeout)
+        self.clock.sample(sent, time.monotonic(), resp.getheader("Date"))  # type: ignore[no-untyped-call]
         resp.read()  # type: ignore[no-untyped-call]
         if not 200 <= resp.status < 300:
+            if resp.status == 409 and conditional:
+                raise ConflictError(f"{method} {path}: the object changed since it was read")
             raise ApiException(http_resp=resp)
+        if method != "GET" and self.after_write is not None:
+            self.after_write(method, path, body)
         return json.loads(resp.data) if resp.data else {}
 
     def get(self, ref: ObjectRef) -> dict[str, Any] | None:
@@ -180,13 +257,31 @@ class Kube:
                 return False
         body = json.loads(json.dumps(obj))
         body["metadata"].setdefault("annotations", {})[ANNOTATION_HASH] = digest
-        self._call("PATCH", path_of(ref), body, content_type="application/apply-patch+yaml",
-                   query=[("fieldManager", self._field_manager), ("force", "true" if force else "false")])
+        with self._lock:
+            self._inflight.add(ref)  # its own watch event may arrive before the response
+        try:
+            written = self._call("PATCH", path_of(ref), body, content_type="application/apply-patch+yaml",
+                                 query=[("fieldManager", self._field_manager),
+                                        ("force", "true" if force else "false")])
+        finally:
+            with self._lock:
+                self._inflight.discard(ref)
         self.counter.applies += 1
         with self._lock:
             self._applied[ref] = digest
+            if written:
+                self._live[ref] = (_rv(written), live_fingerprint(written))
         log.info("applied", extra={"kind": ref.kind, "namespace": ref.namespace, "object": ref.name})
         return True
+
+    def exists(self, ref: ObjectRef) -> bool:
+        """Whether an object we manage exists: from the cache once warm (no request), else one GET."""
+        with self._lock:
+            if ref in self._applied:
+                return True
+            if ref.kind in self._listed:
+                return False
+        return self.get(ref) is not None
 
     def is_applied(self, obj: Mapping[str, Any]) -> bool:
         """True when `obj` is known to be live exactly as desired (its applied hash matches)."""
@@ -201,7 +296,9 @@ class Kube:
         ModelDeployments) with a handful of LISTs; an object absent from the lists is then known to
         need applying, so no GET precedes its apply either. `seen(kind, item)` gets every listed object.
         """
+        kinds = tuple(kinds)
         learned: dict[ObjectRef, str] = {}
+        live: dict[ObjectRef, tuple[int, str]] = {}
         for api_version, kind in kinds:
             plural, namespaced = _KINDS[kind]
             base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
@@ -219,16 +316,85 @@ class Kube:
                 if digest:
                     ref = ObjectRef(api_version, kind, meta["name"], meta.get("namespace") if namespaced else None)
                     learned[ref] = digest
+                    live[ref] = (_rv(item), live_fingerprint(item))
         with self._lock:
             for ref, digest in learned.items():
                 self._applied.setdefault(ref, digest)
+                self._live.setdefault(ref, live[ref])
             self._warm = True
+            self._listed.update(kind for _, kind in kinds)
         return len(learned)
+
+    def resync(self, kinds: Iterable[tuple[str, str]], label_selector: str) -> tuple[ObjectRef, ...]:
+        """After a watch re-listed (its resourceVersion had expired during an outage), deletions made
+        meanwhile produce no event: one LIST per kind finds objects we applied that are gone. Those are
+        dropped from the cache and returned; objects written after the LIST's snapshot are left alone."""
+        gone: set[ObjectRef] = set()
+        for api_version, kind in kinds:
+            plural, namespaced = _KINDS[kind]
+            base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+            try:
+                data = self._call("GET", f"{base}/{plural}", query=[("labelSelector", label_selector)])
+            except NotFoundError:
+                continue
+            snapshot = _rv(data)
+            listed = {ObjectRef(api_version, kind, i["metadata"]["name"],
+                                i["metadata"].get("namespace") if namespaced else None)
+                      for i in data.get("items", [])}
+            with self._lock:
+                for ref, (rv, _) in tuple(self._live.items()):
+                    if (ref.kind == kind and ref not in listed and ref not in self._inflight
+                            and (not snapshot or rv <= snapshot)):
+                        self._live.pop(ref, None)
+                        if self._applied.pop(ref, None) is not None:
+                            gone.add(ref)
+        return tuple(gone)
 
     def forget(self, ref: ObjectRef) -> None:
         """Drop the cached hash, e.g. when a watch shows the object was changed or deleted."""
         with self._lock:
             self._applied.pop(ref, None)
+            self._live.pop(ref, None)
+
+    def observe(self, obj: Mapping[str, Any], *, deleted: bool) -> str | None:
+        """A watch event of an object we manage: 'deleted' or 'changed' when someone else removed or
+        edited what we applied (the cached hash is then dropped, so the next apply writes it again);
+        None for our own writes, controllers' status updates and stale events.
+
+        This is what keeps the skip-if-unchanged cache honest while the operator runs: without it an
+        object deleted by hand stayed deleted until a restart, because the cache said it was applied.
+        """
+        try:
+            ref = ref_of(obj)
+        except KeyError:
+            return None
+        if ref.kind not in _KINDS:
+            return None
+        if not _KINDS[ref.kind][1]:
+            ref = ObjectRef(ref.api_version, ref.kind, ref.name, None)
+        rv, fingerprint = _rv(obj), live_fingerprint(obj)
+        with self._lock:
+            if ref in self._inflight:
+                return None  # our own write, racing its response; the response sets the baseline
+            known = self._applied.get(ref)
+            base = self._live.get(ref)
+            if deleted:
+                self._live.pop(ref, None)
+                if known is None:
+                    return None  # our own delete (delete() forgot it first), or never ours to keep
+                self._applied.pop(ref, None)
+                return "deleted"
+            if base is None:
+                if known is not None:
+                    self._live[ref] = (rv, fingerprint)
+                return None
+            if rv and rv <= base[0]:
+                return None  # older than, or the echo of, what we know
+            self._live[ref] = (rv, fingerprint)
+            if fingerprint == base[1]:
+                return None
+            self._applied.pop(ref, None)
+            return "changed"
 
     def delete(self, ref: ObjectRef, *, propagation: str = "Background") -> bool:
         """Delete if present. Returns True if a delete was sent and accepted."""
@@ -242,11 +408,19 @@ class Kube:
         return True
 
     # -- the ModelDeployment's status ------------------------------------------------------------
-    def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> dict[str, Any]:
-        """Merge-patch the status subresource (nulls remove fields); returns the object as written."""
+    def patch_status(self, namespace: str, name: str, status: Mapping[str, Any],
+                     resource_version: str | None = None) -> dict[str, Any]:
+        """Merge-patch the status subresource (nulls remove fields); returns the object as written.
+
+        With `resource_version` the write is optimistic: if the object changed since that version (a
+        newer spec, an annotation, or another replica's status) the server refuses it with 409 and this
+        raises ConflictError, so a stale decision is never written over a newer one."""
         path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}/status"
-        out: dict[str, Any] = self._call("PATCH", path, {"status": dict(status)},
-                                         content_type="application/merge-patch+json")
+        body: dict[str, Any] = {"status": dict(status)}
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
+        out: dict[str, Any] = self._call("PATCH", path, body, content_type="application/merge-patch+json",
+                                         conditional=bool(resource_version))
         self.counter.status_patches += 1
         out.get("metadata", {}).pop("managedFields", None)  # kept in memory per object: drop the bulk
         return out

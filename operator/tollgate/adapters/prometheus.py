@@ -21,7 +21,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -174,8 +174,12 @@ class PrometheusProvider:
         verify_tls: bool = True,
         max_workers: int = 4,
         session: requests.Session | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        """`session`: the HTTP seam; tests mount a transport adapter on it, production leaves it None."""
+        """`session`: the HTTP seam; tests mount a transport adapter on it, production leaves it None.
+        `clock`: epoch seconds at which queries are evaluated (the runtime passes the API server's
+        time, so a node with a skewed clock does not query the wrong window)."""
+        self._clock = clock
         self._url = url.rstrip("/")
         self._credentials = credentials or Credentials()
         self._timeout = timeout
@@ -227,7 +231,7 @@ class PrometheusProvider:
         self, requests: Sequence[AnalysisRequest], *, at: float | None = None
     ) -> dict[MDKey, tuple[SLOObservation, ...]]:
         """Observe every requested SLO at instant `at` (default: now), batched; never raises."""
-        at = time.time() if at is None else at
+        at = self._clock() if at is None else at
         groups = self._windows(requests)
         results = self._run(self._plan(groups), at)
         out: dict[MDKey, tuple[SLOObservation, ...]] = {}

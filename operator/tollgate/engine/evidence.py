@@ -10,7 +10,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from tollgate.api.status import RevisionRef, SLOStatus, TimelineEntry
+from tollgate.api.status import ModelDeploymentStatus, RevisionRef, SLOStatus, TimelineEntry
 from tollgate.engine.actions import Context
 from tollgate.engine.naming import fit, short_hash
 from tollgate.engine.observations import MetricValue, SLOObservation
@@ -91,3 +91,28 @@ def evidence_payload(
         ],
         "timeline": [t.model_dump(mode="json") for t in timeline],
     }
+
+
+def evidence_from_status(ctx: Context, status: ModelDeploymentStatus, policy: Policy) -> dict[str, Any] | None:
+    """The evidence of the last rollback, rebuilt from status alone; None when status records none.
+
+    Status is written before a rollback's first traffic action (intent first) and the evidence after,
+    so an operator that died in between resumes with the rollback recorded but no evidence. Status
+    holds the verdicts, the reason and the timeline; only the raw query results are gone, and the
+    record says so.
+    """
+    incident = status.lastIncident
+    entry = next((h for h in status.history if h.incident == incident), None) if incident else None
+    if incident is None or entry is None:
+        return None
+    reason = next((t.reason for t in reversed(status.timeline) if t.at == entry.at
+                   and t.reason in ("RolledBack", "Aborted")), entry.result)
+    payload = evidence_payload(
+        ctx=ctx, incident=incident, result=entry.result, reason=reason, message=entry.reason, at=entry.at,
+        canary=RevisionRef(revision=entry.revision, version=entry.version), stable=status.stable,
+        step=status.currentStep, weight=0, policy=policy, analysis=status.analysis, observations=None,
+        timeline=status.timeline,
+    )
+    payload["reconstructed"] = ("the operator stopped between recording this rollback in status and writing "
+                                "its evidence; rebuilt from status, without the raw query results")
+    return payload

@@ -10,7 +10,8 @@ import asyncio
 import base64
 import contextlib
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -24,6 +25,7 @@ from tollgate.adapters.kube import Kube
 from tollgate.adapters.no_provider import NoProvider
 from tollgate.adapters.prometheus import Credentials, PrometheusProvider
 from tollgate.adapters.routers import router_for
+from tollgate.adapters.server_clock import ServerClock
 from tollgate.api import resource
 from tollgate.api.invalid import InvalidSpecError, parse_spec
 from tollgate.api.spec import ModelDeploymentSpec
@@ -33,10 +35,11 @@ from tollgate.ports.metrics import MetricsProvider
 from tollgate.runtime import metrics
 from tollgate.runtime.analysis import AnalysisScheduler
 from tollgate.runtime.config import Settings
+from tollgate.runtime.faults import crash_hook_from_env
 from tollgate.runtime.health import ApiHealth
 from tollgate.runtime.leader import LeaderElector, LeaseSettings
 from tollgate.runtime.reconciler import Reconciler, context_of
-from tollgate.runtime.registry import Registry
+from tollgate.runtime.registry import ObjectState, Registry
 
 log = logging.getLogger("tollgate.app")
 
@@ -60,11 +63,17 @@ SANDBOX_KINDS = (
 )
 
 
+RELIST_GAP = 5.0
+"""Seconds between two listings of one kind after which the second counts as a re-listing."""
+
 # Everything the engine's desired state may contain (warm-up lists these once at start).
 MANAGED_KINDS = (
     ("v1", "Namespace"),
     *SANDBOX_KINDS,
 )
+# ... and the evidence records, so resuming a rollback knows without a GET whether its evidence exists.
+WARM_KINDS = (*MANAGED_KINDS, ("v1", "ConfigMap"))
+
 
 
 def api_client() -> client.ApiClient:
@@ -90,6 +99,8 @@ class Runtime:
     api: client.ApiClient
     provider: MetricsProvider
     kube: Kube = field(init=False)
+    clock: ServerClock = field(default_factory=ServerClock)
+    """The API server's time (learnt from its responses): what the engine and the analysis read."""
     registry: Registry = field(default_factory=Registry)
     scheduler: AnalysisScheduler = field(init=False)
     reconciler: Reconciler = field(init=False)
@@ -97,27 +108,40 @@ class Runtime:
     health: ApiHealth = field(init=False)
     error_backoff: float = 5.0
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _listed: dict[str, float] = field(default_factory=dict)
+    _resync: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         self.kube = Kube(self.api)
+        self.kube.clock = self.clock
+        self.kube.after_write = crash_hook_from_env()
         self.health = ApiHealth(self.api, grace=self.settings.health_grace)
         self.scheduler = AnalysisScheduler(self.provider)
-        self.reconciler = Reconciler(self.kube, self.registry, self.scheduler, EvidenceStore(self.kube),
-                                     post_event)
         if self.settings.leader_election:
-            self.elector = LeaderElector(self.api, LeaseSettings(self.settings.lease_namespace,
-                                                                 self.settings.lease_name))
+            s = self.settings
+            self.elector = LeaderElector(self.api, LeaseSettings(
+                s.lease_namespace, s.lease_name, duration=s.lease_duration, renew_deadline=s.lease_renew_deadline,
+                retry_period=s.lease_retry_period))
+            self.kube.fence = self.elector.holds  # no write leaves a replica that may not act
+        # Durations that gate a rollout are timed by the API server's clock, not this node's.
+        self.reconciler = Reconciler(self.kube, self.registry, self.scheduler, EvidenceStore(self.kube),
+                                     self._post_event, clock=self.clock.now)
+
+    def _post_event(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        if self.is_leader():  # Events are writes too: fenced like the adapter's
+            post_event(body, type_, reason, message)
 
     @classmethod
     def from_settings(cls, settings: Settings, provider: MetricsProvider | None = None) -> Runtime:
         api = api_client()
+        clock = ServerClock()
         if provider is None:
-            provider = build_provider(settings, api)
-        return cls(settings=settings, api=api, provider=provider)
+            provider = build_provider(settings, api, clock.epoch)
+        return cls(settings=settings, api=api, provider=provider, clock=clock)
 
     async def start(self) -> None:
         try:
-            n = await asyncio.to_thread(self.kube.warm, MANAGED_KINDS,
+            n = await asyncio.to_thread(self.kube.warm, WARM_KINDS,
                                         f"{resource.LABEL_MANAGED_BY}={resource.MANAGED_BY_VALUE}",
                                         self._seen)
             log.info("learned managed objects", extra={"objects": n})
@@ -137,6 +161,41 @@ class Runtime:
         if kind == "Deployment":
             self.registry.observe_deployment(item, deleted=False)
 
+    # --- watches that re-listed: deletions made meanwhile sent no event ---------------------------
+    def watch_listed(self, kind: str) -> None:
+        """A listing event of a child kind. The first listing is the start-up one; a listing long after
+        the previous one means the watch was re-established from scratch (its resourceVersion expired
+        during an outage), and deletions made meanwhile must be found by listing."""
+        now = time.monotonic()
+        last = self._listed.get(kind)
+        self._listed[kind] = now
+        if last is not None and now - last > RELIST_GAP and self._resync is None:
+            self._resync = asyncio.create_task(self._resync_children())
+
+    async def _resync_children(self) -> None:
+        try:
+            await asyncio.sleep(RELIST_GAP / 2)  # let the rest of the listing arrive: one resync for it all
+            gone = await asyncio.to_thread(self.kube.resync, MANAGED_KINDS,
+                                           f"{resource.LABEL_MANAGED_BY}={resource.MANAGED_BY_VALUE}")
+            by_sandbox: dict[str, ObjectState] = {}
+            for st in list(self.registry.objects.values()):
+                sandbox = ((st.body or {}).get("status") or {}).get("sandboxNamespace")
+                if sandbox:
+                    by_sandbox[sandbox] = st
+            for ref in gone:
+                if ref.kind == "Deployment" and ref.namespace:
+                    self.registry.tracks.pop((ref.namespace, ref.name), None)
+                owner = by_sandbox.get(ref.namespace or ref.name)
+                if owner is not None:
+                    owner.drifted[(ref.kind, ref.namespace or "", ref.name)] = "deleted"
+                    owner.kick()
+            if gone:
+                log.info("objects deleted while the watches were down; restoring", extra={"objects": len(gone)})
+        except KubeError as exc:  # the next re-listing tries again
+            log.warning("resync after a re-listing failed", extra={"error": str(exc)[:300]})
+        finally:
+            self._resync = None
+
     async def _leader_gauge(self) -> None:
         assert self.elector is not None
         while True:
@@ -151,11 +210,11 @@ class Runtime:
             await asyncio.to_thread(self.elector.release)
 
     def is_leader(self) -> bool:
-        return self.elector is None or self.elector.is_leader.is_set()
+        return self.elector is None or self.elector.holds()
 
     async def wait_leadership(self) -> None:
         if self.elector is not None:
-            await self.elector.is_leader.wait()
+            await self.elector.wait_holding()
 
     async def finalize(self, body: dict[str, Any]) -> None:
         await asyncio.to_thread(self._finalize, body)
@@ -195,7 +254,8 @@ class Runtime:
                 self.kube.delete(ObjectRef(api_version, kind, item["metadata"]["name"], sandbox))
 
 
-def build_provider(settings: Settings, api: client.ApiClient) -> MetricsProvider:
+def build_provider(settings: Settings, api: client.ApiClient,
+                   clock: Callable[[], float] = time.time) -> MetricsProvider:
     if not settings.prometheus_url:
         log.warning("no --prometheus-url: analysis steps will fail closed")
         return NoProvider()
@@ -208,4 +268,4 @@ def build_provider(settings: Settings, api: client.ApiClient) -> MetricsProvider
             raise SystemExit(f"Secret {ref.namespace}/{ref.name} has no key {ref.key!r}: "
                              "fix --prometheus-token-secret")
         creds = Credentials(bearer_token=base64.b64decode(raw).decode().strip())
-    return PrometheusProvider(settings.prometheus_url, credentials=creds)
+    return PrometheusProvider(settings.prometheus_url, credentials=creds, clock=clock)

@@ -9,6 +9,8 @@ import argparse
 import os
 from dataclasses import dataclass, field
 
+from tollgate.runtime.leader import LeaseSettings
+
 
 @dataclass(frozen=True)
 class SecretKeyRef:
@@ -41,6 +43,9 @@ class Settings:
     leader_election: bool = True
     lease_namespace: str = "default"
     lease_name: str = "tollgate-operator"
+    lease_duration: float = 15.0
+    lease_renew_deadline: float = 10.0
+    lease_retry_period: float = 2.0
     min_analysis_interval: float = 1.0
     log_format: str = "json"
     extra: dict[str, str] = field(default_factory=dict)
@@ -89,17 +94,34 @@ def parser() -> argparse.ArgumentParser:
                    help="Namespace of the leader-election Lease [TOLLGATE_LEASE_NAMESPACE, POD_NAMESPACE]")
     p.add_argument("--lease-name", default=env("TOLLGATE_LEASE_NAME", "tollgate-operator"),
                    help="Name of the leader-election Lease [TOLLGATE_LEASE_NAME]")
+    p.add_argument("--lease-duration", type=float, default=float(env("TOLLGATE_LEASE_DURATION", "15")),
+                   help="Seconds a standby waits after it last saw the Lease change before taking it over "
+                        "[TOLLGATE_LEASE_DURATION]")
+    p.add_argument("--lease-renew-deadline", type=float,
+                   default=float(env("TOLLGATE_LEASE_RENEW_DEADLINE", "10")),
+                   help="Seconds the leader keeps acting without a successful renewal; must be less than "
+                        "--lease-duration [TOLLGATE_LEASE_RENEW_DEADLINE]")
+    p.add_argument("--lease-retry-period", type=float, default=float(env("TOLLGATE_LEASE_RETRY_PERIOD", "2")),
+                   help="Seconds between attempts to acquire or renew the Lease [TOLLGATE_LEASE_RETRY_PERIOD]")
     p.add_argument("--log-format", choices=["json", "text"], default=env("TOLLGATE_LOG_FORMAT", "json"),
                    help="Log format [TOLLGATE_LOG_FORMAT]")
     return p
 
 
 def parse(argv: list[str] | None = None) -> Settings:
-    a = parser().parse_args(argv)
+    p = parser()
+    a = p.parse_args(argv)
+    try:
+        LeaseSettings(a.lease_namespace, a.lease_name, duration=a.lease_duration,
+                      renew_deadline=a.lease_renew_deadline, retry_period=a.lease_retry_period)
+    except ValueError as exc:
+        p.error(str(exc))
     return Settings(
         prometheus_url=a.prometheus_url, prometheus_token_secret=a.prometheus_token_secret,
         namespaces=tuple(a.namespaces or ()), metrics_port=a.metrics_port, health_port=a.health_port,
         health_grace=a.health_grace,
         leader_election=a.leader_election, lease_namespace=a.lease_namespace, lease_name=a.lease_name,
+        lease_duration=a.lease_duration, lease_renew_deadline=a.lease_renew_deadline,
+        lease_retry_period=a.lease_retry_period,
         log_format=a.log_format,
     )

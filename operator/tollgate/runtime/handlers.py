@@ -24,7 +24,7 @@ from typing import Any
 
 import kopf
 
-from tollgate.adapters.errors import ConflictError, PermanentError, TemporaryError
+from tollgate.adapters.errors import ConflictError, FencedError, PermanentError, TemporaryError
 from tollgate.api import resource
 from tollgate.runtime import metrics
 from tollgate.runtime.app import IO_THREADS, Runtime
@@ -66,6 +66,10 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> Non
     settings.posting.level = logging.CRITICAL  # only explicit, meaningful Events; logs stay logs
     settings.peering.standalone = True  # Lease-based leader election instead (runtime.leader)
     settings.peering.mandatory = False
+    # Only Tollgate's own children are streamed (server-side label selector), not every Service,
+    # NetworkPolicy or Namespace of the cluster.
+    settings.watching.label_selectors[lambda r: (r.group, r.plural) in WATCHED] = (
+        f"{resource.LABEL_MANAGED_BY}={resource.MANAGED_BY_VALUE}")
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.reconnect_backoff = 1.0
@@ -136,12 +140,63 @@ def is_older(rv: str | None, than: str | None) -> bool:
 async def deployment_event(event: kopf.RawEvent, body: kopf.Body, memo: Any, **_: Any) -> None:
     rt = _rt(memo)
     metrics.WATCH_EVENTS.labels("Deployment").inc()
-    owner = rt.registry.observe_deployment(body, deleted=event.get("type") == "DELETED")
-    if owner is None:
-        return
+    deleted = event.get("type") == "DELETED"
+    if event.get("type") is None:
+        rt.watch_listed("Deployment")
+    drift = child_drift(rt, body, deleted)
+    owner = rt.registry.observe_deployment(body, deleted=deleted)
+    if owner is None or drift:
+        return  # a drift has already woken its ModelDeployment
     st = rt.registry.by_labels(*owner)
     if st is not None:
         st.kick()
+
+
+# The other objects Tollgate writes into sandboxes (and the sandbox namespaces themselves): watched by
+# its labels, so an edit or a deletion by anyone else wakes the owner, whose next decision puts it back.
+CHILD_KINDS = (
+    ("", "v1", "namespaces"),
+    ("", "v1", "services"),
+    ("", "v1", "serviceaccounts"),
+    ("", "v1", "resourcequotas"),
+    ("", "v1", "limitranges"),
+    ("networking.k8s.io", "v1", "networkpolicies"),
+    ("gateway.networking.k8s.io", "v1", "httproutes"),
+)
+WATCHED = {("apps", "deployments"), *((group, plural) for group, _, plural in CHILD_KINDS if plural != "namespaces")}
+"""Watched with a server-side label selector. Not Namespaces: kopf resolves the namespace globs of
+--namespace from its own Namespace watch, which must see every namespace (the handler filters by label)."""
+
+
+async def child_event(event: kopf.RawEvent, body: kopf.Body, memo: Any, **_: Any) -> None:
+    metrics.WATCH_EVENTS.labels(body.get("kind") or "child").inc()
+    rt = _rt(memo)
+    if event.get("type") is None:
+        rt.watch_listed(body.get("kind") or "child")
+    child_drift(rt, body, event.get("type") == "DELETED")
+
+
+for _group, _version, _plural in CHILD_KINDS:
+    kopf.on.event(_group, _version, _plural, id=f"child-{_plural}",
+                  labels={resource.LABEL_MANAGED_BY: resource.MANAGED_BY_VALUE})(child_event)
+
+
+def child_drift(rt: Runtime, body: kopf.Body, deleted: bool) -> str | None:
+    """Someone else's change or deletion of an object we applied: wake its ModelDeployment (its next
+    decision re-applies it, and says so in an Event); None for everything else."""
+    drift = rt.kube.observe(body, deleted=deleted)
+    if drift is None:
+        return None
+    labels = body.get("metadata", {}).get("labels") or {}
+    st = rt.registry.by_labels(labels.get(resource.LABEL_MD_NAMESPACE, ""), labels.get(resource.LABEL_MD_NAME, ""))
+    if st is None:
+        return drift
+    meta = body.get("metadata", {})
+    st.drifted[(body.get("kind", ""), meta.get("namespace") or "", meta.get("name", ""))] = drift
+    log.info("managed object changed by someone else; restoring",
+             extra={"md": "/".join(st.key), "kind": body.get("kind"), "object": meta.get("name"), "drift": drift})
+    st.kick()
+    return drift
 
 
 SETTLED_FIRST_DELAY = 1.0
@@ -190,6 +245,10 @@ async def _reconcile_once(rt: Runtime, st: ObjectState) -> datetime | None:
     now = rt.reconciler.clock()
     try:
         return await rt.reconciler.reconcile(st)
+    except FencedError:
+        # Leadership lapsed mid-decision: nothing was sent; the loop waits to lead, then decides again.
+        log.info("not leading any more; decision dropped", extra={"md": md})
+        return now
     except TemporaryError as exc:
         log.warning("reconcile failed temporarily, retrying later",
                     extra={"md": md, "retry_in": exc.delay, "error": str(exc)})

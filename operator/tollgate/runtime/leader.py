@@ -1,9 +1,24 @@
-"""Lease-based leader election, so two operator replicas never both act.
+"""Lease-based leader election with client-go's semantics, so two operator replicas never both act.
 
 Why not kopf peering: peering freezes operators of equal priority, so two replicas from one Helm
 Deployment (same priority) would both stop. A coordination.k8s.io Lease is what Kubernetes' own
-controllers use: the holder renews it; a standby takes it over only after it expired. Every replica
-keeps its watches warm (cheap), but only the holder reconciles, so fail-over takes one lease period.
+controllers use, and this follows client-go's `leaderelection` package rule for rule:
+
+- Expiry is judged by how long *this* process has observed the same record, on its own monotonic
+  clock, never by comparing the holder's `renewTime` with the local wall clock: a holder whose clock
+  runs an hour behind would otherwise look expired at once, and one ahead would look alive forever.
+  A standby takes the Lease only after it saw one unchanged record for `leaseDurationSeconds`.
+- Every Lease request has a timeout, so a hung connection cannot hold up renewal.
+- A leader that has not renewed within `renew_deadline` (measured from the start of its last
+  successful renewal, on its monotonic clock) stops acting at once: `holds()` turns false and the
+  Kubernetes adapter refuses every write (see `Kube.fence`). Because renew_deadline < lease duration
+  and the standby's wait starts no earlier than the renewal it observed, the old leader has stopped
+  writing before any standby can acquire, even when the old leader was frozen (SIGSTOP, a long GC
+  pause, a stalled VM) and wakes up later with stale intentions.
+- Updates carry the observed `resourceVersion`: two standbys racing for an expired Lease get one
+  success and one 409.
+
+Every replica keeps its watches warm (cheap), but only the holder reconciles.
 """
 
 from __future__ import annotations
@@ -12,8 +27,11 @@ import asyncio
 import datetime as dt
 import logging
 import os
+import random
 import socket
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from kubernetes import client
@@ -22,6 +40,9 @@ from tollgate.adapters.errors import ConflictError, KubeError, NotFoundError, ku
 
 log = logging.getLogger("tollgate.leader")
 
+JITTER = 1.2
+"""client-go's JitterFactor: retries wait retry_period * [1, 1.2)."""
+
 
 def default_identity() -> str:
     return f"{os.environ.get('POD_NAME') or socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -29,92 +50,164 @@ def default_identity() -> str:
 
 @dataclass(frozen=True)
 class LeaseSettings:
+    """client-go's defaults (kube-controller-manager uses the same: 15 s, 10 s, 2 s)."""
+
     namespace: str
     name: str = "tollgate-operator"
     duration: float = 15.0
-    renew_every: float = 5.0
-    retry_every: float = 2.0
+    """How long a standby waits, after it last saw the record change, before it takes the Lease."""
+    renew_deadline: float = 10.0
+    """How long the leader keeps acting without a successful renewal; then it stops."""
+    retry_period: float = 2.0
+    """Time between attempts to acquire or renew."""
+    request_timeout: float = 5.0
+    """Timeout of each Lease request."""
+
+    def __post_init__(self) -> None:
+        # The same checks as client-go's NewLeaderElector, with the flag names in the message.
+        if not self.duration > self.renew_deadline:
+            raise ValueError(f"--lease-duration ({self.duration:g}s) must be greater than "
+                             f"--lease-renew-deadline ({self.renew_deadline:g}s)")
+        if not self.renew_deadline > JITTER * self.retry_period:
+            raise ValueError(f"--lease-renew-deadline ({self.renew_deadline:g}s) must be greater than "
+                             f"{JITTER:g} x --lease-retry-period ({self.retry_period:g}s)")
+        if self.retry_period <= 0 or self.request_timeout <= 0:
+            raise ValueError("--lease-retry-period and the request timeout must be positive")
 
 
-def _now() -> dt.datetime:
+def _wall() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-class LeaderElector:
-    """Holds `is_leader` set while this process holds the Lease."""
+def _micro(t: dt.datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
-    def __init__(self, api: client.ApiClient, settings: LeaseSettings, identity: str | None = None):
+
+class LeaderElector:
+    """`holds()` is true only while this process may act; `is_leader` lets loops wait for it."""
+
+    def __init__(self, api: client.ApiClient, settings: LeaseSettings, identity: str | None = None, *,
+                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], dt.datetime] = _wall):
         self._coord = client.CoordinationV1Api(api)
         self.settings = settings
         self.identity = identity or default_identity()
         self.is_leader = asyncio.Event()
         self.transitions = 0
+        self._clock = clock
+        self._wall = wall
+        self._observed_rv: str | None = None
+        self._observed_at = 0.0
+        self._renewed_at: float | None = None
+        """Monotonic time at which the last successful acquire or renew request was *sent*."""
 
-    def _try_acquire_or_renew(self) -> bool:
+    # -- the rule every write obeys --------------------------------------------------------------------
+    def holds(self) -> bool:
+        """True while the last successful renewal started less than renew_deadline ago."""
+        renewed = self._renewed_at
+        return renewed is not None and self._clock() - renewed < self.settings.renew_deadline
+
+    async def wait_holding(self) -> None:
+        """Return once this process holds the Lease (at once if it does)."""
+        while not self.holds():
+            self._sync()
+            await self.is_leader.wait()
+
+    # -- one attempt -------------------------------------------------------------------------------------
+    def try_acquire_or_renew(self) -> bool:
+        """One attempt, as client-go's tryAcquireOrRenew; True when this process holds the Lease now."""
         s = self.settings
-        now = _now()
-        spec = {
-            "holderIdentity": self.identity,
-            "leaseDurationSeconds": int(s.duration),
-            "renewTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-        }
+        started = self._clock()
+        now = _micro(self._wall())
         try:
             with kube_errors():
-                lease = self._coord.read_namespaced_lease(s.name, s.namespace)
+                lease = self._coord.read_namespaced_lease(s.name, s.namespace, _request_timeout=s.request_timeout)
         except NotFoundError:
             body = {"metadata": {"name": s.name, "namespace": s.namespace},
-                    "spec": {**spec, "acquireTime": spec["renewTime"], "leaseTransitions": 0}}
+                    "spec": {"holderIdentity": self.identity, "leaseDurationSeconds": round(s.duration),
+                             "acquireTime": now, "renewTime": now, "leaseTransitions": 0}}
             try:
                 with kube_errors():
-                    self._coord.create_namespaced_lease(s.namespace, body)  # type: ignore[arg-type]
-            except ConflictError:
+                    created = self._coord.create_namespaced_lease(s.namespace, body,  # type: ignore[arg-type]
+                                                                  _request_timeout=s.request_timeout)
+            except ConflictError:  # another replica created it first
                 return False
+            self._observe(created.metadata.resource_version if created.metadata else None)
+            self._renewed_at = started
             return True
         assert lease.spec is not None and lease.metadata is not None
-        holder = lease.spec.holder_identity
-        renew = lease.spec.renew_time
-        duration = lease.spec.lease_duration_seconds or int(s.duration)
-        expired = renew is None or (renew + dt.timedelta(seconds=duration)) < now
-        if holder != self.identity and not expired:
-            return False
-        patch_spec = dict(spec)
+        rv = lease.metadata.resource_version
+        if rv != self._observed_rv:
+            self._observe(rv)
+        holder = lease.spec.holder_identity or ""
+        duration = float(lease.spec.lease_duration_seconds or s.duration)
+        if holder and holder != self.identity and self._clock() < self._observed_at + duration:
+            return False  # held by another, and we have not yet seen its record unchanged for long enough
+        spec: dict[str, object] = {"holderIdentity": self.identity, "leaseDurationSeconds": round(s.duration),
+                                   "renewTime": now}
         if holder != self.identity:
-            patch_spec["acquireTime"] = spec["renewTime"]
-            patch_spec["leaseTransitions"] = (lease.spec.lease_transitions or 0) + 1
-        body = {"metadata": {"resourceVersion": lease.metadata.resource_version}, "spec": patch_spec}
+            spec["acquireTime"] = now
+            spec["leaseTransitions"] = (lease.spec.lease_transitions or 0) + 1
+        body = {"metadata": {"resourceVersion": rv}, "spec": spec}
         try:  # optimistic concurrency: a racing standby gets 409 and stays standby
             with kube_errors():
-                self._coord.patch_namespaced_lease(s.name, s.namespace, body)
+                written = self._coord.patch_namespaced_lease(s.name, s.namespace, body,
+                                                             _request_timeout=s.request_timeout)
         except ConflictError:
             return False
+        self._observe(written.metadata.resource_version if written.metadata else None)
+        self._renewed_at = started
         return True
 
+    def _observe(self, rv: str | None) -> None:
+        self._observed_rv = rv
+        self._observed_at = self._clock()
+
+    # -- the loop ------------------------------------------------------------------------------------------
     async def run(self, stopped: asyncio.Event | None = None) -> None:
-        """Acquire, renew, and step down on failure; runs until cancelled."""
-        while stopped is None or not stopped.is_set():
-            try:
-                held = await asyncio.to_thread(self._try_acquire_or_renew)
-            except KubeError as exc:  # the API server may be briefly unreachable
-                log.warning("lease renewal failed", extra={"error": str(exc)})
-                held = False
-            if held and not self.is_leader.is_set():
-                self.transitions += 1
-                log.info("became leader", extra={"identity": self.identity})
-                self.is_leader.set()
-            elif not held and self.is_leader.is_set():
-                log.warning("lost leadership", extra={"identity": self.identity})
-                self.is_leader.clear()
-            await asyncio.sleep(self.settings.renew_every if held else self.settings.retry_every)
+        """Acquire, renew every retry period, and stop acting past the renew deadline; until cancelled."""
+        watchdog = asyncio.create_task(self._watch_deadline())
+        try:
+            while stopped is None or not stopped.is_set():
+                try:
+                    await asyncio.to_thread(self.try_acquire_or_renew)
+                except KubeError as exc:  # the API server may be briefly unreachable; holds() decides
+                    log.warning("lease request failed", extra={"status": exc.status, "error": str(exc)[:300]})
+                self._sync()
+                delay = self.settings.retry_period
+                await asyncio.sleep(delay if self.holds() else delay * random.uniform(1.0, JITTER))
+        finally:
+            watchdog.cancel()
+
+    async def _watch_deadline(self) -> None:
+        """Clear `is_leader` as soon as the renew deadline passes, not only after the next attempt."""
+        while True:
+            self._sync()
+            await asyncio.sleep(min(0.5, self.settings.retry_period / 2))
+
+    def _sync(self) -> None:
+        held = self.holds()
+        if held and not self.is_leader.is_set():
+            self.transitions += 1
+            log.info("became leader", extra={"identity": self.identity})
+            self.is_leader.set()
+        elif not held and self.is_leader.is_set():
+            log.warning("lost leadership: not renewed within the renew deadline; stopped acting",
+                        extra={"identity": self.identity, "renew_deadline": self.settings.renew_deadline})
+            self.is_leader.clear()
 
     def release(self) -> None:
-        """Give the Lease up on clean shutdown so a standby takes over at once."""
-        if not self.is_leader.is_set():
+        """Give the Lease up on clean shutdown so a standby takes over at once (client-go's
+        ReleaseOnCancel): only while still holding it, and only our own record."""
+        if not self.holds():
             return
+        self._renewed_at = None
+        self.is_leader.clear()
+        s = self.settings
+        body = {"metadata": {"resourceVersion": self._observed_rv},
+                "spec": {"holderIdentity": None, "leaseDurationSeconds": 1, "renewTime": None,
+                         "acquireTime": None}}
         try:
             with kube_errors():
-                self._coord.patch_namespaced_lease(
-                    self.settings.name, self.settings.namespace,
-                    {"spec": {"holderIdentity": None, "renewTime": None}})
-        except KubeError as exc:  # the Lease then expires on its own after its duration
-            log.info("could not release the lease", extra={"error": str(exc)})
-        self.is_leader.clear()
+                self._coord.patch_namespaced_lease(s.name, s.namespace, body, _request_timeout=s.request_timeout)
+        except KubeError as exc:  # shutting down: the Lease then expires on its own
+            log.info("lease not released", extra={"status": exc.status, "error": str(exc)[:200]})

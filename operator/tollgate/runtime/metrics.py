@@ -59,6 +59,8 @@ QUERY_ERRORS = Counter("tollgate_prometheus_query_errors_total", "SLO queries th
                        ["namespace", "name", "slo"])
 ROLLBACKS = Counter("tollgate_rollbacks_total", "Rollbacks by reason", ["namespace", "name", "reason"])
 PROMOTIONS = Counter("tollgate_promotions_total", "Promotions", ["namespace", "name"])
+RESTORED = Counter("tollgate_restored_total",
+                   "Managed objects put back after someone else deleted or changed them", ["kind"])
 RECONCILE_SECONDS = Histogram("tollgate_reconcile_duration_seconds", "Time of one reconcile",
                               buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 WATCH_EVENTS = Counter("tollgate_watch_events_total", "Watch events handled", ["kind"])

@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from tollgate.adapters.errors import ConflictError, PermanentError, TemporaryError
 from tollgate.adapters.evidence import EvidenceStore
 from tollgate.adapters.kube import Kube
 from tollgate.adapters.routers import router_for
 from tollgate.api import resource
 from tollgate.api.controls import tokens_of
 from tollgate.api.invalid import InvalidSpecError, parse_spec
-from tollgate.api.status import ModelDeploymentStatus
+from tollgate.api.status import ModelDeploymentStatus, Phase
 from tollgate.engine.actions import (
     ApplyObjects,
     Context,
@@ -34,15 +35,22 @@ from tollgate.engine.actions import (
     RollBack,
     SetWeight,
 )
+from tollgate.engine.evidence import evidence_from_status
 from tollgate.engine.observations import Observations, Track
 from tollgate.engine.rollout import Case, refused
 from tollgate.runtime import metrics
 from tollgate.runtime.analysis import AnalysisScheduler
-from tollgate.runtime.registry import ObjectState, Registry
+from tollgate.runtime.intent import leaves_canary
+from tollgate.runtime.registry import ObjectState, PendingEvidence, Registry
 
 log = logging.getLogger("tollgate.reconcile")
 
 EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
+
+RESTORED = "Restored"
+"""Event reason: a child someone else deleted or edited was put back (level-triggered children)."""
+EVIDENCE_FAILED = "EvidenceFailed"
+EVIDENCE_ATTEMPTS = 5
 
 
 def context_of(body: Mapping[str, Any]) -> Context:
@@ -85,8 +93,8 @@ class Reconciler:
         try:
             spec = parse_spec(body.get("spec"))
         except InvalidSpecError as exc:
-            await self._write_status(st, ctx, body, status_json(refused(status, str(exc), now, ctx.generation)))
-            return None
+            new = status_json(refused(status, str(exc), now, ctx.generation))
+            return None if await self._write_status(st, ctx, body, new) else now
         case = Case.of(spec, status, ctx)
 
         # Measure, when the engine says the grid point of an analysis tick has come.
@@ -111,17 +119,25 @@ class Reconciler:
         )
         decision = case.decide(observations, now)
         st.decisions += 1
-        await asyncio.to_thread(self._execute, st, ctx, body, decision)
         new = status_json(decision.status)
-        if new != status_json(status):
-            await self._write_status(st, ctx, body, new)
+        changed = new != status_json(status)
+        # Intent first: a decision that takes traffic off a canary is persisted before its first action,
+        # so a crash anywhere after resumes it (status no longer names the canary) and never returns
+        # traffic to it. Other decisions write status after their actions, as the objects then carry it.
+        intent = changed and leaves_canary(status, decision)
+        if intent and not await self._write_status(st, ctx, body, new):
+            return now  # the object changed since we read it: nothing done, decide again on the new one
+        await asyncio.to_thread(self._execute, st, ctx, body, case, decision)
+        if changed and not intent and not await self._write_status(st, ctx, body, new):
+            return now
         metrics.record_status(ctx, decision.status)
         if slos is not None:
             metrics.record_verdicts(ctx, decision.status)
         return decision.wake.earliest()
 
     # --- carrying out the decision (in a worker thread: the Kubernetes client is synchronous) ----
-    def _execute(self, st: ObjectState, ctx: Context, body: dict[str, Any], decision: Decision) -> None:
+    def _execute(self, st: ObjectState, ctx: Context, body: dict[str, Any], case: Case,
+                 decision: Decision) -> None:
         sandbox = decision.status.sandboxNamespace
         for action in decision.actions:
             if isinstance(action, SetWeight):
@@ -143,9 +159,43 @@ class Reconciler:
                                                   "revision": action.revision, "reason": action.reason,
                                                   "incident": action.incident})
             elif isinstance(action, RecordEvidence):
-                self.evidence.record(action.name, body, action.payload)
+                st.pending_evidence = PendingEvidence(action.name, action.payload)
             elif isinstance(action, EmitEvent):
                 self.post_event(body, action.type.value, action.reason.value, action.message)
+        self._evidence(st, ctx, body, case, decision)
+
+    def _evidence(self, st: ObjectState, ctx: Context, body: dict[str, Any], case: Case,
+                  decision: Decision) -> None:
+        """Best effort, after the traffic actions: a failure never blocks or reverses the rollback; it is
+        reported in an Event and retried at the next decisions (a bounded number of times). After a
+        restart, a rollback whose evidence is missing (the operator died between its status write and
+        its evidence) gets the record rebuilt from status."""
+        status = decision.status
+        if (st.pending_evidence is None and st.decisions == 1 and status.lastIncident
+                and status.phase in (Phase.ROLLING_BACK, Phase.ROLLED_BACK) and case.policy is not None):
+            ref = ObjectRef("v1", "ConfigMap", status.lastIncident, ctx.namespace)
+            if not self.kube.exists(ref):
+                payload = evidence_from_status(ctx, status, case.policy)
+                if payload is not None:
+                    st.pending_evidence = PendingEvidence(ref.name, payload)
+        pending = st.pending_evidence
+        if pending is None:
+            return
+        try:
+            self.evidence.record(pending.name, body, pending.payload)
+        except (TemporaryError, PermanentError) as exc:
+            pending.attempts += 1
+            last = pending.attempts >= EVIDENCE_ATTEMPTS
+            if last:
+                st.pending_evidence = None
+            log.warning("evidence not recorded", extra={"md": f"{ctx.namespace}/{ctx.name}", "incident": pending.name,
+                                                        "attempt": pending.attempts, "error": str(exc)[:300]})
+            self.post_event(body, "Warning", EVIDENCE_FAILED,
+                            f"evidence {pending.name} not recorded (attempt {pending.attempts}/{EVIDENCE_ATTEMPTS}): "
+                            f"{str(exc)[:300]}; " + ("giving up; the rollback stands" if last else
+                                                     "retrying at the next decision; the rollback stands"))
+            return
+        st.pending_evidence = None
 
     def _apply(self, st: ObjectState, ctx: Context, body: dict[str, Any], action: ApplyObjects) -> None:
         owner = f"{ctx.namespace}/{ctx.name}"
@@ -155,7 +205,15 @@ class Reconciler:
             if (obj["kind"] == "Namespace" and not self.kube.is_applied(obj)
                     and not self._may_manage_namespace(obj, owner, body)):
                 continue
-            self.kube.apply(obj)
+            meta = obj["metadata"]
+            key = (obj["kind"], meta.get("namespace") or "", meta["name"])
+            if self.kube.apply(obj) and key in st.drifted:
+                how = st.drifted.pop(key)
+                where = f"{key[1]}/{key[2]}" if key[1] else key[2]
+                self.post_event(body, "Warning", RESTORED,
+                                f"{key[0]} {where} was {how} by someone else; restored as Tollgate applied it")
+                metrics.RESTORED.labels(key[0]).inc()
+        st.drifted.clear()  # what was not re-applied is no longer wanted (e.g. a canary being removed)
         st.sandbox_ready = True
 
     def _may_manage_namespace(self, obj: Mapping[str, Any], owner: str, body: Mapping[str, Any]) -> bool:
@@ -171,18 +229,34 @@ class Reconciler:
         return ours
 
     async def _write_status(self, st: ObjectState, ctx: Context, body: dict[str, Any],
-                            new: dict[str, Any]) -> None:
+                            new: dict[str, Any]) -> bool:
+        """Write the decision's status, conditioned on the resourceVersion it was decided from. False: the
+        object changed meanwhile (a new spec, a control, another replica's status); nothing was written,
+        the newest body is in `st` and the loop is woken to decide again."""
         old = body.get("status") or {}
         # merge patch: fields that disappeared must be sent as null to be removed
         patch = {**{k: None for k in old if k not in new}, **new}
-        written = await asyncio.to_thread(self.kube.patch_status, ctx.namespace, ctx.name, patch)
+        seen_rv = body.get("metadata", {}).get("resourceVersion")
+        try:
+            written = await asyncio.to_thread(self.kube.patch_status, ctx.namespace, ctx.name, patch, seen_rv)
+        except ConflictError:
+            log.info("status write conflicted: re-reading and deciding again",
+                     extra={"md": f"{ctx.namespace}/{ctx.name}"})
+            if st.revision == st.deciding_on:  # the watch has not brought the newer body yet: read it
+                fresh = await asyncio.to_thread(self.kube.get, ObjectRef(resource.API_VERSION, resource.KIND,
+                                                                         ctx.name, ctx.namespace))
+                if fresh is not None and st.revision == st.deciding_on:
+                    fresh.get("metadata", {}).pop("managedFields", None)
+                    st.body = fresh
+            st.kick()
+            return False
         rv = written.get("metadata", {}).get("resourceVersion")
         if not rv:
             body["status"] = new
             if st.revision == st.deciding_on:  # no newer body arrived while we decided
                 st.body = body
                 st.deciding_on = st.revision
-            return
+            return True
         # The response is the whole object as of our write, newer than any event still in flight.
         st.written_resource_version = rv
         st.body = written
@@ -190,4 +264,5 @@ class Reconciler:
         if (written.get("spec") != body.get("spec") or meta.get("annotations") != seen.get("annotations")
                 or meta.get("deletionTimestamp") != seen.get("deletionTimestamp")):
             st.kick()  # someone changed the object while we decided: decide again
+        return True
 

@@ -23,6 +23,13 @@ MDKey = tuple[str, str]
 
 
 @dataclass
+class PendingEvidence:
+    name: str
+    payload: Mapping[str, Any]
+    attempts: int = 0
+
+
+@dataclass
 class ObjectState:
     """What the runtime remembers about one ModelDeployment."""
 
@@ -37,6 +44,11 @@ class ObjectState:
     sandbox_ready: bool = False
     written_resource_version: str | None = None
     """resourceVersion our last status write produced: its watch event needs no new decision."""
+    pending_evidence: PendingEvidence | None = None
+    """A rollback's evidence not recorded yet (its write failed): retried at the next decisions."""
+    drifted: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    """(kind, namespace, name) -> 'deleted' or 'changed': children someone else removed or edited since
+    our last apply; the next decision restores them and reports each in an Event."""
     decisions: int = 0
     stopped: bool = False
     task: asyncio.Task[None] | None = None
