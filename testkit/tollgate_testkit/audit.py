@@ -26,6 +26,7 @@ class Request:
     subresource: str
     at: str
     code: int
+    user: str = ""
 
 
 def events(path: Path, since: str = "") -> Iterator[dict[str, Any]]:
@@ -52,6 +53,7 @@ def read(path: Path, since: str = "") -> Iterator[Request]:
             name=ref.get("name", ""), subresource=ref.get("subresource", ""),
             at=ev.get("requestReceivedTimestamp", ""),
             code=int((ev.get("responseStatus") or {}).get("code") or 0),
+            user=(ev.get("user") or {}).get("username", ""),
         )
 
 

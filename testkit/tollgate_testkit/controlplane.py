@@ -205,6 +205,27 @@ def _audit_policy(directory: Path) -> Path:
     return path
 
 
+def user_kubeconfig(kubeconfig: str | Path, user: str, groups: tuple[str, ...] = ("system:masters",)) -> Path:
+    """A kubeconfig for another user of this control plane (a client cert signed by its CA), so the audit
+    log tells two processes apart by `user.username` (two operator replicas, say)."""
+    kubeconfig = Path(kubeconfig).resolve()
+    pki = kubeconfig.parent / "pki"
+    out = kubeconfig.parent / f"kubeconfig-{user}"
+    if out.exists():
+        return out
+    subj = "".join(f"/O={g}" for g in groups) + f"/CN={user}"
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{user}.key", "-out", f"{user}.csr",
+             "-subj", subj, cwd=pki)
+    _openssl("x509", "-req", "-in", f"{user}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+             "-out", f"{user}.crt", "-days", "30", "-extfile", "client.ext", cwd=pki)
+    config = yaml.safe_load(kubeconfig.read_text())
+    config["users"] = [{"name": user, "user": {"client-certificate": str(pki / f"{user}.crt"),
+                                               "client-key": str(pki / f"{user}.key")}}]
+    config["contexts"][0]["context"]["user"] = user
+    out.write_text(yaml.safe_dump(config))
+    return out
+
+
 def audit_log(kubeconfig: str | Path) -> Path:
     """The audit log of the control plane whose kubeconfig this is (same directory)."""
     return Path(kubeconfig).resolve().parent / "audit.log"
@@ -224,11 +245,15 @@ def _node_manifest(i: int) -> dict[str, object]:
     }
 
 
-def up(directory: Path, real_node: bool = False) -> State:
+def up(directory: Path, real_node: bool = False, *, max_requests_inflight: int | None = None) -> State:
     """Start every component on loopback and wait until Nodes are Ready; idempotent when already up.
 
     real_node: also start the machine's one real node (node.py); raises node.NodeUnavailableError naming
     what the host lacks, or node.NodeBusyError when another real node holds the machine.
+
+    `max_requests_inflight` caps the API server's concurrent non-mutating requests (and mutating ones
+    to half of it, at least 1), with API Priority and Fairness off so the cap is what throttles: the
+    server then answers 429 with Retry-After, as a busy production API server does.
     """
     directory = directory.resolve()
     existing = State.load(directory)
@@ -238,7 +263,7 @@ def up(directory: Path, real_node: bool = False) -> State:
     if existing:
         down(directory)
     if not real_node:
-        return _up(directory, None)
+        return _up(directory, None, max_requests_inflight)
     from tollgate_testkit import node
 
     node_bin = node.build()
@@ -246,14 +271,14 @@ def up(directory: Path, real_node: bool = False) -> State:
     node.claim(directory)
     try:
         node.prepare_network()
-        return _up(directory, node_bin)
+        return _up(directory, node_bin, max_requests_inflight)
     except BaseException:
         down(directory)
         node.release()
         raise
 
 
-def _up(directory: Path, node_bin: Path | None) -> State:
+def _up(directory: Path, node_bin: Path | None, max_requests_inflight: int | None = None) -> State:
     from tollgate_testkit import node
 
     cache = build()
@@ -299,6 +324,9 @@ def _up(directory: Path, node_bin: Path | None) -> State:
         "--service-cluster-ip-range=10.0.0.0/16", "--authorization-mode=Node,RBAC",
         "--allow-privileged=true", "--profiling=false",
         "--watch-cache=true", "--v=1",
+        *([f"--max-requests-inflight={max_requests_inflight}",
+           f"--max-mutating-requests-inflight={max(1, max_requests_inflight // 2)}",
+           "--enable-priority-and-fairness=false"] if max_requests_inflight else []),
         # no node-lifecycle controller runs, so nothing would lift the not-ready taint this plugin adds
         "--disable-admission-plugins=TaintNodesByCondition",
         # Every request, with its user agent, verb and resource: tests and benchmarks count the
@@ -412,9 +440,10 @@ def down(directory: Path) -> None:
 
 
 @contextlib.contextmanager
-def running(directory: Path, real_node: bool = False) -> Iterator[State]:
+def running(directory: Path, real_node: bool = False, *,
+            max_requests_inflight: int | None = None) -> Iterator[State]:
     """Start for the duration of a with-block (tests, demo, benchmarks)."""
-    state = up(directory, real_node=real_node)
+    state = up(directory, real_node=real_node, max_requests_inflight=max_requests_inflight)
     try:
         yield state
     finally:

@@ -52,6 +52,13 @@ ALLOWED = [
     ("patch", "deployments.apps", "--subresource=scale", "-n", "any-ns"),
     ("delete", "deployments.apps", "-n", "any-ns"),
     ("create", "networkpolicies.networking.k8s.io", "-n", "any-ns"),
+    # every kind Tollgate writes is watched, so what someone else deletes or edits comes back
+    ("watch", "networkpolicies.networking.k8s.io", "-A"),
+    ("watch", "services", "-A"),
+    ("watch", "serviceaccounts", "-A"),
+    ("watch", "resourcequotas", "-A"),
+    ("watch", "limitranges", "-A"),
+    ("watch", "httproutes.gateway.networking.k8s.io", "-A"),
     ("patch", "httproutes.gateway.networking.k8s.io", "-n", "any-ns"),
     ("create", "resourcequotas", "-n", "any-ns"),
     ("create", "limitranges", "-n", "any-ns"),

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tollgate.adapters.errors import PermanentError, TemporaryError
+from tollgate.adapters.errors import ConflictError, FencedError, PermanentError, TemporaryError
 from tollgate.adapters.kube import ANNOTATION_HASH, Kube, manifest_hash
 from tollgate.engine.actions import ObjectRef
 
@@ -29,10 +29,10 @@ class Response:
         return self.data
 
     def getheaders(self) -> dict[str, str]:
-        return {}
+        return self.headers
 
     def getheader(self, name: str, default: str | None = None) -> str | None:
-        return default
+        return self.headers.get(name, default)
 
 
 @dataclass
@@ -127,3 +127,98 @@ def test_delete_of_a_missing_object_is_not_an_error() -> None:
     kube = Kube(api)  # type: ignore[arg-type]
     assert kube.delete(ObjectRef("v1", "ConfigMap", "gone", "ns")) is False
     assert kube.counter.deletes == 0
+
+
+def test_a_fenced_replica_sends_no_write_but_still_reads() -> None:
+    # given an adapter whose replica has lost the leader Lease (renew deadline passed)
+    api = FakeApi(lambda m, u, b: Response(200, b'{"items": []}' if m == "GET" else b"{}"))
+    leading = [True]
+    kube = Kube(api, fence=lambda: leading[0])  # type: ignore[arg-type]
+    kube.warm([("v1", "ConfigMap")], "x")
+    leading[0] = False
+    api.calls.clear()
+    # when it applies, deletes and writes status
+    with pytest.raises(FencedError):
+        kube.apply(CM)
+    with pytest.raises(FencedError):
+        kube.delete(ObjectRef("v1", "ConfigMap", "a", "ns"))
+    with pytest.raises(FencedError):
+        kube.patch_status("ns", "md", {"phase": "Stable"})
+    # then nothing was sent, and reads still work
+    assert api.calls == []
+    assert kube.get(ObjectRef("v1", "ConfigMap", "a", "ns")) is not None
+    assert [m for m, _ in api.calls] == ["GET"]
+
+
+def _live(rv: int, replicas: int = 1, **meta: Any) -> dict[str, Any]:
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "d", "namespace": "ns", "resourceVersion": str(rv), **meta},
+            "spec": {"replicas": replicas}, "status": {"readyReplicas": rv}}
+
+
+DEP = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "namespace": "ns"},
+       "spec": {"replicas": 1}}
+
+
+def _applied_kube(rv: int = 10) -> tuple[Kube, FakeApi]:
+    api = FakeApi(lambda m, u, b: Response(200, json.dumps(_live(rv)).encode() if m == "PATCH"
+                                           else b'{"items": []}'))
+    kube = Kube(api)  # type: ignore[arg-type]
+    kube.warm([("apps/v1", "Deployment")], "x")
+    assert kube.apply(DEP) is True
+    return kube, api
+
+
+def test_status_updates_and_the_echo_of_our_own_apply_are_not_drift() -> None:
+    # given a Deployment we applied (resourceVersion 10)
+    kube, api = _applied_kube()
+    # when its own watch event, an older event and a controller's status update arrive
+    assert kube.observe(_live(10), deleted=False) is None
+    assert kube.observe(_live(9, replicas=3), deleted=False) is None
+    assert kube.observe({**_live(11), "status": {"readyReplicas": 1}}, deleted=False) is None
+    assert kube.observe(_live(12, annotations={"deployment.kubernetes.io/revision": "2"}), deleted=False) is None
+    # then the cache still skips the next identical apply
+    api.calls.clear()
+    assert kube.apply(DEP) is False
+    assert api.calls == []
+
+
+def test_a_hand_edit_or_deletion_is_drift_and_the_next_apply_writes_again() -> None:
+    # given a Deployment we applied
+    kube, _ = _applied_kube()
+    # when someone scales it by hand
+    assert kube.observe(_live(11, replicas=0), deleted=False) == "changed"
+    # then the next apply writes it again
+    assert kube.apply(DEP) is True
+    # and when someone deletes it
+    assert kube.observe(_live(12), deleted=True) == "deleted"
+    assert kube.apply(DEP) is True
+    # but our own delete is not drift
+    kube.delete(ObjectRef("apps/v1", "Deployment", "d", "ns"))
+    assert kube.observe(_live(13), deleted=True) is None
+
+
+def test_throttling_is_retried_no_sooner_than_the_servers_retry_after(monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr("time.sleep", slept.append)
+    # given an API server that sheds load: 429 with Retry-After 3, twice, then accepts
+    answers = iter([Response(429, b"{}", "Too Many Requests", {"Retry-After": "3"}),
+                    Response(429, b"{}", "Too Many Requests", {"Retry-After": "3"}), Response(200, b"{}")])
+    api = FakeApi(lambda m, u, b: next(answers))
+    kube = Kube(api)  # type: ignore[arg-type]
+    kube.warm([], "x")
+    # when applying, then it waited at least what the server asked before each retry
+    assert kube.apply(CM) is True
+    assert len(api.calls) == 3
+    assert len(slept) == 2 and all(s >= 3 for s in slept), slept
+
+
+def test_a_conditional_status_write_that_conflicts_is_not_retried_but_reported() -> None:
+    # given an object changed since it was read
+    api = FakeApi(lambda m, u, b: Response(409, b"{}", "Conflict"))
+    kube = Kube(api)  # type: ignore[arg-type]
+    # when status is written conditioned on the old resourceVersion
+    with pytest.raises(ConflictError):
+        kube.patch_status("ns", "md", {"phase": "Stable"}, resource_version="41")
+    # then it was sent once, with the precondition
+    assert len(api.calls) == 1
