@@ -25,7 +25,7 @@ from tollgate_testkit import audit, controlplane
 from tollgate_testkit.stack import OperatorProcess, install_crds, kubectl, wait_for
 
 BURST = 200
-INFLIGHT = 6
+INFLIGHT = 10
 RETRY_AFTER_S = 1.0
 """What kube-apiserver's max-in-flight filter sends with its 429 (`Retry-After: 1`)."""
 
@@ -52,6 +52,7 @@ def _ts(at: str) -> float:
     return datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp()
 
 
+@pytest.mark.timeout(1800)
 def test_a_burst_of_200_reaches_ready_through_429s_without_a_hot_loop(throttled: str) -> None:
     kubeconfig, namespace = throttled, "burst"
     kubectl(kubeconfig, "create", "namespace", namespace)
@@ -70,7 +71,7 @@ def test_a_burst_of_200_reaches_ready_through_429s_without_a_hot_loop(throttled:
             list(pool.map(create, manifests))
         # when the operator works through them, then every one reaches Ready
         wait_for(f"{BURST} ModelDeployments Ready", lambda: _ready(kubeconfig, namespace) == BURST,
-                 timeout=900, interval=2)
+                 timeout=1500, interval=2)
     finally:
         op.stop()
     reqs = [r for r in audit.read(controlplane.audit_log(kubeconfig), start)
