@@ -33,7 +33,7 @@ pytestmark = pytest.mark.skipif(os.environ.get("E2E_BACKEND") != "node",
 TRAFFIC_NS = "tollgate-traffic"
 SLOS = [
     {"name": "error-rate", "max": 0.05, "maxIncreaseOverBaseline": 0.03, "maxNoDataDuration": "60s"},
-    {"name": "latency-p99", "max": 2.5, "maxNoDataDuration": "60s"},
+    {"name": "latency-p99", "max": 5.0, "maxNoDataDuration": "60s"},
 ]
 ANALYSIS = {"interval": "2s", "window": "10s", "minSamples": 20, "failureLimit": 0, "consecutiveErrorLimit": 5}
 VERSIONS = {"1.0.0": "file:///models/iris-v1", "1.1.0": "file:///models/iris-v2",
