@@ -38,8 +38,9 @@ integration: venv testenv-build ## against the real local control plane and Prom
 e2e: venv testenv-build ## whole scenarios: operator + Prometheus + traffic simulator
 	$(PY) hack/pytest_run.py e2e
 
-e2e-node: venv testenv-build node-build images ## the real node (root): real pods, Services, NetworkPolicy, host teardown
+e2e-node: venv testenv-build node-build images ## the real node (root): tests/node, then the scenarios with real pods and the chart-installed operator
 	$(PY) hack/pytest_run.py tests/node
+	E2E_BACKEND=node $(PY) hack/pytest_run.py e2e/test_real_node.py
 
 test: lint unit integration e2e e2e-node ## everything CI runs
 
