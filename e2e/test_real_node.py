@@ -172,7 +172,9 @@ def test_deletion_removes_the_sandbox(world: World) -> None:
 def test_leader_failover_by_killing_the_leader_pod(world: World) -> None:
     w: Any = world
     ns = world.namespace
-    world.apply(ns, model(world))
+    # (a longer deadline: the replacement replica and the canary start together on a loaded machine)
+    world.apply(ns, model(world, rollout={"steps": [{"weight": 50}, {"weight": 100}], "analysis": ANALYSIS,
+                                          "progressDeadline": "300s"}))
     world.wait_phase(ns, "iris", "Stable", timeout=240)
     leader = w.leader_pod()
     # when the leader's pod is killed
@@ -275,12 +277,15 @@ def test_sandbox_network_policies_are_enforced_and_can_fail(world: World) -> Non
     model_pod = w.pods(sandbox(world), "tollgate.dev/track=stable")[0]
     model_ip, model_name = model_pod["status"]["podIP"], model_pod["metadata"]["name"]
     try:
-        # then the model port answers a caller listed in ingressFrom
-        assert _connect_from(w, TRAFFIC_NS, "caller", model_ip, 8080) == "connected"
+        # then the model port answers a caller listed in ingressFrom (kube-router adds a new pod's IP
+        # to the policy's ipset after the pod starts: the first attempts may still be refused)
+        assert _eventually(lambda: _connect_from(w, TRAFFIC_NS, "caller", model_ip, 8080), "connected") \
+            == "connected"
         # and refuses a pod in another namespace (default deny)
         assert _connect_from(w, outsider, "outsider", model_ip, 8080).startswith(("refused", "blocked"))
         # and the model reaches the listed egress target, not the other one
-        assert _exec_connect(w, sandbox(world), model_name, ip["allowed"], 8080) == "connected"
+        assert _eventually(lambda: _exec_connect(w, sandbox(world), model_name, ip["allowed"], 8080),
+                           "connected") == "connected"
         assert _exec_connect(w, sandbox(world), model_name, ip["denied"], 8080).startswith(("refused", "blocked"))
         # and DNS works from the model pod
         res = w.kubectl("exec", model_name, "-n", sandbox(world), "--", "python3", "-c",
