@@ -25,7 +25,7 @@ from tollgate_testkit import audit, controlplane
 from tollgate_testkit.stack import OperatorProcess, install_crds, kubectl, wait_for
 
 BURST = 200
-INFLIGHT = 10
+INFLIGHT = 4
 RETRY_AFTER_S = 1.0
 """What kube-apiserver's max-in-flight filter sends with its 429 (`Retry-After: 1`)."""
 
