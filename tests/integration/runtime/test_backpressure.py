@@ -2,7 +2,8 @@
 
 This test starts its own control plane with `--max-requests-inflight` set low (and API Priority and
 Fairness off, so that cap is what throttles): the server answers 429 with `Retry-After: 1` whenever
-more requests are in flight. A burst of 200 ModelDeployments must still all reach Ready, and the API
+more requests are in flight. The operator runs as an ordinary user (the filter exempts system:masters).
+A burst of 200 ModelDeployments must still all reach Ready, and the API
 server's audit log must show that the operator never repeated a throttled request before the server
 said it may, and made no more than a bounded number of requests per ModelDeployment (no hot loop).
 """
@@ -56,8 +57,13 @@ def _ts(at: str) -> float:
 def test_a_burst_of_200_reaches_ready_through_429s_without_a_hot_loop(throttled: str) -> None:
     kubeconfig, namespace = throttled, "burst"
     kubectl(kubeconfig, "create", "namespace", namespace)
+    # the max-in-flight filter exempts system:masters (the admin kubeconfig): the operator runs as a user
+    # outside it, with cluster-admin through RBAC
+    user = "tollgate-throttled"
+    kubectl(kubeconfig, "create", "clusterrolebinding", user, "--clusterrole=cluster-admin", f"--user={user}")
+    op_kubeconfig = str(controlplane.user_kubeconfig(kubeconfig, user, groups=()))
     start = audit.now_marker()
-    op = OperatorProcess(kubeconfig, namespaces=[namespace, f"{namespace}-*"]).start()
+    op = OperatorProcess(op_kubeconfig, namespaces=[namespace, f"{namespace}-*"]).start()
     try:
         # given 200 ModelDeployments created at once, against an API server that admits few requests
         manifests = [md_manifest(f"b{i:03d}", "1.0.0", replicas=1) for i in range(BURST)]
