@@ -202,7 +202,10 @@ def check_rolled_back(browser: Any, st: dict[str, Any]) -> None:
         "        svg: p.querySelectorAll('svg.main-svg').length};")
     assert drawn["svg"] > 0, drawn
     assert drawn["traces"][:3] == ["stable", "canary", "threshold max 0.05"], json.dumps(drawn)
-    assert "beyond threshold" in drawn["traces"] and drawn["canaryMax"] > 0.05, json.dumps(drawn)
+    # the rollback may come from either limit (max 0.05, or stable + 0.03 when the canary's windowed rate
+    # is still climbing at an early verdict); the chart marks the points beyond whichever was crossed, and
+    # any point beyond a drawn threshold is above 0.03 (stable's rate is never negative)
+    assert "beyond threshold" in drawn["traces"] and drawn["canaryMax"] > 0.03, json.dumps(drawn)
     assert "RolledBack" in drawn["marks"] and "AnalysisPassed" in drawn["marks"], json.dumps(drawn)
     assert "step 2 · 40%" in drawn["marks"] and "step 3 · 60%" in drawn["marks"], json.dumps(drawn)
     assert "Fail" in text_of(browser, "#chart-error-rate-box figcaption")
