@@ -21,7 +21,6 @@ import argparse
 import contextlib
 import json
 import os
-import signal
 import socket
 import ssl
 import subprocess
@@ -33,6 +32,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import yaml
+
+from tollgate_testkit import procs
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "hack" / "controlplane" / "build.sh"
@@ -388,14 +389,7 @@ def _all_nodes_ready(kubeconfig: str) -> bool:
     return len(ready) >= NODE_COUNT
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+_alive = procs.alive
 
 
 def down(directory: Path) -> None:
@@ -416,16 +410,7 @@ def down(directory: Path) -> None:
                                     Path(state.node_bin) if state.node_bin else None)
     # reverse start order: clients first, etcd last
     for name, pid in reversed(list(state.pids.items())):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while _alive(pid) and time.monotonic() < deadline:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
-            time.sleep(0.05)
-        if _alive(pid):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
+        procs.stop_group(pid, grace=10)
         log(f"stopped {name} ({pid})")
     marker = directory / "etcd-data-dir"
     if marker.exists():

@@ -37,7 +37,7 @@ from typing import Any
 
 import yaml
 
-from tollgate_testkit import hoststate, ociimage
+from tollgate_testkit import hoststate, ociimage, procs
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "hack" / "node" / "build.sh"
@@ -159,14 +159,7 @@ def _locked() -> Any:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+_alive = procs.alive
 
 
 def claim(directory: Path) -> NodeState:
@@ -521,16 +514,7 @@ def drain(kubeconfig: str, bin_dir: Path | None, timeout: float = 60.0) -> None:
 def _stop_pid(name: str, pid: int) -> None:
     if not _alive(pid):
         return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    while _alive(pid) and time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
-        time.sleep(0.05)
-    if _alive(pid):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
+    procs.stop_group(pid, grace=15)
     log(f"stopped {name} ({pid})")
 
 
