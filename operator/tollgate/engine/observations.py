@@ -63,6 +63,30 @@ class SLOObservation:
     """The range the query covered, e.g. 1m."""
 
 
+@dataclass(frozen=True)
+class ParentRouteStatus:
+    """What one parent (Gateway) of the HTTPRoute reported in the route's status.parents[]."""
+
+    name: str
+    namespace: str
+    section: str | None = None
+    accepted: bool | None = None
+    """Accepted condition: True, False, or None (absent, or written for an older generation)."""
+    accepted_reason: str = ""
+    accepted_message: str = ""
+    resolved_refs: bool | None = None
+    """ResolvedRefs condition, like `accepted`."""
+    resolved_reason: str = ""
+    resolved_message: str = ""
+
+
+@dataclass(frozen=True)
+class RouteObservation:
+    """The gatewayAPI router's HTTPRoute as its watch reports it (None in Observations: no route seen)."""
+
+    parents: tuple[ParentRouteStatus, ...] = ()
+
+
 Controls = ControlTokens
 """Control annotations on the ModelDeployment, one token each (api.controls)."""
 
@@ -81,6 +105,8 @@ class Observations:
     """None: no analysis ran for this decision (not an analysis tick).
     Empty tuple: ran, nothing configured."""
     controls: Controls = field(default_factory=Controls)
+    route: RouteObservation | None = None
+    """The HTTPRoute's status (gatewayAPI router only); None when the route has not been seen yet."""
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from typing import Any
 import kopf
 
 from tollgate.adapters.errors import ConflictError, FencedError, PermanentError, TemporaryError
+from tollgate.adapters.routers.gateway_api import route_observation
 from tollgate.api import resource
 from tollgate.runtime import metrics
 from tollgate.runtime.app import IO_THREADS, Runtime
@@ -197,6 +198,21 @@ def child_drift(rt: Runtime, body: kopf.Body, deleted: bool) -> str | None:
              extra={"md": "/".join(st.key), "kind": body.get("kind"), "object": meta.get("name"), "drift": drift})
     st.kick()
     return drift
+
+
+@kopf.on.event("gateway.networking.k8s.io", "v1", "httproutes",
+               labels={resource.LABEL_MANAGED_BY: resource.MANAGED_BY_VALUE})
+async def route_event(event: kopf.RawEvent, body: kopf.Body, memo: Any, **_: Any) -> None:
+    """The gatewayAPI router's route: its status.parents decide whether the model is serving (Ready)."""
+    rt = _rt(memo)
+    metrics.WATCH_EVENTS.labels("HTTPRoute").inc()
+    deleted = event.get("type") == "DELETED"
+    owner = rt.registry.observe_route(body, None if deleted else route_observation(dict(body)))
+    if owner is None:
+        return
+    st = rt.registry.by_labels(*owner)
+    if st is not None:
+        st.kick()
 
 
 SETTLED_FIRST_DELAY = 1.0

@@ -16,7 +16,7 @@ from typing import Any
 from tollgate.api import resource
 from tollgate.engine.actions import Context
 from tollgate.engine.naming import fit
-from tollgate.engine.observations import Track, TrackObservation
+from tollgate.engine.observations import RouteObservation, Track, TrackObservation
 from tollgate.engine.workloads import deployment_name
 
 MDKey = tuple[str, str]
@@ -88,6 +88,9 @@ class Registry:
     tracks: dict[tuple[str, str], TrackObservation] = field(default_factory=dict)
     """(sandbox namespace, deployment name) -> observation; filled by Deployment watch events."""
 
+    routes: dict[tuple[str, str], RouteObservation] = field(default_factory=dict)
+    """(sandbox namespace, route name) -> the HTTPRoute's parents status; filled by HTTPRoute watch events."""
+
     labels: dict[MDKey, MDKey] = field(default_factory=dict)
     """(namespace, name) as the children's labels carry them (fit to 63 characters) -> the key."""
 
@@ -150,3 +153,26 @@ class Registry:
         if not sandbox:
             return TrackObservation(revision=None)
         return self.tracks.get((sandbox, deployment_name(ctx, track))) or TrackObservation(revision=None)
+
+    # --- the gatewayAPI router's HTTPRoutes ----------------------------------------------------------
+    def observe_route(self, body: Mapping[str, Any], observation: RouteObservation | None) -> MDKey | None:
+        """Record a Tollgate-managed HTTPRoute's status (None: deleted); returns its ModelDeployment when
+        what the engine judges changed, else None (so the route's own weight patches wake nobody)."""
+        meta = body.get("metadata", {})
+        labels = meta.get("labels") or {}
+        md_ns = labels.get(resource.LABEL_MD_NAMESPACE)
+        md_name = labels.get(resource.LABEL_MD_NAME)
+        if not md_ns or not md_name:
+            return None
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        if observation is None:
+            if self.routes.pop(key, None) is None:
+                return None
+        elif self.routes.get(key) == observation:
+            return None
+        else:
+            self.routes[key] = observation
+        return (md_ns, md_name)
+
+    def route(self, sandbox: str | None, name: str) -> RouteObservation | None:
+        return self.routes.get((sandbox, name)) if sandbox else None

@@ -60,6 +60,7 @@ ALLOWED = [
     ("watch", "limitranges", "-A"),
     ("watch", "httproutes.gateway.networking.k8s.io", "-A"),
     ("patch", "httproutes.gateway.networking.k8s.io", "-n", "any-ns"),
+    ("watch", "httproutes.gateway.networking.k8s.io", "-A"),
     ("create", "resourcequotas", "-n", "any-ns"),
     ("create", "limitranges", "-n", "any-ns"),
     ("create", "serviceaccounts", "-n", "any-ns"),

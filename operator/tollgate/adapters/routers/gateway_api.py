@@ -11,7 +11,7 @@ from typing import Any
 from tollgate.adapters.kube import Kube
 from tollgate.api.spec import RouterKind
 from tollgate.engine.actions import Context, ObjectRef, SetWeight
-from tollgate.engine.observations import Track
+from tollgate.engine.observations import ParentRouteStatus, RouteObservation, Track
 from tollgate.engine.workloads import route_name, service_name
 
 HTTPROUTE_API = "gateway.networking.k8s.io/v1"
@@ -46,3 +46,32 @@ class GatewayAPIRouter:
 
     def finalize(self, ctx: Context, namespace: str, stable_replicas: int) -> None:
         self._set(ctx, namespace, 0)
+
+
+def route_observation(route: dict[str, Any]) -> RouteObservation:
+    """The route's status.parents as the engine judges them. A condition written for an older generation
+    of the route (its observedGeneration below metadata.generation) counts as not reported: the
+    controller has not looked at the current spec yet."""
+    generation = int((route.get("metadata") or {}).get("generation") or 0)
+    namespace = (route.get("metadata") or {}).get("namespace", "")
+    parents: list[ParentRouteStatus] = []
+    for entry in (route.get("status") or {}).get("parents") or []:
+        ref = entry.get("parentRef") or {}
+        conds = {c.get("type"): c for c in entry.get("conditions") or []
+                 if int(c.get("observedGeneration") or generation) >= generation}
+
+        def state(type_: str, conds: dict[str, Any] = conds) -> tuple[bool | None, str, str]:
+            c = conds.get(type_)
+            if c is None:
+                return None, "", ""
+            return c.get("status") == "True", str(c.get("reason") or ""), str(c.get("message") or "")[:200]
+
+        accepted, a_reason, a_message = state("Accepted")
+        resolved, r_reason, r_message = state("ResolvedRefs")
+        parents.append(ParentRouteStatus(
+            name=str(ref.get("name", "")), namespace=str(ref.get("namespace") or namespace),
+            section=ref.get("sectionName"), accepted=accepted, accepted_reason=a_reason,
+            accepted_message=a_message, resolved_refs=resolved, resolved_reason=r_reason,
+            resolved_message=r_message,
+        ))
+    return RouteObservation(parents=tuple(parents))
