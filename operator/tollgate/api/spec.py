@@ -323,6 +323,10 @@ class AnalysisSettings(_Model):
     (the step holds). Bounded per SLO by maxNoDataDuration, after which onNoData decides."""
     window: Duration | None = None
     """Range over which each SLO is computed (PromQL range, e.g. 1m). Default: twice the interval."""
+    confidence: Annotated[float, Field(ge=0.5, le=0.9999)] | None = None
+    """Confidence of canary-versus-baseline verdicts (SLOs with maxIncreaseOverBaseline): a rollback needs
+    a regression significant at this level over every look of the step, so a healthy canary is rolled
+    back by chance at most 1 - confidence of the time per SLO and step. Default 0.99."""
 
 
 @cel(

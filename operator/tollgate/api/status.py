@@ -133,6 +133,53 @@ class SLOStatus(_Status):
     """When the current run of missing data began (RFC 3339)."""
     lastCheckedAt: str | None = None
     """Time of the latest check (RFC 3339)."""
+    test: str | None = None
+    """How canary was compared with baseline: two-proportion, mann-whitney, or difference (raw)."""
+    effect: float | None = None
+    """Canary minus baseline over the step so far: rate difference (two-proportion) or probability that a
+    canary observation exceeds a baseline one, minus 0.5 (mann-whitney)."""
+    effectLower: float | None = None
+    """Lower end of the effect's interval at the configured confidence."""
+    effectUpper: float | None = None
+    """Upper end of the effect's interval at the configured confidence."""
+    pValue: float | None = None
+    """Always-valid p-value of a regression over every look of this step (sequential test); a rollback
+    needs it at or below 1 - confidence."""
+    streamSamples: int = 0
+    """Canary requests the comparison used (since the step began)."""
+    baselineSamples: int = 0
+    """Baseline requests the comparison used."""
+    baselineSource: str | None = None
+    """live (stable over the same time) or carried (stable's last measurement, at the 100% step and in
+    the bake window, where stable serves nothing)."""
+    baselineFrom: str | None = None
+    """Which data the baseline is: the stable stream's start, or where a carried baseline was measured."""
+    streamSince: str | None = None
+    """Start of the data stream the sequential test judges (the step's start) (RFC 3339)."""
+
+
+class BaselineRecord(_Status):
+    """The stable track's last measurement for one SLO, carried into the 100% step and the bake window,
+    where stable serves no traffic to compare with."""
+
+    name: str
+    """SLO name."""
+    samples: int = 0
+    """Stable requests measured."""
+    events: float | None = None
+    """Ratio SLOs: stable requests counted by the ratio."""
+    bounds: Annotated[list[float], Field(max_length=64)] | None = None
+    """Distribution SLOs: the histogram's finite upper bounds (a last +Inf bucket is implied)."""
+    counts: Annotated[list[float], Field(max_length=65)] | None = None
+    """Distribution SLOs: cumulative counts per bound, then the total (+Inf)."""
+    since: str | None = None
+    """Start of the measurement (RFC 3339)."""
+    at: str | None = None
+    """End of the measurement (RFC 3339)."""
+    step: int = 0
+    """Step index (0-based) it was measured at."""
+    weight: int = 0
+    """Canary weight while it was measured."""
 
 
 class HistoryEntry(_Status):
@@ -206,6 +253,8 @@ class ModelDeploymentStatus(_Status):
     """Passing analysis ticks in the current step."""
     analysis: Annotated[list[SLOStatus], Field(max_length=32)] = Field(default_factory=list)
     """Per-SLO analysis of the current canary."""
+    baselines: Annotated[list[BaselineRecord], Field(max_length=32)] = Field(default_factory=list)
+    """Per SLO, the stable track's last measurement in this rollout (the baseline carried forward)."""
     approvedBy: str | None = None
     """Who approved the latest gate (value of tollgate.dev/approve)."""
     controls: ControlTokens = Field(default_factory=ControlTokens)

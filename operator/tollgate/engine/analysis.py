@@ -18,7 +18,13 @@ Order of a check, first match wins:
    pass -> NoData, counts as passing; fail -> Fail; hold -> NoData until maxNoDataDuration has passed
    since the run of missing data began (noDataSince), then Fail (and every no-data check after it)
 4. value below min or above max         -> Fail
-5. maxIncreaseOverBaseline set: stable value missing/NaN -> no data as in 3;
+5. maxIncreaseOverBaseline set, and the runtime measured the step's stream (comparison.applies: ratio
+   and latency templates): the statistical comparison of comparison.py, against the live stable stream
+   or the baseline carried forward. Regressed (significant over every look) -> Fail; within the margin
+   -> Pass; too few samples -> Inconclusive, bounded as in 2; over the margin but not significant ->
+   Inconclusive, not bounded (data keeps coming; the sequential test settles it); no baseline -> no data
+   as in 3.
+   Otherwise (custom queries, other templates): stable value missing/NaN -> no data as in 3;
    canary - stable > maxIncreaseOverBaseline -> Fail
 6. otherwise                            -> Pass (consecutiveErrors reset to 0)
 
@@ -35,7 +41,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from tollgate.api.spec import NoDataPolicy
-from tollgate.api.status import SLOStatus, Verdict
+from tollgate.api.status import BaselineRecord, SLOStatus, Verdict
+from tollgate.engine import comparison
+from tollgate.engine.comparison import Outcome
 from tollgate.engine.observations import MetricValue, SLOObservation
 from tollgate.engine.policy import ResolvedSLO
 from tollgate.engine.timeutil import format_time, parse_time, seconds_between
@@ -77,8 +85,12 @@ def compared(slo: ResolvedSLO, obs: SLOObservation | None) -> SLOObservation | N
     )
 
 
-def judge(slo: ResolvedSLO, obs: SLOObservation | None, prev: SLOStatus | None, now: datetime) -> Check:
-    """Judge one SLO; `prev` is its status from the previous tick of this canary (None at first)."""
+def judge(
+    slo: ResolvedSLO, obs: SLOObservation | None, prev: SLOStatus | None, now: datetime, *,
+    carried: BaselineRecord | None = None, confidence: float = 0.99,
+) -> Check:
+    """Judge one SLO; `prev` is its status from the previous tick of this canary (None at first);
+    `carried` the stable track's last measurement of this SLO (status.baselines)."""
     obs = compared(slo, obs)
     base = prev if prev is not None else SLOStatus(name=slo.name)
     at = format_time(now)
@@ -98,14 +110,7 @@ def judge(slo: ResolvedSLO, obs: SLOObservation | None, prev: SLOStatus | None, 
     values: dict[str, object] = {"value": canary, "baseline": stable}
 
     if samples < slo.min_samples:
-        since = parse_time(base.noDataSince) or now
-        held: dict[str, object] = {**common, **values, "noDataSince": format_time(since)}
-        if seconds_between(since, now) < slo.max_no_data_seconds:
-            return Check(base.model_copy(update={**held, "verdict": Verdict.INCONCLUSIVE}), passing=False)
-        # Too little traffic for maxNoDataDuration: no longer "wait for more", the policy decides.
-        if slo.on_no_data is NoDataPolicy.PASS:
-            return Check(base.model_copy(update={**held, "verdict": Verdict.NO_DATA}), passing=True)
-        return _fail(base, held)
+        return _inconclusive(slo, base, {**common, **values}, now)
 
     spec = slo.slo
     if canary is not None:
@@ -115,6 +120,24 @@ def judge(slo: ResolvedSLO, obs: SLOObservation | None, prev: SLOStatus | None, 
             return _fail(base, {**common, **values, "noDataSince": None})
         if spec.maxIncreaseOverBaseline is None:
             return _pass(base, {**common, **values, "noDataSince": None})
+        if comparison.applies(slo, obs):
+            outcome = comparison.compare(slo, obs, base, carried, confidence=confidence)
+            judged = {**common, **values, **outcome.fields}
+            if outcome.outcome is Outcome.REGRESSED:
+                return _fail(base, {**judged, "noDataSince": None})
+            if outcome.outcome is Outcome.WITHIN:
+                return _pass(base, {**judged, "noDataSince": None})
+            if outcome.outcome is Outcome.OVER_MARGIN:
+                # Not bounded by maxNoDataDuration: data keeps arriving and the sequential test is
+                # consistent (a regression beyond the margin becomes significant, a canary within it
+                # falls back under the margin), so holding never turns noise into a rollback.
+                held = base.model_copy(update={**judged, "verdict": Verdict.INCONCLUSIVE, "noDataSince": None})
+                return Check(held, passing=False)
+            if outcome.outcome is Outcome.TOO_FEW:
+                return _inconclusive(slo, base, judged, now)
+            # No baseline at all: the no-data rules below (onNoData, bounded).
+            values = {**values, **outcome.fields}
+            stable = None
         if stable is not None:
             if canary - stable > spec.maxIncreaseOverBaseline:
                 return _fail(base, {**common, **values, "noDataSince": None})
@@ -131,6 +154,20 @@ def judge(slo: ResolvedSLO, obs: SLOObservation | None, prev: SLOStatus | None, 
     if seconds_between(since, now) >= slo.max_no_data_seconds:
         return _fail(base, update)
     return Check(base.model_copy(update={**update, "verdict": Verdict.NO_DATA}), passing=False)
+
+
+def _inconclusive(slo: ResolvedSLO, base: SLOStatus, update: dict[str, object], now: datetime) -> Check:
+    """No verdict yet (too few samples, or over the margin but not significant), bounded: a run of checks
+    without a verdict shares the noDataSince clock, and once it lasted maxNoDataDuration onNoData
+    decides (pass -> NoData, counts as passing; fail or hold -> Fail)."""
+    since = parse_time(base.noDataSince) or now
+    held: dict[str, object] = {**update, "noDataSince": format_time(since)}
+    if seconds_between(since, now) < slo.max_no_data_seconds:
+        return Check(base.model_copy(update={**held, "verdict": Verdict.INCONCLUSIVE}), passing=False)
+    # Without a verdict for maxNoDataDuration: no longer "wait for more", the policy decides.
+    if slo.on_no_data is NoDataPolicy.PASS:
+        return Check(base.model_copy(update={**held, "verdict": Verdict.NO_DATA}), passing=True)
+    return _fail(base, held)
 
 
 def _fail(base: SLOStatus, update: dict[str, object]) -> Check:
@@ -172,12 +209,16 @@ def assess(
     *,
     failure_limit: int,
     consecutive_error_limit: int,
+    baselines: Sequence[BaselineRecord] = (),
+    confidence: float = 0.99,
 ) -> TickOutcome:
     """Judge every configured SLO of one tick. Observations of unknown SLOs are ignored; a configured
     SLO without an observation counts as a provider error (the tick did not measure it)."""
     prev_by_name = {s.name: s for s in previous}
     obs_by_name = {o.name: o for o in observed}
-    checks = [judge(slo, obs_by_name.get(slo.name), prev_by_name.get(slo.name), now) for slo in slos]
+    carried = {b.name: b for b in baselines}
+    checks = [judge(slo, obs_by_name.get(slo.name), prev_by_name.get(slo.name), now,
+                    carried=carried.get(slo.name), confidence=confidence) for slo in slos]
     statuses = tuple(c.status for c in checks)
     return TickOutcome(
         slos=statuses,

@@ -49,6 +49,19 @@ class MetricValue:
 
 
 @dataclass(frozen=True)
+class StreamData:
+    """One track's requests since the start of the sequential test's data stream (the step's start):
+    what the canary-versus-baseline test judges. Cumulative, so every look sees all data so far."""
+
+    samples: int
+    """Requests since the stream began."""
+    events: float | None = None
+    """Ratio SLOs: requests counted by the ratio (errors, invalid outputs)."""
+    buckets: tuple[tuple[float, float], ...] | None = None
+    """Distribution SLOs: cumulative histogram buckets (le, count), ascending, the last le +Inf."""
+
+
+@dataclass(frozen=True)
 class SLOObservation:
     """The result of one SLO query for one ModelDeployment at one analysis tick."""
 
@@ -61,6 +74,10 @@ class SLOObservation:
     """The PromQL as executed, kept for evidence."""
     window: str = ""
     """The range the query covered, e.g. 1m."""
+    stream_since: str | None = None
+    """Start (RFC 3339) of the stream the cumulative data below covers; None: none was measured."""
+    canary_stream: StreamData | None = None
+    stable_stream: StreamData | None = None
 
 
 @dataclass(frozen=True)

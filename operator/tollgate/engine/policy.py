@@ -17,6 +17,7 @@ from tollgate.api.tiers import TIERS
 from tollgate.engine.timeutil import parse_duration
 
 DEFAULT_MAX_NO_DATA = "5m"
+DEFAULT_CONFIDENCE = 0.99
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,8 @@ class Policy:
     consecutive_error_limit: int
     progress_deadline_seconds: float
     slos: tuple[ResolvedSLO, ...]
+    confidence: float = DEFAULT_CONFIDENCE
+    """Of canary-versus-baseline verdicts (spec.rollout.analysis.confidence)."""
 
     @property
     def max_weight(self) -> int:
@@ -120,6 +123,7 @@ def resolve_policy(spec: ModelDeploymentSpec) -> Policy:
         progress_deadline_seconds=_seconds(spec.rollout.progressDeadline or tier.progress_deadline,
                                            "spec.rollout.progressDeadline"),
         slos=resolved,
+        confidence=analysis.confidence if analysis.confidence is not None else DEFAULT_CONFIDENCE,
     )
 
 

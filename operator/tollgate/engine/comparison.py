@@ -1,0 +1,146 @@
+"""Canary against baseline for one SLO at one look: which data, which test, which outcome.
+
+Used for SLOs with `maxIncreaseOverBaseline` whose data the runtime measures as a stream (counts since
+the step began; see observations.StreamData). The rules, first match wins:
+
+1. The SLO's kind decides the test (stats.py): error-rate and invalid-output-rate are ratios (two-proportion
+   test against the margin); latency-p50/p95/p99 are distributions (Mann-Whitney U on the histogram
+   buckets, and the quantile from the same buckets against the margin). Anything else (custom queries,
+   request-rate, score-shift) keeps the raw difference of analysis.py.
+2. Canary stream below minSamples -> TOO_FEW (no verdict on too little traffic, as for the window).
+3. The baseline: the stable stream of this step when it holds minSamples (live); otherwise the stable
+   track's last measurement carried forward (status.baselines) when it holds minSamples (carried: the
+   100% step and the bake window, where stable serves nothing); otherwise NO_BASELINE (no data).
+4. The always-valid p-value of a regression runs over every look of the stream (reset when a new stream
+   starts, i.e. a new step). At or below 1 - confidence, with the effect beyond the margin -> REGRESSED.
+   That is the only way a comparison fails: a difference that is not significant is never a rollback.
+5. Point estimate beyond the margin but not significant -> OVER_MARGIN (no verdict yet: the step does
+   not pass on it, the data keeps coming; bounded by maxNoDataDuration like any run without a verdict).
+6. Otherwise WITHIN (passes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from tollgate.api.status import BaselineRecord, SLOStatus
+from tollgate.engine import stats
+from tollgate.engine.observations import SLOObservation, StreamData
+from tollgate.engine.policy import ResolvedSLO
+
+RATIO_SLOS = frozenset({"error-rate", "invalid-output-rate"})
+QUANTILE_SLOS = {"latency-p50": 0.5, "latency-p95": 0.95, "latency-p99": 0.99}
+
+
+class Outcome(StrEnum):
+    REGRESSED = "Regressed"
+    OVER_MARGIN = "OverMargin"
+    WITHIN = "Within"
+    TOO_FEW = "TooFew"
+    NO_BASELINE = "NoBaseline"
+
+
+@dataclass(frozen=True)
+class Compared:
+    outcome: Outcome
+    fields: dict[str, object]
+    """SLOStatus fields to set (test, effect, interval, pValue, samples, baseline source)."""
+    detail: str
+    """The comparison in words, for messages and evidence."""
+
+
+def applies(slo: ResolvedSLO, obs: SLOObservation) -> bool:
+    """The statistical comparison judges this SLO at this look (else the raw difference does)."""
+    s = slo.slo
+    if s.maxIncreaseOverBaseline is None or s.query is not None:
+        return False
+    if s.name not in RATIO_SLOS and s.name not in QUANTILE_SLOS:
+        return False
+    return obs.canary_stream is not None and obs.stream_since is not None
+
+
+def record(slo: ResolvedSLO, obs: SLOObservation, *, at: str, step: int, weight: int) -> BaselineRecord | None:
+    """The stable stream as a baseline to carry forward, when it holds at least minSamples."""
+    live = obs.stable_stream
+    if live is None or live.samples < max(slo.min_samples, 1) or not applies(slo, obs):
+        return None
+    bounds = counts = None
+    if live.buckets is not None:
+        bounds = [le for le, _ in live.buckets[:-1]]
+        counts = [c for _, c in live.buckets]
+    return BaselineRecord(name=slo.name, samples=live.samples, events=live.events, bounds=bounds,
+                          counts=counts, since=obs.stream_since, at=at, step=step, weight=weight)
+
+
+def _carried_stream(rec: BaselineRecord) -> StreamData:
+    buckets = None
+    if rec.bounds is not None and rec.counts is not None and len(rec.counts) == len(rec.bounds) + 1:
+        buckets = tuple(zip([*rec.bounds, float("inf")], rec.counts, strict=True))
+    return StreamData(samples=rec.samples, events=rec.events, buckets=buckets)
+
+
+def compare(
+    slo: ResolvedSLO, obs: SLOObservation, prev: SLOStatus, carried: BaselineRecord | None, *, confidence: float,
+) -> Compared:
+    """One look of the comparison; call only when `applies` is true."""
+    canary = obs.canary_stream
+    assert canary is not None and obs.stream_since is not None
+    base_fields: dict[str, object] = {"streamSince": obs.stream_since, "streamSamples": canary.samples}
+    minimum = max(slo.min_samples, 1)
+    if canary.samples < minimum:
+        return Compared(Outcome.TOO_FEW, base_fields,
+                        f"{canary.samples} canary requests since the step began, minSamples {minimum}")
+
+    live = obs.stable_stream
+    if live is not None and live.samples >= minimum:
+        baseline, source, origin = live, "live", f"stable since {obs.stream_since}"
+    elif carried is not None and carried.samples >= minimum:
+        baseline, source = _carried_stream(carried), "carried"
+        origin = (f"stable at step {carried.step + 1} ({carried.weight}% canary), {carried.since} to "
+                  f"{carried.at}")
+    else:
+        have = live.samples if live is not None else 0
+        return Compared(Outcome.NO_BASELINE, {**base_fields, "baselineSamples": have, "baselineSource": None,
+                                              "baselineFrom": None},
+                        f"no baseline: {have} stable requests since the step began and none carried, "
+                        f"minSamples {minimum}")
+
+    margin = slo.slo.maxIncreaseOverBaseline or 0.0
+    try:
+        if slo.name in RATIO_SLOS:
+            if canary.events is None or baseline.events is None:
+                raise ValueError("no event counts in the stream")
+            comp = stats.compare_proportions(canary.events, canary.samples, baseline.events, baseline.samples,
+                                             margin=margin, confidence=confidence)
+            increase = comp.effect
+            words = f"{comp.effect:+.4f} rate difference"
+        else:
+            if canary.buckets is None or baseline.buckets is None:
+                raise ValueError("no histogram buckets in the stream")
+            comp = stats.compare_distributions(canary.buckets, baseline.buckets, confidence=confidence)
+            q = QUANTILE_SLOS[slo.name]
+            qc, qb = stats.quantile(q, canary.buckets), stats.quantile(q, baseline.buckets)
+            if qc is None or qb is None:
+                raise ValueError("empty histogram")
+            increase = qc - qb
+            words = f"p{round(q * 100)} {qc:.4g}s vs {qb:.4g}s ({increase:+.4g}s), superiority {comp.effect:+.3f}"
+    except ValueError as exc:
+        return Compared(Outcome.NO_BASELINE, {**base_fields, "baselineSource": source, "baselineFrom": origin},
+                        f"cannot compare: {exc}")
+
+    previous = prev.pValue if prev.streamSince == obs.stream_since else None
+    p_value = stats.always_valid_p(previous, comp)
+    fields: dict[str, object] = {
+        **base_fields, "test": comp.test, "effect": comp.effect, "effectLower": comp.lower,
+        "effectUpper": comp.upper, "pValue": p_value, "baselineSamples": comp.baseline_n,
+        "baselineSource": source, "baselineFrom": origin,
+    }
+    alpha = 1.0 - confidence
+    detail = (f"{comp.test}: {words} over margin {margin:g}; always-valid p {p_value:.3g} (alpha {alpha:.3g}); "
+              f"canary {comp.canary_n} vs {source} baseline {comp.baseline_n} requests")
+    if p_value <= alpha and increase > margin:
+        return Compared(Outcome.REGRESSED, fields, detail)
+    if increase > margin:
+        return Compared(Outcome.OVER_MARGIN, fields, detail)
+    return Compared(Outcome.WITHIN, fields, detail)

@@ -1,0 +1,134 @@
+"""Canary against baseline by a test, not a raw difference (given an SLO and a look, then a verdict)."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+from tollgate.api.spec import SLO
+from tollgate.api.status import BaselineRecord, SLOStatus, Verdict
+from tollgate.engine.analysis import judge
+from tollgate.engine.comparison import record
+from tollgate.engine.observations import MetricValue, SLOObservation, StreamData
+from tollgate.engine.policy import ResolvedSLO
+
+from .conftest import T0
+
+SINCE = "2026-03-01T11:59:00Z"
+LE = (0.025, 0.05, 0.1, 0.25, 0.5, math.inf)
+
+
+def error_rate(margin: float = 0.004, min_samples: int = 100) -> ResolvedSLO:
+    return ResolvedSLO(SLO(name="error-rate", max=0.2, maxIncreaseOverBaseline=margin), min_samples, 120)
+
+
+def look(canary: tuple[int, int], stable: tuple[int, int] | None, since: str = SINCE) -> SLOObservation:
+    """(errors, requests) per track since the step began; the window values alike."""
+    xc, nc = canary
+    stable_stream = StreamData(stable[1], float(stable[0])) if stable is not None else None
+    stable_value = MetricValue(stable[0] / stable[1] if stable and stable[1] else None, stable[1] if stable else 0)
+    return SLOObservation("error-rate", MetricValue(xc / nc, nc), stable_value, stream_since=since,
+                          canary_stream=StreamData(nc, float(xc)), stable_stream=stable_stream)
+
+
+def test_a_difference_the_raw_rule_fails_on_is_noise_and_no_rollback() -> None:
+    # given 3/200 canary errors against 18/1800 on stable: +0.5 pp over a 0.4 pp margin
+    check = judge(error_rate(), look((3, 200), (18, 1800)), None, T0)
+    # then no failure: over the margin but not significant, the step just does not pass yet
+    assert check.status.verdict is Verdict.INCONCLUSIVE and check.status.failures == 0
+    assert check.status.test == "two-proportion"
+    assert check.status.effect is not None and math.isclose(check.status.effect, 0.005)
+    assert check.status.effectLower is not None and check.status.effectLower < 0 < (check.status.effectUpper or 0)
+    assert (check.status.streamSamples, check.status.baselineSamples) == (200, 1800)
+    assert check.status.baselineSource == "live"
+
+
+def test_within_the_margin_passes() -> None:
+    check = judge(error_rate(), look((2, 200), (18, 1800)), None, T0)
+    assert check.status.verdict is Verdict.PASS and check.passing
+
+
+def test_a_significant_regression_fails_at_once() -> None:
+    check = judge(error_rate(margin=0.01), look((80, 1000), (10, 1000)), None, T0)
+    assert check.status.verdict is Verdict.FAIL and check.status.failures == 1
+    assert check.status.pValue is not None and check.status.pValue <= 0.01
+
+
+def test_the_always_valid_p_value_runs_over_the_looks_of_one_stream_and_restarts_with_the_next() -> None:
+    slo = error_rate(margin=0.0)
+    first = judge(slo, look((9, 400), (20, 4000)), None, T0).status
+    second = judge(slo, look((12, 800), (40, 8000)), first, T0 + timedelta(seconds=5)).status
+    assert first.pValue is not None and second.pValue is not None and second.pValue <= first.pValue
+    # a new step: a new stream, the evidence of the previous one does not carry over
+    fresh = judge(slo, look((1, 400), (20, 4000), since="2026-03-01T12:05:00Z"), second, T0 + timedelta(minutes=5))
+    assert fresh.status.pValue == 1.0
+
+
+def test_at_full_traffic_the_carried_baseline_is_used_and_named() -> None:
+    # given the 100% step: stable served nothing since the step began, its last measurement carried
+    carried = BaselineRecord(name="error-rate", samples=3000, events=30.0, since="2026-03-01T11:57:00Z",
+                             at="2026-03-01T11:59:00Z", step=1, weight=50)
+    check = judge(error_rate(), look((10, 1000), (0, 0)), None, T0, carried=carried)
+    # then the verdict compares with it, and status says which baseline it used
+    assert check.status.verdict is Verdict.PASS
+    assert check.status.baselineSource == "carried" and check.status.baselineSamples == 3000
+    assert check.status.baselineFrom is not None and "step 2 (50% canary)" in check.status.baselineFrom
+
+
+def test_no_live_and_no_carried_baseline_is_no_data_under_the_no_data_policy() -> None:
+    check = judge(error_rate(), look((10, 1000), (0, 0)), None, T0)
+    assert check.status.verdict is Verdict.NO_DATA and check.status.noDataSince is not None
+
+
+def test_a_canary_stream_below_min_samples_gives_no_verdict() -> None:
+    slo = ResolvedSLO(SLO(name="error-rate", max=0.2, maxIncreaseOverBaseline=0.01), 100, 120)
+    obs = look((50, 90), (10, 1000))
+    obs = SLOObservation(obs.name, MetricValue(0.01, 500), obs.stable, stream_since=SINCE,
+                         canary_stream=obs.canary_stream, stable_stream=obs.stable_stream)
+    assert judge(slo, obs, None, T0).status.verdict is Verdict.INCONCLUSIVE
+
+
+def buckets(counts: list[int]) -> tuple[tuple[float, float], ...]:
+    total, out = 0, []
+    for le, c in zip(LE, counts, strict=True):
+        total += c
+        out.append((le, float(total)))
+    return tuple(out)
+
+
+def latency(canary: list[int], stable: list[int]) -> SLOObservation:
+    return SLOObservation("latency-p99", MetricValue(0.1, sum(canary)), MetricValue(0.1, sum(stable)),
+                          stream_since=SINCE, canary_stream=StreamData(sum(canary), buckets=buckets(canary)),
+                          stable_stream=StreamData(sum(stable), buckets=buckets(stable)))
+
+
+def test_a_slower_latency_distribution_fails_on_the_bucket_rank_test() -> None:
+    slo = ResolvedSLO(SLO(name="latency-p99", max=5.0, maxIncreaseOverBaseline=0.05), 100, 120)
+    check = judge(slo, latency([50, 300, 500, 140, 10, 0], [300, 600, 90, 10, 0, 0]), None, T0)
+    assert check.status.verdict is Verdict.FAIL
+    assert check.status.test == "mann-whitney" and (check.status.effect or 0) > 0.2
+
+
+def test_the_same_latency_distribution_passes() -> None:
+    slo = ResolvedSLO(SLO(name="latency-p99", max=5.0, maxIncreaseOverBaseline=0.05), 100, 120)
+    check = judge(slo, latency([30, 60, 9, 1, 0, 0], [300, 600, 90, 10, 0, 0]), None, T0)
+    assert check.status.verdict is Verdict.PASS
+
+
+def test_the_stable_stream_becomes_the_record_carried_forward() -> None:
+    rec = record(error_rate(), look((3, 500), (20, 2000)), at="2026-03-01T12:00:00Z", step=1, weight=50)
+    assert rec == BaselineRecord(name="error-rate", samples=2000, events=20.0, since=SINCE,
+                                 at="2026-03-01T12:00:00Z", step=1, weight=50)
+    obs = latency([1, 1, 1, 1, 1, 0], [300, 600, 90, 10, 0, 0])
+    slo = ResolvedSLO(SLO(name="latency-p99", max=5.0, maxIncreaseOverBaseline=0.05), 100, 120)
+    rec = record(slo, obs, at="t", step=0, weight=10)
+    assert rec is not None and rec.bounds == list(LE[:-1]) and rec.counts == [300, 900, 990, 1000, 1000, 1000]
+    # too little stable traffic is not a baseline worth carrying
+    assert record(error_rate(), look((3, 500), (2, 50)), at="t", step=0, weight=10) is None
+
+
+def test_slos_without_a_stream_keep_the_raw_difference() -> None:
+    slo = error_rate(margin=0.005)
+    obs = SLOObservation("error-rate", MetricValue(0.02, 500), MetricValue(0.01, 5000))
+    status: SLOStatus = judge(slo, obs, None, T0).status
+    assert status.verdict is Verdict.FAIL and status.test is None
