@@ -319,8 +319,9 @@ class AnalysisSettings(_Model):
     consecutiveErrorLimit: Annotated[int, Field(ge=0, le=100)] | None = None
     """Provider errors (Prometheus unreachable, bad query) in a row tolerated before failing closed."""
     minSamples: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
-    """Canary requests needed in the window before any verdict; below it the check is inconclusive
-    (the step holds). Bounded per SLO by maxNoDataDuration, after which onNoData decides."""
+    """Canary requests needed in the window before any verdict (for SLOs compared with the baseline by a
+    test: since the step began); below it the check is inconclusive (the step holds). Bounded per SLO by
+    maxNoDataDuration, after which onNoData decides."""
     window: Duration | None = None
     """Range over which each SLO is computed (PromQL range, e.g. 1m). Default: twice the interval."""
     confidence: Annotated[float, Field(ge=0.5, le=0.9999)] | None = None

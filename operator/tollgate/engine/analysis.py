@@ -10,7 +10,8 @@ returned it); this module assesses, the rollout only consumes the outcome.
 Order of a check, first match wins:
 
 1. provider error                       -> Error (consecutiveErrors + 1; failures unchanged)
-2. canary samples < minSamples          -> Inconclusive (no verdict on too little traffic). Bounded:
+2. canary samples < minSamples          -> Inconclusive (no verdict on too little traffic; samples and
+   values are those of the window, or of the step's stream for SLOs compared as in 5). Bounded:
    too little traffic is a run without a verdict like missing data (same noDataSince clock), so once
    it has lasted maxNoDataDuration the SLO follows onNoData: pass -> NoData, counts as passing;
    fail or hold -> Fail. A canary that never gets enough traffic cannot hold its step forever.
@@ -106,6 +107,12 @@ def judge(
     samples = obs.canary.samples if obs.canary is not None else 0
     canary = finite(obs.canary)
     stable = finite(obs.stable)
+    if comparison.applies(slo, obs) and obs.canary_stream is not None:
+        # Compared with the baseline: every limit is judged on the step's data so far (the stream), and
+        # minSamples counts the stream's requests, the sample the test uses.
+        samples = obs.canary_stream.samples
+        canary = comparison.stream_value(slo, obs.canary_stream)
+        stable = comparison.stream_value(slo, obs.stable_stream) if obs.stable_stream else None
     common.update({"samples": samples})
     values: dict[str, object] = {"value": canary, "baseline": stable}
 

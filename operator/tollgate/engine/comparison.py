@@ -60,6 +60,15 @@ def applies(slo: ResolvedSLO, obs: SLOObservation) -> bool:
     return obs.canary_stream is not None and obs.stream_since is not None
 
 
+def stream_value(slo: ResolvedSLO, data: StreamData) -> float | None:
+    """The SLO's value over the stream: the ratio, or the quantile of the buckets."""
+    if slo.name in RATIO_SLOS:
+        return data.events / data.samples if data.events is not None and data.samples > 0 else None
+    if slo.name in QUANTILE_SLOS and data.buckets is not None:
+        return stats.quantile(QUANTILE_SLOS[slo.name], data.buckets)
+    return None
+
+
 def record(slo: ResolvedSLO, obs: SLOObservation, *, at: str, step: int, weight: int) -> BaselineRecord | None:
     """The stable stream as a baseline to carry forward, when it holds at least minSamples."""
     live = obs.stable_stream
