@@ -25,6 +25,10 @@ ROWS = (
     ("api_load", "writes_on_identical_reapply", "Writes on an identical re-apply"),
     ("restart", "writes_for_unchanged", "Restart: writes for unchanged ModelDeployments"),
     ("restart", "acts_s", "Restart: time until it acts (s)"),
+    ("verdicts", "healthy_rollbacks_thin_tollgate", "Healthy canaries rolled back, thin traffic (Tollgate)"),
+    ("verdicts", "healthy_rollbacks_heavy_tollgate", "Healthy canaries rolled back, heavy traffic (Tollgate)"),
+    ("verdicts", "healthy_rollbacks_thin_raw", "Healthy canaries rolled back, thin traffic (raw rule)"),
+    ("verdicts", "healthy_rollbacks_heavy_raw", "Healthy canaries rolled back, heavy traffic (raw rule)"),
 )
 
 
@@ -58,7 +62,7 @@ def table() -> str:
         target = r["targets"].get(key, "")
         met = r["met"].get(key)
         p = r["params"]
-        extra = ", ".join(f"{k}={p[k]}" for k in ("N", "S", "I", "canaries", "runs") if k in p)
+        extra = ", ".join(f"{k}={p[k]}" for k in ("N", "S", "I", "canaries", "runs", "healthy") if k in p)
         lines.append(f"| {label} | {_fmt(fig)} | {target} | {'yes' if met else 'no' if met is not None else ''} "
                      f"| {r['sizes']}{', ' + extra if extra else ''} |")
     m = next(iter(data.values()), {}).get("machine", {})

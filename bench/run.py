@@ -7,7 +7,8 @@
 
 Benchmarks: rollback_latency, never_ready, prometheus_queries (control plane A, with Prometheus
 scraping the traffic simulator), bulk (with its baseline), memory, api_load, restart (fresh control
-planes B and C). The README table is regenerated from whatever result files exist.
+planes B and C), verdicts (false rollbacks and detection of the verdict rules on the simulator's
+traffic; no cluster). The README table is regenerated from whatever result files exist.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import latency
 import report
 import scale
+import verdicts
 from common import FULL, QUICK, Result, api_client, log, machine, scaled
 
 from tollgate_testkit import controlplane
@@ -32,6 +34,7 @@ from tollgate_testkit.stack import running_stack
 
 LATENCY = ("rollback_latency", "never_ready", "prometheus_queries")
 SCALE = ("bulk", "memory", "api_load", "restart")
+VERDICTS = ("verdicts",)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,7 +55,13 @@ def main(argv: list[str] | None = None) -> int:
         sizes = replace(sizes, scrape_interval=a.scrape_interval)
     if a.analysis_interval:
         sizes = replace(sizes, analysis_interval=a.analysis_interval)
-    only = set(filter(None, a.only.split(","))) or set(LATENCY + SCALE)
+    only = set(filter(None, a.only.split(","))) or set(LATENCY + SCALE + VERDICTS)
+    if "verdicts" in only:
+        log("running verdicts")
+        verdicts.main(["--quick"] if a.quick else [])
+    if not only & set(LATENCY + SCALE):
+        report.write_readme()
+        return 0
     controlplane.build()
     facts = machine()
     params = {"sizes": sizes.name}

@@ -320,14 +320,14 @@ class AnalysisSettings(_Model):
     """Provider errors (Prometheus unreachable, bad query) in a row tolerated before failing closed."""
     minSamples: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
     """Canary requests needed in the window before any verdict (for SLOs compared with the baseline by a
-    test: since the step began); below it the check is inconclusive (the step holds). Bounded per SLO by
+    test: since the canary started); below it the check is inconclusive (the step holds). Bounded per SLO by
     maxNoDataDuration, after which onNoData decides."""
     window: Duration | None = None
     """Range over which each SLO is computed (PromQL range, e.g. 1m). Default: twice the interval."""
     confidence: Annotated[float, Field(ge=0.5, le=0.9999)] | None = None
     """Confidence of canary-versus-baseline verdicts (SLOs with maxIncreaseOverBaseline): a rollback needs
-    a regression significant at this level over every look of the step, so a healthy canary is rolled
-    back by chance at most 1 - confidence of the time per SLO and step. Default 0.99."""
+    a regression significant at this level over every look at the canary, so a healthy canary is rolled
+    back by chance at most 1 - confidence of the time per SLO. Default 0.99."""
 
 
 @cel(

@@ -136,17 +136,17 @@ class SLOStatus(_Status):
     test: str | None = None
     """How canary was compared with baseline: two-proportion, mann-whitney, or difference (raw)."""
     effect: float | None = None
-    """Canary minus baseline over the step so far: rate difference (two-proportion) or probability that a
+    """Canary minus baseline since the canary started: rate difference (two-proportion) or probability that a
     canary observation exceeds a baseline one, minus 0.5 (mann-whitney)."""
     effectLower: float | None = None
     """Lower end of the effect's interval at the configured confidence."""
     effectUpper: float | None = None
     """Upper end of the effect's interval at the configured confidence."""
     pValue: float | None = None
-    """Always-valid p-value of a regression over every look of this step (sequential test); a rollback
+    """Always-valid p-value of a regression over every look at this canary (sequential test); a rollback
     needs it at or below 1 - confidence."""
     streamSamples: int = 0
-    """Canary requests the comparison used (since the step began)."""
+    """Canary requests the comparison used (since the canary started)."""
     baselineSamples: int = 0
     """Baseline requests the comparison used."""
     baselineSource: str | None = None
@@ -155,7 +155,7 @@ class SLOStatus(_Status):
     baselineFrom: str | None = None
     """Which data the baseline is: the stable stream's start, or where a carried baseline was measured."""
     streamSince: str | None = None
-    """Start of the data stream the sequential test judges (the step's start) (RFC 3339)."""
+    """Start of the data stream the sequential test judges (the canary's start) (RFC 3339)."""
 
 
 class BaselineRecord(_Status):
@@ -173,7 +173,7 @@ class BaselineRecord(_Status):
     counts: Annotated[list[float], Field(max_length=65)] | None = None
     """Distribution SLOs: cumulative counts per bound, then the total (+Inf)."""
     since: str | None = None
-    """Start of the measurement (RFC 3339)."""
+    """Start of the measurement: the canary's stream it belongs to (RFC 3339)."""
     at: str | None = None
     """End of the measurement (RFC 3339)."""
     step: int = 0

@@ -11,7 +11,7 @@ Order of a check, first match wins:
 
 1. provider error                       -> Error (consecutiveErrors + 1; failures unchanged)
 2. canary samples < minSamples          -> Inconclusive (no verdict on too little traffic; samples and
-   values are those of the window, or of the step's stream for SLOs compared as in 5). Bounded:
+   values are those of the window, or of the canary's stream for SLOs compared as in 5). Bounded:
    too little traffic is a run without a verdict like missing data (same noDataSince clock), so once
    it has lasted maxNoDataDuration the SLO follows onNoData: pass -> NoData, counts as passing;
    fail or hold -> Fail. A canary that never gets enough traffic cannot hold its step forever.
@@ -19,7 +19,7 @@ Order of a check, first match wins:
    pass -> NoData, counts as passing; fail -> Fail; hold -> NoData until maxNoDataDuration has passed
    since the run of missing data began (noDataSince), then Fail (and every no-data check after it)
 4. value below min or above max         -> Fail
-5. maxIncreaseOverBaseline set, and the runtime measured the step's stream (comparison.applies: ratio
+5. maxIncreaseOverBaseline set, and the runtime measured the canary's stream (comparison.applies: ratio
    and latency templates): the statistical comparison of comparison.py, against the live stable stream
    or the baseline carried forward. Regressed (significant over every look) -> Fail; within the margin
    -> Pass; too few samples -> Inconclusive, bounded as in 2; over the margin but not significant ->
@@ -108,7 +108,7 @@ def judge(
     canary = finite(obs.canary)
     stable = finite(obs.stable)
     if comparison.applies(slo, obs) and obs.canary_stream is not None:
-        # Compared with the baseline: every limit is judged on the step's data so far (the stream), and
+        # Compared with the baseline: every limit is judged on the canary's data so far (the stream), and
         # minSamples counts the stream's requests, the sample the test uses.
         samples = obs.canary_stream.samples
         canary = comparison.stream_value(slo, obs.canary_stream)

@@ -1,18 +1,20 @@
 """Canary against baseline for one SLO at one look: which data, which test, which outcome.
 
 Used for SLOs with `maxIncreaseOverBaseline` whose data the runtime measures as a stream (counts since
-the step began; see observations.StreamData). The rules, first match wins:
+the canary started, so evidence accumulates over every step; see observations.StreamData). The rules,
+first match wins:
 
 1. The SLO's kind decides the test (stats.py): error-rate and invalid-output-rate are ratios (two-proportion
    test against the margin); latency-p50/p95/p99 are distributions (Mann-Whitney U on the histogram
    buckets, and the quantile from the same buckets against the margin). Anything else (custom queries,
    request-rate, score-shift) keeps the raw difference of analysis.py.
 2. Canary stream below minSamples -> TOO_FEW (no verdict on too little traffic, as for the window).
-3. The baseline: the stable stream of this step when it holds minSamples (live); otherwise the stable
-   track's last measurement carried forward (status.baselines) when it holds minSamples (carried: the
-   100% step and the bake window, where stable serves nothing); otherwise NO_BASELINE (no data).
+3. The baseline: the stable stream over the same time when it holds minSamples and grew since the last
+   record (live); otherwise the stable track's last measurement carried forward (status.baselines) when
+   it holds minSamples (carried: the 100% step and the bake window, where stable serves nothing, so its
+   stream stops growing); otherwise NO_BASELINE (no data).
 4. The always-valid p-value of a regression runs over every look of the stream (reset when a new stream
-   starts, i.e. a new step). At or below 1 - confidence, with the effect beyond the margin -> REGRESSED.
+   starts, i.e. a new canary). At or below 1 - confidence, with the effect beyond the margin -> REGRESSED.
    That is the only way a comparison fails: a difference that is not significant is never a rollback.
 5. Point estimate beyond the margin but not significant -> OVER_MARGIN (no verdict yet: the step does
    not pass on it, the data keeps coming; bounded by maxNoDataDuration like any run without a verdict).
@@ -69,10 +71,15 @@ def stream_value(slo: ResolvedSLO, data: StreamData) -> float | None:
     return None
 
 
-def record(slo: ResolvedSLO, obs: SLOObservation, *, at: str, step: int, weight: int) -> BaselineRecord | None:
-    """The stable stream as a baseline to carry forward, when it holds at least minSamples."""
+def record(
+    slo: ResolvedSLO, obs: SLOObservation, *, at: str, step: int, weight: int, previous: BaselineRecord | None = None,
+) -> BaselineRecord | None:
+    """The stable stream as the baseline to carry forward, when it holds at least minSamples and grew since
+    `previous` (else None: keep the previous record, which says where the data was measured)."""
     live = obs.stable_stream
     if live is None or live.samples < max(slo.min_samples, 1) or not applies(slo, obs):
+        return None
+    if previous is not None and previous.since == obs.stream_since and live.samples <= previous.samples:
         return None
     bounds = counts = None
     if live.buckets is not None:
@@ -99,10 +106,13 @@ def compare(
     minimum = max(slo.min_samples, 1)
     if canary.samples < minimum:
         return Compared(Outcome.TOO_FEW, base_fields,
-                        f"{canary.samples} canary requests since the step began, minSamples {minimum}")
+                        f"{canary.samples} canary requests since the canary started, minSamples {minimum}")
 
     live = obs.stable_stream
-    if live is not None and live.samples >= minimum:
+    if carried is not None and carried.since != obs.stream_since:
+        carried = None  # measured for another canary's stream
+    grew = live is not None and (carried is None or live.samples > carried.samples)
+    if live is not None and live.samples >= minimum and grew:
         baseline, source, origin = live, "live", f"stable since {obs.stream_since}"
     elif carried is not None and carried.samples >= minimum:
         baseline, source = _carried_stream(carried), "carried"
@@ -112,7 +122,7 @@ def compare(
         have = live.samples if live is not None else 0
         return Compared(Outcome.NO_BASELINE, {**base_fields, "baselineSamples": have, "baselineSource": None,
                                               "baselineFrom": None},
-                        f"no baseline: {have} stable requests since the step began and none carried, "
+                        f"no baseline: {have} stable requests since the canary started and none carried, "
                         f"minSamples {minimum}")
 
     margin = slo.slo.maxIncreaseOverBaseline or 0.0

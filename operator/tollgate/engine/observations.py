@@ -50,7 +50,7 @@ class MetricValue:
 
 @dataclass(frozen=True)
 class StreamData:
-    """One track's requests since the start of the sequential test's data stream (the step's start):
+    """One track's requests since the start of the sequential test's data stream (the canary's start):
     what the canary-versus-baseline test judges. Cumulative, so every look sees all data so far."""
 
     samples: int

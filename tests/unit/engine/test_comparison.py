@@ -54,25 +54,33 @@ def test_a_significant_regression_fails_at_once() -> None:
     assert check.status.pValue is not None and check.status.pValue <= 0.01
 
 
-def test_the_always_valid_p_value_runs_over_the_looks_of_one_stream_and_restarts_with_the_next() -> None:
+def test_the_always_valid_p_value_runs_over_the_looks_at_one_canary_and_restarts_with_the_next() -> None:
     slo = error_rate(margin=0.0)
     first = judge(slo, look((9, 400), (20, 4000)), None, T0).status
     second = judge(slo, look((12, 800), (40, 8000)), first, T0 + timedelta(seconds=5)).status
     assert first.pValue is not None and second.pValue is not None and second.pValue <= first.pValue
-    # a new step: a new stream, the evidence of the previous one does not carry over
+    # a new canary: a new stream, the evidence about the previous one does not carry over
     fresh = judge(slo, look((1, 400), (20, 4000), since="2026-03-01T12:05:00Z"), second, T0 + timedelta(minutes=5))
     assert fresh.status.pValue == 1.0
 
 
 def test_at_full_traffic_the_carried_baseline_is_used_and_named() -> None:
-    # given the 100% step: stable served nothing since the step began, its last measurement carried
-    carried = BaselineRecord(name="error-rate", samples=3000, events=30.0, since="2026-03-01T11:57:00Z",
-                             at="2026-03-01T11:59:00Z", step=1, weight=50)
-    check = judge(error_rate(), look((10, 1000), (0, 0)), None, T0, carried=carried)
-    # then the verdict compares with it, and status says which baseline it used
+    # given the 100% step: stable serves nothing, its stream stopped growing at its last record
+    carried = BaselineRecord(name="error-rate", samples=3000, events=30.0, since=SINCE,
+                             at="2026-03-01T11:59:30Z", step=1, weight=50)
+    check = judge(error_rate(), look((10, 1000), (30, 3000)), None, T0, carried=carried)
+    # then the verdict compares with the carried measurement, and status says which baseline it used
     assert check.status.verdict is Verdict.PASS
     assert check.status.baselineSource == "carried" and check.status.baselineSamples == 3000
     assert check.status.baselineFrom is not None and "step 2 (50% canary)" in check.status.baselineFrom
+    # and with stable traffic gone from the stream altogether, the carried baseline still judges
+    assert judge(error_rate(), look((10, 1000), (0, 0)), None, T0, carried=carried).status.verdict is Verdict.PASS
+
+
+def test_a_baseline_carried_for_another_canary_is_not_used() -> None:
+    carried = BaselineRecord(name="error-rate", samples=3000, events=30.0, since="2026-03-01T10:00:00Z")
+    check = judge(error_rate(), look((10, 1000), (0, 0)), None, T0, carried=carried)
+    assert check.status.verdict is Verdict.NO_DATA
 
 
 def test_no_live_and_no_carried_baseline_is_no_data_under_the_no_data_policy() -> None:
@@ -125,6 +133,9 @@ def test_the_stable_stream_becomes_the_record_carried_forward() -> None:
     assert rec is not None and rec.bounds == list(LE[:-1]) and rec.counts == [300, 900, 990, 1000, 1000, 1000]
     # too little stable traffic is not a baseline worth carrying
     assert record(error_rate(), look((3, 500), (2, 50)), at="t", step=0, weight=10) is None
+    # a stable stream that stopped growing keeps the record of where it was measured
+    kept = BaselineRecord(name="error-rate", samples=2000, events=20.0, since=SINCE, at="t0", step=1, weight=50)
+    assert record(error_rate(), look((3, 900), (20, 2000)), at="t1", step=2, weight=100, previous=kept) is None
 
 
 def test_slos_without_a_stream_keep_the_raw_difference() -> None:

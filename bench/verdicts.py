@@ -1,0 +1,276 @@
+"""False rollbacks and detection: Tollgate's statistical verdicts against today's raw-difference rule.
+
+Both rules judge the very same traffic in the same run. The traffic is the traffic simulator's own
+(`tollgate_testkit.simulator.Simulator`: its random number generator, its error draws, its log-normal
+latency), ticked second by second without a cluster, and the counters are read back from its metrics
+registry exactly as Prometheus would scrape them (counts, not extrapolated rates). Each canary follows
+a fixed schedule: 10% for 2 minutes, 50% for 2 minutes, then 100% for a 6-minute bake window, with a
+1% error rate on both versions (healthy noise) and a fault on the canary from its first request.
+
+- **raw** (the rule before this change): every analysis interval (30 s) the canary's value over the
+  window (60 s) minus stable's, failed when above `maxIncreaseOverBaseline`, no verdict under
+  minSamples, no data bounded by maxNoDataDuration (5 m); rolled back when failures exceed
+  failureLimit (1). This is engine/analysis.py judging without a stream.
+- **tollgate**: a look every scrape interval (5 s) on the canary's stream (counts since it started):
+  the two-proportion test for error-rate, Mann-Whitney on the latency buckets for latency-p99, an
+  always-valid p-value over the looks at confidence 0.99, the baseline carried into the 100% step; the
+  same failureLimit. This is engine/analysis.py judging with the stream.
+
+SLOs: error-rate (max 0.5, +0.005 over baseline) and latency-p99 (max 5 s, +0.01 s over baseline);
+minSamples 100. Traffic: thin (10 requests/s per ModelDeployment) and heavy (100/s).
+
+    python bench/verdicts.py            # full: 50 healthy canaries per traffic level, 20 per regression
+    python bench/verdicts.py --quick    # 10 and 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import Result, log, machine, percentile
+from prometheus_client import CollectorRegistry
+
+from tollgate.api.spec import SLO
+from tollgate.api.status import BaselineRecord, SLOStatus
+from tollgate.engine.analysis import judge
+from tollgate.engine.comparison import record
+from tollgate.engine.observations import MetricValue, SLOObservation, StreamData
+from tollgate.engine.policy import ResolvedSLO
+from tollgate.engine.stats import quantile
+from tollgate.engine.timeutil import format_time
+from tollgate_testkit.simulator import (
+    BASE_LATENCY,
+    Fault,
+    Simulator,
+    StaticSplits,
+    TrackShare,
+    TrafficSplit,
+)
+
+SCHEDULE = ((10, 120), (50, 120), (100, 360))
+"""(canary weight, seconds): the steps every canary goes through."""
+LOOK_S = 5
+INTERVAL_S = 30
+WINDOW_S = 60
+MIN_SAMPLES = 100
+FAILURE_LIMIT = 1
+CONFIDENCE = 0.99
+BASE_ERROR = 0.01
+P99 = BASE_LATENCY * math.exp(0.3 * 2.3263)
+"""p99 of a healthy simulated request (log-normal, sigma 0.3)."""
+SLOS = (
+    ResolvedSLO(SLO(name="error-rate", max=0.5, maxIncreaseOverBaseline=0.005), MIN_SAMPLES, 300.0),
+    ResolvedSLO(SLO(name="latency-p99", max=5.0, maxIncreaseOverBaseline=0.01), MIN_SAMPLES, 300.0),
+)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+REQUESTS = "tollgate_sim_requests"
+DURATION = "tollgate_sim_request_duration_seconds"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    fault: Fault
+    regression: bool
+
+
+SCENARIOS = (
+    Scenario("healthy", Fault(error_rate=BASE_ERROR), regression=False),
+    Scenario("errors+1pp", Fault(error_rate=BASE_ERROR + 0.01), regression=True),
+    Scenario("errors+2pp", Fault(error_rate=BASE_ERROR + 0.02), regression=True),
+    Scenario("errors+5pp", Fault(error_rate=BASE_ERROR + 0.05), regression=True),
+    Scenario("p99+20%", Fault(error_rate=BASE_ERROR, added_latency=0.2 * P99), regression=True),
+)
+TRAFFIC = (("thin", 10.0), ("heavy", 100.0))
+
+
+@dataclass
+class Snapshot:
+    """Counters of one track at one second: requests, errors, cumulative latency buckets."""
+
+    requests: float = 0.0
+    errors: float = 0.0
+    buckets: dict[float, float] = field(default_factory=dict)
+
+    def minus(self, earlier: Snapshot) -> StreamData:
+        bounds = sorted(self.buckets)
+        return StreamData(
+            samples=round(self.requests - earlier.requests),
+            events=self.errors - earlier.errors,
+            buckets=tuple((le, self.buckets[le] - earlier.buckets.get(le, 0.0)) for le in bounds),
+        )
+
+
+def snapshot(registry: CollectorRegistry) -> dict[str, Snapshot]:
+    out: dict[str, Snapshot] = {"stable": Snapshot(), "canary": Snapshot()}
+    for metric in registry.collect():
+        for s in metric.samples:
+            track = s.labels.get("track")
+            if track not in out:
+                continue
+            snap = out[track]
+            if s.name == f"{REQUESTS}_total":
+                snap.requests += s.value
+                if s.labels.get("code", "").startswith("5"):
+                    snap.errors += s.value
+            elif s.name == f"{DURATION}_bucket":
+                le = float(s.labels["le"])
+                snap.buckets[le] = snap.buckets.get(le, 0.0) + s.value
+    return out
+
+
+def _value(slo: ResolvedSLO, data: StreamData) -> MetricValue:
+    if data.samples <= 0:
+        return MetricValue(None, 0)
+    if slo.name == "error-rate":
+        return MetricValue((data.events or 0.0) / data.samples, data.samples)
+    assert data.buckets is not None
+    return MetricValue(quantile(0.99, data.buckets), data.samples)
+
+
+def observation(slo: ResolvedSLO, window: Mapping[str, StreamData],
+                stream: Mapping[str, StreamData] | None, since: str | None) -> SLOObservation:
+    obs = SLOObservation(slo.name, _value(slo, window["canary"]), _value(slo, window["stable"]))
+    if stream is None:
+        return obs
+    return SLOObservation(obs.name, obs.canary, obs.stable, stream_since=since,
+                          canary_stream=stream["canary"], stable_stream=stream["stable"])
+
+
+@dataclass
+class Judge:
+    """One rule following one canary: its SLO statuses, carried baselines and the rollback moment."""
+
+    streamed: bool
+    every: int
+    statuses: dict[str, SLOStatus] = field(default_factory=dict)
+    carried: dict[str, BaselineRecord] = field(default_factory=dict)
+    rolled_back_at: int | None = None
+    cause: str = ""
+
+    def look(self, t: int, step: int, weight: int, window: Mapping[str, StreamData],
+             stream: Mapping[str, StreamData], since: str) -> None:
+        if self.rolled_back_at is not None or t % self.every:
+            return
+        now = T0 + timedelta(seconds=t)
+        for slo in SLOS:
+            obs = observation(slo, window, stream if self.streamed else None, since)
+            check = judge(slo, obs, self.statuses.get(slo.name), now, carried=self.carried.get(slo.name),
+                          confidence=CONFIDENCE)
+            self.statuses[slo.name] = check.status
+            if self.streamed:
+                rec = record(slo, obs, at=format_time(now), step=step, weight=weight,
+                             previous=self.carried.get(slo.name))
+                if rec is not None:
+                    self.carried[slo.name] = rec
+            if check.status.failures > FAILURE_LIMIT and self.rolled_back_at is None:
+                self.rolled_back_at = t
+                source = f", {check.status.baselineSource} baseline" if check.status.baselineSource else ""
+                self.cause = f"{slo.name} at {weight}%: {check.status.verdict}{source}"
+
+
+def run_canary(fault: Fault, rate: float, seed: int) -> tuple[Judge, Judge]:
+    """One canary through the schedule; the raw and the statistical rule judge the same traffic."""
+    registry = CollectorRegistry()
+    splits = StaticSplits()
+    sim = Simulator(splits, {"1.0.0": Fault(error_rate=BASE_ERROR), "1.1.0": fault}, rate=rate, seed=seed,
+                    registry=registry)
+    raw, ours = Judge(streamed=False, every=INTERVAL_S), Judge(streamed=True, every=LOOK_S)
+    history: list[dict[str, Snapshot]] = [snapshot(registry)]
+    t = 0
+    for step, (weight, seconds) in enumerate(SCHEDULE):
+        splits.set(TrafficSplit("bench", f"md-{seed}", "m", (
+            TrackShare("stable", "1.0.0", 1 - weight / 100), TrackShare("canary", "1.1.0", weight / 100)),
+            "status"))
+        since = format_time(T0)
+        for _ in range(seconds):
+            sim.tick(1.0)
+            t += 1
+            history.append(snapshot(registry))
+            now = history[t]
+            window = {k: now[k].minus(history[max(t - WINDOW_S, 0)][k]) for k in now}
+            stream = {k: now[k].minus(history[0][k]) for k in now}
+            raw.look(t, step, weight, window, stream, since)
+            ours.look(t, step, weight, window, stream, since)
+    return raw, ours
+
+
+def _summary(judges: list[Judge], regression: bool) -> dict[str, object]:
+    times = [j.rolled_back_at for j in judges if j.rolled_back_at is not None]
+    out: dict[str, object] = {"canaries": len(judges), "rollbacks": len(times)}
+    if regression:
+        out["detected_share"] = round(len(times) / len(judges), 3)
+        out["time_to_detect_p50_s"] = statistics.median(times) if times else None
+        out["time_to_detect_p90_s"] = percentile(times, 90) if times else None
+    causes = sorted({j.cause for j in judges if j.cause})
+    if causes:
+        out["causes"] = causes[:6]
+    return out
+
+
+def iterate(healthy: int, regressed: int) -> Iterator[tuple[str, str, int, Fault, bool, float]]:
+    for traffic, rate in TRAFFIC:
+        for sc in SCENARIOS:
+            n = healthy if not sc.regression else regressed
+            for i in range(n):
+                yield sc.name, traffic, i, sc.fault, sc.regression, rate
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true")
+    a = p.parse_args(argv)
+    healthy, regressed = (10, 5) if a.quick else (50, 20)
+    started = time.monotonic()
+    results: dict[tuple[str, str], tuple[list[Judge], list[Judge]]] = {}
+    for name, traffic, i, fault, _, rate in iterate(healthy, regressed):
+        seed = 1000 * (1 + [s.name for s in SCENARIOS].index(name)) + 100 * (traffic == "heavy") + i
+        raw, ours = run_canary(fault, rate, seed)
+        raws, ourss = results.setdefault((name, traffic), ([], []))
+        raws.append(raw)
+        ourss.append(ours)
+    figures: dict[str, object] = {}
+    table: dict[str, object] = {}
+    for (name, traffic), (raws, ourss) in results.items():
+        regression = name != "healthy"
+        row = {"raw": _summary(raws, regression), "tollgate": _summary(ourss, regression)}
+        table[f"{name}/{traffic}"] = row
+        log(f"{name}/{traffic}: {row}")
+    for traffic, _ in TRAFFIC:
+        for rule in ("raw", "tollgate"):
+            h = table[f"healthy/{traffic}"][rule]  # type: ignore[index]
+            figures[f"healthy_rollbacks_{traffic}_{rule}"] = h["rollbacks"]
+            for sc in SCENARIOS[1:]:
+                row = table[f"{sc.name}/{traffic}"][rule]  # type: ignore[index]
+                figures[f"detected_{sc.name}_{traffic}_{rule}"] = row["detected_share"]
+                figures[f"ttd_p50_{sc.name}_{traffic}_{rule}"] = row["time_to_detect_p50_s"]
+    result = Result(
+        name="verdicts", sizes="quick" if a.quick else "full",
+        params={"healthy": healthy, "regressed": regressed, "schedule": SCHEDULE, "look_s": LOOK_S,
+                "interval_s": INTERVAL_S, "window_s": WINDOW_S, "min_samples": MIN_SAMPLES,
+                "failure_limit": FAILURE_LIMIT, "confidence": CONFIDENCE, "base_error": BASE_ERROR,
+                "traffic_rps": dict(TRAFFIC)},
+        figures=figures,
+        targets={f"healthy_rollbacks_{t}_tollgate": "0" for t, _ in TRAFFIC},
+        met={f"healthy_rollbacks_{t}_tollgate": figures[f"healthy_rollbacks_{t}_tollgate"] == 0
+             for t, _ in TRAFFIC},
+        notes=[f"{k}: {v}" for k, v in table.items()],
+    )
+    result.machine = machine()
+    result.duration_s = round(time.monotonic() - started, 1)
+    result.write()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
