@@ -37,18 +37,22 @@ from urllib3.util.retry import Retry
 from tollgate.adapters.slo_series import SLOSeries, pick_points, points, single_series, split_matrix, step_for
 from tollgate.adapters.slo_templates import (
     DEFAULT_METRICS,
+    STREAM_EVENTS,
     TEMPLATES,
     TRACKS,
     MetricNames,
     render_custom,
     samples_query,
     selector,
+    stream_parts,
 )
 from tollgate.api.spec import SLO
-from tollgate.engine.observations import AnalysisRequest, MDKey, MetricValue, SLOObservation
+from tollgate.engine.observations import AnalysisRequest, MDKey, MetricValue, SLOObservation, StreamData
 
 log = logging.getLogger(__name__)
 
+AGE_LABEL = "tollgate_age"
+"""Label that tells a stream part's age (its range) apart within one query's answer."""
 PART_LABEL = "tollgate_part"
 """Label that separates a template's values from its sample counts within one query's answer."""
 
@@ -152,6 +156,23 @@ def single_value(result: Any) -> float | None:
     return _sample_value(series["value"])
 
 
+def stream_age(req: AnalysisRequest, at: float) -> str | None:
+    """The PromQL range from the request's stream start to `at`, in whole seconds (None: no stream, or
+    not one second old yet)."""
+    if req.stream_since is None:
+        return None
+    try:
+        since = datetime.fromisoformat(req.stream_since.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+    seconds = math.ceil(at - since)
+    return f"{seconds}s" if seconds >= 1 else None
+
+
+def _streamed(slo: SLO) -> bool:
+    return slo.query is None and slo.maxIncreaseOverBaseline is not None
+
+
 def _samples(value: float | None) -> int:
     if value is None or not math.isfinite(value) or value < 0:
         return 0
@@ -233,12 +254,12 @@ class PrometheusProvider:
         """Observe every requested SLO at instant `at` (default: now), batched; never raises."""
         at = self._clock() if at is None else at
         groups = self._windows(requests)
-        results = self._run(self._plan(groups), at)
+        results = self._run(self._plan(groups, at), at)
         out: dict[MDKey, tuple[SLOObservation, ...]] = {}
         for req in requests:
             try:
                 out[req.key] = tuple(
-                    self._assemble(req, slo, results, groups[req.window]) for slo in req.slos
+                    self._assemble(req, slo, results, groups[req.window], at) for slo in req.slos
                 )
             except Exception as e:  # a bug here must not take the tick down; report it as an error
                 log.exception("assembling observations for %s/%s failed", *req.key)
@@ -318,22 +339,35 @@ class PrometheusProvider:
     def _selector(self, reqs: Sequence[AnalysisRequest]) -> str:
         return selector((r.key for r in reqs), self.metrics)
 
-    def _template_query(self, name: str, window: str, reqs: Sequence[AnalysisRequest]) -> str:
+    def _template_query(self, name: str, window: str, reqs: Sequence[AnalysisRequest], at: float) -> str:
         """The template's values and the sample counts behind them, in one query.
 
         Both vectors travel in one answer, told apart by a `tollgate_part` label, so a tick costs one
         query per template (not one more for the counts), and each template still fails on its own.
+        The streams of the canaries compared with their baseline by a test (counts since each canary
+        started, engine.comparison) travel in the same answer: one part per age (its range), told
+        apart by `tollgate_age`, so canaries of different ages still cost no extra query.
         """
         sel = self._selector(reqs)
         value = TEMPLATES[name].render(sel, window, self.metrics)
         samples = samples_query(sel, window, self.metrics)
-        return (f'label_replace({value}, "{PART_LABEL}", "value", "", "")'
-                f' or label_replace({samples}, "{PART_LABEL}", "samples", "", "")')
+        parts = [f'label_replace({value}, "{PART_LABEL}", "value", "", "")',
+                 f'label_replace({samples}, "{PART_LABEL}", "samples", "", "")']
+        by_age: dict[str, list[AnalysisRequest]] = {}
+        for r in reqs:
+            age = stream_age(r, at)
+            if age is not None and any(s.name == name and _streamed(s) for s in r.slos):
+                by_age.setdefault(age, []).append(r)
+        for age in sorted(by_age):
+            for part, promql in stream_parts(name, self._selector(by_age[age]), age, self.metrics).items():
+                parts.append(f'label_replace(label_replace({promql}, "{PART_LABEL}", "stream-{part}", "", ""), '
+                             f'"{AGE_LABEL}", "{age}", "", "")')
+        return " or ".join(parts)
 
     def _samples_query(self, window: str, reqs: Sequence[AnalysisRequest]) -> str:
         return samples_query(self._selector(reqs), window, self.metrics)
 
-    def _plan(self, groups: Mapping[str, Sequence[AnalysisRequest]]) -> list[str]:
+    def _plan(self, groups: Mapping[str, Sequence[AnalysisRequest]], at: float) -> list[str]:
         """Every distinct PromQL this tick needs: per window, samples + each template used; customs."""
         queries: dict[str, None] = {}
         for window, reqs in groups.items():
@@ -341,7 +375,7 @@ class PrometheusProvider:
                 queries[self._samples_query(window, reqs)] = None  # custom queries carry no counts
             names = {s.name for r in reqs for s in r.slos if s.query is None and s.name in TEMPLATES}
             for name in sorted(names):
-                queries[self._template_query(name, window, reqs)] = None
+                queries[self._template_query(name, window, reqs, at)] = None
             for r in reqs:
                 for s in r.slos:
                     if s.query is not None:
@@ -396,6 +430,7 @@ class PrometheusProvider:
         slo: SLO,
         results: Mapping[str, Any],
         same_window: Sequence[AnalysisRequest],
+        at: float,
     ) -> SLOObservation:
         """`same_window`: the requests batched with `req` (their grouped queries are the same text)."""
         if slo.query is not None:
@@ -414,7 +449,7 @@ class PrometheusProvider:
                 name=slo.name, error=f"unknown SLO template {slo.name!r}", window=req.window
             )
 
-        promql = self._template_query(slo.name, req.window, same_window)
+        promql = self._template_query(slo.name, req.window, same_window, at)
         answer = results[promql]
         if isinstance(answer, Exception):
             return SLOObservation(
@@ -425,13 +460,61 @@ class PrometheusProvider:
         values = split_versions(result, self.metrics)
         canary = pick(values.get((req.namespace, req.name, "canary")), req.version_of("canary"))
         stable = pick(values.get((req.namespace, req.name, "stable")), req.version_of("stable"))
+        streams = self._streams(req, slo.name, answer, at) if _streamed(slo) else None
         return SLOObservation(
             name=slo.name,
             canary=MetricValue(canary, n["canary"]),
             stable=MetricValue(stable, n["stable"]),
             query=promql,
             window=req.window,
+            stream_since=req.stream_since if streams is not None else None,
+            canary_stream=streams["canary"] if streams is not None else None,
+            stable_stream=streams["stable"] if streams is not None else None,
         )
+
+    def _streams(self, req: AnalysisRequest, name: str, answer: Any, at: float) -> dict[str, StreamData] | None:
+        """Each track's stream (counts since the canary started) from the template query's answer, for
+        the version under analysis on each track; None when this request has no stream in it. A ratio's
+        track without a series of counted requests (no error ever) counts 0 of them."""
+        age = stream_age(req, at)
+        if age is None:
+            return None
+        m = self.metrics
+        parts: dict[str, list[Mapping[str, Any]]] = {}
+        for x in answer:
+            labels = x.get("metric", {})
+            part = str(labels.get(PART_LABEL, ""))
+            if part.startswith("stream-") and labels.get(AGE_LABEL) == age:
+                parts.setdefault(part.removeprefix("stream-"), []).append(x)
+        if "samples" not in parts:
+            return None
+        samples = split_versions(parts["samples"], m)
+        events = split_versions(parts.get("events", []), m)
+        buckets: dict[tuple[str, str, str, str], dict[float, float]] = {}
+        for x in parts.get("buckets", []):
+            labels = x["metric"]
+            series = (labels.get(m.namespace_label, ""), labels.get(m.name_label, ""),
+                      labels.get(m.track_label, ""), labels.get(m.version_label, ""))
+            buckets.setdefault(series, {})[float(labels.get("le", "nan"))] = _sample_value(x["value"])
+        out: dict[str, StreamData] = {}
+        for track in TRACKS:
+            key = (req.namespace, req.name, track)
+            version = req.version_of(track)
+            n = _samples(pick(samples.get(key), version, additive=True))
+            ratio = name in STREAM_EVENTS
+            ev = pick(events.get(key), version, additive=True) if ratio else None
+            hist = None
+            if "buckets" in parts:
+                per_le: dict[float, float] = {}
+                for (ns, md, t, v), by_le in buckets.items():
+                    if (ns, md, t) == key and (version is None or v == version):
+                        for le, c in by_le.items():
+                            per_le[le] = per_le.get(le, 0.0) + c
+                finite = {le: c for le, c in per_le.items() if not math.isnan(le) and math.isfinite(c)}
+                hist = tuple(sorted(finite.items())) if finite else None
+            events_value = ev if ev is not None and math.isfinite(ev) else (0.0 if ratio else None)
+            out[track] = StreamData(samples=n, events=events_value, buckets=hist)
+        return out
 
     def _counts(self, req: AnalysisRequest, samples_result: Any) -> dict[str, int]:
         """Requests per track behind the values, for the version under analysis on each track."""

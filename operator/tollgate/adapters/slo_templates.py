@@ -121,6 +121,33 @@ TEMPLATES: dict[str, Template] = {
 }
 
 
+STREAM_EVENTS = {"error-rate": '{req}{{{sel}, {code}=~"{errors}"}}', "invalid-output-rate": "{inv}{{{sel}}}"}
+"""Ratio templates: the counter of the requests the ratio counts, for the canary-versus-baseline stream."""
+STREAM_BUCKETS = frozenset({"latency-p50", "latency-p95", "latency-p99"})
+"""Quantile templates: their histogram's buckets are the stream."""
+
+
+def stream_parts(name: str, sel: str, age: str, metrics: MetricNames = DEFAULT_METRICS) -> dict[str, str]:
+    """PromQL of a template's stream over `age` (the time since the canary started, e.g. 95s): the
+    request count ("samples") and, for ratios, the counted requests ("events"), for quantiles, the
+    histogram buckets ("buckets"); empty for templates the engine does not compare by a test.
+
+    Counts since the canary started (not a sliding window) are what the engine's sequential test needs:
+    every look sees all the data so far (engine.comparison).
+    """
+    if name not in STREAM_EVENTS and name not in STREAM_BUCKETS:
+        return {}
+    fields = {"sel": sel, "req": metrics.requests, "inv": metrics.invalid, "dur": metrics.duration,
+              "code": metrics.code_label, "errors": metrics.error_codes}
+    by = metrics.group
+    parts = {"samples": f"sum by ({by}) (increase({metrics.requests}{{{sel}}}[{age}]))"}
+    if name in STREAM_EVENTS:
+        parts["events"] = f"sum by ({by}) (increase({STREAM_EVENTS[name].format(**fields)}[{age}]))"
+    else:
+        parts["buckets"] = f"sum by ({by}, le) (increase({metrics.duration}_bucket{{{sel}}}[{age}]))"
+    return parts
+
+
 def _alternation(values: Iterable[str]) -> str:
     # re.escape for the regex, then doubled backslashes: PromQL "..." strings use Go escapes, where `\.`
     # alone is an error.

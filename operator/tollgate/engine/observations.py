@@ -142,6 +142,9 @@ class AnalysisRequest:
     versions: tuple[tuple[str, str], ...] = ()
     """(track, model version) under analysis. Series of other versions on the same track (the previous
     canary, still inside the window) are ignored. Empty: every version of the track counts."""
+    stream_since: str | None = None
+    """Start (RFC 3339) of the canary's stream: SLOs compared with the baseline by a test are also
+    measured as counts since then (engine.comparison). None: no stream."""
 
     @property
     def key(self) -> MDKey:

@@ -27,7 +27,7 @@ from tollgate.adapters.prometheus import (
 )
 from tollgate.adapters.slo_templates import TEMPLATES, render_custom, selector
 from tollgate.api.spec import SLO
-from tollgate.engine.observations import AnalysisRequest, MetricValue
+from tollgate.engine.observations import AnalysisRequest, MetricValue, StreamData
 from tollgate.ports.metrics import MetricsProvider
 
 URL = "http://prometheus.test:9090"
@@ -397,3 +397,72 @@ def test_only_the_version_under_analysis_counts_on_a_track() -> None:
     # and without a version, several series are ambiguous (no data), while counts add up
     assert pick(values, None) is None
     assert pick(values, None, additive=True) == 0.15
+
+
+# --- streams: counts since the canary started, for the engine's sequential test -----------------------
+def test_streams_of_canaries_of_different_ages_travel_in_the_template_query() -> None:
+    # given two canaries compared with their baseline, started 95 s and 40 s before the tick
+    at = 1_700_000_095.0
+    compared = SLO(name="error-rate", max=0.2, maxIncreaseOverBaseline=0.01)
+    old = AnalysisRequest("ml", "fraud", (compared,), "1m", (("canary", "2.0"), ("stable", "1.0")),
+                          stream_since="2023-11-14T22:13:20Z")  # at - 95 s
+    young = AnalysisRequest("ml", "churn", (compared,), "1m", stream_since="2023-11-14T22:14:15Z")
+
+    def stream(part: str, age: str, series: tuple[tuple[Mapping[str, str], str], ...]) -> list[Any]:
+        return [({**m, "tollgate_part": f"stream-{part}", "tollgate_age": age}, v) for m, v in series]
+
+    def answer(promql: str) -> Response:
+        return vector(
+            (dict(labels("ml", "fraud", "canary"), version="2.0", tollgate_part="value"), "0.02"),
+            (dict(labels("ml", "fraud", "canary"), version="2.0", tollgate_part="samples"), "120"),
+            *stream("samples", "95s", ((dict(labels("ml", "fraud", "canary"), version="2.0"), "950"),
+                                       (dict(labels("ml", "fraud", "canary"), version="1.9"), "70"),
+                                       (dict(labels("ml", "fraud", "stable"), version="1.0"), "8500.4"))),
+            *stream("events", "95s", ((dict(labels("ml", "fraud", "canary"), version="2.0"), "19"),
+                                      (dict(labels("ml", "fraud", "stable"), version="1.0"), "85"))),
+            *stream("samples", "40s", ((dict(labels("ml", "churn", "canary"), version="3"), "300"),)),
+            # the same key under another age (a regex selector matching a pair it was not asked for)
+            *stream("samples", "40s", ((dict(labels("ml", "fraud", "canary"), version="2.0"), "1"),)),
+        )
+
+    prov, transport = provider(answer)
+    out = prov.observe([old, young], at=at)
+    # then one query carried both ages, each part marked with its age
+    assert len(transport.queries) == 1
+    q = transport.queries[0]
+    assert "[95s]" in q and "[40s]" in q and '"tollgate_age", "95s"' in q and '"stream-events"' in q
+    # and each canary's stream is its own age's counts, for the version under analysis
+    (fraud,), (churn,) = out[("ml", "fraud")], out[("ml", "churn")]
+    assert fraud.stream_since == "2023-11-14T22:13:20Z"
+    assert fraud.canary_stream == StreamData(samples=950, events=19.0)
+    assert fraud.stable_stream == StreamData(samples=8500, events=85.0)
+    assert churn.canary_stream == StreamData(samples=300, events=0.0)
+
+
+def test_latency_streams_are_the_histogram_buckets() -> None:
+    at = 1_700_000_100.0
+    p99 = SLO(name="latency-p99", max=1.0, maxIncreaseOverBaseline=0.05)
+    r = AnalysisRequest("ml", "fraud", (p99,), "1m", stream_since="2023-11-14T22:13:00Z")
+
+    def answer(promql: str) -> Response:
+        assert 'increase(tollgate_sim_request_duration_seconds_bucket{' in promql
+        part = {"tollgate_part": "stream-buckets", "tollgate_age": "120s"}
+        return vector(
+            (dict(labels("ml", "fraud", "canary"), tollgate_part="stream-samples", tollgate_age="120s"), "10"),
+            (dict(labels("ml", "fraud", "canary"), le="0.1", **part), "4"),
+            (dict(labels("ml", "fraud", "canary"), le="+Inf", **part), "10"),
+            (dict(labels("ml", "fraud", "canary"), le="0.05", **part), "1"),
+        )
+
+    prov, _ = provider(answer)
+    (obs,) = prov.observe([r], at=at)[("ml", "fraud")]
+    assert obs.canary_stream is not None
+    assert obs.canary_stream.buckets == ((0.05, 1.0), (0.1, 4.0), (math.inf, 10.0))
+    assert obs.stable_stream == StreamData(samples=0, buckets=None)
+
+
+def test_slos_not_compared_by_a_test_carry_no_stream() -> None:
+    r = AnalysisRequest("ml", "fraud", (ERROR_RATE,), "1m", stream_since="2023-11-14T22:13:00Z")
+    prov, transport = provider(lambda q: answer_of((), ()))
+    (obs,) = prov.observe([r], at=1_700_000_100.0)[("ml", "fraud")]
+    assert "tollgate_age" not in transport.queries[0] and obs.canary_stream is None
