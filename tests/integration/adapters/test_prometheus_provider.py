@@ -137,3 +137,47 @@ def test_grouped_queries_give_per_modeldeployment_per_track_values_and_outages_g
     back = by_name(provider.observe(REQUESTS)[("ml", "fraud")])
     assert back["error-rate"].error is None
     assert not math.isnan(value(back["error-rate"], "canary"))
+
+
+def test_streams_since_each_canary_started_come_from_real_counters(
+    prometheus: PrometheusFactory, simulator: Simulator
+) -> None:
+    import time
+    from datetime import UTC, datetime
+
+    # given Prometheus scraping the simulator, and two canaries compared with their baseline
+    prom = prometheus([ScrapeTarget(job="simulator", address=simulator.address)], scrape_interval="1s")
+    started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    prom.wait_for(
+        "min(count_over_time(tollgate_sim_requests_total[30s]))",
+        lambda r: bool(r) and float(r[0]["value"][1]) >= 14,
+        timeout=60,
+    )
+    compared = (SLO(name="error-rate", max=0.5, maxIncreaseOverBaseline=0.01),
+                SLO(name="latency-p99", max=5.0, maxIncreaseOverBaseline=0.05))
+    session = CountingSession()
+    provider = PrometheusProvider(prom.url, session=session, timeout=2.0, attempts=2, max_retry_time=3.0)
+    reqs = [AnalysisRequest("ml", "fraud", compared, WINDOW, stream_since=started),
+            AnalysisRequest("ml", "churn", compared, WINDOW, stream_since=started)]
+    # when one tick observes them
+    at = time.time()
+    out = provider.observe(reqs, at=at)
+    # then still one query per template, and each canary's stream counts its requests since it started
+    assert session.queries == 2
+    fraud, churn = by_name(out[("ml", "fraud")]), by_name(out[("ml", "churn")])
+    age = at - datetime.fromisoformat(started.replace("Z", "+00:00")).timestamp()
+    for obs in (fraud["error-rate"], churn["error-rate"]):
+        assert obs.error is None and obs.canary_stream is not None and obs.stable_stream is not None, obs
+        assert 0.5 * 50 * age < obs.canary_stream.samples < 1.5 * 50 * age, (obs.canary_stream, age)
+        assert obs.stream_since == started
+    # and the faulty canary's counted errors are about its 20%, the healthy one's zero
+    stream = fraud["error-rate"].canary_stream
+    assert stream is not None and stream.events is not None
+    assert 0.12 < stream.events / stream.samples < 0.28
+    assert churn["error-rate"].canary_stream is not None and churn["error-rate"].canary_stream.events == 0.0
+    # and latency streams are whole histograms, the slow canary's shifted up
+    slow, fast = fraud["latency-p99"].canary_stream, churn["latency-p99"].canary_stream
+    assert slow is not None and slow.buckets is not None and fast is not None and fast.buckets is not None
+    assert slow.buckets[-1][0] == math.inf and abs(slow.buckets[-1][1] - slow.samples) <= 0.1 * slow.samples + 5
+    below_100ms = dict(slow.buckets)[0.1] / slow.buckets[-1][1]
+    assert below_100ms < 0.1 < dict(fast.buckets)[0.1] / fast.buckets[-1][1]
