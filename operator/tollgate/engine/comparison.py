@@ -23,6 +23,7 @@ first match wins:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -163,3 +164,23 @@ def compare(
     if increase > margin:
         return Compared(Outcome.OVER_MARGIN, fields, detail)
     return Compared(Outcome.WITHIN, fields, detail)
+
+
+def carry_forward(
+    slos: Sequence[ResolvedSLO], observed: Sequence[SLOObservation], records: Sequence[BaselineRecord], *,
+    at: str, step: int, weight: int,
+) -> list[BaselineRecord]:
+    """status.baselines after one look: per SLO, the stable stream's newest measurement while it still
+    grows, else the record kept from before (bounded by the number of SLOs)."""
+    by_name = {r.name: r for r in records}
+    obs_by_name = {o.name: o for o in observed if o.error is None}
+    out: list[BaselineRecord] = []
+    for slo in slos:
+        obs = obs_by_name.get(slo.name)
+        previous = by_name.get(slo.name)
+        new = record(slo, obs, at=at, step=step, weight=weight, previous=previous) if obs is not None else None
+        if new is not None:
+            out.append(new)
+        elif previous is not None:
+            out.append(previous)
+    return out

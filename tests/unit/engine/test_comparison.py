@@ -8,7 +8,7 @@ from datetime import timedelta
 from tollgate.api.spec import SLO
 from tollgate.api.status import BaselineRecord, SLOStatus, Verdict
 from tollgate.engine.analysis import judge
-from tollgate.engine.comparison import record
+from tollgate.engine.comparison import carry_forward, record
 from tollgate.engine.observations import MetricValue, SLOObservation, StreamData
 from tollgate.engine.policy import ResolvedSLO
 
@@ -143,3 +143,15 @@ def test_slos_without_a_stream_keep_the_raw_difference() -> None:
     obs = SLOObservation("error-rate", MetricValue(0.02, 500), MetricValue(0.01, 5000))
     status: SLOStatus = judge(slo, obs, None, T0).status
     assert status.verdict is Verdict.FAIL and status.test is None
+
+
+def test_baselines_are_carried_forward_per_slo_while_stable_grows_and_kept_once_it_stops() -> None:
+    slo = error_rate()
+    first = carry_forward([slo], [look((1, 300), (20, 2000))], [], at="t1", step=1, weight=50)
+    assert [(b.samples, b.step, b.weight) for b in first] == [(2000, 1, 50)]
+    # at 100% the stable stream stops growing: the record of where it was measured is kept
+    kept = carry_forward([slo], [look((9, 900), (20, 2000))], first, at="t2", step=2, weight=100)
+    assert kept == first
+    # a provider error keeps the record too
+    failed = SLOObservation("error-rate", error="prometheus down")
+    assert carry_forward([slo], [failed], first, at="t3", step=2, weight=100) == first
