@@ -29,6 +29,11 @@ ROWS = (
     ("verdicts", "healthy_rollbacks_heavy_tollgate", "Healthy canaries rolled back, heavy traffic (Tollgate)"),
     ("verdicts", "healthy_rollbacks_thin_raw", "Healthy canaries rolled back, thin traffic (raw rule)"),
     ("verdicts", "healthy_rollbacks_heavy_raw", "Healthy canaries rolled back, heavy traffic (raw rule)"),
+    ("verdicts", "detected_errors+2pp_heavy_tollgate", "Errors +2 pp detected, heavy traffic (Tollgate)"),
+    ("verdicts", "ttd_p50_errors+2pp_heavy_tollgate", "Errors +2 pp: time to detect p50, heavy (s, Tollgate)"),
+    ("verdicts", "detected_errors+2pp_heavy_raw-wide", "Errors +2 pp detected, heavy traffic (raw, 2 pp margin)"),
+    ("verdicts", "ttd_p50_p99+20%_heavy_tollgate", "p99 +20%: time to detect p50, heavy (s, Tollgate)"),
+    ("verdicts", "ttd_p50_p99+20%_heavy_raw", "p99 +20%: time to detect p50, heavy (s, raw rule)"),
 )
 
 
