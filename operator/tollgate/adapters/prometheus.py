@@ -339,7 +339,7 @@ class PrometheusProvider:
     def _selector(self, reqs: Sequence[AnalysisRequest]) -> str:
         return selector((r.key for r in reqs), self.metrics)
 
-    def _template_query(self, name: str, window: str, reqs: Sequence[AnalysisRequest], at: float) -> str:
+    def _template_query(self, name: str, window: str, reqs: Sequence[AnalysisRequest], at: float | None = None) -> str:
         """The template's values and the sample counts behind them, in one query.
 
         Both vectors travel in one answer, told apart by a `tollgate_part` label, so a tick costs one
@@ -354,8 +354,8 @@ class PrometheusProvider:
         parts = [f'label_replace({value}, "{PART_LABEL}", "value", "", "")',
                  f'label_replace({samples}, "{PART_LABEL}", "samples", "", "")']
         by_age: dict[str, list[AnalysisRequest]] = {}
-        for r in reqs:
-            age = stream_age(r, at)
+        for r in reqs if at is not None else ():  # a range query (at None) carries no streams
+            age = stream_age(r, at) if at is not None else None
             if age is not None and any(s.name == name and _streamed(s) for s in r.slos):
                 by_age.setdefault(age, []).append(r)
         for age in sorted(by_age):

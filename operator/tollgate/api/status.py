@@ -133,6 +133,9 @@ class SLOStatus(_Status):
     """When the current run of missing data began (RFC 3339)."""
     lastCheckedAt: str | None = None
     """Time of the latest check (RFC 3339)."""
+    lastFailedAt: str | None = None
+    """Time of the latest counted failure (RFC 3339): a failure that is not a significant regression
+    counts at most once per analysis interval, however often the canary is looked at."""
     test: str | None = None
     """How canary was compared with baseline: two-proportion, mann-whitney, or difference (raw)."""
     effect: float | None = None

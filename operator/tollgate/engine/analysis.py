@@ -88,10 +88,12 @@ def compared(slo: ResolvedSLO, obs: SLOObservation | None) -> SLOObservation | N
 
 def judge(
     slo: ResolvedSLO, obs: SLOObservation | None, prev: SLOStatus | None, now: datetime, *,
-    carried: BaselineRecord | None = None, confidence: float = 0.99,
+    carried: BaselineRecord | None = None, confidence: float = 0.99, failure_gap: float = 0.0,
 ) -> Check:
     """Judge one SLO; `prev` is its status from the previous tick of this canary (None at first);
-    `carried` the stable track's last measurement of this SLO (status.baselines)."""
+    `carried` the stable track's last measurement of this SLO (status.baselines). A failure other than a
+    significant regression counts only `failure_gap` seconds after the last counted one: looks come
+    every scrape interval, and one bad window seen at several looks is still one failed check."""
     obs = compared(slo, obs)
     base = prev if prev is not None else SLOStatus(name=slo.name)
     at = format_time(now)
@@ -117,21 +119,21 @@ def judge(
     values: dict[str, object] = {"value": canary, "baseline": stable}
 
     if samples < slo.min_samples:
-        return _inconclusive(slo, base, {**common, **values}, now)
+        return _inconclusive(slo, base, {**common, **values}, now, failure_gap)
 
     spec = slo.slo
     if canary is not None:
         too_low = spec.min is not None and canary < spec.min
         too_high = spec.max is not None and canary > spec.max
         if too_low or too_high:
-            return _fail(base, {**common, **values, "noDataSince": None})
+            return _fail(base, {**common, **values, "noDataSince": None}, now, failure_gap)
         if spec.maxIncreaseOverBaseline is None:
             return _pass(base, {**common, **values, "noDataSince": None})
         if comparison.applies(slo, obs):
             outcome = comparison.compare(slo, obs, base, carried, confidence=confidence)
             judged = {**common, **values, **outcome.fields}
             if outcome.outcome is Outcome.REGRESSED:
-                return _fail(base, {**judged, "noDataSince": None})
+                return _fail(base, {**judged, "noDataSince": None}, now)
             if outcome.outcome is Outcome.WITHIN:
                 return _pass(base, {**judged, "noDataSince": None})
             if outcome.outcome is Outcome.OVER_MARGIN:
@@ -141,13 +143,13 @@ def judge(
                 held = base.model_copy(update={**judged, "verdict": Verdict.INCONCLUSIVE, "noDataSince": None})
                 return Check(held, passing=False)
             if outcome.outcome is Outcome.TOO_FEW:
-                return _inconclusive(slo, base, judged, now)
+                return _inconclusive(slo, base, judged, now, failure_gap)
             # No baseline at all: the no-data rules below (onNoData, bounded).
             values = {**values, **outcome.fields}
             stable = None
         if stable is not None:
             if canary - stable > spec.maxIncreaseOverBaseline:
-                return _fail(base, {**common, **values, "noDataSince": None})
+                return _fail(base, {**common, **values, "noDataSince": None}, now, failure_gap)
             return _pass(base, {**common, **values, "noDataSince": None})
 
     # No usable data: the canary value, or the baseline a relative threshold needs, is missing.
@@ -155,15 +157,17 @@ def judge(
         status = base.model_copy(update={**common, **values, "verdict": Verdict.NO_DATA, "noDataSince": None})
         return Check(status, passing=True)
     if slo.on_no_data is NoDataPolicy.FAIL:
-        return _fail(base, {**common, **values})
+        return _fail(base, {**common, **values}, now, failure_gap)
     since = parse_time(base.noDataSince) or now
     update: dict[str, object] = {**common, **values, "noDataSince": format_time(since)}
     if seconds_between(since, now) >= slo.max_no_data_seconds:
-        return _fail(base, update)
+        return _fail(base, update, now, failure_gap)
     return Check(base.model_copy(update={**update, "verdict": Verdict.NO_DATA}), passing=False)
 
 
-def _inconclusive(slo: ResolvedSLO, base: SLOStatus, update: dict[str, object], now: datetime) -> Check:
+def _inconclusive(
+    slo: ResolvedSLO, base: SLOStatus, update: dict[str, object], now: datetime, gap: float = 0.0
+) -> Check:
     """No verdict yet (too few samples, or over the margin but not significant), bounded: a run of checks
     without a verdict shares the noDataSince clock, and once it lasted maxNoDataDuration onNoData
     decides (pass -> NoData, counts as passing; fail or hold -> Fail)."""
@@ -174,11 +178,15 @@ def _inconclusive(slo: ResolvedSLO, base: SLOStatus, update: dict[str, object], 
     # Without a verdict for maxNoDataDuration: no longer "wait for more", the policy decides.
     if slo.on_no_data is NoDataPolicy.PASS:
         return Check(base.model_copy(update={**held, "verdict": Verdict.NO_DATA}), passing=True)
-    return _fail(base, held)
+    return _fail(base, held, now, gap)
 
 
-def _fail(base: SLOStatus, update: dict[str, object]) -> Check:
-    status = base.model_copy(update={**update, "verdict": Verdict.FAIL, "failures": base.failures + 1})
+def _fail(base: SLOStatus, update: dict[str, object], now: datetime, gap: float = 0.0) -> Check:
+    last = parse_time(base.lastFailedAt)
+    counted = last is None or seconds_between(last, now) >= gap
+    failures = base.failures + 1 if counted else base.failures
+    at = format_time(now) if counted else base.lastFailedAt
+    status = base.model_copy(update={**update, "verdict": Verdict.FAIL, "failures": failures, "lastFailedAt": at})
     return Check(status, passing=False)
 
 
@@ -218,6 +226,7 @@ def assess(
     consecutive_error_limit: int,
     baselines: Sequence[BaselineRecord] = (),
     confidence: float = 0.99,
+    failure_gap: float = 0.0,
 ) -> TickOutcome:
     """Judge every configured SLO of one tick. Observations of unknown SLOs are ignored; a configured
     SLO without an observation counts as a provider error (the tick did not measure it)."""
@@ -225,7 +234,8 @@ def assess(
     obs_by_name = {o.name: o for o in observed}
     carried = {b.name: b for b in baselines}
     checks = [judge(slo, obs_by_name.get(slo.name), prev_by_name.get(slo.name), now,
-                    carried=carried.get(slo.name), confidence=confidence) for slo in slos]
+                    carried=carried.get(slo.name), confidence=confidence, failure_gap=failure_gap)
+              for slo in slos]
     statuses = tuple(c.status for c in checks)
     return TickOutcome(
         slos=statuses,

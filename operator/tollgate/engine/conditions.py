@@ -31,9 +31,11 @@ SANDBOX_READY = "SandboxReady"
 PROGRESSING = "Progressing"
 AWAITING_APPROVAL = "AwaitingApproval"
 ROLLED_BACK = "RolledBack"
+ROUTE_ACCEPTED = "RouteAccepted"
+"""gatewayAPI router only: every parent Gateway accepted the HTTPRoute and resolved its backends."""
 
 ABNORMAL_TRUE = frozenset({RECONCILING, STALLED})
-ORDER = (READY, RECONCILING, STALLED, SANDBOX_READY, PROGRESSING, AWAITING_APPROVAL, ROLLED_BACK)
+ORDER = (READY, RECONCILING, STALLED, SANDBOX_READY, PROGRESSING, AWAITING_APPROVAL, ROLLED_BACK, ROUTE_ACCEPTED)
 
 
 @dataclass(frozen=True)
@@ -86,15 +88,23 @@ def of_status(
     sandbox_ready: bool,
     now: datetime,
     generation: int,
+    route: str | None = None,
+    routed: bool = False,
 ) -> list[Condition]:
     """Every condition of a status, the one place they are derived from the phase.
 
     Ready: serving (Stable or Succeeded) with the stable track Ready, or the fallback serving all
-    traffic. Stalled (kstatus failed): the spec cannot be acted on, a rollback, or a first deployment
-    past its progress deadline (`pending_late`). Reconciling: neither.
+    traffic; with the gatewayAPI router (`routed`) also every parent Gateway accepted the route and
+    resolved its backends (`route` is the problem otherwise, naming the parent and its reason, in the
+    RouteAccepted condition). Stalled (kstatus failed): the spec cannot be acted on, a rollback, or a
+    first deployment past its progress deadline (`pending_late`). Reconciling: neither.
     """
     phase = st.phase
     ready = (phase in SERVING_PHASES and stable_ready) or (phase is Phase.FALLBACK and st.fallback is not None)
+    serving_message = st.message
+    if routed and route is not None and ready:
+        ready = False
+        serving_message = f"{st.message}; not serving: {route}"
     stalled = phase is Phase.STALLED or phase in ROLLBACK_PHASES or pending_late
     if pending_late:
         stalled_reason = "ProgressDeadlineExceeded"
@@ -102,8 +112,8 @@ def of_status(
         stalled_reason = "SpecInvalid" if phase is Phase.STALLED else "RolledBack"
     rolled_back = phase in ROLLBACK_PHASES
     wanted = [
-        Want(READY, ready, phase.value if ready else "NotReady", st.message),
-        Want(RECONCILING, not ready and not stalled, phase.value, st.message),
+        Want(READY, ready, phase.value if ready else "NotReady", serving_message),
+        Want(RECONCILING, not ready and not stalled, phase.value, serving_message),
         Want(STALLED, stalled, stalled_reason, st.message),
         Want(SANDBOX_READY, sandbox_ready, "SandboxReady" if sandbox_ready else "SandboxNotReady",
              f"namespace {st.sandboxNamespace}"),
@@ -113,13 +123,17 @@ def of_status(
              st.message if phase is Phase.AWAITING_APPROVAL else ""),
         Want(ROLLED_BACK, rolled_back, phase.value, f"incident {st.lastIncident}" if rolled_back else ""),
     ]
+    if routed:
+        wanted.append(Want(ROUTE_ACCEPTED, route is None, "Accepted" if route is None else "NotAccepted",
+                           route or "every parent Gateway accepted the HTTPRoute and resolved its backends"))
     return merge(previous, wanted, now, generation)
 
 
-def spec_refused(message: str, now: datetime, generation: int) -> list[Condition]:
+def spec_refused(message: str, now: datetime, generation: int, reason: str = "SpecInvalid") -> list[Condition]:
     """The conditions of a spec the API types refuse (the API server's schema should have caught it
-    first): exactly Ready=False and Stalled=True, reason SpecInvalid; nothing else is known."""
-    wanted = [Want(READY, False, "SpecInvalid", message), Want(STALLED, True, "SpecInvalid", message)]
+    first), or of a decision that failed (reason DecisionFailed): exactly Ready=False and Stalled=True;
+    nothing else is known."""
+    wanted = [Want(READY, False, reason, message), Want(STALLED, True, reason, message)]
     return merge([], wanted, now, generation)
 
 

@@ -62,6 +62,14 @@ class Policy:
     slos: tuple[ResolvedSLO, ...]
     confidence: float = DEFAULT_CONFIDENCE
     """Of canary-versus-baseline verdicts (spec.rollout.analysis.confidence)."""
+    look_seconds: float = 0.0
+    """How often a canary under analysis is looked at: the metrics' scrape interval when it is shorter
+    than the analysis interval (new data arrives that often; the sequential test keeps the false-alarm
+    rate of the extra looks), else the interval. 0: the interval."""
+
+    @property
+    def look_interval(self) -> float:
+        return self.look_seconds if 0 < self.look_seconds < self.interval_seconds else self.interval_seconds
 
     @property
     def max_weight(self) -> int:
@@ -88,8 +96,11 @@ def _seconds(text: str, field: str) -> float:
         raise InvalidSpecError(field, text, "not a duration", "write it like 30s, 1m30s or 2h") from exc
 
 
-def resolve_policy(spec: ModelDeploymentSpec) -> Policy:
-    """Resolve steps, analysis settings, deadline and SLOs. Raises InvalidSpecError on a bad duration."""
+def resolve_policy(spec: ModelDeploymentSpec, *, scrape_interval: float | None = None) -> Policy:
+    """Resolve steps, analysis settings, deadline and SLOs. Raises InvalidSpecError on a bad duration.
+
+    `scrape_interval`: seconds between two scrapes of the model's metrics (an operator setting): the
+    look interval when shorter than the analysis interval, never under 1 s."""
     tier = TIERS[spec.riskTier]
     analysis = spec.rollout.analysis
     steps = tuple(spec.rollout.steps) if spec.rollout.steps is not None else tier.steps
@@ -124,6 +135,7 @@ def resolve_policy(spec: ModelDeploymentSpec) -> Policy:
                                            "spec.rollout.progressDeadline"),
         slos=resolved,
         confidence=analysis.confidence if analysis.confidence is not None else DEFAULT_CONFIDENCE,
+        look_seconds=max(scrape_interval, 1.0) if scrape_interval else 0.0,
     )
 
 

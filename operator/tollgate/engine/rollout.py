@@ -91,12 +91,15 @@ class Case:
     problem: str | None
 
     @classmethod
-    def of(cls, spec: ModelDeploymentSpec, status: ModelDeploymentStatus, ctx: Context) -> Case:
+    def of(cls, spec: ModelDeploymentSpec, status: ModelDeploymentStatus, ctx: Context, *,
+           scrape_interval: float | None = None) -> Case:
+        """`scrape_interval`: seconds between scrapes of the model's metrics (operator setting): canaries
+        under analysis are looked at that often (engine.policy.Policy.look_interval)."""
         problem = spec_problem(spec)
         policy: Policy | None = None
         if problem is None:
             try:
-                policy = resolve_policy(spec)
+                policy = resolve_policy(spec, scrape_interval=scrape_interval)
             except InvalidSpecError as exc:
                 problem = f"spec has an invalid duration: {exc}"
         return cls(spec, status, ctx, policy, problem)
@@ -115,9 +118,12 @@ class Case:
         if at is None or require_aware(now) < at:
             return None
         tracks = (("stable", self.status.stable), ("canary", self.status.canary))
+        # Counts since the canary started, for the SLOs compared with their baseline by a test.
+        streamed = any(r.slo.maxIncreaseOverBaseline is not None and r.slo.query is None for r in self.policy.slos)
         return AnalysisRequest(
             namespace=self.ctx.namespace, name=self.ctx.name, slos=tuple(r.slo for r in self.policy.slos),
             window=self.policy.window, versions=tuple((track, ref.version) for track, ref in tracks if ref),
+            stream_since=self.status.canaryStartedAt if streamed else None,
         )
 
     def decide(self, obs: Observations, now: datetime) -> Decision:
@@ -157,10 +163,11 @@ def decide(
     return Case.of(spec, status, ctx).decide(obs, now)
 
 
-def refused(status: ModelDeploymentStatus, message: str, now: datetime, generation: int) -> ModelDeploymentStatus:
-    """The status of an object whose spec the API types refuse (api.validation.InvalidSpecError): Stalled,
-    nothing acted on, the rest of the status kept."""
+def refused(status: ModelDeploymentStatus, message: str, now: datetime, generation: int,
+            reason: str = "SpecInvalid") -> ModelDeploymentStatus:
+    """The status of an object whose spec the API types refuse (api.validation.InvalidSpecError), or whose
+    decision failed (reason DecisionFailed): Stalled, nothing acted on, the rest of the status kept."""
     return status.model_copy(update={
         "phase": Phase.STALLED, "message": message, "observedGeneration": generation,
-        "conditions": cond.spec_refused(message, require_aware(now), generation),
+        "conditions": cond.spec_refused(message, require_aware(now), generation, reason),
     })

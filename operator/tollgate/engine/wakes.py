@@ -3,7 +3,8 @@
 Two kinds of wake, kept apart because the runtime treats them differently:
 
 - a deadline (a progress deadline runs out, a step's pause ends): decide again at that instant;
-- an analysis tick: one interval after the later of the step's start and the previous tick, the
+- an analysis tick (a look): one look interval (the scrape interval when shorter than the analysis
+  interval, Policy.look_interval) after the later of the step's start and the previous tick, the
   runtime measures the SLOs and then decides. Ticks are aligned to an interval grid (multiples of the
   interval since the epoch, `align`), so every canary with the same interval is measured in one batch
   (one Prometheus query per SLO template, not one per canary). The grid point may come up to
@@ -37,7 +38,7 @@ def judged(policy: Policy, weight: int) -> bool:
 def next_analysis_at(policy: Policy, status: ModelDeploymentStatus) -> datetime | None:
     """When the next analysis tick is due by the rules, or None when no analysis is wanted.
 
-    Analysis runs while the canary takes traffic (weight > 0) and the rollout is not paused, one
+    Analysis runs while the canary takes traffic (weight > 0) and the rollout is not paused, one look
     interval after the later of the step's start and the previous tick.
     """
     if status.canary is None or status.killSwitchActive or status.canaryWeight <= 0:
@@ -47,7 +48,7 @@ def next_analysis_at(policy: Policy, status: ModelDeploymentStatus) -> datetime 
     anchors = [t for t in (parse_time(status.stepStartedAt), parse_time(status.lastAnalysisAt)) if t]
     if not anchors:
         return None
-    return max(anchors) + timedelta(seconds=policy.interval_seconds)
+    return max(anchors) + timedelta(seconds=policy.look_interval)
 
 
 def grid_slack(interval: float) -> float:
@@ -77,7 +78,7 @@ def analysis_time(policy: Policy, status: ModelDeploymentStatus) -> datetime | N
     due = next_analysis_at(policy, status)
     if due is None:
         return None
-    interval = policy.interval_seconds
+    interval = policy.look_interval
     return align(due, interval, grid_slack(interval))
 
 

@@ -125,7 +125,8 @@ class Runtime:
             self.kube.fence = self.elector.holds  # no write leaves a replica that may not act
         # Durations that gate a rollout are timed by the API server's clock, not this node's.
         self.reconciler = Reconciler(self.kube, self.registry, self.scheduler, EvidenceStore(self.kube),
-                                     self._post_event, clock=self.clock.now)
+                                     self._post_event, clock=self.clock.now,
+                                     scrape_interval=self.settings.scrape_interval)
 
     def _post_event(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         if self.is_leader():  # Events are writes too: fenced like the adapter's

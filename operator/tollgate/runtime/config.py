@@ -47,6 +47,9 @@ class Settings:
     lease_renew_deadline: float = 10.0
     lease_retry_period: float = 2.0
     min_analysis_interval: float = 1.0
+    scrape_interval: float | None = 15.0
+    """Seconds between two scrapes of the models' metrics: canaries under analysis are looked at that
+    often when it is shorter than their analysis interval (engine.policy.Policy.look_interval)."""
     log_format: str = "json"
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -105,6 +108,10 @@ def parser() -> argparse.ArgumentParser:
                    help="Seconds between attempts to acquire or renew the Lease [TOLLGATE_LEASE_RETRY_PERIOD]")
     p.add_argument("--log-format", choices=["json", "text"], default=env("TOLLGATE_LOG_FORMAT", "json"),
                    help="Log format [TOLLGATE_LOG_FORMAT]")
+    p.add_argument("--scrape-interval", type=float, default=float(env("TOLLGATE_SCRAPE_INTERVAL", "15")),
+                   help="Seconds between scrapes of the models' metrics: canaries under analysis are looked at "
+                        "this often when it is shorter than their analysis interval; a sequential test keeps "
+                        "the false-alarm rate of the extra looks [TOLLGATE_SCRAPE_INTERVAL] (0: every interval)")
     return p
 
 
@@ -123,5 +130,5 @@ def parse(argv: list[str] | None = None) -> Settings:
         leader_election=a.leader_election, lease_namespace=a.lease_namespace, lease_name=a.lease_name,
         lease_duration=a.lease_duration, lease_renew_deadline=a.lease_renew_deadline,
         lease_retry_period=a.lease_retry_period,
-        log_format=a.log_format,
+        log_format=a.log_format, scrape_interval=a.scrape_interval or None,
     )

@@ -38,6 +38,7 @@ from tollgate.engine.actions import (
 from tollgate.engine.evidence import evidence_from_status
 from tollgate.engine.observations import Observations, Track
 from tollgate.engine.rollout import Case, refused
+from tollgate.engine.workloads import route_name
 from tollgate.runtime import metrics
 from tollgate.runtime.analysis import AnalysisScheduler
 from tollgate.runtime.intent import leaves_canary
@@ -71,6 +72,8 @@ class Reconciler:
     evidence: EvidenceStore
     post_event: EventPoster
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    scrape_interval: float | None = None
+    """Seconds between scrapes of the models' metrics (Settings.scrape_interval)."""
 
     async def reconcile(self, st: ObjectState) -> datetime | None:
         """Decide once for this ModelDeployment; returns when the engine wants to look again (None:
@@ -95,7 +98,11 @@ class Reconciler:
         except InvalidSpecError as exc:
             new = status_json(refused(status, str(exc), now, ctx.generation))
             return None if await self._write_status(st, ctx, body, new) else now
-        case = Case.of(spec, status, ctx)
+        try:
+            case = Case.of(spec, status, ctx, scrape_interval=self.scrape_interval)
+        except Exception as exc:
+            await self._stall(st, ctx, body, status, now, exc)
+            return None
 
         # Measure, when the engine says the grid point of an analysis tick has come.
         slos = None
@@ -116,8 +123,13 @@ class Reconciler:
             sandbox_ready=st.sandbox_ready,
             slos=slos,
             controls=tokens_of(body.get("metadata", {}).get("annotations")),
+            route=self.registry.route(sandbox, route_name(ctx)),
         )
-        decision = case.decide(observations, now)
+        try:
+            decision = case.decide(observations, now)
+        except Exception as exc:
+            await self._stall(st, ctx, body, status, now, exc)
+            return None
         st.decisions += 1
         new = status_json(decision.status)
         changed = new != status_json(status)
@@ -134,6 +146,18 @@ class Reconciler:
         if slos is not None:
             metrics.record_verdicts(ctx, decision.status)
         return decision.wake.earliest()
+
+    async def _stall(self, st: ObjectState, ctx: Context, body: dict[str, Any], status: ModelDeploymentStatus,
+                     now: datetime, exc: Exception) -> None:
+        """A decision that raised: Stalled with the reason in status and in the log, nothing acted on, and
+        no retry until the object changes (a bug must surface, never loop silently)."""
+        message = (f"internal error while deciding: {type(exc).__name__}: {exc}"[:400]
+                   + "; nothing was acted on. Report it with the operator's log; change the spec to retry")
+        log.exception("decision failed; the ModelDeployment is Stalled",
+                      extra={"md": f"{ctx.namespace}/{ctx.name}", "reason": message})
+        stalled = status_json(refused(status, message, now, ctx.generation, reason="DecisionFailed"))
+        if stalled != status_json(status):
+            await self._write_status(st, ctx, body, stalled)
 
     # --- carrying out the decision (in a worker thread: the Kubernetes client is synchronous) ----
     def _execute(self, st: ObjectState, ctx: Context, body: dict[str, Any], case: Case,

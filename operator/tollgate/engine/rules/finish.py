@@ -6,7 +6,7 @@ removals, the record (promotion, rollback and its evidence), then events.
 
 from __future__ import annotations
 
-from tollgate.api.spec import ModelDeploymentSpec
+from tollgate.api.spec import ModelDeploymentSpec, RouterKind
 from tollgate.api.status import TIMELINE_LIMIT, Condition, ModelDeploymentStatus, Phase, TimelineEntry
 from tollgate.engine import conditions as cond
 from tollgate.engine.actions import (
@@ -24,6 +24,7 @@ from tollgate.engine.evidence import evidence_payload
 from tollgate.engine.observations import Track as TrackName
 from tollgate.engine.policy import Policy
 from tollgate.engine.revision import fallback_revision
+from tollgate.engine.route_status import route_problem
 from tollgate.engine.routing import canary_replicas, split
 from tollgate.engine.rules.readiness import overdue
 from tollgate.engine.sandbox import sandbox_namespace, sandbox_objects
@@ -127,11 +128,15 @@ def _conditions(d: Draft, policy: Policy | None) -> list[Condition]:
     phase = st.phase
     stable_ready = track_ready(d.obs.stable, st.stable, d.spec.replicas)
     pending_late = (
-        phase is Phase.PENDING and policy is not None and st.notReadySince is not None
+        phase in (Phase.PENDING, Phase.STALLED) and policy is not None and st.notReadySince is not None
+        and st.canary is None and st.lastKnownGood is None
         and overdue(parse_time(st.notReadySince) or d.now, policy, d.now)
     )
+    route = route_problem(d.spec, d.st.sandboxNamespace or "", d.obs.route) if policy is not None else None
     return cond.of_status(d.prev.conditions, st, stable_ready=stable_ready, pending_late=pending_late,
-                          sandbox_ready=d.obs.sandbox_ready, now=d.now, generation=d.ctx.generation)
+                          sandbox_ready=d.obs.sandbox_ready, now=d.now, generation=d.ctx.generation,
+                          route=route if d.spec.traffic.router is RouterKind.GATEWAY_API else None,
+                          routed=d.spec.traffic.router is RouterKind.GATEWAY_API)
 
 
 def _timeline(d: Draft) -> list[TimelineEntry]:

@@ -73,7 +73,9 @@ def _first_deployment(d: Draft, policy: Policy, rev: RevisionRef) -> None:
         message = late(policy, f"first version {rev.version} not Ready", f" ({ready}/{d.spec.replicas} pods Ready)")
         if d.prev.message != message:
             d.event(Reason.PROGRESS_DEADLINE_EXCEEDED, message, warning=True)
-        d.phase(Phase.PENDING, message)
+        # Stalled in the phase too, so `kubectl get md` agrees with the Stalled condition; pods turning
+        # Ready later (a Deployment event) still make it Stable.
+        d.phase(Phase.STALLED, message)
     else:
         d.phase(Phase.PENDING, f"deploying {rev.version}: {ready}/{d.spec.replicas} pods Ready")
 
@@ -117,6 +119,7 @@ def _canary_clock(d: Draft, policy: Policy, message: str) -> None:
     d.st.canaryStartedAt = d.at
     d.st.notReadySince = d.at
     d.st.analysis = []
+    d.st.baselines = []
     d.st.planHash = policy.plan_hash
     d.st.stepCount = len(policy.steps)
     d.phase(Phase.PROGRESSING, message)

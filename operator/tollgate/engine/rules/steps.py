@@ -17,9 +17,10 @@ from datetime import timedelta
 
 from tollgate.api.controls import ControlTokens
 from tollgate.api.spec import ApprovalMode
-from tollgate.api.status import ModelDeploymentStatus, Phase
+from tollgate.api.status import ModelDeploymentStatus, Phase, SLOStatus
 from tollgate.engine.actions import Cause, Reason
 from tollgate.engine.analysis import TickOutcome, assess
+from tollgate.engine.comparison import carry_forward
 from tollgate.engine.draft import Draft, track_ready
 from tollgate.engine.policy import Policy
 from tollgate.engine.routing import canary_replicas
@@ -27,7 +28,7 @@ from tollgate.engine.rules.promotion import promotion_progress, start_promotion
 from tollgate.engine.rules.readiness import canary_ready
 from tollgate.engine.rules.rollback import roll_back
 from tollgate.engine.timeutil import parse_duration, parse_time
-from tollgate.engine.wakes import judged
+from tollgate.engine.wakes import grid_slack, judged
 
 
 def gate_waiting(policy: Policy, status: ModelDeploymentStatus) -> int | None:
@@ -96,10 +97,14 @@ def _analyse(d: Draft, policy: Policy, *, entered: bool, ready: bool) -> bool:
     """Assess one analysis tick; False when it rolled the canary back."""
     assert d.obs.slos is not None
     tick = assess(policy.slos, d.st.analysis, d.obs.slos, d.now, failure_limit=policy.failure_limit,
-                  consecutive_error_limit=policy.consecutive_error_limit)
+                  consecutive_error_limit=policy.consecutive_error_limit, baselines=d.st.baselines,
+                  confidence=policy.confidence, failure_gap=_full_interval(policy))
     d.tick = tick
     d.st.analysis = list(tick.slos)
     d.st.lastAnalysisAt = d.at
+    # The stable track's measurement, carried into the 100% step and the bake window (engine.comparison).
+    d.st.baselines = carry_forward(policy.slos, d.obs.slos, d.st.baselines, at=d.at, step=d.st.currentStep,
+                                   weight=d.st.canaryWeight)
     if tick.failing:
         d.event(Reason.ANALYSIS_FAILED, _describe(tick, "failing"), warning=True)
     if tick.erroring:
@@ -113,7 +118,13 @@ def _analyse(d: Draft, policy: Policy, *, entered: bool, ready: bool) -> bool:
                        f"(failing closed): {', '.join(tick.errored)}")
         roll_back(d, Cause.ERROR if tick.errored else Cause.ANALYSIS, "; ".join(why))
         return False
-    if tick.passed and entered and ready:
+    started = parse_time(d.st.stepStartedAt)
+    # Looks come every scrape interval, but passing a step still takes its full analysis interval: a
+    # pass before it neither counts nor voids (a failure or no verdict voids as always).
+    full = started is None or (d.now - started).total_seconds() >= _full_interval(policy)
+    if tick.passed and entered and ready and not full:
+        pass
+    elif tick.passed and entered and ready:
         d.st.passedAnalyses += 1
         if d.st.passedAnalyses == 1:
             d.event(Reason.ANALYSIS_PASSED, f"step {d.st.currentStep + 1}/{len(policy.steps)} at "
@@ -130,7 +141,7 @@ def _describe(tick: TickOutcome, which: str) -> str:
     names = set(tick.failing if which == "failing" else tick.erroring)
     parts = [
         f"{s.name}: {s.verdict} value={s.value} baseline={s.baseline} ({s.threshold}; samples {s.samples}, "
-        f"failures {s.failures}, consecutive errors {s.consecutiveErrors})"
+        f"failures {s.failures}, consecutive errors {s.consecutiveErrors}){_test_text(s)}"
         for s in tick.slos if s.name in names
     ]
     return "; ".join(parts)
@@ -190,3 +201,18 @@ def _advance(d: Draft, policy: Policy, tokens: ControlTokens, *, ready: bool, ga
             promotion_progress(d, policy)
             return
         d.st.currentStep = index + 1  # passedAnalyses resets when the next step is entered
+
+
+def _test_text(s: SLOStatus) -> str:
+    """The comparison's evidence, when a test judged it: test, effect and interval, p-value, samples."""
+    if s.test is None or s.effect is None:
+        return ""
+    return (f"; {s.test} effect {s.effect:+.4g} [{s.effectLower:+.4g}, {s.effectUpper:+.4g}], always-valid p "
+            f"{s.pValue:.3g}, canary {s.streamSamples} vs {s.baselineSource} baseline {s.baselineSamples}"
+            f" ({s.baselineFrom})")
+
+
+def _full_interval(policy: Policy) -> float:
+    """One analysis interval, as looks on the grid measure it (a look may come up to the grid slack
+    before its due time, engine.wakes)."""
+    return policy.interval_seconds - grid_slack(policy.look_interval)
