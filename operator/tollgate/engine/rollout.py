@@ -158,9 +158,11 @@ def decide(
     obs: Observations,
     now: datetime,
     ctx: Context,
+    *,
+    scrape_interval: float | None = None,
 ) -> Decision:
-    """`Case.of(spec, status, ctx).decide(obs, now)`."""
-    return Case.of(spec, status, ctx).decide(obs, now)
+    """`Case.of(spec, status, ctx, scrape_interval=...).decide(obs, now)`."""
+    return Case.of(spec, status, ctx, scrape_interval=scrape_interval).decide(obs, now)
 
 
 def refused(status: ModelDeploymentStatus, message: str, now: datetime, generation: int,

@@ -89,3 +89,40 @@ def test_a_first_version_past_its_deadline_shows_stalled_in_get_md(
     row = stack.kubectl("get", "md", "late", "-n", namespace, "--no-headers").stdout.split()
     assert row[1] == "Stalled", row
     assert "not Ready within 10s" in st["message"]
+
+
+def test_a_decision_that_raises_ends_stalled_with_its_reason_in_status_and_log(
+        stack: Stack, namespace: str, operator: OperatorProcess) -> None:
+    import time
+
+    from tollgate_testkit import audit
+    from tollgate_testkit.controlplane import audit_log
+
+    # given a canary waiting at an approval gate
+    apply(stack, namespace, md_manifest("odd", "1.0.0", rollout={
+        "steps": [{"weight": 50, "approval": "required"}, {"weight": 100}], "progressDeadline": "20s"}))
+    wait_phase(stack, namespace, "odd", "Stable")
+    stack.kubectl("patch", "modeldeployment", "odd", "-n", namespace, "--type", "merge",
+                  "-p", json.dumps({"spec": {"model": {"version": "1.1.0"}}}))
+    wait_phase(stack, namespace, "odd", "AwaitingApproval", timeout=60)
+    # when someone hand-edits its status to a step the plan does not have (the engine cannot decide on it)
+    stack.kubectl("patch", "modeldeployment", "odd", "-n", namespace, "--subresource=status", "--type=merge",
+                  "-p", json.dumps({"status": {"currentStep": 7}}))
+    # then it is Stalled, with the reason in status (kstatus: Failed), not retried forever as Progressing
+    st = wait_phase(stack, namespace, "odd", "Stalled", timeout=30)
+    stalled = _condition(st, "Stalled")
+    assert stalled is not None and stalled["status"] == "True" and stalled["reason"] == "DecisionFailed", stalled
+    assert "internal error while deciding: IndexError" in st["message"], st["message"]
+    assert condition(st, "Ready") == "False"
+    # and the operator's log names the object and the reason, with the traceback
+    wait_for("the log line", lambda: "decision failed; the ModelDeployment is Stalled" in operator.log_path.read_text(),
+             timeout=10)
+    log = operator.log_path.read_text()
+    assert "IndexError" in log and f"{namespace}/odd" in log
+    # and no retry loop: no request about it over the next seconds
+    time.sleep(2)
+    mark = audit.now_marker()
+    time.sleep(6)
+    reqs = [r for r in audit.by_operator(audit.read(audit_log(stack.kubeconfig), since=mark))
+            if r.namespace == namespace and r.resource == "modeldeployments"]
+    assert reqs == [], reqs

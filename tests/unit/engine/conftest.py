@@ -108,6 +108,8 @@ class Sim:
     """Tracks whose pods never become Ready."""
     controls: Controls = field(default_factory=Controls)
     decisions: list[Decision] = field(default_factory=list)
+    scrape_interval: float | None = None
+    """The operator's --scrape-interval (None: looks every analysis interval)."""
 
     def observations(self, slos: tuple[SLOObservation, ...] | None) -> Observations:
         def track(name: str) -> TrackObservation:
@@ -124,7 +126,8 @@ class Sim:
     def step(self, slos: tuple[SLOObservation, ...] | None = None, after: float = 0.0) -> Decision:
         """Advance the clock by `after` seconds, decide, and let the cluster converge."""
         self.now += timedelta(seconds=after)
-        decision = decide(self.spec, self.status, self.observations(slos), self.now, self.ctx)
+        decision = decide(self.spec, self.status, self.observations(slos), self.now, self.ctx,
+                          scrape_interval=self.scrape_interval)
         self.decisions.append(decision)
         self.status = decision.status
         self.tracks.update(deployments_of(decision))

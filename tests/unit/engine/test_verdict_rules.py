@@ -3,6 +3,8 @@ still takes its full duration, and a regression rolls back the moment it is sign
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from tollgate.api.status import Phase, Verdict
 from tollgate.engine.observations import MetricValue, SLOObservation, StreamData
 
@@ -30,10 +32,10 @@ class Traffic:
             stable_stream=StreamData(self.stable, self.stable * 0.01)),)
 
 
-def rollout(steps: list[dict[str, object]], **analysis: object) -> Sim:
+def rollout(steps: list[dict[str, object]], scrape: float | None = None, **analysis: object) -> Sim:
     sim = Sim(make_spec(slos=[SLO], rollout={
         "steps": steps, "analysis": {"interval": "30s", "failureLimit": 0, "minSamples": 100, **analysis},
-        "progressDeadline": "5m"}))
+        "progressDeadline": "5m"}), scrape_interval=scrape)
     sim.deploy_stable()
     sim.set_version("1.1.0")
     sim.settle()
@@ -53,11 +55,9 @@ def test_a_bake_at_full_traffic_longer_than_the_window_keeps_its_baseline_and_pr
     # then every verdict compared with the stable baseline carried from the 50% step, and it promoted
     sim.settle()
     assert sim.status.phase is Phase.SUCCEEDED, sim.status.message
-    last = sim.decisions[-3].status.analysis or sim.status.analysis
     judged = [s for d in sim.decisions for s in d.status.analysis if s.baselineSource == "carried"]
     assert judged and all(s.verdict is Verdict.PASS for s in judged), judged[-1:]
     assert "step 1 (50% canary)" in (judged[-1].baselineFrom or "")
-    del last
 
 
 def test_a_significant_regression_rolls_back_at_the_first_look_that_shows_it() -> None:
@@ -81,3 +81,51 @@ def test_noise_over_the_margin_holds_the_step_instead_of_rolling_back() -> None:
     slo = sim.status.analysis[0]
     assert slo.verdict is Verdict.INCONCLUSIVE and slo.failures == 0, slo
     assert sim.status.canaryWeight == 10
+
+
+def test_canaries_under_analysis_are_looked_at_every_scrape_interval() -> None:
+    # given an analysis interval of 30 s and metrics scraped every 5 s
+    sim = rollout([{"weight": 50}, {"weight": 100}], scrape=5.0)
+    entered = sim.now
+    # then the next look is due 5 s after the step began, on the 5 s grid
+    wake = sim.decisions[-1].wake
+    assert wake.analysis_due == entered + timedelta(seconds=5)
+    assert wake.analysis is not None and wake.analysis.timestamp() % 5 == 0
+    # and without a scrape interval, once per analysis interval as before
+    assert rollout([{"weight": 50}, {"weight": 100}]).decisions[-1].wake.analysis_due == entered + timedelta(
+        seconds=30)
+
+
+def test_a_step_still_takes_its_full_interval_to_pass_however_often_it_is_looked_at() -> None:
+    sim = rollout([{"weight": 50}, {"weight": 100}], scrape=5.0)
+    traffic = Traffic()
+    entered = sim.now
+    # when every look until the interval ends passes
+    while sim.now < entered + timedelta(seconds=25):
+        sim.tick(traffic.look(sim, canary=500, stable=500))
+        # then the step is not done before its 30 s
+        assert sim.status.canaryWeight == 50 and sim.status.passedAnalyses == 0, sim.now - entered
+    # and the first passing look after it completes the step
+    sim.tick(traffic.look(sim, canary=500, stable=500))
+    assert sim.status.canaryWeight == 100
+
+
+def test_one_bad_window_seen_at_many_looks_is_one_failed_check() -> None:
+    # given an SLO judged by its absolute limit only (no test), failureLimit 1, looked at every 5 s
+    sim = Sim(make_spec(slos=[{"name": "latency-p99", "max": 0.25}], rollout={
+        "steps": [{"weight": 50}, {"weight": 100}],
+        "analysis": {"interval": "30s", "failureLimit": 1, "minSamples": 100}, "progressDeadline": "5m"}),
+        scrape_interval=5.0)
+    sim.deploy_stable()
+    sim.set_version("1.1.0")
+    sim.settle()
+    slow = (SLOObservation("latency-p99", MetricValue(0.4, 500), MetricValue(0.1, 500), window="1m"),)
+    # when the same slow window is seen at the five looks of one interval
+    for _ in range(5):
+        sim.tick(slow)
+    # then it counted once: no rollback yet
+    assert sim.status.analysis[0].failures == 1 and sim.status.phase is Phase.PROGRESSING
+    # and a failure one interval later is the second: failureLimit 1 is exceeded, it rolls back
+    sim.tick(slow)
+    sim.tick(slow)
+    assert sim.status.phase in (Phase.ROLLED_BACK, Phase.ROLLING_BACK), sim.status.analysis
