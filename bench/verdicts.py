@@ -45,7 +45,7 @@ from prometheus_client import CollectorRegistry
 from tollgate.api.spec import SLO
 from tollgate.api.status import BaselineRecord, SLOStatus
 from tollgate.engine.analysis import judge
-from tollgate.engine.comparison import record
+from tollgate.engine.comparison import carry_forward
 from tollgate.engine.observations import MetricValue, SLOObservation, StreamData
 from tollgate.engine.policy import ResolvedSLO
 from tollgate.engine.stats import quantile
@@ -176,12 +176,11 @@ class Judge:
         for slo in self.slos:
             obs = observation(slo, window, stream if self.streamed else None, since)
             check = judge(slo, obs, self.statuses.get(slo.name), now, carried=self.carried.get(slo.name),
-                          confidence=CONFIDENCE)
+                          confidence=CONFIDENCE, full_traffic=weight >= 100)
             self.statuses[slo.name] = check.status
             if self.streamed:
-                rec = record(slo, obs, at=format_time(now), step=step, weight=weight,
-                             previous=self.carried.get(slo.name))
-                if rec is not None:
+                kept = [self.carried[slo.name]] if slo.name in self.carried else []
+                for rec in carry_forward([slo], [obs], kept, at=format_time(now), step=step, weight=weight):
                     self.carried[slo.name] = rec
             if check.status.failures > FAILURE_LIMIT and self.rolled_back_at is None:
                 self.rolled_back_at = t

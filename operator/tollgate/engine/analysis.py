@@ -89,6 +89,7 @@ def compared(slo: ResolvedSLO, obs: SLOObservation | None) -> SLOObservation | N
 def judge(
     slo: ResolvedSLO, obs: SLOObservation | None, prev: SLOStatus | None, now: datetime, *,
     carried: BaselineRecord | None = None, confidence: float = 0.99, failure_gap: float = 0.0,
+    full_traffic: bool = False,
 ) -> Check:
     """Judge one SLO; `prev` is its status from the previous tick of this canary (None at first);
     `carried` the stable track's last measurement of this SLO (status.baselines). A failure other than a
@@ -130,7 +131,8 @@ def judge(
         if spec.maxIncreaseOverBaseline is None:
             return _pass(base, {**common, **values, "noDataSince": None})
         if comparison.applies(slo, obs):
-            outcome = comparison.compare(slo, obs, base, carried, confidence=confidence)
+            outcome = comparison.compare(slo, obs, base, carried, confidence=confidence,
+                                         full_traffic=full_traffic)
             judged = {**common, **values, **outcome.fields}
             if outcome.outcome is Outcome.REGRESSED:
                 return _fail(base, {**judged, "noDataSince": None}, now)
@@ -227,6 +229,7 @@ def assess(
     baselines: Sequence[BaselineRecord] = (),
     confidence: float = 0.99,
     failure_gap: float = 0.0,
+    full_traffic: bool = False,
 ) -> TickOutcome:
     """Judge every configured SLO of one tick. Observations of unknown SLOs are ignored; a configured
     SLO without an observation counts as a provider error (the tick did not measure it)."""
@@ -234,7 +237,8 @@ def assess(
     obs_by_name = {o.name: o for o in observed}
     carried = {b.name: b for b in baselines}
     checks = [judge(slo, obs_by_name.get(slo.name), prev_by_name.get(slo.name), now,
-                    carried=carried.get(slo.name), confidence=confidence, failure_gap=failure_gap)
+                    carried=carried.get(slo.name), confidence=confidence, failure_gap=failure_gap,
+                    full_traffic=full_traffic)
               for slo in slos]
     statuses = tuple(c.status for c in checks)
     return TickOutcome(

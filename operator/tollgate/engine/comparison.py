@@ -10,9 +10,9 @@ first match wins:
    request-rate, score-shift) keeps the raw difference of analysis.py.
 2. Canary stream below minSamples -> TOO_FEW (no verdict on too little traffic, as for the window).
 3. The baseline: the stable stream over the same time when it holds minSamples and grew since the last
-   record (live); otherwise the stable track's last measurement carried forward (status.baselines) when
-   it holds minSamples (carried: the 100% step and the bake window, where stable serves nothing, so its
-   stream stops growing); otherwise NO_BASELINE (no data).
+   record, below full traffic (live); otherwise the stable track's last measurement carried forward
+   (status.baselines) when it holds minSamples (carried: the 100% step and the bake window, where stable
+   serves nothing); otherwise NO_BASELINE (no data).
 4. The always-valid p-value of a regression runs over every look of the stream (reset when a new stream
    starts, i.e. a new canary). At or below 1 - confidence, with the effect beyond the margin -> REGRESSED.
    That is the only way a comparison fails: a difference that is not significant is never a rollback.
@@ -99,8 +99,10 @@ def _carried_stream(rec: BaselineRecord) -> StreamData:
 
 def compare(
     slo: ResolvedSLO, obs: SLOObservation, prev: SLOStatus, carried: BaselineRecord | None, *, confidence: float,
+    full_traffic: bool = False,
 ) -> Compared:
-    """One look of the comparison; call only when `applies` is true."""
+    """One look of the comparison; call only when `applies` is true. `full_traffic`: the canary takes
+    all traffic (the 100% step, the bake window): stable serves nothing, the carried baseline judges."""
     canary = obs.canary_stream
     assert canary is not None and obs.stream_since is not None
     base_fields: dict[str, object] = {"streamSince": obs.stream_since, "streamSamples": canary.samples}
@@ -112,7 +114,7 @@ def compare(
     live = obs.stable_stream
     if carried is not None and carried.since != obs.stream_since:
         carried = None  # measured for another canary's stream
-    grew = live is not None and (carried is None or live.samples > carried.samples)
+    grew = live is not None and (carried is None or (live.samples > carried.samples and not full_traffic))
     if live is not None and live.samples >= minimum and grew:
         baseline, source, origin = live, "live", f"stable since {obs.stream_since}"
     elif carried is not None and carried.samples >= minimum:
@@ -170,8 +172,12 @@ def carry_forward(
     slos: Sequence[ResolvedSLO], observed: Sequence[SLOObservation], records: Sequence[BaselineRecord], *,
     at: str, step: int, weight: int,
 ) -> list[BaselineRecord]:
-    """status.baselines after one look: per SLO, the stable stream's newest measurement while it still
-    grows, else the record kept from before (bounded by the number of SLOs)."""
+    """status.baselines after one look: per SLO, the stable stream's newest measurement while stable
+    serves traffic (canary weight below 100) and its stream grows, else the record kept from before
+    (bounded by the number of SLOs). The last requests stable served before the 100% step, scraped a
+    moment later, do not move the record to the 100% step."""
+    if weight >= 100:
+        return list(records)
     by_name = {r.name: r for r in records}
     obs_by_name = {o.name: o for o in observed if o.error is None}
     out: list[BaselineRecord] = []

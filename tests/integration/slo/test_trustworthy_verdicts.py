@@ -48,7 +48,9 @@ def test_a_regression_is_rolled_back_as_soon_as_it_is_significant_with_its_evide
     # given stable 1.0.0 at 1% errors and 1.2.0 at 30%: a regression far beyond the 2 pp margin
     stack.set_fault("1.0.0", error_rate=0.01)
     stack.set_fault("1.2.0", error_rate=0.3)
-    manifest = slo_manifest("regress", [ERROR_RATE], steps=[{"weight": 50, "pause": "60s"}, {"weight": 100}])
+    # (an absolute limit out of the way: the comparison with stable must be what rolls it back)
+    manifest = slo_manifest("regress", [{**ERROR_RATE, "max": 0.9}],
+                            steps=[{"weight": 50, "pause": "60s"}, {"weight": 100}])
     # when 1.2.0 is rolled out
     start_rollout(stack, namespace, manifest, "1.2.0")
     w = watch_rollout(stack, namespace, "regress", until=("RolledBack",), timeout=90)
