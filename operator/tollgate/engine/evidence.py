@@ -13,8 +13,15 @@ from typing import Any
 from tollgate.api.status import ModelDeploymentStatus, RevisionRef, SLOStatus, TimelineEntry
 from tollgate.engine.actions import Context
 from tollgate.engine.naming import fit, short_hash
-from tollgate.engine.observations import MetricValue, SLOObservation
+from tollgate.engine.observations import MetricValue, SLOObservation, StreamData
 from tollgate.engine.policy import Policy
+
+
+def _stream(data: StreamData | None) -> dict[str, Any] | None:
+    if data is None:
+        return None
+    buckets = None if data.buckets is None else [[_number(le), _number(c)] for le, c in data.buckets]
+    return {"samples": data.samples, "events": _number(data.events), "buckets": buckets}
 
 
 def incident_name(ctx: Context, revision: str, at: str, reason: str) -> str:
@@ -86,7 +93,10 @@ def evidence_payload(
         ],
         "observations": None if observations is None else [
             {"name": o.name, "query": o.query, "window": o.window, "error": o.error,
-             "canary": _metric(o.canary), "stable": _metric(o.stable)}
+             "canary": _metric(o.canary), "stable": _metric(o.stable),
+             # the counts since the canary started, which SLOs compared by a test were judged on
+             "streamSince": o.stream_since, "canaryStream": _stream(o.canary_stream),
+             "stableStream": _stream(o.stable_stream)}
             for o in observations
         ],
         "timeline": [t.model_dump(mode="json") for t in timeline],
