@@ -103,11 +103,7 @@ class NodeWorld(KindWorld):
         _run(str(helm), "upgrade", "--install", RELEASE, str(REPO / "charts" / "tollgate"),
              "--kubeconfig", self.kubeconfig, "--namespace", SYSTEM_NS, "--wait", "--timeout", "5m",
              "--set", f"image.repository={repo}", "--set", f"image.tag={tag}", "--set", "image.pullPolicy=Never",
-             "--set", "replicaCount=2", "--set", f"prometheus.url={self.prometheus.url}",
-             # On a loaded 2-core machine a replacement replica needs more than the default 10 s + 3 x 10 s
-             # to serve /healthz, and the liveness probe killed it in a loop (found here; the chart has no
-             # startupProbe yet).
-             "--set", "livenessProbe.initialDelaySeconds=120")
+             "--set", "replicaCount=2", "--set", f"prometheus.url={self.prometheus.url}")
         return self
 
     def down(self) -> None:

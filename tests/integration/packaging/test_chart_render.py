@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from integration.packaging import tools
 
@@ -80,3 +81,17 @@ def test_values_schema_rejects_unsafe_values(tool_bin: Path) -> None:
         res = tools.run(tool_bin / "helm", "template", "t", tools.CHART, "--kube-version", tools.KUBE_VERSION,
                         *argv, check=False)
         assert res.returncode != 0 and message in res.stderr, (argv, res.stderr)
+
+
+def test_a_slow_starting_replica_is_not_killed_before_it_first_answers(tool_bin: Path) -> None:
+    # given the chart rendered with its defaults
+    docs = [d for d in yaml.safe_load_all(tools.render(tool_bin, include_crds=False)) if d]
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    # when the kubelet probes a replica that is still starting (on the real node a loaded 2-core machine
+    # took longer than liveness's 10 s + 3 x 10 s, and liveness killed it in a loop)
+    startup = container["startupProbe"]
+    # then a startup probe on the same /healthz gives it minutes before liveness takes over
+    assert startup["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 300
+    assert container["livenessProbe"]["httpGet"] == startup["httpGet"]
