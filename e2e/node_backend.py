@@ -1,15 +1,7 @@
 """E2E_BACKEND=node: the scenarios on the machine's real node, with the operator as it ships.
 
-Setup (once per session, as root):
-- the local control plane with the real node (tollgate_testkit.node): containerd, kubelet, kube-proxy,
-  kube-router (NetworkPolicy) and CoreDNS beside the KWOK nodes;
-- `make images` (hack/images/build.sh, buildah, no Docker): the operator image built from our
-  Dockerfile, the MLServer model-server image and the load generator, imported into containerd;
-- Prometheus (Debian's, as a host process) listening on the node's bridge address and discovering the
-  model-server pods with kubernetes_sd_configs against our API server (e2e/manifests/prometheus-node.yaml
-  holds the relabelling: pod labels become the series labels Tollgate's SLO templates select on);
-- charts/tollgate installed with that image: in-cluster config, its ServiceAccount and RBAC, two
-  replicas with Lease election, probes. Namespaces that run pods opt in to the real node by label.
+Setup (once per session, as root) is tollgate_testkit.shipped, the same world `REAL_NODE=1 make demo`
+runs: the real node, the images of `make images`, Prometheus with Kubernetes discovery and the chart.
 
 Traffic is real: a load generator pod POSTs inference requests to the ModelDeployment's Service
 ClusterIP (the replicas router), kube-proxy spreads them over the model-server pods, and the rollout is
@@ -21,58 +13,19 @@ judged on the metrics those pods export. A faulty version is a real model that f
 from __future__ import annotations
 
 import json
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from kind_backend import RELEASE, SYSTEM_NS, KindWorld, _run
-from tollgate_testkit import controlplane, images, node
+from kind_backend import SYSTEM_NS, KindWorld
+from tollgate_testkit import controlplane, shipped
 from tollgate_testkit.prometheus import Prometheus
 from tollgate_testkit.stack import wait_for
 
-REPO = Path(__file__).resolve().parents[1]
-E2E = Path(__file__).resolve().parent
-TRAFFIC_NS = "tollgate-traffic"
-MODEL = "iris"
-URIS = {
-    "1.0.0": "file:///models/iris-v1",
-    "1.1.0": "file:///models/iris-v2",
-    "2.0.0": "file:///models/iris-v3-faulty",
-    "3.0.0": "file:///models/iris-misnamed",
-}
-"""Model versions baked into the model-server image: 2.0.0 fails every request, 3.0.0 is never Ready."""
-RUNTIME = {"image": images.MODEL_SERVER, "port": 8080, "readinessPath": f"/v2/models/{MODEL}/ready",
-           "resources": {"requests": {"cpu": "50m", "memory": "200Mi"}, "limits": {"memory": "1Gi"}}}
-
-
-def helm_bin() -> Path:
-    out = subprocess.run(["bash", str(REPO / "hack" / "tools" / "build.sh")], check=True, stdout=subprocess.PIPE,
-                         text=True).stdout
-    return Path(out.strip().splitlines()[-1]) / "helm"
-
-
-def prometheus_bin() -> Path:
-    """Prometheus with Kubernetes discovery (Debian's package has none), from hack/prometheus/build.sh."""
-    out = subprocess.run(["bash", str(REPO / "hack" / "prometheus" / "build.sh")], check=True,
-                         stdout=subprocess.PIPE, text=True).stdout
-    return Path(out.strip().splitlines()[-1]) / "prometheus"
-
-
-def prometheus_jobs(server: str, pki: Path) -> list[dict[str, Any]]:
-    """The kubernetes_sd_configs scrape job of e2e/manifests/prometheus-node.yaml, pointed at our API server."""
-    doc = yaml.safe_load((E2E / "manifests" / "prometheus-node.yaml").read_text())
-    tls = {"ca_file": str(pki / "ca.crt"), "cert_file": str(pki / "admin.crt"), "key_file": str(pki / "admin.key")}
-    for job in doc["scrape_configs"]:
-        for sd in job["kubernetes_sd_configs"]:
-            sd["api_server"] = server
-            sd["tls_config"] = tls
-    jobs: list[dict[str, Any]] = doc["scrape_configs"]
-    return jobs
+MODEL, URIS, RUNTIME = shipped.MODEL, shipped.URIS, shipped.RUNTIME
 
 
 class NodeWorld(KindWorld):
@@ -85,31 +38,21 @@ class NodeWorld(KindWorld):
         self.created = True
         self.prometheus: Prometheus | None = None
         self.state: controlplane.State | None = None
+        self.shipped: shipped.ShippedStack | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------------
     def up(self) -> NodeWorld:  # type: ignore[override]
-        helm = helm_bin()
-        built = images.build()
-        self.state = controlplane.up(self.dir, real_node=True)
-        self.kubeconfig = self.state.kubeconfig
-        images.load(Path(self.state.node_bin), built)
-        for ns in (SYSTEM_NS, TRAFFIC_NS):
-            self.kubectl("create", "namespace", ns, check=False)
-            self.kubectl("label", "namespace", ns, f"{node.NODE_LABEL}=true", "--overwrite")
-        pki = self.dir / "pki"
-        self.prometheus = Prometheus(host=node.GATEWAY, workdir=self.dir / "prometheus", binary=prometheus_bin(),
-                                     scrape_configs=prometheus_jobs(self.state.server, pki)).start()
-        repo, _, tag = images.OPERATOR.rpartition(":")
-        _run(str(helm), "upgrade", "--install", RELEASE, str(REPO / "charts" / "tollgate"),
-             "--kubeconfig", self.kubeconfig, "--namespace", SYSTEM_NS, "--wait", "--timeout", "5m",
-             "--set", f"image.repository={repo}", "--set", f"image.tag={tag}", "--set", "image.pullPolicy=Never",
-             "--set", "replicaCount=2", "--set", f"prometheus.url={self.prometheus.url}")
+        self.shipped = shipped.up(self.dir)
+        self.state = self.shipped.state
+        self.kubeconfig = self.shipped.kubeconfig
+        self.prometheus = self.shipped.prometheus
         return self
 
     def down(self) -> None:
-        if self.prometheus is not None:
-            self.prometheus.stop()
-        controlplane.down(self.dir)
+        if self.shipped is not None:
+            self.shipped.down()
+        else:
+            controlplane.down(self.dir)
 
     # --- World ----------------------------------------------------------------------------------------
     def set_fault(self, version: str, **fault: Any) -> None:
@@ -137,20 +80,12 @@ class NodeWorld(KindWorld):
     # --- real traffic ---------------------------------------------------------------------------------
     def start_load(self, namespace: str, name: str, rps: float = 20, duration: float = 600) -> str:
         """A load generator pod sending inference requests to the ModelDeployment's Service."""
-        sandbox = f"{namespace}-{name}"
-        url = f"http://{name}.{sandbox}.svc.cluster.local:{self.runtime['port']}/v2/models/{MODEL}/infer"
-        pod = f"load-{namespace}"[:63]
-        manifest = {"apiVersion": "v1", "kind": "Pod",
-                    "metadata": {"name": pod, "namespace": TRAFFIC_NS, "labels": {"app": "loadgen"}},
-                    "spec": {"restartPolicy": "Never", "containers": [{
-                        "name": "loadgen", "image": images.LOADGEN, "imagePullPolicy": "Never",
-                        "args": [url, "--rps", str(rps), "--duration", str(duration)]}]}}
-        self.kubectl("delete", "pod", pod, "-n", TRAFFIC_NS, "--ignore-not-found")
-        self.kubectl("apply", "-f", "-", stdin=json.dumps(manifest))
-        return pod
+        assert self.shipped is not None
+        return self.shipped.start_load(namespace, name, MODEL, int(self.runtime["port"]), rps, duration)
 
     def stop_load(self, pod: str) -> None:
-        self.kubectl("delete", "pod", pod, "-n", TRAFFIC_NS, "--ignore-not-found", "--wait=false", check=False)
+        assert self.shipped is not None
+        self.shipped.stop_load(pod)
 
     def served(self, namespace: str, name: str, track: str, version: str | None = None,
                code: str = "200", window: str = "10s") -> float:

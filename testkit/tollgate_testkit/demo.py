@@ -14,7 +14,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -72,7 +72,7 @@ def render(md: dict[str, Any]) -> str:
     stable = (st.get("stable") or {}).get("version", "-")
     canary = (st.get("canary") or {}).get("version", "-")
     lines = [
-        f"ModelDeployment {NAMESPACE}/{NAME}   phase: {st.get('phase', '-')}",
+        f"ModelDeployment {md['metadata']['namespace']}/{md['metadata']['name']}   phase: {st.get('phase', '-')}",
         f"  stable {stable}   canary {canary}   weight [{bar}] {weight:3d}%",
         f"  {st.get('message', '')}",
         "  steps:",
@@ -114,22 +114,27 @@ class View:
         sys.stdout.flush()
 
 
-def follow(stack: Stack, view: View, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-    deadline = time.monotonic() + ROLLOUT_TIMEOUT
+class Watched(Protocol):
+    def md(self, namespace: str, name: str) -> dict[str, Any]: ...
+
+
+def follow(stack: Watched, view: View, done: Callable[[dict[str, Any]], bool], *, namespace: str = NAMESPACE,
+           name: str = NAME, timeout: float = ROLLOUT_TIMEOUT) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        md = stack.md(NAMESPACE, NAME)
+        md = stack.md(namespace, name)
         view.show(md)
         if done(md):
             return md
         time.sleep(0.5)
-    raise TimeoutError(f"the rollout did not finish within {ROLLOUT_TIMEOUT:.0f}s")
+    raise TimeoutError(f"the rollout did not finish within {timeout:.0f}s")
 
 
 def apply(stack: Stack, version: str) -> None:
     stack.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(manifest(version)))
 
 
-def _settled_on(version: str) -> Callable[[dict[str, Any]], bool]:
+def settled_on(version: str) -> Callable[[dict[str, Any]], bool]:
     def check(md: dict[str, Any]) -> bool:
         st = md.get("status") or {}
         if st.get("phase") in ("RolledBack", "Stalled"):
@@ -139,8 +144,30 @@ def _settled_on(version: str) -> Callable[[dict[str, Any]], bool]:
     return check
 
 
+def summary(stack: Any, namespace: str, st: dict[str, Any], say: Callable[[str], None]) -> str | None:
+    """Print the history and the evidence record of the last incident; its name, if any."""
+    say("\nSummary")
+    for h in st.get("history", []):
+        say(f"  {h['at']}  {h['version']:<8} {h['result']:<11} {h.get('reason', '')[:80]}")
+    incident: str | None = st.get("lastIncident")
+    if incident:
+        cm = json.loads(stack.kubectl("get", "configmap", incident, "-n", namespace, "-o", "json").stdout)
+        evidence = json.loads(cm["data"]["evidence.json"])
+        say(f"\nEvidence record: kubectl -n {namespace} get configmap {incident} -o yaml")
+        for key in ("result", "reason", "message"):
+            if key in evidence:
+                say(f"  {key}: {evidence[key]}")
+        for slo in evidence.get("slos", evidence.get("analysis", []))[:5]:
+            say(f"  {json.dumps(slo, sort_keys=True)[:200]}")
+    return incident
+
+
 def main() -> int:
     unattended = os.environ.get("DEMO_UNATTENDED") == "1" or not sys.stdout.isatty()
+    if os.environ.get("REAL_NODE") == "1":
+        from tollgate_testkit import demo_node
+
+        return demo_node.main(View(unattended))
     view = View(unattended)
     say = print
     t0 = time.monotonic()
@@ -153,36 +180,24 @@ def main() -> int:
 
             say("\n1) First deployment of 1.0.0: straight to stable, no canary.")
             apply(stack, "1.0.0")
-            follow(stack, view, _settled_on("1.0.0"))
+            follow(stack, view, settled_on("1.0.0"))
 
             say("\n2) Rolling out 1.1.0 (healthy): weights 10 -> 25 -> 50 -> 100, each gated on the SLOs.")
             apply(stack, "1.1.0")
-            md = follow(stack, view, _settled_on("1.1.0"))
+            md = follow(stack, view, settled_on("1.1.0"))
             ok = (md["status"].get("stable") or {}).get("version") == "1.1.0"
             say(f"   -> {'promoted' if ok else 'NOT promoted'}: stable is now "
                 f"{(md['status'].get('stable') or {}).get('version')}")
 
             say("\n3) Rolling out 1.2.0, which fails 15% of requests: Tollgate must roll it back.")
             apply(stack, "1.2.0")
-            md = follow(stack, view, _settled_on("1.2.0"))
+            md = follow(stack, view, settled_on("1.2.0"))
             st = md["status"]
             rolled_back = st.get("phase") == "RolledBack" and (st.get("stable") or {}).get("version") == "1.1.0"
             say(f"   -> phase {st.get('phase')}, canary weight {st.get('canaryWeight')}%, "
                 f"stable still {(st.get('stable') or {}).get('version')}")
 
-            say("\nSummary")
-            for h in st.get("history", []):
-                say(f"  {h['at']}  {h['version']:<8} {h['result']:<11} {h.get('reason', '')[:80]}")
-            incident = st.get("lastIncident")
-            if incident:
-                cm = json.loads(stack.kubectl("get", "configmap", incident, "-n", NAMESPACE, "-o", "json").stdout)
-                evidence = json.loads(cm["data"]["evidence.json"])
-                say(f"\nEvidence record: kubectl -n {NAMESPACE} get configmap {incident} -o yaml")
-                for key in ("result", "reason", "message"):
-                    if key in evidence:
-                        say(f"  {key}: {evidence[key]}")
-                for slo in evidence.get("slos", evidence.get("analysis", []))[:5]:
-                    say(f"  {json.dumps(slo, sort_keys=True)[:200]}")
+            incident = summary(stack, NAMESPACE, st, say)
             success = ok and rolled_back and bool(incident)
             say(f"\nDemo {'complete' if success else 'FAILED'} in {time.monotonic() - t0:.0f}s; cleaning up.")
             return 0 if success else 1

@@ -1,0 +1,161 @@
+"""Tollgate as it ships, on the machine's real node: the world of `make e2e-node` and `REAL_NODE=1 make demo`.
+
+One place builds it so the e2e scenarios and the demo show the same thing:
+- the local control plane with the real node (node.py): containerd, kubelet, kube-proxy, kube-router
+  (NetworkPolicy) and CoreDNS beside the KWOK nodes;
+- the images of `make images` (hack/images/build.sh, buildah, no Docker) imported into containerd: the
+  operator built from our Dockerfile, the MLServer model server and the load generator;
+- Prometheus with Kubernetes discovery (hack/prometheus/build.sh; Debian's package has none) on the
+  node's bridge address, discovering model-server pods through our API server with the relabelling of
+  e2e/manifests/prometheus-node.yaml;
+- charts/tollgate installed with that image: in-cluster config, its ServiceAccount and RBAC, two
+  replicas with Lease election, startup/liveness/readiness probes.
+
+Needs root (the real node); `up` raises node.NodeUnavailableError naming what the host lacks.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tollgate_testkit import controlplane, images, node
+from tollgate_testkit.prometheus import Prometheus
+
+REPO = Path(__file__).resolve().parents[2]
+SYSTEM_NS = "tollgate-system"
+RELEASE = "tollgate"
+TRAFFIC_NS = "tollgate-traffic"
+SCRAPE_CONFIG = REPO / "e2e" / "manifests" / "prometheus-node.yaml"
+MODEL = "iris"
+URIS = {
+    "1.0.0": "file:///models/iris-v1",
+    "1.1.0": "file:///models/iris-v2",
+    "2.0.0": "file:///models/iris-v3-faulty",
+    "3.0.0": "file:///models/iris-misnamed",
+}
+"""Model versions baked into the model-server image (hack/images/model-server/train.py): 2.0.0 fails
+every request inside the model (HTTP 500), 3.0.0 is packaged under another name so it is never Ready."""
+RUNTIME: dict[str, Any] = {
+    "image": images.MODEL_SERVER, "port": 8080, "readinessPath": f"/v2/models/{MODEL}/ready",
+    "resources": {"requests": {"cpu": "50m", "memory": "200Mi"}, "limits": {"memory": "1Gi"}},
+}
+
+
+def _last_line(script: Path) -> Path:
+    out = subprocess.run(["bash", str(script)], check=True, stdout=subprocess.PIPE, text=True).stdout
+    return Path(out.strip().splitlines()[-1])
+
+
+def helm_bin() -> Path:
+    return _last_line(REPO / "hack" / "tools" / "build.sh") / "helm"
+
+
+def prometheus_bin() -> Path:
+    """Prometheus with Kubernetes discovery, built once by hack/prometheus/build.sh."""
+    return _last_line(REPO / "hack" / "prometheus" / "build.sh") / "prometheus"
+
+
+def scrape_jobs(server: str, pki: Path) -> list[dict[str, Any]]:
+    """The kubernetes_sd_configs scrape jobs of SCRAPE_CONFIG, pointed at our API server."""
+    doc = yaml.safe_load(SCRAPE_CONFIG.read_text())
+    tls = {"ca_file": str(pki / "ca.crt"), "cert_file": str(pki / "admin.crt"), "key_file": str(pki / "admin.key")}
+    for job in doc["scrape_configs"]:
+        for sd in job["kubernetes_sd_configs"]:
+            sd["api_server"] = server
+            sd["tls_config"] = tls
+    jobs: list[dict[str, Any]] = doc["scrape_configs"]
+    return jobs
+
+
+def run(*args: str, stdin: str | None = None, timeout: float = 900) -> str:
+    res = subprocess.run(list(args), input=stdin, capture_output=True, text=True, timeout=timeout, check=False)
+    if res.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed ({res.returncode}):\n{res.stderr[-4000:]}")
+    return res.stdout
+
+
+@dataclass
+class ShippedStack:
+    """What `up` started; `down` stops all of it."""
+
+    dir: Path
+    state: controlplane.State
+    prometheus: Prometheus
+    extra_values: list[str] = field(default_factory=list)
+
+    @property
+    def kubeconfig(self) -> str:
+        return self.state.kubeconfig
+
+    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        res = subprocess.run(["kubectl", "--kubeconfig", self.kubeconfig, *args], input=stdin, text=True,
+                             capture_output=True, timeout=300, check=False)
+        if check and res.returncode != 0:
+            raise RuntimeError(f"kubectl {' '.join(args)} failed: {res.stderr.strip()}")
+        return res
+
+    def md(self, namespace: str, name: str) -> dict[str, Any]:
+        got: dict[str, Any] = json.loads(self.kubectl("get", "modeldeployment", name, "-n", namespace,
+                                                      "-o", "json").stdout)
+        return got
+
+    def install_chart(self) -> None:
+        """helm upgrade --install of charts/tollgate with the operator image built from our Dockerfile."""
+        repo, _, tag = images.OPERATOR.rpartition(":")
+        run(str(helm_bin()), "upgrade", "--install", RELEASE, str(REPO / "charts" / "tollgate"),
+            "--kubeconfig", self.kubeconfig, "--namespace", SYSTEM_NS, "--wait", "--timeout", "5m",
+            "--set", f"image.repository={repo}", "--set", f"image.tag={tag}", "--set", "image.pullPolicy=Never",
+            "--set", "replicaCount=2", "--set", f"prometheus.url={self.prometheus.url}", *self.extra_values)
+
+    def start_load(self, namespace: str, name: str, model: str, port: int, rps: float = 20,
+                   duration: float = 600) -> str:
+        """A load generator pod POSTing V2 inference requests to the ModelDeployment's Service ClusterIP."""
+        sandbox = f"{namespace}-{name}"
+        url = f"http://{name}.{sandbox}.svc.cluster.local:{port}/v2/models/{model}/infer"
+        pod = f"load-{namespace}"[:63]
+        manifest = {"apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": pod, "namespace": TRAFFIC_NS, "labels": {"app": "loadgen"}},
+                    "spec": {"restartPolicy": "Never", "containers": [{
+                        "name": "loadgen", "image": images.LOADGEN, "imagePullPolicy": "Never",
+                        "args": [url, "--rps", str(rps), "--duration", str(duration)]}]}}
+        self.kubectl("delete", "pod", pod, "-n", TRAFFIC_NS, "--ignore-not-found")
+        self.kubectl("apply", "-f", "-", stdin=json.dumps(manifest))
+        return pod
+
+    def stop_load(self, pod: str) -> None:
+        self.kubectl("delete", "pod", pod, "-n", TRAFFIC_NS, "--ignore-not-found", "--wait=false", check=False)
+
+    def down(self) -> None:
+        self.prometheus.stop()
+        controlplane.down(self.dir)
+
+
+def up(directory: Path | None = None) -> ShippedStack:
+    """Build (or reuse) the images, start the control plane with the real node, Prometheus, the chart."""
+    directory = directory or Path(tempfile.mkdtemp(prefix="tollgate-shipped-"))
+    built = images.build()
+    state = controlplane.up(directory, real_node=True)
+    try:
+        images.load(Path(state.node_bin), built)
+        prometheus = Prometheus(host=node.GATEWAY, workdir=directory / "prometheus", binary=prometheus_bin(),
+                                scrape_configs=scrape_jobs(state.server, directory / "pki")).start()
+    except BaseException:
+        controlplane.down(directory)
+        raise
+    stack = ShippedStack(directory, state, prometheus)
+    try:
+        for ns in (SYSTEM_NS, TRAFFIC_NS):
+            stack.kubectl("create", "namespace", ns, check=False)
+            stack.kubectl("label", "namespace", ns, f"{node.NODE_LABEL}=true", "--overwrite")
+        stack.install_chart()
+    except BaseException:
+        stack.down()
+        raise
+    return stack
