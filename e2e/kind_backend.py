@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from e2e_world import World
+from tollgate_testkit.shipped import RELEASE, SYSTEM_NS
+from tollgate_testkit.shipped import run as _run
 from tollgate_testkit.stack import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,9 +32,7 @@ E2E = Path(__file__).resolve().parent
 CLUSTER = os.environ.get("E2E_KIND_CLUSTER", "tollgate-e2e")
 IMAGE = os.environ.get("E2E_IMAGE", "tollgate-operator:e2e")
 TESTKIT_IMAGE = os.environ.get("E2E_TESTKIT_IMAGE", "tollgate-testkit:e2e")
-SYSTEM_NS = "tollgate-system"
 INFRA_NS = "tollgate-e2e"
-RELEASE = "tollgate"
 MODEL_SERVER = {"image": "registry.k8s.io/e2e-test-images/agnhost:2.47",
                 "args": ["netexec", "--http-port=8080"], "readinessPath": "/hostname"}
 
@@ -53,13 +53,6 @@ def unavailable() -> str | None:
         if not (REPO / path).exists():
             return f"E2E_BACKEND=kind needs {path} in the repository"
     return None
-
-
-def _run(*args: str, stdin: str | None = None, timeout: float = 900) -> str:
-    res = subprocess.run(list(args), input=stdin, capture_output=True, text=True, timeout=timeout, check=False)
-    if res.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} failed ({res.returncode}):\n{res.stderr[-4000:]}")
-    return res.stdout
 
 
 class KindWorld(World):
