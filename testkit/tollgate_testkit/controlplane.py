@@ -33,7 +33,7 @@ from pathlib import Path
 
 import yaml
 
-from tollgate_testkit import procs
+from tollgate_testkit import kwok_faults, procs
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "hack" / "controlplane" / "build.sh"
@@ -177,18 +177,23 @@ def _kubectl(kubeconfig: str, *args: str, stdin: str | None = None) -> str:
 
 
 def _kwok_stages(assets: Path, out: Path) -> list[str]:
-    """kwok's stock stages, with pod-ready skipping NEVER_READY_IMAGE pods."""
+    """kwok's stock stages, with pod-ready skipping NEVER_READY_IMAGE pods and the fault images, plus the
+    stages that make those fail as a kubelet reports it (kwok_faults)."""
     paths = []
     for src in sorted((assets / "kwok-stages").glob("*.yaml")):
         docs = [d for d in yaml.safe_load_all(src.read_text()) if d]
         for doc in docs:
             if doc.get("metadata", {}).get("name") == "pod-ready":
                 doc["spec"]["selector"]["matchExpressions"].append(
-                    {"key": ".spec.containers.[].image", "operator": "NotIn", "values": [NEVER_READY_IMAGE]}
+                    {"key": ".spec.containers.[].image", "operator": "NotIn",
+                     "values": [NEVER_READY_IMAGE, *kwok_faults.FAULT_IMAGES]}
                 )
         dst = out / src.name
         dst.write_text(yaml.safe_dump_all(docs))
         paths.append(str(dst))
+    faults = out / "tollgate-faults.yaml"
+    faults.write_text(yaml.safe_dump_all(kwok_faults.fault_stages()))
+    paths.append(str(faults))
     return paths
 
 

@@ -33,6 +33,7 @@ import yaml
 from pydantic import BaseModel
 
 from tollgate.api import resource
+from tollgate.api.share_rule import share_rule
 from tollgate.api.spec import (
     DIGEST_PATTERN,
     DNS_LABEL_PATTERN,
@@ -191,6 +192,11 @@ class _Translator:
 def openapi_schema() -> dict[str, Any]:
     """The CRD's openAPIV3Schema: spec and status from the models, the usual envelope around them."""
     spec = _Translator(ModelDeploymentSpec).translate("spec")
+    # Needs the risk tiers' steps (api.tiers imports api.spec, so the rule cannot sit on the model).
+    tier_weights = {tier.value: [s.weight for s in preset.steps] for tier, preset in TIERS.items()}
+    default_tier = ModelDeploymentSpec.model_fields["riskTier"].default.value
+    spec["x-kubernetes-validations"] = [*spec.get("x-kubernetes-validations", []),
+                                        share_rule(tier_weights, default_tier)]
     # Status reuses spec models (a revision keeps its model and runtime). Their CEL rules stay out of the
     # status: the operator copies them from a spec the server already validated, and a rule tightened
     # later must never make the operator's status writes fail.

@@ -14,6 +14,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from tollgate.api.probes import Probes
+from tollgate.api.scheduling import Scheduling
 from tollgate.api.validation import cel
 
 # Patterns shared by the schema and the operator. Kept deliberately close to Kubernetes' own grammar.
@@ -124,6 +126,13 @@ ResourceList = Annotated[dict[ResourceName, Quantity], Field(max_length=16)]
     "quantity(self.requests[k]).compareTo(quantity(self.limits[k])) <= 0)",
     "spec.runtime.resources.requests must not exceed limits: lower the request or raise the limit",
     field_path=".requests",
+)
+@cel(
+    "(!has(self.requests) || self.requests.all(k, !k.contains('/') || !isQuantity(self.requests[k]) || "
+    "quantity(self.requests[k]).isInteger())) && (!has(self.limits) || self.limits.all(k, !k.contains('/') || "
+    "!isQuantity(self.limits[k]) || quantity(self.limits[k]).isInteger()))",
+    "spec.runtime.resources: extended resources such as nvidia.com/gpu are whole devices: write \"1\", "
+    "not \"0.5\" or \"500m\" (to share a GPU, use a MIG or time-slicing resource name your cluster offers)",
 )
 class Resources(_Model):
     """Compute resources per model-server pod. GPUs are extended resources such as nvidia.com/gpu."""
@@ -262,6 +271,11 @@ class Traffic(_Model):
     gatewayAPI: an HTTPRoute with weighted backendRefs (exact weights)."""
     gatewayAPI: GatewayAPI | None = None
     """Required when router is gatewayAPI."""
+    shareTolerance: Annotated[int, Field(ge=0, le=100)] | None = None
+    """Percentage points a step's real traffic share may miss its weight by (replicas router: the canary
+    rounds up to whole pods, so at 2 replicas a 10% step gets 50%). Set: a step plan the replicas cannot
+    give within it is refused when applied. Unset: the operator reports each step's real share
+    (status.steps) and warns beyond 5 points (ShareWithinTolerance condition and an Event)."""
 
 
 @cel(
@@ -470,6 +484,29 @@ class Fallback(_Model):
     field_path=".sandbox.quota",
 )
 @cel(
+    "!has(self.sandbox) || !has(self.sandbox.quota) || size(self.sandbox.quota) == 0 || "
+    "!has(self.runtime.resources) || "
+    "((has(self.runtime.resources.requests) ? self.runtime.resources.requests.filter(k, k.contains('/')) : [])"
+    " + (has(self.runtime.resources.limits) ? self.runtime.resources.limits.filter(k, k.contains('/')) : []))"
+    ".all(k, k in self.sandbox.quota || ('requests.' + k) in self.sandbox.quota)",
+    "spec.sandbox.quota must list every extended resource spec.runtime.resources asks for (e.g. "
+    "requests.nvidia.com/gpu: \"4\" for 2 replicas of 1 GPU with room for a canary): a quota that omits it "
+    "does not limit it; add it, or leave quota empty to derive it",
+    field_path=".sandbox.quota",
+)
+@cel(
+    "!has(self.rollout) || !has(self.rollout.progressDeadline) || !has(self.probes) || !has(self.probes.startup) || "
+    "(has(self.probes.startup.enabled) && !self.probes.startup.enabled) || "
+    "duration(self.rollout.progressDeadline).getSeconds() >= "
+    "(has(self.probes.startup.initialDelaySeconds) ? self.probes.startup.initialDelaySeconds : 0) + "
+    "(has(self.probes.startup.periodSeconds) ? self.probes.startup.periodSeconds : 10) * "
+    "(has(self.probes.startup.failureThreshold) ? self.probes.startup.failureThreshold : 6)",
+    "spec.rollout.progressDeadline is shorter than the time spec.probes.startup gives the model to load "
+    "(initialDelaySeconds + periodSeconds x failureThreshold): a slow load would be rolled back; raise "
+    "progressDeadline or lower the startup budget",
+    field_path=".rollout.progressDeadline",
+)
+@cel(
     "!has(self.slos) || self.slos.all(s, self.slos.exists_one(t, t.name == s.name))",
     "spec.slos names must be unique: rename or merge the repeated SLO",
     field_path=".slos",
@@ -487,6 +524,12 @@ class ModelDeploymentSpec(_Model):
     """low | medium | high | critical: picks steps, analysis strictness and approvals when omitted."""
     sandbox: Sandbox = Field(default_factory=Sandbox)
     """Isolation of the namespace the model runs in."""
+    probes: Probes = Field(default_factory=Probes)
+    """Startup, readiness and liveness probes of the model server (defaults suit slow-loading models). Not part
+    of the revision."""
+    scheduling: Scheduling = Field(default_factory=Scheduling)
+    """Where the pods run (node selector, tolerations, affinity, topology spread, priority class); the
+    same for every track. Not part of the revision: a change rolls the running tracks, no canary."""
     traffic: Traffic = Field(default_factory=Traffic)
     """Traffic routing between the tracks."""
     rollout: Rollout = Field(default_factory=Rollout)

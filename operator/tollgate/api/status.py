@@ -217,6 +217,23 @@ class TimelineEntry(_Status):
     """Canary weight after the decision."""
 
 
+class StepStatus(_Status):
+    """One step of the plan with the share of requests it really gives the canary."""
+
+    weight: int
+    """Percent asked for (spec.rollout.steps[].weight, or the risk tier's)."""
+    plannedShare: float
+    """Percent the router gives at the current replica count: Ready canary pods / all Ready pods for the
+    replicas router (it rounds the canary up to whole pods), the weight itself for gatewayAPI."""
+    canaryPods: int = 0
+    """Canary pods at this step."""
+    stablePods: int = 0
+    """Stable pods at this step (replicas router)."""
+    share: float | None = None
+    """Percent the canary really got while this step held, measured from Ready pods (the latest
+    observation); None until the current canary reached this step."""
+
+
 class ModelDeploymentStatus(_Status):
     """Observed state, written by the operator; never edit it by hand."""
 
@@ -244,6 +261,11 @@ class ModelDeploymentStatus(_Status):
     """Number of steps of the current rollout."""
     canaryWeight: int = 0
     """Percent of traffic on the canary now."""
+    canaryShare: float | None = None
+    """Percent of requests the canary really gets now (replicas router: Ready canary pods / all Ready pods
+    behind the Service; gatewayAPI: the route weight); None without a canary."""
+    steps: Annotated[list[StepStatus], Field(max_length=20)] = Field(default_factory=list)
+    """The step plan with each step's real share (see spec.traffic.shareTolerance)."""
     stepStartedAt: str | None = None
     """When the current step began (RFC 3339)."""
     canaryStartedAt: str | None = None

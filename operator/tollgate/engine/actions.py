@@ -58,6 +58,7 @@ class Reason(StrEnum):
     PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
     SPEC_INVALID = "SpecInvalid"
     DEPLOYED = "Deployed"
+    SHARE_OUT_OF_TOLERANCE = "ShareOutOfTolerance"
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,9 @@ class Cause(StrEnum):
     """Pods were not Ready within progressDeadline."""
     ABORT = "abort"
     """Somebody set tollgate.dev/abort."""
+    POD_FAILURE = "pods"
+    """A canary container cannot start and will not by waiting (its image never pulls, it crash-loops):
+    rolled back when the kubelet reports it, not at the progress deadline."""
 
     @property
     def reason(self) -> Reason:

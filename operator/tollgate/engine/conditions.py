@@ -33,9 +33,12 @@ AWAITING_APPROVAL = "AwaitingApproval"
 ROLLED_BACK = "RolledBack"
 ROUTE_ACCEPTED = "RouteAccepted"
 """gatewayAPI router only: every parent Gateway accepted the HTTPRoute and resolved its backends."""
+SHARE_WITHIN_TOLERANCE = "ShareWithinTolerance"
+"""Every step's real traffic share is within spec.traffic.shareTolerance of its weight (engine.shares)."""
 
 ABNORMAL_TRUE = frozenset({RECONCILING, STALLED})
-ORDER = (READY, RECONCILING, STALLED, SANDBOX_READY, PROGRESSING, AWAITING_APPROVAL, ROLLED_BACK, ROUTE_ACCEPTED)
+ORDER = (READY, RECONCILING, STALLED, SANDBOX_READY, PROGRESSING, AWAITING_APPROVAL, ROLLED_BACK, ROUTE_ACCEPTED,
+         SHARE_WITHIN_TOLERANCE)
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,8 @@ def of_status(
     generation: int,
     route: str | None = None,
     routed: bool = False,
+    share_problem: str | None = None,
+    shares_checked: bool = True,
 ) -> list[Condition]:
     """Every condition of a status, the one place they are derived from the phase.
 
@@ -98,6 +103,8 @@ def of_status(
     resolved its backends (`route` is the problem otherwise, naming the parent and its reason, in the
     RouteAccepted condition). Stalled (kstatus failed): the spec cannot be acted on, a rollback, or a
     first deployment past its progress deadline (`pending_late`). Reconciling: neither.
+    ShareWithinTolerance (when `shares_checked`): False with `share_problem` (engine.shares) when a
+    step's real traffic share misses its weight beyond the tolerance.
     """
     phase = st.phase
     ready = (phase in SERVING_PHASES and stable_ready) or (phase is Phase.FALLBACK and st.fallback is not None)
@@ -126,6 +133,10 @@ def of_status(
     if routed:
         wanted.append(Want(ROUTE_ACCEPTED, route is None, "Accepted" if route is None else "NotAccepted",
                            route or "every parent Gateway accepted the HTTPRoute and resolved its backends"))
+    if shares_checked:
+        wanted.append(Want(SHARE_WITHIN_TOLERANCE, share_problem is None,
+                           "WithinTolerance" if share_problem is None else "ShareOutOfTolerance",
+                           share_problem or "every step's traffic share is within tolerance of its weight"))
     return merge(previous, wanted, now, generation)
 
 

@@ -23,6 +23,44 @@ class Track(StrEnum):
     FALLBACK = "fallback"
 
 
+class PodProblemKind(StrEnum):
+    UNSCHEDULABLE = "Unschedulable"
+    """The scheduler found no node (PodScheduled=False): it may resolve (a node joins), so it is reported,
+    and the progress deadline decides."""
+    FAILING = "Failing"
+    """A container cannot start (image never pulls, crash loop, bad config): it will not resolve by
+    waiting, so a canary is rolled back at once."""
+
+
+@dataclass(frozen=True)
+class PodProblem:
+    """Why a pod of a track is not Ready, in the words of the scheduler or the kubelet."""
+
+    kind: PodProblemKind
+    reason: str
+    """The container's waiting reason (ImagePullBackOff, CrashLoopBackOff, ...) or the scheduler's
+    (Unschedulable)."""
+    message: str
+    """Their message, e.g. "0/4 nodes are available: 4 Insufficient nvidia.com/gpu"."""
+    pod: str
+    container: str | None = None
+    restarts: int = 0
+    last_exit: str | None = None
+    """The container's last termination (crash loop), e.g. "Error, exit code 1"."""
+
+    def describe(self) -> str:
+        """One line for status, events and evidence."""
+        where = f"pod {self.pod}" + (f" container {self.container}" if self.container else "")
+        detail = f": {self.message}" if self.message else ""
+        extra = []
+        if self.restarts:
+            extra.append(f"{self.restarts} restarts")
+        if self.last_exit:
+            extra.append(f"last exit {self.last_exit}")
+        tail = f" ({', '.join(extra)})" if extra else ""
+        return f"{where}: {self.reason}{detail}{tail}"
+
+
 @dataclass(frozen=True)
 class TrackObservation:
     """Pods of one track as the workload controller reports them."""
@@ -33,6 +71,8 @@ class TrackObservation:
     ready: int = 0
     updated: int = 0
     """Pods of the current template (Deployment status.updatedReplicas)."""
+    problem: PodProblem | None = None
+    """A pod of the track's revision that is not Ready, and why (failing before unschedulable)."""
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,8 @@ from tollgate.engine.labels import (
 )
 from tollgate.engine.naming import fit
 from tollgate.engine.observations import Track
+from tollgate.engine.placement import pod_placement
+from tollgate.engine.probes import container_probes
 from tollgate.engine.sandbox import sandbox_namespace, service_account_name
 
 Manifest = dict[str, Any]
@@ -90,11 +92,7 @@ def _container(spec: ModelDeploymentSpec, ref: RevisionRef) -> Manifest:
         "image": runtime.image,
         "env": env,
         "ports": [{"name": "http", "containerPort": runtime.port, "protocol": "TCP"}],
-        "readinessProbe": {
-            "httpGet": {"path": runtime.readinessPath, "port": "http"},
-            "periodSeconds": 5,
-            "failureThreshold": 3,
-        },
+        **container_probes(spec, runtime.readinessPath),
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,
@@ -146,6 +144,7 @@ def deployment(spec: ModelDeploymentSpec, ctx: Context, track: Track, plan: Trac
                     },
                     "containers": [_container(spec, plan.ref)],
                     "volumes": [{"name": "tmp", "emptyDir": {}}],
+                    **pod_placement(spec.scheduling, ctx, track.value),
                 },
             },
         },

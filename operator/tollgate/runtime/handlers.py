@@ -153,6 +153,20 @@ async def deployment_event(event: kopf.RawEvent, body: kopf.Body, memo: Any, **_
         st.kick()
 
 
+@kopf.on.event("", "v1", "pods", labels={resource.LABEL_MANAGED_BY: resource.MANAGED_BY_VALUE})
+async def pod_event(event: kopf.RawEvent, body: kopf.Body, memo: Any, **_: Any) -> None:
+    """The tracks' pods: a container that never pulls or crash-loops, or a pod no node takes, wakes its
+    ModelDeployment with the kubelet's or the scheduler's own reason (runtime.pods)."""
+    rt = _rt(memo)
+    metrics.WATCH_EVENTS.labels("Pod").inc()
+    owner = rt.registry.observe_pod(body, deleted=event.get("type") == "DELETED")
+    if owner is None:
+        return
+    st = rt.registry.by_labels(*owner)
+    if st is not None:
+        st.kick()
+
+
 # The other objects Tollgate writes into sandboxes (and the sandbox namespaces themselves): watched by
 # its labels, so an edit or a deletion by anyone else wakes the owner, whose next decision puts it back.
 CHILD_KINDS = (
@@ -164,7 +178,8 @@ CHILD_KINDS = (
     ("networking.k8s.io", "v1", "networkpolicies"),
     ("gateway.networking.k8s.io", "v1", "httproutes"),
 )
-WATCHED = {("apps", "deployments"), *((group, plural) for group, _, plural in CHILD_KINDS if plural != "namespaces")}
+WATCHED = {("apps", "deployments"), ("", "pods"),
+           *((group, plural) for group, _, plural in CHILD_KINDS if plural != "namespaces")}
 """Watched with a server-side label selector. Not Namespaces: kopf resolves the namespace globs of
 --namespace from its own Namespace watch, which must see every namespace (the handler filters by label)."""
 

@@ -8,6 +8,7 @@ on events and at the times the engine asked for, never by polling the API server
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,8 +17,9 @@ from typing import Any
 from tollgate.api import resource
 from tollgate.engine.actions import Context
 from tollgate.engine.naming import fit
-from tollgate.engine.observations import RouteObservation, Track, TrackObservation
+from tollgate.engine.observations import PodProblem, RouteObservation, Track, TrackObservation
 from tollgate.engine.workloads import deployment_name
+from tollgate.runtime.pods import pod_problem, worst
 
 MDKey = tuple[str, str]
 
@@ -91,6 +93,10 @@ class Registry:
     routes: dict[tuple[str, str], RouteObservation] = field(default_factory=dict)
     """(sandbox namespace, route name) -> the HTTPRoute's parents status; filled by HTTPRoute watch events."""
 
+    pods: dict[tuple[str, str], dict[str, tuple[str | None, PodProblem | None]]] = field(default_factory=dict)
+    """(sandbox namespace, track) -> pod name -> (revision label, why it is not Ready or None); filled by
+    the pod watch, so a canary that never pulls its image or crash-loops is seen when the kubelet says so."""
+
     labels: dict[MDKey, MDKey] = field(default_factory=dict)
     """(namespace, name) as the children's labels carry them (fit to 63 characters) -> the key."""
 
@@ -152,7 +158,38 @@ class Registry:
     def track(self, sandbox: str | None, ctx: Context, track: Track) -> TrackObservation:
         if not sandbox:
             return TrackObservation(revision=None)
-        return self.tracks.get((sandbox, deployment_name(ctx, track))) or TrackObservation(revision=None)
+        obs = self.tracks.get((sandbox, deployment_name(ctx, track))) or TrackObservation(revision=None)
+        pods = self.pods.get((sandbox, track.value))
+        if obs.revision is None or not pods:
+            return obs
+        problem = worst([p for revision, p in pods.values() if p is not None and revision == obs.revision])
+        return dataclasses.replace(obs, problem=problem) if problem is not None else obs
+
+    # --- the tracks' pods: why a pod is not Ready ----------------------------------------------------
+    def observe_pod(self, body: Mapping[str, Any], deleted: bool) -> MDKey | None:
+        """Record why a Tollgate-managed pod is not Ready (runtime.pods); returns its ModelDeployment when
+        that changed, else None (pods come and go, turn Ready, restart: most events wake nobody)."""
+        meta = body.get("metadata", {})
+        labels = meta.get("labels") or {}
+        md_ns = labels.get(resource.LABEL_MD_NAMESPACE)
+        md_name = labels.get(resource.LABEL_MD_NAME)
+        track = labels.get(resource.LABEL_TRACK)
+        if not md_ns or not md_name or not track:
+            return None
+        key = (meta.get("namespace", ""), track)
+        name = meta.get("name", "")
+        pods = self.pods.setdefault(key, {})
+        before = pods.get(name)
+        if deleted:
+            pods.pop(name, None)
+            if not pods:
+                self.pods.pop(key, None)
+            return (md_ns, md_name) if before is not None and before[1] is not None else None
+        now = (labels.get(resource.LABEL_REVISION), pod_problem(body))
+        pods[name] = now
+        if (before[1] if before else None) == now[1]:
+            return None
+        return (md_ns, md_name)
 
     # --- the gatewayAPI router's HTTPRoutes ----------------------------------------------------------
     def observe_route(self, body: Mapping[str, Any], observation: RouteObservation | None) -> MDKey | None:

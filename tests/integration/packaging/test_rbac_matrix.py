@@ -33,7 +33,10 @@ def test_rendered_rules_have_no_wildcards_no_escalation_and_no_broad_secret_acce
                 assert "*" not in rule.get(key, []), (role["metadata"]["name"], rule)
             assert not FORBIDDEN_VERBS & set(rule["verbs"]), rule
             assert not {"roles", "clusterroles", "rolebindings", "clusterrolebindings", "users", "groups",
-                        "pods", "pods/exec", "serviceaccounts/token", "nodes"} & set(rule["resources"]), rule
+                        "pods/exec", "pods/log", "serviceaccounts/token", "nodes"} & set(rule["resources"]), rule
+            if "pods" in rule["resources"]:
+                # the tracks' pods are read (why a canary is not Ready), never written
+                assert rule["resources"] == ["pods"] and set(rule["verbs"]) == {"get", "list", "watch"}, rule
             if "secrets" in rule["resources"]:
                 # only in a namespaced Role, only get, only the named Prometheus credentials
                 assert role["kind"] == "Role" and rule["verbs"] == ["get"]
@@ -41,6 +44,7 @@ def test_rendered_rules_have_no_wildcards_no_escalation_and_no_broad_secret_acce
 
 
 ALLOWED = [
+    ("watch", "pods", "-A"),
     ("list", "modeldeployments.tollgate.dev", "-A"),
     ("watch", "modeldeployments.tollgate.dev", "-A"),
     ("patch", "modeldeployments.tollgate.dev", "-A"),
@@ -97,8 +101,8 @@ def denied(inst: install.Installed) -> list[tuple[str, ...]]:
         ("get", "leases.coordination.k8s.io/tollgate-operator", "-n", "default"),
         ("create", "leases.coordination.k8s.io", "-n", "default"),
         ("delete", "leases.coordination.k8s.io/tollgate-operator", "-n", ns),
-        # no reads it does not need
-        ("get", "pods", "-A"), ("list", "nodes"),
+        # no reads it does not need (pods are read, their logs and exec are not)
+        ("get", "pods", "--subresource=log", "-A"), ("list", "nodes"),
     ]
 
 

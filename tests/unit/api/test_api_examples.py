@@ -13,6 +13,8 @@ from pydantic import BaseModel
 
 from tollgate.api import resource
 from tollgate.api.spec import ApprovalMode, ModelDeploymentSpec, RiskTier, RouterKind
+from tollgate.api.tiers import TIERS
+from tollgate.engine import shares
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 NAMES = ["minimal.yaml", "full.yaml", "gateway-api.yaml", "critical-approval.yaml"]
@@ -98,5 +100,17 @@ def test_gateway_and_critical_examples_show_what_their_names_promise() -> None:
 
 def test_minimal_example_relies_on_defaults() -> None:
     spec = ModelDeploymentSpec.model_validate(_load("minimal.yaml")["spec"])
-    assert spec.model_fields_set == {"model", "runtime"}
+    # replicas is the one setting beyond model and runtime: the default 2 would give the tier's 10% step 50%
+    assert spec.model_fields_set == {"model", "runtime", "replicas"}
     assert spec.riskTier == RiskTier.MEDIUM and spec.rollout.steps is None
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_example_gives_the_steps_it_advertises(name: str) -> None:
+    # given an example and the steps it runs (its own, or its risk tier's)
+    spec = ModelDeploymentSpec.model_validate(_load(name)["spec"])
+    weights = [s.weight for s in (spec.rollout.steps or TIERS[spec.riskTier].steps)]
+    # when the router splits traffic at the example's replica count
+    planned = shares.planned(spec.traffic.router, spec.replicas, weights)
+    # then every step gets its weight (within the default tolerance)
+    assert not shares.beyond(planned, shares.DEFAULT_TOLERANCE), [s.describe(len(weights)) for s in planned]

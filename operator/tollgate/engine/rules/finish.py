@@ -27,6 +27,7 @@ from tollgate.engine.revision import fallback_revision
 from tollgate.engine.route_status import route_problem
 from tollgate.engine.routing import canary_replicas, split
 from tollgate.engine.rules.readiness import overdue
+from tollgate.engine.rules.shares import report_shares
 from tollgate.engine.sandbox import sandbox_namespace, sandbox_objects
 from tollgate.engine.timeutil import parse_time
 from tollgate.engine.wakes import wake
@@ -37,8 +38,9 @@ def finish(d: Draft, policy: Policy | None) -> Decision:
     d.st.controls = seen_tokens(d.prev.controls, d.obs.controls, defer=d.deferred)
     if d.spec.killSwitch:
         d.st.canaryWeight = 0
+    share_problem = report_shares(d, policy) if policy is not None else None
     d.st.timeline = _timeline(d)
-    d.st.conditions = _conditions(d, policy)
+    d.st.conditions = _conditions(d, policy, share_problem)
     st = d.st.freeze()
 
     actions: list[Action] = []
@@ -123,7 +125,7 @@ def traffic_plan(spec: ModelDeploymentSpec, policy: Policy, st: ModelDeploymentS
     )
 
 
-def _conditions(d: Draft, policy: Policy | None) -> list[Condition]:
+def _conditions(d: Draft, policy: Policy | None, share_problem: str | None) -> list[Condition]:
     st = d.st
     phase = st.phase
     stable_ready = track_ready(d.obs.stable, st.stable, d.spec.replicas)
@@ -136,7 +138,8 @@ def _conditions(d: Draft, policy: Policy | None) -> list[Condition]:
     return cond.of_status(d.prev.conditions, st, stable_ready=stable_ready, pending_late=pending_late,
                           sandbox_ready=d.obs.sandbox_ready, now=d.now, generation=d.ctx.generation,
                           route=route if d.spec.traffic.router is RouterKind.GATEWAY_API else None,
-                          routed=d.spec.traffic.router is RouterKind.GATEWAY_API)
+                          routed=d.spec.traffic.router is RouterKind.GATEWAY_API, share_problem=share_problem,
+                          shares_checked=policy is not None)
 
 
 def _timeline(d: Draft) -> list[TimelineEntry]:

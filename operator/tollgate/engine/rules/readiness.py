@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from tollgate.api.status import RevisionRef
 from tollgate.engine.actions import Cause, Reason
 from tollgate.engine.draft import Draft, track_ready
+from tollgate.engine.observations import PodProblemKind, TrackObservation
 from tollgate.engine.policy import Policy
 from tollgate.engine.routing import canary_replicas
 from tollgate.engine.rules.rollback import roll_back
@@ -40,11 +42,20 @@ def roll_back_when_late(d: Draft, policy: Policy, since: datetime, what: str, de
     return True
 
 
+def pods_detail(track: TrackObservation, ref: RevisionRef | None) -> str:
+    """Why the track's pods of `ref` are not Ready, in the kubelet's or scheduler's words ("" if unknown)."""
+    if ref is None or track.revision != ref.revision or track.problem is None:
+        return ""
+    return f"; {track.problem.describe()}"
+
+
 def canary_ready(d: Draft, policy: Policy, *, promoting: bool) -> bool | None:
     """The canary has the Ready pods its weight needs (the first step's before it takes traffic).
 
     Not ready: the waiting clock starts (or keeps running) and, past the deadline, the canary is rolled
-    back: then None. While promoting, the promotion's own deadline counts instead.
+    back: then None. A canary container that cannot start and will not by waiting (its image never
+    pulls, it crash-loops: PodProblemKind.FAILING) is rolled back at once, with the kubelet's reason,
+    whatever the deadline. While promoting, the promotion's own deadline counts instead.
     """
     canary = d.st.canary
     assert canary is not None
@@ -61,6 +72,12 @@ def canary_ready(d: Draft, policy: Policy, *, promoting: bool) -> bool | None:
     since = parse_time(d.st.notReadySince) or d.now
     d.st.notReadySince = format_time(since)
     have = d.obs.canary.ready if d.obs.canary.revision == canary.revision else 0
-    if roll_back_when_late(d, policy, since, f"canary {canary.version} not Ready", f" ({have}/{want} pods Ready)"):
+    problem = d.obs.canary.problem if d.obs.canary.revision == canary.revision else None
+    if problem is not None and problem.kind is PodProblemKind.FAILING:
+        roll_back(d, Cause.POD_FAILURE, f"canary {canary.version} cannot start ({have}/{want} pods Ready): "
+                                        f"{problem.describe()}")
+        return None
+    detail = f" ({have}/{want} pods Ready){pods_detail(d.obs.canary, canary)}"
+    if roll_back_when_late(d, policy, since, f"canary {canary.version} not Ready", detail):
         return None
     return False

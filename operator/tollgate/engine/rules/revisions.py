@@ -17,7 +17,7 @@ from tollgate.engine.actions import Reason
 from tollgate.engine.draft import Draft, track_ready
 from tollgate.engine.policy import Policy
 from tollgate.engine.revision import desired_revision
-from tollgate.engine.rules.readiness import late, overdue
+from tollgate.engine.rules.readiness import late, overdue, pods_detail
 from tollgate.engine.rules.rollback import rolled_back
 from tollgate.engine.rules.steps import progress
 from tollgate.engine.timeutil import format_time, parse_time
@@ -70,14 +70,16 @@ def _first_deployment(d: Draft, policy: Policy, rev: RevisionRef) -> None:
     d.st.notReadySince = format_time(since)
     ready = d.obs.stable.ready if d.obs.stable.revision == rev.revision else 0
     if overdue(since, policy, d.now):
-        message = late(policy, f"first version {rev.version} not Ready", f" ({ready}/{d.spec.replicas} pods Ready)")
+        message = late(policy, f"first version {rev.version} not Ready",
+                       f" ({ready}/{d.spec.replicas} pods Ready){pods_detail(d.obs.stable, rev)}")
         if d.prev.message != message:
             d.event(Reason.PROGRESS_DEADLINE_EXCEEDED, message, warning=True)
         # Stalled in the phase too, so `kubectl get md` agrees with the Stalled condition; pods turning
         # Ready later (a Deployment event) still make it Stable.
         d.phase(Phase.STALLED, message)
     else:
-        d.phase(Phase.PENDING, f"deploying {rev.version}: {ready}/{d.spec.replicas} pods Ready")
+        d.phase(Phase.PENDING, f"deploying {rev.version}: {ready}/{d.spec.replicas} pods Ready"
+                               f"{pods_detail(d.obs.stable, rev)}")
 
 
 def _steady(d: Draft) -> None:
@@ -86,7 +88,7 @@ def _steady(d: Draft) -> None:
     promoted = d.prev.phase in (Phase.PROMOTING, Phase.SUCCEEDED)
     message = f"serving {stable.version} ({stable.revision})"
     if not track_ready(d.obs.stable, stable, d.spec.replicas):
-        message += f"; {d.obs.stable.ready}/{d.spec.replicas} pods Ready"
+        message += f"; {d.obs.stable.ready}/{d.spec.replicas} pods Ready{pods_detail(d.obs.stable, stable)}"
     d.st.canaryWeight = 0
     d.st.promotingSince = None
     d.st.notReadySince = None

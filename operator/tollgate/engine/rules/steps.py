@@ -25,7 +25,7 @@ from tollgate.engine.draft import Draft, track_ready
 from tollgate.engine.policy import Policy
 from tollgate.engine.routing import canary_replicas
 from tollgate.engine.rules.promotion import promotion_progress, start_promotion
-from tollgate.engine.rules.readiness import canary_ready
+from tollgate.engine.rules.readiness import canary_ready, pods_detail
 from tollgate.engine.rules.rollback import roll_back
 from tollgate.engine.timeutil import parse_duration, parse_time
 from tollgate.engine.wakes import grid_slack, judged
@@ -172,7 +172,8 @@ def _advance(d: Draft, policy: Policy, tokens: ControlTokens, *, ready: bool, ga
                                                      f"{step.weight}%; canary at {weight}%")
                     return
             if not ready:
-                d.phase(Phase.PROGRESSING, f"{label}: waiting for canary pods to be Ready before {step.weight}%")
+                d.phase(Phase.PROGRESSING, f"{label}: waiting for canary pods to be Ready before {step.weight}%"
+                                           f"{pods_detail(d.obs.canary, canary)}")
                 return
             d.st.canaryWeight = step.weight
             d.st.stepStartedAt = d.at
@@ -190,7 +191,7 @@ def _advance(d: Draft, policy: Policy, tokens: ControlTokens, *, ready: bool, ga
         if not (ready and pause_left <= 0 and analysed):
             waits = []
             if not ready:
-                waits.append("canary pods to be Ready")
+                waits.append("canary pods to be Ready" + pods_detail(d.obs.canary, canary))
             if pause_left > 0:
                 waits.append(f"pause ({pause_left:.0f}s left)")
             if not analysed:

@@ -1,0 +1,61 @@
+"""Honest shares in status: each step's real canary share, the share now, and a warning when a step
+cannot get its weight within the tolerance (engine.shares has the arithmetic).
+
+Runs in every decision that has a policy (from finish): status.steps gets the planned share of every
+step at the current replica count and, for the step the canary holds, the share measured from Ready
+pods; status.canaryShare is the share now. A plan outside the tolerance (spec.traffic.shareTolerance,
+default engine.shares.DEFAULT_TOLERANCE) is reported by the ShareWithinTolerance condition (False) and
+a Warning Event once per new problem, never silently; with shareTolerance set the API server already
+refused it at admission (api.share_rule), unless the replica count changed the answer since.
+"""
+
+from __future__ import annotations
+
+from tollgate.api.status import StepStatus
+from tollgate.engine import conditions as cond
+from tollgate.engine import shares
+from tollgate.engine.actions import Reason
+from tollgate.engine.draft import Draft
+from tollgate.engine.policy import Policy
+
+
+def report_shares(d: Draft, policy: Policy) -> str | None:
+    """Write status.steps and status.canaryShare; return the share problem (None: every step fits)."""
+    router = d.spec.traffic.router
+    weights = [s.weight for s in policy.steps]
+    plan = shares.planned(router, d.spec.replicas, weights)
+    same_canary = (d.st.canary is not None and d.prev.canary is not None
+                   and d.st.canary.revision == d.prev.canary.revision
+                   and d.st.canaryStartedAt == d.prev.canaryStartedAt)
+    same_plan = [s.weight for s in d.prev.steps] == weights
+    kept = {i: s.share for i, s in enumerate(d.prev.steps)} if same_canary and same_plan else {}
+
+    now = _measured_now(d)
+    d.st.canaryShare = now
+    holding = (now is not None and d.st.currentStep < len(weights)
+               and d.st.canaryWeight == weights[d.st.currentStep])
+    if holding:
+        kept[d.st.currentStep] = now
+    d.st.steps = [
+        StepStatus(weight=s.weight, plannedShare=round(s.share, 1), canaryPods=s.canary_pods, stablePods=s.stable_pods,
+                   share=kept.get(s.index))
+        for s in plan
+    ]
+
+    tolerance = d.spec.traffic.shareTolerance
+    problem = shares.problem(router, d.spec.replicas, weights,
+                             shares.DEFAULT_TOLERANCE if tolerance is None else tolerance)
+    before = cond.find(d.prev.conditions, cond.SHARE_WITHIN_TOLERANCE)
+    if problem is not None and (before is None or before.message != problem):
+        d.event(Reason.SHARE_OUT_OF_TOLERANCE, problem, warning=True)
+    return problem
+
+
+def _measured_now(d: Draft) -> float | None:
+    """The canary's share now, while a canary takes traffic (not while promoting or under the kill
+    switch, when the tracks no longer split by the plan)."""
+    canary = d.st.canary
+    if canary is None or d.st.promotingSince is not None or d.st.killSwitchActive or d.spec.killSwitch:
+        return None
+    ready = d.obs.canary.ready if d.obs.canary.revision == canary.revision else 0
+    return shares.measured(d.spec.traffic.router, d.st.canaryWeight, d.obs.stable.ready, ready)
