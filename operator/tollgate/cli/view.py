@@ -174,8 +174,12 @@ def step_rows(obj: Obj) -> list[dict[str, Any]]:
     current = int(st.get("currentStep") or 0)
     weight = int(st.get("canaryWeight") or 0)
     promoting = bool(st.get("promotingSince"))
+    plan = steps_of(obj)
+    # status.steps: the share each step really gives (issue 19), when it describes this plan
+    reported = st.get("steps") or []
+    shares = reported if [r.get("weight") for r in reported] == [s.weight for s in plan] else [{}] * len(plan)
     rows = []
-    for i, s in enumerate(steps_of(obj)):
+    for i, s in enumerate(plan):
         if not canary:
             state = "-"
         elif promoting or i < current:
@@ -193,8 +197,19 @@ def step_rows(obj: Obj) -> list[dict[str, Any]]:
             "index": i + 1, "weight": s.weight, "pause": s.pause, "analysis": s.analysis,
             "approval": s.approval.value == "required", "state": state,
             "current": bool(canary) and not promoting and i == current,
+            "plannedShare": shares[i].get("plannedShare"), "share": shares[i].get("share"),
         })
     return rows
+
+
+def share_text(row: Mapping[str, Any]) -> str:
+    """The share a step gives the canary: planned at the current replica count, and measured once the
+    canary held it, e.g. "50%" or "50% (got 50%)"; "-" when status has none."""
+    planned, got = row.get("plannedShare"), row.get("share")
+    if planned is None:
+        return "-"
+    text = f"{planned:g}%"
+    return f"{text} (got {got:g}%)" if got is not None else text
 
 
 def status_view(obj: Obj, now: datetime, timeline: int = 8) -> dict[str, Any]:
@@ -358,9 +373,10 @@ def render_status(view: Mapping[str, Any], now: datetime, style: Style = Style()
         rows = []
         for s in view["steps"]:
             mark = "=>" if s["current"] else "  "
-            rows.append([mark, str(s["index"]), f"{s['weight']}%", s["pause"] or "-",
+            rows.append([mark, str(s["index"]), f"{s['weight']}%", share_text(s), s["pause"] or "-",
                          "yes" if s["analysis"] else "no", "required" if s["approval"] else "-", s["state"]])
-        lines.append(table(["", "#", "WEIGHT", "PAUSE", "ANALYSIS", "APPROVAL", "STATE"], rows, indent="  "))
+        lines.append(table(["", "#", "WEIGHT", "SHARE", "PAUSE", "ANALYSIS", "APPROVAL", "STATE"], rows,
+                           indent="  "))
     else:
         lines.append("  (unknown: the spec does not parse)")
 

@@ -66,7 +66,7 @@ def test_status_view_shows_slo_values_against_thresholds_with_verdicts() -> None
     assert "Phase:         Progressing" in text
     assert "Canary:        2.0.0 (bbb222)   weight 10%" in text
     step_line = next(line for line in text.splitlines() if line.strip().startswith("=>"))
-    assert step_line.split() == ["=>", "1", "10%", "1m", "yes", "-", "running"]
+    assert step_line.split() == ["=>", "1", "10%", "-", "1m", "yes", "-", "running"]
     err = next(line for line in text.splitlines() if line.strip().startswith("error-rate"))
     assert "0.0021" in err and "0.0019" in err and "max 0.01" in err and "Pass" in err and "2s" in err
     p99 = next(line for line in text.splitlines() if line.strip().startswith("latency-p99"))
@@ -163,3 +163,13 @@ def test_numbers_are_short_and_honest() -> None:
         "-", "0", "0.0021", "1.23e-05", "1.23e+04", "nan", "inf"]
     assert [view.age(t, NOW) for t in (None, "2026-03-01T11:59:30Z", "2026-03-01T11:00:00Z",
                                         "2026-02-20T12:00:00Z")] == ["-", "30s", "60m", "9d"]
+
+
+def test_steps_show_the_share_each_step_really_gives() -> None:
+    # given 2 replicas: the 10% step gets 1 canary pod of 2, which the canary held
+    obj = md(step=0, weight=10)
+    obj["status"]["steps"] = [{"weight": 10, "plannedShare": 50.0, "share": 50.0},
+                              {"weight": 50, "plannedShare": 50.0}, {"weight": 100, "plannedShare": 100.0}]
+    rows = view.step_rows(obj)
+    assert [view.share_text(r) for r in rows] == ["50% (got 50%)", "50%", "100%"]
+    assert "50% (got 50%)" in view.render_status(view.status_view(obj, NOW), NOW)
