@@ -22,13 +22,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tollgate.api.spec import RouterKind
-from tollgate.engine.routing import effective_weight, split
+from tollgate.engine.routing import effective_weight, replica_split, split
 
 DEFAULT_TOLERANCE = 5
 """Percentage points a step's real share may miss its weight by before it is reported (the operator's
 default when spec.traffic.shareTolerance is not set; then it warns, never refuses)."""
 MAX_REPLICAS = 1000
 """spec.replicas' upper bound: the search for a fitting replica count stops there."""
+MAX_NAMED = 3
+"""Steps named in the problem message (status and Events stay small)."""
 
 
 @dataclass(frozen=True)
@@ -75,10 +77,17 @@ def beyond(shares: Sequence[StepShare], tolerance: int) -> tuple[StepShare, ...]
 
 def replicas_for(router: RouterKind, weights: Sequence[int], tolerance: int) -> int | None:
     """The smallest replica count (up to MAX_REPLICAS) at which every step is within the tolerance."""
+    if router is RouterKind.GATEWAY_API:
+        return 1
     for replicas in range(1, MAX_REPLICAS + 1):
-        if not beyond(planned(router, replicas, weights), tolerance):
+        if all(_within(replicas, w, tolerance) for w in weights):  # stops at the first step that misses
             return replicas
     return None
+
+
+def _within(replicas: int, weight: int, tolerance: int) -> bool:
+    stable, canary = replica_split(replicas, weight)
+    return abs(effective_weight(stable, canary) - weight) <= tolerance + 1e-9
 
 
 def problem(router: RouterKind, replicas: int, weights: Sequence[int], tolerance: int) -> str | None:
@@ -91,8 +100,10 @@ def problem(router: RouterKind, replicas: int, weights: Sequence[int], tolerance
              "no replica count up to 1000 gives them"]
     fixes.append("use spec.traffic.router: gatewayAPI (exact weights)")
     fixes.append("choose step weights these replicas can give, or raise spec.traffic.shareTolerance")
-    return (f"with spec.replicas {replicas} the replicas router cannot give "
-            + "; ".join(s.describe(len(weights)) for s in missed)
+    named = "; ".join(s.describe(len(weights)) for s in missed[:MAX_NAMED])
+    if len(missed) > MAX_NAMED:
+        named += f"; and {len(missed) - MAX_NAMED} more steps"
+    return (f"with spec.replicas {replicas} the replicas router cannot give {named}"
             + f" (tolerance {tolerance} percentage points): " + ", ".join(fixes))
 
 
