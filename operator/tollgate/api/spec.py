@@ -378,7 +378,8 @@ class Rollout(_Model):
     analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
     """Analysis cadence and limits."""
     progressDeadline: Duration | None = None
-    """A canary not Ready within this time is rolled back (e.g. 2m). Default: from the risk tier."""
+    """A canary not Ready within this time is rolled back (e.g. 2m), counted from the moment its pods are
+    scheduled (time waiting for a node is reported in status, not counted). Default: from the risk tier."""
 
 
 @cel(

@@ -27,8 +27,10 @@ The rules, in the order a decision applies them:
 7. spec.paused -> weights hold, analysis results are ignored, deadlines do not run; on resume the
    current step starts over (its pause and analysis count again from the resume).
 8. Canary readiness: the canary must be fully Ready (pods of its revision) within progressDeadline of
-   the moment the engine started waiting (canary start, a step's scale-up); past it -> roll back in
-   that decision, and Decision.wake.deadline points exactly at that deadline.
+   the moment the engine started waiting (canary start, a step's scale-up) or, when the scheduler found
+   no node for them, of the moment they were scheduled; past it -> roll back in that decision, and
+   Decision.wake.deadline points exactly at that deadline. A canary container that cannot start (image
+   never pulls, crash loop) -> roll back when the pod reports it.
 9. Analysis tick (Observations.slos is not None, the canary holds the weight of a step with
    `analysis: true`): verdicts per SLO (analysis.py);
    a limit crossed rolls back in the same decision (weight 0 now). Analysis is judged while awaiting

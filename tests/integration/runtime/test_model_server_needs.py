@@ -2,6 +2,8 @@
 
 - a GPU model that tolerates the GPU pool's taint reaches Ready on a KWOK node that has the taint and
   advertises nvidia.com/gpu; where no node has enough GPUs it stays Pending with the scheduler's message;
+- the progress deadline counts from the moment the canary's pods are scheduled: a canary waiting for a
+  GPU node past its deadline proceeds once a node joins;
 - a canary whose image never pulls, or whose container crash-loops, is rolled back when the pod reports
   it (KWOK sets those pod states as a kubelet would), long before its 10-minute progress deadline, with
   the container's own reason in status and evidence.
@@ -10,6 +12,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import yaml
@@ -136,3 +139,42 @@ def test_canary_that_never_pulls_or_crash_loops_is_rolled_back_with_the_containe
     assert "CrashLoopBackOff" in entry["reason"] and "3 restarts, last exit Error, exit code 1" in entry["reason"]
     evidence = stack.kubectl("get", "configmap", entry["incident"], "-n", namespace, "-o", "json").stdout
     assert "CrashLoopBackOff" in evidence
+
+
+def test_progress_deadline_counts_from_the_moment_the_canary_is_scheduled(
+        stack: Stack, namespace: str, operator: OperatorProcess) -> None:
+    # given a GPU model serving on a pool's only node (2 GPUs), with a 20-second progress deadline
+    node = f"gpu-{namespace}"[:63]
+    _gpu_node(stack, node, namespace, gpus="2")
+    big = f"gpu8-{namespace}"[:63]
+    try:
+        manifest = _gpu_model("waits", namespace, "1")
+        manifest["spec"]["rollout"]["progressDeadline"] = "20s"
+        apply(stack, namespace, manifest)
+        wait_for("stable", lambda: status(stack, namespace, "waits").get("phase") == "Stable", timeout=90)
+        # when 1.1.0 needs 4 GPUs per pod, which no node of the pool has
+        canary = _gpu_model("waits", namespace, "4")
+        canary["spec"]["model"]["version"] = "1.1.0"
+        canary["spec"]["rollout"]["progressDeadline"] = "20s"
+        apply(stack, namespace, canary)
+
+        # then the canary waits for a node, saying why, well past its 20-second deadline
+        def waited_past_deadline() -> dict[str, Any] | None:
+            st = status(stack, namespace, "waits")
+            started = st.get("canaryStartedAt")
+            if not started or "Insufficient nvidia.com/gpu" not in st.get("message", ""):
+                return None
+            age = datetime.now(UTC) - datetime.fromisoformat(started.replace("Z", "+00:00"))
+            return st if age.total_seconds() > 30 else None
+
+        st = wait_for("canary waiting for a node past its deadline", waited_past_deadline, timeout=90)
+        assert st["phase"] == "Progressing" and st["canary"]["version"] == "1.1.0"
+        # when a node with 8 GPUs joins the pool
+        _gpu_node(stack, big, namespace, gpus="8")
+        # then the canary is scheduled there, becomes Ready and takes its first step: never rolled back
+        st = wait_for("canary at its first step",
+                      lambda: (s := status(stack, namespace, "waits")).get("canaryWeight", 0) > 0 and s, timeout=90)
+        assert st["canary"]["version"] == "1.1.0"
+        assert not [h for h in st.get("history", []) if h["version"] == "1.1.0"]
+    finally:
+        stack.kubectl("delete", "node", node, big, "--wait=false", check=False)

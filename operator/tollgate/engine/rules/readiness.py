@@ -1,4 +1,5 @@
-"""Progress deadlines: pods the rollout waits for must be Ready within progressDeadline (rule 8).
+"""Progress deadlines: pods the rollout waits for must be Ready within progressDeadline (rule 8), counted
+from the moment they are scheduled (time waiting for a node is reported, not counted).
 
 The engine waits for pods in three places: the first deployment (status.notReadySince), the canary
 after it starts or scales up for a step (notReadySince), and the stable track rolling to the canary
@@ -55,7 +56,10 @@ def canary_ready(d: Draft, policy: Policy, *, promoting: bool) -> bool | None:
     Not ready: the waiting clock starts (or keeps running) and, past the deadline, the canary is rolled
     back: then None. A canary container that cannot start and will not by waiting (its image never
     pulls, it crash-loops: PodProblemKind.FAILING) is rolled back at once, with the kubelet's reason,
-    whatever the deadline. While promoting, the promotion's own deadline counts instead.
+    whatever the deadline. The deadline counts from the moment the pods are scheduled: while the
+    scheduler finds no node for them (PodProblemKind.UNSCHEDULABLE: a GPU pool scaling up, a quota) the
+    clock restarts at every decision and the scheduler's message is in status. While promoting, the
+    promotion's own deadline counts instead.
     """
     canary = d.st.canary
     assert canary is not None
@@ -77,6 +81,9 @@ def canary_ready(d: Draft, policy: Policy, *, promoting: bool) -> bool | None:
         roll_back(d, Cause.POD_FAILURE, f"canary {canary.version} cannot start ({have}/{want} pods Ready): "
                                         f"{problem.describe()}")
         return None
+    if problem is not None and problem.kind is PodProblemKind.UNSCHEDULABLE:
+        d.st.notReadySince = d.at  # the deadline counts from the moment the pods are scheduled
+        return False
     detail = f" ({have}/{want} pods Ready){pods_detail(d.obs.canary, canary)}"
     if roll_back_when_late(d, policy, since, f"canary {canary.version} not Ready", detail):
         return None

@@ -15,6 +15,7 @@ from tollgate.api.controls import ControlTokens
 from tollgate.api.status import Phase, RevisionRef
 from tollgate.engine.actions import Reason
 from tollgate.engine.draft import Draft, track_ready
+from tollgate.engine.observations import PodProblemKind
 from tollgate.engine.policy import Policy
 from tollgate.engine.revision import desired_revision
 from tollgate.engine.rules.readiness import late, overdue, pods_detail
@@ -69,6 +70,10 @@ def _first_deployment(d: Draft, policy: Policy, rev: RevisionRef) -> None:
     since = parse_time(d.st.notReadySince) or d.now
     d.st.notReadySince = format_time(since)
     ready = d.obs.stable.ready if d.obs.stable.revision == rev.revision else 0
+    problem = d.obs.stable.problem if d.obs.stable.revision == rev.revision else None
+    if problem is not None and problem.kind is PodProblemKind.UNSCHEDULABLE:
+        d.st.notReadySince = d.at  # the deadline counts from the moment the pods are scheduled
+        since = d.now
     if overdue(since, policy, d.now):
         message = late(policy, f"first version {rev.version} not Ready",
                        f" ({ready}/{d.spec.replicas} pods Ready){pods_detail(d.obs.stable, rev)}")
