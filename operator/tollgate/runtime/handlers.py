@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -24,9 +25,10 @@ from typing import Any
 
 import kopf
 
-from tollgate.adapters.errors import ConflictError, FencedError, PermanentError, TemporaryError
+from tollgate.adapters.errors import ConflictError, FencedError, KubeError, PermanentError, TemporaryError
 from tollgate.adapters.routers.gateway_api import route_observation
 from tollgate.api import resource
+from tollgate.engine.actions import ObjectRef
 from tollgate.runtime import metrics
 from tollgate.runtime.app import IO_THREADS, Runtime
 from tollgate.runtime.health import UnhealthyError
@@ -74,6 +76,11 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> Non
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.reconnect_backoff = 1.0
+    # kopf's own requests (watches, finalizers, Events) retry 429 after the longer of this backoff and the
+    # server's Retry-After (enforce_retry_after=False keeps the backoff when it is the longer one); the
+    # operator's own requests honour Retry-After in adapters.kube, the reconcile loop and the elector.
+    settings.networking.error_backoffs = (1, 1, 2, 3, 5, 8, 13, 21)
+    settings.networking.enforce_retry_after = False
     settings.execution.max_workers = 16
     settings.background.cancellation_polling = 5
     # asyncio.to_thread runs the synchronous clients; size it like the connection pool (app.IO_THREADS).
@@ -255,6 +262,7 @@ async def rollout_loop(rt: Runtime, st: ObjectState, delay: float = 0.0) -> None
         await asyncio.sleep(delay)
     while not st.stopped:
         await _until_event_or(st, wake_at, rt.reconciler.clock)
+        await _hold(st)
         st.wake.clear()
         if st.stopped:
             break
@@ -273,28 +281,45 @@ async def _reconcile_once(rt: Runtime, st: ObjectState) -> datetime | None:
     runtime's only one: whatever else goes wrong in one object's decision must not end its loop.
     """
     md = "/".join(st.key)
-    now = rt.reconciler.clock()
+    clock = rt.reconciler.clock
+    # Every delay below counts from when the failure happened (clock() after the await), not from when
+    # the decision started: a decision whose requests were throttled and retried for seconds would
+    # otherwise come back with a wake-up time already past, and send again at once.
     try:
         return await rt.reconciler.reconcile(st)
     except FencedError:
         # Leadership lapsed mid-decision: nothing was sent; the loop waits to lead, then decides again.
         log.info("not leading any more; decision dropped", extra={"md": md})
-        return now
+        return clock()
     except TemporaryError as exc:
+        # The server said when to come back (Retry-After on 429/503), or the adapter chose a backoff:
+        # a floor that watch events cannot shorten (see _hold).
+        st.hold_until = time.monotonic() + exc.delay
         log.warning("reconcile failed temporarily, retrying later",
                     extra={"md": md, "retry_in": exc.delay, "error": str(exc)})
-        return now + timedelta(seconds=exc.delay)
+        return clock() + timedelta(seconds=exc.delay)
     except ConflictError as exc:
         log.info("conflict while reconciling; deciding again from the newest object",
                  extra={"md": md, "error": str(exc)})
-        return now + timedelta(seconds=CONFLICT_RETRY)
+        return clock() + timedelta(seconds=CONFLICT_RETRY)
     except PermanentError as exc:
         log.error("reconcile refused by the API server; retrying later in case it was fixed",
                   extra={"md": md, "retry_in": rt.error_backoff, "status": exc.status, "error": str(exc)})
     except Exception:
         log.exception("reconcile failed unexpectedly, retrying later",
                       extra={"md": md, "retry_in": rt.error_backoff})
-    return now + timedelta(seconds=rt.error_backoff)
+    return clock() + timedelta(seconds=rt.error_backoff)
+
+
+async def _hold(st: ObjectState) -> None:
+    """Sleep out the delay of the last temporary failure, even when an event woke the loop earlier.
+
+    Watch events keep coming while the API server sheds load (a child's status, our own earlier
+    writes): without this floor each one would start a decision that re-sends the throttled request
+    before the server's Retry-After. Events that arrive meanwhile are not lost: `wake` stays set."""
+    hold = st.hold_until - time.monotonic()
+    if hold > 0:
+        await asyncio.sleep(hold)
 
 
 CONFLICT_RETRY = 1.0
@@ -322,11 +347,45 @@ def ensure_loop(rt: Runtime, st: ObjectState, delay: float = 0.0) -> None:
 @kopf.on.delete(*MD)
 async def finalize(body: kopf.Body, namespace: str | None, name: str, memo: Any, logger: kopf.Logger,
                    **_: Any) -> None:
+    """Traffic back on stable, the sandbox removed; then kopf removes the finalizer. Only the leader.
+
+    A replica that does not lead (a standby, or a deposed leader that woke up) waits here instead of
+    failing: a failed or delayed handler makes kopf write its progress annotation onto the object, and a
+    touch annotation at every retry, which are writes from a replica that may not act. Waiting sends
+    nothing. If this replica comes to lead, it finalizes; if the object disappears meanwhile (the leader
+    released it), it stands down, and kopf's finalizer removal meets a 404 and changes nothing. Losing
+    the Lease part-way (FencedError: nothing more was sent) goes back to waiting.
+    """
     assert namespace is not None
     rt = _rt(memo)
-    if not rt.is_leader():
-        raise kopf.TemporaryError("not the leader; the leader releases this object", delay=5)
-    await rt.finalize(copy.deepcopy(dict(body)))
+    while True:
+        if not await _lead_or_gone(rt, namespace, name):
+            log.info("released by the leader while standing by", extra={"md": f"{namespace}/{name}"})
+            return
+        try:
+            await rt.finalize(copy.deepcopy(dict(body)))
+            break
+        except FencedError:
+            log.info("lost the Lease while finalizing; waiting to lead", extra={"md": f"{namespace}/{name}"})
     rt.registry.forget(namespace, name)
     metrics.forget(namespace, name)
     logger.info("sandbox removed; releasing the ModelDeployment")
+
+
+GONE_CHECK = 5.0
+"""Seconds between a standby's reads of an object it waits to finalize: has the leader released it?"""
+
+
+async def _lead_or_gone(rt: Runtime, namespace: str, name: str) -> bool:
+    """True once this replica leads; False once the object no longer exists. Reads only."""
+    ref = ObjectRef(resource.API_VERSION, resource.KIND, name, namespace)
+    while not rt.is_leader():
+        try:
+            await asyncio.wait_for(rt.wait_leadership(), timeout=GONE_CHECK)
+        except TimeoutError:
+            try:
+                if await asyncio.to_thread(rt.kube.get, ref) is None:
+                    return False
+            except KubeError:
+                continue  # the API server is busy or away: ask again later
+    return True

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 from kubernetes import client
 
-from tollgate.adapters.errors import ConflictError, KubeError, NotFoundError, kube_errors
+from tollgate.adapters.errors import ConflictError, KubeError, NotFoundError, TemporaryError, kube_errors
 
 log = logging.getLogger("tollgate.leader")
 
@@ -168,13 +168,16 @@ class LeaderElector:
         watchdog = asyncio.create_task(self._watch_deadline())
         try:
             while stopped is None or not stopped.is_set():
+                asked = 0.0
                 try:
                     await asyncio.to_thread(self.try_acquire_or_renew)
                 except KubeError as exc:  # the API server may be briefly unreachable; holds() decides
                     log.warning("lease request failed", extra={"status": exc.status, "error": str(exc)[:300]})
+                    if isinstance(exc, TemporaryError) and exc.status == 429:
+                        asked = exc.delay  # throttled: the next attempt no sooner than its Retry-After
                 self._sync()
                 delay = self.settings.retry_period
-                await asyncio.sleep(delay if self.holds() else delay * random.uniform(1.0, JITTER))
+                await asyncio.sleep(max(asked, delay if self.holds() else delay * random.uniform(1.0, JITTER)))
         finally:
             watchdog.cancel()
 

@@ -52,6 +52,9 @@ class ObjectState:
     """(kind, namespace, name) -> 'deleted' or 'changed': children someone else removed or edited since
     our last apply; the next decision restores them and reports each in an Event."""
     decisions: int = 0
+    hold_until: float = 0.0
+    """Monotonic time before which the loop does not decide again, whatever wakes it: the end of the
+    last temporary failure's delay (the server's Retry-After when it sent one)."""
     stopped: bool = False
     task: asyncio.Task[None] | None = None
     """The object's reconcile loop (runtime.handlers.rollout_loop) while it runs."""

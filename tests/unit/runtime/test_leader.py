@@ -190,3 +190,34 @@ def test_settings_that_would_let_two_leaders_act_are_refused(duration: float, de
                                                              retry: float) -> None:
     with pytest.raises(ValueError, match="--lease-"):
         LeaseSettings("ns", duration=duration, renew_deadline=deadline, retry_period=retry)
+
+
+def test_a_throttled_lease_request_is_tried_again_no_sooner_than_the_servers_retry_after(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from tollgate.runtime import leader
+
+    class Throttled(LeaseStore):
+        def read_namespaced_lease(self, name: str, namespace: str, **_: Any) -> SimpleNamespace:
+            exc = ApiException(status=429, reason="Too Many Requests")
+            exc.headers = {"Retry-After": "7"}
+            raise exc
+
+    stopped = asyncio.Event()
+    waits: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(seconds: float) -> None:
+        if seconds != 0.5:  # not the renew-deadline watchdog's tick
+            waits.append(seconds)
+            stopped.set()
+        await real_sleep(0)
+
+    monkeypatch.setattr(leader.asyncio, "sleep", sleep)
+    # given an API server that sheds load with 429 and Retry-After: 7 (longer than the 2 s retry period)
+    me = elector(Throttled(), Clock())
+    # when the election loop makes one attempt
+    asyncio.run(me.run(stopped))
+    # then it waits what the server asked before the next one
+    assert waits == [7.0]
