@@ -6,6 +6,11 @@ more requests are in flight. The operator runs as an ordinary user (the filter e
 A burst of 200 ModelDeployments must still all reach Ready, and the API
 server's audit log must show that the operator never repeated a throttled request before the server
 said it may, and made no more than a bounded number of requests per ModelDeployment (no hot loop).
+
+"Never repeated" covers every request of the operator's process: its own client (adapters.kube, the
+Lease) and kopf's (watch listings, finalizers, Events). The path that once broke it: a decision whose
+requests were throttled for seconds came back with a wake-up time counted from its start, so already
+past, and re-sent within 0.03-0.8 s of the last 429 (runtime.handlers._reconcile_once).
 """
 
 from __future__ import annotations
@@ -53,12 +58,6 @@ def _ts(at: str) -> float:
     return datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp()
 
 
-# KNOWN BUG (issue 15 stays open): with the operator throttled, a few writes (status, Deployment,
-# Service) were seen re-sent 0.03-0.8 s after a 429 that asked for Retry-After: 1. The adapter's own
-# retry waits correctly (checked on a real 429); another path re-sends and is not found yet. This
-# marker is a defect to remove with the fix; it is not a pass.
-@pytest.mark.xfail(reason="known bug: some path re-sends a throttled write before Retry-After (issue 15)",
-                   strict=False)
 @pytest.mark.timeout(1800)
 def test_a_burst_of_200_reaches_ready_through_429s_without_a_hot_loop(throttled: str) -> None:
     kubeconfig, namespace = throttled, "burst"
@@ -86,20 +85,24 @@ def test_a_burst_of_200_reaches_ready_through_429s_without_a_hot_loop(throttled:
                  timeout=1500, interval=2)
     finally:
         op.stop()
+    # every request of the operator process: Tollgate's own client and kopf's (watches, finalizers, Events)
     reqs = [r for r in audit.read(controlplane.audit_log(kubeconfig), start)
-            if r.user_agent.startswith("tollgate-operator/")]
+            if r.user_agent.startswith(audit.OPERATOR_AGENTS) and r.user == user]
     throttled_reqs = [r for r in reqs if r.code == 429]
     # and the server did push back (the test would prove nothing otherwise)
     assert throttled_reqs, "no 429 reached the operator: lower INFLIGHT"
     # and no throttled request was sent again before its Retry-After had passed
     by_key: dict[tuple[str, ...], list[audit.Request]] = defaultdict(list)
     for r in reqs:
-        by_key[(r.verb, r.resource, r.subresource, r.namespace, r.name)].append(r)
+        if r.verb == "create" and not r.name:
+            continue  # generateName (kopf's Events): each one is another object, not a retry
+        # one client's requests for one object (kopf and Tollgate's client both list namespaces at start)
+        by_key[(r.user_agent, r.verb, r.resource, r.subresource, r.namespace, r.name)].append(r)
     early = []
-    for series in by_key.values():
+    for key, series in by_key.items():
         for prev, nxt in itertools.pairwise(series):
             if prev.code == 429 and _ts(nxt.at) - _ts(prev.at) < RETRY_AFTER_S - 0.05:
-                early.append((prev.at, nxt.at, prev.verb, prev.resource, prev.namespace, prev.name))
+                early.append((prev.at, nxt.at, *key))
     assert early == [], f"{len(early)} retries inside Retry-After, e.g. {early[:5]}"
     # and the work stayed bounded: no ModelDeployment's status was written more than a few times
     status_writes: dict[str, int] = defaultdict(int)
@@ -107,4 +110,7 @@ def test_a_burst_of_200_reaches_ready_through_429s_without_a_hot_loop(throttled:
         if r.resource == "modeldeployments" and r.subresource == "status" and r.code < 300:
             status_writes[r.name] += 1
     assert max(status_writes.values()) <= 4, sorted(status_writes.items(), key=lambda kv: -kv[1])[:5]
-    assert len(reqs) <= 40 * BURST, f"{len(reqs)} operator requests for {BURST} ModelDeployments"
+    # and Tollgate's own requests stayed bounded (kopf's are mostly its one LIST per watched kind in each of
+    # the 200 sandbox namespaces, and the 429s those met)
+    own = [r for r in reqs if r.user_agent.startswith("tollgate-operator/")]
+    assert len(own) <= 40 * BURST, f"{len(own)} operator requests for {BURST} ModelDeployments"

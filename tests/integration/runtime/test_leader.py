@@ -98,6 +98,59 @@ def test_a_frozen_leader_writes_nothing_after_it_lost_the_lease(
              lambda: "lost leadership" in replicas[old].log_path.read_text(errors="replace"), timeout=30)
 
 
+
+def _freeze_until_deposed(stack: Stack, namespace: str, replicas: dict[str, OperatorProcess]) -> tuple[str, str, str]:
+    """SIGSTOP the leader until the standby holds the Lease, then SIGCONT it: (old, new, audit marker)."""
+    pid = _holder_pid(stack, namespace)
+    old = next(u for u, op in replicas.items() if op.proc is not None and op.proc.pid == pid)
+    new = next(u for u in replicas if u != old)
+    os.killpg(replicas[old].proc.pid, signal.SIGSTOP)  # type: ignore[union-attr]
+    new_pid = replicas[new].proc.pid  # type: ignore[union-attr]
+    wait_for("the standby to take the Lease", lambda: _holder_pid(stack, namespace) == new_pid, timeout=60)
+    resumed = audit.now_marker()
+    os.killpg(replicas[old].proc.pid, signal.SIGCONT)  # type: ignore[union-attr]
+    wait_for("the old leader to log that it stopped acting",
+             lambda: "lost leadership" in replicas[old].log_path.read_text(errors="replace"), timeout=30)
+    return old, new, resumed
+
+
+def test_a_deposed_leader_leaves_a_deletion_to_the_new_leader_and_kopf_writes_nothing_for_it(
+        stack: Stack, namespace: str, replicas: dict[str, OperatorProcess]) -> None:
+    """kopf runs the delete handler in every replica. One that does not lead must not fail it (kopf would
+    write its progress annotation, then a touch annotation at every retry): it waits, reading only."""
+    # given two replicas and a ModelDeployment with its sandbox
+    wait_for("a leader", lambda: _holder_pid(stack, namespace), timeout=60)
+    apply(stack, namespace, md_manifest("bye", "1.0.0"))
+    sandbox = wait_phase(stack, namespace, "bye", "Stable")["sandboxNamespace"]
+    # and a leader that was frozen past its lease, replaced, and woke up deposed
+    old, new, resumed = _freeze_until_deposed(stack, namespace, replicas)
+    # when the ModelDeployment is deleted (both replicas' kopf see the deletion and run the handler)
+    stack.kubectl("delete", "modeldeployment", "bye", "-n", namespace, "--wait=false")
+    # then the new leader releases it: the sandbox namespace is deleted and the object is gone
+    wait_for("the ModelDeployment released", lambda: stack.kubectl(
+        "get", "modeldeployment", "bye", "-n", namespace, check=False).returncode != 0, timeout=90)
+    log = audit_log(stack.kubeconfig)
+    wait_for("the new leader's namespace delete in the audit log", lambda: any(
+        r.user == new and r.verb == "delete" and r.resource == "namespaces" and r.name == sandbox
+        for r in audit.read(log, resumed)), timeout=30)
+    # and no write of the deposed leader took effect since it woke: no progress or touch annotation, no
+    # finalizer change, no child. The one request allowed is kopf's finalizer removal after the handler
+    # stood down, which meets the 404 of an object that no longer exists.
+    def stale() -> list[audit.Request]:
+        return [r for r in audit.writes(audit.read(log, resumed)) if r.user == old
+                and not (r.code == 404 and r.resource == "modeldeployments" and r.name == "bye")]
+
+    def listing(requests: list[audit.Request]) -> str:
+        return "\n".join(f"{r.at} {r.verb} {r.resource}/{r.subresource} {r.namespace}/{r.name} -> {r.code}"
+                         for r in requests)
+
+    assert stale() == [], "the deposed leader wrote after losing the Lease:\n" + listing(stale())
+    # and it stood down once it saw the object gone, still without writing
+    wait_for("the deposed leader to stand down", lambda: "released by the leader while standing by"
+             in replicas[old].log_path.read_text(errors="replace"), timeout=60)
+    assert stale() == [], "the deposed leader wrote after losing the Lease:\n" + listing(stale())
+
+
 def test_a_holder_whose_clock_is_an_hour_behind_keeps_the_lease_while_it_renews(
         stack: Stack, cluster: Cluster, namespace: str) -> None:
     # given a Lease held by another replica whose wall clock is an hour behind: it renews every second,
