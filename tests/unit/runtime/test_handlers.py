@@ -1,7 +1,11 @@
-"""The reconcile loop's retry timing: a temporary failure (the server's Retry-After) is a floor.
+"""Handlers: the reconcile loop's retry timing, and the delete handler on a replica that does not lead.
 
-The real API server's 429s are in tests/integration/runtime/test_backpressure.py; here the clocks are
-injected, so the rules are checked exactly.
+- A temporary failure (the server's Retry-After) is a floor for the next decision, counted from the
+  failure. The real API server's 429s are in tests/integration/runtime/test_backpressure.py; here the
+  clocks are injected, so the rules are checked exactly.
+- The delete handler never fails on a replica that does not lead (kopf would then write its progress
+  annotation from it): it waits, reading only. The deposed leader on the real API server is in
+  tests/integration/runtime/test_leader.py.
 """
 
 from __future__ import annotations
@@ -85,3 +89,106 @@ def test_no_hold_without_a_temporary_failure(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(handlers.asyncio, "sleep", sleep)
     asyncio.run(handlers._hold(ObjectState(("ns", "md"))))
     assert slept == []
+
+
+@dataclass
+class Elector:
+    """Leadership the test turns on and off; wait_leadership returns once it is on."""
+
+    leading: bool = False
+    on: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def lead(self) -> None:
+        self.leading = True
+        self.on.set()
+
+
+@dataclass
+class FinalizingRuntime:
+    elector: Elector
+    live: list[bool]
+    """What each GET of the ModelDeployment finds (True: still there); the last answer repeats."""
+    fenced_first: bool = False
+    finalized: list[str] = field(default_factory=list)
+    gets: int = 0
+    kube: Any = None
+    registry: Any = None
+
+    def __post_init__(self) -> None:
+        rt = self
+
+        class Kube:
+            def get(self, ref: Any) -> dict[str, Any] | None:
+                rt.gets += 1
+                return {} if rt.live[min(rt.gets, len(rt.live)) - 1] else None
+
+        class Registry:
+            def forget(self, namespace: str, name: str) -> None:
+                return None
+
+        self.kube, self.registry = Kube(), Registry()
+
+    def is_leader(self) -> bool:
+        return self.elector.leading
+
+    async def wait_leadership(self) -> None:
+        await self.elector.on.wait()
+
+    async def finalize(self, body: dict[str, Any]) -> None:
+        if self.fenced_first and not self.finalized:
+            self.finalized.append("fenced")
+            self.elector.leading = False
+            self.elector.on.clear()
+            asyncio.get_running_loop().call_soon(self.elector.lead)
+            raise handlers.FencedError("lost the Lease")
+        self.finalized.append(body["metadata"]["name"])
+
+
+class Logger:
+    def info(self, *_: Any, **__: Any) -> None:
+        return None
+
+
+BODY = {"metadata": {"name": "md", "namespace": "ns"}}
+
+
+def _finalize(rt: FinalizingRuntime) -> None:
+    asyncio.run(handlers.finalize(body=BODY, namespace="ns", name="md",  # type: ignore[arg-type]
+                                  memo=type("Memo", (), {"runtime": rt})(), logger=Logger()))
+
+
+def test_a_replica_that_does_not_lead_waits_reading_only_and_stands_down_when_the_object_is_gone(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(handlers, "GONE_CHECK", 0.01)
+    # given a standby, and an object the leader releases after two of our reads
+    rt = FinalizingRuntime(Elector(), live=[True, True, False])
+    # when kopf runs the delete handler here
+    _finalize(rt)
+    # then it returned without cleaning up (no error, so kopf writes no progress annotation), after reads
+    assert rt.finalized == []
+    assert rt.gets == 3
+
+
+def test_a_standby_that_comes_to_lead_while_waiting_finalizes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(handlers, "GONE_CHECK", 0.01)
+    elector = Elector()
+    rt = FinalizingRuntime(elector, live=[True])
+
+    async def run() -> None:
+        asyncio.get_running_loop().call_later(0.05, elector.lead)
+        await handlers.finalize(body=BODY, namespace="ns", name="md",  # type: ignore[arg-type]
+                                memo=type("Memo", (), {"runtime": rt})(), logger=Logger())
+
+    asyncio.run(run())
+    assert rt.finalized == ["md"]
+
+
+def test_losing_the_lease_part_way_goes_back_to_waiting_instead_of_failing() -> None:
+    # given the leader, which loses the Lease in the middle of the cleanup (nothing more was sent)
+    elector = Elector()
+    elector.lead()
+    rt = FinalizingRuntime(elector, live=[True], fenced_first=True)
+    # when kopf runs the delete handler
+    _finalize(rt)
+    # then it did not fail (kopf would write its progress annotation): it waited, led again, finished
+    assert rt.finalized == ["fenced", "md"]
