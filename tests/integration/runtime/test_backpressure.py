@@ -96,6 +96,10 @@ def test_a_burst_of_200_reaches_ready_through_429s_without_a_hot_loop(throttled:
     for r in reqs:
         if r.verb == "create" and not r.name:
             continue  # generateName (kopf's Events): each one is another object, not a retry
+        if r.user_agent.startswith("kopf/") and r.resource == "namespaces" and not r.name:
+            # two kopf streams list all namespaces (the resolver of the --namespace glob and the watch of
+            # the sandbox namespaces); the log cannot tell them apart, and each waits on its own 429
+            continue
         # one client's requests for one object (kopf and Tollgate's client both list namespaces at start)
         by_key[(r.user_agent, r.verb, r.resource, r.subresource, r.namespace, r.name)].append(r)
     early = []
