@@ -37,6 +37,7 @@ from urllib3.util.retry import Retry
 from tollgate.adapters.slo_series import SLOSeries, pick_points, points, single_series, split_matrix, step_for
 from tollgate.adapters.slo_templates import (
     DEFAULT_METRICS,
+    STREAM_BUCKETS,
     STREAM_EVENTS,
     TEMPLATES,
     TRACKS,
@@ -170,7 +171,9 @@ def stream_age(req: AnalysisRequest, at: float) -> str | None:
 
 
 def _streamed(slo: SLO) -> bool:
-    return slo.query is None and slo.maxIncreaseOverBaseline is not None
+    """The SLO is measured as a stream too: compared with its baseline, on a template that has one."""
+    has_stream = slo.name in STREAM_EVENTS or slo.name in STREAM_BUCKETS
+    return slo.query is None and slo.maxIncreaseOverBaseline is not None and has_stream
 
 
 def _samples(value: float | None) -> int:
@@ -460,14 +463,17 @@ class PrometheusProvider:
         values = split_versions(result, self.metrics)
         canary = pick(values.get((req.namespace, req.name, "canary")), req.version_of("canary"))
         stable = pick(values.get((req.namespace, req.name, "stable")), req.version_of("stable"))
-        streams = self._streams(req, slo.name, answer, at) if _streamed(slo) else None
+        # A stream asked for keeps its start even when the answer left it out (younger than two scrapes,
+        # a late scrape): the engine then gives no verdict instead of judging one window's raw difference.
+        asked = req.stream_since is not None and _streamed(slo)
+        streams = self._streams(req, slo.name, answer, at) if asked else None
         return SLOObservation(
             name=slo.name,
             canary=MetricValue(canary, n["canary"]),
             stable=MetricValue(stable, n["stable"]),
             query=promql,
             window=req.window,
-            stream_since=req.stream_since if streams is not None else None,
+            stream_since=req.stream_since if asked else None,
             canary_stream=streams["canary"] if streams is not None else None,
             stable_stream=streams["stable"] if streams is not None else None,
         )

@@ -11,7 +11,8 @@ Order of a check, first match wins:
 
 1. provider error                       -> Error (consecutiveErrors + 1; failures unchanged)
 2. canary samples < minSamples          -> Inconclusive (no verdict on too little traffic; samples and
-   values are those of the window, or of the canary's stream for SLOs compared as in 5). Bounded:
+   values are those of the window, or of the canary's stream for SLOs compared as in 5, where a stream
+   asked for but missing from the provider's answer counts 0 requests). Bounded:
    too little traffic is a run without a verdict like missing data (same noDataSince clock), so once
    it has lasted maxNoDataDuration the SLO follows onNoData: pass -> NoData, counts as passing;
    fail or hold -> Fail. A canary that never gets enough traffic cannot hold its step forever.
@@ -19,10 +20,11 @@ Order of a check, first match wins:
    pass -> NoData, counts as passing; fail -> Fail; hold -> NoData until maxNoDataDuration has passed
    since the run of missing data began (noDataSince), then Fail (and every no-data check after it)
 4. value below min or above max         -> Fail
-5. maxIncreaseOverBaseline set, and the runtime measured the canary's stream (comparison.applies: ratio
-   and latency templates): the statistical comparison of comparison.py, against the live stable stream
-   or the baseline carried forward. Regressed (significant over every look) -> Fail; within the margin
-   -> Pass; too few samples -> Inconclusive, bounded as in 2; over the margin but not significant ->
+5. maxIncreaseOverBaseline set, and the runtime asked for the canary's stream (comparison.applies: ratio
+   and latency templates; stream_since set, even when the answer left the stream out): the statistical
+   comparison of comparison.py, against the live stable stream or the baseline carried forward.
+   Regressed (significant over every look) -> Fail; within the margin -> Pass; too few samples (or no
+   stream in the answer) -> Inconclusive, bounded as in 2; over the margin but not significant ->
    Inconclusive, not bounded (data keeps coming; the sequential test settles it); no baseline -> no data
    as in 3.
    Otherwise (custom queries, other templates): stable value missing/NaN -> no data as in 3;
@@ -110,12 +112,15 @@ def judge(
     samples = obs.canary.samples if obs.canary is not None else 0
     canary = finite(obs.canary)
     stable = finite(obs.stable)
-    if comparison.applies(slo, obs) and obs.canary_stream is not None:
+    if comparison.applies(slo, obs):
         # Compared with the baseline: every limit is judged on the canary's data so far (the stream), and
-        # minSamples counts the stream's requests, the sample the test uses.
-        samples = obs.canary_stream.samples
-        canary = comparison.stream_value(slo, obs.canary_stream)
+        # minSamples counts the stream's requests, the sample the test uses. A stream the answer left out
+        # counts no request: no verdict, never the window's raw difference.
+        stream = obs.canary_stream
+        samples = stream.samples if stream is not None else 0
+        canary = comparison.stream_value(slo, stream) if stream is not None else None
         stable = comparison.stream_value(slo, obs.stable_stream) if obs.stable_stream else None
+        common.update({"streamSince": obs.stream_since, "streamSamples": samples})
     common.update({"samples": samples})
     values: dict[str, object] = {"value": canary, "baseline": stable}
 

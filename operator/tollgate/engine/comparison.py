@@ -8,7 +8,9 @@ first match wins:
    test against the margin); latency-p50/p95/p99 are distributions (Mann-Whitney U on the histogram
    buckets, and the quantile from the same buckets against the margin). Anything else (custom queries,
    request-rate, score-shift) keeps the raw difference of analysis.py.
-2. Canary stream below minSamples -> TOO_FEW (no verdict on too little traffic, as for the window).
+2. Canary stream below minSamples, or not in the provider's answer at this look (asked for but left out:
+   too young for two scrapes, a late scrape) -> TOO_FEW (no verdict on too little traffic, as for the
+   window; never the raw difference of one window).
 3. The baseline: the stable stream over the same time when it holds minSamples and grew since the last
    record, below full traffic (live); otherwise the stable track's last measurement carried forward
    (status.baselines) when it holds minSamples (carried: the 100% step and the bake window, where stable
@@ -53,14 +55,22 @@ class Compared:
     """The comparison in words, for messages and evidence."""
 
 
-def applies(slo: ResolvedSLO, obs: SLOObservation) -> bool:
-    """The statistical comparison judges this SLO at this look (else the raw difference does)."""
+def by_test(slo: ResolvedSLO) -> bool:
+    """The SLO's kind is compared with its baseline by a test (rule 1), given its stream."""
     s = slo.slo
     if s.maxIncreaseOverBaseline is None or s.query is not None:
         return False
-    if s.name not in RATIO_SLOS and s.name not in QUANTILE_SLOS:
-        return False
-    return obs.canary_stream is not None and obs.stream_since is not None
+    return s.name in RATIO_SLOS or s.name in QUANTILE_SLOS
+
+
+def applies(slo: ResolvedSLO, obs: SLOObservation) -> bool:
+    """The statistical comparison judges this SLO at this look (else the raw difference does): its kind
+    is compared by a test and the runtime asked for its stream (stream_since), whether or not the answer
+    held the stream. A look whose answer left the stream out (a stream younger than two scrapes, a late
+    or slow scrape under load) has no verdict (TOO_FEW, no samples); judging it on the window's raw
+    difference instead would fail a healthy canary on one noisy window. Only a caller that measured no
+    stream at all (stream_since None) gets the raw difference."""
+    return by_test(slo) and obs.stream_since is not None
 
 
 def stream_value(slo: ResolvedSLO, data: StreamData) -> float | None:
@@ -104,9 +114,13 @@ def compare(
     """One look of the comparison; call only when `applies` is true. `full_traffic`: the canary takes
     all traffic (the 100% step, the bake window): stable serves nothing, the carried baseline judges."""
     canary = obs.canary_stream
-    assert canary is not None and obs.stream_since is not None
-    base_fields: dict[str, object] = {"streamSince": obs.stream_since, "streamSamples": canary.samples}
+    assert obs.stream_since is not None
     minimum = max(slo.min_samples, 1)
+    if canary is None:
+        return Compared(Outcome.TOO_FEW, {"streamSince": obs.stream_since, "streamSamples": 0},
+                        f"no canary stream since {obs.stream_since} in the provider's answer yet, "
+                        f"minSamples {minimum}")
+    base_fields: dict[str, object] = {"streamSince": obs.stream_since, "streamSamples": canary.samples}
     if canary.samples < minimum:
         return Compared(Outcome.TOO_FEW, base_fields,
                         f"{canary.samples} canary requests since the canary started, minSamples {minimum}")

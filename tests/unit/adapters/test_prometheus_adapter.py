@@ -466,3 +466,26 @@ def test_slos_not_compared_by_a_test_carry_no_stream() -> None:
     prov, transport = provider(lambda q: answer_of((), ()))
     (obs,) = prov.observe([r], at=1_700_000_100.0)[("ml", "fraud")]
     assert "tollgate_age" not in transport.queries[0] and obs.canary_stream is None
+
+
+def test_a_stream_left_out_of_the_answer_is_still_a_stream_asked_for() -> None:
+    # given a canary compared with its baseline whose stream (counts since it started, 2 s ago) Prometheus
+    # cannot answer yet: fewer than two scrapes in the range, or a scrape late under load
+    at = 1_700_000_002.0
+    compared = SLO(name="error-rate", max=0.9, maxIncreaseOverBaseline=0.02)
+    r = AnalysisRequest("ml", "fraud", (compared,), "5s", (("canary", "2.0"), ("stable", "1.0")),
+                        stream_since="2023-11-14T22:13:20Z")  # at - 2 s
+    # and an answer with the window's values and counts only: 30% errors against 1%, 200 requests each
+    prov, transport = provider(lambda q: answer_of(
+        ((dict(labels("ml", "fraud", "canary"), version="2.0"), "0.3"),
+         (dict(labels("ml", "fraud", "stable"), version="1.0"), "0.01")),
+        ((dict(labels("ml", "fraud", "canary"), version="2.0"), "200"),
+         (dict(labels("ml", "fraud", "stable"), version="1.0"), "200"))))
+    # when the tick is observed
+    (obs,) = prov.observe([r], at=at)[("ml", "fraud")]
+    # then the stream was asked for, and the observation says so with no stream data (not "no stream
+    # wanted", which would hand the look to the window's raw difference)
+    assert '"tollgate_age", "2s"' in transport.queries[0]
+    assert obs.stream_since == "2023-11-14T22:13:20Z"
+    assert obs.canary_stream is None and obs.stable_stream is None
+    # (engine.comparison: a look asked for a stream and holding none gets no verdict)

@@ -138,6 +138,33 @@ def test_the_stable_stream_becomes_the_record_carried_forward() -> None:
     assert record(error_rate(), look((3, 900), (20, 2000)), at="t1", step=2, weight=100, previous=kept) is None
 
 
+def test_a_look_whose_stream_the_answer_left_out_gives_no_verdict_not_the_raw_difference() -> None:
+    # given an SLO compared with its baseline by a test, at a look that asked for the canary's stream
+    # (stream_since) whose answer held no part of it: a stream too young for two scrapes, a late scrape
+    slo = error_rate(margin=0.02, min_samples=20)
+    # and window values the raw difference fails on: 30% errors against 1%, 500 requests each
+    obs = SLOObservation("error-rate", MetricValue(0.3, 500), MetricValue(0.01, 500), stream_since=SINCE)
+    # when the look is judged
+    check = judge(slo, obs, None, T0)
+    # then no verdict and no failure: the test's data (the stream) holds no request yet
+    assert check.status.verdict is Verdict.INCONCLUSIVE and check.status.failures == 0, check.status
+    assert check.status.samples == 0 and check.status.streamSamples == 0 and check.status.streamSince == SINCE
+    assert check.status.test is None and check.status.value is None
+
+
+def test_a_healthy_latency_whose_stream_is_missing_is_not_judged_on_one_noisy_window() -> None:
+    # given a healthy canary whose p99 over the last window is noisily above stable's, stream left out
+    slo = ResolvedSLO(SLO(name="latency-p99", max=1.0, maxIncreaseOverBaseline=0.05), 20, 8)
+    obs = SLOObservation("latency-p99", MetricValue(0.4, 60), MetricValue(0.2, 60), stream_since=SINCE)
+    # when judged at two looks 10 s apart (longer than maxNoDataDuration 8 s)
+    first = judge(slo, obs, None, T0)
+    second = judge(slo, obs, first.status, T0 + timedelta(seconds=10))
+    # then the first is no verdict, and only the no-data policy (hold, bounded) can end the wait, never the
+    # window's difference: the failure is counted on the run without a verdict, which status shows
+    assert first.status.verdict is Verdict.INCONCLUSIVE and first.status.failures == 0
+    assert second.status.noDataSince == first.status.noDataSince and second.status.test is None
+
+
 def test_slos_without_a_stream_keep_the_raw_difference() -> None:
     slo = error_rate(margin=0.005)
     obs = SLOObservation("error-rate", MetricValue(0.02, 500), MetricValue(0.01, 5000))
