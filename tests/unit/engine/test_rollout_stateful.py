@@ -9,6 +9,10 @@ Invariants checked after every decision (prev = status before, d = the decision)
   a Promote action only follows a started promotion;
 - a rolled-back revision does not become the canary again without a new retry token;
 - no Pass/Fail verdict on fewer than minSamples canary requests;
+- a look that asked for the canary's stream (an SLO compared with its baseline by a test) fails only on
+  a significant regression with minSamples on both sides, an absolute limit, or once a run without a
+  verdict lasted maxNoDataDuration (onNoData): never on the raw difference of one window, even when the
+  provider's answer left the stream out;
 - with the kill switch on, the canary weight is 0 and no canary Deployment is applied, in the same
   decision it was turned on;
 - identical inputs give identical decisions.
@@ -26,7 +30,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from tollgate.api.spec import ApprovalMode
 from tollgate.api.status import ModelDeploymentStatus, Verdict
 from tollgate.engine.actions import Decision, DeleteObjects, Promote, Reason, RollBack
-from tollgate.engine.observations import Controls, SLOObservation
+from tollgate.engine.observations import Controls, MetricValue, SLOObservation, StreamData
 from tollgate.engine.policy import resolve_policy
 from tollgate.engine.rollout import decide
 from tollgate.engine.timeutil import parse_time
@@ -70,6 +74,20 @@ slo_streams = st.one_of(
         st.sampled_from([False, False, False, True]),
     ),
 )
+
+
+# (errors, requests) since the canary started, per track; None: the answer left the stream out
+stream_counts = st.one_of(st.none(), st.sampled_from([(0, 0), (1, 50), (1, 1000), (2, 1000), (60, 1000),
+                                                      (30, 3000), (100, 10000)]))
+
+
+def stream_look(since: str, window: float, canary: tuple[int, int] | None,
+                stable: tuple[int, int] | None) -> tuple[SLOObservation, ...]:
+    """One look at the error-rate SLO asking for its stream since `since`; the window's values beside."""
+    return (SLOObservation(
+        "error-rate", MetricValue(window, 1000), MetricValue(0.001, 5000), stream_since=since,
+        canary_stream=StreamData(canary[1], float(canary[0])) if canary is not None else None,
+        stable_stream=StreamData(stable[1], float(stable[0])) if stable is not None else None),)
 
 
 class RolloutMachine(RuleBasedStateMachine):
@@ -164,6 +182,23 @@ class RolloutMachine(RuleBasedStateMachine):
                     assert status.verdict in (Verdict.FAIL, Verdict.NO_DATA), status
                     assert since is not None and (self.sim.now - since).total_seconds() >= bound, status
 
+        # a look that asked for a stream fails only on the test, an absolute limit or the no-verdict bound
+        streamed = {o.name for o in slos or () if o.stream_since is not None}
+        for status in new.analysis:
+            if status.name not in streamed or status.verdict is not Verdict.FAIL \
+                    or status.lastCheckedAt != new.lastAnalysisAt:
+                continue
+            slo = next(s for s in policy.slos if s.name == status.name)
+            significant = status.test is not None and status.pValue is not None \
+                and status.pValue <= 1 - policy.confidence \
+                and min(status.streamSamples, status.baselineSamples) >= MIN_SAMPLES
+            limit = status.value is not None and (
+                (slo.slo.max is not None and status.value > slo.slo.max)
+                or (slo.slo.min is not None and status.value < slo.slo.min))
+            since = parse_time(status.noDataSince)
+            bounded = since is not None and (self.sim.now - since).total_seconds() >= slo.max_no_data_seconds
+            assert significant or limit or bounded, f"failed on neither the test nor a limit: {status}"
+
         # kill switch: canary weight 0 in the same decision
         if spec.killSwitch:
             assert new.canaryWeight == 0
@@ -189,6 +224,15 @@ class RolloutMachine(RuleBasedStateMachine):
     @rule(slos=slo_streams.filter(lambda s: s is not None))
     def due_tick(self, slos: tuple[SLOObservation, ...]) -> None:
         self.decide_and_check(slos, self.wait_for_analysis())
+
+    @rule(window=st.sampled_from([0.001, 0.008, 0.5]), canary=stream_counts, stable=stream_counts)
+    def stream_tick(self, window: float, canary: tuple[int, int] | None, stable: tuple[int, int] | None) -> None:
+        # a due look at a canary compared by a test; 0.008 against stable's 0.001 is over the margin (0.005)
+        # on the window alone, within the absolute max (0.01)
+        since = self.sim.status.canaryStartedAt or "2026-03-01T12:00:00Z"
+        if canary is not None and stable is None:
+            stable = (0, 0)
+        self.decide_and_check(stream_look(since, window, canary, stable), self.wait_for_analysis())
 
     @rule(ready=st.booleans())
     def canary_readiness(self, ready: bool) -> None:
