@@ -115,7 +115,8 @@ class SLOObservation:
     window: str = ""
     """The range the query covered, e.g. 1m."""
     stream_since: str | None = None
-    """Start (RFC 3339) of the stream the cumulative data below covers; None: none was measured."""
+    """Start (RFC 3339) of the stream the cumulative data below covers, set whenever the stream was asked
+    for (canary_stream None: the provider's answer held none yet); None: no stream was asked for."""
     canary_stream: StreamData | None = None
     stable_stream: StreamData | None = None
 
