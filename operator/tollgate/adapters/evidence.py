@@ -15,6 +15,7 @@ from typing import Any
 from tollgate.adapters.kube import Kube
 from tollgate.api import resource
 from tollgate.engine.actions import ObjectRef
+from tollgate.engine.naming import fit
 
 EVIDENCE_LABEL = "tollgate.dev/evidence"
 EVIDENCE_KEY = "evidence.json"
@@ -33,7 +34,7 @@ def evidence_configmap(
             "namespace": namespace,
             "labels": {
                 resource.LABEL_MANAGED_BY: resource.MANAGED_BY_VALUE,
-                resource.LABEL_MD_NAME: md_name,
+                resource.LABEL_MD_NAME: fit(md_name),
                 EVIDENCE_LABEL: "true",
             },
             "ownerReferences": [{
@@ -58,7 +59,7 @@ class EvidenceStore:
     def prune(self, namespace: str, md_name: str, keep_name: str | None = None) -> list[str]:
         """Delete the oldest records beyond `keep` for one ModelDeployment; returns what was deleted."""
         probe = ObjectRef("v1", "ConfigMap", "x", namespace)
-        items = self._kube.list(probe, f"{EVIDENCE_LABEL}=true,{resource.LABEL_MD_NAME}={md_name}")
+        items = self._kube.list(probe, f"{EVIDENCE_LABEL}=true,{resource.LABEL_MD_NAME}={fit(md_name)}")
         items.sort(key=lambda o: (o["metadata"].get("creationTimestamp", ""), o["metadata"]["name"]))
         excess = len(items) - self.keep
         deleted = []

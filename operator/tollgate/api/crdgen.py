@@ -38,13 +38,15 @@ from tollgate.api.spec import (
     DIGEST_PATTERN,
     DNS_LABEL_PATTERN,
     DURATION_PATTERN,
+    NAME_MAX_LENGTH,
+    NAME_PATTERN,
     QUANTITY_PATTERN,
     SLO,
     ApprovalMode,
     ModelDeploymentSpec,
     Step,
 )
-from tollgate.api.status import ModelDeploymentStatus
+from tollgate.api.status import STATUS_STRING_MAX_LENGTH, ModelDeploymentStatus
 from tollgate.api.tiers import TIERS
 from tollgate.api.validation import rules_of
 
@@ -189,6 +191,54 @@ class _Translator:
         return out
 
 
+ROOT_RULES: list[dict[str, Any]] = [
+    {
+        # Every object Tollgate creates is named after the ModelDeployment; the Service is the strictest
+        # (a DNS-1035 label). The API server itself accepts any DNS subdomain of up to 253 characters
+        # (fraud.v2, 1model), which would fail later, at every apply, instead of now.
+        "rule": f"self.metadata.name.matches('{NAME_PATTERN}') && size(self.metadata.name) <= {NAME_MAX_LENGTH}",
+        "message": (
+            f"metadata.name must be a DNS-1035 label: lower-case letters, digits and '-', starting with a letter, "
+            f"ending with a letter or digit, at most {NAME_MAX_LENGTH} characters (Tollgate names the model's "
+            "Service after it): e.g. fraud-v2 instead of fraud.v2, m1model instead of 1model"
+        ),
+        "reason": "FieldValueInvalid",
+    },
+    {
+        # Moving a sandbox would mean deleting a namespace that serves traffic (or leaving it behind): once
+        # the operator has a sandbox (status.sandboxNamespace), the choice is fixed.
+        "rule": (
+            "!has(oldSelf.status) || !has(oldSelf.status.sandboxNamespace) || "
+            "((has(self.spec.sandbox) && has(self.spec.sandbox.__namespace__)) ? "
+            "self.spec.sandbox.__namespace__ : '') == "
+            "((has(oldSelf.spec.sandbox) && has(oldSelf.spec.sandbox.__namespace__)) ? "
+            "oldSelf.spec.sandbox.__namespace__ : '')"
+        ),
+        "message": (
+            "spec.sandbox.namespace cannot change once the sandbox exists (status.sandboxNamespace): moving it "
+            "would delete a namespace that serves traffic or leave it behind; to move the model, create a "
+            "new ModelDeployment with the new namespace, shift traffic, then delete this one"
+        ),
+        "reason": "FieldValueForbidden",
+    },
+]
+"""CEL rules on the whole object (they see metadata.name, and oldSelf on updates)."""
+
+
+def _cap_strings(node: dict[str, Any], limit: int) -> dict[str, Any]:
+    """Status strings without a bound get `limit` (the operator truncates to it, tollgate.api.status)."""
+    out = dict(node)
+    if out.get("type") == "string" and "maxLength" not in out and "enum" not in out:
+        out["maxLength"] = limit
+    if "properties" in out:
+        out["properties"] = {k: _cap_strings(v, limit) for k, v in out["properties"].items()}
+    if isinstance(out.get("items"), dict):
+        out["items"] = _cap_strings(out["items"], limit)
+    if isinstance(out.get("additionalProperties"), dict):
+        out["additionalProperties"] = _cap_strings(out["additionalProperties"], limit)
+    return out
+
+
 def openapi_schema() -> dict[str, Any]:
     """The CRD's openAPIV3Schema: spec and status from the models, the usual envelope around them."""
     spec = _Translator(ModelDeploymentSpec).translate("spec")
@@ -201,7 +251,8 @@ def openapi_schema() -> dict[str, Any]:
     # status: the operator copies them from a spec the server already validated, and a rule tightened
     # later must never make the operator's status writes fail.
     status_rules = (ModelDeploymentStatus.__module__,)
-    status = _Translator(ModelDeploymentStatus, rules_from=status_rules).translate("status")
+    status = _cap_strings(_Translator(ModelDeploymentStatus, rules_from=status_rules).translate("status"),
+                          STATUS_STRING_MAX_LENGTH)
     # Defaulted as a whole: the API server then serves observedGeneration 0 and phase Pending from the
     # very first read, so kstatus (observedGeneration != generation) says InProgress for an object no
     # operator reconciled yet. Without it a fresh object has no status, which kstatus calls Current:
@@ -211,10 +262,11 @@ def openapi_schema() -> dict[str, Any]:
         "type": "object",
         "description": _text(ModelDeploymentSpec.__doc__ or ""),
         "required": ["spec"],
+        "x-kubernetes-validations": ROOT_RULES,
         "properties": {
-            "apiVersion": {"type": "string",
+            "apiVersion": {"type": "string", "maxLength": 64,
                            "description": f"APIVersion of this object: {resource.API_VERSION}."},
-            "kind": {"type": "string", "description": "Kind of this object: ModelDeployment."},
+            "kind": {"type": "string", "maxLength": 64, "description": "Kind of this object: ModelDeployment."},
             "metadata": {"type": "object"},
             "spec": spec,
             "status": status,

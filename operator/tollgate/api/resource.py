@@ -23,6 +23,16 @@ LABEL_REVISION = "tollgate.dev/revision"
 LABEL_VERSION = "tollgate.dev/version"
 
 ANNOTATION_OWNER = "tollgate.dev/owner"
-"""On a sandbox namespace Tollgate created: <namespace>/<name> of its ModelDeployment."""
+"""On a sandbox namespace Tollgate created: <namespace>/<name> of its ModelDeployment (for people)."""
+
+LABEL_OWNER_UID = "tollgate.dev/owner-uid"
+"""On a sandbox namespace Tollgate created: the UID of the one ModelDeployment it was created for.
+
+This label is the ownership: Tollgate writes into a namespace only when it carries the UID of the
+ModelDeployment being reconciled, deletes only such a namespace, and the chart's
+ValidatingAdmissionPolicy lets the operator's ServiceAccount write namespaced objects only into
+namespaces carrying this label (plus its own namespace and evidence next to ModelDeployments).
+A UID is unique across the cluster's lifetime, so a deleted and re-created ModelDeployment of the same
+name does not inherit a namespace either."""
 
 # The control annotations (tollgate.dev/approve, promote, abort, retry) derive from api.controls.

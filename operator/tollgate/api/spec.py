@@ -40,6 +40,18 @@ BUILTIN_SLO_TEMPLATES = (
 """SLO names that need no query: Tollgate ships their PromQL."""
 _TEMPLATES_CEL = "[" + ", ".join(f"'{t}'" for t in BUILTIN_SLO_TEMPLATES) + "]"
 
+# Caps that keep a ModelDeployment (spec, plus the stable revision's runtime in status) far below etcd's
+# 1.5 MiB request limit: a maximal runtime is about 70 KiB (see tests/unit/api/test_api_caps.py).
+ARGS_MAX_ITEMS = 32
+ARG_MAX_LENGTH = 1024
+ENV_MAX_ITEMS = 32
+ENV_VALUE_MAX_LENGTH = 1024
+
+NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+"""metadata.name of a ModelDeployment: a DNS-1035 label (RFC 1035: starts with a letter, no dots), the
+strictest name of the objects named after it (its Service); checked by the CEL rule at the CRD's root."""
+NAME_MAX_LENGTH = 63
+
 Duration = Annotated[str, StringConstraints(pattern=DURATION_PATTERN, max_length=32)]
 Quantity = Annotated[str, StringConstraints(pattern=QUANTITY_PATTERN, max_length=64)]
 
@@ -91,11 +103,11 @@ class ModelRef(_Model):
 
     name: Annotated[str, StringConstraints(pattern=DNS_LABEL_PATTERN, min_length=1, max_length=40)]
     """Model name, a DNS label (lower case, digits and '-'), used in object names and metric labels."""
-    version: Annotated[str, StringConstraints(pattern=VERSION_PATTERN)]
+    version: Annotated[str, StringConstraints(pattern=VERSION_PATTERN, max_length=63)]
     """Model version, e.g. "2.4.0". A change of version (or uri, digest, runtime) starts a canary."""
     uri: Annotated[str, StringConstraints(min_length=1, max_length=1024)] | None = None
     """Where the model server loads the weights from, e.g. s3://models/fraud/2.4.0. Passed as MODEL_URI."""
-    digest: Annotated[str, StringConstraints(pattern=DIGEST_PATTERN)] | None = None
+    digest: Annotated[str, StringConstraints(pattern=DIGEST_PATTERN, max_length=71)] | None = None
     """Content digest of the model artifact (sha256:<64 hex>). Pins the exact bytes; recorded as evidence."""
 
 
@@ -104,8 +116,8 @@ class EnvVar(_Model):
 
     name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)]
     """Variable name, a C identifier."""
-    value: Annotated[str, StringConstraints(max_length=4096)] = ""
-    """Literal value."""
+    value: Annotated[str, StringConstraints(max_length=ENV_VALUE_MAX_LENGTH)] = ""
+    """Literal value (at most 1024 characters)."""
 
 
 ResourceName = Annotated[str, StringConstraints(pattern=RESOURCE_NAME_PATTERN, max_length=253)]
@@ -155,12 +167,14 @@ class Runtime(_Model):
     """Container image of the model server; pin it by digest (image@sha256:...) for reproducible rollbacks."""
     port: Annotated[int, Field(ge=1, le=65535)] = 8080
     """Port the server listens on for inference and /metrics."""
-    args: Annotated[list[Annotated[str, StringConstraints(max_length=4096)]], Field(max_length=64)] = Field(
-        default_factory=list
-    )
-    """Arguments passed to the container's entrypoint."""
-    env: Annotated[list[EnvVar], Field(max_length=64)] = Field(default_factory=list)
-    """Environment variables (literal values)."""
+    args: Annotated[
+        list[Annotated[str, StringConstraints(max_length=ARG_MAX_LENGTH)]], Field(max_length=ARGS_MAX_ITEMS)
+    ] = Field(default_factory=list)
+    """Arguments passed to the container's entrypoint (at most 32, each at most 1024 characters: the
+    runtime is kept in the Deployments and, for the stable revision, in status; put large configuration
+    in the model artifact or a mounted ConfigMap)."""
+    env: Annotated[list[EnvVar], Field(max_length=ENV_MAX_ITEMS)] = Field(default_factory=list)
+    """Environment variables (literal values; at most 32)."""
     resources: Resources = Field(default_factory=Resources)
     """Requests and limits per pod."""
     readinessPath: Annotated[str, StringConstraints(pattern=r"^/[^\s]*$", max_length=256)] = "/ready"
@@ -214,8 +228,11 @@ class Sandbox(_Model):
     """The isolated namespace the model runs in, created and owned by Tollgate."""
 
     namespace: Annotated[str, StringConstraints(pattern=DNS_LABEL_PATTERN, max_length=63)] | None = None
-    """Sandbox namespace name. Default: <metadata.namespace>-<metadata.name>, shortened with a hash if long.
-    Tollgate only ever deletes a namespace it created itself."""
+    """Sandbox namespace name; it must not exist yet: Tollgate creates it for this ModelDeployment (its UID in
+    the tollgate.dev/owner-uid label) and refuses (Stalled) a namespace it did not create for it. Default:
+    <metadata.namespace>-<metadata.name>-<6 hex of a hash of both>, shortened if long, so two
+    ModelDeployments never share one. Fixed once the sandbox exists: delete and re-create the
+    ModelDeployment to move it. Tollgate only ever deletes a namespace it created itself."""
     ingressFrom: Annotated[list[IngressPeer], Field(max_length=32)] = Field(default_factory=list)
     """Callers allowed to reach the model port. Empty: nobody but Prometheus (default deny)."""
     egressTo: Annotated[list[EgressRule], Field(max_length=32)] = Field(default_factory=list)
@@ -453,11 +470,11 @@ class SLO(_Model):
 class Fallback(_Model):
     """The pinned safe version the kill switch sends all traffic to."""
 
-    version: Annotated[str, StringConstraints(pattern=VERSION_PATTERN)]
+    version: Annotated[str, StringConstraints(pattern=VERSION_PATTERN, max_length=63)]
     """Model version of the fallback."""
     uri: Annotated[str, StringConstraints(min_length=1, max_length=1024)] | None = None
     """Where the fallback's weights are; default: the model uri with the version replaced."""
-    digest: Annotated[str, StringConstraints(pattern=DIGEST_PATTERN)] | None = None
+    digest: Annotated[str, StringConstraints(pattern=DIGEST_PATTERN, max_length=71)] | None = None
     """Digest of the fallback artifact."""
     image: Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=r"^[^\s]+$")] | None = None
     """Model-server image of the fallback; default: spec.runtime.image."""

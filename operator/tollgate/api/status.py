@@ -18,6 +18,9 @@ from tollgate.api.spec import ModelRef, Runtime
 
 HISTORY_LIMIT = 10
 TIMELINE_LIMIT = 50
+STATUS_STRING_MAX_LENGTH = 4096
+"""Every status string is capped in the CRD; `bounded` cuts what the operator writes to fit, so a long
+provider error or annotation value can neither fail a status write nor grow the object."""
 
 
 class _Status(BaseModel):
@@ -301,3 +304,14 @@ class ModelDeploymentStatus(_Status):
     """Hash of the effective steps the current rollout follows; a change restarts it at step one."""
     timeline: Annotated[list[TimelineEntry], Field(max_length=TIMELINE_LIMIT)] = Field(default_factory=list)
     """Decisions of the current rollout, oldest first; copied into the evidence of a rollback."""
+
+
+def bounded(value: object, limit: int = STATUS_STRING_MAX_LENGTH) -> object:
+    """`value` (status as JSON) with every string cut to `limit` characters, marked with a trailing '…'."""
+    if isinstance(value, str):
+        return value if len(value) <= limit else value[: limit - 1] + "\u2026"
+    if isinstance(value, dict):
+        return {k: bounded(v, limit) for k, v in value.items()}
+    if isinstance(value, list):
+        return [bounded(v, limit) for v in value]
+    return value

@@ -1,7 +1,9 @@
 """The desired sandbox: the isolated namespace a model runs in, as Kubernetes manifests (pure).
 
-- Namespace with Pod Security `restricted` enforced, audited and warned, pinned to a version, and the
-  tollgate.dev/owner annotation (Tollgate only ever deletes a namespace that carries it).
+- Namespace with Pod Security `restricted` enforced, audited and warned, pinned to a version, the
+  tollgate.dev/owner-uid label (the UID of the ModelDeployment it is created for: the ownership Tollgate
+  and the chart's admission policy check before any write) and the tollgate.dev/owner annotation
+  (<namespace>/<name>, for people).
 - NetworkPolicies: default deny (ingress and egress) for every pod; DNS to kube-system (UDP/TCP 53);
   ingress to the model port from spec.sandbox.ingressFrom and from the Prometheus namespace; egress to
   spec.sandbox.egressTo.
@@ -18,23 +20,37 @@ from tollgate.api import resource
 from tollgate.api.spec import ModelDeploymentSpec
 from tollgate.engine.actions import Context
 from tollgate.engine.labels import owner_labels, selector_labels
-from tollgate.engine.naming import fit
+from tollgate.engine.naming import DNS_LABEL_MAX, fit, short_hash
 from tollgate.engine.quantity import multiply
 
 POD_SECURITY_LEVEL = "restricted"
 POD_SECURITY_VERSION = "v1.36"
 NETWORKING_V1 = "networking.k8s.io/v1"
+SANDBOX_SUFFIX_LENGTH = 6
 SURGE_FRACTION = 0.25
 """maxSurge of the Deployments' rolling updates (see workloads.py)."""
 
 Manifest = dict[str, Any]
 
 
+def default_sandbox_namespace(namespace: str, name: str) -> str:
+    """<namespace>-<name>-<6 hex>: readable, and distinct for distinct ModelDeployments.
+
+    The suffix hashes namespace and name apart (joined by a NUL), so a/b-c and a-b/c, which read alike,
+    get different namespaces; without it the second would take over the first's sandbox. The prefix is
+    cut so the whole fits a DNS label. A collision of the hash (one in 16 million) is still caught: the
+    namespace then exists and carries the other ModelDeployment's UID, and the second is Stalled.
+    """
+    suffix = short_hash(namespace, name, length=SANDBOX_SUFFIX_LENGTH)
+    head = f"{namespace}-{name}"[: DNS_LABEL_MAX - len(suffix) - 1].rstrip("-")
+    return f"{head}-{suffix}"
+
+
 def sandbox_namespace(spec: ModelDeploymentSpec, ctx: Context) -> str:
-    """spec.sandbox.namespace, else <namespace>-<name>, shortened with a hash beyond 63 characters."""
+    """spec.sandbox.namespace, else the default name (see default_sandbox_namespace)."""
     if spec.sandbox.namespace:
         return spec.sandbox.namespace
-    return fit(f"{ctx.namespace}-{ctx.name}")
+    return default_sandbox_namespace(ctx.namespace, ctx.name)
 
 
 def service_account_name(ctx: Context) -> str:
@@ -54,6 +70,7 @@ def namespace(spec: ModelDeploymentSpec, ctx: Context) -> Manifest:
     for mode in ("enforce", "audit", "warn"):
         labels[f"pod-security.kubernetes.io/{mode}"] = POD_SECURITY_LEVEL
         labels[f"pod-security.kubernetes.io/{mode}-version"] = POD_SECURITY_VERSION
+    labels[resource.LABEL_OWNER_UID] = ctx.uid
     meta = _meta(sandbox_namespace(spec, ctx), None, labels)
     meta["annotations"] = {resource.ANNOTATION_OWNER: f"{ctx.namespace}/{ctx.name}"}
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}

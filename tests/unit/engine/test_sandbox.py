@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tollgate.api import resource
 from tollgate.engine.actions import Context
@@ -22,7 +26,26 @@ def test_namespace_enforces_restricted_pod_security_pinned_and_names_its_owner()
         assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
         assert labels[f"pod-security.kubernetes.io/{mode}-version"] == "v1.36"
     assert ns["metadata"]["annotations"][resource.ANNOTATION_OWNER] == "ml-team/fraud-scorer"
-    assert ns["metadata"]["name"] == "ml-team-fraud-scorer"
+    assert labels[resource.LABEL_OWNER_UID] == CTX.uid
+    assert re.fullmatch(r"ml-team-fraud-scorer-[0-9a-f]{6}", ns["metadata"]["name"])
+
+
+def test_default_names_of_look_alike_modeldeployments_differ() -> None:
+    # given a/b-c and a-b/c, which both read "a-b-c"
+    first = sandbox_namespace(make_spec(), Context("b-c", "a", "u1", 1))
+    second = sandbox_namespace(make_spec(), Context("c", "a-b", "u2", 1))
+    # then their sandboxes are distinct, readable, and stable for the same input
+    assert first != second
+    assert first.startswith("a-b-c-") and second.startswith("a-b-c-")
+    assert first == sandbox_namespace(make_spec(), Context("b-c", "a", "other-uid", 2))
+
+
+@settings(max_examples=300)
+@given(ns=st.from_regex(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", fullmatch=True),
+       name=st.from_regex(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", fullmatch=True))
+def test_every_default_name_is_a_dns_label(ns: str, name: str) -> None:
+    sandbox = sandbox_namespace(make_spec(), Context(name, ns, "u", 1))
+    assert re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", sandbox)
 
 
 def test_long_names_are_shortened_with_a_hash_and_explicit_names_win() -> None:
