@@ -7,7 +7,10 @@ same instant, so canary, stable and sample counts describe the same window.
 
 Custom `query:` SLOs cannot be batched (an arbitrary expression need not carry the grouping labels),
 so each runs once per ModelDeployment and track with {{namespace}} {{name}} {{track}} {{window}}
-substituted; its evidence string holds both executed queries.
+substituted; its evidence string holds both executed queries. A custom query runs only when every
+selector in it is pinned to the ModelDeployment's namespace (promql_scope); otherwise the SLO reports an
+error naming the selector, and nothing is sent. The evidence of a template shows the template's query
+for that ModelDeployment alone, not the batch's text (which names every ModelDeployment of the tick).
 
 Failure never raises into the caller: an unreachable Prometheus, a timeout or a bad query becomes
 `SLOObservation.error`, which the engine counts apart from failed checks. Transient failures
@@ -34,6 +37,7 @@ from prometheus_api_client.exceptions import PrometheusApiClientException
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_exponential
 from urllib3.util.retry import Retry
 
+from tollgate.adapters.promql_scope import Scope, ScopeError, check_scoped
 from tollgate.adapters.slo_series import SLOSeries, pick_points, points, single_series, split_matrix, step_for
 from tollgate.adapters.slo_templates import (
     DEFAULT_METRICS,
@@ -386,8 +390,17 @@ class PrometheusProvider:
                             q = render_custom(
                                 s.query, namespace=r.namespace, name=r.name, track=track, window=r.window
                             )
-                            queries[q] = None
+                            if self._refusal(q, r) is None:
+                                queries[q] = None  # a query that is not scoped is never sent
         return list(queries)
+
+    def _refusal(self, promql: str, req: AnalysisRequest) -> str | None:
+        """Why a custom query may not run for this ModelDeployment (promql_scope), or None."""
+        try:
+            check_scoped(promql, Scope(self.metrics.namespace_label, req.namespace))
+        except ScopeError as exc:
+            return f"custom query refused: {exc}"
+        return None
 
     # --- execution ------------------------------------------------------------------------------------
     def _run(self, queries: Sequence[str], at: float) -> dict[str, Any]:
@@ -443,7 +456,7 @@ class PrometheusProvider:
                 return SLOObservation(
                     name=slo.name,
                     error=f"sample count query failed: {self._describe(samples_result)}",
-                    query=samples_q,
+                    query=self._samples_query(req.window, [req]),
                     window=req.window,
                 )
             return self._assemble_custom(req, slo, results, self._counts(req, samples_result))
@@ -452,8 +465,10 @@ class PrometheusProvider:
                 name=slo.name, error=f"unknown SLO template {slo.name!r}", window=req.window
             )
 
-        promql = self._template_query(slo.name, req.window, same_window, at)
-        answer = results[promql]
+        answer = results[self._template_query(slo.name, req.window, same_window, at)]
+        # What the evidence shows: the same query for this ModelDeployment alone. The batch's text names
+        # every ModelDeployment of the tick, and one tenant's evidence must not list another's.
+        promql = self._template_query(slo.name, req.window, [req], at)
         if isinstance(answer, Exception):
             return SLOObservation(
                 name=slo.name, error=self._describe(answer), query=promql, window=req.window
@@ -542,6 +557,9 @@ class PrometheusProvider:
                 slo.query, namespace=req.namespace, name=req.name, track=track, window=req.window
             )
             executed.append(f"# track={track}\n{q}")
+            refusal = self._refusal(q, req)
+            if refusal is not None:
+                return SLOObservation(name=slo.name, error=refusal, query=q, window=req.window)
             result = results[q]
             if isinstance(result, Exception):
                 errors.append(f"{track}: {self._describe(result)}")

@@ -220,7 +220,8 @@ def test_one_query_per_template_covers_every_modeldeployment_and_values_are_spli
     assert fraud_err.stable == MetricValue(0.0, 1890)
     assert fraud_err.error is None
     assert fraud_err.window == "1m"
-    assert fraud_err.query in transport.queries
+    # and its evidence shows the same query for fraud alone: no other ModelDeployment of the batch
+    assert 'modeldeployment=~"fraud"' in fraud_err.query and "churn" not in fraud_err.query
     assert fraud_p99.canary == MetricValue(0.31, 212)
 
     churn_err, churn_p99 = out[("ml", "churn")]
@@ -263,7 +264,8 @@ def test_score_shift_without_a_stable_mean_has_no_stable_value() -> None:
 
 
 def test_custom_queries_run_per_modeldeployment_and_track_with_variables() -> None:
-    custom = SLO(name="gpu-util", query='avg(gpu{ns="{{namespace}}", md="{{name}}", t="{{track}}"})', max=0.9)
+    custom = SLO(name="gpu-util", query='avg(gpu{namespace="{{namespace}}", md="{{name}}", t="{{track}}"})',
+                 max=0.9)
 
     def answer(promql: str) -> Response:
         if "increase(" in promql:
@@ -274,16 +276,16 @@ def test_custom_queries_run_per_modeldeployment_and_track_with_variables() -> No
     prom, transport = provider(answer)
     (obs,) = prom.observe([req("a", "m", custom)])[("a", "m")]
 
-    assert 'avg(gpu{ns="a", md="m", t="canary"})' in transport.queries
-    assert 'avg(gpu{ns="a", md="m", t="stable"})' in transport.queries
+    assert 'avg(gpu{namespace="a", md="m", t="canary"})' in transport.queries
+    assert 'avg(gpu{namespace="a", md="m", t="stable"})' in transport.queries
     assert obs.canary == MetricValue(0.8, 10)
     assert obs.stable == MetricValue(0.4, 20)
-    assert 'avg(gpu{ns="a", md="m", t="canary"})' in obs.query
-    assert 'avg(gpu{ns="a", md="m", t="stable"})' in obs.query
+    assert 'avg(gpu{namespace="a", md="m", t="canary"})' in obs.query
+    assert 'avg(gpu{namespace="a", md="m", t="stable"})' in obs.query
 
 
 def test_a_custom_query_returning_several_series_is_an_error_not_a_guess() -> None:
-    custom = SLO(name="c", query="up", max=1)
+    custom = SLO(name="c", query='up{namespace="{{namespace}}"}', max=1)
 
     def answer(promql: str) -> Response:
         if "increase(" in promql:
@@ -294,6 +296,21 @@ def test_a_custom_query_returning_several_series_is_an_error_not_a_guess() -> No
     (obs,) = prom.observe([req("a", "m", custom)])[("a", "m")]
     assert obs.error is not None and "2 series" in obs.error
     assert obs.canary is None
+
+
+def test_a_custom_query_reading_another_namespace_is_refused_and_never_sent() -> None:
+    # given a tenant in namespace a whose query reads namespace b's series (and one with no namespace)
+    spying = SLO(name="spy", query='sum(rate(tollgate_sim_requests_total{namespace="b"}[{{window}}]))', max=1)
+    bare = SLO(name="bare", query="sum(rate(tollgate_sim_requests_total[{{window}}]))", max=1)
+    prom, transport = provider(lambda q: vector(({}, "1")))
+    # when the tick runs
+    spy_obs, bare_obs = prom.observe([req("a", "m", spying, bare)])[("a", "m")]
+    # then neither query reached Prometheus, and each SLO reports why and how to fix it
+    assert not [q for q in transport.queries if "increase(" not in q]
+    for obs in (spy_obs, bare_obs):
+        assert obs.error is not None and obs.error.startswith("custom query refused")
+        assert 'namespace="{{namespace}}"' in obs.error
+        assert obs.canary is None and obs.stable is None
 
 
 # --- failures ----------------------------------------------------------------------------------------
