@@ -240,15 +240,17 @@ class Kube:
         return items
 
     # -- apply ----------------------------------------------------------------------------------
-    def apply(self, obj: Mapping[str, Any], *, force: bool = True) -> bool:
-        """Server-side apply `obj` unless it is already applied as desired. Returns True if it wrote."""
+    def apply(self, obj: Mapping[str, Any], *, force: bool = True, read_first: bool = True) -> bool:
+        """Server-side apply `obj` unless it is already applied as desired. Returns True if it wrote.
+
+        read_first=False: never GET it first (a kind the operator may write but not read)."""
         ref = ref_of(obj)
         digest = manifest_hash(obj)
         with self._lock:
             known = self._applied.get(ref)
         if known == digest:
             return False
-        if known is None and not self._warm:
+        if known is None and not self._warm and read_first:
             live = self.get(ref)
             live_hash = ((live or {}).get("metadata", {}).get("annotations") or {}).get(ANNOTATION_HASH)
             if live is not None and live_hash == digest:

@@ -60,6 +60,12 @@ def context_of(body: Mapping[str, Any]) -> Context:
                    generation=int(meta.get("generation") or 0))
 
 
+def incidents_of(status: Mapping[str, Any]) -> set[str]:
+    """Evidence records a status still points to (its bounded history and the latest incident)."""
+    named = {h.get("incident") for h in status.get("history") or []} | {status.get("lastIncident")}
+    return {n for n in named if n}
+
+
 def status_json(status: ModelDeploymentStatus) -> dict[str, Any]:
     return status.model_dump(mode="json")
 
@@ -183,7 +189,8 @@ class Reconciler:
                                                   "revision": action.revision, "reason": action.reason,
                                                   "incident": action.incident})
             elif isinstance(action, RecordEvidence):
-                st.pending_evidence = PendingEvidence(action.name, action.payload)
+                dropped = incidents_of(body.get("status") or {}) - incidents_of(status_json(decision.status))
+                st.pending_evidence = PendingEvidence(action.name, action.payload, frozenset(dropped))
             elif isinstance(action, EmitEvent):
                 self.post_event(body, action.type.value, action.reason.value, action.message)
         self._evidence(st, ctx, body, case, decision)
@@ -206,7 +213,7 @@ class Reconciler:
         if pending is None:
             return
         try:
-            self.evidence.record(pending.name, body, pending.payload)
+            self.evidence.record(pending.name, body, pending.payload, pending.dropped)
         except (TemporaryError, PermanentError) as exc:
             pending.attempts += 1
             last = pending.attempts >= EVIDENCE_ATTEMPTS

@@ -28,6 +28,8 @@ MDKey = tuple[str, str]
 class PendingEvidence:
     name: str
     payload: Mapping[str, Any]
+    dropped: frozenset[str] = frozenset()
+    """Records whose incident left the bounded history: deleted by name once this one is written."""
     attempts: int = 0
 
 
