@@ -204,6 +204,11 @@ class Kube:
     @api_retry
     def _request(self, method: str, path: str, body: Any = None, *, content_type: str | None = None,
                  query: list[tuple[str, str]] | None = None, conditional: bool = False) -> Any:
+        return self._send(method, path, body, content_type=content_type, query=query, conditional=conditional)
+
+    def _send(self, method: str, path: str, body: Any = None, *, content_type: str | None = None,
+              query: list[tuple[str, str]] | None = None, conditional: bool = False) -> Any:
+        """One request, no retry (a 409 from a create is an answer, not a hiccup); fenced like every write."""
         if method != "GET" and self.fence is not None and not self.fence():  # and before every retry
             raise FencedError(f"{method} {path} refused: this replica does not hold the leader Lease")
         headers = {"Accept": "application/json"}
@@ -284,6 +289,28 @@ class Kube:
             if ref.kind in self._listed:
                 return False
         return self.get(ref) is not None
+
+    def create(self, obj: Mapping[str, Any]) -> dict[str, Any] | None:
+        """POST `obj` (with its applied hash, as apply would write it). None when the name is taken:
+        unlike a server-side apply, a create never takes over an object somebody else made."""
+        ref = ref_of(obj)
+        digest = manifest_hash(obj)
+        body = json.loads(json.dumps(obj))
+        body["metadata"].setdefault("annotations", {})[ANNOTATION_HASH] = digest
+        try:
+            created: dict[str, Any] = self._send("POST", collection_path_of(ref), body,
+                                                 content_type="application/json",
+                                                 query=[("fieldManager", self._field_manager)])
+        except CLIENT_ERRORS as exc:
+            error = translate(exc)
+            if isinstance(error, ConflictError):
+                return None
+            raise error from exc
+        self.counter.applies += 1
+        with self._lock:
+            self._applied[ref] = digest
+        log.info("created", extra={"kind": ref.kind, "namespace": ref.namespace, "object": ref.name})
+        return created
 
     def is_applied(self, obj: Mapping[str, Any]) -> bool:
         """True when `obj` is known to be live exactly as desired (its applied hash matches)."""

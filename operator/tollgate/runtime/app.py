@@ -38,6 +38,7 @@ from tollgate.runtime.config import Settings
 from tollgate.runtime.faults import crash_hook_from_env
 from tollgate.runtime.health import ApiHealth
 from tollgate.runtime.leader import LeaderElector, LeaseSettings
+from tollgate.runtime.ownership import SandboxOwnership
 from tollgate.runtime.reconciler import Reconciler, context_of
 from tollgate.runtime.registry import ObjectState, Registry
 
@@ -101,6 +102,7 @@ class Runtime:
     kube: Kube = field(init=False)
     clock: ServerClock = field(default_factory=ServerClock)
     """The API server's time (learnt from its responses): what the engine and the analysis read."""
+    ownership: SandboxOwnership = field(init=False)
     registry: Registry = field(default_factory=Registry)
     scheduler: AnalysisScheduler = field(init=False)
     reconciler: Reconciler = field(init=False)
@@ -117,6 +119,7 @@ class Runtime:
         self.kube.after_write = crash_hook_from_env()
         self.health = ApiHealth(self.api, grace=self.settings.health_grace)
         self.scheduler = AnalysisScheduler(self.provider)
+        self.ownership = SandboxOwnership(self.kube)
         if self.settings.leader_election:
             s = self.settings
             self.elector = LeaderElector(self.api, LeaseSettings(
@@ -125,7 +128,7 @@ class Runtime:
             self.kube.fence = self.elector.holds  # no write leaves a replica that may not act
         # Durations that gate a rollout are timed by the API server's clock, not this node's.
         self.reconciler = Reconciler(self.kube, self.registry, self.scheduler, EvidenceStore(self.kube),
-                                     self._post_event, clock=self.clock.now,
+                                     self._post_event, self.ownership, clock=self.clock.now,
                                      scrape_interval=self.settings.scrape_interval)
 
     def _post_event(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
@@ -161,6 +164,8 @@ class Runtime:
         Ready off and on with two status writes per ModelDeployment)."""
         if kind == "Deployment":
             self.registry.observe_deployment(item, deleted=False)
+        elif kind == "Namespace":
+            self.ownership.learn(item)
 
     # --- watches that re-listed: deletions made meanwhile sent no event ---------------------------
     def watch_listed(self, kind: str) -> None:
@@ -221,7 +226,9 @@ class Runtime:
         await asyncio.to_thread(self._finalize, body)
 
     def _finalize(self, body: dict[str, Any]) -> None:
-        """Traffic back on stable, then remove what Tollgate created. Never a namespace it did not create."""
+        """Traffic back on stable, then delete the sandbox namespace: only one Tollgate created for this
+        very ModelDeployment (its UID in tollgate.dev/owner-uid). Any other namespace is left as it is:
+        Tollgate never wrote into it (ownership.py)."""
         ctx = context_of(body)
         spec: ModelDeploymentSpec | None
         try:
@@ -235,24 +242,18 @@ class Runtime:
         ns_obj = self.kube.get(ObjectRef("v1", "Namespace", sandbox))
         if ns_obj is None:
             return
+        owner_uid = (ns_obj["metadata"].get("labels") or {}).get(resource.LABEL_OWNER_UID)
+        md = f"{ctx.namespace}/{ctx.name}"
+        if not ctx.uid or owner_uid != ctx.uid:
+            log.info("sandbox namespace is not this ModelDeployment's; leaving it alone",
+                     extra={"namespace": sandbox, "md": md, "owner_uid": owner_uid})
+            return
         if spec is not None:
             with contextlib.suppress(KubeError):
                 router_for(spec.traffic.router, self.kube).finalize(ctx, sandbox, spec.replicas)
-        owner = f"{ctx.namespace}/{ctx.name}"
-        if (ns_obj["metadata"].get("annotations") or {}).get(resource.ANNOTATION_OWNER) == owner:
-            self.kube.delete(ObjectRef("v1", "Namespace", sandbox))
-            log.info("deleted sandbox namespace", extra={"namespace": sandbox, "md": owner})
-            return
-        selector = f"{resource.LABEL_MD_NAME}={ctx.name},{resource.LABEL_MD_NAMESPACE}={ctx.namespace}"
-        for api_version, kind in SANDBOX_KINDS:
-            probe = ObjectRef(api_version, kind, "x", sandbox)
-            try:
-                items = self.kube.list(probe, selector)
-            except KubeError as exc:  # e.g. the Gateway API is not installed
-                log.info("skipping kind during cleanup", extra={"kind": kind, "error": str(exc)})
-                continue
-            for item in items:
-                self.kube.delete(ObjectRef(api_version, kind, item["metadata"]["name"], sandbox))
+        self.kube.delete(ObjectRef("v1", "Namespace", sandbox))
+        self.ownership.forget(sandbox)
+        log.info("deleted sandbox namespace", extra={"namespace": sandbox, "md": md})
 
 
 def build_provider(settings: Settings, api: client.ApiClient,

@@ -1,0 +1,110 @@
+"""Which sandbox namespace is whose: Tollgate writes into a namespace only when it created it for the
+ModelDeployment at hand.
+
+The proof is the namespace's tollgate.dev/owner-uid label, set when Tollgate creates the namespace
+(by POST, which fails on an existing name, so an existing namespace is never taken over) to the
+ModelDeployment's UID. Before any decision is carried out, the sandbox namespace is checked:
+- absent: it will be created for this ModelDeployment (a create that finds the name taken is checked
+  again, so two ModelDeployments racing for one name cannot both win);
+- labelled with this ModelDeployment's UID: ours, remembered, no further reads;
+- anything else (kube-system, a namespace a person made, another ModelDeployment's sandbox, a Gateway's
+  namespace): refused. The ModelDeployment is Stalled with a message naming the owner and the fix, and
+  nothing is written anywhere but its own status.
+
+The chart's ValidatingAdmissionPolicy enforces the same fence in the API server (a write into a
+namespace without the label is refused whatever this code does).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from tollgate.adapters.kube import Kube
+from tollgate.api import resource
+from tollgate.engine.actions import Context, ObjectRef
+from tollgate.engine.sandbox import default_sandbox_namespace
+
+log = logging.getLogger("tollgate.ownership")
+
+
+class SandboxNotOwnedError(Exception):
+    """The sandbox namespace exists and is not this ModelDeployment's: nothing may be written there."""
+
+
+def refusal(namespace: str, live: Mapping[str, Any], ctx: Context, explicit: bool) -> str:
+    """Why `namespace` cannot be the sandbox of `ctx`, whose it is, and what to do about it."""
+    meta = live.get("metadata") or {}
+    uid = (meta.get("labels") or {}).get(resource.LABEL_OWNER_UID)
+    owner = (meta.get("annotations") or {}).get(resource.ANNOTATION_OWNER)
+    me = f"{ctx.namespace}/{ctx.name}"
+    where = "spec.sandbox.namespace" if explicit else "the default sandbox namespace"
+    if uid:
+        whose = f"it is the sandbox of ModelDeployment {owner or '(unknown)'} (UID {uid})"
+    elif owner == me:
+        return (f"{where} {namespace!r} carries this ModelDeployment's tollgate.dev/owner annotation but no "
+                f"tollgate.dev/owner-uid label (a sandbox made by an older Tollgate): Tollgate writes only into "
+                f"namespaces labelled with their ModelDeployment's UID; a cluster administrator can adopt it "
+                f"with `kubectl label namespace {namespace} {resource.LABEL_OWNER_UID}={ctx.uid}`")
+    else:
+        whose = "it exists and Tollgate did not create it (no tollgate.dev/owner-uid label)"
+    fix = (f"set spec.sandbox.namespace to a namespace that does not exist yet (Tollgate creates it), or remove "
+           f"it to use the default {default_sandbox_namespace(ctx.namespace, ctx.name)!r}") if explicit else (
+           f"delete namespace {namespace!r} if it is left over, or set spec.sandbox.namespace to a namespace "
+           "that does not exist yet")
+    return (f"{where} {namespace!r} is not Tollgate's to use for {me}: {whose}; Tollgate writes only into a "
+            f"sandbox it created for this ModelDeployment and wrote nothing: {fix}")
+
+
+class SandboxOwnership:
+    """Remembers the sandboxes proven ours (namespace -> owner UID); reads only what it does not know."""
+
+    def __init__(self, kube: Kube) -> None:
+        self._kube = kube
+        self._owner: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def learn(self, namespace: Mapping[str, Any]) -> None:
+        """A namespace seen in a LIST or watch: remember its owner UID, if it has one."""
+        meta = namespace.get("metadata") or {}
+        uid = (meta.get("labels") or {}).get(resource.LABEL_OWNER_UID)
+        with self._lock:
+            if uid:
+                self._owner[meta["name"]] = uid
+            else:
+                self._owner.pop(meta["name"], None)
+
+    def forget(self, namespace: str) -> None:
+        with self._lock:
+            self._owner.pop(namespace, None)
+
+    def owned(self, namespace: str, ctx: Context) -> bool:
+        with self._lock:
+            return self._owner.get(namespace) == ctx.uid
+
+    def check(self, namespace: str, ctx: Context, *, explicit: bool) -> None:
+        """Raise SandboxNotOwnedError unless `namespace` is absent or this ModelDeployment's sandbox
+        (one GET at most)."""
+        if self.owned(namespace, ctx):
+            return
+        live = self._kube.get(ObjectRef("v1", "Namespace", namespace))
+        if live is None:
+            return
+        self.learn(live)
+        if not self.owned(namespace, ctx):
+            raise SandboxNotOwnedError(refusal(namespace, live, ctx, explicit))
+
+    def claim(self, manifest: Mapping[str, Any], ctx: Context, *, explicit: bool) -> None:
+        """Create the sandbox namespace for this ModelDeployment unless it is ours already; a name taken
+        meanwhile is checked like any existing namespace (SandboxNotOwnedError unless it carries our UID)."""
+        name = manifest["metadata"]["name"]
+        if self.owned(name, ctx):
+            return
+        created = self._kube.create(manifest)
+        if created is not None:
+            self.learn(created)
+            log.info("created sandbox namespace", extra={"namespace": name, "md": f"{ctx.namespace}/{ctx.name}"})
+            return
+        self.check(name, ctx, explicit=explicit)
