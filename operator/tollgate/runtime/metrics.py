@@ -68,6 +68,9 @@ ANALYSIS_TICKS = Counter("tollgate_analysis_ticks_total",
                          "Analysis batches sent to the metrics provider (one per tick)")
 ANALYSIS_REQUESTS = Counter("tollgate_analysis_requests_total",
                             "ModelDeployments analysed, summed over the batches")
+TENANT_BUDGET_EXCEEDED = Counter("tollgate_tenant_query_budget_exceeded_total",
+                                 "Ticks whose custom queries ran past the namespace's time budget",
+                                 ["namespace"])
 IS_LEADER = Gauge("tollgate_leader", "1 while this replica holds the leader Lease")
 
 
