@@ -230,21 +230,23 @@ def test_deletion_mid_rollout_removes_the_sandbox(stack: Stack, namespace: str, 
     assert res.returncode != 0 and "NotFound" in res.stderr
 
 
-def test_namespace_not_created_by_tollgate_is_never_deleted(stack: Stack, namespace: str,
-                                                           operator: OperatorProcess) -> None:
-    # given a sandbox namespace the user created
+def test_namespace_not_created_by_tollgate_is_never_used_nor_deleted(stack: Stack, namespace: str,
+                                                                    operator: OperatorProcess) -> None:
+    # given a namespace the user created, named as the sandbox
     own = f"{namespace}-mine"
     stack.kubectl("create", "namespace", own)
     stack.kubectl("create", "configmap", "precious", "-n", own, "--from-literal=k=v")
     apply(stack, namespace, md_manifest("tts", "1.0.0", sandbox={"namespace": own}))
-    wait_phase(stack, namespace, "tts", "Stable")
+    # then Tollgate refuses it (it only uses a sandbox it created) instead of writing into it
+    st = wait_phase(stack, namespace, "tts", "Stalled", timeout=30)
+    assert own in st["message"] and "did not create it" in st["message"]
     # when the ModelDeployment is deleted
     stack.kubectl("delete", "modeldeployment", "tts", "-n", namespace, "--timeout=60s")
-    # then Tollgate's objects are gone but the namespace and the user's objects stay
+    # then the namespace and the user's objects stay, and Tollgate never put anything there
     core = client.CoreV1Api(stack.api)
     assert core.read_namespace(own).status.phase == "Active"
     assert core.read_namespaced_config_map("precious", own).data == {"k": "v"}
-    wait_for("Tollgate's Deployments removed", lambda: not _deployments(stack, own), timeout=30)
+    assert not _deployments(stack, own)
     stack.kubectl("delete", "namespace", own, "--wait=false")
 
 

@@ -1,0 +1,200 @@
+"""A ModelDeployment touches only what it owns, tried as a hostile tenant would, on the real control plane
+with the operator as its own process. The API server's audit log is the record of what was written."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+from kubernetes import client
+
+from integration.runtime.helpers import apply, condition, md_manifest, patch_spec, status, wait_phase
+from tollgate_testkit import audit
+from tollgate_testkit.controlplane import audit_log
+from tollgate_testkit.stack import OperatorProcess, Stack
+
+
+def writes_into(stack: Stack, since: str, namespace: str) -> list[audit.Request]:
+    """Every write of the operator into `namespace`, or to the Namespace object itself, since `since`."""
+    time.sleep(2.5)  # the audit log is flushed in batches of at most 1s
+    reqs = audit.writes(audit.by_operator(audit.read(audit_log(stack.kubeconfig), since=since)))
+    return [r for r in reqs if r.namespace == namespace or (r.resource == "namespaces" and r.name == namespace)]
+
+
+def tollgate_objects(stack: Stack, namespace: str) -> list[str]:
+    out = stack.kubectl("get", "networkpolicies,resourcequotas,limitranges,serviceaccounts,services,deployments",
+                        "-n", namespace, "-l", "app.kubernetes.io/managed-by=tollgate", "-o", "name").stdout
+    return sorted(out.split())
+
+
+def delete_md(stack: Stack, namespace: str, name: str) -> None:
+    stack.kubectl("delete", "modeldeployment", name, "-n", namespace, "--timeout=60s")
+
+
+@pytest.mark.parametrize("target", ["kube-system", "default"])
+def test_a_sandbox_in_a_namespace_tollgate_did_not_create_is_refused_with_zero_writes(
+        stack: Stack, namespace: str, operator: OperatorProcess, target: str) -> None:
+    # given a tenant pointing its sandbox at a namespace it does not own
+    mark = audit.now_marker()
+    apply(stack, namespace, md_manifest("kube-dns", "1.0.0", sandbox={"namespace": target}))
+    # when the operator reconciles it
+    st = wait_phase(stack, namespace, "kube-dns", "Stalled", timeout=30)
+    # then it is Stalled, naming the namespace, why, and the fix
+    assert condition(st, "Stalled") == "True" and condition(st, "Ready") == "False"
+    assert f"spec.sandbox.namespace {target!r}" in st["message"]
+    assert "Tollgate did not create it" in st["message"] and "does not exist yet" in st["message"]
+    # and deleting the ModelDeployment leaves the namespace alone
+    delete_md(stack, namespace, "kube-dns")
+    assert client.CoreV1Api(stack.api).read_namespace(target).status.phase == "Active"
+    # and the operator never wrote into it, nor to the namespace itself
+    assert writes_into(stack, mark, target) == []
+    assert tollgate_objects(stack, target) == []
+
+
+def test_a_sandbox_pointed_at_another_modeldeployments_sandbox_is_refused_and_the_victim_is_untouched(
+        stack: Stack, namespace: str, operator: OperatorProcess) -> None:
+    # given a victim serving from its sandbox
+    apply(stack, namespace, md_manifest("victim", "1.0.0", replicas=2))
+    victim = wait_phase(stack, namespace, "victim", "Stable")
+    sandbox = victim["sandboxNamespace"]
+    before = tollgate_objects(stack, sandbox)
+    assert any("networkpolicy" in o for o in before) and any("resourcequota" in o for o in before)
+    mark = audit.now_marker()
+    # when an attacker names that sandbox as its own
+    apply(stack, namespace, md_manifest("attacker", "1.0.0", replicas=2, sandbox={"namespace": sandbox}))
+    st = wait_phase(stack, namespace, "attacker", "Stalled", timeout=30)
+    # then it is Stalled, naming the owner
+    assert f"ModelDeployment {namespace}/victim" in st["message"], st["message"]
+    # and deleting the attacker leaves the victim's sandbox exactly as it was
+    delete_md(stack, namespace, "attacker")
+    assert writes_into(stack, mark, sandbox) == []
+    assert tollgate_objects(stack, sandbox) == before
+    assert status(stack, namespace, "victim")["phase"] == "Stable"
+
+
+@pytest.fixture
+def second_namespace(stack: Stack, namespace: str) -> Iterator[str]:
+    """<namespace>-b: with it, <namespace>/b-c and <namespace>-b/c read alike."""
+    name = f"{namespace}-b"
+    stack.kubectl("create", "namespace", name)
+    yield name
+    stack.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
+
+
+def test_look_alike_modeldeployments_get_distinct_sandboxes_and_deleting_one_spares_the_other(
+        stack: Stack, namespace: str, second_namespace: str, operator: OperatorProcess) -> None:
+    # given a/b-c and a-b/c, which a "<namespace>-<name>" scheme would both put into a-b-c
+    apply(stack, namespace, md_manifest("b-c", "1.0.0", replicas=2))
+    apply(stack, second_namespace, md_manifest("c", "1.0.0", replicas=2))
+    first = wait_phase(stack, namespace, "b-c", "Stable")
+    second = wait_phase(stack, second_namespace, "c", "Stable")
+    # then each has its own readable sandbox
+    assert first["sandboxNamespace"] != second["sandboxNamespace"]
+    assert first["sandboxNamespace"].startswith(f"{namespace}-b-c-")
+    assert second["sandboxNamespace"].startswith(f"{namespace}-b-c-")
+    kept = tollgate_objects(stack, first["sandboxNamespace"])
+    # when the second is deleted
+    delete_md(stack, second_namespace, "c")
+    # then the first's sandbox and everything in it stays, and it keeps serving
+    assert client.CoreV1Api(stack.api).read_namespace(first["sandboxNamespace"]).status.phase == "Active"
+    assert tollgate_objects(stack, first["sandboxNamespace"]) == kept
+    assert status(stack, namespace, "b-c")["phase"] == "Stable"
+
+
+def test_an_httproute_cannot_be_put_into_a_shared_gateways_namespace(
+        stack: Stack, namespace: str, second_namespace: str, operator: OperatorProcess) -> None:
+    # given a shared Gateway admitting routes of its own namespace only
+    stack.kubectl("apply", "-n", second_namespace, "-f", "-", stdin=json.dumps({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "shared"},
+        "spec": {"gatewayClassName": "example", "listeners": [
+            {"name": "http", "port": 80, "protocol": "HTTP", "allowedRoutes": {"namespaces": {"from": "Same"}}}]},
+    }))
+    mark = audit.now_marker()
+    # when a tenant puts its sandbox, and so its HTTPRoute, into the Gateway's namespace
+    apply(stack, namespace, md_manifest("sneak", "1.0.0", replicas=2, sandbox={"namespace": second_namespace},
+                                        traffic={"router": "gatewayAPI", "gatewayAPI": {
+                                            "parentRefs": [{"name": "shared", "namespace": second_namespace}]}}))
+    st = wait_phase(stack, namespace, "sneak", "Stalled", timeout=30)
+    # then nothing is written there: no route, no Service, no policy
+    assert second_namespace in st["message"]
+    delete_md(stack, namespace, "sneak")
+    assert writes_into(stack, mark, second_namespace) == []
+    routes = stack.kubectl("get", "httproutes", "-n", second_namespace, "-o", "name").stdout.split()
+    assert routes == []
+
+
+@pytest.mark.parametrize("name", ["fraud.v2", "1model", "m" * 200, "Fraud"])
+def test_a_name_that_would_break_the_generated_objects_is_refused_at_admission(
+        stack: Stack, namespace: str, name: str) -> None:
+    manifest = md_manifest("fraud", "1.0.0")
+    manifest["metadata"]["name"] = name
+    res = stack.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(manifest), check=False)
+    assert res.returncode != 0
+    assert "metadata.name must be a DNS-1035 label" in res.stderr, res.stderr
+
+
+def test_the_longest_accepted_name_works_end_to_end_with_labels_that_fit(
+        stack: Stack, namespace: str, operator: OperatorProcess) -> None:
+    # given a 63-character name, the longest admitted
+    name = "m" + "-long" * 12 + "-x"
+    assert len(name) == 63
+    manifest = md_manifest("longname", "1.0.0", replicas=2)
+    manifest["metadata"]["name"] = name
+    apply(stack, namespace, manifest)
+    # then it becomes Ready, its Service is named after it and every label of its objects is valid
+    st = wait_phase(stack, namespace, name, "Stable")
+    assert condition(st, "Ready") == "True"
+    sandbox = st["sandboxNamespace"]
+    svc = client.CoreV1Api(stack.api).read_namespaced_service(name, sandbox)
+    for obj in [*client.AppsV1Api(stack.api).list_namespaced_deployment(sandbox).items, svc]:
+        for value in (obj.metadata.labels or {}).values():
+            assert len(value) <= 63, (obj.metadata.name, value)
+
+
+KIB = 1024
+
+
+def test_maximal_args_and_env_stay_under_256_kib_through_a_whole_canary(
+        stack: Stack, namespace: str, operator: OperatorProcess) -> None:
+    # given the largest runtime the CRD admits: 32 args of 1024 characters, 32 variables of 1024
+    runtime = {"image": "registry.example/model-server:1.0",
+               "args": [f"--a{i:02d}=" + "x" * 1018 for i in range(32)],
+               "env": [{"name": f"V{i:02d}_" + "N" * 124, "value": "v" * 1024} for i in range(32)]}
+    manifest = md_manifest("big", "1.0.0", replicas=2, runtime=runtime,
+                           rollout={"steps": [{"weight": 50}, {"weight": 100}],
+                                    "analysis": {"interval": "1s", "window": "5s", "minSamples": 10},
+                                    "progressDeadline": "30s"})
+    apply(stack, namespace, manifest)  # client-side apply: the last-applied annotation is a second copy
+    wait_phase(stack, namespace, "big", "Stable")
+    # when a new version is rolled out to the end
+    patch_spec(stack, namespace, "big", {"model": {"version": "2.0.0", "uri": "s3://models/big/2.0.0"}})
+    sizes: dict[str, int] = {}
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        raw = stack.kubectl("get", "modeldeployment", "big", "-n", namespace, "-o", "json").stdout
+        phase = json.loads(raw).get("status", {}).get("phase", "")
+        sizes[phase] = max(sizes.get(phase, 0), len(raw.encode()))
+        if phase in ("Succeeded", "RolledBack"):
+            break
+        time.sleep(0.2)
+    # then it promoted, and the object (spec, annotation, status, managedFields) never reached 256 KiB
+    assert "Succeeded" in sizes, sizes
+    assert "Progressing" in sizes, sizes
+    assert max(sizes.values()) < 256 * KIB, sizes
+
+
+def test_a_refused_sandbox_is_not_retried_in_a_hot_loop(stack: Stack, namespace: str,
+                                                        operator: OperatorProcess) -> None:
+    # given a refused sandbox
+    apply(stack, namespace, md_manifest("loop", "1.0.0", sandbox={"namespace": "kube-public"}))
+    wait_phase(stack, namespace, "loop", "Stalled", timeout=30)
+    time.sleep(2)
+    mark = audit.now_marker()
+    # when time passes
+    time.sleep(6)
+    # then the operator wrote nothing at all (its status already says Stalled)
+    reqs = audit.writes(audit.by_operator(audit.read(audit_log(stack.kubeconfig), since=mark)))
+    assert [r for r in reqs if r.namespace in (namespace, "kube-public")] == []
+    delete_md(stack, namespace, "loop")
