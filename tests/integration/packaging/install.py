@@ -43,7 +43,8 @@ def install(cluster: Cluster, bin_dir: Path, namespace: str, release: str) -> In
 
 def uninstall(cluster: Cluster, inst: Installed) -> None:
     for m in inst.manifests:
-        if m["kind"] in ("ClusterRole", "ClusterRoleBinding"):
+        if m["kind"] in ("ClusterRole", "ClusterRoleBinding", "ValidatingAdmissionPolicy",
+                         "ValidatingAdmissionPolicyBinding"):
             cluster.kubectl("delete", m["kind"].lower(), m["metadata"]["name"], "--ignore-not-found", check=False)
     cluster.kubectl("delete", "namespace", inst.namespace, "--wait=false", "--ignore-not-found", check=False)
 

@@ -70,6 +70,7 @@ ALLOWED = [
     ("create", "serviceaccounts", "-n", "any-ns"),
     ("create", "services", "-n", "any-ns"),
     ("create", "configmaps", "-n", "any-ns"),
+    ("delete", "configmaps", "-n", "any-ns"),
     ("create", "events", "-n", "any-ns"),
     ("list", "customresourcedefinitions.apiextensions.k8s.io"),
 ]
@@ -101,8 +102,11 @@ def denied(inst: install.Installed) -> list[tuple[str, ...]]:
         ("get", "leases.coordination.k8s.io/tollgate-operator", "-n", "default"),
         ("create", "leases.coordination.k8s.io", "-n", "default"),
         ("delete", "leases.coordination.k8s.io/tollgate-operator", "-n", ns),
-        # no reads it does not need (pods are read, their logs and exec are not)
+        # no reads it does not need (pods are read, their logs and exec are not; evidence ConfigMaps are
+        # written and deleted by name, never read)
         ("get", "pods", "--subresource=log", "-A"), ("list", "nodes"),
+        ("get", "configmaps", "-A"), ("list", "configmaps", "-A"), ("watch", "configmaps", "-A"),
+        ("get", "configmaps", "-n", "kube-system"), ("list", "configmaps", "-n", ns),
     ]
 
 
