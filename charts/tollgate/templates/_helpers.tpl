@@ -42,3 +42,12 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- define "tollgate.secretNamespace" -}}
 {{- default .Release.Namespace .Values.prometheus.tokenSecret.namespace -}}
 {{- end -}}
+
+{{/* {cpu: "8", memory: 32Gi} -> "cpu=8,memory=32Gi" (keys sorted) for TOLLGATE_MAX_POD_RESOURCES. */}}
+{{- define "tollgate.resourceMap" -}}
+{{- $items := list -}}
+{{- range $k, $v := . -}}
+{{- $items = append $items (printf "%s=%v" $k $v) -}}
+{{- end -}}
+{{- join "," $items -}}
+{{- end -}}

@@ -30,6 +30,7 @@ from tollgate.api import resource
 from tollgate.api.invalid import InvalidSpecError, parse_spec
 from tollgate.api.spec import ModelDeploymentSpec
 from tollgate.engine.actions import ObjectRef
+from tollgate.engine.platform import PlatformLimits
 from tollgate.engine.sandbox import sandbox_namespace
 from tollgate.ports.metrics import MetricsProvider
 from tollgate.runtime import metrics
@@ -129,7 +130,9 @@ class Runtime:
         # Durations that gate a rollout are timed by the API server's clock, not this node's.
         self.reconciler = Reconciler(self.kube, self.registry, self.scheduler, EvidenceStore(self.kube),
                                      self._post_event, self.ownership, clock=self.clock.now,
-                                     scrape_interval=self.settings.scrape_interval)
+                                     scrape_interval=self.settings.scrape_interval,
+                                     limits=PlatformLimits(self.settings.max_replicas,
+                                                           dict(self.settings.max_pod_resources)))
 
     def _post_event(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         if self.is_leader():  # Events are writes too: fenced like the adapter's

@@ -51,6 +51,8 @@ class Settings:
     """Seconds between two scrapes of the models' metrics: canaries under analysis are looked at that
     often when it is shorter than their analysis interval (engine.policy.Policy.look_interval)."""
     log_format: str = "json"
+    max_replicas: int | None = None
+    max_pod_resources: dict[str, str] = field(default_factory=dict)
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -63,6 +65,23 @@ def _env_bool(name: str, default: bool) -> bool:
     if raw is None:
         return default
     return raw.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _resource_map(text: str) -> dict[str, str]:
+    """"cpu=8,memory=32Gi" -> {"cpu": "8", "memory": "32Gi"}; each value must be a quantity."""
+    from tollgate.engine.quantity import value
+
+    out: dict[str, str] = {}
+    for item in (i.strip() for i in text.split(",") if i.strip()):
+        name, sep, quantity = item.partition("=")
+        if not sep or not name.strip():
+            raise argparse.ArgumentTypeError(f"{item!r}: write <resource>=<quantity>, e.g. cpu=8")
+        try:
+            value(quantity.strip())
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{item!r}: {exc}") from exc
+        out[name.strip()] = quantity.strip()
+    return out
 
 
 def parser() -> argparse.ArgumentParser:
@@ -106,6 +125,14 @@ def parser() -> argparse.ArgumentParser:
                         "--lease-duration [TOLLGATE_LEASE_RENEW_DEADLINE]")
     p.add_argument("--lease-retry-period", type=float, default=float(env("TOLLGATE_LEASE_RETRY_PERIOD", "2")),
                    help="Seconds between attempts to acquire or renew the Lease [TOLLGATE_LEASE_RETRY_PERIOD]")
+    p.add_argument("--max-replicas", type=int,
+                   default=int(v) if (v := env("TOLLGATE_MAX_REPLICAS")) else None,
+                   help="Platform limit: most pods per track a ModelDeployment may ask for; over it, Stalled "
+                        "[TOLLGATE_MAX_REPLICAS]")
+    p.add_argument("--max-pod-resources", type=_resource_map,
+                   default=_resource_map(env("TOLLGATE_MAX_POD_RESOURCES", "")),
+                   help="Platform limit per pod, requests and limits alike, e.g. cpu=8,memory=32Gi,nvidia.com/gpu=2; "
+                        "over it, Stalled [TOLLGATE_MAX_POD_RESOURCES]")
     p.add_argument("--log-format", choices=["json", "text"], default=env("TOLLGATE_LOG_FORMAT", "json"),
                    help="Log format [TOLLGATE_LOG_FORMAT]")
     p.add_argument("--scrape-interval", type=float, default=float(env("TOLLGATE_SCRAPE_INTERVAL", "15")),
@@ -131,4 +158,5 @@ def parse(argv: list[str] | None = None) -> Settings:
         lease_duration=a.lease_duration, lease_renew_deadline=a.lease_renew_deadline,
         lease_retry_period=a.lease_retry_period,
         log_format=a.log_format, scrape_interval=a.scrape_interval or None,
+        max_replicas=a.max_replicas, max_pod_resources=dict(a.max_pod_resources),
     )

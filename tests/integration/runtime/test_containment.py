@@ -198,3 +198,36 @@ def test_a_refused_sandbox_is_not_retried_in_a_hot_loop(stack: Stack, namespace:
     reqs = audit.writes(audit.by_operator(audit.read(audit_log(stack.kubeconfig), since=mark)))
     assert [r for r in reqs if r.namespace in (namespace, "kube-public")] == []
     delete_md(stack, namespace, "loop")
+
+
+@pytest.fixture
+def capped_operator(stack: Stack, namespace: str) -> Iterator[OperatorProcess]:
+    """An operator with the platform limits the chart's platformLimits values set."""
+    op = stack.start_operator(namespaces=[namespace, f"{namespace}-*"],
+                              extra_args=["--max-replicas", "3", "--max-pod-resources", "cpu=2,nvidia.com/gpu=1"])
+    yield op
+    op.stop()
+
+
+def test_a_spec_over_the_platform_limits_is_stalled_naming_the_limit_and_creates_nothing(
+        stack: Stack, namespace: str, capped_operator: OperatorProcess) -> None:
+    mark = audit.now_marker()
+    # given tenants asking for more pods, or more GPUs per pod, than the platform allows
+    apply(stack, namespace, md_manifest("wide", "1.0.0", replicas=4))
+    apply(stack, namespace, md_manifest("greedy", "1.0.0", replicas=2, runtime={
+        "image": "registry.example/model-server:1.0",
+        "resources": {"limits": {"nvidia.com/gpu": "2"}}}))
+    # then each is Stalled, naming the field, the value and the limit
+    wide = wait_phase(stack, namespace, "wide", "Stalled", timeout=30)
+    greedy = wait_phase(stack, namespace, "greedy", "Stalled", timeout=30)
+    assert "spec.replicas 4 is over the platform limit of 3" in wide["message"], wide["message"]
+    assert "nvidia.com/gpu 2 is over the platform limit of 1 per pod" in greedy["message"], greedy["message"]
+    # and no sandbox was created for them: the operator wrote only their status (and Events)
+    reqs = audit.writes(audit.by_operator(audit.read(audit_log(stack.kubeconfig), since=mark)))
+    time.sleep(2.5)
+    reqs = audit.writes(audit.by_operator(audit.read(audit_log(stack.kubeconfig), since=mark)))
+    assert {(r.resource, r.subresource) for r in reqs} <= {("modeldeployments", "status"), ("events", ""),
+                                                           ("modeldeployments", "")}, reqs
+    # when the tenant lowers the request, it proceeds
+    patch_spec(stack, namespace, "wide", {"replicas": 3})
+    wait_phase(stack, namespace, "wide", "Stable")
