@@ -223,8 +223,7 @@ def test_a_spec_over_the_platform_limits_is_stalled_naming_the_limit_and_creates
     assert "spec.replicas 4 is over the platform limit of 3" in wide["message"], wide["message"]
     assert "nvidia.com/gpu 2 is over the platform limit of 1 per pod" in greedy["message"], greedy["message"]
     # and no sandbox was created for them: the operator wrote only their status (and Events)
-    reqs = audit.writes(audit.by_operator(audit.read(audit_log(stack.kubeconfig), since=mark)))
-    time.sleep(2.5)
+    time.sleep(2.5)  # the audit log is flushed in batches of at most 1s
     reqs = audit.writes(audit.by_operator(audit.read(audit_log(stack.kubeconfig), since=mark)))
     assert {(r.resource, r.subresource) for r in reqs} <= {("modeldeployments", "status"), ("events", ""),
                                                            ("modeldeployments", "")}, reqs
