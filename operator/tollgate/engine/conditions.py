@@ -141,9 +141,9 @@ def of_status(
 
 
 def spec_refused(message: str, now: datetime, generation: int, reason: str = "SpecInvalid") -> list[Condition]:
-    """The conditions of a spec the API types refuse (the API server's schema should have caught it
-    first), or of a decision that failed (reason DecisionFailed): exactly Ready=False and Stalled=True;
-    nothing else is known."""
+    """The conditions of a spec that is not acted on (refused by the API types, which the API server's
+    schema should have caught first; a sandbox or a request Tollgate refuses; or a decision that failed,
+    reason DecisionFailed): exactly Ready=False and Stalled=True with `reason`; nothing else is known."""
     wanted = [Want(READY, False, reason, message), Want(STALLED, True, reason, message)]
     return merge([], wanted, now, generation)
 

@@ -169,8 +169,10 @@ def decide(
 
 def refused(status: ModelDeploymentStatus, message: str, now: datetime, generation: int,
             reason: str = "SpecInvalid") -> ModelDeploymentStatus:
-    """The status of an object whose spec the API types refuse (api.validation.InvalidSpecError), or whose
-    decision failed (reason DecisionFailed): Stalled, nothing acted on, the rest of the status kept."""
+    """The status of an object that is not acted on: its spec the API types refuse
+    (api.validation.InvalidSpecError), or, with another `reason`, a sandbox namespace that is not its own,
+    a spec over the platform's limits, or a decision that failed (DecisionFailed). Stalled, nothing acted
+    on, the rest of the status kept."""
     return status.model_copy(update={
         "phase": Phase.STALLED, "message": message, "observedGeneration": generation,
         "conditions": cond.spec_refused(message, require_aware(now), generation, reason),

@@ -11,8 +11,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tollgate.adapters.errors import ConflictError, PermanentError, TemporaryError
@@ -22,7 +22,7 @@ from tollgate.adapters.routers import router_for
 from tollgate.api import resource
 from tollgate.api.controls import tokens_of
 from tollgate.api.invalid import InvalidSpecError, parse_spec
-from tollgate.api.status import ModelDeploymentStatus, Phase
+from tollgate.api.status import ModelDeploymentStatus, Phase, bounded
 from tollgate.engine.actions import (
     ApplyObjects,
     Context,
@@ -37,11 +37,14 @@ from tollgate.engine.actions import (
 )
 from tollgate.engine.evidence import evidence_from_status
 from tollgate.engine.observations import Observations, Track
+from tollgate.engine.platform import PlatformLimits, over_limits
 from tollgate.engine.rollout import Case, refused
+from tollgate.engine.status_size import compact, expand
 from tollgate.engine.workloads import route_name
 from tollgate.runtime import metrics
 from tollgate.runtime.analysis import AnalysisScheduler
 from tollgate.runtime.intent import leaves_canary
+from tollgate.runtime.ownership import SandboxNotOwnedError, SandboxOwnership
 from tollgate.runtime.registry import ObjectState, PendingEvidence, Registry
 
 log = logging.getLogger("tollgate.reconcile")
@@ -52,6 +55,8 @@ RESTORED = "Restored"
 """Event reason: a child someone else deleted or edited was put back (level-triggered children)."""
 EVIDENCE_FAILED = "EvidenceFailed"
 EVIDENCE_ATTEMPTS = 5
+REFUSED_RECHECK_SECONDS = 30.0
+"""A refused ModelDeployment is looked at again this often (one GET), in case its namespace went away."""
 
 
 def context_of(body: Mapping[str, Any]) -> Context:
@@ -70,6 +75,12 @@ def status_json(status: ModelDeploymentStatus) -> dict[str, Any]:
     return status.model_dump(mode="json")
 
 
+def storable(status: ModelDeploymentStatus) -> dict[str, Any]:
+    """Status as written: each runtime once (engine.status_size), every string within the CRD's cap."""
+    out: dict[str, Any] = bounded(compact(status_json(status)))  # type: ignore[assignment]
+    return out
+
+
 @dataclass
 class Reconciler:
     kube: Kube
@@ -77,9 +88,11 @@ class Reconciler:
     scheduler: AnalysisScheduler
     evidence: EvidenceStore
     post_event: EventPoster
+    ownership: SandboxOwnership
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     scrape_interval: float | None = None
     """Seconds between scrapes of the models' metrics (Settings.scrape_interval)."""
+    limits: PlatformLimits = field(default_factory=PlatformLimits)
 
     async def reconcile(self, st: ObjectState) -> datetime | None:
         """Decide once for this ModelDeployment; returns when the engine wants to look again (None:
@@ -98,17 +111,27 @@ class Reconciler:
         # Read: the object as the watch delivered it, the tracks from the watch cache.
         ctx = context_of(body)
         now = self.clock()
-        status = ModelDeploymentStatus.model_validate(body.get("status") or {})
+        status = ModelDeploymentStatus.model_validate(expand(body.get("status") or {}))
         try:
             spec = parse_spec(body.get("spec"))
         except InvalidSpecError as exc:
-            new = status_json(refused(status, str(exc), now, ctx.generation))
+            new = storable(refused(status, str(exc), now, ctx.generation))
             return None if await self._write_status(st, ctx, body, new) else now
+        # Refused before anything is decided (so nothing is written but this status): a spec over the
+        # platform's limits, or a sandbox namespace that is not this ModelDeployment's (ownership.py).
+        over = over_limits(spec, self.limits)
+        if over is not None:
+            return await self._refuse(st, ctx, body, status, over, now, "OverPlatformLimit")
         try:
             case = Case.of(spec, status, ctx, scrape_interval=self.scrape_interval)
         except Exception as exc:
             await self._stall(st, ctx, body, status, now, exc)
             return None
+        explicit = bool(spec.sandbox.namespace)
+        try:
+            await asyncio.to_thread(self.ownership.check, case.sandbox, ctx, explicit=explicit)
+        except SandboxNotOwnedError as exc:
+            return await self._refuse(st, ctx, body, status, str(exc), now, "SandboxNotOwned")
 
         # Measure, when the engine says the grid point of an analysis tick has come.
         slos = None
@@ -137,15 +160,18 @@ class Reconciler:
             await self._stall(st, ctx, body, status, now, exc)
             return None
         st.decisions += 1
-        new = status_json(decision.status)
-        changed = new != status_json(status)
+        new = storable(decision.status)
+        changed = new != storable(status)
         # Intent first: a decision that takes traffic off a canary is persisted before its first action,
         # so a crash anywhere after resumes it (status no longer names the canary) and never returns
         # traffic to it. Other decisions write status after their actions, as the objects then carry it.
         intent = changed and leaves_canary(status, decision)
         if intent and not await self._write_status(st, ctx, body, new):
             return now  # the object changed since we read it: nothing done, decide again on the new one
-        await asyncio.to_thread(self._execute, st, ctx, body, case, decision)
+        try:
+            await asyncio.to_thread(self._execute, st, ctx, body, case, decision, explicit)
+        except SandboxNotOwnedError as exc:  # the namespace appeared, not ours, between check and create
+            return await self._refuse(st, ctx, body, status, str(exc), now, "SandboxNotOwned")
         if changed and not intent and not await self._write_status(st, ctx, body, new):
             return now
         metrics.record_status(ctx, decision.status)
@@ -161,13 +187,25 @@ class Reconciler:
                    + "; nothing was acted on. Report it with the operator's log; change the spec to retry")
         log.exception("decision failed; the ModelDeployment is Stalled",
                       extra={"md": f"{ctx.namespace}/{ctx.name}", "reason": message})
-        stalled = status_json(refused(status, message, now, ctx.generation, reason="DecisionFailed"))
-        if stalled != status_json(status):
+        stalled = storable(refused(status, message, now, ctx.generation, reason="DecisionFailed"))
+        if stalled != storable(status):
             await self._write_status(st, ctx, body, stalled)
+
+    async def _refuse(self, st: ObjectState, ctx: Context, body: dict[str, Any], status: ModelDeploymentStatus,
+                      message: str, now: datetime, reason: str) -> datetime:
+        """Stalled, naming the owner (or the limit) and the fix; nothing written but this status, and only
+        when it changes. Looked at again later: the namespace may go away (a spec change wakes us anyway)."""
+        old = body.get("status") or {}
+        if (old.get("phase") != Phase.STALLED.value or old.get("message") != message
+                or old.get("observedGeneration") != ctx.generation):
+            log.warning("refused", extra={"md": f"{ctx.namespace}/{ctx.name}", "reason": reason, "detail": message})
+            self.post_event(body, "Warning", reason, message)
+            await self._write_status(st, ctx, body, storable(refused(status, message, now, ctx.generation, reason)))
+        return self.clock() + timedelta(seconds=REFUSED_RECHECK_SECONDS)
 
     # --- carrying out the decision (in a worker thread: the Kubernetes client is synchronous) ----
     def _execute(self, st: ObjectState, ctx: Context, body: dict[str, Any], case: Case,
-                 decision: Decision) -> None:
+                 decision: Decision, explicit: bool) -> None:
         sandbox = decision.status.sandboxNamespace
         for action in decision.actions:
             if isinstance(action, SetWeight):
@@ -175,7 +213,7 @@ class Reconciler:
                     router_for(action.router, self.kube).set_weight(ctx, sandbox, action)
                 metrics.set_weight(ctx.namespace, ctx.name, action.canary_weight)
             elif isinstance(action, ApplyObjects):
-                self._apply(st, ctx, body, action)
+                self._apply(st, ctx, body, action, explicit)
             elif isinstance(action, DeleteObjects):
                 for ref in action.refs:
                     self.kube.delete(ref)
@@ -228,14 +266,18 @@ class Reconciler:
             return
         st.pending_evidence = None
 
-    def _apply(self, st: ObjectState, ctx: Context, body: dict[str, Any], action: ApplyObjects) -> None:
-        owner = f"{ctx.namespace}/{ctx.name}"
+    def _apply(self, st: ObjectState, ctx: Context, body: dict[str, Any], action: ApplyObjects,
+               explicit: bool) -> None:
         for obj in action.objects:
-            # A namespace live with the hash of our own desired manifest (owner annotation included)
-            # is ours: no GET. Only an unknown or changed one is read before applying.
-            if (obj["kind"] == "Namespace" and not self.kube.is_applied(obj)
-                    and not self._may_manage_namespace(obj, owner, body)):
-                continue
+            namespace = obj["metadata"].get("namespace")
+            if obj["kind"] == "Namespace":
+                # Created by POST for this ModelDeployment, never taken over (ownership.py); raises
+                # SandboxNotOwnedError before anything else of this decision is written into it.
+                self.ownership.claim(obj, ctx, explicit=explicit)
+            elif namespace is not None and not self.ownership.owned(namespace, ctx):
+                raise SandboxNotOwnedError(
+                    f"refusing to write {obj['kind']} {obj['metadata']['name']} into namespace {namespace!r}: "
+                    "not a sandbox Tollgate created for this ModelDeployment")
             meta = obj["metadata"]
             key = (obj["kind"], meta.get("namespace") or "", meta["name"])
             if self.kube.apply(obj) and key in st.drifted:
@@ -246,18 +288,6 @@ class Reconciler:
                 metrics.RESTORED.labels(key[0]).inc()
         st.drifted.clear()  # what was not re-applied is no longer wanted (e.g. a canary being removed)
         st.sandbox_ready = True
-
-    def _may_manage_namespace(self, obj: Mapping[str, Any], owner: str, body: Mapping[str, Any]) -> bool:
-        """Never adopt a namespace somebody else created: apply it only if absent or ours."""
-        ref = ObjectRef("v1", "Namespace", obj["metadata"]["name"])
-        live = self.kube.get(ref)
-        if live is None:
-            return True
-        ours = (live["metadata"].get("annotations") or {}).get(resource.ANNOTATION_OWNER) == owner
-        if not ours:
-            log.info("sandbox namespace exists and is not Tollgate's; leaving its labels alone",
-                     extra={"namespace": ref.name, "md": owner})
-        return ours
 
     async def _write_status(self, st: ObjectState, ctx: Context, body: dict[str, Any],
                             new: dict[str, Any]) -> bool:

@@ -6,9 +6,8 @@ import asyncio
 import threading
 from collections.abc import Sequence
 
-from tollgate.adapters.prometheus import AnalysisRequest, MDKey
 from tollgate.api.spec import SLO
-from tollgate.engine.observations import MetricValue, SLOObservation
+from tollgate.engine.observations import AnalysisRequest, MDKey, MetricValue, SLOObservation
 from tollgate.runtime.analysis import AnalysisScheduler
 
 SLOW = SLO(name="slow", query='sum(x{namespace="{{namespace}}"})', max=1)
