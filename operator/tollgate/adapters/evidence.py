@@ -50,10 +50,15 @@ def bounded_payload(payload: Mapping[str, Any], limit: int = RECORD_MAX_BYTES) -
             cut["queriesCutTo"] = QUERY_MAX_CHARS
     timeline = list(out.get("timeline") or [])
     dropped = 0
-    while timeline and _size(out) > limit:
+    excess = _size(out) - limit
+    # Oldest first, by each entry's own size (one measure each, not the whole record per entry) ...
+    while timeline and excess > 0:
+        excess -= _size(timeline.pop(0))
+        dropped += 1
+    out["timeline"] = timeline
+    while timeline and _size(out) > limit:  # ... then exactly, for the indentation the estimate missed
         timeline.pop(0)
         dropped += 1
-        out["timeline"] = timeline
     if dropped:
         cut["timelineEntriesDropped"] = dropped
     if _size(out) > limit and out.get("observations"):
