@@ -300,6 +300,9 @@ class PrometheusProvider:
             for track in TRACKS:
                 q = render_custom(slo.query, namespace=req.namespace, name=req.name, track=track, window=req.window)
                 executed.append(f"# track={track}\n{q}")
+                refusal = self._refusal(q, req)  # the dashboard runs only what analysis would
+                if refusal is not None:
+                    return SLOSeries(slo.name, query=q, error=refusal)
                 answer = self._query_range(q, start, end, step)
                 if isinstance(answer, Exception):
                     return SLOSeries(slo.name, query="\n".join(executed), error=self._describe(answer))
