@@ -109,6 +109,13 @@ class EvidenceStore:
         self._kube.apply(evidence_configmap(name, namespace, owner, bounded_payload(payload)), read_first=False)
         self.prune(namespace, (d for d in dropped if d != name))
 
+    def create(self, name: str, owner: Mapping[str, Any], payload: Mapping[str, Any]) -> bool:
+        """Write the record `name` only if no record of that name exists (POST; the name taken is the
+        answer, not an error). How a record rebuilt after a restart avoids overwriting the original
+        without reading it. True if it was written."""
+        namespace = owner["metadata"]["namespace"]
+        return self._kube.create(evidence_configmap(name, namespace, owner, bounded_payload(payload))) is not None
+
     def prune(self, namespace: str, names: Iterable[str]) -> list[str]:
         """Delete these records by name (no listing: the operator cannot read ConfigMaps)."""
         deleted = []

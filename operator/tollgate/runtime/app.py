@@ -73,8 +73,9 @@ MANAGED_KINDS = (
     ("v1", "Namespace"),
     *SANDBOX_KINDS,
 )
-# ... and the evidence records, so resuming a rollback knows without a GET whether its evidence exists.
-WARM_KINDS = (*MANAGED_KINDS, ("v1", "ConfigMap"))
+# Evidence ConfigMaps are not listed: the operator may not read ConfigMaps (issue 14); a record rebuilt
+# after a restart is written by create, which leaves an existing one alone.
+WARM_KINDS = MANAGED_KINDS
 
 
 

@@ -238,20 +238,24 @@ class Reconciler:
         """Best effort, after the traffic actions: a failure never blocks or reverses the rollback; it is
         reported in an Event and retried at the next decisions (a bounded number of times). After a
         restart, a rollback whose evidence is missing (the operator died between its status write and
-        its evidence) gets the record rebuilt from status."""
+        its evidence) gets the record rebuilt from status, written by create: the operator reads no
+        ConfigMap, and a create finding the name taken leaves the original record as it is."""
         status = decision.status
         if (st.pending_evidence is None and st.decisions == 1 and status.lastIncident
                 and status.phase in (Phase.ROLLING_BACK, Phase.ROLLED_BACK) and case.policy is not None):
-            ref = ObjectRef("v1", "ConfigMap", status.lastIncident, ctx.namespace)
-            if not self.kube.exists(ref):
-                payload = evidence_from_status(ctx, status, case.policy)
-                if payload is not None:
-                    st.pending_evidence = PendingEvidence(ref.name, payload)
+            payload = evidence_from_status(ctx, status, case.policy)
+            if payload is not None:
+                st.pending_evidence = PendingEvidence(status.lastIncident, payload, rebuilt=True)
         pending = st.pending_evidence
         if pending is None:
             return
         try:
-            self.evidence.record(pending.name, body, pending.payload, pending.dropped)
+            if pending.rebuilt:
+                if self.evidence.create(pending.name, body, pending.payload):
+                    log.info("evidence rebuilt from status", extra={"md": f"{ctx.namespace}/{ctx.name}",
+                                                                    "incident": pending.name})
+            else:
+                self.evidence.record(pending.name, body, pending.payload, pending.dropped)
         except (TemporaryError, PermanentError) as exc:
             pending.attempts += 1
             last = pending.attempts >= EVIDENCE_ATTEMPTS

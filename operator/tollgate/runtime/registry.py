@@ -30,6 +30,8 @@ class PendingEvidence:
     payload: Mapping[str, Any]
     dropped: frozenset[str] = frozenset()
     """Records whose incident left the bounded history: deleted by name once this one is written."""
+    rebuilt: bool = False
+    """Rebuilt from status after a restart: written only if no record of that name exists (create)."""
     attempts: int = 0
 
 

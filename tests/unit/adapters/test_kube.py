@@ -144,10 +144,32 @@ def test_a_fenced_replica_sends_no_write_but_still_reads() -> None:
         kube.delete(ObjectRef("v1", "ConfigMap", "a", "ns"))
     with pytest.raises(FencedError):
         kube.patch_status("ns", "md", {"phase": "Stable"})
+    with pytest.raises(FencedError):
+        kube.create(CM)
     # then nothing was sent, and reads still work
     assert api.calls == []
     assert kube.get(ObjectRef("v1", "ConfigMap", "a", "ns")) is not None
     assert [m for m, _ in api.calls] == ["GET"]
+
+
+def test_a_create_that_finds_the_name_taken_is_an_answer_not_a_retry_nor_a_takeover() -> None:
+    # given a name somebody else's object already holds (the API server answers 409 AlreadyExists)
+    api = FakeApi(lambda m, u, b: Response(409, b'{"reason": "AlreadyExists"}', "Conflict"))
+    kube = Kube(api)  # type: ignore[arg-type]
+    # when Tollgate creates its object under that name
+    created = kube.create(CM)
+    # then one POST was sent and answered "taken": no retry, no read, no apply over it
+    assert created is None
+    assert [m for m, _ in api.calls] == ["POST"]
+    assert not kube.is_applied(CM)
+
+
+def test_a_create_of_a_free_name_is_remembered_as_applied() -> None:
+    api = FakeApi(lambda m, u, b: Response(201, json.dumps(CM).encode()))
+    kube = Kube(api)  # type: ignore[arg-type]
+    assert kube.create(CM) is not None
+    assert [m for m, _ in api.calls] == ["POST"]
+    assert kube.is_applied(CM) and kube.apply(CM) is False  # the next apply of the same manifest sends nothing
 
 
 def _live(rv: int, replicas: int = 1, **meta: Any) -> dict[str, Any]:
