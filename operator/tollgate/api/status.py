@@ -203,6 +203,11 @@ class HistoryEntry(_Status):
     """When it ended (RFC 3339)."""
     incident: str | None = None
     """Evidence record of a rollback, when one was written."""
+    approvedBy: str | None = None
+    """Who approved this rollout's last approval gate: the value of tollgate.dev/approve, which the chart's
+    trusted-approvals admission policy admits only when it names the user the API server authenticated."""
+    actedBy: str | None = None
+    """Who ended it by a control: the value of tollgate.dev/abort (admitted like tollgate.dev/approve)."""
 
 
 class TimelineEntry(_Status):

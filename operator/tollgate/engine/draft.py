@@ -112,9 +112,12 @@ class Draft:
         kind = EventType.WARNING if warning else EventType.NORMAL
         self.events.append(EmitEvent(kind, reason, message))
 
-    def history(self, ref: RevisionRef, result: str, reason: str, incident: str | None = None) -> None:
+    def history(self, ref: RevisionRef, result: str, reason: str, incident: str | None = None,
+                acted_by: str | None = None) -> None:
+        """A finished rollout, with who approved its gates (status.approvedBy, reset for each canary) and
+        who ended it by a control, so the record keeps who acted after status moves on."""
         entry = HistoryEntry(revision=ref.revision, version=ref.version, result=result, reason=reason,
-                             at=self.at, incident=incident)
+                             at=self.at, incident=incident, approvedBy=self.st.approvedBy, actedBy=acted_by)
         self.st.history = [entry, *self.st.history][:HISTORY_LIMIT]
 
     def cut_canary(self) -> None:

@@ -144,3 +144,5 @@ def test_an_approval_naming_someone_else_is_refused_and_the_real_approver_is_rec
     who = f"system:serviceaccount:{namespace}:alice@"
     assert st["approvedBy"].startswith(who), st["approvedBy"]
     assert st["history"][0]["result"] == "Promoted"
+    # and the history entry keeps her as the approver (it stays when the next canary resets approvedBy)
+    assert st["history"][0]["approvedBy"] == st["approvedBy"]

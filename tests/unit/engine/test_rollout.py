@@ -376,6 +376,7 @@ def test_abort_rolls_back_now_and_acts_once_per_token(sim: Sim) -> None:
     d = sim.step()
     assert d.status.canary is None
     assert d.status.history[0].result == "Aborted"
+    assert d.status.history[0].actedBy == "bob"  # who acted stays in the history entry
     assert Reason.ABORTED in d.event_reasons
     assert d.of_type(RecordEvidence)
     assert d.status.controls.abort == "bob"
@@ -428,6 +429,17 @@ def test_approval_gate_waits_and_acts_once_per_token() -> None:
     sim.controls = Controls(approve="erin")
     d = sim.step()
     assert d.status.canaryWeight == 100 and d.status.approvedBy == "erin"
+    # when the last step passes and the canary is promoted
+    for _ in range(10):
+        sim.tick(GOOD)
+        if sim.status.phase is Phase.SUCCEEDED:
+            break
+    # then the history entry keeps who approved it, after status moved on
+    assert sim.status.history[0].result == "Promoted"
+    assert sim.status.history[0].approvedBy == "erin" and sim.status.history[0].actedBy is None
+    # and the next canary starts with no approver of its own
+    sim.set_version("3.0.0")
+    assert sim.step().status.approvedBy is None
 
 
 # --- paused, new revision mid-rollout, plan change ------------------------------------------------

@@ -13,14 +13,15 @@ from tollgate.engine.draft import Draft, RollbackRecord, track_ready
 from tollgate.engine.evidence import incident_name
 
 
-def roll_back(d: Draft, cause: Cause, message: str) -> None:
+def roll_back(d: Draft, cause: Cause, message: str, acted_by: str | None = None) -> None:
+    """`acted_by`: who asked for it by a control (the abort's value), kept in the history entry."""
     canary = d.st.canary
     assert canary is not None
     incident = incident_name(d.ctx, canary.revision, d.at, cause.result)
     step = d.st.currentStep
     d.rollback = RollbackRecord(canary=canary, stable=d.st.stable, cause=cause, message=message,
                                 incident=incident, step=step, weight=d.st.canaryWeight)
-    d.history(canary, cause.result, message, incident)
+    d.history(canary, cause.result, message, incident, acted_by)
     d.event(cause.reason, f"{canary.version} ({canary.revision}): {message}; evidence {incident}", warning=True)
     d.cut_canary()
     d.st.currentStep = step

@@ -55,7 +55,7 @@ def progress(d: Draft, policy: Policy, tokens: ControlTokens) -> None:
     waiting = gate_waiting(policy, d.prev) is not None
 
     if tokens.abort is not None:
-        roll_back(d, Cause.ABORT, f"aborted by tollgate.dev/abort={tokens.abort}")
+        roll_back(d, Cause.ABORT, f"aborted by tollgate.dev/abort={tokens.abort}", acted_by=tokens.abort)
         return
     if tokens.promote is not None and not promoting:
         start_promotion(d, f"promote control by tollgate.dev/promote={tokens.promote}: skipping the "
