@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,23 @@ def uninstall(cluster: Cluster, inst: Installed) -> None:
                          "ValidatingAdmissionPolicyBinding"):
             cluster.kubectl("delete", m["kind"].lower(), m["metadata"]["name"], "--ignore-not-found", check=False)
     cluster.kubectl("delete", "namespace", inst.namespace, "--wait=false", "--ignore-not-found", check=False)
+
+
+def chart_object(inst: Installed, kind: str, name_suffix: str) -> dict[str, Any]:
+    """The one rendered object of `kind` whose name ends with `name_suffix` (e.g. "-confine-operator")."""
+    (found,) = [m for m in inst.manifests if m["kind"] == kind and m["metadata"]["name"].endswith(name_suffix)]
+    return found
+
+
+@contextlib.contextmanager
+def removed(cluster: Cluster, obj: dict[str, Any]) -> Iterator[None]:
+    """`obj` (a chart object, e.g. a policy binding) deleted for the block, then applied back as rendered.
+    For negative controls: the same request, without the protection, shows what the protection does."""
+    cluster.kubectl("delete", obj["kind"].lower(), obj["metadata"]["name"])
+    try:
+        yield
+    finally:
+        cluster.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump(obj))
 
 
 def token_kubeconfig(cluster: Cluster, inst: Installed, path: Path) -> Path:

@@ -11,18 +11,41 @@ import json
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from integration.cli.plugin import ok, tollgate
 from integration.cluster import Cluster
-from integration.packaging import install
+from integration.packaging import install, tools
 from integration.runtime.helpers import apply, md_manifest, wait_phase
 from tollgate_testkit.stack import OperatorProcess, Stack
 
 OWNER_LABEL = "tollgate.dev/owner-uid"
+POLICY_PROPAGATION = 30.0
+"""Seconds a new, changed or removed policy binding may take to reach the API server's admission chain."""
+
+
+def eventually(what: str, attempt: Callable[[], subprocess.CompletedProcess[str]],
+               done: Callable[[subprocess.CompletedProcess[str]], bool]) -> subprocess.CompletedProcess[str]:
+    """Repeat `attempt` until `done` says the admission chain answers as expected (a policy binding takes
+    a moment to be picked up or dropped); the last answer is returned either way, for the test to assert."""
+    deadline = time.monotonic() + POLICY_PROPAGATION
+    while True:
+        res = attempt()
+        if done(res) or time.monotonic() > deadline:
+            return res
+        time.sleep(0.5)
+
+
+def refused_by(policy: str) -> Callable[[subprocess.CompletedProcess[str]], bool]:
+    return lambda res: res.returncode != 0 and "ValidatingAdmissionPolicy" in res.stderr and policy in res.stderr
+
+
+def admitted(res: subprocess.CompletedProcess[str]) -> bool:
+    return res.returncode == 0
 
 
 @pytest.fixture(scope="module")
@@ -47,15 +70,27 @@ def network_policy(namespace: str) -> str:
 @pytest.fixture(scope="module")
 def operator_identity(cluster: Cluster, installed: install.Installed,
                       tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A kubeconfig with a token of the chart's ServiceAccount, once the policy is in force."""
+    """A kubeconfig with a token of the chart's ServiceAccount, once the policy is in force (waited for, not
+    asserted: the tests assert what the API server answers, so they fail when the policy is missing)."""
     kc = install.token_kubeconfig(cluster, installed, tmp_path_factory.mktemp("sa") / "sa.kubeconfig")
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:  # a new policy takes a moment to reach the admission chain
-        res = kubectl_as(kc, "create", "--dry-run=server", "-f", "-", stdin=network_policy("kube-system"))
-        if "ValidatingAdmissionPolicy" in res.stderr:
-            return kc
-        time.sleep(0.5)
-    raise AssertionError(f"the confinement policy never took effect: {res.stdout} {res.stderr}")
+    eventually("the confinement policy in force",
+               lambda: kubectl_as(kc, "create", "--dry-run=server", "-f", "-", stdin=network_policy("kube-system")),
+               refused_by("confine-operator"))
+    return kc
+
+
+def operator_writes(kubeconfig: Path, ns: str, *dry_run: str) -> dict[str, subprocess.CompletedProcess[str]]:
+    """What a hostile spec (or a bug) would make the operator's identity do in namespace `ns`."""
+    attempts = {
+        "NetworkPolicy": kubectl_as(kubeconfig, "create", *dry_run, "-f", "-", stdin=network_policy(ns)),
+        "ConfigMap": kubectl_as(kubeconfig, "create", "configmap", f"stolen-{uuid.uuid4().hex[:4]}", "-n", ns,
+                                "--from-literal=k=v", *dry_run),
+        "label the namespace": kubectl_as(kubeconfig, "label", "namespace", ns, f"{OWNER_LABEL}=mine",
+                                          "--dry-run=server"),
+    }
+    if ns != "kube-system":  # the API server never deletes kube-system anyway (NamespaceLifecycle)
+        attempts["delete the namespace"] = kubectl_as(kubeconfig, "delete", "namespace", ns, "--dry-run=server")
+    return attempts
 
 
 @pytest.mark.parametrize("target", ["kube-system", "tenant"])
@@ -67,21 +102,35 @@ def test_the_operator_identity_cannot_write_into_a_namespace_without_the_ownersh
     assert install.can_i(cluster, installed.user, "create", "networkpolicies.networking.k8s.io", "-n", ns)
     assert install.can_i(cluster, installed.user, "create", "configmaps", "-n", ns)
     # when the operator's identity writes there directly, bypassing Tollgate's code
-    attempts = {
-        "NetworkPolicy": kubectl_as(operator_identity, "create", "-f", "-", stdin=network_policy(ns)),
-        "ConfigMap": kubectl_as(operator_identity, "create", "configmap", "stolen", "-n", ns,
-                                "--from-literal=k=v"),
-        "label the namespace": kubectl_as(operator_identity, "label", "namespace", ns, f"{OWNER_LABEL}=mine",
-                                          "--dry-run=server"),
-    }
-    if target != "kube-system":  # the API server never deletes kube-system anyway (NamespaceLifecycle)
-        attempts["delete the namespace"] = kubectl_as(operator_identity, "delete", "namespace", ns,
-                                                      "--dry-run=server")
+    attempts = operator_writes(operator_identity, ns)
     # then the API server's admission policy refuses every one, saying why
     for what, res in attempts.items():
         assert res.returncode != 0, (what, res.stdout)
         assert "ValidatingAdmissionPolicy" in res.stderr and "confine-operator" in res.stderr, (what, res.stderr)
         assert "tollgate.dev/owner-uid" in res.stderr, (what, res.stderr)
+
+
+@pytest.mark.parametrize("target", ["kube-system", "tenant"])
+def test_without_the_confinement_policy_the_same_writes_are_admitted(
+        cluster: Cluster, installed: install.Installed, operator_identity: Path, namespace: str,
+        target: str) -> None:
+    """The negative control of the test above: what refuses those writes is the chart's policy, not RBAC
+    or anything else (server-side dry runs: nothing is stored)."""
+    ns = namespace if target == "tenant" else target
+    binding = install.chart_object(installed, "ValidatingAdmissionPolicyBinding", "-confine-operator")
+    # given the chart's binding of the confinement policy removed
+    with install.removed(cluster, binding):
+        # when the operator's identity makes the same writes
+        eventually("the binding dropped", lambda: operator_writes(operator_identity, ns, "--dry-run=server")[
+            "NetworkPolicy"], admitted)
+        attempts = operator_writes(operator_identity, ns, "--dry-run=server")
+        # then the API server admits every one
+        for what, res in attempts.items():
+            assert res.returncode == 0, (what, res.stderr)
+    # and with the binding back, they are refused again
+    res = eventually("the binding back", lambda: operator_writes(operator_identity, ns, "--dry-run=server")[
+        "NetworkPolicy"], refused_by("confine-operator"))
+    assert refused_by("confine-operator")(res), res.stderr
 
 
 def test_the_operator_identity_may_create_and_use_a_labelled_sandbox_and_write_evidence_beside_a_modeldeployment(
@@ -146,3 +195,97 @@ def test_an_approval_naming_someone_else_is_refused_and_the_real_approver_is_rec
     assert st["history"][0]["result"] == "Promoted"
     # and the history entry keeps her as the approver (it stays when the next canary resets approvedBy)
     assert st["history"][0]["approvedBy"] == st["approvedBy"]
+
+
+def approval_as(kubeconfig: Path, namespace: str, value: str, *identity: str) -> subprocess.CompletedProcess[str]:
+    """An approval annotation on `fraud`, as a server-side dry run (admission runs, nothing is stored)."""
+    return kubectl_as(kubeconfig, *identity, "annotate", "modeldeployment", "fraud", "-n", namespace,
+                      "--overwrite", "--dry-run=server", f"tollgate.dev/approve={value}")
+
+
+def waiting_modeldeployment(cluster: Cluster, namespace: str) -> None:
+    """A ModelDeployment to annotate (no operator needed: admission judges the request, not the rollout)."""
+    manifest = md_manifest("fraud", "1.0.0", replicas=2, rollout={
+        "steps": [{"weight": 50, "approval": "required"}, {"weight": 100}], "progressDeadline": "60s"})
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(manifest))
+
+
+def test_without_the_trusted_approvals_policy_an_approval_in_someone_elses_name_is_admitted(
+        cluster: Cluster, installed: install.Installed, namespace: str, tmp_path: Path) -> None:
+    """The negative control of the approval test: what refuses mallory's approval in alice's name is the
+    chart's policy, not RBAC (mallory may patch ModelDeployments)."""
+    mallory = service_account_kubeconfig(cluster, namespace, "mallory", tmp_path / "mallory")
+    waiting_modeldeployment(cluster, namespace)
+    in_alices_name = f"system:serviceaccount:{namespace}:alice@2026-12-02T00:00:00Z"
+    # given the policy in force, mallory's approval in alice's name is refused
+    res = eventually("the policy in force", lambda: approval_as(mallory, namespace, in_alices_name),
+                     refused_by("trusted-approvals"))
+    assert refused_by("trusted-approvals")(res), (res.stdout, res.stderr)
+    binding = install.chart_object(installed, "ValidatingAdmissionPolicyBinding", "-trusted-approvals")
+    # when the chart's binding of the policy is removed
+    with install.removed(cluster, binding):
+        res = eventually("the binding dropped", lambda: approval_as(mallory, namespace, in_alices_name), admitted)
+        # then the same request is admitted
+        assert res.returncode == 0, res.stderr
+    # and with the binding back, refused again
+    res = eventually("the binding back", lambda: approval_as(mallory, namespace, in_alices_name),
+                     refused_by("trusted-approvals"))
+    assert refused_by("trusted-approvals")(res), (res.stdout, res.stderr)
+
+
+@pytest.fixture
+def approvers_group(cluster: Cluster, tool_bin: Path, namespace: str) -> Iterator[str]:
+    """The chart's trusted-approvals policy rendered with `admission.trustedApprovals.group` set (a second
+    release beside the module's, which stays in force), removed afterwards."""
+    suffix = uuid.uuid4().hex[:6]
+    group = f"tollgate-approvers-{suffix}"
+    text = tools.render(tool_bin, release=f"tga-grp-{suffix}", namespace=f"tollgate-grp-{suffix}",
+                        include_crds=False, values={"admission": {"trustedApprovals": {"group": group}}})
+    policy = [m for m in tools.docs(text) if m["kind"].startswith("ValidatingAdmissionPolicy")
+              and m["metadata"]["name"].endswith("-trusted-approvals")]
+    assert len(policy) == 2 and any(group in json.dumps(m) for m in policy), policy
+    # alice and carol, as the API server authenticates them (impersonated by the admin), may patch
+    # ModelDeployments in this namespace; RBAC lets both approve, only the policy tells them apart
+    cluster.kubectl("create", "role", "md-editor", "-n", namespace, "--verb=get,patch",
+                    "--resource=modeldeployments.tollgate.dev")
+    cluster.kubectl("create", "rolebinding", "md-editor", "-n", namespace, "--role=md-editor",
+                    "--user=alice", "--user=carol")
+    cluster.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(policy))
+    try:
+        yield group
+    finally:
+        for m in policy:
+            cluster.kubectl("delete", m["kind"].lower(), m["metadata"]["name"], "--ignore-not-found", check=False)
+
+
+def test_with_a_group_set_only_its_members_may_approve(
+        cluster: Cluster, installed: install.Installed, namespace: str, approvers_group: str) -> None:
+    waiting_modeldeployment(cluster, namespace)
+    admin = cluster.kubeconfig
+    alice = ("--as=alice",)
+    carol = ("--as=carol", f"--as-group={approvers_group}")
+    # when alice, not in the group, approves in her own name
+    res = eventually("the group policy in force", lambda: approval_as(admin, namespace, "alice@t1", *alice),
+                     refused_by("trusted-approvals"))
+    # then the API server refuses it, naming the group
+    assert res.returncode != 0, res.stdout
+    assert f"only members of group {approvers_group} " in res.stderr, res.stderr
+    # when carol, a member, approves in her own name, it is admitted
+    res = approval_as(admin, namespace, "carol@t1", *carol)
+    assert res.returncode == 0, res.stderr
+    # and membership does not let carol approve in alice's name
+    res = approval_as(admin, namespace, "alice@t2", *carol)
+    assert res.returncode != 0 and "must name who sets it" in res.stderr, (res.stdout, res.stderr)
+
+
+def test_without_a_group_a_user_outside_any_group_may_approve_in_her_own_name(
+        cluster: Cluster, installed: install.Installed, namespace: str) -> None:
+    """The negative control of the group test: with the chart's default (no group), alice's own approval is
+    admitted, so what refuses it above is the group rule."""
+    waiting_modeldeployment(cluster, namespace)
+    cluster.kubectl("create", "role", "md-editor", "-n", namespace, "--verb=get,patch",
+                    "--resource=modeldeployments.tollgate.dev")
+    cluster.kubectl("create", "rolebinding", "md-editor", "-n", namespace, "--role=md-editor", "--user=alice")
+    res = eventually("admitted", lambda: approval_as(cluster.kubeconfig, namespace, "alice@t1", "--as=alice"),
+                     admitted)
+    assert res.returncode == 0, res.stderr
