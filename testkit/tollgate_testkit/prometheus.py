@@ -293,6 +293,10 @@ class Prometheus:
         except OSError:
             return None
 
+    def log_tail(self, lines: int = 30) -> str:
+        """The end of the server's log (why it exited, what it complained about)."""
+        return self._log_tail(lines)
+
     def _log_tail(self, lines: int = 30) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

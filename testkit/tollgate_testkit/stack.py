@@ -25,7 +25,7 @@ from typing import Any
 from kubernetes import client, config
 
 from tollgate_testkit import controlplane
-from tollgate_testkit.prometheus import Prometheus, ScrapeTarget
+from tollgate_testkit.prometheus import Prometheus, PrometheusError, ScrapeTarget
 from tollgate_testkit.simulator import Fault, KubeSplits, Simulator, StaticFaults
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -171,7 +171,12 @@ class Stack:
         self.faults.current.clear()
 
     def start_operator(self, **kwargs: Any) -> OperatorProcess:
-        """Start an operator process; Prometheus scrapes its /metrics as job "tollgate-operator"."""
+        """Start an operator process; Prometheus scrapes its /metrics as job "tollgate-operator".
+
+        A Prometheus that died since the stack started fails here, with its log, rather than as
+        connection errors in the operator's analyses (reload() of a stopped server only writes its config)."""
+        if not self.prometheus.running:
+            raise PrometheusError(f"the stack's Prometheus is not running:\n{self.prometheus.log_tail()}")
         op = OperatorProcess(self.kubeconfig, prometheus_url=self.prometheus.url, **kwargs)
         op.start()
         self.operators.append(op)
