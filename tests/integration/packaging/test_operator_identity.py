@@ -118,9 +118,11 @@ def test_operator_as_the_charts_service_account_promotes_and_rolls_back(
     _, seen_bad = follow(stack, namespace, "scorer", ("RolledBack",))
     rolled_back = seen_bad["RolledBack"]
     # then it rolled back and wrote its evidence ConfigMap, again with only the chart's permissions
+    # (written after the traffic actions, which follow the status write: intent first)
     incident = rolled_back["status"]["lastIncident"]
     assert incident
-    cluster.kubectl("get", "configmap", incident, "-n", namespace)
+    wait_for("the evidence record", lambda: cluster.kubectl("get", "configmap", incident, "-n", namespace,
+                                                            check=False).returncode == 0, timeout=30)
 
     # and GitOps tools judge the operator's real statuses as docs/operations.md says
     assert judged(stable) == ("Healthy", "Current", "Current")

@@ -126,8 +126,11 @@ def test_canary_that_never_becomes_ready_is_rolled_back_at_the_deadline(
     assert st["stable"]["version"] == "1.0.0"
     assert st["rolledBackRevision"]
     assert st["lastIncident"]
-    # and the evidence record exists where status points
-    cm = client.CoreV1Api(stack.api).read_namespaced_config_map(st["lastIncident"], namespace)
+    # and the evidence record exists where status points (written after the traffic actions)
+    core = client.CoreV1Api(stack.api)
+    wait_for("the evidence record", lambda: any(
+        c.metadata.name == st["lastIncident"] for c in core.list_namespaced_config_map(namespace).items), timeout=30)
+    cm = core.read_namespaced_config_map(st["lastIncident"], namespace)
     assert "deadline" in cm.data["evidence.json"].lower()
 
 

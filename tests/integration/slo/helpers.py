@@ -92,9 +92,14 @@ def events(stack: Stack, namespace: str, name: str, reason: str | None = None) -
 
 
 def evidence(stack: Stack, namespace: str, st: dict[str, Any]) -> dict[str, Any]:
-    """The evidence record status.lastIncident names (ConfigMap, key evidence.json)."""
+    """The evidence record status.lastIncident names (ConfigMap, key evidence.json), once written: evidence
+    follows the traffic actions, which follow the status write (intent first)."""
     assert st.get("lastIncident"), f"no lastIncident in status: {st}"
-    cm = client.CoreV1Api(stack.api).read_namespaced_config_map(st["lastIncident"], namespace)
+    core = client.CoreV1Api(stack.api)
+    name = st["lastIncident"]
+    wait_for(f"evidence record {name}", lambda: any(
+        cm.metadata.name == name for cm in core.list_namespaced_config_map(namespace).items), timeout=30)
+    cm = core.read_namespaced_config_map(name, namespace)
     record: dict[str, Any] = json.loads(cm.data["evidence.json"])
     return record
 

@@ -98,7 +98,11 @@ def test_a_tenant_with_slow_queries_does_not_delay_another_tenants_analysis(
     # when both start a canary at the same moment
     for ns, name in ((namespace, "slowpoke"), (other_tenant, "quick")):
         patch_spec(stack, ns, name, {"model": {"version": "1.1.0", "uri": f"s3://models/{name}/1.1.0"}})
-    # then b completes several analyses before a's first one comes back (ordering, not timing)
+    # then b completes analyses while a's first one is still out (ordering, not timing). Before lanes both
+    # were in one batch, so b's first analysis came back with a's, and b had at most one before a's first
+    # (the poll may see b's status written a moment before a's). Two or more: b did not wait for a. (b's
+    # own queries are slowed too, by Prometheus' CPU, which the slow queries share on this 2-core machine:
+    # the lanes keep the operator's scheduling apart, not the CPU of one Prometheus.)
     quick_ticks: list[str] = []
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -111,4 +115,4 @@ def test_a_tenant_with_slow_queries_does_not_delay_another_tenants_analysis(
         time.sleep(0.1)
     else:
         raise AssertionError(f"slowpoke never finished an analysis; quick ticks {quick_ticks}")
-    assert len(quick_ticks) >= 3, quick_ticks
+    assert len(quick_ticks) >= 2, quick_ticks
