@@ -204,7 +204,7 @@ class TopologySpread(_Model):
     """Largest allowed difference of pod counts between two domains."""
     topologyKey: LABEL_KEY
     """Node label that defines the domains, e.g. topology.kubernetes.io/zone."""
-    whenUnsatisfiable: Annotated[str, StringConstraints(pattern=r"^(DoNotSchedule|ScheduleAnyway)$")] = (
+    whenUnsatisfiable: Annotated[str, StringConstraints(max_length=16, pattern=r"^(DoNotSchedule|ScheduleAnyway)$")] = (
         "ScheduleAnyway")
     """DoNotSchedule (hard) or ScheduleAnyway (soft, the default: a zone outage never blocks a rollback)."""
     minDomains: Annotated[int, Field(ge=1, le=1000)] | None = None
