@@ -272,6 +272,7 @@ class Reconciler:
 
     def _apply(self, st: ObjectState, ctx: Context, body: dict[str, Any], action: ApplyObjects,
                explicit: bool) -> None:
+        drifted = set(st.drifted)  # a drift reported while this pass runs is kept for the next decision
         for obj in action.objects:
             namespace = obj["metadata"].get("namespace")
             if obj["kind"] == "Namespace":
@@ -290,7 +291,8 @@ class Reconciler:
                 self.post_event(body, "Warning", RESTORED,
                                 f"{key[0]} {where} was {how} by someone else; restored as Tollgate applied it")
                 metrics.RESTORED.labels(key[0]).inc()
-        st.drifted.clear()  # what was not re-applied is no longer wanted (e.g. a canary being removed)
+        for key in drifted:  # what was not re-applied is no longer wanted (e.g. a canary being removed)
+            st.drifted.pop(key, None)
         st.sandbox_ready = True
 
     async def _write_status(self, st: ObjectState, ctx: Context, body: dict[str, Any],
