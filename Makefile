@@ -48,8 +48,9 @@ test: lint unit integration e2e ## everything CI runs
 crds: venv ## regenerate crds/ from the pydantic models
 	$(PY) -m tollgate.api.crdgen --out crds
 
-testenv-build: ## build (or reuse from ~/.cache/tollgate) the control-plane binaries
+testenv-build: ## build (or reuse from ~/.cache/tollgate) the control-plane binaries and Prometheus with Kubernetes discovery
 	bash hack/controlplane/build.sh >/dev/null
+	bash hack/prometheus/build.sh >/dev/null
 
 node-build: ## build (or reuse from ~/.cache/tollgate/node) kubelet, kube-proxy, containerd, kube-router, CoreDNS
 	bash hack/node/build.sh >/dev/null

@@ -2,10 +2,11 @@
 
 Both rules judge the very same traffic in the same run. The traffic is the traffic simulator's own
 (`tollgate_testkit.simulator.Simulator`: its random number generator, its error draws, its log-normal
-latency), ticked second by second without a cluster, and the counters are read back from its metrics
-registry exactly as Prometheus would scrape them (counts, not extrapolated rates). Each canary follows
-a fixed schedule: 10% for 2 minutes, 50% for 2 minutes, then 100% for a 6-minute bake window, with a
-1% error rate on both versions (healthy noise) and a fault on the canary from its first request.
+latency), ticked second by second without a cluster, and the counters are read back from each pod's
+metrics (MLServer's dialect) exactly as Prometheus would scrape them (counts, not extrapolated
+rates). Each canary follows a fixed schedule: 10% for 2 minutes, 50% for 2 minutes, then 100% for a
+6-minute bake window, with a 1% error rate on both versions (healthy noise)
+and a fault on the canary from its first request.
 
 - **raw-wide**: the raw rule with margins of 2 pp and 30 ms, wide enough to quiet most of its noise.
 - **raw** (the rule before this change): every analysis interval (30 s) the canary's value over the
@@ -40,7 +41,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import Result, log, machine, percentile
-from prometheus_client import CollectorRegistry
 
 from tollgate.api.spec import SLO
 from tollgate.api.status import BaselineRecord, SLOStatus
@@ -82,8 +82,9 @@ WIDE_SLOS = (
 false rollbacks, at the price of what it can still see."""
 RULES = ("raw", "raw-wide", "tollgate")
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-REQUESTS = "tollgate_sim_requests"
-DURATION = "tollgate_sim_request_duration_seconds"
+REQUESTS = "rest_server_requests_total"
+DURATION_BUCKET = "rest_server_request_duration_seconds_bucket"
+"""MLServer's series (the simulator's default dialect; metric_profiles.PROFILES["mlserver"])."""
 
 
 @dataclass(frozen=True)
@@ -120,21 +121,22 @@ class Snapshot:
         )
 
 
-def snapshot(registry: CollectorRegistry) -> dict[str, Snapshot]:
+def snapshot(sim: Simulator, split: TrafficSplit) -> dict[str, Snapshot]:
     out: dict[str, Snapshot] = {"stable": Snapshot(), "canary": Snapshot()}
-    for metric in registry.collect():
-        for s in metric.samples:
-            track = s.labels.get("track")
-            if track not in out:
+    for track, snap in out.items():
+        for pod in split.pods_of(track):
+            export = sim.export_of(pod.namespace, pod.name)
+            if export is None:
                 continue
-            snap = out[track]
-            if s.name == f"{REQUESTS}_total":
-                snap.requests += s.value
-                if s.labels.get("code", "").startswith("5"):
-                    snap.errors += s.value
-            elif s.name == f"{DURATION}_bucket":
-                le = float(s.labels["le"])
-                snap.buckets[le] = snap.buckets.get(le, 0.0) + s.value
+            for metric in export.registry.collect():
+                for s in metric.samples:
+                    if s.name == REQUESTS:
+                        snap.requests += s.value
+                        if s.labels.get("status_code", "").startswith("5"):
+                            snap.errors += s.value
+                    elif s.name == DURATION_BUCKET:
+                        le = float(s.labels["le"])
+                        snap.buckets[le] = snap.buckets.get(le, 0.0) + s.value
     return out
 
 
@@ -190,23 +192,26 @@ class Judge:
 
 def run_canary(fault: Fault, rate: float, seed: int) -> tuple[Judge, Judge, Judge]:
     """One canary through the schedule; the raw rules and the statistical rule judge the same traffic."""
-    registry = CollectorRegistry()
     splits = StaticSplits()
-    sim = Simulator(splits, {"1.0.0": Fault(error_rate=BASE_ERROR), "1.1.0": fault}, rate=rate, seed=seed,
-                    registry=registry)
+    sim = Simulator(splits, {"1.0.0": Fault(error_rate=BASE_ERROR), "1.1.0": fault}, rate=rate, seed=seed)
     raw, ours = Judge(streamed=False, every=INTERVAL_S), Judge(streamed=True, every=LOOK_S)
     wide = Judge(streamed=False, every=INTERVAL_S, slos=WIDE_SLOS)
-    history: list[dict[str, Snapshot]] = [snapshot(registry)]
+
+    def split_at(weight: int) -> TrafficSplit:
+        return TrafficSplit("bench", f"md-{seed}", "m", (
+            TrackShare("stable", "1.0.0", 1 - weight / 100), TrackShare("canary", "1.1.0", weight / 100)),
+            "status")
+
+    history: list[dict[str, Snapshot]] = [snapshot(sim, split_at(0))]
     t = 0
     for step, (weight, seconds) in enumerate(SCHEDULE):
-        splits.set(TrafficSplit("bench", f"md-{seed}", "m", (
-            TrackShare("stable", "1.0.0", 1 - weight / 100), TrackShare("canary", "1.1.0", weight / 100)),
-            "status"))
+        split = split_at(weight)
+        splits.set(split)
         since = format_time(T0)
         for _ in range(seconds):
             sim.tick(1.0)
             t += 1
-            history.append(snapshot(registry))
+            history.append(snapshot(sim, split))
             now = history[t]
             window = {k: now[k].minus(history[max(t - WINDOW_S, 0)][k]) for k in now}
             stream = {k: now[k].minus(history[0][k]) for k in now}

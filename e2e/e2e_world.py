@@ -21,7 +21,11 @@ from typing import Any
 
 import yaml
 
+from tollgate_testkit.dialects import requests_selector
 from tollgate_testkit.stack import OperatorProcess, Stack, wait_for
+
+E2E_DIALECT = "mlserver"
+"""The metric dialect of e2e scenarios: the simulator speaks it, the operator's --metrics-profile reads it."""
 
 SCRAPE_INTERVAL = "1s"
 
@@ -139,9 +143,9 @@ class World(ABC):
 
     def requests(self, namespace: str, name: str, track: str, window: str = "3s") -> float:
         """Requests served on `track` over the last `window`, as Prometheus scraped them from the simulator."""
-        result = self.query(
-            f'sum(increase(tollgate_sim_requests_total{{namespace="{namespace}", modeldeployment="{name}", '
-            f'track="{track}"}}[{window}]))')
+        series = requests_selector(E2E_DIALECT, modeldeployment_namespace=namespace, modeldeployment=name,
+                                   track=track)
+        result = self.query(f"sum(increase({series}[{window}]))")
         return float(result[0]["value"][1]) if result else 0.0
 
     def wait_traffic_only_on(self, namespace: str, name: str, track: str, timeout: float = 30) -> None:

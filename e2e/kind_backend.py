@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from e2e_world import World
+from tollgate_testkit.prometheus import PodDiscovery, Redirect
+from tollgate_testkit.simulator import Simulator
 from tollgate_testkit.shipped import RELEASE, SYSTEM_NS
 from tollgate_testkit.shipped import run as _run
 from tollgate_testkit.stack import wait_for
@@ -78,7 +80,10 @@ class KindWorld(World):
         _run("kind", "load", "docker-image", IMAGE, TESTKIT_IMAGE, "--name", CLUSTER)
         repo, _, tag = IMAGE.rpartition(":")
         self.kubectl("create", "namespace", INFRA_NS, check=False)
-        manifests = (E2E / "manifests" / "infra.yaml").read_text().replace("TESTKIT_IMAGE", TESTKIT_IMAGE)
+        discovery = PodDiscovery(None, redirects=(
+            Redirect(f"simulator.{INFRA_NS}:9300", path=Simulator.metrics_path("$1", "$2")),))
+        manifests = ((E2E / "manifests" / "infra.yaml").read_text().replace("TESTKIT_IMAGE", TESTKIT_IMAGE)
+                     .replace("PROMETHEUS_SCRAPE_CONFIGS", json.dumps(discovery.jobs())))
         self.kubectl("apply", "-f", "-", stdin=manifests)
         self.kubectl("rollout", "status", "-n", INFRA_NS, "deploy/prometheus", "--timeout=180s")
         self.kubectl("rollout", "status", "-n", INFRA_NS, "deploy/simulator", "--timeout=180s")

@@ -11,8 +11,9 @@ from datetime import datetime
 
 import pytest
 
-from e2e_world import LocalWorld, World
+from e2e_world import E2E_DIALECT, LocalWorld, World
 from test_rollouts import metric, model, stable
+from tollgate_testkit.dialects import requests_selector
 from tollgate_testkit.stack import OperatorProcess, wait_for
 
 
@@ -29,7 +30,8 @@ def test_kill_switch_on_and_off(world: World) -> None:
     st = world.wait_phase(ns, "chat", "Fallback", timeout=30)
     assert st["canaryWeight"] == 0 and st["killSwitchActive"] is True
     world.wait_traffic_only_on(ns, "chat", "fallback", timeout=60)
-    assert world.query(f'tollgate_sim_requests_total{{namespace="{ns}", track="fallback", version="0.9.0"}}')
+    assert world.query(requests_selector(E2E_DIALECT, modeldeployment_namespace=ns, track="fallback",
+                                         version="0.9.0"))
     # when it is turned off
     world.patch_spec(ns, "chat", {"killSwitch": False})
     # then traffic returns to stable, the fallback stops serving, and the canary restarts at step one

@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from e2e_world import World
+from e2e_world import E2E_DIALECT, World
 from integration.runtime.helpers import md_manifest
+from tollgate_testkit.dialects import requests_selector
 from tollgate_testkit.stack import wait_for
 
 SLOS = [
@@ -70,7 +71,7 @@ def test_promote(world: World) -> None:
     assert "Succeeded" in row and any("1.1.0" in c for c in row), row
     # and all traffic is served by the stable track, now on 1.1.0
     world.wait_traffic_only_on(ns, "ranker", "stable")
-    assert world.query(f'tollgate_sim_requests_total{{namespace="{ns}", track="stable", version="1.1.0"}}')
+    assert world.query(requests_selector(E2E_DIALECT, modeldeployment_namespace=ns, track="stable", version="1.1.0"))
     # and the operator counted the promotion
     assert metric(world.operator_metrics(), "tollgate_promotions_total", namespace=ns, name="ranker") == 1
 
@@ -179,4 +180,5 @@ def test_new_version_mid_rollout_restarts_from_step_one_on_stable(world: World) 
     # and Prometheus sees 1.1.0 serving nothing any more
     wait_for("no traffic on 1.1.0", lambda: not any(
         float(r["value"][1]) > 0 for r in world.query(
-            f'increase(tollgate_sim_requests_total{{namespace="{ns}", version="1.1.0"}}[3s])')), timeout=30)
+            f'increase({requests_selector(E2E_DIALECT, modeldeployment_namespace=ns, version="1.1.0")}[3s])')),
+        timeout=30)

@@ -2,8 +2,11 @@
 
 The binary comes from Debian's `prometheus` package, unpacked (not installed) into ~/.cache/tollgate by
 `hack/prometheus/install.sh`, so no system service runs and each test owns its Prometheus: its scrape
-config, its port and its TSDB directory. Tests that simulate an outage `stop()` it mid-analysis and
-`start()` it again on the same port with the same data, as a restarted server would come back.
+config, its port and its TSDB directory. Debian builds it without Kubernetes service discovery, so a
+Prometheus that discovers model pods from the API server (`pods=PodDiscovery(...)`) is Prometheus 3
+built from its Go module with that discovery only (`hack/prometheus/build.sh`, cached the same way).
+Tests that simulate an outage `stop()` it mid-analysis and `start()` it again on the same port with
+the same data, as a restarted server would come back.
 
 Why a real Prometheus rather than a stub: the adapter's grouped PromQL (rate, increase,
 histogram_quantile, regex label matchers) is the thing under test, and only Prometheus evaluates it
@@ -35,6 +38,9 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INSTALL_SCRIPT = REPO_ROOT / "hack" / "prometheus" / "install.sh"
+BUILD_SCRIPT = REPO_ROOT / "hack" / "prometheus" / "build.sh"
+SHIPPED_SCRAPE_CONFIG = REPO_ROOT / "deploy" / "prometheus" / "scrape-config.yaml"
+"""The scrape configuration Tollgate documents for model pods (kubernetes_sd, role pod)."""
 STARTUP_TIMEOUT = 60.0
 
 
@@ -47,6 +53,50 @@ class ScrapeTarget:
     metrics_path: str = "/metrics"
     labels: Mapping[str, str] = field(default_factory=dict)
     """Extra target labels Prometheus attaches to every scraped series."""
+
+
+@dataclass(frozen=True)
+class Redirect:
+    """Where the scrape of matching pods really goes, on this machine.
+
+    The pods run on KWOK nodes (their IPs serve nothing) or stand for a local process, so after the
+    shipped relabelling has set every label from the pod, this rule (appended, test-only) points the
+    target's address, and optionally its path, at a loopback server. `path` may use $1, $2... of `regex`
+    over `source_labels`.
+    """
+
+    address: str
+    source_labels: tuple[str, ...] = ("__meta_kubernetes_namespace", "__meta_kubernetes_pod_name")
+    regex: str = "(.+);(.+)"
+    path: str | None = None
+
+    def rules(self) -> list[dict[str, Any]]:
+        match = {"source_labels": list(self.source_labels), "regex": self.regex}
+        out: list[dict[str, Any]] = [{**match, "target_label": "__address__", "replacement": self.address}]
+        if self.path is not None:
+            out.append({**match, "target_label": "__metrics_path__", "replacement": self.path})
+        return out
+
+
+@dataclass(frozen=True)
+class PodDiscovery:
+    """Model pods found through the API server with the shipped scrape configuration, unchanged, plus
+    `kubeconfig_file` (where the API server is) and the redirects (where the scrape goes)."""
+
+    kubeconfig: str | None
+    """None: in-cluster (Prometheus running in a pod with its ServiceAccount)."""
+    redirects: tuple[Redirect, ...] = ()
+    snippet: Path = SHIPPED_SCRAPE_CONFIG
+
+    def jobs(self) -> list[dict[str, Any]]:
+        jobs: list[dict[str, Any]] = yaml.safe_load(self.snippet.read_text())
+        for job in jobs:
+            for sd in job.get("kubernetes_sd_configs", []):
+                if self.kubeconfig is not None:
+                    sd["kubeconfig_file"] = str(self.kubeconfig)
+            job["relabel_configs"] = [*job.get("relabel_configs", []),
+                                      *(rule for r in self.redirects for rule in r.rules())]
+        return jobs
 
 
 class PrometheusError(RuntimeError):
@@ -69,6 +119,17 @@ def find_binary() -> Path:
     return Path(out.stdout.strip().splitlines()[-1]) / "prometheus"
 
 
+@functools.cache
+def find_discovery_binary() -> Path:
+    """A prometheus binary with Kubernetes service discovery: $TOLLGATE_PROMETHEUS_K8S, else the one
+    hack/prometheus/build.sh builds from the Go module (built on demand, cached)."""
+    override = os.environ.get("TOLLGATE_PROMETHEUS_K8S")
+    if override:
+        return Path(override)
+    out = subprocess.run(["bash", str(BUILD_SCRIPT)], check=True, stdout=subprocess.PIPE, text=True)
+    return Path(out.stdout.strip().splitlines()[-1]) / "prometheus"
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -76,8 +137,9 @@ def free_port() -> int:
         return port
 
 
-def render_config(targets: Iterable[ScrapeTarget], scrape_interval: str) -> dict[str, Any]:
-    """The prometheus.yml for these targets: one scrape job per job name, static configs only."""
+def render_config(targets: Iterable[ScrapeTarget], scrape_interval: str,
+                  pods: PodDiscovery | None = None) -> dict[str, Any]:
+    """The prometheus.yml for these targets: one scrape job per job name, plus the pod discovery jobs."""
     jobs: dict[tuple[str, str], list[ScrapeTarget]] = {}
     for t in targets:
         jobs.setdefault((t.job, t.metrics_path), []).append(t)
@@ -100,7 +162,7 @@ def render_config(targets: Iterable[ScrapeTarget], scrape_interval: str) -> dict
                 ],
             }
             for (job, path), group in jobs.items()
-        ],
+        ] + (pods.jobs() if pods is not None else []),
     }
 
 
@@ -121,12 +183,15 @@ class Prometheus:
         workdir: Path | None = None,
         host: str = "127.0.0.1",
         scrape_configs: Sequence[dict[str, Any]] = (),
+        pods: PodDiscovery | None = None,
     ) -> None:
         """host: the address to listen on (the real node's pods reach the bridge address, not loopback);
-        scrape_configs: jobs added as they are (e.g. kubernetes_sd_configs) beside the static targets."""
+        scrape_configs: jobs added as they are beside the static targets; pods: model pods discovered
+        through the API server with the shipped scrape configuration (needs the discovery binary)."""
         self.host = host
         self.scrape_configs = list(scrape_configs)
         self.scrape_interval = scrape_interval
+        self.pods = pods
         self._targets: tuple[ScrapeTarget, ...] = tuple(targets)
         self._binary = binary
         self.port = port or free_port()
@@ -159,7 +224,8 @@ class Prometheus:
         """Start (or restart) on the same port and data directory; returns once /-/ready answers 200."""
         if self.running:
             return self
-        binary = self._binary or find_binary()
+        discovery = self.pods is not None or any("kubernetes_sd_configs" in j for j in self.scrape_configs)
+        binary = self._binary or (find_discovery_binary() if discovery else find_binary())
         self._binary = binary
         self._write_config()
         data = self.workdir / "data"
@@ -214,9 +280,12 @@ class Prometheus:
     ) -> None:
         self.close()
 
-    def reload(self, targets: Sequence[ScrapeTarget]) -> None:
-        """Replace the scrape targets: rewrite the config and POST /-/reload (needs a running server)."""
+    def reload(self, targets: Sequence[ScrapeTarget], pods: PodDiscovery | None = None) -> None:
+        """Replace the scrape targets (and the pod discovery, when given): rewrite the config and POST
+        /-/reload (needs a running server)."""
         self._targets = tuple(targets)
+        if pods is not None:
+            self.pods = pods
         self._write_config()
         if not self.running:
             return
@@ -278,7 +347,7 @@ class Prometheus:
     def _write_config(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         tmp = self.config_path.with_suffix(".tmp")
-        config = render_config(self._targets, self.scrape_interval)
+        config = render_config(self._targets, self.scrape_interval, self.pods)
         config["scrape_configs"].extend(self.scrape_configs)
         tmp.write_text(yaml.safe_dump(config, sort_keys=False))
         tmp.replace(self.config_path)

@@ -1,10 +1,15 @@
 """Traffic simulator: synthetic requests that follow each ModelDeployment's live split, as metrics.
 
 A test tool. It watches ModelDeployments, works out where traffic goes right now, simulates requests at
-a configured rate (in-process: no network, no model server) and exposes the result on a loopback
-/metrics endpoint for a real Prometheus to scrape. Faults per model version (errors, added latency,
-score shift, invalid outputs) make a canary misbehave on demand, so SLO gates are exercised through
-real PromQL over real scraped series.
+a configured rate (in-process: no network, no model server) and exposes, on loopback, the /metrics of
+every model-server pod as that pod would: `/pods/<namespace>/<pod>/metrics`, in one real source's
+dialect (`tollgate_testkit.dialects`: MLServer, Istio or OpenTelemetry; the ModelDeployment's
+spec.metrics.profile, else the simulator's --dialect), with that source's own labels only.
+Prometheus discovers the pods from the API server with the scrape configuration Tollgate ships
+and redirects each pod's scrape here, so the ModelDeployment, track and version labels come from the
+shipped relabelling, as on a real cluster. Faults per model version (errors, added latency, score
+shift, invalid outputs) make a canary misbehave on demand, so SLO gates are exercised through real
+PromQL over real scraped series.
 
 Where traffic goes, most faithful source first (the same objects the data plane would follow):
 1. gatewayAPI router: the HTTPRoute's backendRefs weights (backend Service -> track);
@@ -13,11 +18,10 @@ Where traffic goes, most faithful source first (the same objects the data plane 
 3. otherwise the ModelDeployment's status: canaryWeight on the canary, the rest on stable.
 Versions per track come from status.stable / status.canary (fallback: spec.fallback or lastKnownGood).
 
-Series (labels namespace = the ModelDeployment's namespace, modeldeployment = its name):
-  tollgate_sim_requests_total{namespace, modeldeployment, model, version, track, code}
-  tollgate_sim_request_duration_seconds{namespace, modeldeployment, model, version, track} (histogram)
-  tollgate_sim_predicted_score{...same...} (histogram, buckets 0..1)
-  tollgate_sim_invalid_outputs_total{...same...}
+Requests of a track are spread over its ready pods. A split without pods (StaticSplits in unit tests
+and cluster-free integration tests) is served by one virtual pod per track, `<name>-<track>-sim` in
+the sandbox (or the ModelDeployment's) namespace; a static scrape target with the identity labels
+stands in for the relabelling there.
 
 Faults: a ConfigMap (re-read every second) whose data keys are versions (or `<model>@<version>`, which
 wins) and whose values are JSON/YAML mappings, e.g. `2.4.0: '{errorRate: 0.1, addedLatency: 0.2}'`;
@@ -25,7 +29,8 @@ a key `faults` may instead hold the whole mapping. `--fault 2.4.0:errorRate=0.1,
 give defaults that the ConfigMap overrides.
 
 Usage: python -m tollgate_testkit.simulator --kubeconfig K [--namespace NS] [--port 9300] [--rate 50]
-       [--faults-configmap NS/NAME] [--fault VERSION:key=value,...] [--seed N]
+       [--dialect mlserver|istio|otel] [--faults-configmap NS/NAME] [--fault VERSION:key=value,...]
+       [--seed N]
 """
 
 from __future__ import annotations
@@ -41,14 +46,15 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol, cast
 
 import yaml
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import exposition
 
-from tollgate.adapters.slo_templates import DEFAULT_METRICS
 from tollgate.api import resource
-from tollgate.engine.naming import fit
+from tollgate.engine.naming import fit, label_value
+from tollgate_testkit.dialects import DIALECTS, PodExport, Served
 
 log = logging.getLogger("tollgate.simulator")
 
@@ -148,6 +154,15 @@ class TrackShare:
 
 
 @dataclass(frozen=True)
+class PodRef:
+    """A ready model-server pod of one track."""
+
+    namespace: str
+    name: str
+    track: str
+
+
+@dataclass(frozen=True)
 class TrafficSplit:
     """Where one ModelDeployment's traffic goes now."""
 
@@ -157,6 +172,12 @@ class TrafficSplit:
     tracks: tuple[TrackShare, ...]
     source: str
     """httproute | service | status: which object the split was read from."""
+    sandbox: str = ""
+    """Namespace the pods run in (empty: unknown, the ModelDeployment's namespace stands in)."""
+    pods: tuple[PodRef, ...] = ()
+    """Ready pods; a track without any is served by one virtual pod (see `pods_of`)."""
+    dialect: str | None = None
+    """spec.metrics.profile of the ModelDeployment: its pods speak that dialect (None: the simulator's)."""
 
     @property
     def key(self) -> MDKey:
@@ -164,6 +185,15 @@ class TrafficSplit:
 
     def share(self, track: str) -> float:
         return sum(t.share for t in self.tracks if t.track == track)
+
+    def pods_of(self, track: str) -> tuple[PodRef, ...]:
+        found = tuple(p for p in self.pods if p.track == track)
+        return found or (virtual_pod(self.sandbox or self.namespace, self.name, track),)
+
+
+def virtual_pod(namespace: str, name: str, track: str) -> PodRef:
+    """The stand-in pod of a track without known pods: `<name>-<track>-sim`."""
+    return PodRef(namespace, fit(f"{name}-{track}-sim"), track)
 
 
 def _get(obj: Any, *path: str) -> Any:
@@ -208,12 +238,24 @@ def _normalise(weights: Mapping[str, float], versions: Mapping[str, str]) -> tup
     )
 
 
+def _ready_pods(pods: Sequence[Obj]) -> tuple[PodRef, ...]:
+    out = []
+    for p in pods:
+        track = _get(p, "metadata", "labels", resource.LABEL_TRACK)
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True"
+                    for c in _get(p, "status", "conditions") or [])
+        if track and ready and not _get(p, "metadata", "deletionTimestamp"):
+            out.append(PodRef(_get(p, "metadata", "namespace"), _get(p, "metadata", "name"), track))
+    return tuple(sorted(out, key=lambda r: r.name))
+
+
 def compute_split(
     md: Obj,
     *,
     deployments: Sequence[Obj] = (),
     services: Sequence[Obj] = (),
     routes: Sequence[Obj] = (),
+    pods: Sequence[Obj] = (),
 ) -> TrafficSplit | None:
     """The live split of one ModelDeployment from its sandbox objects (see the module docstring).
 
@@ -226,7 +268,9 @@ def compute_split(
         return None
     ns, name = meta.get("namespace", ""), meta.get("name", "")
     versions = _track_versions(md, deployments)
-    split = TrafficSplit(namespace=ns, name=name, model=model, tracks=(), source="status")
+    split = TrafficSplit(namespace=ns, name=name, model=model, tracks=(), source="status",
+                         sandbox=_get(status, "sandboxNamespace") or "", pods=_ready_pods(pods),
+                         dialect=_get(spec, "metrics", "profile"))
 
     route = next((r for r in routes if _get(r, "metadata", "name") == fit(name)), None) or (
         routes[0] if routes else None
@@ -459,6 +503,7 @@ class KubeSplits:
             services = [
                 to_dict(s) for s in self._core.list_namespaced_service(sandbox, label_selector=selector).items
             ]
+            pods = [to_dict(p) for p in self._core.list_namespaced_pod(sandbox, label_selector=selector).items]
         except ApiException as e:
             if e.status == 404:
                 return compute_split(md)
@@ -473,7 +518,7 @@ class KubeSplits:
             except ApiException as e:
                 if e.status != 404:
                     raise
-        return compute_split(md, deployments=deployments, services=services, routes=routes)
+        return compute_split(md, deployments=deployments, services=services, routes=routes, pods=pods)
 
 
 class ConfigMapFaults:
@@ -526,11 +571,12 @@ class ConfigMapFaults:
 
 # --- the simulator -----------------------------------------------------------------------------------
 class Simulator:
-    """Generates traffic for every split its source reports and serves the metrics on loopback.
+    """Generates traffic for every split its source reports and serves each pod's metrics on loopback.
 
     `tick(dt)` simulates `rate * dt` requests per ModelDeployment (fractions carry over, so the count
     is exact over time) and is deterministic for a given `seed`; `start()` runs it every
-    `tick_interval` seconds in a thread and serves /metrics; `stop()` ends both.
+    `tick_interval` seconds in a thread and serves `/pods/<namespace>/<pod>/metrics` in `dialect`;
+    `stop()` ends both.
     """
 
     def __init__(
@@ -543,10 +589,12 @@ class Simulator:
         addr: str = "127.0.0.1",
         seed: int | None = None,
         tick_interval: float = 0.25,
-        registry: CollectorRegistry | None = None,
         warmup: float = 0.0,
+        dialect: str = "mlserver",
     ) -> None:
         """`warmup`: seconds a new series sits at zero before it serves (see `_serve`)."""
+        if dialect not in DIALECTS:
+            raise ValueError(f"unknown dialect {dialect!r}; choose one of {DIALECTS}")
         self.splits = splits
         self.fault_source: FaultSource = (
             faults
@@ -554,47 +602,22 @@ class Simulator:
             else StaticFaults(dict(faults or {}))
         )
         self.rate = rate
+        self.dialect = dialect
         self._addr, self._port = addr, port
         self.rng = random.Random(seed)
-        self.registry = registry or CollectorRegistry()
         self._carry: dict[MDKey, float] = {}
         self.warmup = warmup
         self._clock = 0.0
         self._born: dict[tuple[str, ...], float] = {}
+        self._scraped: dict[tuple[str, str], int] = {}
+        """Scrapes of each pod's page that found its series (its zero state included)."""
+        self.exports: dict[tuple[str, str], PodExport] = {}
+        """(namespace, pod) -> that pod's metrics. A pod serves one version for its whole life."""
         self._server: Any = None
         self._server_thread: threading.Thread | None = None
         self._loop = _Loop("simulator-traffic", tick_interval, self._tick_now)
         self._last: float | None = None
         self._lock = threading.Lock()
-
-        m = DEFAULT_METRICS
-        base = [m.namespace_label, m.name_label, "model", "version", m.track_label]
-        self.requests = Counter(
-            m.requests.removesuffix("_total"),
-            "Simulated requests by status code.",
-            [*base, m.code_label],
-            registry=self.registry,
-        )
-        self.duration = Histogram(
-            m.duration,
-            "Simulated request latency in seconds.",
-            base,
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        self.score = Histogram(
-            m.score,
-            "Predicted score of simulated requests (0..1).",
-            base,
-            buckets=SCORE_BUCKETS,
-            registry=self.registry,
-        )
-        self.invalid = Counter(
-            m.invalid.removesuffix("_total"),
-            "Simulated outputs that failed validation.",
-            base,
-            registry=self.registry,
-        )
 
     # lifecycle
     @property
@@ -606,16 +629,21 @@ class Simulator:
 
     @property
     def address(self) -> str:
-        """host:port of /metrics, for a scrape target."""
+        """host:port of the pods' metrics, for scrape targets."""
         return f"{self._addr}:{self.port}"
+
+    @staticmethod
+    def metrics_path(namespace: str, pod: str) -> str:
+        return f"/pods/{namespace}/{pod}/metrics"
 
     def start(self) -> Simulator:
         self.splits.start()
         self.fault_source.start()
         if self._server is None:
-            self._server, self._server_thread = start_http_server(
-                self._port, addr=self._addr, registry=self.registry
-            )
+            self._server = _PodMetricsServer((self._addr, self._port), self)
+            self._server_thread = threading.Thread(target=self._server.serve_forever, name="simulator-http",
+                                                   daemon=True)
+            self._server_thread.start()
         self._last = time.monotonic()
         self._loop.start()
         return self
@@ -636,6 +664,19 @@ class Simulator:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def export_of(self, namespace: str, pod: str) -> PodExport | None:
+        with self._lock:
+            return self.exports.get((namespace, pod))
+
+    def exposition(self, namespace: str, pod: str) -> bytes:
+        """The text a scrape of that pod gets: its series, or none yet (a pod that served nothing)."""
+        export = self.export_of(namespace, pod)
+        if export is None:
+            return b""
+        with self._lock:
+            self._scraped[(namespace, pod)] = self._scraped.get((namespace, pod), 0) + 1
+        return exposition.generate_latest(export.registry)
 
     # traffic
     def _tick_now(self) -> None:
@@ -658,7 +699,13 @@ class Simulator:
                 self._carry[key] = budget - n
                 for track, count in self._allocate(split, n).items():
                     share = next(t for t in split.tracks if t.track == track)
-                    self._serve(split, share, count, fault_for(faults, split.model, share.version))
+                    fault = fault_for(faults, split.model, share.version)
+                    pods = split.pods_of(track)
+                    per_pod = dict.fromkeys(pods, 0)
+                    for pod in self.rng.choices(pods, k=count) if count else []:
+                        per_pod[pod] += 1
+                    for pod, k in per_pod.items():
+                        self._serve(split, share, pod, k, fault)
                     sent[(key, track)] = count
         return sent
 
@@ -671,33 +718,68 @@ class Simulator:
             counts[track] += 1
         return counts
 
-    def _serve(self, split: TrafficSplit, share: TrackShare, n: int, fault: Fault) -> None:
-        if n <= 0:
-            return
-        labels = (split.namespace, split.name, split.model, share.version, share.track)
-        born = self._born.setdefault(labels, self._clock)
-        if self._clock - born < self.warmup:
+    def _export(self, split: TrafficSplit, share: TrackShare, pod: PodRef) -> PodExport:
+        export = self.exports.get((pod.namespace, pod.name))
+        if export is None:
+            export = PodExport(split.dialect or self.dialect, model=split.model, version=label_value(share.version),
+                               workload=fit(f"{split.name}-{pod.track}"), namespace=pod.namespace)
+            self.exports[(pod.namespace, pod.name)] = export
+        return export
+
+    def _serve(self, split: TrafficSplit, share: TrackShare, pod: PodRef, n: int, fault: Fault) -> None:
+        export = self._export(split, share, pod)
+        born = self._born.setdefault((pod.namespace, pod.name), self._clock)
+        # Served over HTTP, the zero state must also have been scraped: on a loaded machine scrapes time
+        # out, and a time-based warm-up alone let the first counts land before any zero was seen.
+        unseen = self._server is not None and self.warmup > 0 and not self._scraped.get((pod.namespace, pod.name))
+        if self._clock - born < self.warmup or unseen:
             # A new series is first exposed at zero and scraped before it counts anything: Prometheus'
             # rate() extrapolates a series that starts mid-window from its first value, differently
             # for a histogram's _sum and _count, which biased the mean score of a fresh canary by up
             # to 20% (a healthy canary failing score-shift). Zero first makes every ratio exact.
-            self.requests.labels(*labels, "500").inc(0)
-            self.requests.labels(*labels, "200").inc(0)
-            self.invalid.labels(*labels).inc(0)
-            self.duration.labels(*labels)
-            self.score.labels(*labels)
+            export.warm()
             return
-        errors = sum(self.rng.random() < fault.error_rate for _ in range(n))
-        invalid = sum(self.rng.random() < fault.invalid_rate for _ in range(n))
-        self.requests.labels(*labels, "500").inc(errors)  # inc(0) still creates the series: 0, not absent
-        self.requests.labels(*labels, "200").inc(n - errors)
-        self.invalid.labels(*labels).inc(invalid)
-        duration = self.duration.labels(*labels)
-        score = self.score.labels(*labels)
+        if n <= 0:
+            return
+        served = []
         for _ in range(n):
-            duration.observe(self.rng.lognormvariate(math.log(BASE_LATENCY), 0.3) + fault.added_latency)
-            s = self.rng.betavariate(BASE_SCORE_ALPHA, BASE_SCORE_BETA) + fault.score_shift
-            score.observe(min(1.0, max(0.0, s)))
+            status = 500 if self.rng.random() < fault.error_rate else 200
+            latency = self.rng.lognormvariate(math.log(BASE_LATENCY), 0.3) + fault.added_latency
+            score = min(1.0, max(0.0, self.rng.betavariate(BASE_SCORE_ALPHA, BASE_SCORE_BETA) + fault.score_shift))
+            invalid = self.rng.random() < fault.invalid_rate
+            served.append(Served(status, latency, score, invalid))
+        export.record(served)
+
+
+class _PodMetricsServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], simulator: Simulator) -> None:
+        self.simulator = simulator
+        super().__init__(address, _PodMetricsHandler)
+
+
+class _PodMetricsHandler(BaseHTTPRequestHandler):
+    """GET /pods/<namespace>/<pod>/metrics: that pod's exposition (empty until it served a request)."""
+
+    server: _PodMetricsServer
+
+    def do_GET(self) -> None:
+        parts = self.path.split("?", 1)[0].strip("/").split("/")
+        if len(parts) != 4 or parts[0] != "pods" or parts[3] != "metrics":
+            self.send_error(404, "want /pods/<namespace>/<pod>/metrics")
+            return
+        body = self.server.simulator.exposition(parts[1], parts[2])
+        # A scrape that timed out closes its connection first (a loaded machine): nothing to report.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self.send_response(200)
+            self.send_header("Content-Type", exposition.CONTENT_TYPE_LATEST)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
 
 
 # --- command line ------------------------------------------------------------------------------------
@@ -715,6 +797,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tick", type=float, default=0.25, help="seconds between traffic batches")
     p.add_argument("--resync", type=float, default=1.0, help="seconds between reads of the sandbox objects")
     p.add_argument("--seed", type=int, help="random seed (deterministic traffic)")
+    p.add_argument("--dialect", choices=DIALECTS, default="mlserver",
+                   help="metric dialect of the simulated model servers (default mlserver)")
     p.add_argument("--faults-configmap", metavar="NAMESPACE/NAME", help="ConfigMap of faults by version")
     p.add_argument(
         "--fault",
@@ -755,12 +839,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         addr=args.addr,
         seed=args.seed,
         tick_interval=args.tick,
+        dialect=args.dialect,
     )
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
     sim.start()
-    print(f"http://{sim.address}/metrics", flush=True)
+    print(f"http://{sim.address}/pods/<namespace>/<pod>/metrics", flush=True)
     try:
         done.wait()
     finally:

@@ -2,8 +2,9 @@
 
 Integration tests, e2e scenarios, the demo and the benchmarks all run Tollgate the same way through
 this module, so what they prove is the real wiring: the operator is a separate process
-(`python -m tollgate`), Prometheus is Debian's binary scraping the simulator, and the simulator
-follows the split the operator sets.
+(`python -m tollgate`), Prometheus is Debian's binary discovering the model pods from the API server
+with the scrape configuration Tollgate ships (deploy/prometheus/scrape-config.yaml), and the simulator
+serves each pod's metrics in a real source's dialect, following the split the operator sets.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 from kubernetes import client, config
 
 from tollgate_testkit import controlplane
-from tollgate_testkit.prometheus import Prometheus, PrometheusError, ScrapeTarget
+from tollgate_testkit.prometheus import PodDiscovery, Prometheus, PrometheusError, Redirect, ScrapeTarget
 from tollgate_testkit.simulator import Fault, KubeSplits, Simulator, StaticFaults
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -70,6 +71,7 @@ class OperatorProcess:
 
     kubeconfig: str
     prometheus_url: str | None = None
+    metrics_profile: str | None = None
     namespaces: Sequence[str] = ()
     leader_election: bool = False
     lease_namespace: str = "default"
@@ -85,6 +87,8 @@ class OperatorProcess:
                 "--health-port", str(self.health_port), "--log-format", "json"]
         if self.prometheus_url:
             args += ["--prometheus-url", self.prometheus_url]
+        if self.metrics_profile:
+            args += ["--metrics-profile", self.metrics_profile]
         for ns in self.namespaces:
             args += ["--namespace", ns]
         if self.leader_election:
@@ -102,7 +106,11 @@ class OperatorProcess:
         self.proc = subprocess.Popen(self.argv(), stdout=out, stderr=subprocess.STDOUT, env=env,
                                      start_new_session=True)
         if wait:
-            wait_for("operator health endpoint", self.healthy, timeout=30)
+            try:
+                wait_for("operator health endpoint", self.healthy, timeout=30)
+            except BaseException:
+                self.stop()  # nobody else holds this process yet: never leave it running
+                raise
         return self
 
     def healthy(self) -> bool:
@@ -177,14 +185,16 @@ class Stack:
         connection errors in the operator's analyses (reload() of a stopped server only writes its config)."""
         if not self.prometheus.running:
             raise PrometheusError(f"the stack's Prometheus is not running:\n{self.prometheus.log_tail()}")
+        kwargs.setdefault("metrics_profile", self.simulator.dialect)
         op = OperatorProcess(self.kubeconfig, prometheus_url=self.prometheus.url, **kwargs)
         op.start()
         self.operators.append(op)
-        self.prometheus.reload([
-            ScrapeTarget("simulator", f"127.0.0.1:{self.simulator.port}"),
-            *(ScrapeTarget("tollgate-operator", f"127.0.0.1:{o.metrics_port}") for o in self.operators),
-        ])
+        self.prometheus.reload(self.operator_targets())
         return op
+
+    def operator_targets(self) -> list[ScrapeTarget]:
+        """The static scrape targets: the operators' /metrics (model pods are discovered)."""
+        return [ScrapeTarget("tollgate-operator", f"127.0.0.1:{o.metrics_port}") for o in self.operators]
 
     def md(self, namespace: str, name: str) -> dict[str, Any]:
         out: dict[str, Any] = json.loads(
@@ -192,10 +202,19 @@ class Stack:
         return out
 
 
+def simulator_discovery(kubeconfig: str, simulator: Simulator) -> PodDiscovery:
+    """The shipped pod discovery, each pod's scrape redirected to the simulator's page for that pod."""
+    return PodDiscovery(kubeconfig, redirects=(
+        Redirect(simulator.address, path=Simulator.metrics_path("$1", "$2")),))
+
+
 @contextlib.contextmanager
 def running_stack(*, kubeconfig: str | None = None, scrape_interval: float = 1.0, rate: float = 100.0,
-                  with_operator: bool = True, operator_args: Sequence[str] = ()) -> Iterator[Stack]:
-    """Start (or reuse, when `kubeconfig` is given) everything; stop what was started on exit."""
+                  with_operator: bool = True, operator_args: Sequence[str] = (),
+                  profile: str = "mlserver") -> Iterator[Stack]:
+    """Start (or reuse, when `kubeconfig` is given) everything; stop what was started on exit.
+
+    `profile`: the dialect the simulator speaks and the operator's --metrics-profile."""
     with contextlib.ExitStack() as stack:
         if kubeconfig is None:
             directory = Path(tempfile.mkdtemp(prefix="tollgate-stack-"))
@@ -207,11 +226,12 @@ def running_stack(*, kubeconfig: str | None = None, scrape_interval: float = 1.0
         api = config.new_client_from_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
         faults = StaticFaults()
         # warm-up: a new series is scraped at zero before it serves (exact rates from its first window)
-        sim = Simulator(KubeSplits(api, resync=0.5), faults, rate=rate, port=0, warmup=1.5 * scrape_interval)
+        sim = Simulator(KubeSplits(api, resync=0.5), faults, rate=rate, port=0, warmup=1.5 * scrape_interval,
+                        dialect=profile)
         sim.start()
         stack.callback(sim.stop)
-        prom = Prometheus([ScrapeTarget("simulator", f"127.0.0.1:{sim.port}")],
-                          scrape_interval=f"{scrape_interval:g}s")
+        prom = Prometheus([], scrape_interval=f"{scrape_interval:g}s",
+                          pods=simulator_discovery(kubeconfig, sim))
         prom.start()
         stack.callback(prom.close)
         s = Stack(kubeconfig=kubeconfig, prometheus=prom, simulator=sim, faults=faults,

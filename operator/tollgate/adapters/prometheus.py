@@ -1,16 +1,19 @@
 """The Prometheus metrics provider: SLO observations for every ModelDeployment in analysis, batched.
 
-One `observe()` call is one analysis tick. It sends one grouped query per built-in template (plus one
-grouped sample-count query) per analysis window, covering every ModelDeployment in the tick, and
-splits each returned vector per (namespace, name, track). All queries of a tick are evaluated at the
-same instant, so canary, stable and sample counts describe the same window.
+One `observe()` call is one analysis tick. It sends one grouped query per built-in template per analysis
+window and metric profile, covering every ModelDeployment in the tick, and splits each returned vector
+per ModelDeployment and track (by the identity labels of `tollgate.adapters.metric_profiles`). All
+queries of a tick are evaluated at the same instant, so canary, stable and sample counts describe the
+same window.
 
 Custom `query:` SLOs cannot be batched (an arbitrary expression need not carry the grouping labels),
-so each runs once per ModelDeployment and track with {{namespace}} {{name}} {{track}} {{window}}
-substituted; its evidence string holds both executed queries. A custom query runs only when every
-selector in it is pinned to the ModelDeployment's namespace (promql_scope); otherwise the SLO reports an
-error naming the selector, and nothing is sent. The evidence of a template shows the template's query
-for that ModelDeployment alone, not the batch's text (which names every ModelDeployment of the tick).
+so each runs once per ModelDeployment and track with its variables substituted (`render_custom`); its
+evidence string holds both executed queries. A tenant's query (an inline `query:` or an SLOTemplate) runs
+only when every selector in it is pinned to the ModelDeployment's sandbox, `namespace="<sandbox>"`, the
+label Prometheus sets from discovery and a pod cannot forge (promql_scope); otherwise the SLO reports an
+error naming the selector, and nothing is sent. `{{selector}}` pins a selector exactly. The evidence of
+a batched query shows it for that ModelDeployment alone, not the batch's text (which names every
+ModelDeployment of the tick).
 
 Failure never raises into the caller: an unreachable Prometheus, a timeout or a bad query becomes
 `SLOObservation.error`, which the engine counts apart from failed checks. Transient failures
@@ -37,21 +40,25 @@ from prometheus_api_client.exceptions import PrometheusApiClientException
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_exponential
 from urllib3.util.retry import Retry
 
+from tollgate.adapters.metric_profiles import DEFAULT_PROFILE, IDENTITY, PROFILES, Identity, MetricProfile
 from tollgate.adapters.promql_scope import Scope, ScopeError, check_scoped
 from tollgate.adapters.slo_series import SLOSeries, pick_points, points, single_series, split_matrix, step_for
 from tollgate.adapters.slo_templates import (
-    DEFAULT_METRICS,
-    STREAM_BUCKETS,
-    STREAM_EVENTS,
+    BUCKET_STREAMS,
+    CLUSTER_TEMPLATE,
+    RATIO_STREAMS,
     TEMPLATES,
     TRACKS,
-    MetricNames,
+    batched,
+    render_batched,
     render_custom,
     samples_query,
     selector,
     stream_parts,
+    track_selector,
 )
 from tollgate.api.spec import SLO
+from tollgate.engine.naming import fit, label_value
 from tollgate.engine.observations import AnalysisRequest, MDKey, MetricValue, SLOObservation, StreamData
 
 log = logging.getLogger(__name__)
@@ -114,18 +121,23 @@ def _sample_value(sample: Any) -> float:
     return float(sample[1])
 
 
+SeriesKey = tuple[str, str, str, str]
+"""(sandbox, namespace, name, track) as the identity labels of a series carry them."""
+
+
 def split_versions(
-    result: Sequence[Mapping[str, Any]], metrics: MetricNames = DEFAULT_METRICS
-) -> dict[tuple[str, str, str], dict[str, float]]:
-    """{(namespace, name, track): {version: value}} from a grouped instant-vector result."""
-    out: dict[tuple[str, str, str], dict[str, float]] = {}
+    result: Sequence[Mapping[str, Any]], identity: Identity = IDENTITY
+) -> dict[SeriesKey, dict[str, float]]:
+    """{(sandbox, namespace, name, track): {version: value}} from a grouped instant-vector result."""
+    out: dict[SeriesKey, dict[str, float]] = {}
     for series in result:
         labels = series.get("metric", {})
         try:
-            key = (labels[metrics.namespace_label], labels[metrics.name_label], labels[metrics.track_label])
+            key = (labels[identity.sandbox], labels[identity.md_namespace], labels[identity.md_name],
+                   labels[identity.track])
         except KeyError:
             continue  # a series without the grouping labels belongs to nobody
-        out.setdefault(key, {})[labels.get(metrics.version_label, "")] = _sample_value(series["value"])
+        out.setdefault(key, {})[labels.get(identity.version, "")] = _sample_value(series["value"])
     return out
 
 
@@ -140,11 +152,9 @@ def pick(per_version: Mapping[str, float] | None, version: str | None, *, additi
     return None  # several versions and no way to tell which one is meant: no data, not a wrong value
 
 
-def split_vector(
-    result: Sequence[Mapping[str, Any]], metrics: MetricNames = DEFAULT_METRICS
-) -> dict[tuple[str, str, str], float]:
-    """{(namespace, name, track): value} from a grouped result, versions summed (sample counts)."""
-    return {k: sum(v.values()) for k, v in split_versions(result, metrics).items()}
+def split_vector(result: Sequence[Mapping[str, Any]], identity: Identity = IDENTITY) -> dict[SeriesKey, float]:
+    """{(sandbox, namespace, name, track): value} from a grouped result, versions summed (sample counts)."""
+    return {k: sum(v.values()) for k, v in split_versions(result, identity).items()}
 
 
 def single_value(result: Any) -> float | None:
@@ -161,6 +171,16 @@ def single_value(result: Any) -> float | None:
     return _sample_value(series["value"])
 
 
+def _series_key(req: AnalysisRequest) -> tuple[str, str, str]:
+    """(sandbox, namespace, name) as the identity labels carry them (names fitted to label size)."""
+    return (fit(req.sandbox), fit(req.namespace), fit(req.name))
+
+
+def _label(version: str | None) -> str | None:
+    """A model version as the pod label (and so the `version` series label) carries it."""
+    return None if version is None else label_value(version)
+
+
 def stream_age(req: AnalysisRequest, at: float) -> str | None:
     """The PromQL range from the request's stream start to `at`, in whole seconds (None: no stream, or
     not one second old yet)."""
@@ -175,9 +195,11 @@ def stream_age(req: AnalysisRequest, at: float) -> str | None:
 
 
 def _streamed(slo: SLO) -> bool:
-    """The SLO is measured as a stream too: compared with its baseline, on a template that has one."""
-    has_stream = slo.name in STREAM_EVENTS or slo.name in STREAM_BUCKETS
-    return slo.query is None and slo.maxIncreaseOverBaseline is not None and has_stream
+    """The SLO is measured as a stream too: compared with its baseline (engine.comparison), on a built-in
+    template that has one."""
+    has_stream = slo.name in RATIO_STREAMS or slo.name in BUCKET_STREAMS
+    return (slo.query is None and slo.templateRef is None and slo.maxIncreaseOverBaseline is not None
+            and has_stream)
 
 
 def _samples(value: float | None) -> int:
@@ -198,7 +220,7 @@ class PrometheusProvider:
         timeout: float = 5.0,
         attempts: int = 3,
         max_retry_time: float = 10.0,
-        metrics: MetricNames = DEFAULT_METRICS,
+        profile: str = DEFAULT_PROFILE,
         verify_tls: bool = True,
         max_workers: int = 4,
         session: requests.Session | None = None,
@@ -213,7 +235,10 @@ class PrometheusProvider:
         self._timeout = timeout
         self._attempts = attempts
         self._max_retry_time = max_retry_time
-        self.metrics = metrics
+        if profile not in PROFILES:
+            raise ValueError(f"unknown metric profile {profile!r}; choose one of {sorted(PROFILES)}")
+        self.profile = PROFILES[profile]
+        """The profile of requests that name none (the operator's --metrics-profile)."""
         self._max_workers = max_workers
         headers: dict[str, str] = {}
         if self._credentials.bearer_token:
@@ -265,9 +290,8 @@ class PrometheusProvider:
         out: dict[MDKey, tuple[SLOObservation, ...]] = {}
         for req in requests:
             try:
-                out[req.key] = tuple(
-                    self._assemble(req, slo, results, groups[req.window], at) for slo in req.slos
-                )
+                same = groups[(req.window, self._profile(req).name)]
+                out[req.key] = tuple(self._assemble(req, slo, results, same, at) for slo in req.slos)
             except Exception as e:  # a bug here must not take the tick down; report it as an error
                 log.exception("assembling observations for %s/%s failed", *req.key)
                 out[req.key] = tuple(
@@ -294,13 +318,14 @@ class PrometheusProvider:
         return tuple(out)
 
     def _series(self, req: AnalysisRequest, slo: SLO, start: float, end: float, step: float) -> SLOSeries:
-        if slo.query is not None:
+        per_track_text = self._per_track(req, slo)
+        if per_track_text is not None:
             per_track: dict[str, dict[float, float | None]] = {}
             executed = []
             for track in TRACKS:
-                q = render_custom(slo.query, namespace=req.namespace, name=req.name, track=track, window=req.window)
+                q = self._custom(req, per_track_text, track)
                 executed.append(f"# track={track}\n{q}")
-                refusal = self._refusal(q, req)  # the dashboard runs only what analysis would
+                refusal = self._refusal(q, req, slo)  # the dashboard runs only what analysis would
                 if refusal is not None:
                     return SLOSeries(slo.name, query=q, error=refusal)
                 answer = self._query_range(q, start, end, step)
@@ -309,16 +334,18 @@ class PrometheusProvider:
                 per_track[track] = single_series(answer)
             return SLOSeries(slo.name, points(per_track["canary"]), points(per_track["stable"]),
                              query="\n".join(executed))
-        if slo.name not in TEMPLATES:
-            return SLOSeries(slo.name, error=f"unknown SLO template {slo.name!r}")
-        promql = self._template_query(slo.name, req.window, [req])
+        promql = self._grouped(slo, req, req.window, [req])
+        if promql is None:
+            return SLOSeries(slo.name, error=f"unknown SLO template: {self._unknown(slo)}")
         answer = self._query_range(promql, start, end, step)
         if isinstance(answer, Exception):
             return SLOSeries(slo.name, query=promql, error=self._describe(answer))
-        values = split_matrix([x for x in answer if x.get("metric", {}).get(PART_LABEL) == "value"], self.metrics)
-        counts = split_matrix([x for x in answer if x.get("metric", {}).get(PART_LABEL) == "samples"], self.metrics)
-        on = {t: pick_points(values.get((req.namespace, req.name, t)), req.version_of(t)) for t in TRACKS}
-        samples = pick_points(counts.get((req.namespace, req.name, "canary")), req.version_of("canary"), additive=True)
+        identity = self._profile(req).identity
+        values = split_matrix([x for x in answer if x.get("metric", {}).get(PART_LABEL) == "value"], identity)
+        counts = split_matrix([x for x in answer if x.get("metric", {}).get(PART_LABEL) == "samples"], identity)
+        key = _series_key(req)
+        on = {t: pick_points(values.get((*key, t)), _label(req.version_of(t))) for t in TRACKS}
+        samples = pick_points(counts.get((*key, "canary")), _label(req.version_of("canary")), additive=True)
         return SLOSeries(slo.name, points(on["canary"]), points(on["stable"]), points(samples), query=promql)
 
     def _query_range(self, promql: str, start: float, end: float, step: float) -> Any:
@@ -340,69 +367,117 @@ class PrometheusProvider:
             return e
 
     # --- planning -------------------------------------------------------------------------------------
-    def _windows(self, requests: Iterable[AnalysisRequest]) -> dict[str, list[AnalysisRequest]]:
-        by_window: dict[str, list[AnalysisRequest]] = {}
+    Group = tuple[str, str]
+    """(window, profile name): the requests one batched query covers."""
+
+    def _profile(self, req: AnalysisRequest) -> MetricProfile:
+        return PROFILES.get(req.profile or "", self.profile)
+
+    def _windows(self, requests: Iterable[AnalysisRequest]) -> dict[Group, list[AnalysisRequest]]:
+        by_group: dict[PrometheusProvider.Group, list[AnalysisRequest]] = {}
         for r in requests:
-            by_window.setdefault(r.window, []).append(r)
-        return by_window
+            by_group.setdefault((r.window, self._profile(r).name), []).append(r)
+        return by_group
 
-    def _selector(self, reqs: Sequence[AnalysisRequest]) -> str:
-        return selector((r.key for r in reqs), self.metrics)
+    def _selector(self, reqs: Sequence[AnalysisRequest], profile: MetricProfile) -> str:
+        return selector((_series_key(r) for r in reqs), profile.identity)
 
-    def _template_query(self, name: str, window: str, reqs: Sequence[AnalysisRequest], at: float | None = None) -> str:
-        """The template's values and the sample counts behind them, in one query.
+    def _grouped(
+        self, slo: SLO, req: AnalysisRequest, window: str, reqs: Sequence[AnalysisRequest], at: float | None = None
+    ) -> str | None:
+        """The batched query of a built-in or of a batched ClusterSLOTemplate: its values and the sample
+        counts behind them, in one query; None for an SLO that runs per track.
 
         Both vectors travel in one answer, told apart by a `tollgate_part` label, so a tick costs one
         query per template (not one more for the counts), and each template still fails on its own.
         The streams of the canaries compared with their baseline by a test (counts since each canary
-        started, engine.comparison) travel in the same answer: one part per age (its range), told
-        apart by `tollgate_age`, so canaries of different ages still cost no extra query.
+        started, engine.comparison; built-ins only) travel in the same answer: one part per age (its
+        range), told apart by `tollgate_age`, so canaries of different ages still cost no extra query.
+        `at` None (a range query, for charts) carries no streams.
         """
-        sel = self._selector(reqs)
-        value = TEMPLATES[name].render(sel, window, self.metrics)
-        samples = samples_query(sel, window, self.metrics)
+        template = req.template_of(slo.name)
+        if template is None and (slo.query is not None or slo.name not in TEMPLATES):
+            return None
+        if template is not None and not batched(template):
+            return None
+        profile = self._profile(reqs[0])
+        sel = self._selector(reqs, profile)
+        if template is not None:
+            value = render_batched(template, sel, window, profile.identity)
+        else:
+            value = TEMPLATES[slo.name].render(sel, window, profile)
+        samples = samples_query(sel, window, profile)
         parts = [f'label_replace({value}, "{PART_LABEL}", "value", "", "")',
                  f'label_replace({samples}, "{PART_LABEL}", "samples", "", "")']
-        by_age: dict[str, list[AnalysisRequest]] = {}
-        for r in reqs if at is not None else ():  # a range query (at None) carries no streams
-            age = stream_age(r, at) if at is not None else None
-            if age is not None and any(s.name == name and _streamed(s) for s in r.slos):
-                by_age.setdefault(age, []).append(r)
-        for age in sorted(by_age):
-            for part, promql in stream_parts(name, self._selector(by_age[age]), age, self.metrics).items():
-                parts.append(f'label_replace(label_replace({promql}, "{PART_LABEL}", "stream-{part}", "", ""), '
-                             f'"{AGE_LABEL}", "{age}", "", "")')
+        if template is None and at is not None:
+            by_age: dict[str, list[AnalysisRequest]] = {}
+            for r in reqs:
+                age = stream_age(r, at)
+                if age is not None and any(s.name == slo.name and _streamed(s) for s in r.slos):
+                    by_age.setdefault(age, []).append(r)
+            for age in sorted(by_age):
+                for part, promql in stream_parts(slo.name, self._selector(by_age[age], profile), age, profile).items():
+                    parts.append(f'label_replace(label_replace({promql}, "{PART_LABEL}", "stream-{part}", "", ""), '
+                                 f'"{AGE_LABEL}", "{age}", "", "")')
         return " or ".join(parts)
 
-    def _samples_query(self, window: str, reqs: Sequence[AnalysisRequest]) -> str:
-        return samples_query(self._selector(reqs), window, self.metrics)
+    @staticmethod
+    def _unknown(slo: SLO) -> str:
+        return f"template {slo.templateRef.name!r} not resolved" if slo.templateRef else f"{slo.name!r}"
 
-    def _plan(self, groups: Mapping[str, Sequence[AnalysisRequest]], at: float) -> list[str]:
-        """Every distinct PromQL this tick needs: per window, samples + each template used; customs."""
+    @staticmethod
+    def _per_track(req: AnalysisRequest, slo: SLO) -> str | None:
+        """The PromQL of an SLO that runs once per track: an inline query, or a template's that is not
+        batched (every SLOTemplate: a tenant's query is scoped per ModelDeployment)."""
+        template = req.template_of(slo.name)
+        if template is not None:
+            return None if batched(template) else template.query
+        return slo.query
+
+    def _samples_query(self, window: str, reqs: Sequence[AnalysisRequest]) -> str:
+        profile = self._profile(reqs[0])
+        return samples_query(self._selector(reqs, profile), window, profile)
+
+    def _custom(self, req: AnalysisRequest, query: str, track: str) -> str:
+        identity = self._profile(req).identity
+        return render_custom(
+            query, namespace=req.namespace, name=req.name, track=track, window=req.window,
+            sandbox=req.sandbox, selector=track_selector(_series_key(req), track, identity),
+        )
+
+    def _plan(self, groups: Mapping[Group, Sequence[AnalysisRequest]], at: float) -> list[str]:
+        """Every distinct PromQL this tick needs: per group, each template used (with its counts), the
+        sample counts of custom queries, and the custom queries themselves."""
         queries: dict[str, None] = {}
-        for window, reqs in groups.items():
-            if any(s.query is not None for r in reqs for s in r.slos):
-                queries[self._samples_query(window, reqs)] = None  # custom queries carry no counts
-            names = {s.name for r in reqs for s in r.slos if s.query is None and s.name in TEMPLATES}
-            for name in sorted(names):
-                queries[self._template_query(name, window, reqs, at)] = None
+        for (window, _), reqs in groups.items():
+            if any(self._per_track(r, s) is not None for r in reqs for s in r.slos):
+                queries[self._samples_query(window, reqs)] = None  # per-track queries carry no counts
+            grouped = {q for r in reqs for s in r.slos if (q := self._grouped(s, r, window, reqs, at)) is not None}
+            for q in sorted(grouped):
+                queries[q] = None
             for r in reqs:
                 for s in r.slos:
-                    if s.query is not None:
+                    if (text := self._per_track(r, s)) is not None:
                         for track in TRACKS:
-                            q = render_custom(
-                                s.query, namespace=r.namespace, name=r.name, track=track, window=r.window
-                            )
-                            if self._refusal(q, r) is None:
-                                queries[q] = None  # a query that is not scoped is never sent
+                            q = self._custom(r, text, track)
+                            if self._refusal(q, r, s) is None:
+                                queries[q] = None  # a tenant's query that is not scoped is never sent
         return list(queries)
 
-    def _refusal(self, promql: str, req: AnalysisRequest) -> str | None:
-        """Why a custom query may not run for this ModelDeployment (promql_scope), or None."""
+    def _refusal(self, promql: str, req: AnalysisRequest, slo: SLO) -> str | None:
+        """Why a tenant's query may not run for this ModelDeployment (promql_scope), or None.
+
+        Tenant-written: an inline `query:` and an SLOTemplate's. The scope is the sandbox, as the series'
+        `namespace` label (Prometheus sets it from the pod's namespace; docs/operations.md). A
+        ClusterSLOTemplate is the platform team's and trusted, like the built-ins."""
+        template = req.template_of(slo.name)
+        if template is not None and template.kind == CLUSTER_TEMPLATE:
+            return None
+        what = f"SLOTemplate {template.name!r}" if template is not None else "custom query"
         try:
-            check_scoped(promql, Scope(self.metrics.namespace_label, req.namespace))
+            check_scoped(promql, Scope(self._profile(req).identity.sandbox, _series_key(req)[0]))
         except ScopeError as exc:
-            return f"custom query refused: {exc}"
+            return f"{what} refused: {exc}"
         return None
 
     # --- execution ------------------------------------------------------------------------------------
@@ -452,7 +527,8 @@ class PrometheusProvider:
         at: float,
     ) -> SLOObservation:
         """`same_window`: the requests batched with `req` (their grouped queries are the same text)."""
-        if slo.query is not None:
+        per_track = self._per_track(req, slo)
+        if per_track is not None:
             samples_q = self._samples_query(req.window, same_window)
             samples_result = results[samples_q]
             if isinstance(samples_result, Exception):
@@ -462,25 +538,25 @@ class PrometheusProvider:
                     query=self._samples_query(req.window, [req]),
                     window=req.window,
                 )
-            return self._assemble_custom(req, slo, results, self._counts(req, samples_result))
-        if slo.name not in TEMPLATES:
-            return SLOObservation(
-                name=slo.name, error=f"unknown SLO template {slo.name!r}", window=req.window
-            )
+            return self._assemble_custom(req, slo, per_track, results, self._counts(req, samples_result))
+        promql = self._grouped(slo, req, req.window, same_window, at)
+        if promql is None:
+            return SLOObservation(name=slo.name, error=f"unknown SLO template: {self._unknown(slo)}",
+                                  window=req.window)
 
-        answer = results[self._template_query(slo.name, req.window, same_window, at)]
+        answer = results[promql]
         # What the evidence shows: the same query for this ModelDeployment alone. The batch's text names
         # every ModelDeployment of the tick, and one tenant's evidence must not list another's.
-        promql = self._template_query(slo.name, req.window, [req], at)
+        promql = self._grouped(slo, req, req.window, [req], at) or promql
         if isinstance(answer, Exception):
             return SLOObservation(
                 name=slo.name, error=self._describe(answer), query=promql, window=req.window
             )
         result = [x for x in answer if x.get("metric", {}).get(PART_LABEL) == "value"]
         n = self._counts(req, [x for x in answer if x.get("metric", {}).get(PART_LABEL) == "samples"])
-        values = split_versions(result, self.metrics)
-        canary = pick(values.get((req.namespace, req.name, "canary")), req.version_of("canary"))
-        stable = pick(values.get((req.namespace, req.name, "stable")), req.version_of("stable"))
+        values = split_versions(result, self._profile(req).identity)
+        canary = pick(values.get((*_series_key(req), "canary")), _label(req.version_of("canary")))
+        stable = pick(values.get((*_series_key(req), "stable")), _label(req.version_of("stable")))
         # A stream asked for keeps its start even when the answer left it out (younger than two scrapes,
         # a late scrape): the engine then gives no verdict instead of judging one window's raw difference.
         asked = req.stream_since is not None and _streamed(slo)
@@ -499,11 +575,13 @@ class PrometheusProvider:
     def _streams(self, req: AnalysisRequest, name: str, answer: Any, at: float) -> dict[str, StreamData] | None:
         """Each track's stream (counts since the canary started) from the template query's answer, for
         the version under analysis on each track; None when this request has no stream in it. A ratio's
-        track without a series of counted requests (no error ever) counts 0 of them."""
+        track without a series of counted events (no error ever) counts 0 of them. Bucket bounds are
+        turned into seconds (the profile's duration_unit), as the window's quantiles are."""
         age = stream_age(req, at)
         if age is None:
             return None
-        m = self.metrics
+        profile = self._profile(req)
+        ident = profile.identity
         parts: dict[str, list[Mapping[str, Any]]] = {}
         for x in answer:
             labels = x.get("metric", {})
@@ -512,26 +590,28 @@ class PrometheusProvider:
                 parts.setdefault(part.removeprefix("stream-"), []).append(x)
         if "samples" not in parts:
             return None
-        samples = split_versions(parts["samples"], m)
-        events = split_versions(parts.get("events", []), m)
-        buckets: dict[tuple[str, str, str, str], dict[float, float]] = {}
+        samples = split_versions(parts["samples"], ident)
+        events = split_versions(parts.get("events", []), ident)
+        buckets: dict[tuple[SeriesKey, str], dict[float, float]] = {}
         for x in parts.get("buckets", []):
             labels = x["metric"]
-            series = (labels.get(m.namespace_label, ""), labels.get(m.name_label, ""),
-                      labels.get(m.track_label, ""), labels.get(m.version_label, ""))
-            buckets.setdefault(series, {})[float(labels.get("le", "nan"))] = _sample_value(x["value"])
+            series = (labels.get(ident.sandbox, ""), labels.get(ident.md_namespace, ""),
+                      labels.get(ident.md_name, ""), labels.get(ident.track, ""))
+            le = float(labels.get("le", "nan")) * profile.duration_unit
+            by_le = buckets.setdefault((series, labels.get(ident.version, "")), {})
+            by_le[le] = by_le.get(le, 0.0) + _sample_value(x["value"])
+        ratio = name in RATIO_STREAMS
         out: dict[str, StreamData] = {}
         for track in TRACKS:
-            key = (req.namespace, req.name, track)
-            version = req.version_of(track)
+            key = (*_series_key(req), track)
+            version = _label(req.version_of(track))
             n = _samples(pick(samples.get(key), version, additive=True))
-            ratio = name in STREAM_EVENTS
             ev = pick(events.get(key), version, additive=True) if ratio else None
             hist = None
             if "buckets" in parts:
                 per_le: dict[float, float] = {}
-                for (ns, md, t, v), by_le in buckets.items():
-                    if (ns, md, t) == key and (version is None or v == version):
+                for (series, v), by_le in buckets.items():
+                    if series == key and (version is None or v == version):
                         for le, c in by_le.items():
                             per_le[le] = per_le.get(le, 0.0) + c
                 finite = {le: c for le, c in per_le.items() if not math.isnan(le) and math.isfinite(c)}
@@ -542,27 +622,25 @@ class PrometheusProvider:
 
     def _counts(self, req: AnalysisRequest, samples_result: Any) -> dict[str, int]:
         """Requests per track behind the values, for the version under analysis on each track."""
-        samples = split_versions(samples_result, self.metrics)
+        samples = split_versions(samples_result, self._profile(req).identity)
         return {
-            t: _samples(pick(samples.get((req.namespace, req.name, t)), req.version_of(t), additive=True))
+            t: _samples(pick(samples.get((*_series_key(req), t)), _label(req.version_of(t)), additive=True))
             for t in TRACKS
         }
 
     def _assemble_custom(
-        self, req: AnalysisRequest, slo: SLO, results: Mapping[str, Any], n: Mapping[str, int]
+        self, req: AnalysisRequest, slo: SLO, text: str, results: Mapping[str, Any], n: Mapping[str, int]
     ) -> SLOObservation:
-        assert slo.query is not None
+        name = slo.name
         executed: list[str] = []
         values: dict[str, float | None] = {}
         errors: list[str] = []
         for track in TRACKS:
-            q = render_custom(
-                slo.query, namespace=req.namespace, name=req.name, track=track, window=req.window
-            )
+            q = self._custom(req, text, track)
             executed.append(f"# track={track}\n{q}")
-            refusal = self._refusal(q, req)
+            refusal = self._refusal(q, req, slo)
             if refusal is not None:
-                return SLOObservation(name=slo.name, error=refusal, query=q, window=req.window)
+                return SLOObservation(name=name, error=refusal, query=q, window=req.window)
             result = results[q]
             if isinstance(result, Exception):
                 errors.append(f"{track}: {self._describe(result)}")
@@ -573,9 +651,9 @@ class PrometheusProvider:
                 errors.append(f"{track}: {e}")
         query = "\n".join(executed)
         if errors:
-            return SLOObservation(name=slo.name, error="; ".join(errors), query=query, window=req.window)
+            return SLOObservation(name=name, error="; ".join(errors), query=query, window=req.window)
         return SLOObservation(
-            name=slo.name,
+            name=name,
             canary=MetricValue(values.get("canary"), n["canary"]),
             stable=MetricValue(values.get("stable"), n["stable"]),
             query=query,

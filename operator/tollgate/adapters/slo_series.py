@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tollgate.adapters.slo_templates import DEFAULT_METRICS, MetricNames
+from tollgate.adapters.metric_profiles import IDENTITY, Identity
 
 Point = tuple[float, float | None]
 """(seconds since the epoch, value or None where the track had no value)."""
@@ -49,18 +49,19 @@ def _value(raw: Any) -> float | None:
 
 
 def split_matrix(
-    result: Sequence[Mapping[str, Any]], metrics: MetricNames = DEFAULT_METRICS
-) -> dict[tuple[str, str, str], dict[str, dict[float, float | None]]]:
-    """{(namespace, name, track): {version: {t: value}}} from a grouped range-vector result."""
-    out: dict[tuple[str, str, str], dict[str, dict[float, float | None]]] = {}
+    result: Sequence[Mapping[str, Any]], identity: Identity = IDENTITY
+) -> dict[tuple[str, str, str, str], dict[str, dict[float, float | None]]]:
+    """{(sandbox, namespace, name, track): {version: {t: value}}} from a grouped range-vector result."""
+    out: dict[tuple[str, str, str, str], dict[str, dict[float, float | None]]] = {}
     for series in result:
         labels = series.get("metric", {})
         try:
-            key = (labels[metrics.namespace_label], labels[metrics.name_label], labels[metrics.track_label])
+            key = (labels[identity.sandbox], labels[identity.md_namespace], labels[identity.md_name],
+                   labels[identity.track])
         except KeyError:
             continue
         points = {float(t): _value(v) for t, v in series.get("values") or []}
-        out.setdefault(key, {})[labels.get(metrics.version_label, "")] = points
+        out.setdefault(key, {})[labels.get(identity.version, "")] = points
     return out
 
 

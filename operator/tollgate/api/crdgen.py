@@ -1,7 +1,8 @@
-"""Generate the ModelDeployment CustomResourceDefinition from the pydantic models.
+"""Generate Tollgate's CustomResourceDefinitions from the pydantic models.
 
-`python -m tollgate.api.crdgen --out crds` writes `crds/tollgate.dev_modeldeployments.yaml`;
-`--check` compares instead of writing and exits 1 when the committed file is stale.
+`python -m tollgate.api.crdgen --out crds` writes `crds/tollgate.dev_modeldeployments.yaml` and the SLO
+template kinds (`tollgate.dev_clusterslotemplates.yaml`, `tollgate.dev_slotemplates.yaml`); `--check`
+compares instead of writing and exits 1 when a committed file is stale.
 
 pydantic's JSON Schema is close to, but not, a Kubernetes *structural* schema. The translation:
 
@@ -32,7 +33,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from tollgate.api import resource
+from tollgate.api import resource, templates
 from tollgate.api.share_rule import share_rule
 from tollgate.api.spec import (
     DIGEST_PATTERN,
@@ -305,10 +306,59 @@ def crd() -> dict[str, Any]:
     }
 
 
+def template_crd(*, cluster: bool) -> dict[str, Any]:
+    """The CustomResourceDefinition of ClusterSLOTemplate (cluster) or SLOTemplate (namespaced)."""
+    model = templates.ClusterSLOTemplateSpec if cluster else templates.SLOTemplateSpec
+    kind = templates.CLUSTER_KIND if cluster else templates.KIND
+    plural = templates.CLUSTER_PLURAL if cluster else templates.PLURAL
+    schema = {
+        "type": "object",
+        "description": _text(model.__doc__ or ""),
+        "required": ["spec"],
+        "properties": {
+            "apiVersion": {"type": "string",
+                           "description": f"APIVersion of this object: {resource.API_VERSION}."},
+            "kind": {"type": "string", "description": f"Kind of this object: {kind}."},
+            "metadata": {"type": "object"},
+            "spec": _Translator(model).translate("spec"),
+        },
+    }
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{resource.GROUP}"},
+        "spec": {
+            "group": resource.GROUP,
+            "scope": "Cluster" if cluster else "Namespaced",
+            "names": {"kind": kind, "listKind": f"{kind}List", "plural": plural,
+                      "singular": kind.lower(), "categories": list(resource.CATEGORIES)},
+            "versions": [{
+                "name": resource.VERSION, "served": True, "storage": True,
+                "additionalPrinterColumns": [
+                    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                ],
+                "schema": {"openAPIV3Schema": schema},
+            }],
+        },
+    }
+
+
+def _dump(obj: dict[str, Any]) -> str:
+    return HEADER + yaml.safe_dump(obj, sort_keys=False, width=100, allow_unicode=True)
+
+
 def render() -> str:
     """The CRD file's exact text: deterministic, so the committed copy can be compared byte for byte."""
-    body = yaml.safe_dump(crd(), sort_keys=False, width=100, allow_unicode=True)
-    return HEADER + body
+    return _dump(crd())
+
+
+def render_all() -> dict[str, str]:
+    """Every CRD file Tollgate ships, by file name."""
+    return {
+        CRD_FILENAME: render(),
+        f"{resource.GROUP}_{templates.CLUSTER_PLURAL}.yaml": _dump(template_crd(cluster=True)),
+        f"{resource.GROUP}_{templates.PLURAL}.yaml": _dump(template_crd(cluster=False)),
+    }
 
 
 def _step_text(step: Step) -> str:
@@ -400,23 +450,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.tier_table or args.field_table:
         sys.stdout.write(tier_table() if args.tier_table else field_table())
         return 0
-    target: Path = args.out / CRD_FILENAME
-    text = render()
-    if args.check:
-        current = target.read_text() if target.exists() else ""
-        if current == text:
-            return 0
-        diff = difflib.unified_diff(
-            current.splitlines(keepends=True), text.splitlines(keepends=True),
-            fromfile=str(target), tofile="generated",
-        )
-        sys.stdout.writelines(diff)
-        print(f"\n{target} is stale: run `make crds` and commit it.", file=sys.stderr)
-        return 1
-    args.out.mkdir(parents=True, exist_ok=True)
-    target.write_text(text)
-    print(f"wrote {target}")
-    return 0
+    stale = 0
+    for filename, text in render_all().items():
+        target: Path = args.out / filename
+        if args.check:
+            current = target.read_text() if target.exists() else ""
+            if current == text:
+                continue
+            diff = difflib.unified_diff(
+                current.splitlines(keepends=True), text.splitlines(keepends=True),
+                fromfile=str(target), tofile="generated",
+            )
+            sys.stdout.writelines(diff)
+            print(f"\n{target} is stale: run `make crds` and commit it.", file=sys.stderr)
+            stale = 1
+            continue
+        args.out.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+        print(f"wrote {target}")
+    return stale
 
 
 if __name__ == "__main__":

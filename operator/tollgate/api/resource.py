@@ -35,4 +35,9 @@ namespaces carrying this label (plus its own namespace and evidence next to Mode
 A UID is unique across the cluster's lifetime, so a deleted and re-created ModelDeployment of the same
 name does not inherit a namespace either."""
 
+ANNOTATION_METRICS_PORT = "tollgate.dev/metrics-port"
+"""On model pods: the port of their metrics (spec.metrics.port), read by the shipped scrape config."""
+ANNOTATION_METRICS_PATH = "tollgate.dev/metrics-path"
+"""On model pods: the path of their metrics (spec.metrics.path)."""
+
 # The control annotations (tollgate.dev/approve, promote, abort, retry) derive from api.controls.

@@ -28,6 +28,7 @@ QUANTITY_PATTERN = (
     r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
 )
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 DIGEST_PATTERN = r"^sha256:[a-f0-9]{64}$"
 VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,62}$"
 CIDR_PATTERN = r"^([0-9]{1,3}\.){3}[0-9]{1,3}/[0-9]{1,2}$|^[0-9a-fA-F:]+/[0-9]{1,3}$"
@@ -39,6 +40,8 @@ BUILTIN_SLO_TEMPLATES = (
 )
 """SLO names that need no query: Tollgate ships their PromQL."""
 _TEMPLATES_CEL = "[" + ", ".join(f"'{t}'" for t in BUILTIN_SLO_TEMPLATES) + "]"
+_BUILTIN = "!has(self.query) && !has(self.templateRef) && "
+"""CEL prefix of the rules that only concern built-in templates."""
 
 # Caps that keep a ModelDeployment (spec, plus the stable revision's runtime in status) far below etcd's
 # 1.5 MiB request limit: a maximal runtime is about 70 KiB (see tests/unit/api/test_api_caps.py).
@@ -399,11 +402,58 @@ class Rollout(_Model):
     scheduled (time waiting for a node is reported in status, not counted). Default: from the risk tier."""
 
 
+class MetricsProfile(StrEnum):
+    """The dialect of the series the built-in SLO templates read (see docs/operations.md)."""
+
+    MLSERVER = "mlserver"
+    ISTIO = "istio"
+    OTEL = "otel"
+
+
+class Metrics(_Model):
+    """Where the model's metrics are scraped from, and in which dialect the built-in SLOs read them."""
+
+    profile: MetricsProfile | None = None
+    """mlserver (MLServer's own metrics), istio (istio_requests_total from the pod's sidecar) or otel
+    (OpenTelemetry http.server.request.duration). Default: the operator's --metrics-profile (chart value
+    metrics.profile)."""
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    """Port the model's pods serve their metrics on (MLServer: 8082, Istio's merged metrics: 15020).
+    Written to the pod annotation tollgate.dev/metrics-port, which the shipped scrape configuration reads.
+    Default: spec.runtime.port."""
+    path: Annotated[str, StringConstraints(pattern=r"^/[^\s]*$", max_length=256)] = "/metrics"
+    """HTTP path of the metrics (Istio's merged metrics: /stats/prometheus); pod annotation
+    tollgate.dev/metrics-path."""
+
+
+class TemplateKind(StrEnum):
+    """Which kind of reusable SLO template a templateRef names."""
+
+    CLUSTER = "ClusterSLOTemplate"
+    NAMESPACED = "SLOTemplate"
+
+
+class TemplateRef(_Model):
+    """A reusable SLO template, by kind and name."""
+
+    kind: TemplateKind = TemplateKind.CLUSTER
+    """ClusterSLOTemplate (cluster-wide, written by the platform team) or SLOTemplate (in the
+    ModelDeployment's own namespace)."""
+    name: Annotated[str, StringConstraints(pattern=DNS_SUBDOMAIN_PATTERN, max_length=253)]
+    """metadata.name of the template."""
+
+
 @cel(
-    "has(self.query) || self.name in " + _TEMPLATES_CEL,
+    "has(self.query) || has(self.templateRef) || self.name in " + _TEMPLATES_CEL,
     "spec.slos[].name must be a built-in template (" + ", ".join(BUILTIN_SLO_TEMPLATES) + ") "
-    "or the SLO needs a query: fix the name or add query",
+    "or the SLO needs a query or a templateRef: fix the name, or add query or templateRef",
     field_path=".name",
+)
+@cel(
+    "!has(self.query) || !has(self.templateRef)",
+    "spec.slos[] has both query and templateRef: keep one (templateRef names a reusable template, "
+    "query is written inline)",
+    field_path=".templateRef",
 )
 @cel(
     "has(self.max) || has(self.min) || has(self.maxIncreaseOverBaseline)",
@@ -415,14 +465,14 @@ class Rollout(_Model):
     field_path=".min",
 )
 @cel(
-    "has(self.query) || !(self.name in ['error-rate', 'invalid-output-rate']) || "
+    "!(" + _BUILTIN + "self.name in ['error-rate', 'invalid-output-rate']) || "
     "((!has(self.max) || (self.max >= 0.0 && self.max <= 1.0)) && "
     "(!has(self.min) || (self.min >= 0.0 && self.min <= 1.0)))",
     "spec.slos[].max of a -rate SLO is a ratio between 0 and 1: write 0.01 for 1%",
     field_path=".max",
 )
 @cel(
-    "has(self.query) || !self.name.startsWith('latency-') || !has(self.max) || self.max <= 60.0",
+    "!(" + _BUILTIN + "self.name.startsWith('latency-')) || !has(self.max) || self.max <= 60.0",
     "spec.slos[].max of a latency SLO is in seconds and at most 60: write 0.25 for 250ms",
     field_path=".max",
 )
@@ -444,9 +494,17 @@ class SLO(_Model):
 
     name: Annotated[str, StringConstraints(pattern=DNS_LABEL_PATTERN, max_length=63)]
     """A built-in template (error-rate, latency-p50/p95/p99, request-rate, score-shift, invalid-output-rate)
-    or any name when `query` is set."""
+    or any name when `query` or `templateRef` is set."""
     query: Annotated[str, StringConstraints(min_length=1, max_length=4096)] | None = None
-    """Custom PromQL returning one value per track; may use {{namespace}}, {{name}}, {{track}}, {{window}}."""
+    """Custom PromQL returning one value per track; may use {{namespace}}, {{name}}, {{track}}, {{window}},
+    {{sandbox}} and {{selector}} (see docs/operations.md, "Connecting your metrics")."""
+    templateRef: TemplateRef | None = None
+    """A reusable template instead of a built-in or inline query: a ClusterSLOTemplate the platform team
+    wrote, or an SLOTemplate in this ModelDeployment's namespace. A missing template holds the rollout
+    with the condition TemplatesResolved=False; it never rolls back."""
+    dryRun: bool = False
+    """true: measured and shown in status (and evidence) at every analysis, but never gates: a failing
+    dry-run SLO neither holds nor rolls back. Use it to calibrate a threshold on real traffic."""
     min: float | None = None
     """Lowest acceptable value (absolute)."""
     max: float | None = None
@@ -554,6 +612,8 @@ class ModelDeploymentSpec(_Model):
     """The canary plan."""
     slos: Annotated[list[SLO], Field(max_length=32)] = Field(default_factory=list)
     """Objectives judged at every analysis step. Empty: the risk tier's default SLOs."""
+    metrics: Metrics = Field(default_factory=Metrics)
+    """Where the model's metrics come from: their dialect (profile), port and path."""
     fallback: Fallback | None = None
     """Pinned safe version for the kill switch. Default: status.lastKnownGood."""
     killSwitch: bool = False

@@ -11,7 +11,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from tollgate.api.controls import ControlTokens
 from tollgate.api.spec import ModelRef, Runtime
@@ -162,6 +162,8 @@ class SLOStatus(_Status):
     """Which data the baseline is: the stable stream's start, or where a carried baseline was measured."""
     streamSince: str | None = None
     """Start of the data stream the sequential test judges (the canary's start) (RFC 3339)."""
+    dryRun: bool | None = None
+    """true: a dry-run SLO, measured and judged but never gating the rollout."""
 
 
 class BaselineRecord(_Status):
@@ -284,6 +286,10 @@ class ModelDeploymentStatus(_Status):
     """When the latest analysis ran (RFC 3339); analysis time only counts from here."""
     passedAnalyses: int = 0
     """Passing analysis ticks in the current step."""
+    missingTemplates: Annotated[list[Annotated[str, StringConstraints(max_length=512)]],
+                                Field(max_length=32)] | None = None
+    """SLO templates (spec.slos[].templateRef) that do not exist: analysis holds, without verdicts,
+    until they do. Empty once they all resolve; absent when no template was ever missing."""
     analysis: Annotated[list[SLOStatus], Field(max_length=32)] = Field(default_factory=list)
     """Per-SLO analysis of the current canary."""
     baselines: Annotated[list[BaselineRecord], Field(max_length=32)] = Field(default_factory=list)

@@ -44,6 +44,7 @@ class Reason(StrEnum):
     ANALYSIS_PASSED = "AnalysisPassed"
     ANALYSIS_FAILED = "AnalysisFailed"
     ANALYSIS_ERROR = "AnalysisError"
+    TEMPLATE_MISSING = "TemplateMissing"
     AWAITING_APPROVAL = "AwaitingApproval"
     APPROVED = "Approved"
     PROMOTING = "Promoting"

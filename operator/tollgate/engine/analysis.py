@@ -34,6 +34,9 @@ Order of a check, first match wins:
 A tick passes when every SLO passed (or had no data under onNoData: pass). An SLO whose failures exceed
 failureLimit, or whose consecutive errors exceed consecutiveErrorLimit, ends the rollout in the same
 tick: errors fail closed, they never promote.
+
+A dry-run SLO (`dryRun: true`, as Argo Rollouts' dryRun) is judged by the same rules and shown in status
+with its verdict, but never gates: it neither holds a step nor rolls back, whatever its verdict.
 """
 
 from __future__ import annotations
@@ -245,12 +248,16 @@ def assess(
                     carried=carried.get(slo.name), confidence=confidence, failure_gap=failure_gap,
                     full_traffic=full_traffic)
               for slo in slos]
-    statuses = tuple(c.status for c in checks)
+    statuses = tuple(
+        c.status.model_copy(update={"dryRun": True}) if slo.slo.dryRun else c.status
+        for c, slo in zip(checks, slos, strict=True)
+    )
+    gating = [(c, s) for c, s, slo in zip(checks, statuses, slos, strict=True) if not slo.slo.dryRun]
     return TickOutcome(
         slos=statuses,
-        passed=all(c.passing for c in checks),
-        failed=tuple(s.name for s in statuses if s.failures > failure_limit),
-        errored=tuple(s.name for s in statuses if s.consecutiveErrors > consecutive_error_limit),
-        failing=tuple(s.name for s in statuses if s.verdict is Verdict.FAIL),
-        erroring=tuple(s.name for s in statuses if s.verdict is Verdict.ERROR),
+        passed=all(c.passing for c, _ in gating),
+        failed=tuple(s.name for _, s in gating if s.failures > failure_limit),
+        errored=tuple(s.name for _, s in gating if s.consecutiveErrors > consecutive_error_limit),
+        failing=tuple(s.name for _, s in gating if s.verdict is Verdict.FAIL),
+        erroring=tuple(s.name for _, s in gating if s.verdict is Verdict.ERROR),
     )

@@ -7,7 +7,7 @@ first match wins:
 1. The SLO's kind decides the test (stats.py): error-rate and invalid-output-rate are ratios (two-proportion
    test against the margin); latency-p50/p95/p99 are distributions (Mann-Whitney U on the histogram
    buckets, and the quantile from the same buckets against the margin). Anything else (custom queries,
-   request-rate, score-shift) keeps the raw difference of analysis.py.
+   request-rate, score-shift, SLO templates) keeps the raw difference of analysis.py.
 2. Canary stream below minSamples, or not in the provider's answer at this look (asked for but left out:
    too young for two scrapes, a late scrape) -> TOO_FEW (no verdict on too little traffic, as for the
    window; never the raw difference of one window).
@@ -58,7 +58,7 @@ class Compared:
 def by_test(slo: ResolvedSLO) -> bool:
     """The SLO's kind is compared with its baseline by a test (rule 1), given its stream."""
     s = slo.slo
-    if s.maxIncreaseOverBaseline is None or s.query is not None:
+    if s.maxIncreaseOverBaseline is None or s.query is not None or s.templateRef is not None:
         return False
     return s.name in RATIO_SLOS or s.name in QUANTILE_SLOS
 

@@ -35,10 +35,12 @@ ROUTE_ACCEPTED = "RouteAccepted"
 """gatewayAPI router only: every parent Gateway accepted the HTTPRoute and resolved its backends."""
 SHARE_WITHIN_TOLERANCE = "ShareWithinTolerance"
 """Every step's real traffic share is within spec.traffic.shareTolerance of its weight (engine.shares)."""
+TEMPLATES_RESOLVED = "TemplatesResolved"
+"""Every SLO template named in spec.slos[].templateRef exists (shown once one was ever missing)."""
 
 ABNORMAL_TRUE = frozenset({RECONCILING, STALLED})
 ORDER = (READY, RECONCILING, STALLED, SANDBOX_READY, PROGRESSING, AWAITING_APPROVAL, ROLLED_BACK, ROUTE_ACCEPTED,
-         SHARE_WITHIN_TOLERANCE)
+         SHARE_WITHIN_TOLERANCE, TEMPLATES_RESOLVED)
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,10 @@ def of_status(
         wanted.append(Want(SHARE_WITHIN_TOLERANCE, share_problem is None,
                            "WithinTolerance" if share_problem is None else "ShareOutOfTolerance",
                            share_problem or "every step's traffic share is within tolerance of its weight"))
+    if st.missingTemplates is not None:  # only once a template was ever missing
+        missing = bool(st.missingTemplates)
+        wanted.append(Want(TEMPLATES_RESOLVED, not missing, "TemplateNotFound" if missing else "Resolved",
+                           "; ".join(st.missingTemplates) if missing else "every SLO template exists"))
     return merge(previous, wanted, now, generation)
 
 

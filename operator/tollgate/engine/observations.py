@@ -165,6 +165,19 @@ class Observations:
     controls: Controls = field(default_factory=Controls)
     route: RouteObservation | None = None
     """The HTTPRoute's status (gatewayAPI router only); None when the route has not been seen yet."""
+    missing_templates: tuple[str, ...] = ()
+    """SLO templates named in spec.slos[].templateRef that the runtime could not find, each as a message
+    naming the SLO and the template: the analysis tick holds (no verdict, no failure, no rollback)."""
+
+
+@dataclass(frozen=True)
+class TemplateQuery:
+    """The PromQL of the template an SLO names (spec.slos[].templateRef), as the runtime found it."""
+
+    kind: str
+    """ClusterSLOTemplate (trusted, platform-written) or SLOTemplate (the tenant's own)."""
+    name: str
+    query: str
 
 
 @dataclass(frozen=True)
@@ -186,6 +199,15 @@ class AnalysisRequest:
     stream_since: str | None = None
     """Start (RFC 3339) of the canary's stream: SLOs compared with the baseline by a test are also
     measured as counts since then (engine.comparison). None: no stream."""
+    sandbox: str = ""
+    """Namespace the ModelDeployment's pods run in: the `namespace` label of their series."""
+    profile: str | None = None
+    """Metric profile (spec.metrics.profile); None: the provider's default (--metrics-profile)."""
+    templates: tuple[tuple[str, TemplateQuery], ...] = ()
+    """(SLO name, its template) for SLOs with a templateRef, resolved by the runtime."""
+
+    def template_of(self, slo: str) -> TemplateQuery | None:
+        return dict(self.templates).get(slo)
 
     @property
     def key(self) -> MDKey:

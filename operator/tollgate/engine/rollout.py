@@ -121,11 +121,14 @@ class Case:
             return None
         tracks = (("stable", self.status.stable), ("canary", self.status.canary))
         # Counts since the canary started, for the SLOs compared with their baseline by a test.
-        streamed = any(r.slo.maxIncreaseOverBaseline is not None and r.slo.query is None for r in self.policy.slos)
+        streamed = any(r.slo.maxIncreaseOverBaseline is not None and r.slo.query is None
+                       and r.slo.templateRef is None for r in self.policy.slos)
         return AnalysisRequest(
             namespace=self.ctx.namespace, name=self.ctx.name, slos=tuple(r.slo for r in self.policy.slos),
             window=self.policy.window, versions=tuple((track, ref.version) for track, ref in tracks if ref),
             stream_since=self.status.canaryStartedAt if streamed else None,
+            sandbox=self.status.sandboxNamespace or self.sandbox,
+            profile=self.spec.metrics.profile.value if self.spec.metrics.profile else None,
         )
 
     def decide(self, obs: Observations, now: datetime) -> Decision:

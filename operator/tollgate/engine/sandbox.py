@@ -105,12 +105,17 @@ def network_policies(spec: ModelDeploymentSpec, ctx: Context) -> list[Manifest]:
         if peer.podSelector is not None:
             entry["podSelector"] = {"matchLabels": dict(peer.podSelector.matchLabels)}
         peers.append(entry)
-    peers.append({"namespaceSelector": {"matchLabels": {
-        "kubernetes.io/metadata.name": spec.sandbox.prometheusNamespace}}})
+    prometheus = {"namespaceSelector": {"matchLabels": {
+        "kubernetes.io/metadata.name": spec.sandbox.prometheusNamespace}}}
+    peers.append(prometheus)
+    ingress: list[Manifest] = [{"from": peers, "ports": [{"protocol": "TCP", "port": port}]}]
+    if spec.metrics.port is not None and spec.metrics.port != port:
+        # Prometheus scrapes the metrics port (spec.metrics.port); callers only reach the model port.
+        ingress.append({"from": [prometheus], "ports": [{"protocol": "TCP", "port": spec.metrics.port}]})
     out.append(policy("allow-model-ingress", {
         "podSelector": {"matchLabels": selector_labels(ctx)},
         "policyTypes": ["Ingress"],
-        "ingress": [{"from": peers, "ports": [{"protocol": "TCP", "port": port}]}],
+        "ingress": ingress,
     }))
     if spec.sandbox.egressTo:
         rules: list[Manifest] = []

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from tollgate.api import resource
 from tollgate.api.spec import ModelDeploymentSpec, RouterKind
 from tollgate.api.status import RevisionRef
 from tollgate.engine.actions import Context, ObjectRef
@@ -114,6 +115,16 @@ def _container(spec: ModelDeploymentSpec, ref: RevisionRef) -> Manifest:
     return container
 
 
+def metrics_annotations(spec: ModelDeploymentSpec, ref: RevisionRef) -> dict[str, str]:
+    """Where a pod serves its metrics, for the shipped scrape configuration (deploy/prometheus).
+
+    The port defaults to the revision's serving port, so a fallback or previous revision that serves
+    on another port is still scraped where it listens."""
+    runtime = ref.runtime if ref.runtime is not None else spec.runtime
+    port = spec.metrics.port if spec.metrics.port is not None else runtime.port
+    return {resource.ANNOTATION_METRICS_PORT: str(port), resource.ANNOTATION_METRICS_PATH: spec.metrics.path}
+
+
 def deployment(spec: ModelDeploymentSpec, ctx: Context, track: Track, plan: TrackPlan) -> Manifest:
     """The Deployment of one track running `plan.ref` with `plan.replicas` pods."""
     model_name = plan.ref.model.name if plan.ref.model is not None else spec.model.name
@@ -130,7 +141,7 @@ def deployment(spec: ModelDeploymentSpec, ctx: Context, track: Track, plan: Trac
             "selector": {"matchLabels": selector_labels(ctx, track.value)},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"}},
             "template": {
-                "metadata": {"labels": pod_labels},
+                "metadata": {"labels": pod_labels, "annotations": metrics_annotations(spec, plan.ref)},
                 "spec": {
                     "serviceAccountName": service_account_name(ctx),
                     "automountServiceAccountToken": False,

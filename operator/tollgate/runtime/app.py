@@ -274,4 +274,5 @@ def build_provider(settings: Settings, api: client.ApiClient,
             raise SystemExit(f"Secret {ref.namespace}/{ref.name} has no key {ref.key!r}: "
                              "fix --prometheus-token-secret")
         creds = Credentials(bearer_token=base64.b64decode(raw).decode().strip())
-    return PrometheusProvider(settings.prometheus_url, credentials=creds, clock=clock)
+    return PrometheusProvider(settings.prometheus_url, credentials=creds, profile=settings.metrics_profile,
+                              clock=clock)

@@ -9,6 +9,7 @@ import argparse
 import os
 from dataclasses import dataclass, field
 
+from tollgate.api.spec import MetricsProfile
 from tollgate.runtime.leader import LeaseSettings
 
 
@@ -36,6 +37,7 @@ class SecretKeyRef:
 class Settings:
     prometheus_url: str | None = None
     prometheus_token_secret: SecretKeyRef | None = None
+    metrics_profile: str = MetricsProfile.MLSERVER.value
     namespaces: tuple[str, ...] = ()
     metrics_port: int = 8080
     health_port: int = 8081
@@ -98,6 +100,11 @@ def parser() -> argparse.ArgumentParser:
                    default=SecretKeyRef.parse(v) if (v := env("TOLLGATE_PROMETHEUS_TOKEN_SECRET")) else None,
                    help="Bearer token for Prometheus as NAMESPACE/NAME:KEY of a Secret "
                         "[TOLLGATE_PROMETHEUS_TOKEN_SECRET]")
+    p.add_argument("--metrics-profile", choices=[m.value for m in MetricsProfile],
+                   default=env("TOLLGATE_METRICS_PROFILE", MetricsProfile.MLSERVER.value),
+                   help="Dialect of the series the built-in SLO templates read, for ModelDeployments that "
+                        "set no spec.metrics.profile: mlserver, istio or otel (docs/operations.md, "
+                        "'Connecting your metrics') [TOLLGATE_METRICS_PROFILE]")
     p.add_argument("--namespace", "-n", action="append", dest="namespaces",
                    default=[n for n in env("TOLLGATE_NAMESPACES", "").split(",") if n],
                    help="Watch only this namespace; repeat for more. Default: all namespaces "
@@ -152,6 +159,7 @@ def parse(argv: list[str] | None = None) -> Settings:
         p.error(str(exc))
     return Settings(
         prometheus_url=a.prometheus_url, prometheus_token_secret=a.prometheus_token_secret,
+        metrics_profile=a.metrics_profile,
         namespaces=tuple(a.namespaces or ()), metrics_port=a.metrics_port, health_port=a.health_port,
         health_grace=a.health_grace,
         leader_election=a.leader_election, lease_namespace=a.lease_namespace, lease_name=a.lease_name,

@@ -27,7 +27,7 @@ import kopf
 
 from tollgate.adapters.errors import ConflictError, FencedError, KubeError, PermanentError, TemporaryError
 from tollgate.adapters.routers.gateway_api import route_observation
-from tollgate.api import resource
+from tollgate.api import resource, templates
 from tollgate.engine.actions import ObjectRef
 from tollgate.runtime import metrics
 from tollgate.runtime.app import IO_THREADS, Runtime
@@ -234,6 +234,25 @@ async def route_event(event: kopf.RawEvent, body: kopf.Body, memo: Any, **_: Any
         return
     st = rt.registry.by_labels(*owner)
     if st is not None:
+        st.kick()
+
+
+@kopf.on.event(resource.GROUP, resource.VERSION, templates.CLUSTER_PLURAL)
+async def cluster_template_event(event: kopf.RawEvent, body: kopf.Body, memo: Any, **_: Any) -> None:
+    await _template_event(_rt(memo), templates.CLUSTER_KIND, event, body)
+
+
+@kopf.on.event(resource.GROUP, resource.VERSION, templates.PLURAL)
+async def template_event(event: kopf.RawEvent, body: kopf.Body, memo: Any, **_: Any) -> None:
+    await _template_event(_rt(memo), templates.KIND, event, body)
+
+
+async def _template_event(rt: Runtime, kind: str, event: kopf.RawEvent, body: kopf.Body) -> None:
+    """Keep the template index current; wake the ModelDeployments that name the template, so a missing
+    template that appears resumes their analysis at once."""
+    metrics.WATCH_EVENTS.labels(kind).inc()
+    key = rt.registry.templates.observe(kind, dict(body), deleted=event.get("type") == "DELETED")
+    for st in rt.registry.naming(key):
         st.kick()
 
 

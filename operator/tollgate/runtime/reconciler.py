@@ -135,8 +135,10 @@ class Reconciler:
 
         # Measure, when the engine says the grid point of an analysis tick has come.
         slos = None
+        missing: tuple[str, ...] = ()
         request = case.analysis_request(now)
         if request is not None:
+            request, missing = self.registry.templates.resolve(request)
             slos = await self.scheduler.measure(request)
             for obs in slos:
                 metrics.record_observation(ctx, obs)
@@ -153,6 +155,7 @@ class Reconciler:
             slos=slos,
             controls=tokens_of(body.get("metadata", {}).get("annotations")),
             route=self.registry.route(sandbox, route_name(ctx)),
+            missing_templates=missing,
         )
         try:
             decision = case.decide(observations, now)

@@ -20,6 +20,7 @@ from tollgate.engine.naming import fit
 from tollgate.engine.observations import PodProblem, RouteObservation, Track, TrackObservation
 from tollgate.engine.workloads import deployment_name
 from tollgate.runtime.pods import pod_problem, worst
+from tollgate.runtime.templates import TemplateIndex, TemplateKey, references
 
 MDKey = tuple[str, str]
 
@@ -106,6 +107,12 @@ class Registry:
 
     labels: dict[MDKey, MDKey] = field(default_factory=dict)
     """(namespace, name) as the children's labels carry them (fit to 63 characters) -> the key."""
+    templates: TemplateIndex = field(default_factory=TemplateIndex)
+    """SLO templates (ClusterSLOTemplate, SLOTemplate), filled by their watch events."""
+
+    def naming(self, key: TemplateKey) -> list[ObjectState]:
+        """The ModelDeployments whose latest body names this template (a scan: templates change rarely)."""
+        return [st for st in self.objects.values() if (body := st.body) is not None and references(body, key)]
 
     def state(self, namespace: str, name: str) -> ObjectState:
         key = (namespace, name)

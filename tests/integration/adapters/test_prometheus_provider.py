@@ -3,6 +3,9 @@
 Two ModelDeployments share every query: ml/fraud's canary version is faulty (errors, latency, score
 shift), ml/churn's canary is healthy. One tick must split the grouped vectors correctly per
 ModelDeployment and track, and a stopped Prometheus must give error observations, never an exception.
+It runs once per metric profile, the simulator speaking that profile's dialect. Without a cluster the
+pods are the simulator's virtual ones, and static scrape targets carry the identity labels the shipped
+relabelling would set from the pods (the cluster tests in tests/integration/slo go through it).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from integration.prometheus_fixtures import PrometheusFactory
 from tollgate.adapters.prometheus import PrometheusProvider
 from tollgate.api.spec import SLO
 from tollgate.engine.observations import AnalysisRequest, SLOObservation
+from tollgate_testkit.dialects import requests_series
 from tollgate_testkit.prometheus import ScrapeTarget
 from tollgate_testkit.simulator import Fault, Simulator, StaticSplits, TrackShare, TrafficSplit
 
@@ -28,30 +32,48 @@ SLOS = (
     SLO(name="score-shift", max=0.05),
     SLO(name="invalid-output-rate", max=0.01),
     SLO(name="request-rate", min=1),
-    SLO(
-        name="errors-per-second",
-        query='sum(rate(tollgate_sim_requests_total{namespace="{{namespace}}", modeldeployment="{{name}}", '
-        'track="{{track}}", code="500"}[{{window}}]))',
-        max=1,
-    ),
 )
-REQUESTS = [
-    AnalysisRequest("ml", "fraud", SLOS, WINDOW),
-    AnalysisRequest("ml", "churn", SLOS, WINDOW),
-]
+ERRORS_PER_SECOND = {  # a custom query per dialect: 5xx per second, written with {{selector}}
+    "mlserver": 'sum(rate(rest_server_requests_total{ {{selector}}, status_code="500" }[{{window}}]))',
+    "istio": 'sum(rate(istio_requests_total{ {{selector}}, response_code="500" }[{{window}}]))',
+    "otel": 'sum(rate(http_server_request_duration_seconds_count{ {{selector}}, http_response_status_code="500" }'
+            "[{{window}}]))",
+}
+
+
+def requests_for(dialect: str) -> list[AnalysisRequest]:
+    slos = (*SLOS, SLO(name="errors-per-second", query=ERRORS_PER_SECOND[dialect], max=1))
+    return [AnalysisRequest("ml", name, slos, WINDOW, sandbox=f"ml-{name}-sbx") for name in ("fraud", "churn")]
 
 
 def split(name: str, model: str, canary_version: str) -> TrafficSplit:
     tracks = (TrackShare("stable", "1.0.0", 0.5), TrackShare("canary", canary_version, 0.5))
-    return TrafficSplit("ml", name, model, tracks, source="status")
+    return TrafficSplit("ml", name, model, tracks, source="status", sandbox=f"ml-{name}-sbx")
 
 
-@pytest.fixture
-def simulator() -> Iterator[Simulator]:
+SPLITS = (split("fraud", "fraud-scorer", "2.0.0"), split("churn", "churn-model", "2.0.0"))
+
+
+def targets(simulator: Simulator) -> list[ScrapeTarget]:
+    """One static target per virtual pod, labelled as the shipped relabelling labels a real pod."""
+    out = []
+    for sp in SPLITS:
+        for share in sp.tracks:
+            (pod,) = sp.pods_of(share.track)
+            out.append(ScrapeTarget(
+                job=f"pod-{pod.name}", address=simulator.address,
+                metrics_path=Simulator.metrics_path(pod.namespace, pod.name),
+                labels={"namespace": pod.namespace, "pod": pod.name, "modeldeployment_namespace": sp.namespace,
+                        "modeldeployment": sp.name, "track": share.track, "version": share.version}))
+    return out
+
+
+@pytest.fixture(params=["mlserver", "istio", "otel"])
+def simulator(request: pytest.FixtureRequest) -> Iterator[Simulator]:
     splits = StaticSplits()
-    splits.set(split("fraud", "fraud-scorer", "2.0.0"), split("churn", "churn-model", "2.0.0"))
+    splits.set(*SPLITS)
     faults = {"fraud-scorer@2.0.0": Fault(error_rate=0.2, added_latency=0.2, score_shift=0.25)}
-    with Simulator(splits, faults, rate=100, seed=11, tick_interval=0.2) as sim:
+    with Simulator(splits, faults, rate=100, seed=11, tick_interval=0.2, dialect=request.param) as sim:
         yield sim
 
 
@@ -79,20 +101,22 @@ def value(obs: SLOObservation, track: str) -> float:
 def test_grouped_queries_give_per_modeldeployment_per_track_values_and_outages_give_errors(
     prometheus: PrometheusFactory, simulator: Simulator
 ) -> None:
-    # given Prometheus scraping the simulator every second
-    prom = prometheus([ScrapeTarget(job="simulator", address=simulator.address)], scrape_interval="1s")
+    # given Prometheus scraping the simulator's pods every second, in the dialect of the profile
+    prom = prometheus(targets(simulator), scrape_interval="1s")
     session = CountingSession()
-    provider = PrometheusProvider(prom.url, session=session, timeout=2.0, attempts=2, max_retry_time=3.0)
+    provider = PrometheusProvider(prom.url, session=session, timeout=2.0, attempts=2, max_retry_time=3.0,
+                                  profile=simulator.dialect)
+    reqs = requests_for(simulator.dialect)
     # and series older than the window, so every rate covers all of it (the first scrape comes a few
     # seconds after start)
     prom.wait_for(
-        "min(count_over_time(tollgate_sim_requests_total[30s]))",
+        f"min(count_over_time({requests_series(simulator.dialect)}[30s]))",
         lambda r: bool(r) and float(r[0]["value"][1]) >= 14,
         timeout=60,
     )
 
     # when one analysis tick observes both ModelDeployments
-    out = provider.observe(REQUESTS)
+    out = provider.observe(reqs)
 
     # then one query per built-in template plus one samples query covers both; customs run per track
     assert session.queries == 1 + 5 + 2 * 2
@@ -111,30 +135,35 @@ def test_grouped_queries_give_per_modeldeployment_per_track_values_and_outages_g
     assert value(churn["invalid-output-rate"], "canary") == 0.0
     assert 30 < value(fraud["request-rate"], "canary") < 70  # 100 rps x 50 %
     assert value(fraud["errors-per-second"], "canary") > 3
-    assert value(fraud["errors-per-second"], "stable") == 0.0
-    assert 'modeldeployment="fraud", track="canary"' in fraud["errors-per-second"].query
+    # and a healthy track has no 5xx series at all, as a real server: the custom query finds nothing (no
+    # data, not 0), while the built-in error-rate reads it as 0 (above)
+    stable_errors = fraud["errors-per-second"].stable
+    assert stable_errors is not None and stable_errors.value is None
+    assert ('namespace="ml-fraud-sbx", modeldeployment_namespace="ml", modeldeployment="fraud", track="canary"'
+            in fraud["errors-per-second"].query)
 
     # and sample counts are the requests of each track over the window (about 50 rps x 10 s)
     canary = fraud["error-rate"].canary
     assert canary is not None and 300 < canary.samples < 700
     assert fraud["error-rate"].window == WINDOW
-    assert "sum by (namespace, modeldeployment, track, version)" in fraud["error-rate"].query
+    assert "sum by (namespace, modeldeployment_namespace, modeldeployment, track, version)" in fraud[
+        "error-rate"].query
 
     # when Prometheus goes down mid-analysis
     prom.stop()
-    down = provider.observe(REQUESTS)
+    down = provider.observe(reqs)
 
     # then every SLO of every ModelDeployment is an error observation, and nothing raised
     assert provider.healthy() is False
     for key in (("ml", "fraud"), ("ml", "churn")):
-        assert [o.name for o in down[key]] == [s.name for s in SLOS]
+        assert [o.name for o in down[key]] == [s.name for s in reqs[0].slos]
         for obs in down[key]:
             assert obs.error is not None and obs.canary is None and obs.stable is None, obs
 
     # when it comes back on the same port, the same provider observes again
     prom.start()
     assert provider.healthy() is True
-    back = by_name(provider.observe(REQUESTS)[("ml", "fraud")])
+    back = by_name(provider.observe(reqs)[("ml", "fraud")])
     assert back["error-rate"].error is None
     assert not math.isnan(value(back["error-rate"], "canary"))
 

@@ -384,7 +384,44 @@ BAD = [
         lambda m: (_set("probes", {"startup": {"periodSeconds": 10, "failureThreshold": 60}})(m),
                    _set("rollout.progressDeadline", "5m")(m)),
         "spec.rollout.progressDeadline", "shorter than the time spec.probes.startup gives"),
+    Bad(
+        "slo-query-and-template",
+        _set("slos", [{"name": "x", "max": 1, "query": "up", "templateRef": {"name": "t"}}]),
+        "spec.slos[0].templateRef",
+        "keep one",
+    ),
+    Bad(
+        "slo-template-kind",
+        _set("slos", [{"name": "x", "max": 1, "templateRef": {"kind": "AnalysisTemplate", "name": "t"}}]),
+        "spec.slos[0].templateRef.kind",
+        'Unsupported value: "AnalysisTemplate"',
+    ),
+    Bad("metrics-profile", _set("metrics", {"profile": "linkerd"}), "spec.metrics.profile",
+        'Unsupported value: "linkerd"'),
 ]
+
+
+def _template(kind: str, query: str) -> dict[str, Any]:
+    return {"apiVersion": resource.API_VERSION, "kind": kind, "metadata": {"name": "t"}, "spec": {"query": query}}
+
+
+@pytest.mark.parametrize(("kind", "query", "accepted", "phrase"), [
+    ("ClusterSLOTemplate", "sum by ({{by}}) (rate(x{ {{selector}} }[{{window}}]))", True, ""),
+    ("ClusterSLOTemplate", 'sum(rate(x{ {{selector}} }[{{window}}]))', True, ""),
+    ("ClusterSLOTemplate", "sum by ({{by}}) (rate(x[{{window}}]))", False, "must also use {{selector}}"),
+    ("ClusterSLOTemplate", 'sum by ({{by}}) (rate(x{ {{selector}}, t="{{track}}" }[{{window}}]))', False,
+     "remove {{track}}"),
+    ("SLOTemplate", 'sum(rate(x{namespace="{{sandbox}}"}[{{window}}]))', True, ""),
+    ("SLOTemplate", "sum by ({{by}}) (rate(x{ {{selector}} }[{{window}}]))", False,
+     "batching is for ClusterSLOTemplates"),
+])
+def test_slo_template_queries_are_checked_by_the_api_server(cluster: Cluster, namespace: str, kind: str, query: str,
+                                                            accepted: bool, phrase: str) -> None:
+    res = _dry_run(cluster, namespace, _template(kind, query))
+    if accepted:
+        assert res.returncode == 0, res.stderr
+    else:
+        assert res.returncode != 0 and "spec.query" in res.stderr and phrase in res.stderr, res.stderr
 
 
 def test_the_table_has_at_least_25_distinct_cases() -> None:

@@ -12,6 +12,7 @@ from integration.packaging import tools
 
 ALL_ON = {
     "metrics": {"serviceMonitor": {"enabled": True}},
+    "modelMetrics": {"profile": "istio", "podMonitor": {"enabled": True}},
     "prometheus": {"url": "http://prometheus.monitoring:9090",
                    "tokenSecret": {"name": "prom-auth", "namespace": "monitoring"}},
     "watchNamespaces": ["ml-team", "ml-team-*"],
@@ -36,11 +37,13 @@ def test_rendered_manifests_pass_kubeconform_offline(tool_bin: Path, k8s_schemas
     out = tmp_path / "rendered.yaml"
     out.write_text(tools.render(tool_bin, values=values))
     # when kubeconform validates it strictly against local schemas only
-    # (ServiceMonitor is the Prometheus Operator's CRD, whose schema we do not ship: skipped by name)
-    results = tools.kubeconform(tool_bin, k8s_schemas, crd_schemas, out, skip=("ServiceMonitor",))
+    # (ServiceMonitor and PodMonitor are the Prometheus Operator's CRDs, whose schemas we do not ship:
+    # skipped by name)
+    results = tools.kubeconform(tool_bin, k8s_schemas, crd_schemas, out, skip=("ServiceMonitor", "PodMonitor"))
     # then every resource is valid, none silently skipped for want of a schema
     kinds = {r["kind"]: r["status"] for r in results}
     assert kinds.pop("ServiceMonitor", "statusSkipped") == "statusSkipped"
+    assert kinds.pop("PodMonitor", "statusSkipped") == "statusSkipped"
     assert set(kinds.values()) == {"statusValid"}, kinds
     assert {"CustomResourceDefinition", "Deployment", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
             "Service"} <= set(kinds)

@@ -20,7 +20,6 @@ from integration.packaging import install
 from integration.runtime.helpers import apply, md_manifest, patch_spec, wait_phase
 from tollgate_testkit import audit
 from tollgate_testkit.controlplane import audit_log
-from tollgate_testkit.prometheus import ScrapeTarget
 from tollgate_testkit.stack import OperatorProcess, Stack, wait_for
 from unit.packaging.gitops import argocd_health, flux_health, kstatus
 
@@ -42,15 +41,13 @@ def chart_operator(stack: Stack, cluster: Cluster, installed: install.Installed,
     since = audit.now_marker()
     kubeconfig = install.token_kubeconfig(cluster, installed, tmp_path / "sa.kubeconfig")
     op = OperatorProcess(str(kubeconfig), prometheus_url=stack.prometheus.url,
+                         metrics_profile=stack.simulator.dialect,
                          namespaces=[namespace, f"{namespace}-*"], leader_election=True,
                          lease_namespace=installed.namespace,
                          extra_args=["--prometheus-token-secret", f"{installed.namespace}/{install.PROM_SECRET}:token"])
     op.start()
     stack.operators.append(op)  # Prometheus scrapes it as job "tollgate-operator", as Stack.start_operator does
-    stack.prometheus.reload([
-        ScrapeTarget("simulator", f"127.0.0.1:{stack.simulator.port}"),
-        *(ScrapeTarget("tollgate-operator", f"127.0.0.1:{o.metrics_port}") for o in stack.operators),
-    ])
+    stack.prometheus.reload(stack.operator_targets())
     yield op, since
     op.stop()
     stack.operators.remove(op)

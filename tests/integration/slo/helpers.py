@@ -11,6 +11,7 @@ from typing import Any
 from kubernetes import client
 
 from integration.runtime.helpers import apply, md_manifest, patch_spec, status, wait_phase
+from tollgate_testkit.dialects import requests_selector
 from tollgate_testkit.stack import Stack, wait_for
 
 SCRAPE_INTERVAL = "1s"  # the session stack's Prometheus (running_stack default)
@@ -121,9 +122,9 @@ def timeline_seconds(st: dict[str, Any], start_reason: str, end_reasons: tuple[s
 
 def canary_requests(stack: Stack, namespace: str, name: str, track: str, window: str = "3s") -> float:
     """Requests the simulator served on `track` over the last `window`, as Prometheus scraped them."""
-    value = stack.prometheus.query_value(
-        f'sum(increase(tollgate_sim_requests_total{{namespace="{namespace}", modeldeployment="{name}", '
-        f'track="{track}"}}[{window}]))')
+    series = requests_selector(stack.simulator.dialect, modeldeployment_namespace=namespace, modeldeployment=name,
+                               track=track)
+    value = stack.prometheus.query_value(f"sum(increase({series}[{window}]))")
     return value or 0.0
 
 

@@ -18,6 +18,7 @@ import pytest
 import requests
 from requests.adapters import BaseAdapter
 
+from tollgate.adapters.metric_profiles import PROFILES
 from tollgate.adapters.prometheus import (
     Credentials,
     PrometheusProvider,
@@ -25,9 +26,9 @@ from tollgate.adapters.prometheus import (
     single_value,
     split_vector,
 )
-from tollgate.adapters.slo_templates import TEMPLATES, render_custom, selector
-from tollgate.api.spec import SLO
-from tollgate.engine.observations import AnalysisRequest, MetricValue, StreamData
+from tollgate.adapters.slo_templates import TEMPLATES, render_custom, selector, track_selector
+from tollgate.api.spec import SLO, MetricsProfile
+from tollgate.engine.observations import AnalysisRequest, MetricValue, StreamData, TemplateQuery
 from tollgate.ports.metrics import MetricsProvider
 
 URL = "http://prometheus.test:9090"
@@ -57,8 +58,10 @@ def vector(*series: tuple[Mapping[str, str], str]) -> Response:
     )
 
 
-def labels(ns: str, name: str, track: str) -> dict[str, str]:
-    return {"namespace": ns, "modeldeployment": name, "track": track}
+def labels(ns: str, name: str, track: str, sandbox: str | None = None) -> dict[str, str]:
+    """Identity labels as the shipped relabelling sets them; the sandbox defaults to `<ns>-<name>`."""
+    return {"namespace": sandbox or f"{ns}-{name}", "modeldeployment_namespace": ns, "modeldeployment": name,
+            "track": track}
 
 
 def answer_of(values: tuple[tuple[Mapping[str, str], str], ...],
@@ -106,8 +109,9 @@ def provider(answer: Answer, **kwargs: Any) -> tuple[PrometheusProvider, Transpo
     return PrometheusProvider(URL, session=session, **kwargs), transport
 
 
-def req(ns: str, name: str, *slos: SLO, window: str = "1m") -> AnalysisRequest:
-    return AnalysisRequest(namespace=ns, name=name, slos=slos, window=window)
+def req(ns: str, name: str, *slos: SLO, window: str = "1m", profile: str | None = None) -> AnalysisRequest:
+    return AnalysisRequest(namespace=ns, name=name, slos=slos, window=window, sandbox=f"{ns}-{name}",
+                           profile=profile)
 
 
 ERROR_RATE = SLO(name="error-rate", max=0.01)
@@ -118,44 +122,83 @@ SHIFT = SLO(name="score-shift", max=0.05)
 # --- rendering ---------------------------------------------------------------------------------------
 def test_selector_covers_every_modeldeployment_and_only_the_two_tracks() -> None:
     # given ModelDeployments in two namespaces, one with a dot in its name
-    sel = selector([("ml-team", "fraud"), ("risk", "credit.v2"), ("ml-team", "churn")])
+    sel = selector([("ml-team-fraud", "ml-team", "fraud"), ("risk-credit", "risk", "credit.v2"),
+                    ("ml-team-churn", "ml-team", "churn")])
 
     # then one regex per label lists each value once, dots escaped for both RE2 and PromQL strings
     assert sel == (
-        'namespace=~"ml\\\\-team|risk", modeldeployment=~"churn|credit\\\\.v2|fraud", track=~"canary|stable"'
+        'namespace=~"ml\\\\-team\\\\-churn|ml\\\\-team\\\\-fraud|risk\\\\-credit", '
+        'modeldeployment_namespace=~"ml\\\\-team|risk", modeldeployment=~"churn|credit\\\\.v2|fraud", '
+        'track=~"canary|stable"'
     )
+
+
+BY = "namespace, modeldeployment_namespace, modeldeployment, track, version"
 
 
 def test_error_rate_is_grouped_and_keeps_tracks_without_errors() -> None:
-    # when the error-rate template is rendered
-    q = TEMPLATES["error-rate"].render('namespace=~"a"', "2m")
+    # when the error-rate template is rendered for MLServer
+    q = TEMPLATES["error-rate"].render('namespace=~"a"', "2m", PROFILES["mlserver"])
 
-    # then it is one grouped ratio whose numerator falls back to 0 for tracks with no 5xx series
-    assert q == (
-        '(sum by (namespace, modeldeployment, track, version) (rate(tollgate_sim_requests_total{namespace=~"a", '
-        'code=~"5.."}[2m])) or 0 * sum by (namespace, modeldeployment, track, version) '
-        '(rate(tollgate_sim_requests_total{namespace=~"a"}[2m]))) / sum by (namespace, modeldeployment, '
-        'track, version) (rate(tollgate_sim_requests_total{namespace=~"a"}[2m]))'
-    )
+    # then it is one grouped ratio of inference requests whose numerator falls back to 0 for tracks
+    # with no 5xx series
+    total = f'sum by ({BY}) (rate(rest_server_requests_total{{namespace=~"a", path=~".+/infer"}}[2m]))'
+    errors = (f'sum by ({BY}) (rate(rest_server_requests_total{{namespace=~"a", path=~".+/infer", '
+              f'status_code=~"5.."}}[2m]))')
+    assert q == f"({errors} or 0 * {total}) / {total}"
 
 
-def test_latency_templates_take_the_quantile_of_the_grouped_histogram() -> None:
-    q = TEMPLATES["latency-p95"].render('namespace=~"a"', "1m")
-    assert q == (
-        "histogram_quantile(0.95, sum by (namespace, modeldeployment, track, version, le) "
-        '(rate(tollgate_sim_request_duration_seconds_bucket{namespace=~"a"}[1m])))'
-    )
+def test_istio_reads_inbound_requests_and_converts_milliseconds() -> None:
+    p = PROFILES["istio"]
+    err = TEMPLATES["error-rate"].render('namespace=~"a"', "1m", p)
+    assert 'istio_requests_total{namespace=~"a", reporter="destination", response_code=~"5.."}' in err
+    p99 = TEMPLATES["latency-p99"].render('namespace=~"a"', "1m", p)
+    assert p99 == (f"histogram_quantile(0.99, sum by ({BY}, le) (rate(istio_request_duration_milliseconds_bucket"
+                   '{namespace=~"a", reporter="destination"}[1m]))) * 0.001')
+
+
+def test_otel_counts_requests_with_the_duration_histogram() -> None:
+    p = PROFILES["otel"]
+    assert TEMPLATES["request-rate"].render('namespace=~"a"', "1m", p) == (
+        f'sum by ({BY}) (rate(http_server_request_duration_seconds_count{{namespace=~"a"}}[1m]))')
+    err = TEMPLATES["error-rate"].render('namespace=~"a"', "1m", p)
+    assert 'http_response_status_code=~"5.."' in err
+    assert TEMPLATES["latency-p95"].render('namespace=~"a"', "1m", p) == (
+        f"histogram_quantile(0.95, sum by ({BY}, le) "
+        '(rate(http_server_request_duration_seconds_bucket{namespace=~"a"}[1m])))')
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_quality_templates_read_the_quality_export_in_every_profile(profile: str) -> None:
+    p = PROFILES[profile]
+    shift = TEMPLATES["score-shift"].render('namespace=~"a"', "1m", p)
+    assert shift == (f'sum by ({BY}) (rate(tollgate_model_score_sum{{namespace=~"a"}}[1m])) / '
+                     f'sum by ({BY}) (rate(tollgate_model_score_count{{namespace=~"a"}}[1m]))')
+    invalid = TEMPLATES["invalid-output-rate"].render('namespace=~"a"', "1m", p)
+    assert "tollgate_model_output_invalid_sum" in invalid and "tollgate_model_output_invalid_count" in invalid
+
+
+def test_every_profile_the_api_accepts_exists_and_no_simulator_name_is_left() -> None:
+    assert {m.value for m in MetricsProfile} == set(PROFILES)
+    for p in PROFILES.values():
+        for name in TEMPLATES:
+            assert "sim" not in TEMPLATES[name].render("x", "1m", p)
 
 
 def test_custom_query_variables_are_substituted_with_or_without_spaces() -> None:
     q = render_custom(
-        'sum(rate(x{ns="{{namespace}}", md="{{ name }}", t="{{track}}"}[{{window}}])) / {{unknown}}',
+        'sum(rate(x{ns="{{namespace}}", md="{{ name }}", t="{{track}}", namespace="{{sandbox}}"}[{{window}}]))'
+        " / sum(y{ {{selector}} }) / {{unknown}}",
         namespace="ml",
         name="fraud",
         track="canary",
         window="30s",
+        sandbox="ml-fraud",
+        selector=track_selector(("ml-fraud", "ml", "fraud"), "canary"),
     )
-    assert q == 'sum(rate(x{ns="ml", md="fraud", t="canary"}[30s])) / {{unknown}}'
+    assert q == ('sum(rate(x{ns="ml", md="fraud", t="canary", namespace="ml-fraud"}[30s])) / sum(y{ '
+                 'namespace="ml-fraud", modeldeployment_namespace="ml", modeldeployment="fraud", track="canary" }) '
+                 "/ {{unknown}}")
 
 
 # --- result parsing ----------------------------------------------------------------------------------
@@ -166,9 +209,9 @@ def test_split_vector_reads_nan_and_inf_and_ignores_series_without_grouping_labe
         ({"namespace": "a"}, "1"),
     ).body
     out = split_vector(body["data"]["result"])
-    assert set(out) == {("a", "m", "canary"), ("a", "m", "stable")}
-    assert math.isnan(out[("a", "m", "canary")])
-    assert out[("a", "m", "stable")] == math.inf
+    assert set(out) == {("a-m", "a", "m", "canary"), ("a-m", "a", "m", "stable")}
+    assert math.isnan(out[("a-m", "a", "m", "canary")])
+    assert out[("a-m", "a", "m", "stable")] == math.inf
 
 
 def test_single_value_of_scalar_empty_one_and_many_series() -> None:
@@ -401,12 +444,10 @@ def test_only_the_version_under_analysis_counts_on_a_track() -> None:
     from tollgate.adapters.prometheus import pick, split_versions
 
     result = [
-        {"metric": {"namespace": "ml", "modeldeployment": "m", "track": "canary", "version": "1.1.0"},
-         "value": [0, "0.0"]},
-        {"metric": {"namespace": "ml", "modeldeployment": "m", "track": "canary", "version": "1.2.0"},
-         "value": [0, "0.15"]},
+        {"metric": {**labels("ml", "m", "canary"), "version": "1.1.0"}, "value": [0, "0.0"]},
+        {"metric": {**labels("ml", "m", "canary"), "version": "1.2.0"}, "value": [0, "0.15"]},
     ]
-    values = split_versions(result)[("ml", "m", "canary")]
+    values = split_versions(result)[("ml-m", "ml", "m", "canary")]
     # when the value of the version under analysis is picked
     # then the old canary's healthy series does not dilute the faulty one
     assert pick(values, "1.2.0") == 0.15
@@ -416,14 +457,59 @@ def test_only_the_version_under_analysis_counts_on_a_track() -> None:
     assert pick(values, None, additive=True) == 0.15
 
 
+def test_series_from_another_sandbox_never_count_for_a_modeldeployment() -> None:
+    # given pods elsewhere that copy fraud's labels (same modeldeployment_namespace and name), in a
+    # namespace that is not fraud's sandbox
+    forged = "attacker-ns"
+
+    def answer(promql: str) -> Response:
+        return answer_of(((labels("ml", "fraud", "canary"), "0.0"), (labels("ml", "fraud", "canary", forged), "1.0"),
+                          (labels("ml", "fraud", "stable"), "0.0")),
+                         ((labels("ml", "fraud", "canary"), "100"), (labels("ml", "fraud", "canary", forged), "900"),
+                          (labels("ml", "fraud", "stable"), "300")))
+
+    prom, transport = provider(answer)
+    (obs,) = prom.observe([req("ml", "fraud", ERROR_RATE)])[("ml", "fraud")]
+
+    # then the query is pinned to fraud's sandbox, and only its own series are counted
+    assert all('namespace=~"ml\\\\-fraud"' in q for q in transport.queries)
+    assert obs.canary == MetricValue(0.0, 100)
+
+
+def test_each_profile_is_one_batch_and_the_request_names_its_profile() -> None:
+    prom, transport = provider(lambda q: vector(), profile="otel")
+    prom.observe([req("a", "x", ERROR_RATE), req("a", "y", ERROR_RATE, profile="istio"),
+                  req("a", "z", ERROR_RATE, profile="otel")])
+    assert len(transport.queries) == 2  # one per profile
+    assert sum("istio_requests_total" in q for q in transport.queries) == 1
+    (otel,) = [q for q in transport.queries if "http_server_request_duration_seconds_count" in q]
+    assert 'modeldeployment=~"x|z"' in otel
+
+
+def test_versions_are_matched_as_pod_labels_carry_them() -> None:
+    # given a version the pod label had to sanitise (label values allow no '+')
+    def answer(promql: str) -> Response:
+        return answer_of(((dict(labels("a", "m", "canary"), version="1.0.0_build.2"), "0.5"),
+                          (dict(labels("a", "m", "stable"), version="0.9"), "0.0")),
+                         ((dict(labels("a", "m", "canary"), version="1.0.0_build.2"), "50"),
+                          (dict(labels("a", "m", "stable"), version="0.9"), "50")))
+
+    prom, _ = provider(answer)
+    r = AnalysisRequest("a", "m", (ERROR_RATE,), "1m", (("canary", "1.0.0+build.2"), ("stable", "0.9")),
+                        sandbox="a-m")
+    (obs,) = prom.observe([r])[("a", "m")]
+    assert obs.canary == MetricValue(0.5, 50)
+
+
 # --- streams: counts since the canary started, for the engine's sequential test -----------------------
 def test_streams_of_canaries_of_different_ages_travel_in_the_template_query() -> None:
     # given two canaries compared with their baseline, started 95 s and 40 s before the tick
     at = 1_700_000_095.0
     compared = SLO(name="error-rate", max=0.2, maxIncreaseOverBaseline=0.01)
     old = AnalysisRequest("ml", "fraud", (compared,), "1m", (("canary", "2.0"), ("stable", "1.0")),
-                          stream_since="2023-11-14T22:13:20Z")  # at - 95 s
-    young = AnalysisRequest("ml", "churn", (compared,), "1m", stream_since="2023-11-14T22:14:15Z")
+                          stream_since="2023-11-14T22:13:20Z", sandbox="ml-fraud")  # at - 95 s
+    young = AnalysisRequest("ml", "churn", (compared,), "1m", stream_since="2023-11-14T22:14:15Z",
+                            sandbox="ml-churn")
 
     def stream(part: str, age: str, series: tuple[tuple[Mapping[str, str], str], ...]) -> list[Any]:
         return [({**m, "tollgate_part": f"stream-{part}", "tollgate_age": age}, v) for m, v in series]
@@ -459,10 +545,10 @@ def test_streams_of_canaries_of_different_ages_travel_in_the_template_query() ->
 def test_latency_streams_are_the_histogram_buckets() -> None:
     at = 1_700_000_100.0
     p99 = SLO(name="latency-p99", max=1.0, maxIncreaseOverBaseline=0.05)
-    r = AnalysisRequest("ml", "fraud", (p99,), "1m", stream_since="2023-11-14T22:13:00Z")
+    r = AnalysisRequest("ml", "fraud", (p99,), "1m", stream_since="2023-11-14T22:13:00Z", sandbox="ml-fraud")
 
     def answer(promql: str) -> Response:
-        assert 'increase(tollgate_sim_request_duration_seconds_bucket{' in promql
+        assert 'increase(rest_server_request_duration_seconds_bucket{' in promql
         part = {"tollgate_part": "stream-buckets", "tollgate_age": "120s"}
         return vector(
             (dict(labels("ml", "fraud", "canary"), tollgate_part="stream-samples", tollgate_age="120s"), "10"),
@@ -478,8 +564,51 @@ def test_latency_streams_are_the_histogram_buckets() -> None:
     assert obs.stable_stream == StreamData(samples=0, buckets=None)
 
 
+def test_a_latency_stream_in_milliseconds_is_judged_in_seconds() -> None:
+    # given the istio profile, whose latency histogram counts milliseconds
+    p99 = SLO(name="latency-p99", max=1.0, maxIncreaseOverBaseline=0.05)
+    r = AnalysisRequest("ml", "fraud", (p99,), "1m", stream_since="2023-11-14T22:13:00Z", sandbox="ml-fraud",
+                        profile="istio")
+
+    def answer(promql: str) -> Response:
+        # then the stream reads the sidecar's own series, inbound only
+        assert 'increase(istio_request_duration_milliseconds_bucket{' in promql and 'reporter="destination"' in promql
+        part = {"tollgate_part": "stream-buckets", "tollgate_age": "120s"}
+        return vector(
+            (dict(labels("ml", "fraud", "canary"), tollgate_part="stream-samples", tollgate_age="120s"), "10"),
+            (dict(labels("ml", "fraud", "canary"), le="100", **part), "4"),
+            (dict(labels("ml", "fraud", "canary"), le="+Inf", **part), "10"),
+        )
+
+    prov, _ = provider(answer)
+    (obs,) = prov.observe([r], at=1_700_000_100.0)[("ml", "fraud")]
+    # and its bucket bounds are seconds, as the window's quantiles are
+    assert obs.canary_stream is not None and obs.canary_stream.buckets == ((0.1, 4.0), (math.inf, 10.0))
+
+
+def test_the_invalid_output_stream_counts_outputs_of_the_quality_export() -> None:
+    compared = SLO(name="invalid-output-rate", max=0.2, maxIncreaseOverBaseline=0.01)
+    r = AnalysisRequest("ml", "fraud", (compared,), "1m", stream_since="2023-11-14T22:13:00Z", sandbox="ml-fraud")
+    prov, transport = provider(lambda q: vector())
+    prov.observe([r], at=1_700_000_100.0)
+    (q,) = transport.queries
+    assert "increase(tollgate_model_output_invalid_count{" in q and "increase(tollgate_model_output_invalid_sum{" in q
+
+
+def test_slo_templates_carry_no_stream() -> None:
+    # given an SLO named like a built-in but measured by a ClusterSLOTemplate
+    slo = SLO.model_validate({"name": "error-rate", "max": 0.2, "maxIncreaseOverBaseline": 0.01,
+                              "templateRef": {"name": "errors"}})
+    tq = TemplateQuery("ClusterSLOTemplate", "errors", "sum by ({{by}}) (rate(x{ {{selector}} }[{{window}}]))")
+    r = AnalysisRequest("ml", "fraud", (slo,), "1m", stream_since="2023-11-14T22:13:00Z", sandbox="ml-fraud",
+                        templates=(("error-rate", tq),))
+    prov, transport = provider(lambda q: vector())
+    (obs,) = prov.observe([r], at=1_700_000_100.0)[("ml", "fraud")]
+    assert "tollgate_age" not in transport.queries[0] and obs.canary_stream is None
+
+
 def test_slos_not_compared_by_a_test_carry_no_stream() -> None:
-    r = AnalysisRequest("ml", "fraud", (ERROR_RATE,), "1m", stream_since="2023-11-14T22:13:00Z")
+    r = AnalysisRequest("ml", "fraud", (ERROR_RATE,), "1m", stream_since="2023-11-14T22:13:00Z", sandbox="ml-fraud")
     prov, transport = provider(lambda q: answer_of((), ()))
     (obs,) = prov.observe([r], at=1_700_000_100.0)[("ml", "fraud")]
     assert "tollgate_age" not in transport.queries[0] and obs.canary_stream is None

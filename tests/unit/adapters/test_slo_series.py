@@ -22,10 +22,11 @@ def matrix(*series: tuple[Mapping[str, str], list[tuple[float, str]]]) -> Respon
 
 
 def md(track: str, version: str, part: str = "value") -> dict[str, str]:
-    return {"namespace": "ml", "modeldeployment": "fraud", "track": track, "version": version, "tollgate_part": part}
+    return {"namespace": "ml-fraud", "modeldeployment_namespace": "ml", "modeldeployment": "fraud", "track": track,
+            "version": version, "tollgate_part": part}
 
 
-REQ = AnalysisRequest("ml", "fraud", (ERROR_RATE,), "5s", (("stable", "1.0"), ("canary", "1.1")))
+REQ = AnalysisRequest("ml", "fraud", (ERROR_RATE,), "5s", (("stable", "1.0"), ("canary", "1.1")), sandbox="ml-fraud")
 
 
 def test_series_is_the_template_query_of_this_modeldeployment_for_the_versions_under_analysis() -> None:
@@ -41,7 +42,7 @@ def test_series_is_the_template_query_of_this_modeldeployment_for_the_versions_u
     (s,) = p.series(REQ, 100, 101)
     # then one range query was sent, scoped to this ModelDeployment, the operator's query text
     (query,) = transport.queries
-    assert selector([("ml", "fraud")]) in query and "tollgate_part" in query
+    assert selector([("ml-fraud", "ml", "fraud")]) in query and "tollgate_part" in query
     assert s.query == query and s.error is None
     # and only the versions under analysis count; NaN is a gap
     assert s.canary == ((100.0, 0.01), (101.0, 0.2))
@@ -56,7 +57,8 @@ def test_a_series_holds_each_tracks_own_values_judging_is_the_engines() -> None:
                       (md("stable", "1.0"), [(100, "0.6"), (101, "0.6")]))
 
     p, _ = provider(answer)
-    (s,) = p.series(AnalysisRequest("ml", "fraud", (SHIFT,), "5s", (("stable", "1.0"), ("canary", "1.1"))), 100, 101)
+    r = AnalysisRequest("ml", "fraud", (SHIFT,), "5s", (("stable", "1.0"), ("canary", "1.1")), sandbox="ml-fraud")
+    (s,) = p.series(r, 100, 101)
     assert s.canary == ((100.0, 0.7), (101.0, 0.5)) and s.stable == ((100.0, 0.6), (101.0, 0.6))
 
 
@@ -66,7 +68,7 @@ def test_custom_query_series_run_per_track() -> None:
         return matrix(({}, [(100, value)]))
 
     p, transport = provider(answer)
-    slo = SLO(name="custom", query='sum(rate(x{namespace="{{namespace}}", track="{{track}}"}[{{window}}]))', max=5)
+    slo = SLO(name="custom", query='sum(rate(x{ {{selector}} }[{{window}}]))', max=5)
     (s,) = p.series(AnalysisRequest("ml", "fraud", (slo,), "5s"), 100, 101)
     assert len(transport.queries) == 2 and s.canary == ((100.0, 1.0),) and s.stable == ((100.0, 2.0),)
 

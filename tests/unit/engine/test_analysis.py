@@ -183,3 +183,25 @@ def test_score_shift_without_a_stable_mean_is_no_data() -> None:
 def test_other_slos_are_judged_per_track() -> None:
     raw = obs(0.02, baseline=0.01)
     assert compared(resolved(max=0.01), raw) is raw
+
+
+def test_a_dry_run_slo_is_judged_and_shown_but_never_gates() -> None:
+    # given a gating error-rate that passes and a dry-run latency SLO far over its threshold, with errors
+    gate = resolved(max=0.01)
+    dry = ResolvedSLO(SLO(name="latency-p99", max=0.1, dryRun=True), 100, 60)
+    prev = [SLOStatus(name="latency-p99", failures=5, consecutiveErrors=9)]
+    observed = [obs(0.001), SLOObservation("latency-p99", MetricValue(0.9, 500))]
+    # when the tick is assessed
+    outcome = assess([gate, dry], prev, observed, T0, failure_limit=0, consecutive_error_limit=0)
+    # then the dry-run SLO's verdict is there, marked, with its value
+    shown = {s.name: s for s in outcome.slos}["latency-p99"]
+    assert shown.verdict is Verdict.FAIL and shown.value == 0.9 and shown.dryRun is True
+    # and the tick passes and nothing rolls back
+    assert outcome.passed and not outcome.must_roll_back and outcome.failing == ()
+    # and a provider error of a dry-run SLO does not fail closed either
+    errored = assess([gate, dry], prev, [obs(0.001), SLOObservation("latency-p99", error="boom")], T0,
+                     failure_limit=0, consecutive_error_limit=0)
+    assert errored.passed and errored.errored == () and errored.erroring == ()
+    # and the same SLO without dryRun would have rolled back
+    gating = ResolvedSLO(SLO(name="latency-p99", max=0.1), 100, 60)
+    assert assess([gate, gating], prev, observed, T0, failure_limit=0, consecutive_error_limit=0).must_roll_back

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from tollgate.api.status import HISTORY_LIMIT, HistoryEntry, ModelDeploymentStatus, Phase, Verdict
@@ -601,3 +602,36 @@ def test_naive_now_is_refused() -> None:
 
     with pytest.raises(ValueError, match="timezone"):
         decide(make_spec(), ModelDeploymentStatus(), Observations(generation=1), T0.replace(tzinfo=None), CTX)
+
+
+def test_a_missing_slo_template_holds_the_step_with_a_condition_and_never_rolls_back(sim: Sim) -> None:
+    # given a canary at step 1 whose spec names a template the runtime cannot find
+    start_canary(sim)
+    missing = ("spec.slos[1] (gpu): ClusterSLOTemplate 'gpu' not found; create it or fix spec.slos[1].templateRef",)
+
+    def tick_without_template() -> None:
+        last = sim.decisions[-1]
+        due = last.wake.analysis_due
+        wait = max(0.0, (due - sim.now).total_seconds()) if due is not None else 30.0
+        sim.now += timedelta(seconds=wait)
+        obs = replace(sim.observations(GOOD), missing_templates=missing)
+        d = decide(sim.spec, sim.status, obs, sim.now, sim.ctx)
+        sim.decisions.append(d)
+        sim.status = d.status
+
+    # when many analysis ticks pass like that (far past any failure or error limit)
+    for _ in range(20):
+        tick_without_template()
+    # then the canary holds its step, nothing rolled back, no failure or error was counted
+    st = sim.status
+    assert st.canaryWeight == 10 and st.currentStep == 0 and st.phase.value == "Progressing", st.message
+    assert all(s.failures == 0 and s.consecutiveErrors == 0 for s in st.analysis)
+    # and the condition says which template is missing and how to fix it, with the next analysis still due
+    (c,) = [c for c in st.conditions if c.type == cond.TEMPLATES_RESOLVED]
+    assert c.status.value == "False" and c.reason == "TemplateNotFound" and "ClusterSLOTemplate 'gpu'" in c.message
+    assert sim.decisions[-1].wake.analysis_due is not None and sim.decisions[-1].wake.analysis_due > sim.now
+    # when the template appears, the next tick measures and the step passes
+    d = sim.tick(GOOD)
+    assert d.status.canaryWeight == 50
+    (c,) = [c for c in d.status.conditions if c.type == cond.TEMPLATES_RESOLVED]
+    assert c.status.value == "True"

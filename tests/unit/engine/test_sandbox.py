@@ -105,3 +105,18 @@ def test_service_account_has_no_token_and_everything_is_labelled_without_owner_r
         assert labels[resource.LABEL_MD_NAME] == CTX.name
         assert labels[resource.LABEL_MD_NAMESPACE] == CTX.namespace
         assert "ownerReferences" not in obj["metadata"]
+
+
+def test_prometheus_may_reach_a_separate_metrics_port_and_callers_may_not() -> None:
+    spec = make_spec(metrics={"port": 8082}, sandbox={"ingressFrom": [{"namespaceSelector": {
+        "matchLabels": {"team": "web"}}}]})
+    (allow,) = [o for o in sandbox_objects(spec, CTX) if o["metadata"]["name"] == "allow-model-ingress"]
+    model, metrics = allow["spec"]["ingress"]
+    assert model["ports"] == [{"protocol": "TCP", "port": 8080}]
+    assert {"namespaceSelector": {"matchLabels": {"team": "web"}}} in model["from"]
+    assert metrics["ports"] == [{"protocol": "TCP", "port": 8082}]
+    assert metrics["from"] == [{"namespaceSelector": {"matchLabels": {
+        "kubernetes.io/metadata.name": spec.sandbox.prometheusNamespace}}}]
+    # and without a separate port there is one rule only
+    (allow,) = [o for o in sandbox_objects(make_spec(), CTX) if o["metadata"]["name"] == "allow-model-ingress"]
+    assert len(allow["spec"]["ingress"]) == 1

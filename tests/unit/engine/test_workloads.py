@@ -62,3 +62,22 @@ def test_gateway_router_has_per_track_services_and_a_weighted_route() -> None:
     assert route["spec"]["hostnames"] == ["fraud.example"]
     weights = {b["name"]: b["weight"] for b in route["spec"]["rules"][0]["backendRefs"]}
     assert weights == {"fraud-scorer-stable": 75, "fraud-scorer-canary": 25}
+
+
+def test_pods_say_where_their_metrics_are_for_the_shipped_scrape_config() -> None:
+    # given the default metrics settings: the serving port, /metrics
+    pod = deployment(make_spec(), CTX, Track.STABLE, TrackPlan(desired_revision(make_spec()), 1))["spec"]["template"]
+    assert pod["metadata"]["annotations"] == {resource.ANNOTATION_METRICS_PORT: "8080",
+                                              resource.ANNOTATION_METRICS_PATH: "/metrics"}
+    # and the container port the scrape config keeps is named http
+    assert pod["spec"]["containers"][0]["ports"][0]["name"] == "http"
+    # given MLServer's metrics port, or Istio's merged metrics
+    spec = make_spec(metrics={"port": 15020, "path": "/stats/prometheus"})
+    pod = deployment(spec, CTX, Track.CANARY, TrackPlan(desired_revision(spec), 1))["spec"]["template"]
+    assert pod["metadata"]["annotations"] == {resource.ANNOTATION_METRICS_PORT: "15020",
+                                              resource.ANNOTATION_METRICS_PATH: "/stats/prometheus"}
+
+
+def test_metrics_settings_are_not_part_of_the_revision() -> None:
+    # changing where metrics are scraped never starts a canary
+    assert desired_revision(make_spec(metrics={"port": 8082})).revision == desired_revision(make_spec()).revision

@@ -46,3 +46,21 @@ def test_every_env_var_the_chart_sets_is_read_by_the_operator() -> None:
     assert {"TOLLGATE_LEASE_NAMESPACE", "TOLLGATE_LEASE_NAME", "TOLLGATE_METRICS_PORT", "TOLLGATE_HEALTH_PORT",
             "TOLLGATE_HEALTH_GRACE"} <= chart_vars
     assert "fieldPath: metadata.name" in template and "fieldPath: metadata.namespace" in template
+
+
+def test_the_chart_podmonitor_relabels_exactly_as_the_shipped_scrape_config() -> None:
+    # given the plain scrape config documented for Prometheus and the chart's PodMonitor
+    (job,) = yaml.safe_load((REPO / "deploy" / "prometheus" / "scrape-config.yaml").read_text())
+    template = (CHART / "templates" / "podmonitor.yaml").read_text()
+    block = template[template.index("      relabelings:\n"):template.rindex("{{- end }}")]
+    relabelings = yaml.safe_load(block)["relabelings"]
+    # then the PodMonitor's rules are the scrape config's, in camelCase, after the rule that keeps the
+    # container port named http (the PodMonitor says `port: http` instead)
+    keep_http, *rest = job["relabel_configs"]
+    assert keep_http == {"source_labels": ["__meta_kubernetes_pod_container_port_name"], "regex": "http",
+                         "action": "keep"}
+    camel = [{{"source_labels": "sourceLabels", "target_label": "targetLabel"}.get(k, k): v for k, v in r.items()}
+             for r in rest]
+    assert relabelings == camel
+    assert "port: http" in template and "app.kubernetes.io/managed-by: tollgate" in template
+    assert job["kubernetes_sd_configs"][0]["selectors"][0]["label"] == "app.kubernetes.io/managed-by=tollgate"

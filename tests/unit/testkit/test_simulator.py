@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import urllib.request
 from typing import Any
 
 import pytest
 
 from tollgate_testkit.simulator import (
     Fault,
+    PodRef,
     Simulator,
     StaticSplits,
     TrackShare,
@@ -145,7 +147,7 @@ def test_fault_flag() -> None:
     assert parse_fault_flag("2.4.0:errorRate=0.1,addedLatency=1.5") == ("2.4.0", Fault(0.1, 1.5))
 
 
-def split_for(canary_share: float) -> TrafficSplit:
+def split_for(canary_share: float, pods: tuple[PodRef, ...] = ()) -> TrafficSplit:
     return TrafficSplit(
         "ml",
         "fraud",
@@ -155,26 +157,31 @@ def split_for(canary_share: float) -> TrafficSplit:
             TrackShare("canary", "2.0.0", canary_share),
         ),
         source="status",
+        sandbox="ml-fraud",
+        pods=pods,
     )
+
+
+REQUESTS = {"mlserver": "rest_server_requests_total", "istio": "istio_requests_total",
+            "otel": "http_server_request_duration_seconds_count"}
+CODE = {"mlserver": "status_code", "istio": "response_code", "otel": "http_response_status_code"}
 
 
 def sample(sim: Simulator, name: str, track: str, **labels: str) -> float:
-    version = "2.0.0" if track == "canary" else "1.0.0"
-    value = sim.registry.get_sample_value(
-        name,
-        {
-            "namespace": "ml",
-            "modeldeployment": "fraud",
-            "model": "fraud-scorer",
-            "version": version,
-            "track": track,
-            **labels,
-        },
-    )
-    return value or 0.0
+    """Sum of a sample over every pod of the track (virtual pods when the split names none)."""
+    total = 0.0
+    for pod in split_for(0.5).pods_of(track):
+        export = sim.export_of(pod.namespace, pod.name)
+        total += export.sample(name, **labels) if export is not None else 0.0
+    return total
 
 
-def test_faults_apply_to_their_version_only_and_show_in_the_metrics() -> None:
+def requests(sim: Simulator, track: str, code: str | None = None) -> float:
+    return sample(sim, REQUESTS[sim.dialect], track, **({CODE[sim.dialect]: code} if code else {}))
+
+
+@pytest.mark.parametrize("dialect", ["mlserver", "istio", "otel"])
+def test_faults_apply_to_their_version_only_and_show_in_the_metrics(dialect: str) -> None:
     # given a 50/50 split where the canary version has 10% errors, +200ms and a +0.2 score shift
     splits = StaticSplits()
     splits.set(split_for(0.5))
@@ -183,6 +190,7 @@ def test_faults_apply_to_their_version_only_and_show_in_the_metrics() -> None:
         {"2.0.0": Fault(error_rate=0.1, added_latency=0.2, score_shift=0.2, invalid_rate=0.05)},
         rate=1000,
         seed=7,
+        dialect=dialect,
     )
 
     # when 20 seconds of traffic are simulated
@@ -192,42 +200,85 @@ def test_faults_apply_to_their_version_only_and_show_in_the_metrics() -> None:
     key = ("ml", "fraud")
     assert sent[(key, "stable")] + sent[(key, "canary")] == 20_000
     assert abs(sent[(key, "canary")] - 10_000) < 400
-    canary_total = sample(sim, "tollgate_sim_requests_total", "canary", code="200") + sample(
-        sim, "tollgate_sim_requests_total", "canary", code="500"
-    )
+    canary_total = requests(sim, "canary")
     assert canary_total == sent[(key, "canary")]
 
-    # and the canary shows its faults while stable stays healthy (its 500 series exists, at zero)
-    canary_errors = sample(sim, "tollgate_sim_requests_total", "canary", code="500") / canary_total
+    # and the canary shows its faults while stable stays healthy
+    canary_errors = requests(sim, "canary", "500") / canary_total
     assert 0.09 < canary_errors < 0.11
-    assert sample(sim, "tollgate_sim_requests_total", "stable", code="500") == 0.0
-    assert (
-        sim.registry.get_sample_value(
-            "tollgate_sim_requests_total",
-            {
-                "namespace": "ml",
-                "modeldeployment": "fraud",
-                "model": "fraud-scorer",
-                "version": "1.0.0",
-                "track": "stable",
-                "code": "500",
-            },
-        )
-        == 0.0
-    )
-    assert 0.04 < sample(sim, "tollgate_sim_invalid_outputs_total", "canary") / canary_total < 0.06
+    assert requests(sim, "stable", "500") == 0.0
+    outputs = sample(sim, "tollgate_model_output_invalid_count", "canary")
+    assert outputs == canary_total - requests(sim, "canary", "500")  # a failed request has no output
+    assert 0.04 < sample(sim, "tollgate_model_output_invalid_sum", "canary") / outputs < 0.06
+
+    duration = {"mlserver": "rest_server_request_duration_seconds", "istio": "istio_request_duration_milliseconds",
+                "otel": "http_server_request_duration_seconds"}[dialect]
+    unit = 1000.0 if dialect == "istio" else 1.0
 
     def mean(metric: str, track: str) -> float:
         return sample(sim, f"{metric}_sum", track) / sample(sim, f"{metric}_count", track)
 
-    latency_gap = mean("tollgate_sim_request_duration_seconds", "canary") - mean(
-        "tollgate_sim_request_duration_seconds", "stable"
-    )
+    latency_gap = (mean(duration, "canary") - mean(duration, "stable")) / unit
     assert latency_gap == pytest.approx(0.2, abs=0.01)
-    score_gap = mean("tollgate_sim_predicted_score", "canary") - mean(
-        "tollgate_sim_predicted_score", "stable"
-    )
+    score_gap = mean("tollgate_model_score", "canary") - mean("tollgate_model_score", "stable")
     assert 0.15 < score_gap <= 0.2  # clipped at 1.0, so a little under the full shift
+
+
+@pytest.mark.parametrize("dialect", ["mlserver", "istio", "otel"])
+def test_a_pod_exports_only_its_sources_own_labels(dialect: str) -> None:
+    # given a simulated pod that served requests
+    splits = StaticSplits()
+    splits.set(split_for(0.0))
+    sim = Simulator(splits, rate=100, seed=1, dialect=dialect)
+    sim.tick(1.0)
+    pod = split_for(0.0).pods_of("stable")[0]
+    export = sim.export_of(pod.namespace, pod.name)
+    assert export is not None
+
+    # then no series carries a label the relabelling sets: the server does not know them
+    identity = {"namespace", "pod", "modeldeployment", "modeldeployment_namespace", "track", "version"}
+    names = set()
+    for metric in export.registry.collect():
+        for smp in metric.samples:
+            assert not identity & set(smp.labels), smp
+            names.add(smp.name)
+    assert REQUESTS[dialect] in names
+    assert {"tollgate_model_score_sum", "tollgate_model_output_invalid_count"} <= names
+
+
+def test_requests_of_a_track_are_spread_over_its_ready_pods_and_served_per_pod() -> None:
+    # given a stable track with two ready pods
+    pods = (PodRef("ml-fraud", "fraud-stable-a", "stable"), PodRef("ml-fraud", "fraud-stable-b", "stable"))
+    splits = StaticSplits()
+    splits.set(split_for(0.0, pods))
+    with Simulator(splits, rate=400, seed=2, tick_interval=60) as sim:
+        sim.tick(5.0)
+        # then both pods served a share, and each pod's page shows only its own count
+        counts = []
+        for pod in pods:
+            url = f"http://{sim.address}{Simulator.metrics_path(pod.namespace, pod.name)}"
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                text = resp.read().decode()
+            counts.append(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                              if line.startswith("rest_server_requests_total{")))
+        # (2000 from this tick, plus the few the background loop sent when it started)
+        assert all(c > 600 for c in counts) and 2000 <= sum(counts) < 2050
+        # and a pod the simulator has not served yet is an empty page, not an error
+        with urllib.request.urlopen(f"http://{sim.address}/pods/ml-fraud/unknown/metrics", timeout=5) as resp:
+            assert resp.status == 200 and resp.read() == b""
+
+
+def test_ready_pods_come_from_the_sandbox_pod_list() -> None:
+    def pod(name: str, track: str, ready: bool) -> dict[str, Any]:
+        return {"metadata": {"namespace": "ml-fraud", "name": name,
+                             "labels": {**MD_LABELS, "tollgate.dev/track": track}},
+                "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
+
+    split = compute_split(md(weight=25), pods=[pod("c-1", "canary", True), pod("s-1", "stable", True),
+                                               pod("s-2", "stable", False)])
+    assert split is not None and split.sandbox == "ml-fraud"
+    assert [p.name for p in split.pods_of("stable")] == ["s-1"]
+    assert [p.name for p in split.pods_of("canary")] == ["c-1"]
 
 
 def test_request_counts_are_exact_over_small_ticks_and_deterministic_for_a_seed() -> None:
@@ -263,13 +314,16 @@ def test_a_new_series_sits_at_zero_for_the_warmup_before_it_counts() -> None:
     sim.tick(1.0)
     # then both tracks' series exist, at zero (so Prometheus scrapes a 0 before any request)
     for track in ("stable", "canary"):
-        assert sim.registry.get_sample_value("tollgate_sim_requests_total", {
-            "namespace": "ml", "modeldeployment": "fraud", "model": "fraud-scorer",
-            "version": "2.0.0" if track == "canary" else "1.0.0", "track": track, "code": "200"}) == 0.0
-        assert sample(sim, "tollgate_sim_predicted_score_count", track) == 0.0
+        pod = split_for(0.5).pods_of(track)[0]
+        export = sim.export_of(pod.namespace, pod.name)
+        assert export is not None
+        assert export.registry.get_sample_value("rest_server_requests_total", {
+            "app_name": "mlserver", "method": "POST", "path": "/v2/models/{model_name}/infer",
+            "status_code": "200"}) == 0.0
+        assert sample(sim, "tollgate_model_score_count", track) == 0.0
     # when the warm-up has passed (1.5 s after the series was first seen)
     sim.tick(1.0)
-    assert sample(sim, "tollgate_sim_requests_total", "canary", code="200") == 0.0
+    assert requests(sim, "canary", "200") == 0.0
     sim.tick(1.0)
     # then requests are counted
-    assert sample(sim, "tollgate_sim_requests_total", "canary", code="200") > 0
+    assert requests(sim, "canary", "200") > 0

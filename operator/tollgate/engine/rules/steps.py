@@ -96,6 +96,18 @@ def progress(d: Draft, policy: Policy, tokens: ControlTokens) -> None:
 def _analyse(d: Draft, policy: Policy, *, entered: bool, ready: bool) -> bool:
     """Assess one analysis tick; False when it rolled the canary back."""
     assert d.obs.slos is not None
+    if d.obs.missing_templates:
+        # A template that does not exist is a configuration gap, not a failed check: the tick holds
+        # (no verdict, no failure, no provider error), the step cannot complete, nothing rolls back.
+        if d.st.missingTemplates != list(d.obs.missing_templates):
+            d.event(Reason.TEMPLATE_MISSING, "; ".join(d.obs.missing_templates), warning=True)
+        d.st.missingTemplates = list(d.obs.missing_templates)
+        d.st.lastAnalysisAt = d.at
+        if entered:
+            d.st.passedAnalyses = 0
+        return True
+    if d.st.missingTemplates:
+        d.st.missingTemplates = []
     tick = assess(policy.slos, d.st.analysis, d.obs.slos, d.now, failure_limit=policy.failure_limit,
                   consecutive_error_limit=policy.consecutive_error_limit, baselines=d.st.baselines,
                   confidence=policy.confidence, failure_gap=_full_interval(policy),
