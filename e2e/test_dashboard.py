@@ -190,7 +190,7 @@ def check_rolled_back(browser: Any, st: dict[str, Any]) -> None:
     rows = texts(browser, "#evidence tr.verdict-row-Fail")
     assert len(rows) == 1 and rows[0].startswith("error-rate Fail"), rows
     assert "max 0.05" in rows[0], rows
-    assert "tollgate_sim_requests_total" in evidence and "step 3, canary at 60%" in evidence, evidence
+    assert "rest_server_requests_total" in evidence and "step 3, canary at 60%" in evidence, evidence  # mlserver
     # and the error-rate chart shows canary against stable, the threshold, the crossing and the verdicts
     until(browser, "the error-rate chart with its threshold crossed",
           lambda d: "threshold crossed at" in text_of(d, "#chart-error-rate-box figcaption"))

@@ -11,7 +11,9 @@ relabelling would set from the pods (the cluster tests in tests/integration/slo 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -171,23 +173,22 @@ def test_grouped_queries_give_per_modeldeployment_per_track_values_and_outages_g
 def test_streams_since_each_canary_started_come_from_real_counters(
     prometheus: PrometheusFactory, simulator: Simulator
 ) -> None:
-    import time
-    from datetime import UTC, datetime
-
-    # given Prometheus scraping the simulator, and two canaries compared with their baseline
-    prom = prometheus([ScrapeTarget(job="simulator", address=simulator.address)], scrape_interval="1s")
+    # given Prometheus scraping the simulator's pods in the profile's dialect, and two canaries compared
+    # with their baseline
+    prom = prometheus(targets(simulator), scrape_interval="1s")
     started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     prom.wait_for(
-        "min(count_over_time(tollgate_sim_requests_total[30s]))",
+        f"min(count_over_time({requests_series(simulator.dialect)}[30s]))",
         lambda r: bool(r) and float(r[0]["value"][1]) >= 14,
         timeout=60,
     )
     compared = (SLO(name="error-rate", max=0.5, maxIncreaseOverBaseline=0.01),
                 SLO(name="latency-p99", max=5.0, maxIncreaseOverBaseline=0.05))
     session = CountingSession()
-    provider = PrometheusProvider(prom.url, session=session, timeout=2.0, attempts=2, max_retry_time=3.0)
-    reqs = [AnalysisRequest("ml", "fraud", compared, WINDOW, stream_since=started),
-            AnalysisRequest("ml", "churn", compared, WINDOW, stream_since=started)]
+    provider = PrometheusProvider(prom.url, session=session, timeout=2.0, attempts=2, max_retry_time=3.0,
+                                  profile=simulator.dialect)
+    reqs = [AnalysisRequest("ml", name, compared, WINDOW, stream_since=started, sandbox=f"ml-{name}-sbx")
+            for name in ("fraud", "churn")]
     # when one tick observes them
     at = time.time()
     out = provider.observe(reqs, at=at)
@@ -208,5 +209,6 @@ def test_streams_since_each_canary_started_come_from_real_counters(
     slow, fast = fraud["latency-p99"].canary_stream, churn["latency-p99"].canary_stream
     assert slow is not None and slow.buckets is not None and fast is not None and fast.buckets is not None
     assert slow.buckets[-1][0] == math.inf and abs(slow.buckets[-1][1] - slow.samples) <= 0.1 * slow.samples + 5
+    # (bounds in seconds whatever the dialect's unit: istio counts milliseconds)
     below_100ms = dict(slow.buckets)[0.1] / slow.buckets[-1][1]
     assert below_100ms < 0.1 < dict(fast.buckets)[0.1] / fast.buckets[-1][1]
