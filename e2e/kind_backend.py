@@ -24,9 +24,9 @@ from typing import Any
 
 from e2e_world import World
 from tollgate_testkit.prometheus import PodDiscovery, Redirect
-from tollgate_testkit.simulator import Simulator
 from tollgate_testkit.shipped import RELEASE, SYSTEM_NS
 from tollgate_testkit.shipped import run as _run
+from tollgate_testkit.simulator import Simulator
 from tollgate_testkit.stack import wait_for
 
 REPO = Path(__file__).resolve().parents[1]

@@ -5,7 +5,9 @@ runs: the real node, the images of `make images`, Prometheus with Kubernetes dis
 
 Traffic is real: a load generator pod POSTs inference requests to the ModelDeployment's Service
 ClusterIP (the replicas router), kube-proxy spreads them over the model-server pods, and the rollout is
-judged on the metrics those pods export. A faulty version is a real model that fails on the requests
+judged on the metrics those pods export, MLServer's own (`rest_server_requests_total`,
+`rest_server_request_duration_seconds`), scraped with the scrape configuration Tollgate ships and read
+through the `mlserver` metric profile. A faulty version is a real model that fails on the requests
 (models are baked into the model-server image, see hack/images/model-server/train.py), so
 `set_fault` does not exist on this backend.
 """
@@ -25,7 +27,7 @@ from tollgate_testkit import controlplane, shipped
 from tollgate_testkit.prometheus import Prometheus
 from tollgate_testkit.stack import wait_for
 
-MODEL, URIS, RUNTIME = shipped.MODEL, shipped.URIS, shipped.RUNTIME
+MODEL, URIS, RUNTIME, METRICS = shipped.MODEL, shipped.URIS, shipped.RUNTIME, shipped.METRICS
 
 
 class NodeWorld(KindWorld):
@@ -34,6 +36,7 @@ class NodeWorld(KindWorld):
     def __init__(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="tollgate-e2e-node-"))
         self.runtime = dict(RUNTIME)
+        self.metrics = dict(METRICS)
         self.faults: dict[str, dict[str, Any]] = {}
         self.created = True
         self.prometheus: Prometheus | None = None
@@ -89,11 +92,13 @@ class NodeWorld(KindWorld):
 
     def served(self, namespace: str, name: str, track: str, version: str | None = None,
                code: str = "200", window: str = "10s") -> float:
-        """Requests the model-server pods of `track` answered with `code`, as Prometheus scraped them."""
-        sel = f'namespace="{namespace}", modeldeployment="{name}", track="{track}", code="{code}"'
+        """Inference requests the model-server pods of `track` answered with `code`, as Prometheus scraped
+        MLServer's own counter through the shipped relabelling (MLServer also counts its /ready probes)."""
+        sel = (f'modeldeployment_namespace="{namespace}", modeldeployment="{name}", '
+               f'track="{track}", status_code="{code}", path=~".+/infer"')
         if version:
             sel += f', version="{version}"'
-        result = self.query(f"sum(increase(tollgate_sim_requests_total{{{sel}}}[{window}]))")
+        result = self.query(f"sum(increase(rest_server_requests_total{{{sel}}}[{window}]))")
         return float(result[0]["value"][1]) if result else 0.0
 
     def pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:

@@ -40,10 +40,17 @@ VERSIONS = {"1.0.0": "file:///models/iris-v1", "1.1.0": "file:///models/iris-v2"
             "2.0.0": "file:///models/iris-v3-faulty", "3.0.0": "file:///models/iris-misnamed"}
 
 
+def metrics_of(world: World) -> dict[str, Any]:
+    """spec.metrics: MLServer's dialect on its metrics port (node_backend.METRICS)."""
+    metrics: dict[str, Any] = getattr(world, "metrics", {"profile": "mlserver", "port": 8082})
+    return metrics
+
+
 def model(world: World, version: str = "1.0.0", **spec: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "model": {"name": "iris", "version": version, "uri": VERSIONS[version]},
         "runtime": world.runtime,
+        "metrics": metrics_of(world),
         "replicas": 1,
         "rollout": {"steps": [{"weight": 50}, {"weight": 100}], "analysis": ANALYSIS, "progressDeadline": "120s"},
         "slos": SLOS,

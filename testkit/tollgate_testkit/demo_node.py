@@ -33,6 +33,7 @@ def manifest(version: str) -> dict[str, Any]:
         "spec": {
             "model": {"name": shipped.MODEL, "version": version, "uri": shipped.URIS[version]},
             "runtime": shipped.RUNTIME,
+            "metrics": shipped.METRICS,
             "replicas": 1,
             "sandbox": {"ingressFrom": [{"namespaceSelector": {"matchLabels": {
                 "kubernetes.io/metadata.name": shipped.TRAFFIC_NS}}}]},

@@ -6,10 +6,12 @@ One place builds it so the e2e scenarios and the demo show the same thing:
 - the images of `make images` (hack/images/build.sh, buildah, no Docker) imported into containerd: the
   operator built from our Dockerfile, the MLServer model server and the load generator;
 - Prometheus with Kubernetes discovery (hack/prometheus/build.sh; Debian's package has none) on the
-  node's bridge address, discovering model-server pods through our API server with the relabelling of
-  e2e/manifests/prometheus-node.yaml;
+  node's bridge address, discovering model-server pods through our API server with the scrape
+  configuration Tollgate ships, unchanged (deploy/prometheus/scrape-config.yaml: pod labels become the
+  identity labels; the pod annotations Tollgate writes from spec.metrics name MLServer's metrics port);
 - charts/tollgate installed with that image: in-cluster config, its ServiceAccount and RBAC, two
-  replicas with Lease election, startup/liveness/readiness probes.
+  replicas with Lease election, startup/liveness/readiness probes, the `mlserver` metric profile: the
+  rollouts are judged on MLServer's own series.
 
 Needs root (the real node); `up` raises node.NodeUnavailableError naming what the host lacks.
 """
@@ -23,16 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tollgate_testkit import controlplane, images, node
-from tollgate_testkit.prometheus import Prometheus
+from tollgate_testkit.prometheus import PodDiscovery, Prometheus
 
 REPO = Path(__file__).resolve().parents[2]
 SYSTEM_NS = "tollgate-system"
 RELEASE = "tollgate"
 TRAFFIC_NS = "tollgate-traffic"
-SCRAPE_CONFIG = REPO / "e2e" / "manifests" / "prometheus-node.yaml"
 MODEL = "iris"
 URIS = {
     "1.0.0": "file:///models/iris-v1",
@@ -46,6 +45,8 @@ RUNTIME: dict[str, Any] = {
     "image": images.MODEL_SERVER, "port": 8080, "readinessPath": f"/v2/models/{MODEL}/ready",
     "resources": {"requests": {"cpu": "50m", "memory": "200Mi"}, "limits": {"memory": "1Gi"}},
 }
+METRICS: dict[str, Any] = {"profile": "mlserver", "port": 8082}
+"""spec.metrics of the ModelDeployments: MLServer's dialect, on its metrics port (not the serving port)."""
 
 
 def _last_line(script: Path) -> Path:
@@ -60,18 +61,6 @@ def helm_bin() -> Path:
 def prometheus_bin() -> Path:
     """Prometheus with Kubernetes discovery, built once by hack/prometheus/build.sh."""
     return _last_line(REPO / "hack" / "prometheus" / "build.sh") / "prometheus"
-
-
-def scrape_jobs(server: str, pki: Path) -> list[dict[str, Any]]:
-    """The kubernetes_sd_configs scrape jobs of SCRAPE_CONFIG, pointed at our API server."""
-    doc = yaml.safe_load(SCRAPE_CONFIG.read_text())
-    tls = {"ca_file": str(pki / "ca.crt"), "cert_file": str(pki / "admin.crt"), "key_file": str(pki / "admin.key")}
-    for job in doc["scrape_configs"]:
-        for sd in job["kubernetes_sd_configs"]:
-            sd["api_server"] = server
-            sd["tls_config"] = tls
-    jobs: list[dict[str, Any]] = doc["scrape_configs"]
-    return jobs
 
 
 def run(*args: str, stdin: str | None = None, timeout: float = 900) -> str:
@@ -112,7 +101,8 @@ class ShippedStack:
         run(str(helm_bin()), "upgrade", "--install", RELEASE, str(REPO / "charts" / "tollgate"),
             "--kubeconfig", self.kubeconfig, "--namespace", SYSTEM_NS, "--wait", "--timeout", "5m",
             "--set", f"image.repository={repo}", "--set", f"image.tag={tag}", "--set", "image.pullPolicy=Never",
-            "--set", "replicaCount=2", "--set", f"prometheus.url={self.prometheus.url}", *self.extra_values)
+            "--set", "replicaCount=2", "--set", f"prometheus.url={self.prometheus.url}",
+            "--set", f"modelMetrics.profile={METRICS['profile']}", *self.extra_values)
 
     def start_load(self, namespace: str, name: str, model: str, port: int, rps: float = 20,
                    duration: float = 600) -> str:
@@ -144,8 +134,9 @@ def up(directory: Path | None = None) -> ShippedStack:
     state = controlplane.up(directory, real_node=True)
     try:
         images.load(Path(state.node_bin), built)
+        # The shipped scrape configuration as is; only where the API server is (the admin kubeconfig) is added.
         prometheus = Prometheus(host=node.GATEWAY, workdir=directory / "prometheus", binary=prometheus_bin(),
-                                scrape_configs=scrape_jobs(state.server, directory / "pki")).start()
+                                pods=PodDiscovery(kubeconfig=state.kubeconfig)).start()
     except BaseException:
         controlplane.down(directory)
         raise
