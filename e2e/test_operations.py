@@ -157,7 +157,9 @@ def test_two_replicas_only_the_leader_acts_and_the_standby_takes_over(
     assert _reconciles(standby) == 0
     assert _leader(standby) == 0.0
     standby_log = standby.log_path.read_text(errors="replace")
-    assert '"promoted"' in leader.log_path.read_text(errors="replace")
+    # (status is written before the actions it decided, intent first, so the log line may follow the phase)
+    wait_for("the leader's log of the promotion",
+             lambda: '"promoted"' in leader.log_path.read_text(errors="replace"), timeout=30, interval=0.2)
     assert '"promoted"' not in standby_log and '"md":' not in standby_log
     # when the leader dies without releasing the Lease
     leader.kill()

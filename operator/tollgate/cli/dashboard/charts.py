@@ -16,9 +16,11 @@ from tollgate.adapters.slo_series import Point, SLOSeries
 from tollgate.api.invalid import InvalidSpecError
 from tollgate.cli.dashboard import views
 from tollgate.cli.view import Obj, meta, spec_model, status_of
+from tollgate.engine.actions import Context
 from tollgate.engine.analysis import compared
 from tollgate.engine.observations import AnalysisRequest, MetricValue, SLOObservation
 from tollgate.engine.policy import Policy, ResolvedSLO, resolve_policy
+from tollgate.engine.sandbox import sandbox_namespace
 
 LEAD_SECONDS = 30.0
 """Drawn before the rollout's first entry, so the chart shows stable alone before the canary."""
@@ -72,8 +74,14 @@ def plan(obj: Obj, now: datetime, evidence: Mapping[str, Any] | None = None) -> 
     except (InvalidSpecError, ValueError):
         return None
     m = meta(obj)
-    request = AnalysisRequest(str(m.get("namespace")), str(m.get("name")), tuple(r.slo for r in policy.slos),
-                              policy.window, _versions(obj, evidence))
+    namespace, name = str(m.get("namespace")), str(m.get("name"))
+    # Whose series: the pods' sandbox (their `namespace` label) and the metric profile, as the operator
+    # asks (engine.rollout.Case.analysis_request); a spec without a profile reads the default one's.
+    ctx = Context(name=name, namespace=namespace, uid=str(m.get("uid") or ""), generation=0)
+    sandbox = str(status_of(obj).get("sandboxNamespace") or sandbox_namespace(spec, ctx))
+    request = AnalysisRequest(namespace, name, tuple(r.slo for r in policy.slos), policy.window,
+                              _versions(obj, evidence), sandbox=sandbox,
+                              profile=spec.metrics.profile.value if spec.metrics.profile else None)
     start, end = time_range(obj, now)
     return Plan(request, start, end, policy)
 

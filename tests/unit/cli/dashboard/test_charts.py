@@ -17,6 +17,15 @@ def test_plan_is_scoped_to_the_modeldeployment_and_the_versions_under_analysis()
     assert (p.request.namespace, p.request.name) == ("ml", "fraud")
     assert [s.name for s in p.request.slos] == ["error-rate", "latency-p99"]
     assert dict(p.request.versions) == {"stable": "1.0.0", "canary": "2.0.0"}
+    # and the series asked for are its pods', in its sandbox, in the operator's default dialect
+    assert p.request.sandbox == "ml-fraud" and p.request.profile is None
+
+
+def test_the_plan_asks_for_the_sandbox_in_status_and_the_profile_in_spec() -> None:
+    obj = md(sandboxNamespace="team-fraud-sbx")
+    obj["spec"]["metrics"] = {"profile": "istio"}
+    p = charts.plan(obj, NOW)
+    assert p is not None and p.request.sandbox == "team-fraud-sbx" and p.request.profile == "istio"
 
 
 def test_a_rolled_back_rollout_is_drawn_with_the_versions_of_its_evidence_and_ends_after_it() -> None:
