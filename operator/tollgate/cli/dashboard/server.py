@@ -16,6 +16,7 @@ from typing import TextIO
 
 import uvicorn
 
+from tollgate.adapters.metric_profiles import DEFAULT_PROFILE, PROFILES
 from tollgate.adapters.prometheus import PrometheusProvider, _redact_url
 from tollgate.adapters.slo_series import SLOSeries
 from tollgate.cli.cluster import Session
@@ -25,6 +26,8 @@ from tollgate.cli.errors import CliError, Exit
 from tollgate.engine.observations import AnalysisRequest
 
 PROMETHEUS_ENV = "TOLLGATE_PROMETHEUS_URL"
+PROFILE_ENV = "TOLLGATE_METRICS_PROFILE"
+"""The metric profile of ModelDeployments that name none: the operator's --metrics-profile (same variable)."""
 
 
 def is_loopback(address: str) -> bool:
@@ -49,7 +52,11 @@ def allowed_hosts(address: str) -> tuple[str, ...]:
 def series_source(url: str | None) -> Callable[[AnalysisRequest, float, float], Sequence[SLOSeries]] | None:
     if not url:
         return None
-    provider = PrometheusProvider(url, timeout=10.0, attempts=2, max_retry_time=10.0)
+    profile = os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE
+    if profile not in PROFILES:
+        raise CliError(f"${PROFILE_ENV}={profile!r} is not a metric profile; use one of {', '.join(sorted(PROFILES))} "
+                       "(the operator's --metrics-profile)", Exit.USAGE)
+    provider = PrometheusProvider(url, timeout=10.0, attempts=2, max_retry_time=10.0, profile=profile)
     return provider.series
 
 
