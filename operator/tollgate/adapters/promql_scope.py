@@ -1,9 +1,11 @@
-"""Tenant scoping of custom PromQL: a ModelDeployment's query may only read its own namespace's series.
+"""Tenant scoping of custom PromQL: a ModelDeployment's query may only read its own sandbox's series.
 
-A custom SLO query is written by the tenant who owns the ModelDeployment, but Tollgate runs it with the
-operator's Prometheus credentials, which read every namespace. So, like prom-label-proxy in front of a
-shared Prometheus, every series selector of the query must be pinned to the ModelDeployment's namespace
-(`namespace="<its namespace>"`, an equality matcher on the label `MetricNames.namespace_label`).
+A custom SLO query (or a namespaced SLOTemplate) is written by the tenant who owns the ModelDeployment,
+but Tollgate runs it with the operator's Prometheus credentials, which read every namespace. So, like
+prom-label-proxy in front of a shared Prometheus, every series selector of the query must be pinned to
+the ModelDeployment's sandbox: `namespace="<sandbox namespace>"`, an equality matcher on the label
+Prometheus sets from the pod's namespace at discovery (metric_profiles.Identity.sandbox), which a pod
+cannot forge, unlike the labels copied from pod labels.
 
 Why check rather than rewrite: prom-label-proxy injects the matcher into the parsed query and prints it
 again. The PromQL parser available for Python (promql-parser, Prometheus' grammar ported to Rust) parses
@@ -11,7 +13,8 @@ every construct, but prints some back wrongly (`or` groups inside braces), and a
 a query run unscoped or not at all. Checking the parsed tree and running the tenant's own text is exact:
 each selector, in each `or` group of its braces, must carry the equality matcher. A query where one does
 not is refused with a message naming the selector and the fix, and is never sent to Prometheus. Writing
-`namespace="{{namespace}}"` in every selector is enough.
+`{{selector}}` (the exact matchers of the ModelDeployment's track) or `namespace="{{sandbox}}"` in every
+selector is enough.
 
 Built-in templates are written by the platform and are trusted; they select by namespace already.
 """
@@ -69,7 +72,7 @@ def check_scoped(promql: str, scope: Scope) -> None:
         raise ScopeError(
             f"selector {unscoped[0]} is not limited to {scope.matcher}"
             + (f" (nor are {len(unscoped) - 1} more)" if len(unscoped) > 1 else "")
-            + f": Tollgate only runs custom queries that read the ModelDeployment's own namespace; add "
-            f'{scope.label}="{{{{namespace}}}}" to every selector, e.g. '
-            f'rate(my_metric{{{scope.label}="{{{{namespace}}}}", track="{{{{track}}}}"}}[{{{{window}}}}])'
+            + ": Tollgate only runs custom queries that read the ModelDeployment's own sandbox namespace; add "
+            "{{selector}} (the exact matchers of the ModelDeployment's track) to every selector, e.g. "
+            "rate(my_metric{ {{selector}} }[{{window}}])"
         )

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable
 from dataclasses import replace
 
+from tollgate.api.spec import SLO, TemplateKind
 from tollgate.engine.observations import AnalysisRequest, SLOObservation
 from tollgate.ports.metrics import MetricsProvider
 from tollgate.runtime import metrics
@@ -25,6 +26,12 @@ TENANT_BUDGET_SECONDS = 15.0
 """How long one namespace's custom queries of one tick may take before its SLOs report an error."""
 
 
+def tenant_written(slo: SLO) -> bool:
+    """An SLO whose PromQL the tenant wrote: an inline `query:` or a namespaced SLOTemplate."""
+    ref = slo.templateRef
+    return slo.query is not None or (ref is not None and ref.kind is TemplateKind.NAMESPACED)
+
+
 class AnalysisScheduler:
     def __init__(self, provider: MetricsProvider, gather_window: float = 0.05, quiet: float = 0.02,
                  max_gather: float = 0.5, tenant_budget: float = TENANT_BUDGET_SECONDS):
@@ -32,9 +39,9 @@ class AnalysisScheduler:
         ends it), at most `max_gather` in all: loops woken at the same grid point reach `measure` one
         after another as the event loop gets to them, which under load takes longer than a fixed window.
 
-        Custom queries (SLOs with `query:`) are written by tenants and may be slow, so they never join the
-        shared batch: each namespace has its own lane, one tick at a time, bounded by `tenant_budget`
-        seconds. A tenant whose queries are slow delays its own next tick, nobody else's."""
+        Custom queries (SLOs with `query:` or an SLOTemplate) are written by tenants and may be slow, so
+        they never join the shared batch: each namespace has its own lane, one tick at a time, bounded by
+        `tenant_budget` seconds. A tenant whose queries are slow delays its own next tick, nobody else's."""
         self.provider = provider
         self.gather_window = gather_window
         self.quiet = quiet
@@ -47,10 +54,11 @@ class AnalysisScheduler:
         self.requests = 0
 
     async def measure(self, request: AnalysisRequest) -> tuple[SLOObservation, ...]:
-        """Observations of every SLO of `request`, in its order: templates from the shared batch, custom
-        queries from the namespace's own lane, both at once."""
-        shared = replace(request, slos=tuple(s for s in request.slos if s.query is None))
-        own = replace(request, slos=tuple(s for s in request.slos if s.query is not None))
+        """Observations of every SLO of `request`, in its order: the platform's (built-ins and
+        ClusterSLOTemplates) from the shared batch, the tenant's (custom queries and SLOTemplates) from the
+        namespace's own lane, both at once."""
+        shared = replace(request, slos=tuple(s for s in request.slos if not tenant_written(s)))
+        own = replace(request, slos=tuple(s for s in request.slos if tenant_written(s)))
         parts: list[Awaitable[tuple[SLOObservation, ...]]] = []
         if shared.slos:
             parts.append(self._batched(shared))

@@ -1,5 +1,6 @@
-"""Tenants on one Prometheus: a custom query sees only its own namespace, and a slow one delays only its
-own tenant. Real PromQL on the real Prometheus scraping the simulator, the operator as its own process."""
+"""Tenants on one Prometheus: a custom query sees only its own sandbox's series, and a slow one delays only
+its own tenant. Real PromQL on the real Prometheus scraping the simulator's pods through the shipped
+discovery, the operator as its own process."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import pytest
 
 from integration.runtime.helpers import apply, patch_spec, status, wait_phase
 from integration.slo.helpers import evidence, slo_manifest
-from tollgate_testkit.prometheus import Prometheus, ScrapeTarget
-from tollgate_testkit.stack import OperatorProcess, Stack, wait_for
+from tollgate_testkit.dialects import requests_selector
+from tollgate_testkit.prometheus import Prometheus
+from tollgate_testkit.stack import OperatorProcess, Stack, simulator_discovery, wait_for
 
 ERROR_RATE_SLO = {"name": "error-rate", "max": 0.05, "onNoData": "hold", "maxNoDataDuration": "30s"}
 
@@ -30,10 +32,10 @@ def test_a_custom_query_over_another_namespaces_series_is_refused_never_answered
     # given another tenant serving traffic, so its series exist in Prometheus
     apply(stack, other_tenant, slo_manifest("victim", [ERROR_RATE_SLO], replicas=2))
     wait_phase(stack, other_tenant, "victim", "Stable")
-    wait_for("victim's series scraped", lambda: stack.prometheus.query(
-        f'sum(tollgate_sim_requests_total{{namespace="{other_tenant}"}})'), timeout=30)
-    # when a tenant's canary is judged on a query that reads the other namespace
-    their = f'tollgate_sim_requests_total{{namespace="{other_tenant}"}}'
+    victim_sandbox = status(stack, other_tenant, "victim")["sandboxNamespace"]
+    their = requests_selector(stack.simulator.dialect, namespace=victim_sandbox)
+    wait_for("victim's series scraped", lambda: stack.prometheus.query(f"sum({their})"), timeout=30)
+    # when a tenant's canary is judged on a query that reads the other tenant's sandbox
     spy = {"name": "spy", "query": f"sum(rate({their}[{{{{window}}}}]))", "max": 1e9, "onNoData": "fail"}
     apply(stack, namespace, slo_manifest("spy", [spy], replicas=2,
                                          steps=[{"weight": 50, "pause": "60s"}, {"weight": 100}],
@@ -51,24 +53,27 @@ def test_a_custom_query_over_another_namespaces_series_is_refused_never_answered
     assert st["history"][0]["result"] == "RolledBack" and st["stable"]["version"] == "1.0.0"
 
 
-SLOW = ('sum(rate(tollgate_sim_requests_total{namespace="{{namespace}}", track="{{track}}"}[{{window}}]))'
+SLOW = ("sum(rate(rest_server_requests_total{ {{selector}} }[{{window}}]))"
         " + 0 * scalar(count_over_time(vector(1)[1h:1ms]))")
-"""Scoped to its own namespace, and slow on purpose: a subquery of 3.6 million points. Measured on this
-2-core machine with Debian's Prometheus 2.42 under other engineers' load: 2.5 to 12 s per evaluation,
-0.6 to 5 s of CPU, 620 MB at its peak; two run at once (canary and stable), so a tick of the slow tenant
-takes seconds while the other tenant's ticks come every second. Not larger: Prometheus 2.42 evaluates a
-subquery to its end even after the client gave up and past the query's `timeout` parameter (a 3h one ran
-on for minutes at 2.5 GB), so a bigger one outlives its tick and starves everything else on the machine."""
+"""Scoped to its own sandbox (the stack's simulator speaks MLServer's dialect), and slow on purpose: a
+subquery of 3.6 million points. Measured on this 2-core machine with Debian's Prometheus 2.42 under other
+engineers' load (the tests' Prometheus is now 3.16 with Kubernetes discovery; not re-measured): 2.5 to 12 s
+per evaluation, 0.6 to 5 s of CPU, 620 MB at its peak; two run at once (canary and stable), so a tick of
+the slow tenant takes seconds while the other tenant's ticks come every second. Not larger: Prometheus
+2.42 evaluates a subquery to its end even after the client gave up and past the query's `timeout`
+parameter (a 3h one ran on for minutes at 2.5 GB), so a bigger one outlives its tick and starves
+everything else on the machine."""
 
 
 @pytest.fixture
 def own_prometheus(stack: Stack) -> Iterator[Prometheus]:
-    """A Prometheus for this test alone, scraping the session's simulator. The deliberately slow queries
-    run here and end with it: on the session's Prometheus, the evaluations abandoned by the operator kept
-    it saturated after the test, and the next tests of the session saw it refuse or time out connections
-    and miss scrapes (an approval test's canary rolled back on NoData)."""
-    targets = [ScrapeTarget("simulator", f"127.0.0.1:{stack.simulator.port}")]
-    with Prometheus(targets, scrape_interval=f"{stack.scrape_interval:g}s") as prom:
+    """A Prometheus for this test alone, scraping the session's simulator's pods through the shipped
+    discovery. The deliberately slow queries run here and end with it: on the session's Prometheus, the
+    evaluations abandoned by the operator kept it saturated after the test, and the next tests of the
+    session saw it refuse or time out connections and miss scrapes (an approval test's canary rolled back
+    on NoData)."""
+    with Prometheus([], scrape_interval=f"{stack.scrape_interval:g}s",
+                    pods=simulator_discovery(stack.kubeconfig, stack.simulator)) as prom:
         yield prom
 
 
@@ -78,7 +83,7 @@ def operator_on_own_prometheus(stack: Stack, namespace: str, other_tenant: str,
     """The operator of both tenants (this namespace and <namespace>-b, by the glob), judging on `own_prometheus`;
     stopped before that Prometheus is."""
     op = OperatorProcess(stack.kubeconfig, prometheus_url=own_prometheus.url,
-                         namespaces=[namespace, f"{namespace}-*"])
+                         metrics_profile=stack.simulator.dialect, namespaces=[namespace, f"{namespace}-*"])
     op.start()
     yield op
     op.stop()

@@ -307,7 +307,7 @@ def test_score_shift_without_a_stable_mean_has_no_stable_value() -> None:
 
 
 def test_custom_queries_run_per_modeldeployment_and_track_with_variables() -> None:
-    custom = SLO(name="gpu-util", query='avg(gpu{namespace="{{namespace}}", md="{{name}}", t="{{track}}"})',
+    custom = SLO(name="gpu-util", query='avg(gpu{namespace="{{sandbox}}", md="{{namespace}}/{{name}}", t="{{track}}"})',
                  max=0.9)
 
     def answer(promql: str) -> Response:
@@ -319,16 +319,16 @@ def test_custom_queries_run_per_modeldeployment_and_track_with_variables() -> No
     prom, transport = provider(answer)
     (obs,) = prom.observe([req("a", "m", custom)])[("a", "m")]
 
-    assert 'avg(gpu{namespace="a", md="m", t="canary"})' in transport.queries
-    assert 'avg(gpu{namespace="a", md="m", t="stable"})' in transport.queries
+    assert 'avg(gpu{namespace="a-m", md="a/m", t="canary"})' in transport.queries
+    assert 'avg(gpu{namespace="a-m", md="a/m", t="stable"})' in transport.queries
     assert obs.canary == MetricValue(0.8, 10)
     assert obs.stable == MetricValue(0.4, 20)
-    assert 'avg(gpu{namespace="a", md="m", t="canary"})' in obs.query
-    assert 'avg(gpu{namespace="a", md="m", t="stable"})' in obs.query
+    assert 'avg(gpu{namespace="a-m", md="a/m", t="canary"})' in obs.query
+    assert 'avg(gpu{namespace="a-m", md="a/m", t="stable"})' in obs.query
 
 
 def test_a_custom_query_returning_several_series_is_an_error_not_a_guess() -> None:
-    custom = SLO(name="c", query='up{namespace="{{namespace}}"}', max=1)
+    custom = SLO(name="c", query="up{ {{selector}} }", max=1)
 
     def answer(promql: str) -> Response:
         if "increase(" in promql:
@@ -342,18 +342,44 @@ def test_a_custom_query_returning_several_series_is_an_error_not_a_guess() -> No
 
 
 def test_a_custom_query_reading_another_namespace_is_refused_and_never_sent() -> None:
-    # given a tenant in namespace a whose query reads namespace b's series (and one with no namespace)
-    spying = SLO(name="spy", query='sum(rate(tollgate_sim_requests_total{namespace="b"}[{{window}}]))', max=1)
-    bare = SLO(name="bare", query="sum(rate(tollgate_sim_requests_total[{{window}}]))", max=1)
+    # given a tenant whose sandbox is a-m and whose queries read b's series, no namespace at all, and the
+    # ModelDeployment's own namespace instead of its sandbox (series of pods in namespace a need not be its)
+    spying = SLO(name="spy", query='sum(rate(rest_server_requests_total{namespace="b"}[{{window}}]))', max=1)
+    bare = SLO(name="bare", query="sum(rate(rest_server_requests_total[{{window}}]))", max=1)
+    wrong = SLO(name="wrong", query='sum(rate(rest_server_requests_total{namespace="{{namespace}}", '
+                                    'modeldeployment="{{name}}"}[{{window}}]))', max=1)
     prom, transport = provider(lambda q: vector(({}, "1")))
     # when the tick runs
-    spy_obs, bare_obs = prom.observe([req("a", "m", spying, bare)])[("a", "m")]
-    # then neither query reached Prometheus, and each SLO reports why and how to fix it
+    observed = prom.observe([req("a", "m", spying, bare, wrong)])[("a", "m")]
+    # then none reached Prometheus, and each SLO reports why and how to fix it
     assert not [q for q in transport.queries if "increase(" not in q]
-    for obs in (spy_obs, bare_obs):
-        assert obs.error is not None and obs.error.startswith("custom query refused")
-        assert 'namespace="{{namespace}}"' in obs.error
+    for obs in observed:
+        assert obs.error is not None and obs.error.startswith("custom query refused"), obs
+        assert 'namespace="a-m"' in obs.error and "{{selector}}" in obs.error
         assert obs.canary is None and obs.stable is None
+
+
+def test_an_slotemplate_is_scoped_like_a_custom_query_a_clusterslotemplate_is_trusted() -> None:
+    # given a tenant's SLOTemplate reading every namespace, and the platform's ClusterSLOTemplate doing the same
+    unscoped = "sum(rate(rest_server_requests_total[{{window}}]))"
+    tenant = SLO.model_validate({"name": "t", "max": 1, "templateRef": {"kind": "SLOTemplate", "name": "x"}})
+    platform = SLO.model_validate({"name": "p", "max": 1, "templateRef": {"name": "y"}})
+    r = AnalysisRequest("a", "m", (tenant, platform), "1m", sandbox="a-m", templates=(
+        ("t", TemplateQuery("SLOTemplate", "x", unscoped)), ("p", TemplateQuery("ClusterSLOTemplate", "y", unscoped))))
+    prom, transport = provider(lambda q: vector(({}, "1")))
+    t, p = prom.observe([r])[("a", "m")]
+    # then the tenant's is refused and never sent; the platform's runs
+    assert t.error is not None and t.error.startswith("SLOTemplate 'x' refused") and 'namespace="a-m"' in t.error
+    assert p.error is None and transport.queries.count(unscoped.replace("{{window}}", "1m")) == 1
+
+
+def test_a_custom_query_with_the_selector_variable_runs() -> None:
+    scoped = SLO(name="own", query="sum(rate(rest_server_requests_total{ {{selector}} }[{{window}}]))", max=1)
+    prom, transport = provider(lambda q: vector(({}, "1")))
+    (obs,) = prom.observe([req("a", "m", scoped)])[("a", "m")]
+    assert obs.error is None
+    exact = 'namespace="a-m", modeldeployment_namespace="a", modeldeployment="m"'
+    assert sum(exact in q for q in transport.queries) == 2
 
 
 # --- failures ----------------------------------------------------------------------------------------

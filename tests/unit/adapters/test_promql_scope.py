@@ -41,7 +41,7 @@ def test_a_selector_reaching_another_namespace_is_refused_naming_it_and_the_fix(
         check_scoped(query, TEAM_A)
     message = str(err.value)
     assert named in message
-    assert 'namespace="{{namespace}}"' in message and 'namespace="team-a"' in message
+    assert '{{selector}}' in message and 'namespace="team-a"' in message
 
 
 def test_a_query_that_does_not_parse_is_refused() -> None:

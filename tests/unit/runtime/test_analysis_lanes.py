@@ -75,3 +75,18 @@ def test_past_its_budget_a_tenant_gets_an_error_and_its_next_tick_waits_for_its_
         await asyncio.wait_for(nxt, timeout=10)
 
     asyncio.run(scenario())
+
+
+def test_slo_templates_go_where_their_author_belongs() -> None:
+    # given a tenant's SLOTemplate, the platform's ClusterSLOTemplate and a built-in in one request
+    tenant = SLO.model_validate({"name": "t", "max": 1, "templateRef": {"kind": "SLOTemplate", "name": "x"}})
+    platform = SLO.model_validate({"name": "p", "max": 1, "templateRef": {"name": "y"}})
+
+    async def scenario() -> Provider:
+        provider = Provider()
+        scheduler = AnalysisScheduler(provider, gather_window=0.01, quiet=0.01, tenant_budget=60)
+        await scheduler.measure(AnalysisRequest("team-a", "m", (ERRORS, tenant, platform), "1m"))
+        return provider
+
+    # then the tenant's runs in its namespace's lane, the platform's in the shared batch with the built-in
+    assert sorted(asyncio.run(scenario()).calls) == [("error-rate", "p"), ("t",)]
