@@ -646,7 +646,7 @@ def test_a_stream_left_out_of_the_answer_is_still_a_stream_asked_for() -> None:
     at = 1_700_000_002.0
     compared = SLO(name="error-rate", max=0.9, maxIncreaseOverBaseline=0.02)
     r = AnalysisRequest("ml", "fraud", (compared,), "5s", (("canary", "2.0"), ("stable", "1.0")),
-                        stream_since="2023-11-14T22:13:20Z")  # at - 2 s
+                        stream_since="2023-11-14T22:13:20Z", sandbox="ml-fraud")  # at - 2 s
     # and an answer with the window's values and counts only: 30% errors against 1%, 200 requests each
     prov, transport = provider(lambda q: answer_of(
         ((dict(labels("ml", "fraud", "canary"), version="2.0"), "0.3"),
