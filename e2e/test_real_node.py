@@ -25,6 +25,7 @@ import pytest
 
 from e2e_world import World
 from kind_backend import RELEASE, SYSTEM_NS
+from tollgate.engine.sandbox import default_sandbox_namespace
 from tollgate_testkit.stack import wait_for
 
 pytestmark = pytest.mark.skipif(os.environ.get("E2E_BACKEND") != "node",
@@ -63,7 +64,7 @@ def model(world: World, version: str = "1.0.0", **spec: Any) -> dict[str, Any]:
 
 
 def sandbox(world: World) -> str:
-    return f"{world.namespace}-iris"
+    return default_sandbox_namespace(world.namespace, "iris")
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from tollgate.engine.sandbox import default_sandbox_namespace
 from tollgate_testkit import shipped
 from tollgate_testkit.demo import View, follow, settled_on, summary
 
@@ -53,7 +54,7 @@ def manifest(version: str) -> dict[str, Any]:
 
 def served_lines(stack: shipped.ShippedStack, track: str) -> tuple[str, int, list[str]]:
     """A pod of `track`, how many inference requests its own log shows it answered, its container IDs."""
-    sandbox = f"{NAMESPACE}-{NAME}"
+    sandbox = default_sandbox_namespace(NAMESPACE, NAME)
     pods = yaml.safe_load(stack.kubectl("get", "pods", "-n", sandbox, "-l", f"tollgate.dev/track={track}",
                                         "-o", "json").stdout)["items"]
     if not pods:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tollgate.engine.sandbox import default_sandbox_namespace
 from tollgate_testkit import controlplane, images, node
 from tollgate_testkit.prometheus import PodDiscovery, Prometheus
 
@@ -107,7 +108,7 @@ class ShippedStack:
     def start_load(self, namespace: str, name: str, model: str, port: int, rps: float = 20,
                    duration: float = 600) -> str:
         """A load generator pod POSTing V2 inference requests to the ModelDeployment's Service ClusterIP."""
-        sandbox = f"{namespace}-{name}"
+        sandbox = default_sandbox_namespace(namespace, name)
         url = f"http://{name}.{sandbox}.svc.cluster.local:{port}/v2/models/{model}/infer"
         pod = f"load-{namespace}"[:63]
         manifest = {"apiVersion": "v1", "kind": "Pod",

@@ -54,15 +54,14 @@ def test_a_custom_query_over_another_namespaces_series_is_refused_never_answered
 
 
 SLOW = ("sum(rate(rest_server_requests_total{ {{selector}} }[{{window}}]))"
-        " + 0 * scalar(count_over_time(vector(1)[1h:1ms]))")
+        " + 0 * scalar(count_over_time(vector(1)[3h:1ms]))")
 """Scoped to its own sandbox (the stack's simulator speaks MLServer's dialect), and slow on purpose: a
-subquery of 3.6 million points. Measured on this 2-core machine with Debian's Prometheus 2.42 under other
-engineers' load (the tests' Prometheus is now 3.16 with Kubernetes discovery; not re-measured): 2.5 to 12 s
-per evaluation, 0.6 to 5 s of CPU, 620 MB at its peak; two run at once (canary and stable), so a tick of
-the slow tenant takes seconds while the other tenant's ticks come every second. Not larger: Prometheus
-2.42 evaluates a subquery to its end even after the client gave up and past the query's `timeout`
-parameter (a 3h one ran on for minutes at 2.5 GB), so a bigger one outlives its tick and starves
-everything else on the machine."""
+subquery of 10.8 million points. Measured on this 2-core machine with the tests' Prometheus 3.16 at load
+average 5-7: 6 to 10 s per evaluation and 1.4 to 1.6 GB at its peak, so a tick of the slow tenant takes
+seconds while the other tenant's ticks come every second. A 1h subquery, enough on Debian's 2.42 (2.5 to
+12 s), takes 0.5 to 1.2 s on 3.16, and the test then saw one quick tick, not two, before the slow one.
+3.16 stops an evaluation at the query's `timeout` (a 6h one answered 503 after its 1 s timeout plus the
+step it was in, and its CPU stopped); 2.42 did not, which is why this test has a Prometheus of its own."""
 
 
 @pytest.fixture
