@@ -40,7 +40,7 @@ from tollgate.api import resource
 from tollgate.api.spec import ModelDeploymentSpec
 from tollgate.engine.actions import Context
 from tollgate.engine.revision import desired_revision
-from tollgate.engine.sandbox import sandbox_objects
+from tollgate.engine.sandbox import default_sandbox_namespace, sandbox_objects
 from tollgate.engine.workloads import TrackPlan, TrafficPlan, workload_objects
 from tollgate_testkit import audit, controlplane
 from tollgate_testkit.stack import OperatorProcess, install_crds, kubectl, wait_for
@@ -269,7 +269,7 @@ def operator_side(sizes: Sizes, params: dict[str, Any], base: dict[str, Any]) ->
         op.stop(signal.SIGTERM)
         changed = all_names[-1]
         apply_md(api, NS, md_manifest(changed, "1.0.0", replicas=2))
-        changed_sandbox = f"{NS}-{changed}"
+        changed_sandbox = default_sandbox_namespace(NS, changed)
         time.sleep(2)
         started = time.time()
         op2 = OperatorProcess(kubeconfig, leader_election=True, lease_namespace="default")
