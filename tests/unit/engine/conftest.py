@@ -26,6 +26,7 @@ from tollgate.engine.observations import (
     TrackObservation,
 )
 from tollgate.engine.rollout import decide
+from tollgate.engine.status_size import compact, expand
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 CTX = Context(name="fraud-scorer", namespace="ml-team", uid="6f1c-uid", generation=1)
@@ -94,6 +95,12 @@ def objects_of(decision: Decision, kind: str) -> list[Mapping[str, Any]]:
     return [o for a in decision.of_type(ApplyObjects) for o in a.objects if o["kind"] == kind]
 
 
+def persisted(status: ModelDeploymentStatus) -> ModelDeploymentStatus:
+    """Status as the next decision reads it: written the way the runtime stores it (each revision's
+    model and runtime once, engine.status_size.compact) and read back through expand."""
+    return ModelDeploymentStatus.model_validate(expand(compact(status.model_dump(mode="json"))))
+
+
 @dataclass
 class Sim:
     """A fake runtime + cluster around decide()."""
@@ -129,7 +136,7 @@ class Sim:
         decision = decide(self.spec, self.status, self.observations(slos), self.now, self.ctx,
                           scrape_interval=self.scrape_interval)
         self.decisions.append(decision)
-        self.status = decision.status
+        self.status = persisted(decision.status)
         self.tracks.update(deployments_of(decision))
         for action in decision.of_type(DeleteObjects):
             for ref in action.refs:

@@ -20,7 +20,7 @@ from tollgate.engine.actions import (
 from tollgate.engine.observations import Controls, Observations
 from tollgate.engine.rollout import decide
 
-from .conftest import BAD, CTX, GOOD, T0, Sim, make_spec, objects_of, slo_obs, updated
+from .conftest import BAD, CTX, GOOD, T0, Sim, deployments_of, make_spec, objects_of, slo_obs, updated
 
 
 def start_canary(sim: Sim, version: str = "2.0.0") -> None:
@@ -128,8 +128,8 @@ def test_full_rollout_promotes_after_every_step_passed(sim: Sim) -> None:
             break
     # then the canary revision is stable, lastKnownGood, history says Promoted, the canary is removed
     assert sim.status.phase is Phase.SUCCEEDED
-    assert sim.status.stable == canary
-    assert sim.status.lastKnownGood == canary
+    assert sim.status.stable is not None and sim.status.stable.revision == canary.revision
+    assert sim.status.lastKnownGood == sim.status.stable
     assert sim.status.canary is None
     assert sim.status.history[0].result == "Promoted"
     assert d.of_type(Promote)[0].revision == canary.revision
@@ -635,3 +635,33 @@ def test_a_missing_slo_template_holds_the_step_with_a_condition_and_never_rolls_
     assert d.status.canaryWeight == 50
     (c,) = [c for c in d.status.conditions if c.type == cond.TEMPLATES_RESOLVED]
     assert c.status.value == "True"
+
+
+def test_the_promoted_version_keeps_serving_through_the_next_canary_and_its_rollback(sim: Sim) -> None:
+    # given a canary promoted through every step, its status stored the way the runtime stores it
+    # (the canary's model and runtime left out: while it is the spec's revision they come from the spec)
+    start_canary(sim)
+    promoted = sim.status.canary
+    assert promoted is not None
+    for _ in range(10):
+        sim.tick(GOOD)
+        if sim.status.phase is Phase.SUCCEEDED:
+            break
+    assert sim.status.phase is Phase.SUCCEEDED
+    # then stable carries its own model and runtime: it must be rendered once the spec moves on
+    assert sim.status.stable is not None and sim.status.stable.runtime is not None
+    # when the next version starts as a canary and fails its first analysis
+    sim.set_version("3.0.0")
+    sim.settle()
+    assert sim.status.canary is not None and sim.status.canary.version == "3.0.0"
+    decisions = []
+    for _ in range(10):
+        decisions.append(sim.tick(BAD))
+        if sim.status.canary is None:
+            break
+    # then it is rolled back and the promoted version still runs on every stable replica
+    assert sim.status.canary is None and sim.status.stable is not None
+    assert sim.status.stable.revision == promoted.revision
+    assert deployments_of(decisions[-1]).get("stable") == (promoted.revision, sim.spec.replicas)
+    for action in (a for d in decisions for a in d.of_type(SetWeight)):
+        assert action.stable_replicas == sim.spec.replicas, action

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from tollgate.api.status import Phase
 from tollgate.engine.actions import Promote, Reason
-from tollgate.engine.draft import Draft, track_ready
+from tollgate.engine.draft import Draft, track_ready, with_template
 from tollgate.engine.policy import Policy
 from tollgate.engine.rules.readiness import roll_back_when_late
 from tollgate.engine.timeutil import parse_time
@@ -30,8 +30,13 @@ def promotion_progress(d: Draft, policy: Policy) -> None:
         d.notices.append(Promote(canary.revision, canary.version, previous.revision if previous else None))
         d.event(Reason.PROMOTED, f"{canary.version} ({canary.revision}) is stable")
         d.cut_canary()
-        d.st.stable = canary
-        d.st.lastKnownGood = canary
+        # The canary's ref is stored without its model and runtime (they come from the spec while it
+        # is the spec's revision, engine.status_size). Stable must carry its own: once the spec moves
+        # to the next version it is the only place the running revision can be rendered from, and a
+        # stable track that cannot be rendered is scaled to zero.
+        serving = with_template(canary, d.spec) or canary
+        d.st.stable = serving
+        d.st.lastKnownGood = serving
         d.st.canary = None
         d.phase(Phase.SUCCEEDED, f"serving {canary.version} ({canary.revision}); promoted")
         return
