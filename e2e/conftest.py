@@ -25,7 +25,7 @@ for path in (REPO / "operator", REPO / "tests", E2E):  # operator/ is a source r
         sys.path.insert(0, str(path))
 
 from e2e_world import LocalWorld, World  # noqa: E402
-from integration.fixtures import cluster, crds, stack  # noqa: E402, F401
+from integration.fixtures import cluster, crds, release_namespace, stack  # noqa: E402, F401
 
 BACKEND = os.environ.get("E2E_BACKEND", "local")
 BACKENDS = ("local", "kind", "node")
@@ -97,7 +97,7 @@ def bare_world(request: pytest.FixtureRequest, namespace_name: str) -> Iterator[
             world.close()
         else:
             world.clear_faults()
-        world.kubectl("delete", "namespace", namespace_name, "--wait=false", "--ignore-not-found", check=False)
+        release_namespace(world.kubectl, namespace_name)
 
 
 @pytest.fixture

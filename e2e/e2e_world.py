@@ -201,6 +201,9 @@ class LocalWorld(World):
         return self.operator.metrics()
 
     def close(self) -> None:
+        if self.operator is not None and self.operator.running:
+            # The real delete path while the operator still runs: traffic back on stable, sandbox removed.
+            self.kubectl("delete", "modeldeployments", "--all", "-n", self.namespace, "--timeout=30s", check=False)
         for op in self.stack.operators:
             op.stop()
         self.clear_faults()

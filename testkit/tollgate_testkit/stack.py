@@ -138,6 +138,10 @@ class OperatorProcess:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(5)
 
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
     def kill(self) -> None:
         """SIGKILL: no cleanup, as when a node dies."""
         self.stop(signal.SIGKILL)
@@ -193,7 +197,9 @@ class Stack:
         return op
 
     def operator_targets(self) -> list[ScrapeTarget]:
-        """The static scrape targets: the operators' /metrics (model pods are discovered)."""
+        """The static scrape targets: the running operators' /metrics (model pods are discovered); the
+        stopped ones of earlier tests are dropped, not scraped for the rest of the session."""
+        self.operators = [o for o in self.operators if o.running or o.proc is None]
         return [ScrapeTarget("tollgate-operator", f"127.0.0.1:{o.metrics_port}") for o in self.operators]
 
     def md(self, namespace: str, name: str) -> dict[str, Any]:

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from integration.cluster import Cluster
+from tollgate.api import resource
+from tollgate.engine.naming import fit
 from tollgate_testkit import controlplane
 from tollgate_testkit.stack import OperatorProcess, Stack, running_stack
 
@@ -43,7 +46,24 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
     name = f"{base}-{uuid.uuid4().hex[:6]}"
     cluster.kubectl("create", "namespace", name)
     yield name
-    cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
+    release_namespace(cluster.kubectl, name)
+
+
+def release_namespace(kubectl: Callable[..., subprocess.CompletedProcess[str]], name: str) -> None:
+    """Delete a test's namespace and everything Tollgate made for it, even with no operator left running.
+
+    The session's control plane, Prometheus and simulator outlive every test: a ModelDeployment whose
+    operator was stopped keeps its finalizer, so its namespace never finishes deleting, and its sandbox
+    (not owned by it: a namespaced object cannot own a Namespace) keeps its pods. The simulator then
+    serves, and Prometheus scrapes every second, the pods of every earlier test, until the late tests'
+    scrapes time out and their canaries see no data. Here the finalizers are released and the sandboxes
+    (labelled with this namespace) deleted, without waiting."""
+    listed = kubectl("get", "modeldeployments", "-n", name, "-o", "name", check=False)
+    for ref in listed.stdout.split() if listed.returncode == 0 else []:
+        kubectl("patch", ref, "-n", name, "--type", "merge", "-p", '{"metadata":{"finalizers":null}}', check=False)
+    kubectl("delete", "namespaces", "-l", f"{resource.LABEL_MD_NAMESPACE}={fit(name)}", "--wait=false",
+            "--ignore-not-found", check=False)
+    kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
 
 
 @pytest.fixture(scope="session")
@@ -73,5 +93,8 @@ def operator(stack: Stack, namespace: str) -> Iterator[OperatorProcess]:
     """An operator process for this test's namespace and its sandbox namespaces (<namespace>-*)."""
     op = stack.start_operator(namespaces=[namespace, f"{namespace}-*"])
     yield op
+    if op.running:
+        # The real delete path while the operator still runs: traffic back on stable, sandbox removed.
+        stack.kubectl("delete", "modeldeployments", "--all", "-n", namespace, "--timeout=30s", check=False)
     op.stop()
     stack.clear_faults()

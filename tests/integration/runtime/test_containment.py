@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client
 
+from integration.fixtures import release_namespace
 from integration.runtime.helpers import apply, condition, md_manifest, patch_spec, status, wait_phase
 from tollgate_testkit import audit
 from tollgate_testkit.controlplane import audit_log
@@ -80,7 +81,7 @@ def second_namespace(stack: Stack, namespace: str) -> Iterator[str]:
     name = f"{namespace}-b"
     stack.kubectl("create", "namespace", name)
     yield name
-    stack.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
+    release_namespace(stack.kubectl, name)
 
 
 def test_look_alike_modeldeployments_get_distinct_sandboxes_and_deleting_one_spares_the_other(

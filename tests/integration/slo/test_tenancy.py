@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from integration.fixtures import release_namespace
 from integration.runtime.helpers import apply, patch_spec, status, wait_phase
 from integration.slo.helpers import evidence, slo_manifest
 from tollgate_testkit.dialects import requests_selector
@@ -24,7 +25,7 @@ def other_tenant(stack: Stack, namespace: str) -> Iterator[str]:
     name = f"{namespace}-b"
     stack.kubectl("create", "namespace", name)
     yield name
-    stack.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
+    release_namespace(stack.kubectl, name)
 
 
 def test_a_custom_query_over_another_namespaces_series_is_refused_never_answered(
