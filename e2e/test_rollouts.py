@@ -182,3 +182,27 @@ def test_new_version_mid_rollout_restarts_from_step_one_on_stable(world: World) 
         float(r["value"][1]) > 0 for r in world.query(
             f'increase({requests_selector(E2E_DIALECT, modeldeployment_namespace=ns, version="1.1.0")}[3s])')),
         timeout=30)
+
+
+def test_a_promoted_version_keeps_serving_through_the_next_canarys_rollback(world: World) -> None:
+    ns = world.namespace
+    # given 1.1.0 promoted over 1.0.0 (status.stable is now a revision the spec has moved on from once
+    # the next version is applied: it must still be renderable from status alone)
+    stable(world, model(world, "vision", [{"weight": 50}, {"weight": 100}]))
+    world.set_version(ns, "vision", "1.1.0")
+    promoted = world.watch(ns, "vision", ("Succeeded", "RolledBack"), min_weight_seen=50).final
+    assert promoted["phase"] == "Succeeded" and promoted["stable"]["version"] == "1.1.0", promoted
+    # when 1.2.0 fails at its first step
+    world.set_fault("1.2.0", error_rate=0.5)
+    world.set_version(ns, "vision", "1.2.0")
+    st = world.watch(ns, "vision", ("RolledBack",), min_weight_seen=50).final
+    # then it is rolled back to 1.1.0, never to the 1.0.0 before it, and the rollback completes
+    assert st["stable"]["version"] == "1.1.0" and st.get("canary") is None and st["canaryWeight"] == 0, st
+    # and 1.1.0 serves all the traffic again: its pods were never scaled away by the rollback
+    world.wait_traffic_only_on(ns, "vision", "stable")
+    assert world.query(requests_selector(E2E_DIALECT, modeldeployment_namespace=ns, modeldeployment="vision",
+                                         track="stable", version="1.1.0"))
+    sandbox = st["sandboxNamespace"]
+    ready = world.kubectl("get", "deployment", "vision-stable", "-n", sandbox,
+                          "-o", "jsonpath={.status.readyReplicas}").stdout
+    assert int(ready or 0) >= 1, f"the stable track has {ready or 0} ready replicas after the rollback"
