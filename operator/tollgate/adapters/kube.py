@@ -297,6 +297,8 @@ class Kube:
         digest = manifest_hash(obj)
         body = json.loads(json.dumps(obj))
         body["metadata"].setdefault("annotations", {})[ANNOTATION_HASH] = digest
+        with self._lock:
+            self._inflight.add(ref)  # its own watch event may arrive before the response
         try:
             created: dict[str, Any] = self._send("POST", collection_path_of(ref), body,
                                                  content_type="application/json",
@@ -306,9 +308,17 @@ class Kube:
             if isinstance(error, ConflictError):
                 return None
             raise error from exc
+        finally:
+            with self._lock:
+                self._inflight.discard(ref)
         self.counter.applies += 1
         with self._lock:
             self._applied[ref] = digest
+            if created:
+                # The baseline drift is judged against: what we created, not the first watch event
+                # that happens to arrive (a hand edit right after the create, e.g. Pod Security lifted
+                # on a new sandbox, would otherwise become the baseline and never be restored).
+                self._live[ref] = (_rv(created), live_fingerprint(created))
         log.info("created", extra={"kind": ref.kind, "namespace": ref.namespace, "object": ref.name})
         return created
 

@@ -172,6 +172,28 @@ def test_a_create_of_a_free_name_is_remembered_as_applied() -> None:
     assert kube.is_applied(CM) and kube.apply(CM) is False  # the next apply of the same manifest sends nothing
 
 
+def test_a_hand_edit_right_after_a_create_is_drift_even_when_it_is_the_first_event_seen() -> None:
+    # given a sandbox namespace Tollgate created (resourceVersion 5), whose watch lags behind
+    ns = {"apiVersion": "v1", "kind": "Namespace",
+          "metadata": {"name": "sb", "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}
+    api = FakeApi(lambda m, u, b: Response(201, json.dumps(
+        {**ns, "metadata": {**ns["metadata"], "resourceVersion": "5"}}).encode()))
+    kube = Kube(api)  # type: ignore[arg-type]
+    assert kube.create(ns) is not None
+    # when the first event that arrives is someone lifting Pod Security enforcement
+    lifted = {**ns, "metadata": {"name": "sb", "resourceVersion": "6",
+                                 "labels": {"pod-security.kubernetes.io/enforce": "privileged"}}}
+    # then it is drift (not taken as the baseline), and the next apply writes the namespace again
+    assert kube.observe(lifted, deleted=False) == "changed"
+    assert not kube.is_applied(ns)
+    # while the echo of the create itself is not drift
+    kube2 = Kube(FakeApi(lambda m, u, b: Response(201, json.dumps(
+        {**ns, "metadata": {**ns["metadata"], "resourceVersion": "5"}}).encode())))  # type: ignore[arg-type]
+    kube2.create(ns)
+    assert kube2.observe({**ns, "metadata": {**ns["metadata"], "resourceVersion": "5"}}, deleted=False) is None
+    assert kube2.is_applied(ns)
+
+
 def _live(rv: int, replicas: int = 1, **meta: Any) -> dict[str, Any]:
     return {"apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": "d", "namespace": "ns", "resourceVersion": str(rv), **meta},
