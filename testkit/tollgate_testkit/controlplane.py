@@ -188,6 +188,10 @@ def _kwok_stages(assets: Path, out: Path) -> list[str]:
                     {"key": ".spec.containers.[].image", "operator": "NotIn",
                      "values": [NEVER_READY_IMAGE, *kwok_faults.FAULT_IMAGES]}
                 )
+            if doc.get("metadata", {}).get("name") == "pod-complete":
+                doc["spec"]["selector"]["matchExpressions"].append(
+                    {"key": ".spec.containers.[].image", "operator": "NotIn", "values": list(kwok_faults.HOOK_IMAGES)}
+                )
         dst = out / src.name
         dst.write_text(yaml.safe_dump_all(docs))
         paths.append(str(dst))
@@ -349,7 +353,8 @@ def _up(directory: Path, node_bin: Path | None, max_requests_inflight: int | Non
         "--bind-address=127.0.0.1", f"--secure-port={ports['kcm']}",
         "--controllers=deployment-controller,replicaset-controller,garbage-collector-controller,"
         "namespace-controller,serviceaccount-controller,serviceaccount-token-controller,"
-        "endpointslice-controller,resourcequota-controller,root-ca-certificate-publisher-controller",
+        "endpointslice-controller,resourcequota-controller,root-ca-certificate-publisher-controller,"
+        "job-controller",
         f"--service-account-private-key-file={pki / 'sa.key'}", f"--root-ca-file={pki / 'ca.crt'}",
         "--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10",
         "--kube-api-qps=200", "--kube-api-burst=400", "--v=1",

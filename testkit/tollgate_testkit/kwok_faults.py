@@ -4,6 +4,9 @@ Pods of NEVER_PULLS_IMAGE stay Pending with the container waiting in ImagePullBa
 CRASH_LOOP_IMAGE run with the container waiting in CrashLoopBackOff after 3 restarts (last exit: Error,
 code 1). The reasons and messages are the kubelet's own strings, so the operator is tested on what it
 would read from a real node. The stock pod-ready stage skips these images (controlplane._kwok_stages).
+
+Hook Jobs (issue 20): the stock pod-complete stage makes every Job pod succeed; pods of HOOK_FAILS_IMAGE
+fail instead and pods of HOOK_RUNS_IMAGE keep running (pod-complete skips both). Test facilities only.
 """
 
 from __future__ import annotations
@@ -11,6 +14,14 @@ from __future__ import annotations
 from typing import Any
 
 NEVER_PULLS_IMAGE = "tollgate.test/never-pulls:v1"
+HOOK_FAILS_IMAGE = "tollgate.test/hook-fails:v1"
+"""A test facility, not product behaviour: a Job pod of this image runs, then fails (exit code 1), so a
+hook Job fails as a real smoke test would (the stock pod-complete stage makes every other Job pod
+succeed)."""
+HOOK_RUNS_IMAGE = "tollgate.test/hook-runs:v1"
+"""A test facility: a Job pod of this image keeps running (a load generator); the simulator serves
+requests to the canary for every such pod of a duringAnalysis hook (simulator.LOAD_RATE_ANNOTATION)."""
+HOOK_IMAGES = (HOOK_FAILS_IMAGE, HOOK_RUNS_IMAGE)
 CRASH_LOOP_IMAGE = "tollgate.test/crash-loop:v1"
 FAULT_IMAGES = (NEVER_PULLS_IMAGE, CRASH_LOOP_IMAGE)
 
@@ -74,6 +85,44 @@ startTime: {{ $now | Quote }}
 """
 
 
+_HOOK_FAIL = """{{ $now := Now }}
+containerStatuses:
+{{ range .spec.containers }}
+- image: {{ .image | Quote }}
+  name: {{ .name | Quote }}
+  ready: false
+  restartCount: 0
+  started: false
+  state:
+    terminated:
+      exitCode: 1
+      reason: Error
+      message: "smoke test failed (kwok stage tollgate-hook-fails)"
+      startedAt: {{ $now | Quote }}
+      finishedAt: {{ $now | Quote }}
+{{ end }}
+phase: Failed
+"""
+
+
+def hook_fail_stage() -> dict[str, Any]:
+    """Running Job pods of HOOK_FAILS_IMAGE fail with exit code 1."""
+    return {
+        "apiVersion": "kwok.x-k8s.io/v1alpha1",
+        "kind": "Stage",
+        "metadata": {"name": "tollgate-hook-fails"},
+        "spec": {
+            "resourceRef": {"apiGroup": "v1", "kind": "Pod"},
+            "selector": {"matchExpressions": [
+                {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"},
+                {"key": ".status.phase", "operator": "In", "values": ["Running"]},
+                {"key": ".spec.containers.[].image", "operator": "In", "values": [HOOK_FAILS_IMAGE]},
+            ]},
+            "next": {"statusTemplate": _HOOK_FAIL},
+        },
+    }
+
+
 def _stage(name: str, image: str, reason: str, template: str) -> dict[str, Any]:
     return {
         "apiVersion": "kwok.x-k8s.io/v1alpha1",
@@ -97,4 +146,5 @@ def fault_stages() -> list[dict[str, Any]]:
     return [
         _stage("tollgate-image-pull-backoff", NEVER_PULLS_IMAGE, "ImagePullBackOff", _PULL),
         _stage("tollgate-crash-loop", CRASH_LOOP_IMAGE, "CrashLoopBackOff", _CRASH),
+        hook_fail_stage(),
     ]

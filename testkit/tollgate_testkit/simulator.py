@@ -28,6 +28,15 @@ wins) and whose values are JSON/YAML mappings, e.g. `2.4.0: '{errorRate: 0.1, ad
 a key `faults` may instead hold the whole mapping. `--fault 2.4.0:errorRate=0.1,scoreShift=0.2` flags
 give defaults that the ConfigMap overrides.
 
+Test facilities for hooks (issue 20), not product behaviour:
+- a ModelDeployment annotated `tollgate.test/simulator-rate: "<n>"` gets n requests per second of user
+  traffic instead of --rate (0: no user traffic at all);
+- a running pod of a duringAnalysis hook Job (label tollgate.dev/hook=duringAnalysis) in the sandbox whose
+  container has env LOAD_RPS=<n> is a load generator aimed at the canary's own Service: the simulator
+  serves n requests per second to the canary track for as long as that pod runs (on KWOK no container
+  runs, so the simulator does what the load generator would). `Simulator.served` counts every request
+  per (ModelDeployment, track), user and generated.
+
 Usage: python -m tollgate_testkit.simulator --kubeconfig K [--namespace NS] [--port 9300] [--rate 50]
        [--dialect mlserver|istio|otel] [--faults-configmap NS/NAME] [--fault VERSION:key=value,...]
        [--seed N]
@@ -57,6 +66,12 @@ from tollgate.engine.naming import fit, label_value
 from tollgate_testkit.dialects import DIALECTS, PodExport, Served
 
 log = logging.getLogger("tollgate.simulator")
+
+RATE_ANNOTATION = "tollgate.test/simulator-rate"
+"""On a ModelDeployment: its user traffic in requests per second (overrides --rate; "0": none)."""
+LOAD_ENV = "LOAD_RPS"
+"""In a duringAnalysis hook pod's container: the requests per second it generates to the canary."""
+LABEL_HOOK = "tollgate.dev/hook"
 
 MDKey = tuple[str, str]
 Obj = Mapping[str, Any]
@@ -178,6 +193,12 @@ class TrafficSplit:
     """Ready pods; a track without any is served by one virtual pod (see `pods_of`)."""
     dialect: str | None = None
     """spec.metrics.profile of the ModelDeployment: its pods speak that dialect (None: the simulator's)."""
+    rate: float | None = None
+    """User requests per second for this ModelDeployment (RATE_ANNOTATION); None: the simulator's rate."""
+    load: float = 0.0
+    """Requests per second running duringAnalysis hook pods generate to the canary (LOAD_ENV)."""
+    load_version: str | None = None
+    """The canary's version, which generated requests reach."""
 
     @property
     def key(self) -> MDKey:
@@ -249,6 +270,22 @@ def _ready_pods(pods: Sequence[Obj]) -> tuple[PodRef, ...]:
     return tuple(sorted(out, key=lambda r: r.name))
 
 
+def _load(hook_pods: Sequence[Obj]) -> float:
+    """Requests per second of the running duringAnalysis hook pods that are load generators (LOAD_ENV)."""
+    total = 0.0
+    for p in hook_pods:
+        if _get(p, "metadata", "labels", LABEL_HOOK) != "duringAnalysis" or _get(p, "status", "phase") != "Running":
+            continue
+        if _get(p, "metadata", "deletionTimestamp"):
+            continue
+        for c in _get(p, "spec", "containers") or []:
+            for e in c.get("env") or []:
+                if e.get("name") == LOAD_ENV:
+                    with contextlib.suppress(TypeError, ValueError):
+                        total += float(e.get("value") or 0)
+    return total
+
+
 def compute_split(
     md: Obj,
     *,
@@ -256,6 +293,7 @@ def compute_split(
     services: Sequence[Obj] = (),
     routes: Sequence[Obj] = (),
     pods: Sequence[Obj] = (),
+    hook_pods: Sequence[Obj] = (),
 ) -> TrafficSplit | None:
     """The live split of one ModelDeployment from its sandbox objects (see the module docstring).
 
@@ -268,9 +306,12 @@ def compute_split(
         return None
     ns, name = meta.get("namespace", ""), meta.get("name", "")
     versions = _track_versions(md, deployments)
+    rate_text = (meta.get("annotations") or {}).get(RATE_ANNOTATION)
     split = TrafficSplit(namespace=ns, name=name, model=model, tracks=(), source="status",
                          sandbox=_get(status, "sandboxNamespace") or "", pods=_ready_pods(pods),
-                         dialect=_get(spec, "metrics", "profile"))
+                         dialect=_get(spec, "metrics", "profile"),
+                         rate=float(rate_text) if rate_text not in (None, "") else None,
+                         load=_load(hook_pods), load_version=versions.get("canary"))
 
     route = next((r for r in routes if _get(r, "metadata", "name") == fit(name)), None) or (
         routes[0] if routes else None
@@ -504,6 +545,8 @@ class KubeSplits:
                 to_dict(s) for s in self._core.list_namespaced_service(sandbox, label_selector=selector).items
             ]
             pods = [to_dict(p) for p in self._core.list_namespaced_pod(sandbox, label_selector=selector).items]
+            hook_pods = [to_dict(p) for p in self._core.list_namespaced_pod(
+                sandbox, label_selector=f"{LABEL_HOOK}=duringAnalysis").items]
         except ApiException as e:
             if e.status == 404:
                 return compute_split(md)
@@ -518,7 +561,8 @@ class KubeSplits:
             except ApiException as e:
                 if e.status != 404:
                     raise
-        return compute_split(md, deployments=deployments, services=services, routes=routes, pods=pods)
+        return compute_split(md, deployments=deployments, services=services, routes=routes, pods=pods,
+                             hook_pods=hook_pods)
 
 
 class ConfigMapFaults:
@@ -606,6 +650,9 @@ class Simulator:
         self._addr, self._port = addr, port
         self.rng = random.Random(seed)
         self._carry: dict[MDKey, float] = {}
+        self._load_carry: dict[MDKey, float] = {}
+        self.served: dict[tuple[MDKey, str], int] = {}
+        """Requests served since start per (ModelDeployment, track), user and generated load alike."""
         self.warmup = warmup
         self._clock = 0.0
         self._born: dict[tuple[str, ...], float] = {}
@@ -692,9 +739,11 @@ class Simulator:
         self._clock += dt
         with self._lock:
             for key, split in self.splits.splits().items():
+                self._generated(key, split, dt, faults, sent)
                 if not split.tracks:
                     continue
-                budget = self._carry.get(key, 0.0) + self.rate * dt
+                rate = self.rate if split.rate is None else split.rate
+                budget = self._carry.get(key, 0.0) + rate * dt
                 n = math.floor(budget)
                 self._carry[key] = budget - n
                 for track, count in self._allocate(split, n).items():
@@ -706,8 +755,29 @@ class Simulator:
                         per_pod[pod] += 1
                     for pod, k in per_pod.items():
                         self._serve(split, share, pod, k, fault)
-                    sent[(key, track)] = count
+                    sent[(key, track)] = sent.get((key, track), 0) + count
+                    self.served[(key, track)] = self.served.get((key, track), 0) + count
         return sent
+
+    def _generated(self, key: MDKey, split: TrafficSplit, dt: float, faults: Mapping[str, Fault],
+                   sent: dict[tuple[MDKey, str], int]) -> None:
+        """The load of running duringAnalysis hook pods, all to the canary's pods (its own Service)."""
+        if split.load <= 0 or not split.load_version:
+            self._load_carry.pop(key, None)
+            return
+        budget = self._load_carry.get(key, 0.0) + split.load * dt
+        n = math.floor(budget)
+        self._load_carry[key] = budget - n
+        share = TrackShare("canary", split.load_version, 1.0)
+        fault = fault_for(faults, split.model, split.load_version)
+        pods = split.pods_of("canary")
+        per_pod = dict.fromkeys(pods, 0)
+        for pod in self.rng.choices(pods, k=n) if n else []:
+            per_pod[pod] += 1
+        for pod, k in per_pod.items():
+            self._serve(split, share, pod, k, fault)
+        sent[(key, "canary")] = sent.get((key, "canary"), 0) + n
+        self.served[(key, "canary")] = self.served.get((key, "canary"), 0) + n
 
     def _allocate(self, split: TrafficSplit, n: int) -> dict[str, int]:
         """Each request picks a track with probability equal to its share (multinomial)."""

@@ -49,6 +49,7 @@ _KINDS: dict[str, tuple[str, bool]] = {
     "LimitRange": ("limitranges", True),
     "Secret": ("secrets", True),
     "Deployment": ("deployments", True),
+    "Job": ("jobs", True),
     "NetworkPolicy": ("networkpolicies", True),
     "HTTPRoute": ("httproutes", True),
     "Role": ("roles", True),

@@ -14,6 +14,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from tollgate.api.hooks import Hooks
 from tollgate.api.probes import Probes
 from tollgate.api.scheduling import Scheduling
 from tollgate.api.validation import cel
@@ -620,3 +621,6 @@ class ModelDeploymentSpec(_Model):
     """true: all traffic to the fallback within seconds and the canary scaled to zero, whatever the phase."""
     paused: bool = False
     """true: hold the rollout where it is (weights stay, no analysis verdicts count)."""
+    hooks: Hooks = Field(default_factory=Hooks)
+    """Jobs run in the sandbox before traffic, during analysis and before promotion, and an HTTP
+    confirmation gate (see docs/api.md, Hooks)."""

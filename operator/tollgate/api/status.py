@@ -14,6 +14,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from tollgate.api.controls import ControlTokens
+from tollgate.api.hook_status import HookStatus
 from tollgate.api.spec import ModelRef, Runtime
 
 HISTORY_LIMIT = 10
@@ -210,6 +211,9 @@ class HistoryEntry(_Status):
     trusted-approvals admission policy admits only when it names the user the API server authenticated."""
     actedBy: str | None = None
     """Who ended it by a control: the value of tollgate.dev/abort (admitted like tollgate.dev/approve)."""
+    hooks: Annotated[list[Annotated[str, StringConstraints(max_length=256)]], Field(max_length=4)] = Field(
+        default_factory=list)
+    """The hooks of this rollout and how they ended, e.g. "preTraffic: Succeeded (job fraud-pretraffic-1a2b3c)"."""
 
 
 class TimelineEntry(_Status):
@@ -315,6 +319,8 @@ class ModelDeploymentStatus(_Status):
     """Hash of the effective steps the current rollout follows; a change restarts it at step one."""
     timeline: Annotated[list[TimelineEntry], Field(max_length=TIMELINE_LIMIT)] = Field(default_factory=list)
     """Decisions of the current rollout, oldest first; copied into the evidence of a rollback."""
+    hooks: Annotated[list[HookStatus], Field(max_length=4)] = Field(default_factory=list)
+    """The hooks (spec.hooks) of the current or latest canary: their Jobs, phases and outcomes."""
 
 
 def bounded(value: object, limit: int = STATUS_STRING_MAX_LENGTH) -> object:

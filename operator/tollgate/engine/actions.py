@@ -60,6 +60,10 @@ class Reason(StrEnum):
     SPEC_INVALID = "SpecInvalid"
     DEPLOYED = "Deployed"
     SHARE_OUT_OF_TOLERANCE = "ShareOutOfTolerance"
+    HOOK_STARTED = "HookStarted"
+    HOOK_SUCCEEDED = "HookSucceeded"
+    HOOK_FAILED = "HookFailed"
+    HOOK_HOLDING = "HookHolding"
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,8 @@ class Cause(StrEnum):
     POD_FAILURE = "pods"
     """A canary container cannot start and will not by waiting (its image never pulls, it crash-loops):
     rolled back when the kubelet reports it, not at the progress deadline."""
+    HOOK = "hook"
+    """A hook (spec.hooks) with failurePolicy rollback failed or outlived its timeout."""
 
     @property
     def reason(self) -> Reason:

@@ -116,8 +116,11 @@ class Draft:
                 acted_by: str | None = None) -> None:
         """A finished rollout, with who approved its gates (status.approvedBy, reset for each canary) and
         who ended it by a control, so the record keeps who acted after status moves on."""
+        hooks = [f"{h.name}: {h.phase.value}{' (ignored)' if h.ignored else ''}{f' (job {h.job})' if h.job else ''}"
+                 for h in self.st.hooks if h.revision == ref.revision][:4]
         entry = HistoryEntry(revision=ref.revision, version=ref.version, result=result, reason=reason,
-                             at=self.at, incident=incident, approvedBy=self.st.approvedBy, actedBy=acted_by)
+                             at=self.at, incident=incident, approvedBy=self.st.approvedBy, actedBy=acted_by,
+                             hooks=hooks)
         self.st.history = [entry, *self.st.history][:HISTORY_LIMIT]
 
     def cut_canary(self) -> None:

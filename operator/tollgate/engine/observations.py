@@ -12,6 +12,7 @@ from enum import StrEnum
 
 from tollgate.api.controls import ControlTokens
 from tollgate.api.spec import SLO
+from tollgate.engine.hook_observations import JobObservation, WebhookAnswer
 
 MDKey = tuple[str, str]
 """(namespace, name) of a ModelDeployment."""
@@ -168,6 +169,13 @@ class Observations:
     missing_templates: tuple[str, ...] = ()
     """SLO templates named in spec.slos[].templateRef that the runtime could not find, each as a message
     naming the SLO and the template: the analysis tick holds (no verdict, no failure, no rollback)."""
+    jobs: tuple[JobObservation, ...] = ()
+    """The ModelDeployment's hook Jobs in its sandbox (engine.rules.hooks)."""
+    webhook: WebhookAnswer | None = None
+    """The confirmation gate's answer, when the runtime asked it for this decision (Case.webhook_due)."""
+
+    def job(self, name: str) -> JobObservation | None:
+        return next((j for j in self.jobs if j.name == name), None)
 
 
 @dataclass(frozen=True)

@@ -60,9 +60,11 @@ from tollgate.api.status import ModelDeploymentStatus, Phase
 from tollgate.engine import conditions as cond
 from tollgate.engine.actions import Context, Decision, Reason
 from tollgate.engine.draft import Draft, new_tokens
+from tollgate.engine.hook_observations import WebhookCall
 from tollgate.engine.observations import AnalysisRequest, Observations
 from tollgate.engine.policy import Policy, plan_problem, resolve_policy
 from tollgate.engine.rules.finish import finish
+from tollgate.engine.rules.hooks import webhook_due
 from tollgate.engine.rules.kill_switch import kill_switch_off, kill_switch_on, stall
 from tollgate.engine.rules.revisions import reconcile
 from tollgate.engine.rules.steps import gate_waiting
@@ -130,6 +132,14 @@ class Case:
             sandbox=self.status.sandboxNamespace or self.sandbox,
             profile=self.spec.metrics.profile.value if self.spec.metrics.profile else None,
         )
+
+    def webhook_due(self, now: datetime) -> WebhookCall | None:
+        """The confirmation gate's question to ask before deciding at `now` (spec.hooks.confirmRollout), or
+        None (engine.rules.hooks.webhook_due)."""
+        if self.policy is None:
+            return None
+        return webhook_due(self.spec, self.status, self.ctx, self.status.sandboxNamespace or self.sandbox,
+                           require_aware(now))
 
     def decide(self, obs: Observations, now: datetime) -> Decision:
         """The next status, the actions to get there and when to look again (pure, deterministic)."""

@@ -7,7 +7,8 @@
 - NetworkPolicies: default deny (ingress and egress) for every pod; DNS to kube-system (UDP/TCP 53);
   ingress to the model port from spec.sandbox.ingressFrom and from the Prometheus namespace; egress to
   spec.sandbox.egressTo.
-- ResourceQuota (spec.sandbox.quota, or derived: room for stable + a full canary + rolling surge),
+- ResourceQuota (spec.sandbox.quota, or derived: room for stable + a full canary + rolling surge, + 2 hook pods
+  when spec.hooks has Jobs),
   LimitRange (defaults for containers that state nothing), ServiceAccount without token automount.
 """
 
@@ -17,6 +18,7 @@ import math
 from typing import Any
 
 from tollgate.api import resource
+from tollgate.api.hooks import HOOK_PODS
 from tollgate.api.spec import ModelDeploymentSpec
 from tollgate.engine.actions import Context
 from tollgate.engine.labels import owner_labels, selector_labels
@@ -146,7 +148,7 @@ def quota_hard(spec: ModelDeploymentSpec) -> dict[str, str]:
             extended = "/" in name and not name.startswith(("requests.", "limits."))
             hard[f"requests.{name}" if extended else name] = value
         return dict(sorted(hard.items()))
-    pods = max_pods(spec.replicas)
+    pods = max_pods(spec.replicas) + (HOOK_PODS if spec.hooks.has_jobs else 0)
     hard = {"pods": str(pods)}
     for name, value in spec.runtime.resources.requests.items():
         hard[f"requests.{name}"] = multiply(value, pods)

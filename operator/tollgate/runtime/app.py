@@ -57,6 +57,7 @@ connection beyond the pool's 4 is opened and thrown away again."""
 SANDBOX_KINDS = (
     ("gateway.networking.k8s.io/v1", "HTTPRoute"),
     ("apps/v1", "Deployment"),
+    ("batch/v1", "Job"),
     ("v1", "Service"),
     ("networking.k8s.io/v1", "NetworkPolicy"),
     ("v1", "ResourceQuota"),

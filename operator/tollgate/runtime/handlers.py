@@ -185,7 +185,7 @@ CHILD_KINDS = (
     ("networking.k8s.io", "v1", "networkpolicies"),
     ("gateway.networking.k8s.io", "v1", "httproutes"),
 )
-WATCHED = {("apps", "deployments"), ("", "pods"),
+WATCHED = {("apps", "deployments"), ("", "pods"), ("batch", "jobs"),
            *((group, plural) for group, _, plural in CHILD_KINDS if plural != "namespaces")}
 """Watched with a server-side label selector. Not Namespaces: kopf resolves the namespace globs of
 --namespace from its own Namespace watch, which must see every namespace (the handler filters by label)."""
@@ -220,6 +220,24 @@ def child_drift(rt: Runtime, body: kopf.Body, deleted: bool) -> str | None:
              extra={"md": "/".join(st.key), "kind": body.get("kind"), "object": meta.get("name"), "drift": drift})
     st.kick()
     return drift
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={resource.LABEL_MANAGED_BY: resource.MANAGED_BY_VALUE})
+async def job_event(event: kopf.RawEvent, body: kopf.Body, memo: Any, **_: Any) -> None:
+    """Hook Jobs (spec.hooks): one that completes, fails or times out wakes its ModelDeployment; one someone
+    else deleted or edited is restored like any other child."""
+    rt = _rt(memo)
+    metrics.WATCH_EVENTS.labels("Job").inc()
+    deleted = event.get("type") == "DELETED"
+    if event.get("type") is None:
+        rt.watch_listed("Job")
+    drift = child_drift(rt, body, deleted)
+    owner = rt.registry.observe_job(body, deleted=deleted)
+    if owner is None or drift:
+        return
+    st = rt.registry.by_labels(*owner)
+    if st is not None:
+        st.kick()
 
 
 @kopf.on.event("gateway.networking.k8s.io", "v1", "httproutes",

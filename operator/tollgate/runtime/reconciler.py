@@ -19,6 +19,7 @@ from tollgate.adapters.errors import ConflictError, PermanentError, TemporaryErr
 from tollgate.adapters.evidence import EvidenceStore
 from tollgate.adapters.kube import Kube
 from tollgate.adapters.routers import router_for
+from tollgate.adapters.webhook import confirm
 from tollgate.api import resource
 from tollgate.api.controls import tokens_of
 from tollgate.api.invalid import InvalidSpecError, parse_spec
@@ -144,6 +145,13 @@ class Reconciler:
                 metrics.record_observation(ctx, obs)
             now = self.clock()
 
+        # Ask the confirmation gate (spec.hooks.confirmRollout) when the engine says it is due.
+        webhook = None
+        call = case.webhook_due(now)
+        if call is not None:
+            webhook = await asyncio.to_thread(confirm, self.kube, call)
+            now = self.clock()
+
         # Decide once, execute the actions in order, write the status.
         sandbox = case.sandbox
         observations = Observations(
@@ -156,6 +164,8 @@ class Reconciler:
             controls=tokens_of(body.get("metadata", {}).get("annotations")),
             route=self.registry.route(sandbox, route_name(ctx)),
             missing_templates=missing,
+            jobs=self.registry.jobs_of(sandbox),
+            webhook=webhook,
         )
         try:
             decision = case.decide(observations, now)

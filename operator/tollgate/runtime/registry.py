@@ -16,9 +16,11 @@ from typing import Any
 
 from tollgate.api import resource
 from tollgate.engine.actions import Context
+from tollgate.engine.hook_observations import JobObservation
 from tollgate.engine.naming import fit
 from tollgate.engine.observations import PodProblem, RouteObservation, Track, TrackObservation
 from tollgate.engine.workloads import deployment_name
+from tollgate.runtime.jobs import job_observation
 from tollgate.runtime.pods import pod_problem, worst
 from tollgate.runtime.templates import TemplateIndex, TemplateKey, references
 
@@ -104,6 +106,9 @@ class Registry:
     pods: dict[tuple[str, str], dict[str, tuple[str | None, PodProblem | None]]] = field(default_factory=dict)
     """(sandbox namespace, track) -> pod name -> (revision label, why it is not Ready or None); filled by
     the pod watch, so a canary that never pulls its image or crash-loops is seen when the kubelet says so."""
+
+    jobs: dict[str, dict[str, JobObservation]] = field(default_factory=dict)
+    """sandbox namespace -> hook Job name -> its state; filled by the Job watch (runtime.jobs)."""
 
     labels: dict[MDKey, MDKey] = field(default_factory=dict)
     """(namespace, name) as the children's labels carry them (fit to 63 characters) -> the key."""
@@ -204,6 +209,32 @@ class Registry:
         if (before[1] if before else None) == now[1]:
             return None
         return (md_ns, md_name)
+
+    # --- hook Jobs (spec.hooks) ----------------------------------------------------------------------
+    def observe_job(self, body: Mapping[str, Any], deleted: bool) -> MDKey | None:
+        """Record a Tollgate-managed hook Job's state; returns its ModelDeployment when the state changed."""
+        meta = body.get("metadata", {})
+        labels = meta.get("labels") or {}
+        md_ns = labels.get(resource.LABEL_MD_NAMESPACE)
+        md_name = labels.get(resource.LABEL_MD_NAME)
+        if not md_ns or not md_name:
+            return None
+        ns, name = meta.get("namespace", ""), meta.get("name", "")
+        jobs = self.jobs.setdefault(ns, {})
+        before = jobs.get(name)
+        if deleted:
+            jobs.pop(name, None)
+            if not jobs:
+                self.jobs.pop(ns, None)
+            return (md_ns, md_name) if before is not None else None
+        now = job_observation(body)
+        if before == now:
+            return None
+        jobs[name] = now
+        return (md_ns, md_name)
+
+    def jobs_of(self, sandbox: str | None) -> tuple[JobObservation, ...]:
+        return tuple(sorted(self.jobs.get(sandbox, {}).values(), key=lambda j: j.name)) if sandbox else ()
 
     # --- the gatewayAPI router's HTTPRoutes ----------------------------------------------------------
     def observe_route(self, body: Mapping[str, Any], observation: RouteObservation | None) -> MDKey | None:

@@ -6,6 +6,8 @@ removals, the record (promotion, rollback and its evidence), then events.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from tollgate.api.spec import ModelDeploymentSpec, RouterKind
 from tollgate.api.status import TIMELINE_LIMIT, Condition, ModelDeploymentStatus, Phase, TimelineEntry
 from tollgate.engine import conditions as cond
@@ -18,14 +20,17 @@ from tollgate.engine.actions import (
     RecordEvidence,
     RollBack,
     SetWeight,
+    Wake,
 )
 from tollgate.engine.draft import Draft, seen_tokens, track_ready, with_template
 from tollgate.engine.evidence import evidence_payload
+from tollgate.engine.hook_jobs import hook_objects, job_ref
 from tollgate.engine.observations import Track as TrackName
 from tollgate.engine.policy import Policy
 from tollgate.engine.revision import fallback_revision
 from tollgate.engine.route_status import route_problem
 from tollgate.engine.routing import canary_replicas, split
+from tollgate.engine.rules.hooks import hook_deadline, live_hooks
 from tollgate.engine.rules.readiness import overdue
 from tollgate.engine.rules.shares import report_shares
 from tollgate.engine.sandbox import sandbox_namespace, sandbox_objects
@@ -41,6 +46,7 @@ def finish(d: Draft, policy: Policy | None) -> Decision:
     share_problem = report_shares(d, policy) if policy is not None else None
     d.st.timeline = _timeline(d)
     d.st.conditions = _conditions(d, policy, share_problem)
+    d.st.hooks = live_hooks(d.spec, d.st)
     st = d.st.freeze()
 
     actions: list[Action] = []
@@ -51,13 +57,19 @@ def finish(d: Draft, policy: Policy | None) -> Decision:
         rb = d.rollback
         actions.append(RollBack(rb.canary.revision, rb.canary.version,
                                 rb.stable.revision if rb.stable else None, rb.message, rb.incident, rb.cause))
-        actions.append(RecordEvidence(rb.incident, evidence_payload(
+        payload = evidence_payload(
             ctx=d.ctx, incident=rb.incident, result=rb.cause.result, reason=rb.cause.reason.value,
             message=rb.message, at=d.at, canary=rb.canary, stable=rb.stable, step=rb.step, weight=rb.weight,
             policy=policy, analysis=st.analysis, observations=d.obs.slos, timeline=st.timeline,
-        )))
+        )
+        hooks = [h.model_dump(mode="json", exclude_none=True) for h in st.hooks if h.revision == rb.canary.revision]
+        actions.append(RecordEvidence(rb.incident, {**payload, "hooks": hooks} if hooks else payload))
     actions.extend(d.events)
-    return Decision(status=st, actions=tuple(actions), at=d.now, wake=wake(policy, st, d.now))
+    woken = wake(policy, st, d.now)
+    hooked = hook_deadline(d.spec, st, d.now) if policy is not None and woken != Wake() else None
+    if hooked is not None and (woken.deadline is None or hooked < woken.deadline):
+        woken = replace(woken, deadline=hooked)
+    return Decision(status=st, actions=tuple(actions), at=d.now, wake=woken)
 
 
 def _desired(d: Draft, policy: Policy, st: ModelDeploymentStatus) -> list[Action]:
@@ -75,9 +87,13 @@ def _desired(d: Draft, policy: Policy, st: ModelDeploymentStatus) -> list[Action
             fallback=plan.to_fallback,
             fast=plan.to_fallback or after[0] < before[0],
         ))
-    actions.append(ApplyObjects((*sandbox_objects(d.spec, d.ctx), *workload_objects(d.spec, d.ctx, plan))))
+    hooks = hook_objects(d.spec, d.ctx, st)
+    actions.append(ApplyObjects((*sandbox_objects(d.spec, d.ctx), *workload_objects(d.spec, d.ctx, plan), *hooks)))
     ns = sandbox_namespace(d.spec, d.ctx)
     deletes: list[ObjectRef] = []
+    # Hook Jobs no record wants any more (a newer canary, a promotion, a changed hook spec): removed.
+    wanted = {h["metadata"]["name"] for h in hooks if h["kind"] == "Job"}
+    deletes.extend(job_ref(ns, j.name) for j in d.obs.jobs if j.name not in wanted)
     if plan.canary is None and d.obs.canary.revision is not None:
         deletes.append(deployment_ref(d.ctx, ns, TrackName.CANARY))
     if plan.fallback is None and d.obs.fallback.revision is not None:

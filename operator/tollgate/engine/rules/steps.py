@@ -24,6 +24,7 @@ from tollgate.engine.comparison import carry_forward
 from tollgate.engine.draft import Draft, track_ready
 from tollgate.engine.policy import Policy
 from tollgate.engine.routing import canary_replicas
+from tollgate.engine.rules.hooks import before_first_weight, before_promotion, during_analysis
 from tollgate.engine.rules.promotion import promotion_progress, start_promotion
 from tollgate.engine.rules.readiness import canary_ready, pods_detail
 from tollgate.engine.rules.rollback import roll_back
@@ -91,6 +92,8 @@ def progress(d: Draft, policy: Policy, tokens: ControlTokens) -> None:
         promotion_progress(d, policy)
         return
     _advance(d, policy, tokens, ready=ready, gate_waiting=waiting)
+    if d.rollback is None:
+        during_analysis(d)  # spec.hooks.duringAnalysis: from the first weight until promotion
 
 
 def _analyse(d: Draft, policy: Policy, *, entered: bool, ready: bool) -> bool:
@@ -187,6 +190,8 @@ def _advance(d: Draft, policy: Policy, tokens: ControlTokens, *, ready: bool, ga
                 d.phase(Phase.PROGRESSING, f"{label}: waiting for canary pods to be Ready before {step.weight}%"
                                            f"{pods_detail(d.obs.canary, canary)}")
                 return
+            if weight == 0 and not before_first_weight(d, label):
+                return  # spec.hooks.preTraffic / confirmRollout wait, or rolled the canary back
             d.st.canaryWeight = step.weight
             d.st.stepStartedAt = d.at
             d.st.passedAnalyses = 0
@@ -211,6 +216,8 @@ def _advance(d: Draft, policy: Policy, tokens: ControlTokens, *, ready: bool, ga
             d.phase(Phase.PROGRESSING, f"{label} at {weight}%: waiting for {', '.join(waits)}")
             return
         if index == len(steps) - 1:
+            if not before_promotion(d, label):
+                return  # spec.hooks.prePromotion waits, or rolled the canary back
             start_promotion(d, f"all {len(steps)} steps passed")
             promotion_progress(d, policy)
             return
