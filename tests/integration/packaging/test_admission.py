@@ -79,10 +79,19 @@ def operator_identity(cluster: Cluster, installed: install.Installed,
     return kc
 
 
+def hook_job(namespace: str) -> str:
+    """A Job like a hook's (spec.hooks): RBAC grants jobs cluster-wide, the policy confines them to sandboxes."""
+    return json.dumps({"apiVersion": "batch/v1", "kind": "Job",
+                       "metadata": {"name": f"hook-{uuid.uuid4().hex[:4]}", "namespace": namespace},
+                       "spec": {"backoffLimit": 0, "template": {"spec": {
+                           "restartPolicy": "Never", "containers": [{"name": "hook", "image": "busybox"}]}}}})
+
+
 def operator_writes(kubeconfig: Path, ns: str, *dry_run: str) -> dict[str, subprocess.CompletedProcess[str]]:
     """What a hostile spec (or a bug) would make the operator's identity do in namespace `ns`."""
     attempts = {
         "NetworkPolicy": kubectl_as(kubeconfig, "create", *dry_run, "-f", "-", stdin=network_policy(ns)),
+        "Job": kubectl_as(kubeconfig, "create", *dry_run, "-f", "-", stdin=hook_job(ns)),
         "ConfigMap": kubectl_as(kubeconfig, "create", "configmap", f"stolen-{uuid.uuid4().hex[:4]}", "-n", ns,
                                 "--from-literal=k=v", *dry_run),
         "label the namespace": kubectl_as(kubeconfig, "label", "namespace", ns, f"{OWNER_LABEL}=mine",
@@ -101,6 +110,7 @@ def test_the_operator_identity_cannot_write_into_a_namespace_without_the_ownersh
     # given RBAC alone would allow these writes (it grants them cluster-wide)
     assert install.can_i(cluster, installed.user, "create", "networkpolicies.networking.k8s.io", "-n", ns)
     assert install.can_i(cluster, installed.user, "create", "configmaps", "-n", ns)
+    assert install.can_i(cluster, installed.user, "create", "jobs.batch", "-n", ns)
     # when the operator's identity writes there directly, bypassing Tollgate's code
     attempts = operator_writes(operator_identity, ns)
     # then the API server's admission policy refuses every one, saying why
@@ -141,6 +151,8 @@ def test_the_operator_identity_may_create_and_use_a_labelled_sandbox_and_write_e
     assert kubectl_as(operator_identity, "create", "-f", "-", stdin=labelled).returncode == 0
     try:
         res = kubectl_as(operator_identity, "create", "-f", "-", stdin=network_policy(sandbox))
+        assert res.returncode == 0, res.stderr
+        res = kubectl_as(operator_identity, "create", "--dry-run=server", "-f", "-", stdin=hook_job(sandbox))
         assert res.returncode == 0, res.stderr
         evidence = json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
             "name": "md-incident-1", "namespace": namespace, "labels": {"tollgate.dev/evidence": "true"},

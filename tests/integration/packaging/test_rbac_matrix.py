@@ -37,13 +37,25 @@ def test_rendered_rules_have_no_wildcards_no_escalation_and_no_broad_secret_acce
             if "pods" in rule["resources"]:
                 # the tracks' pods are read (why a canary is not Ready), never written
                 assert rule["resources"] == ["pods"] and set(rule["verbs"]) == {"get", "list", "watch"}, rule
-            if "secrets" in rule["resources"]:
+            if "secrets" in rule["resources"] and role["kind"] == "ClusterRole":
+                # confirmRollout gates: only get, only the Secret names the chart lists (hooks.webhookSecretNames)
+                assert rule["resources"] == ["secrets"] and rule["verbs"] == ["get"], rule
+                assert rule["resourceNames"] == [WEBHOOK_SECRET], rule
+            elif "secrets" in rule["resources"]:
                 # only in a namespaced Role, only get, only the named Prometheus credentials
                 assert role["kind"] == "Role" and rule["verbs"] == ["get"]
                 assert rule["resourceNames"] == [install.PROM_SECRET]
 
 
+WEBHOOK_SECRET = "tollgate-confirm-rollout"
+"""The chart's default hooks.webhookSecretNames: the one Secret name a confirmRollout gate may use."""
+
 ALLOWED = [
+    # hook Jobs (spec.hooks) in sandboxes: applied, watched, deleted
+    ("create", "jobs.batch", "-n", "any-ns"), ("patch", "jobs.batch", "-n", "any-ns"),
+    ("delete", "jobs.batch", "-n", "any-ns"), ("watch", "jobs.batch", "-A"),
+    # confirmRollout gates: the URL and token Secret of that one name
+    ("get", f"secrets/{WEBHOOK_SECRET}", "-n", "any-ns"),
     ("watch", "pods", "-A"),
     ("list", "modeldeployments.tollgate.dev", "-A"),
     ("watch", "modeldeployments.tollgate.dev", "-A"),
@@ -83,6 +95,9 @@ def denied(inst: install.Installed) -> list[tuple[str, ...]]:
         ("get", "secrets", "-A"), ("list", "secrets", "-A"), ("watch", "secrets", "-A"),
         ("list", "secrets", "-n", ns), ("watch", "secrets", "-n", ns), ("get", "secrets/other-secret", "-n", ns),
         ("get", f"secrets/{install.PROM_SECRET}", "-n", "default"), ("create", "secrets", "-n", ns),
+        ("list", "secrets", "-n", "any-ns"), ("watch", "secrets", "-n", "any-ns"),
+        ("get", "secrets/other-secret", "-n", "any-ns"), ("update", f"secrets/{WEBHOOK_SECRET}", "-n", "any-ns"),
+        # hook Jobs run as pods the job controller creates: the operator still creates no pods itself
         # no privilege escalation
         ("escalate", "clusterroles"), ("bind", "clusterroles"), ("escalate", "roles", "-n", ns),
         ("bind", "roles", "-n", ns), ("create", "clusterrolebindings"), ("create", "rolebindings", "-n", ns),
