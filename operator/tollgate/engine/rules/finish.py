@@ -20,7 +20,6 @@ from tollgate.engine.actions import (
     RecordEvidence,
     RollBack,
     SetWeight,
-    Wake,
 )
 from tollgate.engine.draft import Draft, seen_tokens, track_ready, with_template
 from tollgate.engine.evidence import evidence_payload
@@ -66,7 +65,8 @@ def finish(d: Draft, policy: Policy | None) -> Decision:
         actions.append(RecordEvidence(rb.incident, {**payload, "hooks": hooks} if hooks else payload))
     actions.extend(d.events)
     woken = wake(policy, st, d.now)
-    hooked = hook_deadline(d.spec, st, d.now) if policy is not None and woken != Wake() else None
+    acting = policy is not None and st.phase is not Phase.STALLED and not st.killSwitchActive
+    hooked = hook_deadline(d.spec, st, d.now) if acting else None
     if hooked is not None and (woken.deadline is None or hooked < woken.deadline):
         woken = replace(woken, deadline=hooked)
     return Decision(status=st, actions=tuple(actions), at=d.now, wake=woken)
