@@ -97,7 +97,7 @@ def test_failed_pre_traffic_job_rolls_back_before_a_single_request_with_evidence
     sim.step()
     sim.step()
     # when the Job fails
-    job = sim.end_job("preTraffic", JobState.FAILED, "BackoffLimitExceeded", "Job has reached the specified backoff limit")
+    job = sim.end_job("preTraffic", JobState.FAILED, "BackoffLimitExceeded", "Job has reached the backoff limit")
     d = sim.step()
     # then the canary is rolled back in that decision, having never had a weight above 0
     assert d.status.phase in (Phase.ROLLED_BACK, Phase.ROLLING_BACK)
