@@ -17,6 +17,9 @@ class HookPhase(StrEnum):
     """The Job completed (exit 0), or the gate answered 200."""
     FAILED = "Failed"
     """The Job failed or outlived its timeout; its failurePolicy applied."""
+    STOPPED = "Stopped"
+    """Its Job was removed while it ran: the canary ended (promoted, rolled back) or, for duringAnalysis,
+    promotion started."""
     HOLDING = "Holding"
     """The confirmation gate answered something other than 200 (or nothing): asked again later."""
 

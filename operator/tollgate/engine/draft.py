@@ -13,6 +13,7 @@ from datetime import datetime
 from pydantic import ConfigDict
 
 from tollgate.api.controls import CONTROLS, ControlTokens
+from tollgate.api.hook_status import HookPhase, HookStatus
 from tollgate.api.spec import ModelDeploymentSpec
 from tollgate.api.status import HISTORY_LIMIT, HistoryEntry, ModelDeploymentStatus, Phase, RevisionRef
 from tollgate.engine.actions import Action, Cause, Context, EmitEvent, EventType, Reason
@@ -68,6 +69,13 @@ def seen_tokens(prev: ControlTokens, observed: ControlTokens, *, defer: frozense
     })
 
 
+def _hook_line(h: HookStatus) -> str:
+    """A hook in a history entry. One still running when its rollout ends is stopped (its Job is removed,
+    engine.rules.hooks.live_hooks)."""
+    phase = HookPhase.STOPPED if h.phase is HookPhase.RUNNING and h.job else h.phase
+    return f"{h.name}: {phase.value}" + (" (ignored)" if h.ignored else "") + (f" (job {h.job})" if h.job else "")
+
+
 @dataclass(frozen=True)
 class RollbackRecord:
     """What a rollback in this decision ended, as it was at that moment (for the action and evidence)."""
@@ -116,8 +124,7 @@ class Draft:
                 acted_by: str | None = None) -> None:
         """A finished rollout, with who approved its gates (status.approvedBy, reset for each canary) and
         who ended it by a control, so the record keeps who acted after status moves on."""
-        hooks = [f"{h.name}: {h.phase.value}{' (ignored)' if h.ignored else ''}{f' (job {h.job})' if h.job else ''}"
-                 for h in self.st.hooks if h.revision == ref.revision][:4]
+        hooks = [_hook_line(h) for h in self.st.hooks if h.revision == ref.revision][:4]
         entry = HistoryEntry(revision=ref.revision, version=ref.version, result=result, reason=reason,
                              at=self.at, incident=incident, approvedBy=self.st.approvedBy, actedBy=acted_by,
                              hooks=hooks)

@@ -121,6 +121,8 @@ def wanted_jobs(spec: ModelDeploymentSpec, ctx: Context, st: ModelDeploymentStat
     duringAnalysis Job stops when promotion starts; nothing runs for a canary that ended."""
     out = []
     for entry in st.hooks:
+        if entry.phase is HookPhase.STOPPED:
+            continue
         if entry.job is None or entry.job != job_name(spec, ctx, entry.name, entry.revision):
             continue  # no such hook any more, or its spec changed: that Job goes (its result stays)
         running_canary = st.canary is not None and st.canary.revision == entry.revision

@@ -125,7 +125,7 @@ def test_during_analysis_load_job_lets_a_model_without_traffic_reach_a_verdict(
     assert len(passed) == 2, passed
     assert stack.simulator.served.get(((namespace, "quiet"), "stable"), 0) == 0  # no user traffic anywhere
     assert canary_served(stack, namespace, "quiet") >= 2 * 20
-    assert st["history"][0]["hooks"][0].startswith("duringAnalysis: Running"), st["history"][0]
+    assert st["history"][0]["hooks"][0].startswith("duringAnalysis: Stopped"), st["history"][0]
     # and the load Job was removed at promotion
     wait_for("the load Job removed", lambda: not jobs(stack, st["sandboxNamespace"]), timeout=30)
 

@@ -158,8 +158,9 @@ def test_during_analysis_job_starts_with_the_first_weight_and_goes_when_promotio
         d = sim.tick(GOOD)
         if sim.status.promotingSince is not None or sim.status.phase is Phase.SUCCEEDED:
             break
-    # then the running Job is not wanted any more and is deleted
+    # then the running Job is not wanted any more and is deleted, and status says it was stopped
     assert not objects_of(d, "Job")
+    assert hook(sim, "duringAnalysis").phase is HookPhase.STOPPED
     assert any(r.name == job[0] for a in d.of_type(DeleteObjects) for r in a.refs)
 
 

@@ -45,7 +45,7 @@ def finish(d: Draft, policy: Policy | None) -> Decision:
     share_problem = report_shares(d, policy) if policy is not None else None
     d.st.timeline = _timeline(d)
     d.st.conditions = _conditions(d, policy, share_problem)
-    d.st.hooks = live_hooks(d.spec, d.st)
+    d.st.hooks = live_hooks(d.st, d.at)
     st = d.st.freeze()
 
     actions: list[Action] = []

@@ -185,11 +185,21 @@ def during_analysis(d: Draft) -> bool:
     return True
 
 
-def live_hooks(spec: ModelDeploymentSpec, st: ModelDeploymentStatus) -> list[HookStatus]:
-    """The records status keeps: those of the running canary, or of the latest one when none runs."""
-    if st.canary is not None:
-        return [h for h in st.hooks if h.revision == st.canary.revision]
-    return list(st.hooks)
+def live_hooks(st: ModelDeploymentStatus, at: str) -> list[HookStatus]:
+    """The records status keeps: those of the running canary, or of the latest one when none runs. A Job
+    hook still running when its canary ended (or, duringAnalysis, when promotion started) is Stopped: its
+    Job is removed."""
+    entries = [h for h in st.hooks if st.canary is None or h.revision == st.canary.revision]
+    out = []
+    for entry in entries:
+        ended = st.canary is None
+        stopping = entry.name == DURING_ANALYSIS and st.promotingSince is not None
+        if entry.phase is HookPhase.RUNNING and entry.job is not None and (ended or stopping):
+            why = "promotion started" if stopping and not ended else "the canary ended"
+            entry = entry.model_copy(update={"phase": HookPhase.STOPPED, "finishedAt": at,  # noqa: PLW2901
+                                             "message": f"job {entry.job} removed while running: {why}"})
+        out.append(entry)
+    return out
 
 
 def history_summary(st: ModelDeploymentStatus, revision: str) -> list[str]:
@@ -207,7 +217,7 @@ def history_summary(st: ModelDeploymentStatus, revision: str) -> list[str]:
 def hook_deadline(spec: ModelDeploymentSpec, st: ModelDeploymentStatus, now: datetime) -> datetime | None:
     """When a running hook changes by time alone: a Job's timeout, or the gate's next question."""
     times: list[datetime] = []
-    for entry in live_hooks(spec, st):
+    for entry in st.hooks:
         started = parse_time(entry.startedAt)
         if started is None or st.canary is None or entry.revision != st.canary.revision:
             continue
