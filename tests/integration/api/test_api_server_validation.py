@@ -398,6 +398,24 @@ BAD = [
     ),
     Bad("metrics-profile", _set("metrics", {"profile": "linkerd"}), "spec.metrics.profile",
         'Unsupported value: "linkerd"'),
+    Bad(
+        "hook-timeout-too-long",
+        _set("hooks.preTraffic", {"image": "registry.example/smoke:1", "timeout": "7h"}),
+        "spec.hooks.preTraffic.timeout",
+        "must be between 1s and 6h",
+    ),
+    Bad(
+        "hook-failure-policy-unknown",
+        _set("hooks.prePromotion", {"image": "registry.example/check:1", "failurePolicy": "retry"}),
+        "spec.hooks.prePromotion.failurePolicy",
+        'Unsupported value: "retry"',
+    ),
+    Bad(
+        "confirm-rollout-interval-zero",
+        _set("hooks.confirmRollout", {"interval": "0s"}),
+        "spec.hooks.confirmRollout.interval",
+        "must be between 1s and 10m",
+    ),
 ]
 
 
