@@ -10,6 +10,7 @@ control is adding a field here (and the rule that gives it meaning, in the engin
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict
@@ -30,6 +31,12 @@ class ControlTokens(BaseModel):
     """Roll the canary back now, with an evidence record."""
     retry: str | None = None
     """Start the rolled-back revision again from step 1."""
+    drillKillSwitch: str | None = None
+    """Rehearse the kill switch: all traffic to the fallback, time it, then back (annotation
+    tollgate.dev/drill-kill-switch; api.drills)."""
+    drillRollback: str | None = None
+    """Rehearse a rollback: roll the running canary back as an abort does, and time it (annotation
+    tollgate.dev/drill-rollback; api.drills)."""
 
     def token(self, control: str) -> str | None:
         value: str | None = getattr(self, control)
@@ -41,8 +48,9 @@ CONTROLS: tuple[str, ...] = tuple(ControlTokens.model_fields)
 
 
 def annotation(control: str) -> str:
-    """The annotation that carries a control's token, e.g. tollgate.dev/approve."""
-    return ANNOTATION_PREFIX + control
+    """The annotation that carries a control's token, e.g. tollgate.dev/approve; a camelCase control is
+    written in kebab case, as annotation keys are (drillKillSwitch: tollgate.dev/drill-kill-switch)."""
+    return ANNOTATION_PREFIX + re.sub(r"(?<!^)(?=[A-Z])", "-", control).lower()
 
 
 def summary(control: str) -> str:

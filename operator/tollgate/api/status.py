@@ -14,6 +14,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from tollgate.api.controls import ControlTokens
+from tollgate.api.drills import DrillStatus
 from tollgate.api.hook_status import HookStatus
 from tollgate.api.spec import ModelRef, Runtime
 
@@ -321,6 +322,9 @@ class ModelDeploymentStatus(_Status):
     """Decisions of the current rollout, oldest first; copied into the evidence of a rollback."""
     hooks: Annotated[list[HookStatus], Field(max_length=4)] = Field(default_factory=list)
     """The hooks (spec.hooks) of the current or latest canary: their Jobs, phases and outcomes."""
+    lastDrill: DrillStatus | None = None
+    """The last drill (kubectl tollgate drill): kind, who asked, when, the measured time to fallback and the
+    outcome (api.drills)."""
 
 
 def bounded(value: object, limit: int = STATUS_STRING_MAX_LENGTH) -> object:

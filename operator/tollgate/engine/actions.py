@@ -64,6 +64,13 @@ class Reason(StrEnum):
     HOOK_SUCCEEDED = "HookSucceeded"
     HOOK_FAILED = "HookFailed"
     HOOK_HOLDING = "HookHolding"
+    DRILL_STARTED = "DrillStarted"
+    DRILL_REFUSED = "DrillRefused"
+    DRILL_ROLLED_BACK = "DrillRolledBack"
+    DRILL_MEASURED = "DrillMeasured"
+    DRILL_PASSED = "DrillPassed"
+    DRILL_FAILED = "DrillFailed"
+    DRILL_INTERRUPTED = "DrillInterrupted"
 
 
 @dataclass(frozen=True)
@@ -136,14 +143,18 @@ class Cause(StrEnum):
     rolled back when the kubelet reports it, not at the progress deadline."""
     HOOK = "hook"
     """A hook (spec.hooks) with failurePolicy rollback failed or outlived its timeout."""
+    DRILL = "drill"
+    """Somebody asked for a rollback drill (tollgate.dev/drill-rollback): a rehearsal, not a regression."""
 
     @property
     def reason(self) -> Reason:
+        if self is Cause.DRILL:
+            return Reason.DRILL_ROLLED_BACK
         return Reason.ABORTED if self is Cause.ABORT else Reason.ROLLED_BACK
 
     @property
     def result(self) -> str:
-        """The history entry's result (Aborted or RolledBack)."""
+        """The history entry's result (Aborted, RolledBack or DrillRolledBack)."""
         return self.reason.value
 
 
@@ -177,7 +188,18 @@ class EmitEvent:
     message: str
 
 
-Action = SetWeight | ApplyObjects | DeleteObjects | Promote | RollBack | RecordEvidence | EmitEvent
+@dataclass(frozen=True)
+class DrillRecorded:
+    """Notification: a drill ended (api.drills); `seconds` is its measured time to fallback (None when it
+    never got there), recorded as the operator's metric tollgate_drill_seconds."""
+
+    kind: str
+    outcome: str
+    seconds: float | None
+
+
+Action = (SetWeight | ApplyObjects | DeleteObjects | Promote | RollBack | RecordEvidence | EmitEvent
+          | DrillRecorded)
 
 
 @dataclass(frozen=True)

@@ -146,6 +146,16 @@ class RouteObservation:
     parents: tuple[ParentRouteStatus, ...] = ()
 
 
+@dataclass(frozen=True)
+class RoutingObservation:
+    """Where the router sends requests, as the watch of its own object reports it (not what a decision
+    meant to do): the replicas router's Service selector, or the gatewayAPI router's HTTPRoute weights."""
+
+    sole: Track | None
+    """The one track that gets every request (the Service selects only its pods; the route weighs it 100
+    and every other backend 0), or None while traffic is split between tracks."""
+
+
 Controls = ControlTokens
 """Control annotations on the ModelDeployment, one token each (api.controls)."""
 
@@ -173,6 +183,9 @@ class Observations:
     """The ModelDeployment's hook Jobs in its sandbox (engine.rules.hooks)."""
     webhook: WebhookAnswer | None = None
     """The confirmation gate's answer, when the runtime asked it for this decision (Case.webhook_due)."""
+    routing: RoutingObservation | None = None
+    """Where the router sends requests now (None: its object has not been seen): a drill's time to fallback
+    ends when every request goes to the target track (engine.rules.drills)."""
 
     def job(self, name: str) -> JobObservation | None:
         return next((j for j in self.jobs if j.name == name), None)

@@ -16,6 +16,10 @@ The rules, in the order a decision applies them:
    all traffic to the fallback (spec.fallback, else status.lastKnownGood) once it is Ready (stable
    serves until then); with no fallback at all -> Stalled, stable keeps serving. Kill switch off ->
    back to normal; an interrupted canary restarts at step one.
+2b. Drills (tollgate.dev/drill-kill-switch, drill-rollback; engine.rules.drills): a kill-switch drill runs
+   rule 2 until all traffic is observed on the fallback, then releases it; a rollback drill rolls the
+   canary back as abort does. Each is timed from the decision that acted on it to the first decision
+   observing all traffic on the fallback or stable (status.lastDrill), or refused with the fix.
 3. First deployment (nothing has served yet) -> straight to the stable track, no canary.
 4. A new revision while a canary runs -> the canary is Superseded (history), all traffic back on
    stable, a new canary starts at step one. Replica or policy changes are not new revisions.
@@ -63,6 +67,7 @@ from tollgate.engine.draft import Draft, new_tokens
 from tollgate.engine.hook_observations import WebhookCall
 from tollgate.engine.observations import AnalysisRequest, Observations
 from tollgate.engine.policy import Policy, plan_problem, resolve_policy
+from tollgate.engine.rules import drills
 from tollgate.engine.rules.finish import finish
 from tollgate.engine.rules.hooks import webhook_due
 from tollgate.engine.rules.kill_switch import kill_switch_off, kill_switch_on, stall
@@ -153,18 +158,26 @@ class Case:
 
         if policy is None:  # rule 1: nothing applied
             stall(d, self.problem or "invalid spec", apply=False)
+            drills.interrupt(d, None, "the spec cannot be acted on")
+            drills.refuse_new(d, tokens, f"the spec cannot be acted on: {d.st.message}")
             return finish(d, None)
         if spec.killSwitch:  # rule 2
+            drills.interrupt(d, policy, "the kill switch was turned on (spec.killSwitch)")
             kill_switch_on(d)
+            drills.refuse_new(d, tokens, f"the kill switch is on (spec.killSwitch): turn it off (kubectl tollgate "
+                                         f"unkill {self.ctx.name}) before a drill")
             return finish(d, policy)
-        if status.killSwitchActive:
+        if drills.start(d, policy, tokens) or drills.kill_switch_drill(d, policy):  # rule 2b
+            return drills.with_wake(finish(d, policy), policy)
+        if d.st.killSwitchActive:  # (a kill-switch drill may have released it in this decision)
             kill_switch_off(d, policy)
         problem = plan_problem(policy)
         if problem is not None:
             stall(d, problem, apply=False)
             return finish(d, policy)
         reconcile(d, policy, tokens)  # rules 3-10
-        return finish(d, policy)
+        drills.follow(d, policy)
+        return drills.with_wake(finish(d, policy), policy)
 
 
 def decide(

@@ -22,10 +22,12 @@ from tollgate.engine.observations import (
     Controls,
     MetricValue,
     Observations,
+    RoutingObservation,
     SLOObservation,
     TrackObservation,
 )
 from tollgate.engine.rollout import decide
+from tollgate.engine.serving import route_routing, service_routing
 from tollgate.engine.status_size import compact, expand
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -117,6 +119,9 @@ class Sim:
     decisions: list[Decision] = field(default_factory=list)
     scrape_interval: float | None = None
     """The operator's --scrape-interval (None: looks every analysis interval)."""
+    routing: RoutingObservation | None = None
+    """Where the router sends requests, read back from the Service or HTTPRoute the last decision applied
+    (so a decision observes the switch the previous one made)."""
 
     def observations(self, slos: tuple[SLOObservation, ...] | None) -> Observations:
         def track(name: str) -> TrackObservation:
@@ -128,7 +133,7 @@ class Sim:
 
         return Observations(generation=self.ctx.generation, stable=track("stable"), canary=track("canary"),
                             fallback=track("fallback"), sandbox_ready=True, slos=slos,
-                            controls=self.controls)
+                            controls=self.controls, routing=self.routing)
 
     def step(self, slos: tuple[SLOObservation, ...] | None = None, after: float = 0.0) -> Decision:
         """Advance the clock by `after` seconds, decide, and let the cluster converge."""
@@ -138,6 +143,11 @@ class Sim:
         self.decisions.append(decision)
         self.status = persisted(decision.status)
         self.tracks.update(deployments_of(decision))
+        for obj in objects_of(decision, "Service"):
+            if obj["metadata"]["name"] == self.ctx.name:
+                self.routing = service_routing(obj)
+        for obj in objects_of(decision, "HTTPRoute"):
+            self.routing = route_routing(obj, self.ctx)
         for action in decision.of_type(DeleteObjects):
             for ref in action.refs:
                 self.tracks.pop(ref.name.rsplit("-", 1)[-1], None)

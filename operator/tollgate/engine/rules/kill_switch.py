@@ -29,8 +29,9 @@ def stall(d: Draft, message: str, *, apply: bool) -> None:
         d.st.fallback = None
 
 
-def kill_switch_on(d: Draft) -> None:
-    if not d.prev.killSwitchActive:
+def kill_switch_on(d: Draft, *, drill: bool = False) -> None:
+    """`drill`: a kill-switch drill runs these rules (engine.rules.drills), which says so in its own events."""
+    if not d.prev.killSwitchActive and not drill:
         d.event(Reason.KILL_SWITCH_ON, "kill switch on: canary weight 0, traffic to the fallback", warning=True)
     d.cut_canary()
     d.st.killSwitchActive = True
@@ -54,8 +55,9 @@ def kill_switch_on(d: Draft) -> None:
                                 f"until the fallback is Ready ({d.obs.fallback.ready}/{d.spec.replicas})")
 
 
-def kill_switch_off(d: Draft, policy: Policy) -> None:
-    d.event(Reason.KILL_SWITCH_OFF, "kill switch off: back to normal routing")
+def kill_switch_off(d: Draft, policy: Policy, *, drill: bool = False) -> None:
+    if not drill:
+        d.event(Reason.KILL_SWITCH_OFF, "kill switch off: back to normal routing")
     d.st.killSwitchActive = False
     d.st.fallback = None
     if d.st.canary is not None:
