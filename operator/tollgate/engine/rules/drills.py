@@ -55,7 +55,9 @@ def refuse_new(d: Draft, tokens: ControlTokens, why: str) -> None:
 
 
 def _refuse(d: Draft, kind: DrillKind, token: str, why: str) -> None:
-    d.st.lastDrill = DrillStatus(kind=kind, requestedBy=token, outcome=DrillOutcome.REFUSED, message=why)
+    """Status keeps a running drill's record (the refusal is then in the event alone)."""
+    if d.st.lastDrill is None or not d.st.lastDrill.active:
+        d.st.lastDrill = DrillStatus(kind=kind, requestedBy=token, outcome=DrillOutcome.REFUSED, message=why)
     d.event(Reason.DRILL_REFUSED, f"{kind} drill requested by {token} refused: {why}", warning=True)
     d.notices.append(DrillRecorded(kind.value, DrillOutcome.REFUSED.value, None))
 
