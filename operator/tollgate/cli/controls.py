@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tollgate.api.controls import CONTROLS, annotation, summary
+from tollgate.api.drills import DRILL_CONTROLS
 from tollgate.api.status import ROLLBACK_PHASES, ROLLOUT_PHASES, Phase
 from tollgate.cli.errors import CliError, Exit
 from tollgate.cli.view import Obj, gate_waiting, meta, status_of, steps_of
@@ -33,7 +34,8 @@ class AnnotationControl:
         return self.name
 
 
-ANNOTATION_CONTROLS = {c: AnnotationControl(c) for c in CONTROLS}
+ANNOTATION_CONTROLS = {c: AnnotationControl(c) for c in CONTROLS if c not in DRILL_CONTROLS.values()}
+"""The controls with a command of their own (a drill's are `drill KIND`, tollgate.cli.drills)."""
 APPROVE = ANNOTATION_CONTROLS["approve"]
 PROMOTE = ANNOTATION_CONTROLS["promote"]
 ABORT = ANNOTATION_CONTROLS["abort"]

@@ -19,9 +19,9 @@ from typing import Any, TextIO
 import yaml
 
 from tollgate.api import resource
-from tollgate.api.controls import CONTROLS
 from tollgate.api.controls import summary as control_summary
-from tollgate.cli import actions, view
+from tollgate.api.drills import DrillKind
+from tollgate.cli import actions, drills, view
 from tollgate.cli import controls as ctl
 from tollgate.cli.cluster import Session, connect
 from tollgate.cli.errors import CliError, Exit, exit_codes_text
@@ -36,9 +36,10 @@ PROG = "kubectl tollgate"
 OVERVIEW = f"""\
 Watch and steer Tollgate rollouts (ModelDeployment, {resource.API_VERSION}).
 
-Reads: get, status, history, evidence. Controls: {", ".join(CONTROLS)} (annotations
+Reads: get, status, history, evidence. Controls: {", ".join(ctl.ANNOTATION_CONTROLS)} (annotations
 tollgate.dev/<control>=<you>@<time>, acted on once per distinct value) and pause, resume, kill,
-unkill (spec.paused, spec.killSwitch). The plugin never writes status: the operator does, and
+unkill (spec.paused, spec.killSwitch). Rehearsals: drill kill-switch|rollback (annotations
+tollgate.dev/drill-kill-switch, tollgate.dev/drill-rollback). The plugin never writes status: the operator does, and
 `status` shows what it did. Controls work from Git as well: commit the same annotation or field.
 
 examples:
@@ -162,6 +163,30 @@ GitOps: a spec change; commit it to Git if Argo CD or Flux manages the object.
 examples:
   kubectl tollgate unkill fraud-scorer
 """),
+    "drill": ("rehearse the kill switch or a rollback for real, and time it", """\
+Write tollgate.dev/drill-kill-switch=<you>@<time> (or drill-rollback=<you>@<time>). The operator
+rehearses the escape route on the live ModelDeployment and records the measured time to fallback in
+status.lastDrill (shown by `status`), in the history and as its metric tollgate_drill_seconds.
+
+  kill-switch  all traffic to the fallback (spec.fallback, else lastKnownGood), exactly as the kill
+               switch does; timed until every request goes to the fallback with all its pods Ready;
+               then traffic goes back where it was, timed too. Needs a fallback other than the
+               version serving (pin spec.fallback) and no canary in progress.
+  rollback     the running canary is rolled back as `abort` does (its evidence and history say
+               DrillRolledBack); timed until every request goes to a fully Ready stable. The
+               canary stays rolled back: `retry` starts it again from step 1. Needs a canary
+               taking traffic.
+
+Times run from the operator acting on the request to it observing the router (the Service's
+selector, or the HTTPRoute's weights) send every request to the target track. A drill whose target
+is not there within progressDeadline ends Failed: the route does not work, fix it before you need it.
+Refused (exit 5, nothing written) when the route does not exist now; the message names the fix.
+--wait waits for the outcome: exit 0 Passed, 5 Refused, 1 Failed or Interrupted, 10 timeout.
+
+examples:
+  kubectl tollgate drill kill-switch fraud-scorer --wait
+  kubectl tollgate drill rollback fraud-scorer -n ml-team --wait --timeout 5m
+"""),
     "history": ("list finished rollouts (promoted, rolled back, aborted, superseded)", """\
 Print status.history, newest first: when each rollout ended, its version and revision, the result
 (Promoted, RolledBack, Aborted, Superseded), the evidence record of a rollback and why it ended.
@@ -264,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeline", type=int, default=8, metavar="N", help="latest N timeline entries (default 8)")
     output(p)
 
-    for control in CONTROLS:
+    for control in ctl.ANNOTATION_CONTROLS:
         p = sub(control)
         name(p)
         if control == "promote":
@@ -273,6 +298,12 @@ def build_parser() -> argparse.ArgumentParser:
         wait(p)
     for toggle in ("pause", "resume", "kill", "unkill"):
         name(sub(toggle))
+
+    p = sub("drill")
+    p.add_argument("kind", choices=[k.value for k in DrillKind], metavar="KIND",
+                   help="kill-switch or rollback")
+    name(p)
+    wait(p)
 
     p = sub("history")
     name(p)
@@ -448,6 +479,25 @@ def _toggle_command(toggle: ctl.SpecToggle) -> Callable[[Session, argparse.Names
     return run
 
 
+def cmd_drill(s: Session, args: argparse.Namespace, out: Out) -> int:
+    kind = DrillKind(args.kind)
+    done = drills.write_drill(s, s.namespace, args.name, kind, _now())
+    out.print(f"{args.name}: {done.what} written; {done.does}")
+    if not args.wait:
+        return Exit.OK
+    assert done.value is not None
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        drill = drills.drill_outcome(s.get(s.namespace, args.name), kind, done.value)
+        if drill is not None:
+            out.print(f"{args.name}: {drills.drill_text(drill)}")
+            return int(drills.exit_of(drill))
+        time.sleep(0.5)
+    raise CliError(f"the drill asked for by {done.what} did not end within {args.timeout:g}s (is the operator "
+                   f"running and watching this namespace? `kubectl tollgate status {args.name}` shows it)",
+                   Exit.TIMEOUT)
+
+
 def cmd_history(s: Session, args: argparse.Namespace, out: Out) -> int:
     obj = s.get(s.namespace, args.name)
     if args.output != "table":
@@ -490,6 +540,7 @@ COMMANDS: dict[str, Callable[[Session, argparse.Namespace, Out], int]] = {
     "resume": _toggle_command(ctl.RESUME),
     "kill": _toggle_command(ctl.KILL),
     "unkill": _toggle_command(ctl.UNKILL),
+    "drill": cmd_drill,
     "history": cmd_history,
     "evidence": cmd_evidence,
     "dashboard": cmd_dashboard,

@@ -246,9 +246,25 @@ def status_view(obj: Obj, now: datetime, timeline: int = 8) -> dict[str, Any]:
         "slos": slos,
         "conditions": list(st.get("conditions") or []),
         "lastIncident": st.get("lastIncident"),
+        "lastDrill": st.get("lastDrill"),
         "timeline": list(st.get("timeline") or [])[-timeline:] if timeline > 0 else [],
         "age": age(m.get("creationTimestamp"), now),
     }
+
+
+def drill_line(drill: Mapping[str, Any]) -> str:
+    """status.lastDrill in one line: kind, outcome, who asked, when, the measured times, the message."""
+    text = f"{drill.get('kind')} {drill.get('outcome')} by {drill.get('requestedBy')}"
+    if drill.get("startedAt"):
+        text += f" at {drill['startedAt']}"
+    if drill.get("secondsToFallback") is not None:
+        text += (f": time to fallback {drill['secondsToFallback']:.2f}s "
+                 f"({drill.get('fromVersion')} -> {drill.get('toVersion')})")
+    if drill.get("secondsToRestore") is not None:
+        text += f", restored in {drill['secondsToRestore']:.2f}s"
+    if drill.get("message"):
+        text += f" — {drill['message']}"
+    return text
 
 
 def watch_outcome(obj: Obj) -> Exit | None:
@@ -359,6 +375,8 @@ def render_status(view: Mapping[str, Any], now: datetime, style: Style = Style()
     lines.append(f"Approved by:   {view['approvedBy'] or '-'}")
     if view["lastIncident"]:
         lines.append(f"Last incident: {view['lastIncident']}   (kubectl tollgate evidence {view['name']})")
+    if view.get("lastDrill"):
+        lines.append(f"Last drill:    {drill_line(view['lastDrill'])}")
     if view["gitops"]:
         lines.append(f"Managed by:    {view['gitops']}")
     hint = next_step_hint(view)

@@ -40,13 +40,16 @@ def drill_refusal(kind: DrillKind, spec: ModelDeploymentSpec, status: ModelDeplo
             return (f"canary {status.canary.version} is in progress ({status.phase}): the kill switch would "
                     f"restart it at step 1; rehearse `kubectl tollgate drill rollback {name}` on it, or drill the "
                     "kill switch when no rollout runs")
-        fallback = drill_fallback(spec, status)
-        if fallback is None:
-            return ("no fallback: spec.fallback is not set and status.lastKnownGood cannot be rendered; set "
+        pinned = fallback_revision(spec, status)
+        if pinned is None:
+            return ("no fallback: spec.fallback is not set and there is no lastKnownGood; set "
                     "spec.fallback.version to a version you trust")
-        if fallback.revision == stable.revision:
-            return (f"no fallback pinned: the kill switch would fall back to lastKnownGood {fallback.version}, "
+        if pinned.revision == stable.revision:
+            return (f"no fallback pinned: the kill switch would fall back to lastKnownGood {pinned.version}, "
                     f"the version serving now, so no traffic would move; set spec.fallback.version to an earlier "
+                    "version you trust")
+        if drill_fallback(spec, status) is None:
+            return (f"fallback {pinned.version} cannot be re-created from status; set spec.fallback.version to a "
                     "version you trust")
         return None
     canary = status.canary

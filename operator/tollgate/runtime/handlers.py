@@ -196,7 +196,17 @@ async def child_event(event: kopf.RawEvent, body: kopf.Body, memo: Any, **_: Any
     rt = _rt(memo)
     if event.get("type") is None:
         rt.watch_listed(body.get("kind") or "child")
-    child_drift(rt, body, event.get("type") == "DELETED")
+    deleted = event.get("type") == "DELETED"
+    child_drift(rt, body, deleted)
+    owner = rt.registry.observe_routing(body, deleted)
+    if owner is not None and drill_running(owner.body):
+        owner.kick()  # a drill times the moment the router really moved: decide on it now
+
+
+def drill_running(body: dict[str, Any] | None) -> bool:
+    """The ModelDeployment's last drill is still running (status.lastDrill.outcome Running)."""
+    drill = ((body or {}).get("status") or {}).get("lastDrill") or {}
+    return bool(drill.get("outcome") == "Running")
 
 
 for _group, _version, _plural in CHILD_KINDS:

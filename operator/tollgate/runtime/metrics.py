@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
 from tollgate.api.status import ModelDeploymentStatus, Phase
-from tollgate.engine.actions import Context
+from tollgate.engine.actions import Context, DrillRecorded
 from tollgate.engine.observations import SLOObservation
 
 
@@ -72,6 +72,12 @@ TENANT_BUDGET_EXCEEDED = Counter("tollgate_tenant_query_budget_exceeded_total",
                                  "Ticks whose custom queries ran past the namespace's time budget",
                                  ["namespace"])
 IS_LEADER = Gauge("tollgate_leader", "1 while this replica holds the leader Lease")
+DRILL_SECONDS = Gauge("tollgate_drill_seconds",
+                      "Measured time to fallback of the last drill that got there (kubectl tollgate drill): from "
+                      "the operator acting on the request to it observing every request on the fallback or stable",
+                      ["namespace", "name", "kind"])
+DRILLS = Counter("tollgate_drills_total", "Drills by outcome (Passed, Failed, Refused, Interrupted)",
+                 ["namespace", "name", "kind", "outcome"])
 
 
 def record_observation(ctx: Context, obs: SLOObservation) -> None:
@@ -95,7 +101,22 @@ def record_verdicts(ctx: Context, status: ModelDeploymentStatus) -> None:
             ANALYSIS_RESULTS.labels(ctx.namespace, ctx.name, slo.name, slo.verdict.value).inc()
 
 
+def record_drill(ctx: Context, drill: DrillRecorded) -> None:
+    """A drill ended: its outcome counted, its time to fallback (when it got there) the gauge's value."""
+    DRILLS.labels(ctx.namespace, ctx.name, drill.kind, drill.outcome).inc()
+    if drill.seconds is not None:
+        DRILL_SECONDS.labels(ctx.namespace, ctx.name, drill.kind).set(drill.seconds)
+        _drilled.add((ctx.namespace, ctx.name, drill.kind))
+
+
+_drilled: set[tuple[str, str, str]] = set()
+"""(namespace, name, kind) of the drill gauges set, so a deleted ModelDeployment's are removed."""
+
+
 def forget(namespace: str, name: str) -> None:
     """Drop the series of a deleted ModelDeployment, so metrics do not grow without bound."""
     OBJECTS.phase.pop((namespace, name), None)
     OBJECTS.weight.pop((namespace, name), None)
+    for key in [k for k in _drilled if k[:2] == (namespace, name)]:
+        _drilled.discard(key)
+        DRILL_SECONDS.remove(*key)

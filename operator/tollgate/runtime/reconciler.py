@@ -29,6 +29,7 @@ from tollgate.engine.actions import (
     Context,
     Decision,
     DeleteObjects,
+    DrillRecorded,
     EmitEvent,
     ObjectRef,
     Promote,
@@ -166,6 +167,7 @@ class Reconciler:
             missing_templates=missing,
             jobs=self.registry.jobs_of(sandbox),
             webhook=webhook,
+            routing=self.registry.routing_of(sandbox, ctx, spec.traffic.router),
         )
         try:
             decision = case.decide(observations, now)
@@ -242,6 +244,10 @@ class Reconciler:
             elif isinstance(action, RecordEvidence):
                 dropped = incidents_of(body.get("status") or {}) - incidents_of(status_json(decision.status))
                 st.pending_evidence = PendingEvidence(action.name, action.payload, frozenset(dropped))
+            elif isinstance(action, DrillRecorded):
+                metrics.record_drill(ctx, action)
+                log.info("drill ended", extra={"md": f"{ctx.namespace}/{ctx.name}", "kind": action.kind,
+                                               "outcome": action.outcome, "seconds": action.seconds})
             elif isinstance(action, EmitEvent):
                 self.post_event(body, action.type.value, action.reason.value, action.message)
         self._evidence(st, ctx, body, case, decision)

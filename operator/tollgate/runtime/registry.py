@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tollgate.api import resource
+from tollgate.api.spec import RouterKind
 from tollgate.engine.actions import Context
 from tollgate.engine.hook_observations import JobObservation
 from tollgate.engine.naming import fit
-from tollgate.engine.observations import PodProblem, RouteObservation, Track, TrackObservation
-from tollgate.engine.workloads import deployment_name
+from tollgate.engine.observations import PodProblem, RouteObservation, RoutingObservation, Track, TrackObservation
+from tollgate.engine.serving import route_routing, service_routing
+from tollgate.engine.workloads import deployment_name, route_name, service_name
 from tollgate.runtime.jobs import job_observation
 from tollgate.runtime.pods import pod_problem, worst
 from tollgate.runtime.templates import TemplateIndex, TemplateKey, references
@@ -109,6 +111,10 @@ class Registry:
 
     jobs: dict[str, dict[str, JobObservation]] = field(default_factory=dict)
     """sandbox namespace -> hook Job name -> its state; filled by the Job watch (runtime.jobs)."""
+
+    switches: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    """(sandbox namespace, kind, name) -> the traffic switch of a managed Service (its selector) or
+    HTTPRoute (its rules), as their watch events deliver them; read through engine.serving."""
 
     labels: dict[MDKey, MDKey] = field(default_factory=dict)
     """(namespace, name) as the children's labels carry them (fit to 63 characters) -> the key."""
@@ -258,3 +264,35 @@ class Registry:
 
     def route(self, sandbox: str | None, name: str) -> RouteObservation | None:
         return self.routes.get((sandbox, name)) if sandbox else None
+
+    # --- the router's switch: the replicas router's Service selector, the HTTPRoute's weights ----------
+    def observe_routing(self, body: Mapping[str, Any], deleted: bool) -> ObjectState | None:
+        """Record the switch of a Tollgate-managed Service or HTTPRoute (its selector, its rules), also
+        before its ModelDeployment is known (a restart lists children first); returns that ModelDeployment's
+        state when the switch changed, else None."""
+        kind = body.get("kind", "")
+        if kind not in ("Service", "HTTPRoute"):
+            return None
+        meta = body.get("metadata", {})
+        labels = meta.get("labels") or {}
+        key = (meta.get("namespace", ""), kind, meta.get("name", ""))
+        spec = body.get("spec") or {}
+        switch = {"selector": spec.get("selector")} if kind == "Service" else {"rules": spec.get("rules")}
+        if deleted:
+            if self.switches.pop(key, None) is None:
+                return None
+        elif self.switches.get(key) == switch:
+            return None
+        else:
+            self.switches[key] = switch
+        return self.by_labels(labels.get(resource.LABEL_MD_NAMESPACE, ""), labels.get(resource.LABEL_MD_NAME, ""))
+
+    def routing_of(self, sandbox: str | None, ctx: Context, router: RouterKind) -> RoutingObservation | None:
+        """Where the router sends requests now (engine.serving), None when its object was not seen."""
+        if not sandbox:
+            return None
+        if router is RouterKind.GATEWAY_API:
+            route = self.switches.get((sandbox, "HTTPRoute", route_name(ctx)))
+            return None if route is None else route_routing({"spec": route}, ctx)
+        service = self.switches.get((sandbox, "Service", service_name(ctx)))
+        return None if service is None else service_routing({"spec": service})

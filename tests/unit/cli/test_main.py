@@ -15,7 +15,7 @@ from tollgate.cli.errors import CliError, Exit
 from unit.cli.samples import md
 
 COMMANDS = ["get", "status", "promote", "approve", "abort", "retry", "pause", "resume", "kill", "unkill",
-            "history", "evidence", "dashboard"]
+            "drill", "history", "evidence", "dashboard"]
 
 
 class FakeSession:
@@ -79,7 +79,8 @@ def test_every_command_help_exits_0_and_says_what_it_does(command: str, capsys: 
     assert "exit codes:" in text and "--kubeconfig" in text and "--namespace" in text
     writes = {"approve": "tollgate.dev/approve=", "promote": "tollgate.dev/promote=", "abort": "tollgate.dev/abort=",
               "retry": "tollgate.dev/retry=", "pause": "spec.paused=true", "resume": "spec.paused=false",
-              "kill": "spec.killSwitch=true", "unkill": "spec.killSwitch=false"}
+              "kill": "spec.killSwitch=true", "unkill": "spec.killSwitch=false",
+              "drill": "tollgate.dev/drill-kill-switch="}
     if command in writes:
         assert writes[command] in text and "the operator" in text.lower()
     else:

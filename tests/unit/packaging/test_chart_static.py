@@ -64,3 +64,15 @@ def test_the_chart_podmonitor_relabels_exactly_as_the_shipped_scrape_config() ->
     assert relabelings == camel
     assert "port: http" in template and "app.kubernetes.io/managed-by: tollgate" in template
     assert job["kubernetes_sd_configs"][0]["selectors"][0]["label"] == "app.kubernetes.io/managed-by=tollgate"
+
+
+def test_the_trusted_approvals_policy_guards_every_control_token() -> None:
+    """A control whose annotation the policy does not list could be set in anyone's name, and the operator
+    would record that name as who acted (approvedBy, actedBy, lastDrill.requestedBy)."""
+    from tollgate.api.controls import CONTROLS, annotation
+
+    # given the annotations the trusted-approvals policy checks
+    template = (CHART / "templates" / "admission-approvals.yaml").read_text()
+    listed = set(re.findall(r"'(tollgate\.dev/[a-z-]+)'", template))
+    # then every control's annotation is among them
+    assert {annotation(c) for c in CONTROLS} <= listed, sorted({annotation(c) for c in CONTROLS} - listed)
