@@ -245,6 +245,27 @@ def test_without_the_trusted_approvals_policy_an_approval_in_someone_elses_name_
     assert refused_by("trusted-approvals")(res), (res.stdout, res.stderr)
 
 
+def test_a_drill_asked_in_someone_elses_name_is_refused_and_in_ones_own_admitted(
+        cluster: Cluster, installed: install.Installed, namespace: str, tmp_path: Path) -> None:
+    """Who asked for a drill goes into status and history like an approver: the chart's policy guards the
+    drill annotations the same way (the operator records their value as lastDrill.requestedBy, actedBy)."""
+    mallory = service_account_kubeconfig(cluster, namespace, "mallory", tmp_path / "mallory")
+    waiting_modeldeployment(cluster, namespace)
+    for key in ("tollgate.dev/drill-kill-switch", "tollgate.dev/drill-rollback"):
+        def drill_as(value: str, key: str = key) -> subprocess.CompletedProcess[str]:
+            return kubectl_as(mallory, "annotate", "modeldeployment", "fraud", "-n", namespace, "--overwrite",
+                              "--dry-run=server", f"{key}={value}")
+
+        # when mallory asks for a drill in alice's name, then the API server refuses it
+        res = eventually("the policy in force", lambda: drill_as(f"system:serviceaccount:{namespace}:alice@t1"),
+                         refused_by("trusted-approvals"))
+        assert refused_by("trusted-approvals")(res), (key, res.stdout, res.stderr)
+        assert key in res.stderr and "drill" in res.stderr
+        # and in her own name, it is admitted
+        res = drill_as(f"system:serviceaccount:{namespace}:mallory@t1")
+        assert admitted(res), (key, res.stderr)
+
+
 @pytest.fixture
 def approvers_group(cluster: Cluster, tool_bin: Path, namespace: str) -> Iterator[str]:
     """The chart's trusted-approvals policy rendered with `admission.trustedApprovals.group` set (a second
