@@ -143,15 +143,19 @@ class Sim:
         self.decisions.append(decision)
         self.status = persisted(decision.status)
         self.tracks.update(deployments_of(decision))
+        self.observe_switch(decision)
+        for action in decision.of_type(DeleteObjects):
+            for ref in action.refs:
+                self.tracks.pop(ref.name.rsplit("-", 1)[-1], None)
+        return decision
+
+    def observe_switch(self, decision: Decision) -> None:
+        """The router's switch as the applied Service (replicas) or HTTPRoute (gatewayAPI) sets it."""
         for obj in objects_of(decision, "Service"):
             if obj["metadata"]["name"] == self.ctx.name:
                 self.routing = service_routing(obj)
         for obj in objects_of(decision, "HTTPRoute"):
             self.routing = route_routing(obj, self.ctx)
-        for action in decision.of_type(DeleteObjects):
-            for ref in action.refs:
-                self.tracks.pop(ref.name.rsplit("-", 1)[-1], None)
-        return decision
 
     def settle(self, max_steps: int = 5) -> Decision:
         """Decide until nothing changes (events only: no clock advance)."""

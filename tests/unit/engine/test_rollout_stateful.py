@@ -119,6 +119,7 @@ class RolloutMachine(RuleBasedStateMachine):
         for action in d.of_type(DeleteObjects):
             for ref in action.refs:
                 sim.tracks.pop(ref.name.rsplit("-", 1)[-1], None)
+        sim.observe_switch(d)  # the router's switch, observed by the next decision
         return d
 
     def check(self, prev: ModelDeploymentStatus, d: Decision, slos: tuple[SLOObservation, ...] | None,
@@ -199,6 +200,16 @@ class RolloutMachine(RuleBasedStateMachine):
             bounded = since is not None and (self.sim.now - since).total_seconds() >= slo.max_no_data_seconds
             assert significant or limit or bounded, f"failed on neither the test nor a limit: {status}"
 
+        # a drill that ended leaves no kill switch on (unless the spec turned it on), and its time is what
+        # the decisions' clocks say
+        drill, before = new.lastDrill, prev.lastDrill
+        if drill is not None and not drill.active and before is not None and before.active and not spec.killSwitch:
+            assert not new.killSwitchActive, "a kill-switch drill ended with the kill switch still active"
+        if drill is not None and drill.secondsToFallback is not None:
+            started, reached = parse_time(drill.startedAt), parse_time(drill.fallbackAt)
+            assert started is not None and reached is not None and reached >= started
+            assert drill.secondsToFallback == round((reached - started).total_seconds(), 3)
+
         # kill switch: canary weight 0 in the same decision
         if spec.killSwitch:
             assert new.canaryWeight == 0
@@ -242,7 +253,8 @@ class RolloutMachine(RuleBasedStateMachine):
             self.sim.not_ready.add("canary")
         self.decide_and_check(None, 0)
 
-    @rule(which=st.sampled_from(["approve", "promote", "abort", "retry"]), fresh=st.booleans())
+    @rule(which=st.sampled_from(["approve", "promote", "abort", "retry", "drillKillSwitch", "drillRollback"]),
+          fresh=st.booleans())
     def control(self, which: str, fresh: bool) -> None:
         if fresh:
             self.token += 1
