@@ -285,8 +285,8 @@ def watch_outcome(obj: Obj) -> Exit | None:
         return Exit.ROLLED_BACK
     if phase == Phase.STALLED or (phase == Phase.PENDING and stalled):
         return Exit.STALLED
-    if phase == Phase.FALLBACK:
-        return Exit.FALLBACK
+    if phase == Phase.FALLBACK and (st.get("lastDrill") or {}).get("outcome") != "Running":
+        return Exit.FALLBACK  # (a kill-switch drill's Fallback is a rehearsal that switches back by itself)
     return None
 
 

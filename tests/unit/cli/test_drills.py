@@ -90,3 +90,13 @@ def test_status_shows_the_last_drill() -> None:
                                   "fromVersion": "2.0.0", "toVersion": "1.0.0"}
     _, out, _ = run(FakeSession(obj), "status", "fraud")
     assert "Last drill:    rollback Passed by bob@t at 2026-03-01T11:00:00Z: time to fallback 1.50s" in out
+
+
+def test_status_watch_keeps_watching_through_a_kill_switch_drills_fallback() -> None:
+    from tollgate.cli import view
+
+    # given the Fallback phase of a running kill-switch drill, then `status --watch` does not end on it
+    drill = {"kind": "kill-switch", "outcome": "Running", "requestedBy": "alice@t"}
+    assert view.watch_outcome(md("Fallback", canary=False, lastDrill=drill)) is None
+    # and once the drill ended, a Fallback phase is the real kill switch again
+    assert view.watch_outcome(md("Fallback", canary=False, lastDrill={**drill, "outcome": "Passed"})) is Exit.FALLBACK
