@@ -381,14 +381,14 @@ def tier_table() -> str:
     """The risk-tier presets as a Markdown table, for docs/api.md (a unit test keeps them equal)."""
     rows = [
         "| riskTier | steps | interval | failureLimit | consecutiveErrorLimit | minSamples "
-        "| progressDeadline | approval | default SLOs |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| progressDeadline | approval | bakeWindow | default SLOs |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for tier, p in TIERS.items():
         rows.append(
             f"| {tier.value} | {' → '.join(_step_text(s) for s in p.steps)} | {p.interval} "
             f"| {p.failure_limit} | {p.consecutive_error_limit} | {p.min_samples} | {p.progress_deadline} "
-            f"| {'required' if p.approval_required else 'no'} "
+            f"| {'required' if p.approval_required else 'no'} | {'none' if p.bake_window == '0s' else p.bake_window} "
             f"| {'; '.join(_slo_text(s) for s in p.default_slos)} |"
         )
     return "\n".join(rows) + "\n"

@@ -379,6 +379,19 @@ class AnalysisSettings(_Model):
     field_path=".steps",
 )
 @cel(
+    "!has(self.bakeWindow) || duration(self.bakeWindow) <= duration('24h')",
+    "spec.rollout.bakeWindow must be at most 24h: a version that served a day at full traffic has baked; "
+    "set e.g. 30m, or 0s for no bake window",
+    field_path=".bakeWindow",
+)
+@cel(
+    "!has(self.bakeWindow) || duration(self.bakeWindow) == duration('0s') || !has(self.analysis) || "
+    "!has(self.analysis.interval) || duration(self.bakeWindow) >= duration(self.analysis.interval)",
+    "spec.rollout.bakeWindow must be at least spec.rollout.analysis.interval, or the window ends before its "
+    "first look: raise bakeWindow (e.g. 10 intervals) or set 0s for no bake window",
+    field_path=".bakeWindow",
+)
+@cel(
     "!has(self.progressDeadline) || duration(self.progressDeadline) <= duration('24h')",
     "spec.rollout.progressDeadline must be at most 24h: a canary that is not Ready in a day will not be; "
     "set e.g. 10m",
@@ -401,6 +414,11 @@ class Rollout(_Model):
     progressDeadline: Duration | None = None
     """A canary not Ready within this time is rolled back (e.g. 2m), counted from the moment its pods are
     scheduled (time waiting for a node is reported in status, not counted). Default: from the risk tier."""
+    bakeWindow: Duration | None = None
+    """After promotion the new stable stays under analysis this long (e.g. 30m), judged on the SLOs'
+    absolute limits and against the baseline the previous version recorded during the canary; a failure
+    inside it rolls back to status.lastKnownGood with evidence, like a canary failure. 0s: none. Default:
+    from the risk tier (none for low and medium)."""
 
 
 class MetricsProfile(StrEnum):

@@ -46,6 +46,9 @@ class Phase(StrEnum):
     """The canary passed every step and is becoming stable."""
     SUCCEEDED = "Succeeded"
     """The last rollout promoted; the canary is now stable."""
+    BAKING = "Baking"
+    """Promoted and serving all traffic, still under analysis until status.bake.until; a failure rolls
+    back to status.lastKnownGood."""
     ROLLING_BACK = "RollingBack"
     """An SLO failed, the deadline passed or someone aborted: traffic is going back to stable."""
     ROLLED_BACK = "RolledBack"
@@ -60,8 +63,8 @@ ROLLOUT_PHASES = frozenset({Phase.PROGRESSING, Phase.PAUSED, Phase.AWAITING_APPR
 """A canary rollout is under way (the controls promote and abort apply)."""
 ROLLBACK_PHASES = frozenset({Phase.ROLLING_BACK, Phase.ROLLED_BACK})
 """The last canary was rolled back and its revision stays so (the retry control applies)."""
-SERVING_PHASES = frozenset({Phase.STABLE, Phase.SUCCEEDED})
-"""One version serves with no rollout in progress."""
+SERVING_PHASES = frozenset({Phase.STABLE, Phase.SUCCEEDED, Phase.BAKING})
+"""One version serves all traffic with no canary (Baking: still under analysis, see status.bake)."""
 
 
 class Verdict(StrEnum):
@@ -192,6 +195,27 @@ class BaselineRecord(_Status):
     """Canary weight while it was measured."""
 
 
+class BakeStatus(_Status):
+    """The bake window of a promoted version: it serves all traffic and is still judged on its SLOs."""
+
+    revision: str
+    """The promoted revision under analysis."""
+    version: str
+    """Its model version."""
+    window: str
+    """The window's length as configured (spec.rollout.bakeWindow or the risk tier's), e.g. 30m."""
+    since: str
+    """When the window began: the promotion (RFC 3339)."""
+    until: str
+    """When the window ends (RFC 3339): a failure before it rolls back to lastKnownGood; after it the version
+    becomes lastKnownGood and is no longer judged."""
+    rollbackTo: str | None = None
+    """Version of lastKnownGood, where a failure inside the window sends all traffic."""
+    streamSince: str | None = None
+    """Start of the data stream judged against the previous version's carried baseline (status.baselines):
+    the canary's start; the version's requests on the stable track since its promotion."""
+
+
 class HistoryEntry(_Status):
     """A finished rollout, newest first; bounded."""
 
@@ -200,7 +224,8 @@ class HistoryEntry(_Status):
     version: str
     """Model version."""
     result: str
-    """Promoted, RolledBack, Aborted or Superseded."""
+    """Promoted, RolledBack, Aborted or Superseded (a version rolled back in its bake window has both a
+    Promoted and a later RolledBack entry)."""
     reason: str = ""
     """Why it ended."""
     at: str
@@ -316,6 +341,8 @@ class ModelDeploymentStatus(_Status):
     step's scale-up, the first deployment) (RFC 3339); the progress deadline counts from here."""
     promotingSince: str | None = None
     """When promotion of the canary began (RFC 3339); None when not promoting."""
+    bake: BakeStatus | None = None
+    """The bake window of the version promoted last, while it runs (phase Baking); None otherwise."""
     planHash: str | None = None
     """Hash of the effective steps the current rollout follows; a change restarts it at step one."""
     timeline: Annotated[list[TimelineEntry], Field(max_length=TIMELINE_LIMIT)] = Field(default_factory=list)

@@ -1,8 +1,9 @@
 """Risk tiers as data: the rollout a ModelDeployment gets when it omits steps or analysis settings.
 
 A platform team reads this table to know what `riskTier: high` means; the README renders it. Stricter
-tiers take smaller first steps, need more samples, tolerate fewer failures and, at `critical`, wait
-for a person before full traffic.
+tiers take smaller first steps, need more samples, tolerate fewer failures, keep a promoted version
+under analysis longer (the bake window: none for low and medium, 10m for high, 30m for critical) and, at
+`critical`, wait for a person before full traffic.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ class TierPreset:
     progress_deadline: str
     approval_required: bool
     default_slos: tuple[SLO, ...]
+    bake_window: str = "0s"
+    """How long a promoted version stays under analysis at full traffic (0s: not at all)."""
 
 
 def _slos(error_max: float, error_increase: float, p99_max: float) -> tuple[SLO, ...]:
@@ -51,7 +54,7 @@ TIERS: dict[RiskTier, TierPreset] = {
         steps=(Step(weight=5, pause="1m"), Step(weight=25), Step(weight=50), Step(weight=100)),
         interval="30s", failure_limit=0, consecutive_error_limit=3, min_samples=200,
         progress_deadline="5m", approval_required=False,
-        default_slos=_slos(0.01, 0.005, 0.3),
+        default_slos=_slos(0.01, 0.005, 0.3), bake_window="10m",
     ),
     RiskTier.CRITICAL: TierPreset(
         steps=(
@@ -60,6 +63,6 @@ TIERS: dict[RiskTier, TierPreset] = {
         ),
         interval="30s", failure_limit=0, consecutive_error_limit=2, min_samples=500,
         progress_deadline="5m", approval_required=True,
-        default_slos=_slos(0.005, 0.002, 0.25),
+        default_slos=_slos(0.005, 0.002, 0.25), bake_window="30m",
     ),
 }

@@ -71,6 +71,9 @@ class Reason(StrEnum):
     DRILL_PASSED = "DrillPassed"
     DRILL_FAILED = "DrillFailed"
     DRILL_INTERRUPTED = "DrillInterrupted"
+    BAKE_STARTED = "BakeStarted"
+    BAKE_COMPLETED = "BakeCompleted"
+    BAKE_ENDED = "BakeEnded"
 
 
 @dataclass(frozen=True)

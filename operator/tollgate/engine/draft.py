@@ -15,7 +15,14 @@ from pydantic import ConfigDict
 from tollgate.api.controls import CONTROLS, ControlTokens
 from tollgate.api.hook_status import HookPhase, HookStatus
 from tollgate.api.spec import ModelDeploymentSpec
-from tollgate.api.status import HISTORY_LIMIT, HistoryEntry, ModelDeploymentStatus, Phase, RevisionRef
+from tollgate.api.status import (
+    HISTORY_LIMIT,
+    BakeStatus,
+    HistoryEntry,
+    ModelDeploymentStatus,
+    Phase,
+    RevisionRef,
+)
 from tollgate.engine.actions import Action, Cause, Context, EmitEvent, EventType, Reason
 from tollgate.engine.analysis import TickOutcome
 from tollgate.engine.observations import Observations, TrackObservation
@@ -87,6 +94,8 @@ class RollbackRecord:
     incident: str
     step: int
     weight: int
+    bake: BakeStatus | None = None
+    """The bake window the version failed in (a rollback after promotion), else None."""
 
 
 @dataclass

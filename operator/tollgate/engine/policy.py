@@ -62,6 +62,10 @@ class Policy:
     slos: tuple[ResolvedSLO, ...]
     confidence: float = DEFAULT_CONFIDENCE
     """Of canary-versus-baseline verdicts (spec.rollout.analysis.confidence)."""
+    bake_seconds: float = 0.0
+    """How long a promoted version stays under analysis at full traffic (0: no bake window)."""
+    bake_window: str = "0s"
+    """The same, as written (spec.rollout.bakeWindow or the risk tier's)."""
     look_seconds: float = 0.0
     """How often a canary under analysis is looked at: the metrics' scrape interval when it is shorter
     than the analysis interval (new data arrives that often; the sequential test keeps the false-alarm
@@ -108,6 +112,7 @@ def resolve_policy(spec: ModelDeploymentSpec, *, scrape_interval: float | None =
     interval = max(interval, 1.0)
     window = analysis.window or _format_seconds(2 * interval)
     _seconds(window, "spec.rollout.analysis.window")
+    bake = spec.rollout.bakeWindow or tier.bake_window
     min_samples = analysis.minSamples if analysis.minSamples is not None else tier.min_samples
     slos = tuple(spec.slos) if spec.slos else tier.default_slos
     resolved = tuple(
@@ -134,6 +139,8 @@ def resolve_policy(spec: ModelDeploymentSpec, *, scrape_interval: float | None =
         progress_deadline_seconds=_seconds(spec.rollout.progressDeadline or tier.progress_deadline,
                                            "spec.rollout.progressDeadline"),
         slos=resolved,
+        bake_seconds=_seconds(bake, "spec.rollout.bakeWindow"),
+        bake_window=bake,
         confidence=analysis.confidence if analysis.confidence is not None else DEFAULT_CONFIDENCE,
         look_seconds=max(scrape_interval, 1.0) if scrape_interval else 0.0,
     )

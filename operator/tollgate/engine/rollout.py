@@ -46,6 +46,10 @@ The rules, in the order a decision applies them:
     passes). Time the operator was down never counts as passed analysis. After the last step ->
     Promoting: the stable track rolls to the canary revision while the canary keeps serving; once
     stable is Ready on it the canary is removed, lastKnownGood updated -> Succeeded.
+11. Bake window (spec.rollout.bakeWindow, else the risk tier's; engine.rules.bake): a promoted version
+    stays Baking, judged at full traffic on absolute limits and the previous version's carried baseline;
+    failures over failureLimit before its end roll back to lastKnownGood with evidence (as rule 9); at
+    its end it becomes lastKnownGood -> Succeeded.
 
 Weight invariant: the canary weight only rises when (a) the canary is Ready and the first step is
 entered (0 -> steps[0].weight; after approval if that step has a gate), or (b) the previous step
@@ -63,6 +67,7 @@ from tollgate.api.spec import ModelDeploymentSpec, RouterKind
 from tollgate.api.status import ModelDeploymentStatus, Phase
 from tollgate.engine import conditions as cond
 from tollgate.engine.actions import Context, Decision, Reason
+from tollgate.engine.bake_analysis import bake_slos
 from tollgate.engine.draft import Draft, new_tokens
 from tollgate.engine.hook_observations import WebhookCall
 from tollgate.engine.observations import AnalysisRequest, Observations
@@ -126,6 +131,16 @@ class Case:
         at = analysis_time(self.policy, self.status)
         if at is None or require_aware(now) < at:
             return None
+        bake = self.status.bake
+        if bake is not None and self.status.canary is None:
+            # The promoted version, on the stable track, in its bake window (engine.bake_analysis).
+            judged = bake_slos(self.policy, self.status)
+            streamed = any(r.slo.maxIncreaseOverBaseline is not None and r.slo.query is None for r in judged)
+            return AnalysisRequest(
+                namespace=self.ctx.namespace, name=self.ctx.name, slos=tuple(r.slo for r in judged),
+                window=self.policy.window, versions=(("stable", bake.version),),
+                stream_since=bake.streamSince if streamed else None,
+            )
         tracks = (("stable", self.status.stable), ("canary", self.status.canary))
         # Counts since the canary started, for the SLOs compared with their baseline by a test.
         streamed = any(r.slo.maxIncreaseOverBaseline is not None and r.slo.query is None

@@ -2,9 +2,10 @@
 
 Two kinds of wake, kept apart because the runtime treats them differently:
 
-- a deadline (a progress deadline runs out, a step's pause ends): decide again at that instant;
-- an analysis tick (a look): one look interval (the scrape interval when shorter than the analysis
-  interval, Policy.look_interval) after the later of the step's start and the previous tick, the
+- a deadline (a progress deadline runs out, a step's pause ends, a bake window ends): decide again then;
+- an analysis tick (a look; in a bake window, of the promoted version, engine.bake_analysis): one look
+  interval (the scrape interval when shorter than the analysis interval, Policy.look_interval) after the
+  later of the step's (or the bake window's) start and the previous tick, the
   runtime measures the SLOs and then decides. Ticks are aligned to an interval grid (multiples of the
   interval since the epoch, `align`), so every canary with the same interval is measured in one batch
   (one Prometheus query per SLO template, not one per canary). The grid point may come up to
@@ -21,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 from tollgate.api.status import ModelDeploymentStatus, Phase
 from tollgate.engine.actions import Wake
+from tollgate.engine.bake_analysis import bake_analysis_at, bake_end
 from tollgate.engine.policy import Policy
 from tollgate.engine.timeutil import parse_duration, parse_time
 
@@ -41,6 +43,8 @@ def next_analysis_at(policy: Policy, status: ModelDeploymentStatus) -> datetime 
     Analysis runs while the canary takes traffic (weight > 0) and the rollout is not paused, one look
     interval after the later of the step's start and the previous tick.
     """
+    if status.bake is not None and status.canary is None:
+        return bake_analysis_at(policy, status)  # the promoted version in its bake window
     if status.canary is None or status.killSwitchActive or status.canaryWeight <= 0:
         return None
     if status.phase not in ANALYSED_PHASES or not judged(policy, status.canaryWeight):
@@ -84,7 +88,8 @@ def analysis_time(policy: Policy, status: ModelDeploymentStatus) -> datetime | N
 
 def deadline(policy: Policy, status: ModelDeploymentStatus, now: datetime) -> datetime | None:
     """The earliest future time at which a rule fires by time alone: the progress deadline of pods the
-    rollout waits for (canary, first deployment, promotion), or the end of the current step's pause."""
+    rollout waits for (canary, first deployment, promotion), the end of the current step's pause, or the
+    end of a bake window."""
     if status.phase is Phase.STALLED or status.killSwitchActive:
         return None
     limit = timedelta(seconds=policy.progress_deadline_seconds)
@@ -100,6 +105,9 @@ def deadline(policy: Policy, status: ModelDeploymentStatus, now: datetime) -> da
         step = policy.steps[min(status.currentStep, len(policy.steps) - 1)]
         if step.pause and status.canaryWeight == step.weight:
             times.append(started + timedelta(seconds=parse_duration(step.pause)))
+    end = bake_end(status)
+    if end is not None:
+        times.append(end)
     future = [t for t in times if t > now]
     return min(future) if future else None
 

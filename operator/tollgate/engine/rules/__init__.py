@@ -5,6 +5,7 @@ drills        kill-switch and rollback drills: started or refused, timed, releas
 revisions     which revision runs: first deployment, supersede, rolled back stays, retry (rules 3-5)
 steps         controls, pause, analysis ticks, steps and approval gates (rules 6, 7, 9, 10)
 promotion     promoting: the stable track rolls to the canary revision
+bake          the bake window after promotion: judged at full traffic, rolled back to lastKnownGood on failure
 readiness     progress deadlines: pods not Ready in time roll back (rule 8), written once
 rollback      a rollback and the phase after it
 finish        the draft becomes the Decision: status, conditions, timeline, desired objects, actions, wakes

@@ -61,6 +61,9 @@ def finish(d: Draft, policy: Policy | None) -> Decision:
             message=rb.message, at=d.at, canary=rb.canary, stable=rb.stable, step=rb.step, weight=rb.weight,
             policy=policy, analysis=st.analysis, observations=d.obs.slos, timeline=st.timeline,
         )
+        if rb.bake is not None:  # judged after promotion: the window, and the baselines it was judged against
+            payload["bake"] = rb.bake.model_dump(mode="json")
+            payload["baselines"] = [b.model_dump(mode="json") for b in st.baselines]
         hooks = [h.model_dump(mode="json", exclude_none=True) for h in st.hooks if h.revision == rb.canary.revision]
         actions.append(RecordEvidence(rb.incident, {**payload, "hooks": hooks} if hooks else payload))
     actions.extend(d.events)

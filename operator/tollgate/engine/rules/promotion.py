@@ -1,6 +1,7 @@
 """Promotion: after the last step (or the promote control) the stable track rolls to the canary
 revision while the canary keeps serving; once stable is Ready on it the canary is removed,
-lastKnownGood updated -> Succeeded. Not Ready within progressDeadline -> rolled back."""
+lastKnownGood updated -> Succeeded, or with a bake window -> Baking (engine.rules.bake), lastKnownGood once
+it passed. Not Ready within progressDeadline -> rolled back."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from tollgate.api.status import Phase
 from tollgate.engine.actions import Promote, Reason
 from tollgate.engine.draft import Draft, track_ready, with_template
 from tollgate.engine.policy import Policy
+from tollgate.engine.rules.bake import start_bake
 from tollgate.engine.rules.readiness import roll_back_when_late
 from tollgate.engine.timeutil import parse_time
 
@@ -36,8 +38,10 @@ def promotion_progress(d: Draft, policy: Policy) -> None:
         # stable track that cannot be rendered is scaled to zero.
         serving = with_template(canary, d.spec) or canary
         d.st.stable = serving
-        d.st.lastKnownGood = serving
         d.st.canary = None
+        if start_bake(d, policy, serving):
+            return  # lastKnownGood once the bake window passed (engine.rules.bake)
+        d.st.lastKnownGood = serving
         d.phase(Phase.SUCCEEDED, f"serving {canary.version} ({canary.revision}); promoted")
         return
     since = parse_time(d.st.promotingSince) or d.now

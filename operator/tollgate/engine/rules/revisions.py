@@ -7,6 +7,7 @@
   step plan restarts the running canary at step one.
 - A revision that was rolled back stays rolled back until the spec changes it or a new
   tollgate.dev/retry token arrives.
+- A promoted version in its bake window is judged there (engine.rules.bake); a new revision ends the window.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from tollgate.engine.draft import Draft, track_ready
 from tollgate.engine.observations import PodProblemKind
 from tollgate.engine.policy import Policy
 from tollgate.engine.revision import desired_revision
+from tollgate.engine.rules.bake import bake_progress, end_bake
 from tollgate.engine.rules.readiness import late, overdue, pods_detail
 from tollgate.engine.rules.rollback import rolled_back
 from tollgate.engine.rules.steps import progress
@@ -39,6 +41,11 @@ def reconcile(d: Draft, policy: Policy, tokens: ControlTokens) -> None:
     stable = d.st.stable
     assert stable is not None
     if canary is None:
+        if d.st.bake is not None:
+            if rev.revision == stable.revision:
+                bake_progress(d, policy, tokens)
+                return
+            end_bake(d, f"new revision {rev.revision} (version {rev.version})")
         if rev.revision == stable.revision:
             _steady(d)
         elif rev.revision == d.st.rolledBackRevision:
