@@ -15,7 +15,10 @@ Invariants checked after every decision (prev = status before, d = the decision)
   provider's answer left the stream out;
 - with the kill switch on, the canary weight is 0 and no canary Deployment is applied, in the same
   decision it was turned on;
-- identical inputs give identical decisions.
+- identical inputs give identical decisions;
+- bake window: a version in its window is never lastKnownGood; Baking means a bake and no canary; a
+  rollback from the window lands on the previous lastKnownGood and happens only before the window's end;
+  lastKnownGood moves to the baked version only at the end or on a new promote token.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from tollgate.api.spec import ApprovalMode
-from tollgate.api.status import ModelDeploymentStatus, Verdict
+from tollgate.api.status import ModelDeploymentStatus, Phase, Verdict
 from tollgate.engine.actions import Decision, DeleteObjects, Promote, Reason, RollBack
 from tollgate.engine.observations import Controls, MetricValue, SLOObservation, StreamData
 from tollgate.engine.policy import resolve_policy
@@ -57,6 +60,11 @@ SPECS = {
             "progressDeadline": "2m",
         },
     },
+    "baking": {"rollout": {
+        "steps": [{"weight": 20}, {"weight": 100}], "bakeWindow": "3m",
+        "analysis": {"interval": "30s", "failureLimit": 1, "consecutiveErrorLimit": 2, "minSamples": MIN_SAMPLES},
+        "progressDeadline": "3m",
+    }},
 }
 
 values = st.one_of(
@@ -210,6 +218,20 @@ class RolloutMachine(RuleBasedStateMachine):
             assert started is not None and reached is not None and reached >= started
             assert drill.secondsToFallback == round((reached - started).total_seconds(), 3)
 
+        # bake window
+        if new.bake is not None:
+            assert new.lastKnownGood is None or new.lastKnownGood.revision != new.bake.revision
+        if new.phase is Phase.BAKING:
+            assert new.bake is not None and new.canary is None
+        if prev.bake is not None and prev.canary is None and d.of_type(RollBack):
+            assert self.sim.now < parse_time(prev.bake.until), "rolled back after the bake window"
+            assert new.stable == prev.lastKnownGood and new.rolledBackRevision == prev.bake.revision
+        if prev.bake is not None and new.lastKnownGood != prev.lastKnownGood:
+            assert new.lastKnownGood is not None and new.lastKnownGood.revision == prev.bake.revision
+            until = parse_time(prev.bake.until)
+            assert fresh("promote") or (until is not None and self.sim.now >= until), \
+                "lastKnownGood before the bake window passed"
+
         # kill switch: canary weight 0 in the same decision
         if spec.killSwitch:
             assert new.canaryWeight == 0
@@ -244,6 +266,22 @@ class RolloutMachine(RuleBasedStateMachine):
         if canary is not None and stable is None:
             stable = (0, 0)
         self.decide_and_check(stream_look(since, window, canary, stable), self.wait_for_analysis())
+    @rule(value=values, samples=st.sampled_from([0, 5, 100, 1000]), err=st.sampled_from([False, False, True]))
+    def bake_look(self, value: float | None, samples: int, err: bool) -> None:
+        """A look as the runtime measures it in a bake window: the stable track runs the promoted version."""
+        look = (SLOObservation("error-rate", canary=None, stable=MetricValue(value, samples),
+                               error="timeout" if err else None),)
+        self.decide_and_check(look, self.wait_for_analysis())
+
+    @precondition(lambda self: self.sim.status.bake is not None)
+    @rule(past=st.sampled_from([-30, -1, 0, 1]))
+    def bake_window_ends(self, past: int) -> None:
+        """Time runs to just before, at or just after the end of the bake window."""
+        bake = self.sim.status.bake
+        assert bake is not None
+        until = parse_time(bake.until)
+        assert until is not None
+        self.decide_and_check(None, max(0.0, (until - self.sim.now).total_seconds() + past))
 
     @rule(ready=st.booleans())
     def canary_readiness(self, ready: bool) -> None:
