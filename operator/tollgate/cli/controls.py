@@ -95,6 +95,10 @@ def check_annotation(control: AnnotationControl, obj: Obj) -> str:
             return f"approves {what}; the rollout is paused, the approval takes effect on resume"
         return f"approves {what}"
     if control is PROMOTE:
+        bake = st.get("bake")
+        if phase == Phase.BAKING and bake:
+            return (f"ends the bake window of {bake.get('version')} now (it ran until {bake.get('until')}): it becomes "
+                    "the last known good version")
         if not canary or phase not in ROLLOUT_PHASES or st.get("killSwitchActive"):
             raise CliError(f"no canary to promote: {_where(obj)}", Exit.NOT_APPLICABLE)
         if st.get("promotingSince") or phase == Phase.PROMOTING:
@@ -102,6 +106,10 @@ def check_annotation(control: AnnotationControl, obj: Obj) -> str:
         return (f"promotes canary {canary.get('version')} now, skipping its remaining steps and analysis "
                 f"(it is at {st.get('canaryWeight', 0)}%)")
     if control is ABORT:
+        bake = st.get("bake")
+        if phase == Phase.BAKING and bake:
+            return (f"rolls {bake.get('version')} back in its bake window: all traffic back on "
+                    f"{bake.get('rollbackTo')}, the revision stays rolled back, evidence recorded")
         if not canary or phase not in ROLLOUT_PHASES:
             raise CliError(f"no rollout to abort: {_where(obj)}", Exit.NOT_APPLICABLE)
         return (f"aborts canary {canary.get('version')}: all traffic back on stable, the revision stays "

@@ -237,6 +237,7 @@ def status_view(obj: Obj, now: datetime, timeline: int = 8) -> dict[str, Any]:
         "canaryWeight": int(st.get("canaryWeight") or 0),
         "currentStep": int(st.get("currentStep") or 0),
         "lastKnownGood": st.get("lastKnownGood"),
+        "bake": st.get("bake"),
         "fallback": st.get("fallback"),
         "paused": bool(spec.get("paused")),
         "killSwitch": bool(spec.get("killSwitch")),
@@ -303,7 +304,7 @@ class Style:
     def phase(self, phase: str) -> str:
         code = {"Succeeded": "32", "Stable": "32", "Progressing": "36", "Promoting": "36",
                 "AwaitingApproval": "33", "Paused": "33", "RollingBack": "31", "RolledBack": "31",
-                "Stalled": "31", "Fallback": "35"}.get(phase)
+                "Stalled": "31", "Fallback": "35", "Baking": "36"}.get(phase)
         return self._wrap(phase, code)
 
     def verdict(self, verdict: str) -> str:
@@ -368,6 +369,10 @@ def render_status(view: Mapping[str, Any], now: datetime, style: Style = Style()
     else:
         lines.append("Canary:        - (no rollout in progress)")
     lines.append(f"LastKnownGood: {revision_text(view['lastKnownGood'])}")
+    bake = view.get("bake")
+    if bake:
+        lines.append(f"Bake window:   {bake.get('version')} under analysis until {bake.get('until')} (window "
+                     f"{bake.get('window')}); a failure rolls back to {bake.get('rollbackTo') or '-'}")
     controls = [f"paused={'yes' if view['paused'] else 'no'}", f"killSwitch={'on' if view['killSwitch'] else 'off'}"]
     lines.append(f"Controls:      {'  '.join(controls)}")
     if view["fallback"]:
@@ -409,7 +414,7 @@ def render_status(view: Mapping[str, Any], now: datetime, style: Style = Style()
         lines.append(table(["NAME", "VALUE", "BASELINE", "THRESHOLD", "VERDICT", "SAMPLES", "FAILURES",
                             "ERRORS", "CHECKED"], rows, indent="  "))
     else:
-        lines.append("  (no analysis yet)" if view["canary"] else "  (no canary being analysed)")
+        lines.append("  (no analysis yet)" if view["canary"] or bake else "  (no canary being analysed)")
 
     lines += ["", style.bold("Conditions:")]
     if view["conditions"]:

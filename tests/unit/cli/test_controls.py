@@ -80,3 +80,18 @@ def test_toggles_write_only_when_needed_and_warn_about_consequences() -> None:
     assert "no fallback" in ctl.toggle_notes(ctl.KILL, bare)[0]
     assert ctl.toggle_notes(ctl.KILL, md()) == []
     assert "next rollout" in ctl.toggle_notes(ctl.PAUSE, md("Stable", canary=False))[0]
+
+
+BAKE = {"revision": "bbb222", "version": "2.0.0", "window": "30m", "since": "2026-03-01T11:30:00Z",
+        "until": "2026-03-01T12:00:00Z", "rollbackTo": "1.0.0"}
+
+
+def test_in_a_bake_window_abort_rolls_back_and_promote_ends_the_window() -> None:
+    # given 2.0.0 promoted and baking until noon, 1.0.0 the last known good
+    baking = md("Baking", canary=False, bake=BAKE, stable={"revision": "bbb222", "version": "2.0.0"})
+    # then abort rolls it back to 1.0.0, and promote ends the window now
+    assert "rolls 2.0.0 back in its bake window: all traffic back on 1.0.0" in ctl.check_annotation(ctl.ABORT, baking)
+    assert "ends the bake window of 2.0.0 now" in ctl.check_annotation(ctl.PROMOTE, baking)
+    # and once the window passed, neither applies
+    _refused(ctl.ABORT, md("Succeeded", canary=False))
+    _refused(ctl.PROMOTE, md("Succeeded", canary=False))

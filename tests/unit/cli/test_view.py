@@ -173,3 +173,16 @@ def test_steps_show_the_share_each_step_really_gives() -> None:
     rows = view.step_rows(obj)
     assert [view.share_text(r) for r in rows] == ["50% (got 50%)", "50%", "100%"]
     assert "50% (got 50%)" in view.render_status(view.status_view(obj, NOW), NOW)
+
+
+def test_status_shows_the_bake_window_and_its_end_and_keeps_watching_through_it() -> None:
+    # given 2.0.0 promoted and baking until noon
+    bake = {"revision": "bbb222", "version": "2.0.0", "window": "30m", "since": "2026-03-01T11:30:00Z",
+            "until": "2026-03-01T12:00:00Z", "rollbackTo": "1.0.0"}
+    obj = md("Baking", canary=False, bake=bake, stable={"revision": "bbb222", "version": "2.0.0"})
+    # then status names the window, its end and where a failure goes
+    text = view.render_status(view.status_view(obj, NOW), NOW)
+    assert ("Bake window:   2.0.0 under analysis until 2026-03-01T12:00:00Z (window 30m); a failure rolls back "
+            "to 1.0.0") in text
+    # and `status --watch` has no outcome yet: the version can still roll back
+    assert view.watch_outcome(obj) is None

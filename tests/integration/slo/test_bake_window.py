@@ -1,0 +1,111 @@
+"""The bake window on the real stack (issue 20): the operator process, the real API server, Prometheus
+scraping the traffic simulator. A version is promoted into a bake window; a regression injected inside the
+window rolls it back to the last known good version with evidence, and the same regression after the
+window does not."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from integration.runtime.helpers import status
+from integration.slo.helpers import (
+    ANALYSIS,
+    events,
+    evidence,
+    slo,
+    slo_manifest,
+    start_rollout,
+    watch_rollout,
+)
+from tollgate_testkit.stack import OperatorProcess, Stack, wait_for
+
+ERROR_RATE = {"name": "error-rate", "max": 0.05, "maxIncreaseOverBaseline": 0.03, "onNoData": "hold",
+              "maxNoDataDuration": "30s"}
+
+
+def baking(name: str, window: str) -> dict[str, Any]:
+    manifest = slo_manifest(name, [ERROR_RATE], steps=[{"weight": 50}, {"weight": 100}])
+    manifest["spec"]["rollout"]["bakeWindow"] = window
+    return manifest
+
+
+def stable_error_ratio(stack: Stack, namespace: str, name: str, version: str, window: str = "5s") -> float | None:
+    """The error ratio Prometheus scraped for `version` on the stable track over the last `window`."""
+    sel = f'namespace="{namespace}", modeldeployment="{name}", track="stable", version="{version}"'
+    return stack.prometheus.query_value(
+        f'sum(increase(tollgate_sim_requests_total{{{sel}, code=~"5.."}}[{window}])) / '
+        f'sum(increase(tollgate_sim_requests_total{{{sel}}}[{window}]))')
+
+
+def requests_of(stack: Stack, namespace: str, name: str, version: str, window: str = "3s") -> float:
+    value = stack.prometheus.query_value(
+        f'sum(increase(tollgate_sim_requests_total{{namespace="{namespace}", modeldeployment="{name}", '
+        f'version="{version}"}}[{window}]))')
+    return value or 0.0
+
+
+def test_a_regression_inside_the_bake_window_rolls_back_to_last_known_good_with_evidence(
+        stack: Stack, namespace: str, operator: OperatorProcess) -> None:
+    # given 1.1.0, healthy through its canary, promoted into a 2-minute bake window over a stable 1.0.0
+    start_rollout(stack, namespace, baking("bake-in", "2m"), "1.1.0")
+    w = watch_rollout(stack, namespace, "bake-in", until=("Baking", "RolledBack", "Succeeded"))
+    st = w.final
+    assert st["phase"] == "Baking", st.get("message")
+    assert st["stable"]["version"] == "1.1.0" and st["lastKnownGood"]["version"] == "1.0.0"
+    bake = st["bake"]
+    assert bake["version"] == "1.1.0" and bake["window"] == "2m" and bake["rollbackTo"] == "1.0.0"
+    assert bake["until"] > bake["since"]
+    # (1.0.0's measurement during the canary is carried as the baseline of the window)
+    assert st["baselines"] and st["baselines"][0]["samples"] >= ANALYSIS["minSamples"]
+    # when 1.1.0, now serving all traffic, starts failing 30% of its requests
+    stack.set_fault("1.1.0", error_rate=0.3)
+    w = watch_rollout(stack, namespace, "bake-in", until=("RolledBack", "Succeeded"), timeout=110)
+    st = w.final
+    # then it is rolled back inside the window: 1.0.0 is stable again and 1.1.0 stays rolled back
+    assert st["phase"] == "RolledBack", st.get("message")
+    assert st["stable"]["version"] == "1.0.0" and st["lastKnownGood"]["version"] == "1.0.0"
+    assert st.get("bake") is None and st["rolledBackRevision"] == bake["revision"]
+    assert [h["result"] for h in st["history"][:2]] == ["RolledBack", "Promoted"]
+    er = slo(st, "error-rate")
+    assert er["verdict"] == "Fail" and (er["value"] > 0.05 or er.get("test")), er
+    # and the evidence holds the window, the failing value as judged, and the baseline it was judged against
+    ev = evidence(stack, namespace, st)
+    assert ev["bake"]["version"] == "1.1.0" and ev["bake"]["until"] == bake["until"]
+    assert ev["at"] < bake["until"]
+    assert ev["canary"]["version"] == "1.1.0" and ev["stable"]["version"] == "1.0.0" and ev["weight"] == 100
+    rec = next(s for s in ev["slos"] if s["name"] == "error-rate")
+    assert rec["verdict"] == "Fail" and rec["value"] == er["value"]
+    (obs,) = [o for o in ev["observations"] if o["name"] == "error-rate"]
+    judged = obs["canaryStream"]["events"] / obs["canaryStream"]["samples"] if obs["canaryStream"] else \
+        obs["canary"]["value"]
+    assert judged == er["value"]
+    assert ev["baselines"][0]["name"] == "error-rate"
+    reasons = [t["reason"] for t in ev["timeline"]]
+    assert "Promoted" in reasons and "BakeStarted" in reasons and "AnalysisFailed" in reasons
+    assert any(st["lastIncident"] in e["message"] for e in events(stack, namespace, "bake-in", "RolledBack"))
+    # and the traffic went back: Prometheus sees 1.0.0 serving and 1.1.0 serving nothing
+    wait_for("1.0.0 serving, 1.1.0 not", lambda: requests_of(stack, namespace, "bake-in", "1.1.0") == 0
+             and requests_of(stack, namespace, "bake-in", "1.0.0") > 0, timeout=60, interval=0.5)
+
+
+def test_the_same_regression_after_the_bake_window_does_not_roll_back(
+        stack: Stack, namespace: str, operator: OperatorProcess) -> None:
+    # given 1.2.0 promoted into a 10-second bake window, healthy through it
+    start_rollout(stack, namespace, baking("bake-out", "10s"), "1.2.0")
+    w = watch_rollout(stack, namespace, "bake-out", until=("Succeeded", "RolledBack"), timeout=150)
+    st = w.final
+    assert st["phase"] == "Succeeded", st.get("message")
+    assert st["lastKnownGood"]["version"] == "1.2.0" and st.get("bake") is None
+    assert [e["reason"] for e in events(stack, namespace, "bake-out", "BakeCompleted")] == ["BakeCompleted"]
+    # when 1.2.0 starts failing 30% of its requests, and Prometheus has seen it over a whole analysis window
+    stack.set_fault("1.2.0", error_rate=0.3)
+    wait_for("the regression in Prometheus", lambda: (stable_error_ratio(
+        stack, namespace, "bake-out", "1.2.0") or 0) > 0.2, timeout=60, interval=0.5)
+    time.sleep(5)  # five more analysis intervals: a window still open would have rolled back by now
+    # then nothing was rolled back: 1.2.0 serves and stays the last known good version
+    st = status(stack, namespace, "bake-out")
+    assert st["phase"] == "Succeeded" and st["stable"]["version"] == "1.2.0", st.get("message")
+    assert st["lastKnownGood"]["version"] == "1.2.0"
+    assert st["history"][0]["result"] == "Promoted"
+    assert events(stack, namespace, "bake-out", "RolledBack") == []
