@@ -30,6 +30,7 @@ CASES = [
     (md("Pending", Ready="False", Reconciling="True"), "Progressing", "InProgress", "InProgress"),
     (md("Stable", Ready="True", SandboxReady="True"), "Healthy", "Current", "Current"),
     (md("Succeeded", Ready="True"), "Healthy", "Current", "Current"),
+    (md("Baking", Ready="True"), "Healthy", "Current", "Current"),
     (md("Progressing", message="canary at 25%", Ready="False", Reconciling="True", Progressing="True"),
      "Progressing", "InProgress", "InProgress"),
     (md("AwaitingApproval", message="step 3 awaits approval", Ready="False", Reconciling="True",
