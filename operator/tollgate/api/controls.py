@@ -31,6 +31,9 @@ class ControlTokens(BaseModel):
     """Roll the canary back now, with an evidence record."""
     retry: str | None = None
     """Start the rolled-back revision again from step 1."""
+    step: str | None = None
+    """Complete the canary's current step now, skipping its remaining pause and analysis (one step; an
+    approval gate on the next step still waits)."""
     drillKillSwitch: str | None = None
     """Rehearse the kill switch: all traffic to the fallback, time it, then back (annotation
     tollgate.dev/drill-kill-switch; api.drills)."""

@@ -1,7 +1,7 @@
 """The controls the plugin writes, and when each makes sense: pure rules over a ModelDeployment dict.
 
 Controls are declarative, so they work from Git too: annotations (tollgate.dev/approve, promote, abort,
-retry) carry a token the operator acts on once per distinct value; spec fields (paused, killSwitch) are
+retry, step) carry a token the operator acts on once per distinct value; spec fields (paused, killSwitch) are
 desired state. Status is the operator's alone and is never written here.
 """
 
@@ -40,6 +40,7 @@ APPROVE = ANNOTATION_CONTROLS["approve"]
 PROMOTE = ANNOTATION_CONTROLS["promote"]
 ABORT = ANNOTATION_CONTROLS["abort"]
 RETRY = ANNOTATION_CONTROLS["retry"]
+STEP = ANNOTATION_CONTROLS["step"]
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,22 @@ def check_annotation(control: AnnotationControl, obj: Obj) -> str:
             raise CliError(f"no rollout to abort: {_where(obj)}", Exit.NOT_APPLICABLE)
         return (f"aborts canary {canary.get('version')}: all traffic back on stable, the revision stays "
                 "rolled back, evidence recorded")
+    if control is STEP:
+        steps = steps_of(obj)
+        index = int(st.get("currentStep") or 0)
+        weight = int(st.get("canaryWeight") or 0)
+        if not canary or phase != Phase.PROGRESSING or st.get("promotingSince") or not steps:
+            raise CliError(f"no step to complete: {_where(obj)}", Exit.NOT_APPLICABLE)
+        if index >= len(steps) or steps[index].weight != weight:
+            raise CliError(f"step {index + 1} has not taken its weight yet (the canary waits for its pods); "
+                           f"nothing to complete: {_where(obj)}", Exit.NOT_APPLICABLE)
+        if index == len(steps) - 1:
+            return (f"completes the last step ({weight}%) of canary {canary.get('version')} now, skipping its "
+                    "remaining pause and analysis: the promotion starts")
+        nxt = steps[index + 1]
+        gate = "; the next step's approval gate still waits" if nxt.approval == "required" else ""
+        return (f"completes step {index + 1}/{len(steps)} ({weight}%) of canary {canary.get('version')} now, "
+                f"skipping its remaining pause and analysis, and enters step {index + 2} ({nxt.weight}%){gate}")
     if control is RETRY:
         if not st.get("rolledBackRevision") or phase not in ROLLBACK_PHASES:
             raise CliError(f"nothing was rolled back: {_where(obj)}", Exit.NOT_APPLICABLE)

@@ -36,8 +36,9 @@ PROG = "kubectl tollgate"
 OVERVIEW = f"""\
 Watch and steer Tollgate rollouts (ModelDeployment, {resource.API_VERSION}).
 
-Reads: get, status, history, evidence. Controls: {", ".join(ctl.ANNOTATION_CONTROLS)} (annotations
-tollgate.dev/<control>=<you>@<time>, acted on once per distinct value) and pause, resume, kill,
+Reads: get, status, history, evidence. Controls: {", ".join(c for c in ctl.ANNOTATION_CONTROLS if c != "step")},
+promote --step (annotations tollgate.dev/<control>=<you>@<time>, step for --step, acted on once per
+distinct value) and pause, resume, kill,
 unkill (spec.paused, spec.killSwitch). Rehearsals: drill kill-switch|rollback (annotations
 tollgate.dev/drill-kill-switch, tollgate.dev/drill-rollback). The plugin never writes status: the operator does, and
 `status` shows what it did. Controls work from Git as well: commit the same annotation or field.
@@ -80,19 +81,25 @@ examples:
   kubectl tollgate status fraud-scorer --watch --timeout 30m
   kubectl tollgate status fraud-scorer -o json
 """),
-    "promote": ("promote the canary to 100% now, skipping its remaining steps (--full)", """\
-Write tollgate.dev/promote=<you>@<time> on the ModelDeployment. The operator then skips the
-remaining steps and analysis of the current canary: the stable track rolls to the canary's
-revision, and once it is Ready the canary becomes stable (phase Succeeded). SLOs are still judged
-while promoting; a failure there still rolls back.
+    "promote": ("promote the canary: to 100% now (--full), or one step now (--step)", """\
+--full writes tollgate.dev/promote=<you>@<time> on the ModelDeployment. The operator then skips
+the remaining steps and analysis of the current canary: the stable track rolls to the canary's
+revision, and once it is Ready the canary becomes stable (phase Succeeded, or Baking with a bake
+window). SLOs are still judged while promoting; a failure there still rolls back.
 
-Tollgate's promote control has one behaviour, full promotion, so --full is required: a bare
-`promote` (which in Argo Rollouts advances one step) is refused with exit 2 rather than doing
-more than you asked. To pass an approval gate, use `approve`; steps without a gate advance on
-their own once their pause and analysis pass.
-Refused (exit 5, nothing written) when there is no canary or it is already promoting.
+--step writes tollgate.dev/step=<you>@<time>: the step the canary is at completes now, without
+its remaining pause and analysis, and the next step's weight is set (at the last step, the
+promotion starts). One step per invocation; an approval gate on the next step still waits for
+`approve`, and a failing analysis still rolls back.
+
+One of --full and --step is required: a bare `promote` (which in Argo Rollouts advances one step)
+is refused with exit 2 rather than guessing. Steps without a gate advance on their own once their
+pause and analysis pass.
+Refused (exit 5, nothing written) when there is no canary, it is already promoting, or (--step)
+the current step has not taken its weight yet. In a bake window, --full ends the window now.
 
 examples:
+  kubectl tollgate promote fraud-scorer --step
   kubectl tollgate promote fraud-scorer --full
   kubectl tollgate promote fraud-scorer --full --wait
 """),
@@ -290,11 +297,16 @@ def build_parser() -> argparse.ArgumentParser:
     output(p)
 
     for control in ctl.ANNOTATION_CONTROLS:
+        if control == "step":
+            continue  # `promote --step`
         p = sub(control)
         name(p)
         if control == "promote":
-            p.add_argument("--full", action="store_true",
-                           help="required: promote to 100%% now, skipping the remaining steps")
+            how = p.add_mutually_exclusive_group()
+            how.add_argument("--full", action="store_true",
+                             help="promote to 100%% now, skipping the remaining steps")
+            how.add_argument("--step", action="store_true",
+                             help="complete the current step now and enter the next one (tollgate.dev/step)")
         wait(p)
     for toggle in ("pause", "resume", "kill", "unkill"):
         name(sub(toggle))
@@ -553,14 +565,15 @@ def run(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr:
     out = Out(stdout or sys.stdout, stderr or sys.stderr)
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "promote" and not args.full:
+        if args.command == "promote" and not (args.full or args.step):
             raise CliError(
-                "promote needs --full: Tollgate's promote control skips all remaining steps (full promotion); "
-                "there is no single-step promote. To pass an approval gate use `kubectl tollgate approve`.",
+                "promote needs --full (skip all remaining steps now) or --step (complete the current step now "
+                "and enter the next). To pass an approval gate use `kubectl tollgate approve`.",
                 Exit.USAGE)
+        command = "step" if args.command == "promote" and args.step else args.command
         session = connector(getattr(args, "kubeconfig", None), getattr(args, "context", None),
                             getattr(args, "namespace", None))
-        return COMMANDS[args.command](session, args, out)
+        return COMMANDS[command](session, args, out)
     except CliError as exc:
         out.stderr.write(f"error: {exc.message}\n")
         return int(exc.code)

@@ -71,6 +71,7 @@ class Reason(StrEnum):
     DRILL_PASSED = "DrillPassed"
     DRILL_FAILED = "DrillFailed"
     DRILL_INTERRUPTED = "DrillInterrupted"
+    STEP_PROMOTED = "StepPromoted"
     BAKE_STARTED = "BakeStarted"
     BAKE_COMPLETED = "BakeCompleted"
     BAKE_ENDED = "BakeEnded"

@@ -95,3 +95,14 @@ def test_in_a_bake_window_abort_rolls_back_and_promote_ends_the_window() -> None
     # and once the window passed, neither applies
     _refused(ctl.ABORT, md("Succeeded", canary=False))
     _refused(ctl.PROMOTE, md("Succeeded", canary=False))
+
+
+def test_step_needs_an_entered_step_of_a_progressing_canary() -> None:
+    assert "completes step 1/3 (10%) of canary 2.0.0 now" in ctl.check_annotation(ctl.STEP, md(step=0, weight=10))
+    assert "the promotion starts" in ctl.check_annotation(ctl.STEP, md(step=2, weight=100))
+    # not yet at the step's weight (waiting for pods), at a gate, paused, promoting, or no canary: refused
+    assert "has not taken its weight yet" in _refused(ctl.STEP, md(step=1, weight=10))
+    _refused(ctl.STEP, md("AwaitingApproval", step=1, weight=10))
+    _refused(ctl.STEP, md("Paused"))
+    _refused(ctl.STEP, md("Promoting", promotingSince="2026-03-01T11:00:00Z"))
+    _refused(ctl.STEP, md("Stable", canary=False))

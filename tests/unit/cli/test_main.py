@@ -225,3 +225,20 @@ def test_watch_on_a_terminal_redraws_in_place_with_color() -> None:
     screens = out.getvalue().split("\x1b[H\x1b[2J")[1:]
     assert len(screens) >= 2 and "Ctrl-C" in screens[0] and "Ctrl-C" not in screens[-1]
     assert "\x1b[32mSucceeded\x1b[0m" in screens[-1]
+
+
+def test_promote_step_writes_the_step_token_and_says_what_the_operator_will_do() -> None:
+    # given a canary at step 1 (10%)
+    s = FakeSession(md(step=0, weight=10))
+    # when promoting one step
+    code, out, _ = run(s, "promote", "fraud", "--step")
+    # then the step control's annotation is written, not the full promote
+    assert code == 0, out
+    (patch,) = s.patches
+    annotations = patch["metadata"]["annotations"]
+    assert set(annotations) == {"tollgate.dev/step"} and annotations["tollgate.dev/step"].startswith("alice@")
+    assert "completes step 1/3 (10%)" in out and "enters step 2 (50%)" in out
+    # and --full with --step is a usage error
+    with pytest.raises(SystemExit) as info:
+        main.run(["promote", "fraud", "--full", "--step"], stderr=io.StringIO())
+    assert info.value.code == 2

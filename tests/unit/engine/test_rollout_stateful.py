@@ -4,8 +4,10 @@ Invariants checked after every decision (prev = status before, d = the decision)
 - the canary weight stays within [0, maxWeight] (the last step's weight);
 - the weight never rises without a reason: from 0 only to the first step's weight when the canary is
   Ready; from w > 0 only after the step at w completed with a pass recorded in that step (or in this
-  decision's tick); into a step with an approval gate only with an Approved event in this decision;
-- promotion starts only after the last step passed, or on a new promote token;
+  decision's tick) or a new step token; into a step with an approval gate only with an Approved event in
+  this decision;
+- promotion starts only after the last step passed, or on a new promote token (or a new step token at
+  the last step); a step token advances one step at most;
   a Promote action only follows a started promotion;
 - a rolled-back revision does not become the canary again without a new retry token;
 - no Pass/Fail verdict on fewer than minSamples canary requests;
@@ -104,6 +106,8 @@ class RolloutMachine(RuleBasedStateMachine):
         self.sim: Sim = Sim(make_spec())
         self.token = 0
         self.version = 2
+        self.stepped: tuple[str, int] | None = None
+        """(canary revision, weight) of the last step a step token completed."""
 
     @initialize(kind=st.sampled_from(sorted(SPECS)))
     def start(self, kind: str) -> None:
@@ -153,12 +157,21 @@ class RolloutMachine(RuleBasedStateMachine):
                 assert index == 0, "from 0 the canary only goes to the first step's weight"
             else:
                 held = next(s for s in steps if s.weight == prev.canaryWeight)
-                if held.analysis:
-                    assert prev.passedAnalyses >= 1 or Reason.ANALYSIS_PASSED in reasons, \
-                        "weight rose without a passing analysis in the step"
+                stepped = fresh("step") and Reason.STEP_PROMOTED in reasons
+                # (or the step held was completed by a step token in an earlier decision, then a gate waited)
+                earlier = self.stepped == (prev.canary.revision, prev.canaryWeight)
+                if held.analysis and not earlier:
+                    assert prev.passedAnalyses >= 1 or Reason.ANALYSIS_PASSED in reasons or stepped, \
+                        "weight rose without a passing analysis in the step (or a new step token)"
+                if stepped:
+                    before = next(i for i, s in enumerate(steps) if s.weight == prev.canaryWeight)
+                    assert index == before + 1, "a step token advanced more than one step"
             if steps[index].approval is ApprovalMode.REQUIRED:
                 assert fresh("approve"), "a gated weight was set without a new approve token"
                 assert new.approvedBy == controls.approve
+
+        if Reason.STEP_PROMOTED in reasons and prev.canary is not None:
+            self.stepped = (prev.canary.revision, prev.canaryWeight)
 
         # promotion only after the last step passed, or on a new promote token
         if Reason.PROMOTING in reasons:
@@ -166,7 +179,8 @@ class RolloutMachine(RuleBasedStateMachine):
             last = steps[-1]
             passed_last = prev.canaryWeight == last.weight and (
                 not last.analysis or prev.passedAnalyses >= 1 or Reason.ANALYSIS_PASSED in reasons)
-            assert new_promote or passed_last, "promotion without the last step passing"
+            stepped_last = prev.canaryWeight == last.weight and fresh("step") and Reason.STEP_PROMOTED in reasons
+            assert new_promote or passed_last or stepped_last, "promotion without the last step passing"
         if d.of_type(Promote):
             assert prev.promotingSince is not None or Reason.PROMOTING in reasons
 
@@ -291,7 +305,7 @@ class RolloutMachine(RuleBasedStateMachine):
             self.sim.not_ready.add("canary")
         self.decide_and_check(None, 0)
 
-    @rule(which=st.sampled_from(["approve", "promote", "abort", "retry", "drillKillSwitch", "drillRollback"]),
+    @rule(which=st.sampled_from(["approve", "promote", "abort", "retry", "step", "drillKillSwitch", "drillRollback"]),
           fresh=st.booleans())
     def control(self, which: str, fresh: bool) -> None:
         if fresh:

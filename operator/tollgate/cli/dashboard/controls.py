@@ -19,7 +19,7 @@ from tollgate.cli.view import Obj
 ANNOTATIONS: dict[str, ctl.AnnotationControl] = dict(ctl.ANNOTATION_CONTROLS)
 """Every control of the table in api.controls (adding one there adds its button)."""
 TOGGLES: dict[str, ctl.SpecToggle] = {t.name: t for t in (ctl.PAUSE, ctl.RESUME, ctl.KILL, ctl.UNKILL)}
-DANGEROUS = frozenset({"abort", "kill", "promote"})
+DANGEROUS = frozenset({"abort", "kill", "promote", "step"})
 """Shown in red: they move traffic at once."""
 
 
@@ -36,7 +36,8 @@ class Button:
 
 
 def buttons(obj: Obj) -> list[Button]:
-    """approve, promote, abort, retry, then pause or resume and kill or unkill (whichever changes the spec)."""
+    """approve, promote, abort, retry, step, then pause or resume and kill or unkill (whichever changes the
+    spec)."""
     out = []
     for name, control in ANNOTATIONS.items():
         try:

@@ -1,8 +1,10 @@
 """A canary in progress: controls, pause, analysis ticks, steps and approval gates (rules 6, 7, 9, 10).
 
 - Controls act once per distinct token: abort rolls back now (with evidence); promote starts the
-  promotion (skipping the remaining steps); approve passes a gate only while it waits
-  (`gate_waiting`), otherwise the token is recorded and ignored.
+  promotion (skipping the remaining steps); step completes the entered step now (skipping its remaining
+  pause and analysis; at the last step that starts the promotion; a gate on the next step still waits);
+  approve passes a gate only while it waits (`gate_waiting`). A token that does not apply (approve
+  with no gate waiting, step with no entered step, or while paused) is recorded and ignored.
 - spec.paused holds the weights and ignores verdicts; on resume the entered step starts over.
 - An analysis tick (Observations.slos) at a judged weight is assessed (engine.analysis); a limit
   crossed rolls back in the same decision.
@@ -91,7 +93,7 @@ def progress(d: Draft, policy: Policy, tokens: ControlTokens) -> None:
     if promoting:
         promotion_progress(d, policy)
         return
-    _advance(d, policy, tokens, ready=ready, gate_waiting=waiting)
+    _advance(d, policy, tokens, ready=ready, gate_waiting=waiting, skip=tokens.step)
     if d.rollback is None:
         during_analysis(d)  # spec.hooks.duringAnalysis: from the first weight until promotion
 
@@ -163,10 +165,14 @@ def _describe(tick: TickOutcome, which: str) -> str:
     return "; ".join(parts)
 
 
-def _advance(d: Draft, policy: Policy, tokens: ControlTokens, *, ready: bool, gate_waiting: bool) -> None:
+def _advance(d: Draft, policy: Policy, tokens: ControlTokens, *, ready: bool, gate_waiting: bool,
+             skip: str | None = None) -> None:
+    """Enter and complete steps as far as this decision allows. `skip`: a new step token; the step
+    entered now completes without its remaining pause and analysis (once)."""
     steps = policy.steps
     canary = d.st.canary
     assert canary is not None
+    skipped = False
     for _ in range(len(steps) + 1):
         index = d.st.currentStep
         step = steps[index]
@@ -197,6 +203,7 @@ def _advance(d: Draft, policy: Policy, tokens: ControlTokens, *, ready: bool, ga
             d.st.passedAnalyses = 0
             d.st.phase = Phase.PROGRESSING
             d.event(Reason.STEP_ADVANCED, f"{label}: canary weight {weight}% -> {step.weight}%")
+            skip = None  # one step: a step entered in this decision is not skipped in it
             if not track_ready(d.obs.canary, canary, canary_replicas(d.spec.replicas, step.weight)):
                 ready = False
                 d.st.notReadySince = d.at
@@ -205,7 +212,11 @@ def _advance(d: Draft, policy: Policy, tokens: ControlTokens, *, ready: bool, ga
         pause = parse_duration(step.pause) if step.pause else 0.0
         pause_left = (started + timedelta(seconds=pause) - d.now).total_seconds()
         analysed = not step.analysis or d.st.passedAnalyses >= 1
-        if not (ready and pause_left <= 0 and analysed):
+        if ready and skip is not None:
+            d.event(Reason.STEP_PROMOTED, f"{label} at {weight}% completed by tollgate.dev/step={skip}: its "
+                                          "remaining pause and analysis skipped")
+            skip, skipped = None, True
+        elif not (ready and pause_left <= 0 and analysed):
             waits = []
             if not ready:
                 waits.append("canary pods to be Ready" + pods_detail(d.obs.canary, canary))
@@ -218,7 +229,8 @@ def _advance(d: Draft, policy: Policy, tokens: ControlTokens, *, ready: bool, ga
         if index == len(steps) - 1:
             if not before_promotion(d, label):
                 return  # spec.hooks.prePromotion waits, or rolled the canary back
-            start_promotion(d, f"all {len(steps)} steps passed")
+            start_promotion(d, "the last step completed by the step control" if skipped else
+                            f"all {len(steps)} steps passed")
             promotion_progress(d, policy)
             return
         d.st.currentStep = index + 1  # passedAnalyses resets when the next step is entered
