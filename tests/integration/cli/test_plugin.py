@@ -209,3 +209,32 @@ def test_kubectl_finds_the_plugin_on_path(cluster: Cluster, crds: list[str], nam
     res = subprocess.run(["kubectl", "plugin", "list"], text=True, capture_output=True, env=env(), timeout=60,
                          check=False)
     assert "kubectl-tollgate" in res.stdout
+
+
+def test_promote_step_advances_one_step_per_invocation_then_promotes(
+        stack: Stack, namespace: str, operator: OperatorProcess) -> None:
+    kc = stack.kubeconfig
+    # given a canary whose steps hold for 10 minutes each: it would not advance on its own
+    held = {"steps": [{"weight": 25, "pause": "10m"}, {"weight": 50, "pause": "10m"}, {"weight": 100}],
+            "analysis": {"interval": "1s", "window": "5s", "minSamples": 10}, "progressDeadline": "30s"}
+    apply(stack, namespace, md_manifest("ocr", "1.0.0", rollout=held))
+    wait_phase(stack, namespace, "ocr", "Stable")
+    patch_spec(stack, namespace, "ocr", {"model": {"version": "2.0.0"}})
+    wait_for("the canary at 25%", lambda: status(stack, namespace, "ocr").get("canaryWeight") == 25, timeout=60)
+    # when promoted one step, then it is at 50% (not further) and the operator says who skipped the step
+    res = ok(tollgate(kc, "promote", "ocr", "-n", namespace, "--step", "--wait"))
+    assert "completes step 1/3 (25%)" in res.stdout
+    st = status(stack, namespace, "ocr")
+    assert st["canaryWeight"] == 50 and st["currentStep"] == 1, st["message"]
+    stepped = [t for t in st["timeline"] if t["reason"] == "StepPromoted"]
+    assert len(stepped) == 1 and "tollgate.dev/step=" in stepped[0]["message"]
+    # when promoted one step again, twice: 100%, then the promotion, and it becomes stable
+    ok(tollgate(kc, "promote", "ocr", "-n", namespace, "--step", "--wait"))
+    assert status(stack, namespace, "ocr")["canaryWeight"] == 100
+    ok(tollgate(kc, "promote", "ocr", "-n", namespace, "--step", "--wait"))
+    res = tollgate(kc, "status", "ocr", "-n", namespace, "--watch", "--timeout", "90s")
+    assert res.returncode == 0, res.stdout + res.stderr
+    st = status(stack, namespace, "ocr")
+    assert st["stable"]["version"] == "2.0.0" and st["history"][0]["result"] == "Promoted"
+    # and with no canary, --step writes nothing (exit 5)
+    assert tollgate(kc, "promote", "ocr", "-n", namespace, "--step").returncode == 5
