@@ -70,3 +70,18 @@ def test_a_step_token_while_paused_is_recorded_and_ignored() -> None:
     sim.spec = updated(sim.spec, paused=False)
     d = sim.step(after=1)
     assert d.status.canaryWeight == 10 and Reason.STEP_PROMOTED not in d.event_reasons
+
+
+def test_a_step_token_waits_for_the_canary_pods_of_the_step_then_acts_once() -> None:
+    sim = at_first_step(Sim(make_spec()))
+    # given the canary's pods are not Ready
+    sim.not_ready.add("canary")
+    sim.controls = Controls(step="erin@1")
+    d = sim.step(after=1)
+    # then the token waits (not recorded as handled), the weight holds
+    assert d.status.canaryWeight == 10 and d.status.controls.step is None
+    # when the pods are Ready, then it acts, once
+    sim.not_ready.discard("canary")
+    d = sim.step(after=1)
+    assert d.status.canaryWeight == 50 and d.status.controls.step == "erin@1"
+    assert sim.step(after=1).status.canaryWeight == 50

@@ -2,7 +2,8 @@
 
 - Controls act once per distinct token: abort rolls back now (with evidence); promote starts the
   promotion (skipping the remaining steps); step completes the entered step now (skipping its remaining
-  pause and analysis; at the last step that starts the promotion; a gate on the next step still waits);
+  pause and analysis, once the canary's pods for it are Ready; at the last step that starts the
+  promotion; a gate on the next step still waits);
   approve passes a gate only while it waits (`gate_waiting`). A token that does not apply (approve
   with no gate waiting, step with no entered step, or while paused) is recorded and ignored.
 - spec.paused holds the weights and ignores verdicts; on resume the entered step starts over.
@@ -212,6 +213,8 @@ def _advance(d: Draft, policy: Policy, tokens: ControlTokens, *, ready: bool, ga
         pause = parse_duration(step.pause) if step.pause else 0.0
         pause_left = (started + timedelta(seconds=pause) - d.now).total_seconds()
         analysed = not step.analysis or d.st.passedAnalyses >= 1
+        if skip is not None and not ready:
+            d.deferred = d.deferred | {"step"}  # acts once the canary's pods for this step are Ready
         if ready and skip is not None:
             d.event(Reason.STEP_PROMOTED, f"{label} at {weight}% completed by tollgate.dev/step={skip}: its "
                                           "remaining pause and analysis skipped")
