@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, cast
 
 import kopf
@@ -23,6 +24,7 @@ from tollgate.adapters.errors import KubeError
 from tollgate.adapters.evidence import EvidenceStore
 from tollgate.adapters.kube import Kube
 from tollgate.adapters.no_provider import NoProvider
+from tollgate.adapters.notifier import Notifier, Webhook
 from tollgate.adapters.prometheus import Credentials, PrometheusProvider
 from tollgate.adapters.routers import router_for
 from tollgate.adapters.server_clock import ServerClock
@@ -110,6 +112,8 @@ class Runtime:
     scheduler: AnalysisScheduler = field(init=False)
     reconciler: Reconciler = field(init=False)
     elector: LeaderElector | None = None
+    notifier: Notifier | None = None
+    """Notifications of rollbacks, stalls, approvals, promotions and the kill switch (--notify-secret)."""
     health: ApiHealth = field(init=False)
     error_backoff: float = 5.0
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -139,6 +143,8 @@ class Runtime:
     def _post_event(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         if self.is_leader():  # Events are writes too: fenced like the adapter's
             post_event(body, type_, reason, message)
+            if self.notifier is not None:  # queued: a slow receiver delays nothing
+                self.notifier.on_event(body, type_, reason, message)
 
     @classmethod
     def from_settings(cls, settings: Settings, provider: MetricsProvider | None = None) -> Runtime:
@@ -146,7 +152,8 @@ class Runtime:
         clock = ServerClock()
         if provider is None:
             provider = build_provider(settings, api, clock.epoch)
-        return cls(settings=settings, api=api, provider=provider, clock=clock)
+        return cls(settings=settings, api=api, provider=provider, clock=clock,
+                   notifier=build_notifier(settings, api, clock.now))
 
     async def start(self) -> None:
         try:
@@ -277,3 +284,20 @@ def build_provider(settings: Settings, api: client.ApiClient,
         creds = Credentials(bearer_token=base64.b64decode(raw).decode().strip())
     return PrometheusProvider(settings.prometheus_url, credentials=creds, profile=settings.metrics_profile,
                               clock=clock)
+
+
+def build_notifier(settings: Settings, api: client.ApiClient, clock: Callable[[], datetime]) -> Notifier | None:
+    """The webhook of --notify-secret (NAMESPACE/NAME), read once at start; None without one."""
+    ref = settings.notify_secret
+    if ref is None:
+        return None
+    where = f"{ref[0]}/{ref[1]}"
+    secret = client.CoreV1Api(api).read_namespaced_secret(ref[1], ref[0])
+    data = {k: base64.b64decode(v).decode().strip() for k, v in (secret.data or {}).items()}
+    try:
+        hook = Webhook.from_secret(data, where)
+    except ValueError as exc:
+        raise SystemExit(f"{exc} (--notify-secret)") from None
+    notifier = Notifier(hook, clock=clock)
+    log.info("notifications on", extra={"host": hook.host, "format": hook.format.value, "secret": where})
+    return notifier

@@ -55,6 +55,8 @@ class Settings:
     log_format: str = "json"
     max_replicas: int | None = None
     max_pod_resources: dict[str, str] = field(default_factory=dict)
+    notify_secret: tuple[str, str] | None = None
+    """(namespace, name) of the Secret with the notification webhook (url, format, token)."""
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -146,7 +148,21 @@ def parser() -> argparse.ArgumentParser:
                    help="Seconds between scrapes of the models' metrics: canaries under analysis are looked at "
                         "this often when it is shorter than their analysis interval; a sequential test keeps "
                         "the false-alarm rate of the extra looks [TOLLGATE_SCRAPE_INTERVAL] (0: every interval)")
+    p.add_argument("--notify-secret", type=_namespaced, default=_namespaced(env("TOLLGATE_NOTIFY_SECRET") or "-"),
+                   metavar="NAMESPACE/NAME",
+                   help="Secret with the notification webhook: keys url, format (cloudevents, slack or teams) and "
+                        "token (optional bearer token); rollbacks, stalls, approvals, promotions and the kill "
+                        "switch are sent there, queued and retried, never blocking a rollout [TOLLGATE_NOTIFY_SECRET]")
     return p
+
+
+def _namespaced(text: str) -> tuple[str, str] | None:
+    if text in ("", "-"):
+        return None
+    namespace, sep, name = text.partition("/")
+    if not sep or not namespace or not name:
+        raise argparse.ArgumentTypeError(f"secret {text!r} must look like NAMESPACE/NAME, e.g. tollgate/notify")
+    return namespace, name
 
 
 def parse(argv: list[str] | None = None) -> Settings:
@@ -167,4 +183,5 @@ def parse(argv: list[str] | None = None) -> Settings:
         lease_retry_period=a.lease_retry_period,
         log_format=a.log_format, scrape_interval=a.scrape_interval or None,
         max_replicas=a.max_replicas, max_pod_resources=dict(a.max_pod_resources),
+        notify_secret=a.notify_secret,
     )
