@@ -39,7 +39,7 @@ def receiver() -> Iterator[Receiver]:
     rec = Receiver()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             rec.requests.append({"path": self.path, "headers": dict(self.headers),
                                  "body": json.loads(self.rfile.read(length))})
@@ -104,7 +104,8 @@ def test_each_kind_arrives_as_a_cloudevent_with_the_documented_fields(receiver: 
         assert data["stableVersion"] == "1.0.0" and data["canaryVersion"] == "2.0.0"
     # and the rollback links to its evidence
     assert receiver.requests[0]["body"]["data"]["evidence"] == {
-        "configMap": "ml/fraud-incident-1a2b", "key": "evidence.json", "command": "kubectl tollgate evidence fraud -n ml"}
+        "configMap": "ml/fraud-incident-1a2b", "key": "evidence.json",
+        "command": "kubectl tollgate evidence fraud -n ml"}
     assert receiver.requests[1]["body"]["data"]["evidence"] is None
     notifier.close(5)
 
