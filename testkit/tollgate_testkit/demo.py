@@ -1,8 +1,10 @@
 """`make demo`: Tollgate in a few minutes on a fresh machine, no cluster or Docker needed.
 
 It starts the local control plane (built once, cached), Prometheus, the traffic simulator and the
-operator; deploys a model; rolls out a healthy version that promotes step by step; then a faulty
-version (15% errors) that is rolled back on its SLO, and prints the evidence record. Everything it
+operator; deploys a model; rolls out a healthy version that promotes step by step and bakes; then a
+faulty version (15% errors) that is rolled back on its SLO; then a healthy version that regresses at
+full traffic inside its bake window and is rolled back to the last known good one, and prints the
+evidence record. Everything it
 started is stopped on exit, also on Ctrl-C. DEMO_UNATTENDED=1 prints plain lines instead of a live
 screen (for CI and logs).
 """
@@ -42,6 +44,8 @@ def manifest(version: str) -> dict[str, Any]:
                 "analysis": {"interval": "2s", "window": "10s", "minSamples": 20, "failureLimit": 0,
                              "consecutiveErrorLimit": 3},
                 "progressDeadline": "60s",
+                # After promotion the new stable stays under analysis this long (tier high: 10m).
+                "bakeWindow": "40s",
             },
             "slos": [
                 {"name": "error-rate", "max": 0.05, "maxIncreaseOverBaseline": 0.02},
@@ -144,6 +148,16 @@ def settled_on(version: str) -> Callable[[dict[str, Any]], bool]:
     return check
 
 
+def baking_or_settled(version: str) -> Callable[[dict[str, Any]], bool]:
+    """The version was promoted into its bake window (or the rollout ended some other way)."""
+    settled = settled_on(version)
+
+    def check(md: dict[str, Any]) -> bool:
+        st = md.get("status") or {}
+        return settled(md) or (st.get("phase") == "Baking" and (st.get("bake") or {}).get("version") == version)
+    return check
+
+
 def summary(stack: Any, namespace: str, st: dict[str, Any], say: Callable[[str], None]) -> str | None:
     """Print the history and the evidence record of the last incident; its name, if any."""
     say("\nSummary")
@@ -197,8 +211,23 @@ def main() -> int:
             say(f"   -> phase {st.get('phase')}, canary weight {st.get('canaryWeight')}%, "
                 f"stable still {(st.get('stable') or {}).get('version')}")
 
+            say("\n4) Rolling out 1.3.0 (healthy): promoted into a 40s bake window; then it starts failing 30% of "
+                "requests at full traffic. Inside the window Tollgate must roll it back to 1.1.0.")
+            apply(stack, "1.3.0")
+            md = follow(stack, view, baking_or_settled("1.3.0"))
+            baked = (md["status"].get("bake") or {}).get("version") == "1.3.0"
+            say(f"   -> phase {md['status'].get('phase')}, bake window until "
+                f"{(md['status'].get('bake') or {}).get('until')}; injecting the fault now")
+            stack.set_fault("1.3.0", error_rate=0.3)
+            md = follow(stack, view, settled_on("1.3.0"))
+            st = md["status"]
+            bake_rolled_back = baked and st.get("phase") == "RolledBack" \
+                and (st.get("stable") or {}).get("version") == "1.1.0"
+            say(f"   -> phase {st.get('phase')}, stable back on {(st.get('stable') or {}).get('version')}, "
+                f"lastKnownGood {(st.get('lastKnownGood') or {}).get('version')}")
+
             incident = summary(stack, NAMESPACE, st, say)
-            success = ok and rolled_back and bool(incident)
+            success = ok and rolled_back and bake_rolled_back and bool(incident)
             say(f"\nDemo {'complete' if success else 'FAILED'} in {time.monotonic() - t0:.0f}s; cleaning up.")
             return 0 if success else 1
     except KeyboardInterrupt:
