@@ -215,7 +215,7 @@ def test_promote_step_advances_one_step_per_invocation_then_promotes(
         stack: Stack, namespace: str, operator: OperatorProcess) -> None:
     kc = stack.kubeconfig
     # given a canary whose steps hold for 10 minutes each: it would not advance on its own
-    held = {"steps": [{"weight": 25, "pause": "10m"}, {"weight": 50, "pause": "10m"}, {"weight": 100}],
+    held = {"steps": [{"weight": 25, "pause": "10m"}, {"weight": 50, "pause": "10m"}, {"weight": 100, "pause": "10m"}],
             "analysis": {"interval": "1s", "window": "5s", "minSamples": 10}, "progressDeadline": "30s"}
     apply(stack, namespace, md_manifest("ocr", "1.0.0", rollout=held))
     wait_phase(stack, namespace, "ocr", "Stable")
