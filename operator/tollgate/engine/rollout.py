@@ -135,11 +135,14 @@ class Case:
         if bake is not None and self.status.canary is None:
             # The promoted version, on the stable track, in its bake window (engine.bake_analysis).
             judged = bake_slos(self.policy, self.status)
-            streamed = any(r.slo.maxIncreaseOverBaseline is not None and r.slo.query is None for r in judged)
+            streamed = any(r.slo.maxIncreaseOverBaseline is not None and r.slo.query is None
+                           and r.slo.templateRef is None for r in judged)
             return AnalysisRequest(
                 namespace=self.ctx.namespace, name=self.ctx.name, slos=tuple(r.slo for r in judged),
                 window=self.policy.window, versions=(("stable", bake.version),),
                 stream_since=bake.streamSince if streamed else None,
+                sandbox=self.status.sandboxNamespace or self.sandbox,
+                profile=self.spec.metrics.profile.value if self.spec.metrics.profile else None,
             )
         tracks = (("stable", self.status.stable), ("canary", self.status.canary))
         # Counts since the canary started, for the SLOs compared with their baseline by a test.
