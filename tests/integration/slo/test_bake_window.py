@@ -18,6 +18,7 @@ from integration.slo.helpers import (
     start_rollout,
     watch_rollout,
 )
+from tollgate_testkit.dialects import requests_selector
 from tollgate_testkit.stack import OperatorProcess, Stack, wait_for
 
 ERROR_RATE = {"name": "error-rate", "max": 0.05, "maxIncreaseOverBaseline": 0.03, "onNoData": "hold",
@@ -32,16 +33,17 @@ def baking(name: str, window: str) -> dict[str, Any]:
 
 def stable_error_ratio(stack: Stack, namespace: str, name: str, version: str, window: str = "5s") -> float | None:
     """The error ratio Prometheus scraped for `version` on the stable track over the last `window`."""
-    sel = f'namespace="{namespace}", modeldeployment="{name}", track="stable", version="{version}"'
+    sel = requests_selector(stack.simulator.dialect, modeldeployment_namespace=namespace, modeldeployment=name,
+                            track="stable", version=version)
+    errors = sel[:-1] + ', code=~"5.."}'
     return stack.prometheus.query_value(
-        f'sum(increase(tollgate_sim_requests_total{{{sel}, code=~"5.."}}[{window}])) / '
-        f'sum(increase(tollgate_sim_requests_total{{{sel}}}[{window}]))')
+        f"sum(increase({errors}[{window}])) / sum(increase({sel}[{window}]))")
 
 
 def requests_of(stack: Stack, namespace: str, name: str, version: str, window: str = "3s") -> float:
-    value = stack.prometheus.query_value(
-        f'sum(increase(tollgate_sim_requests_total{{namespace="{namespace}", modeldeployment="{name}", '
-        f'version="{version}"}}[{window}]))')
+    sel = requests_selector(stack.simulator.dialect, modeldeployment_namespace=namespace, modeldeployment=name,
+                            version=version)
+    value = stack.prometheus.query_value(f"sum(increase({sel}[{window}]))")
     return value or 0.0
 
 
