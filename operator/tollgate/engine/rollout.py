@@ -20,7 +20,9 @@ The rules, in the order a decision applies them:
    rule 2 until all traffic is observed on the fallback, then releases it; a rollback drill rolls the
    canary back as abort does. Each is timed from the decision that acted on it to the first decision
    observing all traffic on the fallback or stable (status.lastDrill), or refused with the fix.
-3. First deployment (nothing has served yet) -> straight to the stable track, no canary.
+3. First deployment (nothing has served yet) -> straight to the stable track, no canary; with a bake
+   window it is judged there on its absolute limits; failed, all traffic to spec.fallback as in rule 2
+   (else Stalled, it keeps serving) until the spec changes or tollgate.dev/retry.
 4. A new revision while a canary runs -> the canary is Superseded (history), all traffic back on
    stable, a new canary starts at step one. Replica or policy changes are not new revisions.
 5. A revision that was rolled back stays rolled back until the spec changes it or a new
@@ -62,6 +64,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from tollgate.api.controls import ControlTokens
 from tollgate.api.invalid import InvalidSpecError
 from tollgate.api.spec import ModelDeploymentSpec, RouterKind
 from tollgate.api.status import ModelDeploymentStatus, Phase
@@ -73,6 +76,7 @@ from tollgate.engine.hook_observations import WebhookCall
 from tollgate.engine.observations import AnalysisRequest, Observations
 from tollgate.engine.policy import Policy, plan_problem, resolve_policy
 from tollgate.engine.rules import drills
+from tollgate.engine.revision import desired_revision
 from tollgate.engine.rules.finish import finish
 from tollgate.engine.rules.hooks import webhook_due
 from tollgate.engine.rules.kill_switch import kill_switch_off, kill_switch_on, stall
@@ -179,7 +183,14 @@ class Case:
             drills.interrupt(d, None, "the spec cannot be acted on")
             drills.refuse_new(d, tokens, f"the spec cannot be acted on: {d.st.message}")
             return finish(d, None)
-        if spec.killSwitch:  # rule 2
+        first_failed = not spec.killSwitch and _first_failed_on_fallback(spec, status, tokens)
+        if spec.killSwitch or first_failed:  # rule 2
+            if first_failed:
+                drills.interrupt(d, policy, "the first version failed its analysis: traffic to the fallback")
+                kill_switch_on(d, "first version failed its analysis")
+                drills.refuse_new(d, tokens, "the first version failed its analysis and traffic is on the fallback: "
+                                             "change the spec or set tollgate.dev/retry before a drill")
+                return finish(d, policy)
             drills.interrupt(d, policy, "the kill switch was turned on (spec.killSwitch)")
             kill_switch_on(d)
             drills.refuse_new(d, tokens, f"the kill switch is on (spec.killSwitch): turn it off (kubectl tollgate "
@@ -196,6 +207,16 @@ class Case:
         reconcile(d, policy, tokens)  # rules 3-10
         drills.follow(d, policy)
         return drills.with_wake(finish(d, policy), policy)
+
+
+def _first_failed_on_fallback(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, tokens: ControlTokens) -> bool:
+    """A first version that failed its bake window and is still the spec's revision, with spec.fallback:
+    traffic stays on the fallback as with the kill switch (engine.rules.bake), until the spec changes or a
+    new tollgate.dev/retry token."""
+    stable = status.stable
+    return (spec.fallback is not None and status.lastKnownGood is None and stable is not None
+            and status.rolledBackRevision == stable.revision == desired_revision(spec).revision
+            and tokens.retry is None)
 
 
 def decide(

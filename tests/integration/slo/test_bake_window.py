@@ -6,16 +6,14 @@ window does not."""
 from __future__ import annotations
 
 import time
-from typing import Any
 
-from integration.runtime.helpers import status, wait_phase
+from integration.runtime.helpers import apply, patch_spec, status, wait_phase
 from integration.slo.helpers import (
     ANALYSIS,
     events,
     evidence,
     slo,
     slo_manifest,
-    start_rollout,
     watch_rollout,
 )
 from tollgate_testkit.dialects import requests_selector
@@ -25,10 +23,12 @@ ERROR_RATE = {"name": "error-rate", "max": 0.05, "maxIncreaseOverBaseline": 0.03
               "maxNoDataDuration": "30s"}
 
 
-def baking(name: str, window: str) -> dict[str, Any]:
-    manifest = slo_manifest(name, [ERROR_RATE], steps=[{"weight": 50}, {"weight": 100}])
-    manifest["spec"]["rollout"]["bakeWindow"] = window
-    return manifest
+def roll_out_with_bake(stack: Stack, namespace: str, name: str, version: str, window: str) -> None:
+    """A stable 1.0.0 (no bake window for its first deployment), then `version` with a bake window."""
+    apply(stack, namespace, slo_manifest(name, [ERROR_RATE], steps=[{"weight": 50}, {"weight": 100}]))
+    wait_phase(stack, namespace, name, "Stable")
+    patch_spec(stack, namespace, name, {"rollout": {"bakeWindow": window},
+                                        "model": {"version": version, "uri": f"s3://models/{name}/{version}"}})
 
 
 def stable_error_ratio(stack: Stack, namespace: str, name: str, version: str, window: str = "5s") -> float | None:
@@ -50,7 +50,7 @@ def requests_of(stack: Stack, namespace: str, name: str, version: str, window: s
 def test_a_regression_inside_the_bake_window_rolls_back_to_last_known_good_with_evidence(
         stack: Stack, namespace: str, operator: OperatorProcess) -> None:
     # given 1.1.0, healthy through its canary, promoted into a 2-minute bake window over a stable 1.0.0
-    start_rollout(stack, namespace, baking("bake-in", "2m"), "1.1.0")
+    roll_out_with_bake(stack, namespace, "bake-in", "1.1.0", "2m")
     w = watch_rollout(stack, namespace, "bake-in", until=("Baking", "RolledBack", "Succeeded"))
     st = w.final
     assert st["phase"] == "Baking", st.get("message")
@@ -94,7 +94,7 @@ def test_a_regression_inside_the_bake_window_rolls_back_to_last_known_good_with_
 def test_the_same_regression_after_the_bake_window_does_not_roll_back(
         stack: Stack, namespace: str, operator: OperatorProcess) -> None:
     # given 1.2.0 promoted into a 10-second bake window, healthy through it
-    start_rollout(stack, namespace, baking("bake-out", "10s"), "1.2.0")
+    roll_out_with_bake(stack, namespace, "bake-out", "1.2.0", "10s")
     w = watch_rollout(stack, namespace, "bake-out", until=("Succeeded", "RolledBack"), timeout=150)
     st = w.final
     assert st["phase"] == "Succeeded", st.get("message")

@@ -29,6 +29,7 @@ from tollgate.engine.observations import (
 from tollgate.engine.rollout import decide
 from tollgate.engine.serving import route_routing, service_routing
 from tollgate.engine.status_size import compact, expand
+from tollgate.engine.timeutil import parse_time
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 CTX = Context(name="fraud-scorer", namespace="ml-team", uid="6f1c-uid", generation=1)
@@ -168,9 +169,14 @@ class Sim:
         return decision
 
     def deploy_stable(self) -> Decision:
-        """First deployment until Stable."""
+        """First deployment until Stable (through its bake window, healthy, when it has one)."""
         decision = self.settle()
-        assert self.status.phase.value == "Stable", self.status.message
+        if self.status.bake is not None:
+            until = parse_time(self.status.bake.until)
+            assert until is not None
+            decision = self.step(after=(until - self.now).total_seconds())
+        assert self.status.phase.value in ("Stable", "Succeeded"), self.status.message
+        assert self.status.lastKnownGood is not None
         return decision
 
     def set_version(self, version: str) -> None:

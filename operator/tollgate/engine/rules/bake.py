@@ -16,6 +16,11 @@
   after the end does not judge it.
 - A new revision during the window ends it unjudged (`end_bake`): the version is not lastKnownGood, and
   the new canary runs against it. The kill switch suspends the window; switched off, it starts over.
+- A first deployment (nothing served before) bakes too, once Ready, on its absolute limits only (there
+  is no baseline). A failure cannot roll back: the version is marked failed (history Failed, evidence,
+  it stays failed until the spec changes or tollgate.dev/retry); with spec.fallback all traffic goes to
+  the fallback, as with the kill switch (engine.rollout keeps it there); without one it keeps serving
+  and the phase is Stalled (kstatus Failed), saying so.
 """
 
 from __future__ import annotations
@@ -28,9 +33,10 @@ from tollgate.api.status import BakeStatus, Phase, RevisionRef
 from tollgate.engine.actions import Cause, Reason
 from tollgate.engine.analysis import TickOutcome, assess
 from tollgate.engine.bake_analysis import bake_slos, subject
-from tollgate.engine.draft import Draft, RollbackRecord
+from tollgate.engine.draft import Draft, RollbackRecord, with_template
 from tollgate.engine.evidence import incident_name
 from tollgate.engine.policy import Policy
+from tollgate.engine.revision import fallback_revision
 from tollgate.engine.rules.rollback import rolled_back
 from tollgate.engine.timeutil import format_time, parse_time
 from tollgate.engine.wakes import grid_slack
@@ -51,6 +57,39 @@ def start_bake(d: Draft, policy: Policy, promoted: RevisionRef) -> bool:
                                  f"{policy.bake_window}): a failure rolls back to {back.version}")
     _baking(d)
     return True
+
+
+def start_first_bake(d: Draft, policy: Policy, first: RevisionRef) -> bool:
+    """Open the bake window of a first version that just became Ready (nothing served before it): judged
+    on its absolute limits (there is no baseline); False when there is no window or nothing to judge."""
+    if policy.bake_seconds <= 0:
+        return False
+    d.st.bake = BakeStatus(revision=first.revision, version=first.version, window=policy.bake_window, since=d.at,
+                           until=format_time(d.now + timedelta(seconds=policy.bake_seconds)),
+                           rollbackTo=d.spec.fallback.version if d.spec.fallback else None)
+    if not bake_slos(policy, d.st):
+        d.st.bake = None
+        return False
+    d.st.analysis = []
+    d.st.lastAnalysisAt = None
+    bake = d.st.bake
+    on_failure = (f"traffic goes to fallback {bake.rollbackTo}" if bake.rollbackTo else
+                  "it is marked failed and keeps serving (no spec.fallback)")
+    d.event(Reason.BAKE_STARTED, f"first version {first.version} ({first.revision}) bakes until {bake.until} "
+                                 f"(window {bake.window}) on its absolute limits: on a failure {on_failure}")
+    _baking(d)
+    return True
+
+
+def first_failed(d: Draft) -> None:
+    """The phase of a first version that failed its bake window while it stays the spec's revision: on
+    the fallback when one is configured (engine.rollout routes it like the kill switch), else Stalled."""
+    stable = d.st.stable
+    assert stable is not None
+    d.st.canaryWeight = 0
+    d.phase(Phase.STALLED, f"first version {stable.version} ({stable.revision}) failed its analysis "
+                           f"({d.st.lastIncident}) and there is no spec.fallback: it keeps serving. Set "
+                           "spec.fallback, change the spec, or set tollgate.dev/retry")
 
 
 def bake_progress(d: Draft, policy: Policy, tokens: ControlTokens) -> None:
@@ -92,6 +131,11 @@ def end_bake(d: Draft, why: str) -> None:
 def _baking(d: Draft) -> None:
     bake = d.st.bake
     assert bake is not None
+    if d.st.lastKnownGood is None:
+        on_failure = f"sends traffic to fallback {bake.rollbackTo}" if bake.rollbackTo else "marks it failed"
+        d.phase(Phase.BAKING, f"serving first version {bake.version} ({bake.revision}), under analysis until "
+                              f"{bake.until} (bake window {bake.window}); a failure {on_failure}")
+        return
     d.phase(Phase.BAKING, f"serving {bake.version} ({bake.revision}); promoted, under analysis until "
                           f"{bake.until} (bake window {bake.window}); a failure rolls back to {bake.rollbackTo}")
 
@@ -140,7 +184,10 @@ def _describe(tick: TickOutcome, names: tuple[str, ...]) -> str:
 def _roll_back(d: Draft, policy: Policy, cause: Cause, message: str) -> None:
     """Back to lastKnownGood with evidence, as a canary failure: the version stays rolled back."""
     bake, baked, back = d.st.bake, d.st.stable, d.st.lastKnownGood
-    assert bake is not None and baked is not None and back is not None
+    assert bake is not None and baked is not None
+    if back is None:
+        _fail_first(d, policy, cause, message)
+        return
     incident = incident_name(d.ctx, baked.revision, d.at, cause.result)
     d.rollback = RollbackRecord(canary=baked, stable=back, cause=cause, message=message, incident=incident,
                                 step=max(len(policy.steps) - 1, 0), weight=100, bake=bake)
@@ -152,3 +199,30 @@ def _roll_back(d: Draft, policy: Policy, cause: Cause, message: str) -> None:
     d.st.rolledBackRevision = baked.revision
     d.st.lastIncident = incident
     rolled_back(d)
+
+
+def _fail_first(d: Draft, policy: Policy, cause: Cause, message: str) -> None:
+    """A first version failed its window: there is nothing to roll back to. It is marked failed (history
+    Failed, evidence, the revision stays failed until the spec changes or tollgate.dev/retry); with
+    spec.fallback all traffic goes there, as with the kill switch; without, it keeps serving (Stalled)."""
+    bake, first = d.st.bake, d.st.stable
+    assert bake is not None and first is not None
+    fallback = with_template(fallback_revision(d.spec, d.st), d.spec)
+    incident = incident_name(d.ctx, first.revision, d.at, cause.result)
+    d.rollback = RollbackRecord(canary=first, stable=fallback, cause=cause, message=message, incident=incident,
+                                step=0, weight=100, bake=bake)
+    result = "Failed" if cause is not Cause.ABORT else cause.result
+    d.history(first, result, message, incident)
+    where = f"all traffic to fallback {fallback.version}" if fallback else "no spec.fallback: it keeps serving"
+    d.event(cause.reason, f"first version {first.version} ({first.revision}) failed in its bake window until "
+                          f"{bake.until}: {message}; {where}; evidence {incident}", warning=True)
+    d.st.bake = None
+    d.st.rolledBackRevision = first.revision
+    d.st.lastIncident = incident
+    if fallback is None:
+        first_failed(d)
+        return
+    d.st.killSwitchActive = True  # kill-switch semantics: the fallback track, all traffic once Ready
+    d.st.fallback = None
+    d.phase(Phase.FALLBACK, f"first version {first.version} failed its analysis ({incident}): starting fallback "
+                            f"{fallback.version}; it takes all traffic once Ready")

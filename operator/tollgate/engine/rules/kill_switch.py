@@ -29,10 +29,11 @@ def stall(d: Draft, message: str, *, apply: bool) -> None:
         d.st.fallback = None
 
 
-def kill_switch_on(d: Draft, *, drill: bool = False) -> None:
-    """`drill`: a kill-switch drill runs these rules (engine.rules.drills), which says so in its own events."""
+def kill_switch_on(d: Draft, why: str = "kill switch on", *, drill: bool = False) -> None:
+    """`why`: the kill switch (spec.killSwitch), or a first version that failed its bake window. `drill`: a
+    kill-switch drill runs these rules (engine.rules.drills), which says so in its own events."""
     if not d.prev.killSwitchActive and not drill:
-        d.event(Reason.KILL_SWITCH_ON, "kill switch on: canary weight 0, traffic to the fallback", warning=True)
+        d.event(Reason.KILL_SWITCH_ON, f"{why}: canary weight 0, traffic to the fallback", warning=True)
     d.cut_canary()
     d.st.killSwitchActive = True
     fallback = with_template(fallback_revision(d.spec, d.prev), d.spec)
@@ -48,10 +49,10 @@ def kill_switch_on(d: Draft, *, drill: bool = False) -> None:
     separate = stable is None or fallback.revision != stable.revision
     if not separate or track_ready(d.obs.fallback, fallback, d.spec.replicas):
         d.st.fallback = fallback
-        d.phase(Phase.FALLBACK, f"kill switch on: all traffic on fallback {fallback.version} ({fallback.revision})")
+        d.phase(Phase.FALLBACK, f"{why}: all traffic on fallback {fallback.version} ({fallback.revision})")
     else:
         d.st.fallback = None
-        d.phase(Phase.FALLBACK, f"kill switch on: starting fallback {fallback.version}; canary at 0, stable serves "
+        d.phase(Phase.FALLBACK, f"{why}: starting fallback {fallback.version}; canary at 0, stable serves "
                                 f"until the fallback is Ready ({d.obs.fallback.ready}/{d.spec.replicas})")
 
 

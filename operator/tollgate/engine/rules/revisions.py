@@ -1,7 +1,9 @@
 """Which revision runs (rules 3-5), and the canary's start.
 
 - First deployment (nothing has served yet) -> straight to the stable track, no canary; its pods not
-  Ready within progressDeadline is reported (Stalled), there is nothing to roll back to.
+  Ready within progressDeadline is reported (Stalled), there is nothing to roll back to. Once Ready, with
+  a bake window, it is judged there on its absolute limits (engine.rules.bake); failed, it stays failed
+  (on the fallback when one is configured) until the spec changes or tollgate.dev/retry.
 - A new revision while a canary runs -> the canary is Superseded (history), all traffic back on
   stable, a new canary starts at step one. Replica or policy changes are not new revisions; a changed
   step plan restarts the running canary at step one.
@@ -19,7 +21,7 @@ from tollgate.engine.draft import Draft, track_ready
 from tollgate.engine.observations import PodProblemKind
 from tollgate.engine.policy import Policy
 from tollgate.engine.revision import desired_revision
-from tollgate.engine.rules.bake import bake_progress, end_bake
+from tollgate.engine.rules.bake import bake_progress, end_bake, first_failed, start_first_bake
 from tollgate.engine.rules.readiness import late, overdue, pods_detail
 from tollgate.engine.rules.rollback import rolled_back
 from tollgate.engine.rules.steps import progress
@@ -29,7 +31,7 @@ from tollgate.engine.timeutil import format_time, parse_time
 def reconcile(d: Draft, policy: Policy, tokens: ControlTokens) -> None:
     rev = desired_revision(d.spec)
     if d.st.stable is None or (d.st.lastKnownGood is None and d.st.canary is None):
-        _first_deployment(d, policy, rev)
+        _first_deployment(d, policy, rev, tokens)
         return
     canary = d.st.canary
     if canary is not None and canary.revision != rev.revision:
@@ -63,12 +65,28 @@ def reconcile(d: Draft, policy: Policy, tokens: ControlTokens) -> None:
     progress(d, policy, tokens)
 
 
-def _first_deployment(d: Draft, policy: Policy, rev: RevisionRef) -> None:
+def _first_deployment(d: Draft, policy: Policy, rev: RevisionRef, tokens: ControlTokens) -> None:
     stable = d.st.stable
     if stable is None or stable.revision != rev.revision:
+        if d.st.bake is not None:
+            end_bake(d, f"new revision {rev.revision} (version {rev.version})")
+        if d.st.rolledBackRevision is not None:
+            d.st.rolledBackRevision = None  # the failed first version was replaced
         d.st.stable = rev
         d.st.notReadySince = d.at
+    elif d.st.rolledBackRevision == rev.revision:  # a first version that failed its bake window
+        if tokens.retry is None:
+            first_failed(d)
+            return
+        d.event(Reason.RETRIED, f"retry of failed first version {rev.revision} requested by {tokens.retry}")
+        d.st.rolledBackRevision = None
+    elif d.st.bake is not None:
+        bake_progress(d, policy, tokens)
+        return
     if track_ready(d.obs.stable, rev, d.spec.replicas):
+        d.st.notReadySince = None
+        if start_first_bake(d, policy, rev):
+            return  # lastKnownGood once the bake window passed (engine.rules.bake)
         d.st.lastKnownGood = rev
         d.st.notReadySince = None
         d.phase(Phase.STABLE, f"serving {rev.version} ({rev.revision})")
