@@ -11,6 +11,7 @@ from tollgate.engine import conditions as cond
 from tollgate.engine.actions import RecordEvidence, RollBack, SetWeight
 from tollgate.engine.observations import Controls, MetricValue, SLOObservation
 from tollgate.engine.rollout import Case
+from tollgate.engine.timeutil import parse_time
 
 from .conftest import Sim, make_spec, with_version
 
@@ -91,3 +92,20 @@ def test_without_a_bake_window_a_first_version_is_stable_at_once() -> None:
     sim = Sim(make_spec())
     d = sim.settle()
     assert d.status.phase is Phase.STABLE and d.status.lastKnownGood is not None and d.status.bake is None
+
+
+def test_a_first_version_healthy_through_its_window_is_stable_and_last_known_good() -> None:
+    # given a first version baking on its absolute limits
+    sim = Sim(first_spec())
+    sim.settle()
+    bake = sim.status.bake
+    assert bake is not None and sim.status.phase is Phase.BAKING
+    # when it stays healthy until the window's end
+    sim.tick(on_stable(0.001))
+    assert sim.status.phase is Phase.BAKING, sim.status.message
+    d = sim.step(after=(parse_time(bake.until) - sim.now).total_seconds())  # type: ignore[operator]
+    # then it is Stable, as a first version without a window (not Succeeded: nothing was promoted), and the
+    # version to return to from now on
+    assert d.status.phase is Phase.STABLE and "first version" in d.status.message, d.status.message
+    assert d.status.bake is None and d.status.lastKnownGood is not None
+    assert d.status.lastKnownGood.revision == bake.revision

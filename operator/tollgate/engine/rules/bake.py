@@ -12,8 +12,8 @@
   Provider errors are warned (AnalysisError) and never roll back: a canary fails closed so that nothing
   is promoted on unknown SLOs; this version already passed its canary.
 - abort control -> the same rollback (Aborted); promote control -> the window ends now.
-- The window's end has come -> the version becomes lastKnownGood, phase Succeeded; a look that comes
-  after the end does not judge it.
+- The window's end has come -> the version becomes lastKnownGood, phase Succeeded (Stable for a first
+  deployment, as without a window); a look that comes after the end does not judge it.
 - A new revision during the window ends it unjudged (`end_bake`): the version is not lastKnownGood, and
   the new canary runs against it. The kill switch suspends the window; switched off, it starts over.
 - A first deployment (nothing served before) bakes too, once Ready, on its absolute limits only (there
@@ -143,9 +143,13 @@ def _baking(d: Draft) -> None:
 def _complete(d: Draft, why: str) -> None:
     stable = d.st.stable
     assert stable is not None
+    first = d.st.lastKnownGood is None  # a first deployment: Stable, as one without a window
     d.st.lastKnownGood = stable
     d.st.bake = None
     d.event(Reason.BAKE_COMPLETED, f"{stable.version} ({stable.revision}) is the last known good version: {why}")
+    if first:
+        d.phase(Phase.STABLE, f"serving {stable.version} ({stable.revision}); first version, {why}")
+        return
     d.phase(Phase.SUCCEEDED, f"serving {stable.version} ({stable.revision}); promoted, {why}")
 
 
