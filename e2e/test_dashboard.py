@@ -120,9 +120,10 @@ def test_dashboard_shows_a_rollout_approved_in_the_page_and_rolled_back(world: W
     # given a stable model, a second one beside it, and a release whose 40% step needs approval (and whose
     # 60% step then holds a minute, long enough for the regression to show)
     stable(world, model(world, "ranker", [{"weight": 50}, {"weight": 100}]))
-    stable(world, model(world, "fraud", [{"weight": 25}, {"weight": 40, "approval": "required"},
-                                               {"weight": 60, "pause": "60s"}, {"weight": 100}],
-                        riskTier="high"))
+    fraud = model(world, "fraud", [{"weight": 25}, {"weight": 40, "approval": "required"},
+                                   {"weight": 60, "pause": "60s"}, {"weight": 100}], riskTier="high")
+    fraud["spec"]["rollout"]["bakeWindow"] = "0s"  # the tier's 10m bake would hold the first version that long
+    stable(world, fraud)
     with running_dashboard(world.kubeconfig, "--prometheus-url", world.stack.prometheus.url) as dash:
         world.set_version(ns, "fraud", "1.1.0")
         world.watch(ns, "fraud", ("AwaitingApproval",), min_weight_seen=25)

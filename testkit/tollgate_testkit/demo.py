@@ -192,11 +192,13 @@ def main() -> int:
             stack.kubectl("create", "namespace", NAMESPACE)
             stack.set_fault("1.2.0", error_rate=0.15)
 
-            say("\n1) First deployment of 1.0.0: straight to stable, no canary.")
+            say("\n1) First deployment of 1.0.0: straight to stable, no canary; it bakes 40s on its absolute "
+                "limits (a failure would send traffic to fallback 0.9.0).")
             apply(stack, "1.0.0")
             follow(stack, view, settled_on("1.0.0"))
 
-            say("\n2) Rolling out 1.1.0 (healthy): weights 10 -> 25 -> 50 -> 100, each gated on the SLOs.")
+            say("\n2) Rolling out 1.1.0 (healthy): weights 10 -> 25 -> 50 -> 100, each gated on the SLOs, then "
+                "40s in its bake window.")
             apply(stack, "1.1.0")
             md = follow(stack, view, settled_on("1.1.0"))
             ok = (md["status"].get("stable") or {}).get("version") == "1.1.0"

@@ -147,3 +147,16 @@ def requests_selector(dialect: str, **matchers: str) -> str:
     if series.endswith("}"):
         return f"{series[:-1]}, {extra}}}"
     return f"{series}{{{extra}}}"
+
+
+ERROR_MATCHERS = {"mlserver": 'status_code=~"5.."', "istio": 'response_code=~"5.."',
+                  "otel": 'http_response_status_code=~"5.."'}
+"""The matcher that keeps a dialect's server errors (5xx), in the source's own status label."""
+
+
+def errors_selector(dialect: str, **matchers: str) -> str:
+    """`requests_selector` narrowed to the requests that failed with a 5xx (for test helpers)."""
+    selector = requests_selector(dialect, **matchers)
+    if selector.endswith("}"):
+        return f"{selector[:-1]}, {ERROR_MATCHERS[dialect]}}}"
+    return f"{selector}{{{ERROR_MATCHERS[dialect]}}}"

@@ -16,7 +16,7 @@ from integration.slo.helpers import (
     slo_manifest,
     watch_rollout,
 )
-from tollgate_testkit.dialects import requests_selector
+from tollgate_testkit.dialects import errors_selector, requests_selector
 from tollgate_testkit.stack import OperatorProcess, Stack, wait_for
 
 ERROR_RATE = {"name": "error-rate", "max": 0.05, "maxIncreaseOverBaseline": 0.03, "onNoData": "hold",
@@ -33,9 +33,9 @@ def roll_out_with_bake(stack: Stack, namespace: str, name: str, version: str, wi
 
 def stable_error_ratio(stack: Stack, namespace: str, name: str, version: str, window: str = "5s") -> float | None:
     """The error ratio Prometheus scraped for `version` on the stable track over the last `window`."""
-    sel = requests_selector(stack.simulator.dialect, modeldeployment_namespace=namespace, modeldeployment=name,
-                            track="stable", version=version)
-    errors = sel[:-1] + ', code=~"5.."}'
+    labels = {"modeldeployment_namespace": namespace, "modeldeployment": name, "track": "stable", "version": version}
+    sel = requests_selector(stack.simulator.dialect, **labels)
+    errors = errors_selector(stack.simulator.dialect, **labels)
     return stack.prometheus.query_value(
         f"sum(increase({errors}[{window}])) / sum(increase({sel}[{window}]))")
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tollgate_testkit.dialects import PodExport, Served, errors_selector, requests_selector
 from tollgate_testkit.simulator import (
     Fault,
     PodRef,
@@ -327,3 +328,18 @@ def test_a_new_series_sits_at_zero_for_the_warmup_before_it_counts() -> None:
     sim.tick(1.0)
     # then requests are counted
     assert requests(sim, "canary", "200") > 0
+
+
+@pytest.mark.parametrize("dialect", ["mlserver", "istio", "otel"])
+def test_the_errors_selector_names_the_status_label_of_the_dialects_request_series(dialect: str) -> None:
+    # given one pod that served one 200 and one 500 in this dialect
+    export = PodExport(dialect, model="fraud-scorer", version="1.0.0", workload="fraud-stable", namespace="ml")
+    export.record([Served(200, 0.01, 0.5, False), Served(500, 0.01, 0.5, False)])
+    # when the test helpers' error selector is read as series name and matchers
+    selector = errors_selector(dialect, track="stable")
+    name = selector.split("{", 1)[0]
+    label, pattern = selector.rsplit(", ", 1)[1].rstrip("}").split("=~")
+    assert pattern == '"5.."'
+    # then its status label is one the requests series carries, and it selects the 500 alone
+    assert export.sample(name, **{label: "500"}) == 1 and export.sample(name, **{label: "200"}) == 1
+    assert selector.startswith(requests_selector(dialect, track="stable")[:-1])
