@@ -1,13 +1,14 @@
 """The bake window on the real stack (issue 20): the operator process, the real API server, Prometheus
 scraping the traffic simulator. A version is promoted into a bake window; a regression injected inside the
 window rolls it back to the last known good version with evidence, and the same regression after the
-window does not."""
+window does not. A first version (nothing served before it) is judged too: failing inside its window, it
+is marked failed and all traffic goes to the fallback."""
 
 from __future__ import annotations
 
 import time
 
-from integration.runtime.helpers import apply, patch_spec, status, wait_phase
+from integration.runtime.helpers import apply, md_manifest, patch_spec, status, wait_phase
 from integration.slo.helpers import (
     ANALYSIS,
     events,
@@ -111,3 +112,34 @@ def test_the_same_regression_after_the_bake_window_does_not_roll_back(
     assert st["lastKnownGood"]["version"] == "1.2.0"
     assert st["history"][0]["result"] == "Promoted"
     assert events(stack, namespace, "bake-out", "RolledBack") == []
+
+
+def test_a_first_version_failing_in_its_bake_window_is_marked_failed_and_all_traffic_goes_to_the_fallback(
+        stack: Stack, namespace: str, operator: OperatorProcess) -> None:
+    # given a first version 2.0.0 that fails 30% of its requests, deployed with a 2-minute bake window and a
+    # pinned fallback 1.9.0 (nothing served before it: there is no version to roll back to)
+    stack.set_fault("2.0.0", error_rate=0.3)
+    manifest = md_manifest("first", "2.0.0", slos=[{"name": "error-rate", "max": 0.05}],
+                           fallback={"version": "1.9.0"}, rollout={
+                               "steps": [{"weight": 50}, {"weight": 100}], "analysis": ANALYSIS,
+                               "progressDeadline": "30s", "bakeWindow": "2m"})
+    apply(stack, namespace, manifest)
+    # when it is Ready it bakes on its absolute limits
+    st = wait_phase(stack, namespace, "first", "Baking", "Fallback", "Stalled", "Stable", timeout=60)
+    assert st["phase"] == "Baking", st.get("message")
+    bake = st["bake"]
+    assert bake["version"] == "2.0.0" and bake["rollbackTo"] == "1.9.0" and st.get("lastKnownGood") is None
+    # then inside the window it is marked failed with evidence, and all traffic goes to the fallback
+    st = wait_phase(stack, namespace, "first", "Fallback", "Stalled", "Stable", timeout=90)
+    assert st["phase"] == "Fallback", st.get("message")
+    assert st["killSwitchActive"] is True and st["rolledBackRevision"] == bake["revision"]
+    assert st["history"][0]["result"] == "Failed" and st["history"][0]["incident"] == st["lastIncident"]
+    assert slo(st, "error-rate")["verdict"] == "Fail"
+    ev = evidence(stack, namespace, st)
+    assert ev["bake"]["version"] == "2.0.0" and ev["canary"]["version"] == "2.0.0"
+    assert ev["stable"]["version"] == "1.9.0"
+    # and Prometheus sees the fallback serving and the failed version serving nothing
+    wait_for("1.9.0 serving, 2.0.0 not", lambda: requests_of(stack, namespace, "first", "2.0.0") == 0
+             and requests_of(stack, namespace, "first", "1.9.0") > 0, timeout=90, interval=0.5)
+    # and it stays there: the spec still asks for the failed version
+    assert status(stack, namespace, "first")["phase"] == "Fallback"
