@@ -195,6 +195,10 @@ def check_rolled_back(browser: Any, st: dict[str, Any]) -> None:
     # and the error-rate chart shows canary against stable, the threshold, the crossing and the verdicts
     until(browser, "the error-rate chart with its threshold crossed",
           lambda d: "threshold crossed at" in text_of(d, "#chart-error-rate-box figcaption"))
+    # (the charts redraw on the watch's changes, throttled: the drawing that first shows the crossing may
+    # predate the rollback's status write, seen once in a full e2e run)
+    until(browser, "the rollback marked on the error-rate chart", lambda d: "RolledBack" in d.execute_script(
+        "return document.getElementById('chart-error-rate').layout.annotations.map(function (a) { return a.text; });"))
     drawn = browser.execute_script(
         "var p = document.getElementById('chart-error-rate');"
         "return {traces: p.data.map(function (t) { return t.name; }),"
