@@ -75,8 +75,8 @@ from tollgate.engine.draft import Draft, new_tokens
 from tollgate.engine.hook_observations import WebhookCall
 from tollgate.engine.observations import AnalysisRequest, Observations
 from tollgate.engine.policy import Policy, plan_problem, resolve_policy
-from tollgate.engine.rules import drills
 from tollgate.engine.revision import desired_revision
+from tollgate.engine.rules import drills
 from tollgate.engine.rules.finish import finish
 from tollgate.engine.rules.hooks import webhook_due
 from tollgate.engine.rules.kill_switch import kill_switch_off, kill_switch_on, stall
