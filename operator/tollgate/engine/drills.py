@@ -36,6 +36,9 @@ def drill_refusal(kind: DrillKind, spec: ModelDeploymentSpec, status: ModelDeplo
     if stable is None or (status.lastKnownGood is None and status.canary is None):
         return "nothing serves yet: drill once the first version is Stable"
     if kind is DrillKind.KILL_SWITCH:
+        if status.bake is not None and status.canary is None:
+            return (f"{status.bake.version} is in its bake window until {status.bake.until}: the kill switch "
+                    "would suspend the window and start it over; drill once it ends")
         if status.canary is not None:
             return (f"canary {status.canary.version} is in progress ({status.phase}): the kill switch would "
                     f"restart it at step 1; rehearse `kubectl tollgate drill rollback {name}` on it, or drill the "

@@ -282,3 +282,24 @@ def test_a_second_drill_while_one_runs_is_refused_and_the_first_goes_on() -> Non
     assert BOB in refusal.message and "still running" in refusal.message
     assert d.status.lastDrill is not None and d.status.lastDrill.requestedBy == ALICE
     assert d.status.lastDrill.outcome is DrillOutcome.RUNNING and d.status.killSwitchActive
+
+
+def test_a_kill_switch_drill_in_a_bake_window_is_refused_and_the_window_runs_on() -> None:
+    from .test_bake import baking_spec, promoted
+
+    # given 2.0.0 promoted and Baking (the kill switch would start its window over)
+    sim = promoted(Sim(baking_spec(fallback={"version": "0.9.0"})))
+    assert sim.status.phase is Phase.BAKING and sim.status.bake is not None
+    bake = sim.status.bake
+    # when a kill-switch drill is asked for
+    sim.controls = Controls(drillKillSwitch=ALICE)
+    d = sim.step(after=1)
+    # then it is refused naming the window's end, nothing moves and the window is the same
+    drill = d.status.lastDrill
+    assert drill is not None and drill.outcome is DrillOutcome.REFUSED
+    assert "bake window until" in drill.message and bake.until in drill.message
+    assert not d.status.killSwitchActive and d.status.phase is Phase.BAKING and d.status.bake == bake
+    # and a rollback drill is refused too: there is no canary, the version is already stable
+    sim.controls = Controls(drillKillSwitch=ALICE, drillRollback=BOB)
+    d = sim.step(after=1)
+    assert d.status.lastDrill is not None and "no canary in progress (Baking)" in d.status.lastDrill.message
