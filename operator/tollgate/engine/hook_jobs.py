@@ -30,7 +30,7 @@ from tollgate.engine.naming import fit, short_hash
 from tollgate.engine.observations import Track
 from tollgate.engine.sandbox import NETWORKING_V1, sandbox_namespace, service_account_name
 from tollgate.engine.timeutil import parse_duration
-from tollgate.engine.workloads import NON_ROOT_UID, service_name
+from tollgate.engine.workloads import NON_ROOT_UID, restricted_container, service_name
 
 Manifest = dict[str, Any]
 LABEL_HOOK = "tollgate.dev/hook"
@@ -74,13 +74,7 @@ def hook_job(spec: ModelDeploymentSpec, ctx: Context, entry: HookStatus, hook: H
         "image": hook.image,
         "env": ours + [{"name": e.name, "value": e.value} for e in hook.env if e.name not in reserved],
         "resources": {k: dict(v) for k, v in HOOK_RESOURCES.items()},
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": restricted_container(),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
     if hook.command:

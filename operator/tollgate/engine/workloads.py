@@ -40,6 +40,19 @@ Manifest = dict[str, Any]
 CONTAINER_NAME = "model-server"
 NON_ROOT_UID = 65532
 GATEWAY_GROUP = "gateway.networking.k8s.io"
+
+
+def restricted_container() -> Manifest:
+    """The container securityContext of every pod Tollgate creates (model tracks and hook Jobs): what
+    Pod Security `restricted` requires, plus a read-only root filesystem (writes go to /tmp)."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
 HTTP_ROUTE_API = f"{GATEWAY_GROUP}/v1"
 
 
@@ -94,13 +107,7 @@ def _container(spec: ModelDeploymentSpec, ref: RevisionRef) -> Manifest:
         "env": env,
         "ports": [{"name": "http", "containerPort": runtime.port, "protocol": "TCP"}],
         **container_probes(spec, runtime.readinessPath),
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": restricted_container(),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
     if runtime.args:

@@ -156,11 +156,8 @@ class Registry:
         """Record a Tollgate-managed Deployment; returns the ModelDeployment it belongs to, or None when
         nothing the engine observes changed (most Deployment status updates: conditions, timestamps),
         so such events wake nobody."""
-        meta = body.get("metadata", {})
-        labels = meta.get("labels") or {}
-        md_ns = labels.get(resource.LABEL_MD_NAMESPACE)
-        md_name = labels.get(resource.LABEL_MD_NAME)
-        if not md_ns or not md_name:
+        meta, labels, owner = _owner(body)
+        if owner is None:
             return None
         key = (meta.get("namespace", ""), meta.get("name", ""))
         if deleted:
@@ -178,7 +175,7 @@ class Registry:
             if self.tracks.get(key) == obs:
                 return None
             self.tracks[key] = obs
-        return (md_ns, md_name)
+        return owner
 
     def track(self, sandbox: str | None, ctx: Context, track: Track) -> TrackObservation:
         if not sandbox:
@@ -194,12 +191,9 @@ class Registry:
     def observe_pod(self, body: Mapping[str, Any], deleted: bool) -> MDKey | None:
         """Record why a Tollgate-managed pod is not Ready (runtime.pods); returns its ModelDeployment when
         that changed, else None (pods come and go, turn Ready, restart: most events wake nobody)."""
-        meta = body.get("metadata", {})
-        labels = meta.get("labels") or {}
-        md_ns = labels.get(resource.LABEL_MD_NAMESPACE)
-        md_name = labels.get(resource.LABEL_MD_NAME)
+        meta, labels, owner = _owner(body)
         track = labels.get(resource.LABEL_TRACK)
-        if not md_ns or not md_name or not track:
+        if owner is None or not track:
             return None
         key = (meta.get("namespace", ""), track)
         name = meta.get("name", "")
@@ -209,21 +203,18 @@ class Registry:
             pods.pop(name, None)
             if not pods:
                 self.pods.pop(key, None)
-            return (md_ns, md_name) if before is not None and before[1] is not None else None
+            return owner if before is not None and before[1] is not None else None
         now = (labels.get(resource.LABEL_REVISION), pod_problem(body))
         pods[name] = now
         if (before[1] if before else None) == now[1]:
             return None
-        return (md_ns, md_name)
+        return owner
 
     # --- hook Jobs (spec.hooks) ----------------------------------------------------------------------
     def observe_job(self, body: Mapping[str, Any], deleted: bool) -> MDKey | None:
         """Record a Tollgate-managed hook Job's state; returns its ModelDeployment when the state changed."""
-        meta = body.get("metadata", {})
-        labels = meta.get("labels") or {}
-        md_ns = labels.get(resource.LABEL_MD_NAMESPACE)
-        md_name = labels.get(resource.LABEL_MD_NAME)
-        if not md_ns or not md_name:
+        meta, _, owner = _owner(body)
+        if owner is None:
             return None
         ns, name = meta.get("namespace", ""), meta.get("name", "")
         jobs = self.jobs.setdefault(ns, {})
@@ -232,12 +223,12 @@ class Registry:
             jobs.pop(name, None)
             if not jobs:
                 self.jobs.pop(ns, None)
-            return (md_ns, md_name) if before is not None else None
+            return owner if before is not None else None
         now = job_observation(body)
         if before == now:
             return None
         jobs[name] = now
-        return (md_ns, md_name)
+        return owner
 
     def jobs_of(self, sandbox: str | None) -> tuple[JobObservation, ...]:
         return tuple(sorted(self.jobs.get(sandbox, {}).values(), key=lambda j: j.name)) if sandbox else ()
@@ -246,11 +237,8 @@ class Registry:
     def observe_route(self, body: Mapping[str, Any], observation: RouteObservation | None) -> MDKey | None:
         """Record a Tollgate-managed HTTPRoute's status (None: deleted); returns its ModelDeployment when
         what the engine judges changed, else None (so the route's own weight patches wake nobody)."""
-        meta = body.get("metadata", {})
-        labels = meta.get("labels") or {}
-        md_ns = labels.get(resource.LABEL_MD_NAMESPACE)
-        md_name = labels.get(resource.LABEL_MD_NAME)
-        if not md_ns or not md_name:
+        meta, _, owner = _owner(body)
+        if owner is None:
             return None
         key = (meta.get("namespace", ""), meta.get("name", ""))
         if observation is None:
@@ -260,7 +248,7 @@ class Registry:
             return None
         else:
             self.routes[key] = observation
-        return (md_ns, md_name)
+        return owner
 
     def route(self, sandbox: str | None, name: str) -> RouteObservation | None:
         return self.routes.get((sandbox, name)) if sandbox else None
@@ -296,3 +284,12 @@ class Registry:
             return None if route is None else route_routing({"spec": route}, ctx)
         service = self.switches.get((sandbox, "Service", service_name(ctx)))
         return None if service is None else service_routing({"spec": service})
+
+
+def _owner(body: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str, Any], MDKey | None]:
+    """An object's metadata, its labels and the ModelDeployment its owner labels name (None when they
+    name none: not one of ours, so its events wake nobody)."""
+    meta: Mapping[str, Any] = body.get("metadata") or {}
+    labels: Mapping[str, Any] = meta.get("labels") or {}
+    md_ns, md_name = labels.get(resource.LABEL_MD_NAMESPACE), labels.get(resource.LABEL_MD_NAME)
+    return meta, labels, ((md_ns, md_name) if md_ns and md_name else None)
