@@ -128,9 +128,11 @@ def test_operator_as_the_charts_service_account_promotes_and_rolls_back(
     assert judged(rolled_back) == ("Degraded", "Failed", "Failed")
 
     # and Prometheus, scraping the operator as job tollgate-operator, saw the canary weight move
+    # (a step can pass within one scrape interval: the canary's stream counts every request since it
+    # started, so a look at 50% may pass at once; Prometheus sees a sample of the weights, never others)
     values = wait_for("the weight series in Prometheus",
-                      lambda: (v := prom_range(stack, sel, t0, time.time())) and max(v) >= 50 and v, timeout=30)
-    assert {0.0, 25.0, 50.0} <= set(values), sorted(set(values))
+                      lambda: (v := prom_range(stack, sel, t0, time.time())) and max(v) >= 25 and v, timeout=30)
+    assert 0.0 in values and set(values) <= {0.0, 25.0, 50.0, 100.0}, sorted(set(values))
 
     # when the ModelDeployment is deleted, the finalizer removes the sandbox namespace Tollgate created
     sandbox = promoted["status"]["sandboxNamespace"]
