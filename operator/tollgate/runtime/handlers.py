@@ -32,7 +32,7 @@ from tollgate.engine.actions import ObjectRef
 from tollgate.runtime import metrics
 from tollgate.runtime.app import IO_THREADS, Runtime
 from tollgate.runtime.health import UnhealthyError
-from tollgate.runtime.registry import ObjectState
+from tollgate.runtime.registry import MDKey, ObjectState
 
 log = logging.getLogger("tollgate.handlers")
 
@@ -146,18 +146,9 @@ def is_older(rv: str | None, than: str | None) -> bool:
 @kopf.on.event("apps", "v1", "deployments",
                labels={resource.LABEL_MANAGED_BY: resource.MANAGED_BY_VALUE})
 async def deployment_event(event: kopf.RawEvent, body: kopf.Body, memo: Any, **_: Any) -> None:
+    """The tracks' Deployments: a rollout that progresses or stalls wakes its ModelDeployment."""
     rt = _rt(memo)
-    metrics.WATCH_EVENTS.labels("Deployment").inc()
-    deleted = event.get("type") == "DELETED"
-    if event.get("type") is None:
-        rt.watch_listed("Deployment")
-    drift = child_drift(rt, body, deleted)
-    owner = rt.registry.observe_deployment(body, deleted=deleted)
-    if owner is None or drift:
-        return  # a drift has already woken its ModelDeployment
-    st = rt.registry.by_labels(*owner)
-    if st is not None:
-        st.kick()
+    _wake_owner(rt, "Deployment", event, body, rt.registry.observe_deployment, drift=True)
 
 
 @kopf.on.event("", "v1", "pods", labels={resource.LABEL_MANAGED_BY: resource.MANAGED_BY_VALUE})
@@ -165,9 +156,21 @@ async def pod_event(event: kopf.RawEvent, body: kopf.Body, memo: Any, **_: Any) 
     """The tracks' pods: a container that never pulls or crash-loops, or a pod no node takes, wakes its
     ModelDeployment with the kubelet's or the scheduler's own reason (runtime.pods)."""
     rt = _rt(memo)
-    metrics.WATCH_EVENTS.labels("Pod").inc()
-    owner = rt.registry.observe_pod(body, deleted=event.get("type") == "DELETED")
-    if owner is None:
+    _wake_owner(rt, "Pod", event, body, rt.registry.observe_pod, drift=False)
+
+
+def _wake_owner(rt: Runtime, kind: str, event: kopf.RawEvent, body: kopf.Body,
+                observe: Callable[[kopf.Body, bool], MDKey | None], *, drift: bool) -> None:
+    """One path for the children whose state feeds a decision (Deployments, Pods, Jobs): count the
+    event, note a (re)listing, restore what someone else changed (drift=True: objects we apply), record
+    the observation and wake the owner. A drift has already woken it; the observation is still kept."""
+    metrics.WATCH_EVENTS.labels(kind).inc()
+    deleted = event.get("type") == "DELETED"
+    if drift and event.get("type") is None:
+        rt.watch_listed(kind)
+    drifted = child_drift(rt, body, deleted) if drift else None
+    owner = observe(body, deleted)
+    if owner is None or drifted:
         return
     st = rt.registry.by_labels(*owner)
     if st is not None:
@@ -237,17 +240,7 @@ async def job_event(event: kopf.RawEvent, body: kopf.Body, memo: Any, **_: Any) 
     """Hook Jobs (spec.hooks): one that completes, fails or times out wakes its ModelDeployment; one someone
     else deleted or edited is restored like any other child."""
     rt = _rt(memo)
-    metrics.WATCH_EVENTS.labels("Job").inc()
-    deleted = event.get("type") == "DELETED"
-    if event.get("type") is None:
-        rt.watch_listed("Job")
-    drift = child_drift(rt, body, deleted)
-    owner = rt.registry.observe_job(body, deleted=deleted)
-    if owner is None or drift:
-        return
-    st = rt.registry.by_labels(*owner)
-    if st is not None:
-        st.kick()
+    _wake_owner(rt, "Job", event, body, rt.registry.observe_job, drift=True)
 
 
 @kopf.on.event("gateway.networking.k8s.io", "v1", "httproutes",
