@@ -24,6 +24,8 @@ from integration.cli.dashboard import Dashboard, running_dashboard
 from test_rollouts import model, stable
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
+ARTIFACTS = Path(os.environ.get("TOLLGATE_ARTIFACTS") or Path(tempfile.gettempdir()) / "tollgate-artifacts")
+"""Where a run leaves what a person may want to look at afterwards (screenshots); outside the tree."""
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -100,11 +102,14 @@ def click(driver: Any, css: str) -> None:
 
 
 def screenshot(driver: Any, name: str) -> None:
-    """A full-page screenshot into docs/ (the README links them)."""
+    """A full-page screenshot. docs/cli.md shows these pictures; a test run must not rewrite the
+    checked-in ones behind the developer's back, so they land in ARTIFACTS unless
+    DASHBOARD_SCREENSHOTS_TO_DOCS=1 asks to refresh docs/."""
     height = driver.execute_script("return document.documentElement.scrollHeight")
     driver.set_window_size(1400, min(max(int(height) + 40, 900), 6000))
-    DOCS.mkdir(exist_ok=True)
-    assert driver.save_screenshot(str(DOCS / name))
+    out = DOCS if os.environ.get("DASHBOARD_SCREENSHOTS_TO_DOCS") == "1" else ARTIFACTS
+    out.mkdir(parents=True, exist_ok=True)
+    assert driver.save_screenshot(str(out / name))
     driver.set_window_size(1400, 1000)
 
 

@@ -19,6 +19,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from tollgate.adapters.evidence import EVIDENCE_KEY
+from tollgate.api import templates
 from tollgate.api.resource import GROUP, KIND, PLURAL, VERSION
 from tollgate.cli.errors import CliError, Exit
 
@@ -66,6 +67,25 @@ class Session:
         except ValueError as exc:
             raise CliError(f'evidence "{name}" is not valid JSON: {exc}') from exc
         return record
+
+    def slo_template(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """A ClusterSLOTemplate (namespace '') or an SLOTemplate, or None where it does not exist: the
+        dashboard charts an SLO that names a template with the template's own query, as the operator
+        measures it."""
+        cluster = kind == templates.CLUSTER_KIND
+        what = f'{kind} "{name}"' + ("" if cluster else f' in namespace "{namespace}"')
+        try:
+            with api_errors(what):
+                if cluster:
+                    obj = self._custom.get_cluster_custom_object(GROUP, VERSION, templates.CLUSTER_PLURAL, name)
+                else:
+                    obj = self._custom.get_namespaced_custom_object(GROUP, VERSION, namespace, templates.PLURAL,
+                                                                    name)
+        except CliError as exc:
+            if exc.code is Exit.NOT_FOUND:
+                return None
+            raise
+        return _as_dict(obj)
 
     def whoami(self) -> str | None:
         """The user the API server authenticates us as (SelfSubjectReview), or None if unavailable."""

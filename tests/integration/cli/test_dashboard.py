@@ -76,3 +76,29 @@ def test_an_unreachable_prometheus_is_named_above_the_charts(cluster: Cluster, c
         answer = json.loads(body)
         assert code == 502 and "Prometheus at http://127.0.0.1:9 did not answer" in answer["error"], answer
         assert "--prometheus-url" in answer["error"]
+
+
+def test_slos_naming_templates_are_asked_with_the_templates_query_or_say_the_template_is_missing(
+        cluster: Cluster, crds: list[str], namespace: str) -> None:
+    # given a ClusterSLOTemplate, and a ModelDeployment naming it and an SLOTemplate that does not exist
+    template = {"apiVersion": "tollgate.dev/v1alpha1", "kind": "ClusterSLOTemplate",
+                "metadata": {"name": f"gpu-{namespace}"},
+                "spec": {"query": "sum by ({{by}}) (rate(gpu_busy_seconds_total{ {{selector}} }[{{window}}]))"}}
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(template))
+    try:
+        slos = [{"name": "gpu", "max": 0.9, "templateRef": {"name": f"gpu-{namespace}"}},
+                {"name": "toxicity", "max": 0.1, "templateRef": {"kind": "SLOTemplate", "name": "toxicity"}}]
+        cluster.kubectl("apply", "-n", namespace, "-f", "-",
+                        input=yaml.safe_dump(md_manifest("templated", "1.0.0", slos=slos)))
+        # when its charts are asked for (Prometheus unreachable: each chart says what it would have asked)
+        with running_dashboard(cluster.kubeconfig, "--prometheus-url", "http://127.0.0.1:9") as dash:
+            wait_for("the object", lambda: dash.get(f"/md/{namespace}/templated")[0] == 200, timeout=30)
+            _, body = dash.get(f"/md/{namespace}/templated/series")
+        charts = {c["name"]: c for c in json.loads(body)["charts"]}
+        # then the template that exists was read and queried (the error is Prometheus', not "unknown template")
+        assert "unknown SLO template" not in (charts["gpu"]["error"] or ""), charts["gpu"]
+        assert "127.0.0.1:9" in charts["gpu"]["error"] or "connect" in charts["gpu"]["error"].lower(), charts["gpu"]
+        # and the missing one says which template is missing and where
+        assert f"SLOTemplate 'toxicity' not found in namespace {namespace}" in charts["toxicity"]["error"], charts
+    finally:
+        cluster.kubectl("delete", "clusterslotemplate", f"gpu-{namespace}", "--ignore-not-found")

@@ -148,8 +148,10 @@ def create_app(settings: Settings) -> Starlette:
         p = charts.plan(obj, settings.clock(), record)
         if p is None:
             return JSONResponse({"error": "the spec does not parse, so its SLOs are unknown"}, 422)
-        got = await run_in_threadpool(settings.series, p.request, p.start, p.end)
-        data = charts.charts(obj, p, got, record)
+        resolved, unmeasured = await run_in_threadpool(charts.with_templates, p, settings.session.slo_template)
+        got = await run_in_threadpool(settings.series, resolved.request, resolved.start, resolved.end)
+        got = (*got, *(SLOSeries(name, error=why) for name, why in unmeasured.items()))
+        data = charts.charts(obj, resolved, got, record)
         errors = {c["error"] for c in data["charts"] if c["error"]}
         if errors and len(errors) == len(data["charts"]):
             data["error"] = (f"Prometheus at {settings.prometheus} did not answer: {sorted(errors)[0]}. "

@@ -7,20 +7,23 @@ where each step began and each verdict was given. The page's script hands this t
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from tollgate.adapters.slo_series import Point, SLOSeries
+from tollgate.api import templates
 from tollgate.api.invalid import InvalidSpecError
 from tollgate.cli.dashboard import views
+from tollgate.cli.errors import CliError
 from tollgate.cli.view import Obj, meta, spec_model, status_of
 from tollgate.engine.actions import Context
 from tollgate.engine.analysis import compared
 from tollgate.engine.observations import AnalysisRequest, MetricValue, SLOObservation
 from tollgate.engine.policy import Policy, ResolvedSLO, resolve_policy
 from tollgate.engine.sandbox import sandbox_namespace
+from tollgate.runtime.templates import TemplateIndex
 
 LEAD_SECONDS = 30.0
 """Drawn before the rollout's first entry, so the chart shows stable alone before the canary."""
@@ -84,6 +87,36 @@ def plan(obj: Obj, now: datetime, evidence: Mapping[str, Any] | None = None) -> 
                               profile=spec.metrics.profile.value if spec.metrics.profile else None)
     start, end = time_range(obj, now)
     return Plan(request, start, end, policy)
+
+
+TemplateFetch = Callable[[str, str, str], dict[str, Any] | None]
+"""(kind, namespace, name) -> the SLO template's object, or None where it does not exist."""
+
+
+def with_templates(p: Plan, fetch: TemplateFetch) -> tuple[Plan, dict[str, str]]:
+    """The plan with the query of every SLO template its SLOs name (read as the person running the
+    dashboard, so their RBAC applies), and why each SLO whose template is missing has no chart. The
+    operator resolves the same way (runtime.templates), from its watch instead of a GET."""
+    index = TemplateIndex()
+    unreadable: dict[str, str] = {}
+    for slo in p.request.slos:
+        ref = slo.templateRef
+        if ref is None:
+            continue
+        namespace = p.request.namespace if ref.kind.value == templates.KIND else ""
+        try:
+            obj = fetch(ref.kind.value, namespace, ref.name)
+        except CliError as exc:  # e.g. forbidden: that chart says so, the others are still drawn
+            unreadable[slo.name] = exc.message
+            continue
+        if obj is not None:
+            index.observe(ref.kind.value, obj, deleted=False)
+    request, missing = index.resolve(p.request)
+    kept = {s.name for s in request.slos}
+    unmeasured = [s.name for s in p.request.slos if s.name not in kept]
+    why = dict(zip(unmeasured, missing, strict=True))
+    why.update(unreadable)
+    return replace(p, request=request), why
 
 
 def judged(slo: ResolvedSLO, series: SLOSeries) -> SLOSeries:

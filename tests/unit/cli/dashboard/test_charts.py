@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tollgate.adapters.slo_series import SLOSeries
 from tollgate.api.spec import ModelDeploymentSpec
 from tollgate.cli.dashboard import charts, views
+from tollgate.cli.errors import CliError, Exit
 from tollgate.engine.policy import resolve_policy
 from unit.cli.samples import NOW, md, rolled_back
 
@@ -70,3 +73,36 @@ def test_a_score_shift_chart_shows_the_distance_the_engine_judges() -> None:
     c = charts.chart(slo, series, [], [], "Fail")
     assert [round(v, 6) for v in c["canary"]["y"]] == [0.1, 0.02] and c["stable"]["y"] == [0.0, 0.0]
     assert [x["t"] for x in c["crossings"]] == [T0 * 1000]
+
+
+def test_slos_that_name_templates_are_charted_with_the_templates_queries_or_say_why_not() -> None:
+    # given SLOs naming a ClusterSLOTemplate, a missing SLOTemplate and one the person may not read
+    obj = md()
+    obj["spec"]["slos"] = [
+        {"name": "error-rate", "max": 0.01},
+        {"name": "gpu-util", "max": 0.9, "templateRef": {"name": "gpu-util"}},
+        {"name": "toxicity", "max": 0.1, "templateRef": {"kind": "SLOTemplate", "name": "toxicity"}},
+        {"name": "secret-sauce", "max": 1, "templateRef": {"kind": "SLOTemplate", "name": "sauce"}},
+    ]
+    asked: list[tuple[str, str, str]] = []
+
+    def fetch(kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        asked.append((kind, namespace, name))
+        if name == "gpu-util":
+            return {"metadata": {"name": name}, "spec": {"query": "avg(gpu_util{$selector})"}}
+        if name == "sauce":
+            raise CliError('forbidden: you may not get SLOTemplate "sauce"', Exit.FORBIDDEN)
+        return None
+
+    p = charts.plan(obj, NOW)
+    assert p is not None
+    # when the dashboard resolves them
+    resolved, why = charts.with_templates(p, fetch)
+    # then each template is read where the operator would look (cluster-wide, or the MD's namespace)
+    assert asked == [("ClusterSLOTemplate", "", "gpu-util"), ("SLOTemplate", "ml", "toxicity"),
+                     ("SLOTemplate", "ml", "sauce")]
+    # the found one is asked with its own query; the others get no query and a reason on their chart
+    assert [(t[0], t[1].query) for t in resolved.request.templates] == [("gpu-util", "avg(gpu_util{$selector})")]
+    assert [s.name for s in resolved.request.slos] == ["error-rate", "gpu-util"]
+    assert "SLOTemplate 'toxicity' not found in namespace ml" in why["toxicity"]
+    assert why["secret-sauce"].startswith("forbidden")
