@@ -24,7 +24,8 @@ from kubernetes import client, config
 from tollgate_testkit import audit
 
 BENCH_DIR = Path(__file__).resolve().parent
-RESULTS = BENCH_DIR / "results"
+RESULTS = Path(os.environ.get("BENCH_RESULTS") or BENCH_DIR / "results")
+"""BENCH_RESULTS=DIR writes elsewhere (development and traced runs, which must not replace the figures)."""
 REPO = BENCH_DIR.parent
 
 
@@ -123,7 +124,7 @@ class Result:
         RESULTS.mkdir(parents=True, exist_ok=True)
         path = RESULTS / f"{self.name}.json"
         path.write_text(json.dumps(asdict(self), indent=2, sort_keys=False) + "\n")
-        print(f"[bench] wrote {path.relative_to(REPO)}: {json.dumps(self.figures)}", flush=True)
+        print(f"[bench] wrote {path}: {json.dumps(self.figures)}", flush=True)
         return path
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -152,6 +154,58 @@ def _reconciles(op: OperatorProcess) -> float:
     return 0.0
 
 
+class TracedOperator(OperatorProcess):
+    """The operator under tracemalloc (bench/traced_operator.py); `heap(label)` writes a snapshot."""
+
+    def argv(self) -> list[str]:
+        args = super().argv()
+        return [sys.executable, str(Path(__file__).with_name("traced_operator.py")), *args[3:]]
+
+    def start(self, wait: bool = True) -> OperatorProcess:
+        super().start(wait=False)
+        if wait:
+            wait_for("traced operator health endpoint", self.healthy, timeout=300)
+        return self
+
+    def heap(self, label: str) -> None:
+        assert self.proc is not None
+        directory = Path(self.env["TOLLGATE_HEAP_DIR"])
+        before = set(directory.glob("heap-*.done"))
+        os.kill(self.proc.pid, signal.SIGUSR1)
+        wait_for("heap snapshot", lambda: set(directory.glob("heap-*.done")) - before, timeout=300)
+        done = (set(directory.glob("heap-*.done")) - before).pop()
+        done.with_suffix(".snap").rename(directory / f"{label}.snap")
+        log(f"heap snapshot {directory / label}.snap")
+
+
+def _operator(kubeconfig: str) -> OperatorProcess:
+    heap_dir = os.environ.get("BENCH_HEAP")
+    if heap_dir:
+        Path(heap_dir).mkdir(parents=True, exist_ok=True)
+        return TracedOperator(kubeconfig, leader_election=True, lease_namespace="default",
+                              env={"TOLLGATE_HEAP_DIR": heap_dir})
+    return OperatorProcess(kubeconfig, leader_election=True, lease_namespace="default")
+
+
+def _heap(op: OperatorProcess, label: str) -> None:
+    if isinstance(op, TracedOperator):
+        op.heap(label)
+
+
+def _timeline(reqs: list[audit.Request], started: float, changed: tuple[str, str]) -> dict[str, float]:
+    """Seconds from process start to: its first request, the first LIST and first WATCH of each kind,
+    and the first request about the changed ModelDeployment or its sandbox (from the audit log)."""
+    out: dict[str, float] = {}
+    for r in sorted(reqs, key=lambda r: r.at):
+        t = round(parse_ts(r.at) - started, 2)
+        out.setdefault("first_request", t)
+        if r.verb in ("list", "watch"):
+            out.setdefault(f"{r.verb} {r.resource}", t)
+        if r.namespace == changed[1] or (r.namespace, r.name) == (NS, changed[0]):
+            out.setdefault(f"first {r.verb} for the changed one", t)
+    return out
+
+
 def _classify(reqs: list[audit.Request]) -> dict[str, int]:
     c: Counter[str] = Counter()
     for r in reqs:
@@ -160,18 +214,21 @@ def _classify(reqs: list[audit.Request]) -> dict[str, int]:
     return dict(c.most_common())
 
 
-def operator_side(sizes: Sizes, params: dict[str, Any], base: dict[str, Any]) -> list[Result]:
+def operator_side(sizes: Sizes, params: dict[str, Any], base: dict[str, Any] | None,
+                  only: frozenset[str] = frozenset(("bulk", "memory", "api_load", "restart"))) -> list[Result]:
+    """base None: no baseline was run (`--only memory,restart`), so no bulk ratio is written."""
     cm, kubeconfig = _fresh_control_plane()
     results: list[Result] = []
     try:
         nodes = _add_nodes(kubeconfig, sizes.bulk)
         api = api_client(kubeconfig, pool=CLIENT_WORKERS)
         create_namespace(api, NS)
-        op = OperatorProcess(kubeconfig, leader_election=True, lease_namespace="default").start()
+        op = _operator(kubeconfig).start()
         assert op.proc is not None
         pid = op.proc.pid
         rss_idle = _settle_rss(pid)
         log(f"operator idle RSS {rss_idle} kB")
+        _heap(op, "heap-idle")
         all_names = names(sizes.bulk)
         phases, rss = [], {0: rss_idle}
         done = 0
@@ -186,9 +243,11 @@ def operator_side(sizes: Sizes, params: dict[str, Any], base: dict[str, Any]) ->
             log(f"operator phase: {phases[-1]}")
             rss[done] = _settle_rss(pid)
             log(f"operator RSS at {done}: {rss[done]} kB")
+            _heap(op, f"heap-{done}")
 
         total = sum(p["ready_s"] for p in phases)
-        ratio = total / base["total_s"]
+        log(f"operator bulk: {phases}")
+        ratio = total / base["total_s"] if base else 0.0
         results.append(Result(
             name="bulk", sizes=sizes.name,
             params={**params, "N": sizes.bulk, "first_batch": sizes.bulk_first, "replicas": 1, "nodes": nodes,
@@ -197,12 +256,16 @@ def operator_side(sizes: Sizes, params: dict[str, Any], base: dict[str, Any]) ->
                               "builders) are server-side-applied by 16 client threads in two batches "
                               f"({sizes.bulk_first}, then the rest), each timed until all are Ready (baseline: "
                               "all stable Deployments ready); fresh control plane for each side."},
-            figures={"operator_s": round(total, 2), "baseline_s": base["total_s"], "ratio": round(ratio, 2),
-                     "operator_phases": phases, "baseline_phases": base["phases"],
-                     "objects_per_md": base["objects_per_md"]},
+            figures={"operator_s": round(total, 2), "baseline_s": (base or {}).get("total_s"),
+                     "ratio": round(ratio, 2), "operator_phases": phases,
+                     "baseline_phases": (base or {}).get("phases"),
+                     "objects_per_md": (base or {}).get("objects_per_md")},
             targets={"ratio": "<= 1.5"}, met={"ratio": ratio <= 1.5},
         ))
-        results[-1].write()
+        if base:
+            results[-1].write()
+        else:
+            results.pop()
 
         first, n = sizes.bulk_first, sizes.bulk
         margin = (rss[n] - rss[first]) / (n - first)
@@ -218,6 +281,8 @@ def operator_side(sizes: Sizes, params: dict[str, Any], base: dict[str, Any]) ->
         results[-1].write()
 
         # --- idle API load ---
+        if "api_load" not in only:
+            return _restart(sizes, params, api, kubeconfig, op, all_names, results)
         time.sleep(5)
         t0 = time.time()
         log(f"idle window {sizes.idle_window:.0f}s with {n} Ready ModelDeployments")
@@ -264,15 +329,21 @@ def operator_side(sizes: Sizes, params: dict[str, Any], base: dict[str, Any]) ->
                    "the operator; the label touch does send one event per ModelDeployment."],
         ))
         results[-1].write()
+        return _restart(sizes, params, api, kubeconfig, op, all_names, results)
+    finally:
+        cm.__exit__(None, None, None)
 
-        # --- restart ---
+
+def _restart(sizes: Sizes, params: dict[str, Any], api: client.ApiClient, kubeconfig: str, op: OperatorProcess,
+             all_names: list[str], results: list[Result]) -> list[Result]:
+        n = sizes.bulk
         op.stop(signal.SIGTERM)
         changed = all_names[-1]
         apply_md(api, NS, md_manifest(changed, "1.0.0", replicas=2))
         changed_sandbox = default_sandbox_namespace(NS, changed)
         time.sleep(2)
         started = time.time()
-        op2 = OperatorProcess(kubeconfig, leader_election=True, lease_namespace="default")
+        op2 = _operator(kubeconfig)
         op2.start(wait=False)
         assert op2.proc is not None
         healthy_at = None
@@ -291,6 +362,7 @@ def operator_side(sizes: Sizes, params: dict[str, Any], base: dict[str, Any]) ->
             f"{changed}-stable", changed_sandbox).spec.replicas == 2), timeout=120)
         time.sleep(5)
         rss_restart = rss_kb(op2.proc.pid)
+        _heap(op2, "heap-restart")
         flush_audit()
         reqs = [r for r in operator_requests(kubeconfig, started - 0.5) if r.resource != "leases"]
         writes = audit.writes(reqs)
@@ -310,12 +382,11 @@ def operator_side(sizes: Sizes, params: dict[str, Any], base: dict[str, Any]) ->
                      "all_decided_once_s": round(all_decided_at - started, 2) if all_decided_at else None,
                      "writes_for_unchanged": len(others), "writes_for_changed": len(for_changed),
                      "unchanged_write_kinds": _classify(others), "reads": _classify(reads),
-                     "rss_after_restart_mb": round(rss_restart / 1024, 1)},
+                     "rss_after_restart_mb": round(rss_restart / 1024, 1),
+                     "timeline_s": _timeline(reqs, started, (changed, changed_sandbox))},
             targets={"writes_for_unchanged": "0", "acts_s": "<= 5"},
             met={"writes_for_unchanged": not others, "acts_s": acted <= 5},
         ))
         results[-1].write()
         op.stop()
-    finally:
-        cm.__exit__(None, None, None)
-    return results
+        return results

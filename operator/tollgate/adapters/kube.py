@@ -245,6 +245,17 @@ class Kube:
         items: list[dict[str, Any]] = data.get("items", [])
         return items
 
+    def list_all(self, api_version: str, plural: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Every object of a kind (in one namespace, or cluster-wide); [] when the kind is not served."""
+        base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+        path = f"{base}/namespaces/{namespace}/{plural}" if namespace else f"{base}/{plural}"
+        try:
+            data = self._call("GET", path)
+        except NotFoundError:
+            return []
+        items: list[dict[str, Any]] = data.get("items", [])
+        return items
+
     # -- apply ----------------------------------------------------------------------------------
     def apply(self, obj: Mapping[str, Any], *, force: bool = True, read_first: bool = True) -> bool:
         """Server-side apply `obj` unless it is already applied as desired. Returns True if it wrote.
@@ -412,7 +423,7 @@ class Kube:
             return None
         if not _KINDS[ref.kind][1]:
             ref = ObjectRef(ref.api_version, ref.kind, ref.name, None)
-        rv, fingerprint = _rv(obj), live_fingerprint(obj)
+        rv = _rv(obj)
         with self._lock:
             if ref in self._inflight:
                 return None  # our own write, racing its response; the response sets the baseline
@@ -426,10 +437,12 @@ class Kube:
                 return "deleted"
             if base is None:
                 if known is not None:
-                    self._live[ref] = (rv, fingerprint)
+                    self._live[ref] = (rv, live_fingerprint(obj))
                 return None
             if rv and rv <= base[0]:
-                return None  # older than, or the echo of, what we know
+                return None  # older than, or the echo of, what we know (every listing event after a
+                # restart: the start-up LIST saw the same versions), so nothing is hashed for it
+            fingerprint = live_fingerprint(obj)
             self._live[ref] = (rv, fingerprint)
             if fingerprint == base[1]:
                 return None

@@ -27,8 +27,9 @@ from tollgate.adapters.no_provider import NoProvider
 from tollgate.adapters.notifier import Notifier, Webhook
 from tollgate.adapters.prometheus import Credentials, PrometheusProvider
 from tollgate.adapters.routers import router_for
+from tollgate.adapters.routers.gateway_api import route_observation
 from tollgate.adapters.server_clock import ServerClock
-from tollgate.api import resource
+from tollgate.api import resource, templates
 from tollgate.api.invalid import InvalidSpecError, parse_spec
 from tollgate.api.spec import ModelDeploymentSpec
 from tollgate.engine.actions import ObjectRef
@@ -116,6 +117,8 @@ class Runtime:
     """Notifications of rollbacks, stalls, approvals, promotions and the kill switch (--notify-secret)."""
     health: ApiHealth = field(init=False)
     error_backoff: float = 5.0
+    finalizer: str = "tollgate.dev/finalizer"
+    """kopf's finalizer on every ModelDeployment it has taken on (runtime.handlers.FINALIZER)."""
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _listed: dict[str, float] = field(default_factory=dict)
     _resync: asyncio.Task[None] | None = None
@@ -164,6 +167,10 @@ class Runtime:
         except KubeError as exc:  # e.g. a kind not installed: fall back to a GET before each apply
             log.warning("could not list managed objects; will read each before applying",
                         extra={"error": str(exc)})
+        try:
+            await asyncio.to_thread(self._learn_templates)
+        except KubeError as exc:  # the template watch fills the index instead
+            log.warning("could not list SLO templates at start", extra={"error": str(exc)[:300]})
         if self.elector is not None:
             self._tasks.append(asyncio.create_task(self.elector.run()))
             self._tasks.append(asyncio.create_task(self._leader_gauge()))
@@ -171,13 +178,56 @@ class Runtime:
             metrics.IS_LEADER.set(1)
 
     def _seen(self, kind: str, item: dict[str, Any]) -> None:
-        """The tracks' Deployments from the start-up LIST: the first decision after a restart sees them
-        as they are, instead of as absent until the Deployment watch catches up (which would flip
-        Ready off and on with two status writes per ModelDeployment)."""
+        """The children from the start-up LIST, recorded as their watch events would record them: the
+        first decision after a restart sees the tracks, routes, switches and hook Jobs as they are,
+        instead of as absent until each watch catches up (which would flip Ready off and on with two
+        status writes per ModelDeployment, or decide a changed one on half the picture)."""
         if kind == "Deployment":
             self.registry.observe_deployment(item, deleted=False)
         elif kind == "Namespace":
             self.ownership.learn(item)
+        elif kind == "Job":
+            self.registry.observe_job(item, deleted=False)
+        elif kind in ("Service", "HTTPRoute"):
+            self.registry.observe_routing(item, deleted=False)
+            if kind == "HTTPRoute":
+                self.registry.observe_route(item, route_observation(item))
+
+    def _scopes(self) -> list[str | None] | None:
+        """Where the start-up LISTs look: [None] cluster-wide, else each --namespace; None when a
+        namespace is a pattern (kopf resolves those from its Namespace watch; the start-up then leaves
+        everything to the watches)."""
+        if self.settings.clusterwide:
+            return [None]
+        if any(ch in ns for ns in self.settings.namespaces for ch in "*?[!"):
+            return None
+        return list(self.settings.namespaces)
+
+    def _learn_templates(self) -> None:
+        """SLO templates into the index before the first decision (the template watch keeps it current)."""
+        scopes = self._scopes()
+        if scopes is None:
+            return
+        for body in self.kube.list_all(resource.API_VERSION, templates.CLUSTER_PLURAL):
+            self.registry.templates.observe(templates.CLUSTER_KIND, body, deleted=False)
+        for ns in scopes:
+            for body in self.kube.list_all(resource.API_VERSION, templates.PLURAL, ns):
+                self.registry.templates.observe(templates.KIND, body, deleted=False)
+
+    async def changed_while_down(self) -> list[dict[str, Any]]:
+        """ModelDeployments whose spec changed since their last decision (status.observedGeneration
+        behind metadata.generation) and that carry our finalizer (so kopf has taken them on before:
+        new ones wait for kopf, which adds the finalizer first). One LIST per scope; [] when it fails."""
+        scopes = self._scopes()
+        if scopes is None:
+            return []
+        try:
+            lists = [await asyncio.to_thread(self.kube.list_all, resource.API_VERSION, resource.PLURAL, ns)
+                     for ns in scopes]
+        except KubeError as exc:
+            log.warning("could not list ModelDeployments at start", extra={"error": str(exc)[:300]})
+            return []
+        return [body for items in lists for body in items if changed_since_decided(body, self.finalizer)]
 
     # --- watches that re-listed: deletions made meanwhile sent no event ---------------------------
     def watch_listed(self, kind: str) -> None:
@@ -266,6 +316,14 @@ class Runtime:
         self.kube.delete(ObjectRef("v1", "Namespace", sandbox))
         self.ownership.forget(sandbox)
         log.info("deleted sandbox namespace", extra={"namespace": sandbox, "md": md})
+
+
+def changed_since_decided(body: Mapping[str, Any], finalizer: str) -> bool:
+    """Decided before (it has a status and our finalizer), not being deleted, and its spec changed since
+    (metadata.generation ahead of status.observedGeneration)."""
+    meta, status = body.get("metadata") or {}, body.get("status") or {}
+    return (bool(status) and meta.get("deletionTimestamp") is None and finalizer in (meta.get("finalizers") or [])
+            and status.get("observedGeneration") != meta.get("generation"))
 
 
 def build_provider(settings: Settings, api: client.ApiClient,

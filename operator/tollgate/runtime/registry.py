@@ -61,6 +61,11 @@ class ObjectState:
     """(kind, namespace, name) -> 'deleted' or 'changed': children someone else removed or edited since
     our last apply; the next decision restores them and reports each in an Event."""
     decisions: int = 0
+    attempts: int = 0
+    """Decisions tried, failed ones included (the start-up waits for the first one of changed objects)."""
+    adopted_resource_version: str | None = None
+    """resourceVersion of the body last taken from a watch event or listing: the same one again (kopf's
+    listing of an object already decided at start-up) carries nothing new."""
     hold_until: float = 0.0
     """Monotonic time before which the loop does not decide again, whatever wakes it: the end of the
     last temporary failure's delay (the server's Retry-After when it sent one)."""
@@ -90,6 +95,7 @@ class ObjectState:
         ready when status says it was: the first decision re-applies it anyway (skipping what is
         unchanged), so this only avoids flipping SandboxReady off and on again with two status writes."""
         self.body = body
+        self.adopted_resource_version = (body.get("metadata") or {}).get("resourceVersion")
         if self.decisions == 0 and not self.sandbox_ready:
             conditions = (body.get("status") or {}).get("conditions") or []
             self.sandbox_ready = any(c.get("type") == "SandboxReady" and c.get("status") == "True"

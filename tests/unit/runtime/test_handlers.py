@@ -192,3 +192,102 @@ def test_losing_the_lease_part_way_goes_back_to_waiting_instead_of_failing() -> 
     _finalize(rt)
     # then it did not fail (kopf would write its progress annotation): it waited, led again, finished
     assert rt.finalized == ["fenced", "md"]
+
+
+# --- start-up: ModelDeployments changed while the operator was down are decided first ------------------
+def _md(generation: int, observed: int | None, *, finalizer: bool = True, rv: str = "7") -> dict[str, Any]:
+    body: dict[str, Any] = {"apiVersion": "tollgate.dev/v1alpha1", "kind": "ModelDeployment",
+                            "metadata": {"namespace": "ns", "name": "md", "generation": generation,
+                                         "resourceVersion": rv, "managedFields": [{"manager": "x"}],
+                                         "finalizers": [handlers.FINALIZER] if finalizer else []},
+                            "spec": {"replicas": 2}}
+    if observed is not None:
+        body["status"] = {"observedGeneration": observed}
+    return body
+
+
+def test_only_objects_decided_before_whose_spec_changed_since_count_as_changed_while_down() -> None:
+    from tollgate.runtime.app import changed_since_decided
+
+    assert changed_since_decided(_md(2, 1), handlers.FINALIZER)
+    assert not changed_since_decided(_md(2, 2), handlers.FINALIZER)  # settled
+    assert not changed_since_decided(_md(1, None), handlers.FINALIZER)  # new: kopf adds the finalizer first
+    assert not changed_since_decided(_md(2, 1, finalizer=False), handlers.FINALIZER)
+    deleting = _md(2, 1)
+    deleting["metadata"]["deletionTimestamp"] = "2026-12-02T08:00:00Z"
+    assert not changed_since_decided(deleting, handlers.FINALIZER)  # kopf's delete handler's
+
+
+@dataclass
+class RecordingReconciler:
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+
+    def clock(self) -> datetime:
+        return T0
+
+    async def reconcile(self, st: ObjectState) -> datetime | None:
+        await asyncio.sleep(0.05)  # a decision takes a while (its requests)
+        assert st.body is not None
+        self.bodies.append(st.body)
+        return None
+
+
+@dataclass
+class StartingRuntime:
+    reconciler: RecordingReconciler
+    changed: list[dict[str, Any]]
+    registry: Any = None
+    error_backoff: float = 5.0
+
+    def __post_init__(self) -> None:
+        from tollgate.runtime.registry import Registry
+
+        self.registry = Registry()
+
+    async def changed_while_down(self) -> list[dict[str, Any]]:
+        return self.changed
+
+    async def wait_leadership(self) -> None:
+        return None
+
+
+async def _event(rt: StartingRuntime, type_: str | None, body: dict[str, Any]) -> None:
+    """A ModelDeployment watch event as kopf delivers it (None: part of the initial listing)."""
+    memo = type("Memo", (), {"runtime": rt})()
+    await handlers.md_event(event={"type": type_, "object": body}, body=body,  # type: ignore[arg-type]
+                            namespace="ns", name="md", memo=memo)
+
+
+def test_the_start_up_decides_an_object_changed_while_down_before_the_watches_start() -> None:
+    async def scenario() -> tuple[StartingRuntime, ObjectState, bool]:
+        # given one ModelDeployment whose spec changed while the operator was down
+        rt = StartingRuntime(RecordingReconciler(), [_md(2, 1)])
+        # when the start-up runs (kopf starts its watches only after it returns)
+        await handlers.decide_changed_first(rt)  # type: ignore[arg-type]
+        decided_before_return = len(rt.reconciler.bodies) == 1
+        st = rt.registry.objects[("ns", "md")]
+        # and kopf's listing then delivers the same object, same resourceVersion
+        await _event(rt, None, _md(2, 1))
+        woken = st.wake.is_set()
+        rt.registry.stop_all()
+        return rt, st, decided_before_return and not woken
+
+    rt, st, ok = asyncio.run(scenario())
+    # then it was decided once, from the listed body (managedFields dropped), before the start-up returned,
+    # and the listing event of the same version did not wake it again
+    assert ok
+    assert rt.reconciler.bodies[0]["spec"] == {"replicas": 2}
+    assert "managedFields" not in rt.reconciler.bodies[0]["metadata"]
+
+
+def test_a_newer_version_after_the_start_up_decision_wakes_the_loop() -> None:
+    async def scenario() -> bool:
+        rt = StartingRuntime(RecordingReconciler(), [_md(2, 1)])
+        await handlers.decide_changed_first(rt)  # type: ignore[arg-type]
+        st = rt.registry.objects[("ns", "md")]
+        await _event(rt, "MODIFIED", _md(3, 1, rv="9"))
+        woken = st.wake.is_set()
+        rt.registry.stop_all()
+        return woken
+
+    assert asyncio.run(scenario())
