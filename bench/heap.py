@@ -17,7 +17,7 @@ OWNERS = ("tollgate/", "kopf/", "aiohttp/", "kubernetes/", "prometheus_client/",
 def owner(tb: tracemalloc.Traceback) -> str:
     """The innermost frame that belongs to a package we can name (the allocation's reason), else the
     allocating file."""
-    for frame in tb:  # most recent call first
+    for frame in reversed(tb):  # tracemalloc keeps the oldest frame first: look from the innermost
         for o in OWNERS:
             if o in frame.filename:
                 return f"{o.rstrip('/')}:{frame.filename.split(o, 1)[1]}:{frame.lineno}"

@@ -36,6 +36,7 @@ from common import (
     ssa,
 )
 from kubernetes import client
+from parts import breakdown
 
 from tollgate.adapters.kube import path_of, ref_of
 from tollgate.api import resource
@@ -269,12 +270,19 @@ def operator_side(sizes: Sizes, params: dict[str, Any], base: dict[str, Any] | N
 
         first, n = sizes.bulk_first, sizes.bulk
         margin = (rss[n] - rss[first]) / (n - first)
+        log("measuring the per-object parts (bench/parts.py)")
+        try:
+            parts = breakdown(api, NS)
+        except Exception as exc:  # a figure less, not a failed run
+            parts = {"error": str(exc)[:300]}
+        log(f"parts: {parts}")
         results.append(Result(
             name="memory", sizes=sizes.name,
             params={**params, "N": n, "read": "/proc/<pid>/status VmRSS, smallest of the last 3 one-second "
                                              "samples after the batch is Ready"},
             figures={"rss_idle_mb": round(rss_idle / 1024, 1), f"rss_{first}_mb": round(rss[first] / 1024, 1),
-                     f"rss_{n}_mb": round(rss[n] / 1024, 1), "marginal_kb_per_md": round(margin, 1)},
+                     f"rss_{n}_mb": round(rss[n] / 1024, 1), "marginal_kb_per_md": round(margin, 1),
+                     "parts_kb_per_md": parts},
             targets={"marginal_kb_per_md": "<= 50", f"rss_{n}_mb": "<= 150 (at 1,000)"},
             met={"marginal_kb_per_md": margin <= 50, f"rss_{n}_mb": rss[n] / 1024 <= 150},
         ))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -61,7 +62,15 @@ _KINDS: dict[str, tuple[str, bool]] = {
 
 def ref_of(obj: Mapping[str, Any]) -> ObjectRef:
     meta = obj["metadata"]
-    return ObjectRef(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
+    return interned(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
+
+
+def interned(api_version: str, kind: str, name: str, namespace: str | None) -> ObjectRef:
+    """An ObjectRef whose strings are shared: the caches below hold ~10 refs per ModelDeployment, each
+    parsed from its own watch event, and the same apiVersion, kind and sandbox namespace over and over
+    (about 3 KB per ModelDeployment as separate strings; bench/README.md)."""
+    return ObjectRef(sys.intern(api_version), sys.intern(kind), sys.intern(name),
+                     sys.intern(namespace) if namespace else None)
 
 
 def path_of(ref: ObjectRef) -> str:
@@ -233,6 +242,17 @@ class Kube:
             self.after_write(method, path, body)
         return json.loads(resp.data) if resp.data else {}
 
+    def list_all(self, api_version: str, plural: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Every object of a kind (in one namespace, or cluster-wide); [] when the kind is not served."""
+        base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+        path = f"{base}/namespaces/{namespace}/{plural}" if namespace else f"{base}/{plural}"
+        try:
+            data = self._call("GET", path)
+        except NotFoundError:
+            return []
+        items: list[dict[str, Any]] = data.get("items", [])
+        return items
+
     def get(self, ref: ObjectRef) -> dict[str, Any] | None:
         try:
             obj: dict[str, Any] = self._call("GET", path_of(ref))
@@ -242,17 +262,6 @@ class Kube:
 
     def list(self, ref: ObjectRef, label_selector: str) -> list[dict[str, Any]]:
         data = self._call("GET", collection_path_of(ref), query=[("labelSelector", label_selector)])
-        items: list[dict[str, Any]] = data.get("items", [])
-        return items
-
-    def list_all(self, api_version: str, plural: str, namespace: str | None = None) -> list[dict[str, Any]]:
-        """Every object of a kind (in one namespace, or cluster-wide); [] when the kind is not served."""
-        base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
-        path = f"{base}/namespaces/{namespace}/{plural}" if namespace else f"{base}/{plural}"
-        try:
-            data = self._call("GET", path)
-        except NotFoundError:
-            return []
         items: list[dict[str, Any]] = data.get("items", [])
         return items
 
@@ -365,7 +374,7 @@ class Kube:
                 meta = item.get("metadata", {})
                 digest = (meta.get("annotations") or {}).get(ANNOTATION_HASH)
                 if digest:
-                    ref = ObjectRef(api_version, kind, meta["name"], meta.get("namespace") if namespaced else None)
+                    ref = interned(api_version, kind, meta["name"], meta.get("namespace") if namespaced else None)
                     learned[ref] = digest
                     live[ref] = (_rv(item), live_fingerprint(item))
         with self._lock:
@@ -422,7 +431,7 @@ class Kube:
         if ref.kind not in _KINDS:
             return None
         if not _KINDS[ref.kind][1]:
-            ref = ObjectRef(ref.api_version, ref.kind, ref.name, None)
+            ref = interned(ref.api_version, ref.kind, ref.name, None)
         rv = _rv(obj)
         with self._lock:
             if ref in self._inflight:

@@ -18,7 +18,7 @@ import asyncio
 import copy
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
@@ -165,7 +165,7 @@ async def md_event(event: kopf.RawEvent, body: kopf.Body, namespace: str | None,
     st.kick()
 
 
-def own_copy(body: kopf.Body) -> dict[str, Any]:
+def own_copy(body: Mapping[str, Any]) -> dict[str, Any]:
     """The body the loop decides on, without managedFields (often half of an object, never read).
     Shallow: ObjectState stores it serialised, which is the copy."""
     raw = dict(body)
@@ -343,13 +343,21 @@ async def rollout_loop(rt: Runtime, st: ObjectState, delay: float = 0.0) -> None
         st.wake.clear()
         if st.stopped:
             break
-        body = st.body
-        if body and body.get("metadata", {}).get("deletionTimestamp"):
+        if _being_deleted(st):
             break
         await rt.wait_leadership()
         wake_at = await _reconcile_once(rt, st)
         st.attempts += 1
     st.task = None
+
+
+def _being_deleted(st: ObjectState) -> bool:
+    """Whether the latest body has a deletionTimestamp (kopf's delete handler takes over then).
+
+    A function of its own so the parsed body is dropped at once: as a local of the loop it stayed alive
+    while the loop waited for the next event, ~14 KB of dicts per ModelDeployment (bench/README.md)."""
+    body = st.body
+    return bool(body and body.get("metadata", {}).get("deletionTimestamp"))
 
 
 async def _reconcile_once(rt: Runtime, st: ObjectState) -> datetime | None:

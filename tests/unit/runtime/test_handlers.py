@@ -272,7 +272,7 @@ def test_the_start_up_decides_an_object_changed_while_down_before_the_watches_st
         rt.registry.stop_all()
         return rt, st, decided_before_return and not woken
 
-    rt, st, ok = asyncio.run(scenario())
+    rt, _st, ok = asyncio.run(scenario())
     # then it was decided once, from the listed body (managedFields dropped), before the start-up returned,
     # and the listing event of the same version did not wake it again
     assert ok
