@@ -194,14 +194,13 @@ class Runtime:
                 self.registry.observe_route(item, route_observation(item))
 
     def _scopes(self) -> list[str | None] | None:
-        """Where the start-up LISTs look: [None] cluster-wide, else each --namespace; None when a
-        namespace is a pattern (kopf resolves those from its Namespace watch; the start-up then leaves
-        everything to the watches)."""
+        """Where the start-up LISTs look: [None] cluster-wide, else each --namespace that is a name.
+        Patterns (`team-*`) are left to the watches (kopf resolves them from its Namespace watch): their
+        objects are decided as their events arrive, as before. None: nothing to list."""
         if self.settings.clusterwide:
             return [None]
-        if any(ch in ns for ns in self.settings.namespaces for ch in "*?[!"):
-            return None
-        return list(self.settings.namespaces)
+        names: list[str | None] = [ns for ns in self.settings.namespaces if not any(ch in ns for ch in "*?[!")]
+        return names or None
 
     def _learn_templates(self) -> None:
         """SLO templates into the index before the first decision (the template watch keeps it current)."""

@@ -325,3 +325,41 @@ def test_gateway_api_router_weights_the_httproute_backends(stack: Stack, namespa
     assert st["stable"]["version"] == "1.1.0"
     wait_for("route back on stable", lambda: _route_weights(stack, sandbox, "rerank")["rerank-stable"] == 100,
              timeout=10)
+
+
+def test_a_spec_changed_while_the_operator_was_down_is_carried_out_at_start_and_nothing_else_is_written(
+        stack: Stack, namespace: str, operator: OperatorProcess) -> None:
+    # given two settled ModelDeployments
+    for name in ("resized", "settled"):
+        apply(stack, namespace, md_manifest(name, "1.0.0", replicas=1))
+    for name in ("resized", "settled"):
+        wait_phase(stack, namespace, name, "Stable")
+    settled_sandbox = status(stack, namespace, "settled")["sandboxNamespace"]
+    # when the operator stops, one of them is resized meanwhile, and a new operator starts (it lists
+    # the changed one itself and decides it before kopf's watches deliver anything)
+    operator.stop()
+    patch_spec(stack, namespace, "resized", {"replicas": 3})
+    mark = audit.now_marker()
+    restarted = stack.start_operator(namespaces=[namespace, f"{namespace}-*"])
+    try:
+        # then the resized one is carried out: its stable Deployment asks for 3 and its status says
+        # it has seen the new generation
+        sandbox = status(stack, namespace, "resized")["sandboxNamespace"]
+
+        def carried_out() -> bool:
+            md = json.loads(stack.kubectl("get", "modeldeployment", "resized", "-n", namespace, "-o", "json").stdout)
+            deps = _deployments(stack, sandbox)
+            stable = [d for d in deps.values() if d["metadata"]["name"].endswith("-stable")]
+            return (md["status"].get("observedGeneration") == md["metadata"]["generation"]
+                    and bool(stable) and stable[0]["spec"]["replicas"] == 3)
+
+        wait_for("the resize carried out after the restart", carried_out, timeout=60)
+        wait_phase(stack, namespace, "resized", "Stable")
+        time.sleep(4)  # the audit log is flushed in batches of at most 1s
+        # and the unchanged one got no write at all (nor its sandbox)
+        reqs = audit.by_operator(audit.read(audit_log(stack.kubeconfig), since=mark))
+        untouched = [r for r in audit.writes(reqs)
+                     if r.namespace == settled_sandbox or (r.namespace, r.name) == (namespace, "settled")]
+        assert untouched == [], untouched
+    finally:
+        restarted.stop()
