@@ -23,6 +23,7 @@ from tollgate.adapters.kube import Kube
 from tollgate.adapters.routers.gateway_api import route_observation
 from tollgate.api import resource
 from tollgate.runtime import handlers, metrics
+from tollgate.runtime.main import SharedMemo
 from tollgate.runtime.registry import Registry
 
 SELECTOR = f"{resource.LABEL_MANAGED_BY}={resource.MANAGED_BY_VALUE}"
@@ -147,11 +148,10 @@ def breakdown(api: client.ApiClient, namespace: str) -> dict[str, Any]:
             metrics.OBJECTS.phase[(meta["namespace"], meta["name"])] = "Stable"
 
     async def kopf_memories() -> int:
-        import kopf
         from kopf._core.reactor.inventory import ResourceMemories
 
         memories = ResourceMemories()
-        memo = kopf.Memo(runtime=object())  # kopf copies the operator's memo into each object's memory
+        memo = SharedMemo(runtime=object())  # what the operator passes kopf (runtime.main)
 
         async def recall_all() -> None:
             mds, children, pods = fresh()

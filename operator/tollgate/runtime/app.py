@@ -36,7 +36,7 @@ from tollgate.engine.actions import ObjectRef
 from tollgate.engine.platform import PlatformLimits
 from tollgate.engine.sandbox import sandbox_namespace
 from tollgate.ports.metrics import MetricsProvider
-from tollgate.runtime import metrics
+from tollgate.runtime import malloc, metrics
 from tollgate.runtime.analysis import AnalysisScheduler
 from tollgate.runtime.config import Settings
 from tollgate.runtime.faults import crash_hook_from_env
@@ -68,6 +68,9 @@ SANDBOX_KINDS = (
     ("v1", "ServiceAccount"),
 )
 
+
+TRIM_QUIET = 10.0
+"""Seconds without a decision or watch event after which the heap is trimmed (runtime.malloc.trim)."""
 
 RELIST_GAP = 5.0
 """Seconds between two listings of one kind after which the second counts as a re-listing."""
@@ -171,6 +174,7 @@ class Runtime:
             await asyncio.to_thread(self._learn_templates)
         except KubeError as exc:  # the template watch fills the index instead
             log.warning("could not list SLO templates at start", extra={"error": str(exc)[:300]})
+        self._tasks.append(asyncio.create_task(self._trim_after_bursts()))
         if self.elector is not None:
             self._tasks.append(asyncio.create_task(self.elector.run()))
             self._tasks.append(asyncio.create_task(self._leader_gauge()))
@@ -262,6 +266,19 @@ class Runtime:
             log.warning("resync after a re-listing failed", extra={"error": str(exc)[:300]})
         finally:
             self._resync = None
+
+    async def _trim_after_bursts(self) -> None:
+        """malloc_trim once decisions and watch events have stopped for TRIM_QUIET seconds after a burst (a
+        bulk create, a restart): what the burst freed leaves the RSS instead of staying in glibc's heap."""
+        seen = metrics.decisions()
+        trimmed = seen
+        while True:
+            await asyncio.sleep(TRIM_QUIET)
+            now = metrics.decisions()
+            if now == seen and now != trimmed:
+                malloc.trim()
+                trimmed = now
+            seen = now
 
     async def _leader_gauge(self) -> None:
         assert self.elector is not None

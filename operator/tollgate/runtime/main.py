@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import json
 import logging
 import sys
@@ -15,6 +13,7 @@ from prometheus_client import start_http_server
 import tollgate.runtime.handlers  # noqa: F401 - registers the kopf handlers that kopf.run serves
 from tollgate.runtime.app import Runtime
 from tollgate.runtime.config import Settings, parse
+from tollgate.runtime.malloc import tune_malloc
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 # kopf attaches its whole OperatorSettings (and object references) to every record; rendering them costs
@@ -54,28 +53,6 @@ def configure_logging(fmt: str) -> None:
     # "Handler ... succeeded" for every watch event of every object: noise at scale, and CPU.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-
-
-def tune_malloc() -> None:
-    """glibc malloc settings for a long-running process with bursts of TLS connections and threads.
-
-    At a burst (1,000 ModelDeployments created at once) kopf's aiohttp pool opens a hundred TLS
-    connections, each with a 128 KiB read buffer, and 32 I/O threads each get a malloc arena. After the
-    burst Python frees all of it, but glibc keeps it: its mmap threshold has risen above 128 KiB
-    (so the buffers came from the heap, and fragment it) and every arena holds its own free memory.
-    A fixed 64 KiB mmap threshold returns such buffers to the OS on free, and two arenas bound the
-    per-thread free lists. Measured at 200 objects: see bench/README.md. No-op off glibc.
-    """
-    name = ctypes.util.find_library("c")
-    if not name or sys.platform != "linux":
-        return
-    try:
-        libc = ctypes.CDLL(name)
-        m_mmap_threshold, m_arena_max = -3, -8
-        libc.mallopt(m_mmap_threshold, 64 * 1024)
-        libc.mallopt(m_arena_max, 2)
-    except (OSError, AttributeError):
-        return
 
 
 class SharedMemo(kopf.Memo):
