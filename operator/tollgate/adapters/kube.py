@@ -32,7 +32,14 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from tollgate.adapters.errors import CLIENT_ERRORS, ConflictError, FencedError, NotFoundError, translate
+from tollgate.adapters.errors import (
+    CLIENT_ERRORS,
+    ConflictError,
+    FencedError,
+    KubeError,
+    NotFoundError,
+    translate,
+)
 from tollgate.adapters.server_clock import ServerClock
 from tollgate.api.resource import FIELD_MANAGER, GROUP, PLURAL, VERSION
 from tollgate.engine.actions import ObjectRef
@@ -481,6 +488,30 @@ class Kube:
             return False
         self.counter.deletes += 1
         return True
+
+    # -- Events -----------------------------------------------------------------------------------
+    def post_event(self, involved: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        """A core/v1 Event about `involved`, as kopf posts them (kopf.event), sent directly.
+
+        Used where kopf's event queue is not reachable: a reconcile loop started at start-up, before
+        kopf's watches, has no kopf context (runtime.app). Failures are logged, not raised: an Event
+        is a report, and a decision must not fail for it (kopf's poster behaves the same)."""
+        meta = involved.get("metadata") or {}
+        namespace = meta.get("namespace") or "default"
+        now = self.clock.now().isoformat()
+        body = {
+            "metadata": {"namespace": namespace, "generateName": "kopf-event-"},
+            "action": "Action?", "type": type_, "reason": reason, "message": message[:1000],
+            "reportingComponent": "kopf", "reportingInstance": "dev", "source": {"component": "kopf"},
+            "involvedObject": {"apiVersion": involved.get("apiVersion"), "kind": involved.get("kind"),
+                               "name": meta.get("name"), "uid": meta.get("uid"), "namespace": namespace},
+            "firstTimestamp": now, "lastTimestamp": now, "eventTime": now,
+        }
+        try:
+            self._call("POST", f"/api/v1/namespaces/{namespace}/events", body, content_type="application/json")
+        except KubeError as exc:
+            log.warning("could not post an Event", extra={"reason": reason, "object": meta.get("name"),
+                                                          "error": str(exc)[:300]})
 
     # -- the ModelDeployment's status ------------------------------------------------------------
     def patch_status(self, namespace: str, name: str, status: Mapping[str, Any],

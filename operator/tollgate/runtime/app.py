@@ -148,7 +148,12 @@ class Runtime:
 
     def _post_event(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         if self.is_leader():  # Events are writes too: fenced like the adapter's
-            post_event(body, type_, reason, message)
+            try:
+                post_event(body, type_, reason, message)
+            except LookupError:
+                # kopf's event queue lives in the context kopf gives each object's handlers; a loop
+                # started at start-up (handlers.decide_changed_first) runs outside it for good.
+                self.kube.post_event(body, type_, reason, message)
             if self.notifier is not None:  # queued: a slow receiver delays nothing
                 self.notifier.on_event(body, type_, reason, message)
 
