@@ -266,3 +266,24 @@ def test_a_conditional_status_write_that_conflicts_is_not_retried_but_reported()
         kube.patch_status("ns", "md", {"phase": "Stable"}, resource_version="41")
     # then it was sent once, with the precondition
     assert len(api.calls) == 1
+
+
+MD = {"apiVersion": "tollgate.dev/v1alpha1", "kind": "ModelDeployment",
+      "metadata": {"name": "md", "namespace": "ns", "uid": "u-1"}}
+
+
+def test_an_event_posted_directly_names_the_object_and_a_refused_one_fails_no_decision() -> None:
+    # given an API server that accepts the first Event and refuses the second
+    bodies: list[Any] = []
+    answers = iter([Response(201), Response(403, reason="Forbidden")])
+    api = FakeApi(lambda m, u, b: (bodies.append(b), next(answers))[1])
+    kube = Kube(api)  # type: ignore[arg-type]
+    # when two Events are posted directly (a loop started outside kopf's context)
+    kube.post_event(MD, "Normal", "Deployed", "m" * 2000)
+    kube.post_event(MD, "Normal", "Deployed", "again")  # refused: logged, not raised
+    # then each went to the object's namespace, about the object, with the message cut to 1,000 characters
+    assert api.calls == [("POST", "/api/v1/namespaces/ns/events")] * 2
+    sent = bodies[0]
+    assert sent["involvedObject"] == {"apiVersion": "tollgate.dev/v1alpha1", "kind": "ModelDeployment",
+                                      "name": "md", "uid": "u-1", "namespace": "ns"}
+    assert (sent["type"], sent["reason"], len(sent["message"])) == ("Normal", "Deployed", 1000)
