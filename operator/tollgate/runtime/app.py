@@ -69,8 +69,9 @@ SANDBOX_KINDS = (
 )
 
 
-TRIM_QUIET = 10.0
-"""Seconds without a decision or watch event after which the heap is trimmed (runtime.malloc.trim)."""
+TRIM_QUIET = 5.0
+"""Seconds without a decision after which the heap is trimmed, if anything happened since the last trim
+(runtime.malloc.trim; a trim of a few hundred MB of heap takes milliseconds)."""
 
 RELIST_GAP = 5.0
 """Seconds between two listings of one kind after which the second counts as a re-listing."""
@@ -273,17 +274,18 @@ class Runtime:
             self._resync = None
 
     async def _trim_after_bursts(self) -> None:
-        """malloc_trim once decisions and watch events have stopped for TRIM_QUIET seconds after a burst (a
-        bulk create, a restart): what the burst freed leaves the RSS instead of staying in glibc's heap."""
-        seen = metrics.decisions()
-        trimmed = seen
+        """malloc_trim once decisions have paused for TRIM_QUIET seconds after activity (a bulk create, a
+        restart): what the burst freed leaves the RSS instead of staying in glibc's heap. Watch events
+        alone (pods and Deployments settling) do not hold the trim off; they only count as activity."""
+        decided, active = metrics.decisions(), metrics.activity()
+        trimmed_at = active
         while True:
             await asyncio.sleep(TRIM_QUIET)
-            now = metrics.decisions()
-            if now == seen and now != trimmed:
+            now_decided, now_active = metrics.decisions(), metrics.activity()
+            if now_decided == decided and now_active != trimmed_at:
                 malloc.trim()
-                trimmed = now
-            seen = now
+                trimmed_at = now_active
+            decided = now_decided
 
     async def _leader_gauge(self) -> None:
         assert self.elector is not None

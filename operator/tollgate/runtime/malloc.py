@@ -45,7 +45,7 @@ def trim() -> None:
 
     glibc returns memory on its own only from the top of a heap; after a burst (a thousand watch events
     and decisions) the free space lies between live objects and stays in the RSS. A trim costs a few
-    milliseconds; the runtime calls it once the operator has been quiet for a while (runtime.app)."""
+    milliseconds; the runtime calls it once decisions pause after a burst (runtime.app)."""
     libc = _libc()
     if libc is not None:
         libc.malloc_trim(0)

@@ -123,10 +123,14 @@ def forget(namespace: str, name: str) -> None:
 
 
 def decisions() -> float:
-    """Decisions and watch events handled so far: the runtime trims the heap once this stops moving."""
-    total = 0.0
-    for family in (*RECONCILE_SECONDS.collect(), *WATCH_EVENTS.collect()):
-        for sample in family.samples:
-            if sample.name in ("tollgate_reconcile_duration_seconds_count", "tollgate_watch_events_total"):
-                total += sample.value
-    return total
+    """Decisions made so far (the runtime trims the heap once this pauses)."""
+    return _total(RECONCILE_SECONDS, "tollgate_reconcile_duration_seconds_count")
+
+
+def activity() -> float:
+    """Decisions made and watch events handled so far."""
+    return decisions() + _total(WATCH_EVENTS, "tollgate_watch_events_total")
+
+
+def _total(metric: Histogram | Counter, sample_name: str) -> float:
+    return sum(s.value for family in metric.collect() for s in family.samples if s.name == sample_name)
