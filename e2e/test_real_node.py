@@ -140,11 +140,18 @@ def test_version_failing_its_readiness_probe_is_rolled_back_at_the_deadline(worl
     st = world.watch(ns, "iris", ("RolledBack", "Succeeded"), timeout=300).final
     assert st["phase"] == "RolledBack", st
     assert st["stable"]["version"] == "1.0.0"
+    assert "ProgressDeadlineExceeded" in reasons(st), st.get("timeline")
     ready = [c for c in canary["status"].get("conditions", []) if c["type"] == "Ready"]
     assert ready and ready[0]["status"] == "False"
+    # and the kubelet reported why: the model server answers 404 on the model's readiness path. The
+    # default startup probe (spec.probes.startup, engine/probes.py) checks that path first and the
+    # readiness probe only runs once it has passed, so the failures are the startup probe's. The Events
+    # outlive the canary pod, which the rollback deletes.
     events = w.kubectl("get", "events", "-n", sandbox(world), "--field-selector",
                        f"involvedObject.name={canary['metadata']['name']},reason=Unhealthy", "-o", "json").stdout
-    assert any("Readiness probe failed" in e["message"] for e in json.loads(events)["items"])
+    messages = [e["message"] for e in json.loads(events)["items"]]
+    assert any(m.startswith("Startup probe failed: HTTP probe failed with statuscode: 404") for m in messages), \
+        messages
 
 
 def test_kill_switch_sends_real_traffic_to_the_fallback(world: World) -> None:
@@ -218,13 +225,22 @@ except Exception as exc:
 """
 
 
-def _connect_from(w: Any, namespace: str, name: str, ip: str, port: int) -> str:
-    manifest = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace},
-                "spec": {"restartPolicy": "Never", "containers": [{
-                    "name": "c", "image": "tollgate.local/loadgen:v1", "imagePullPolicy": "Never",
-                    "command": ["python3", "-c", CONNECT, ip, str(port)]}]}}
-    _, logs = w.run_to_end(manifest)
-    return str(logs).strip()
+def _client(w: Any, namespace: str, name: str) -> str:
+    """A long-running pod to connect from (kubectl exec), Ready before it is used.
+
+    Not a one-shot pod per attempt: kube-router adds a pod's IP to the ipsets of the policies that admit
+    it only after the API server publishes that IP, and a one-shot pod connects as soon as it starts,
+    before that: it was refused even where the policy admits it (11 of 12 tries on the real node, while
+    the same pod waiting 3 s, or a running pod, connected every time). Callers of a model are running
+    services, so this is how they meet the policy."""
+    w.kubectl("delete", "pod", name, "-n", namespace, "--ignore-not-found", "--wait=true")
+    w.kubectl("apply", "-f", "-", stdin=json.dumps({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace},
+        "spec": {"terminationGracePeriodSeconds": 0, "containers": [{
+            "name": "c", "image": "tollgate.local/loadgen:v1", "imagePullPolicy": "Never",
+            "command": ["sleep", "3600"]}]}}))
+    w.kubectl("wait", "--for=condition=Ready", f"pod/{name}", "-n", namespace, "--timeout=120s")
+    return name
 
 
 def _exec_connect(w: Any, namespace: str, pod: str, ip: str, port: int) -> str:
@@ -232,7 +248,7 @@ def _exec_connect(w: Any, namespace: str, pod: str, ip: str, port: int) -> str:
     return str(res.stdout).strip() or str(res.stderr).strip()
 
 
-def _eventually(check: Any, want: str, attempts: int = 15) -> str:
+def _eventually(check: Any, want: str | tuple[str, ...], attempts: int = 15) -> str:
     got = ""
     for _ in range(attempts):
         got = check()
@@ -284,13 +300,17 @@ def test_sandbox_network_policies_are_enforced_and_can_fail(world: World) -> Non
     world.wait_phase(ns, "iris", "Stable", timeout=240)
     model_pod = w.pods(sandbox(world), "tollgate.dev/track=stable")[0]
     model_ip, model_name = model_pod["status"]["podIP"], model_pod["metadata"]["name"]
+    # and a running pod in another namespace, then a running caller in the traffic namespace
+    _client(w, outsider, "outsider")
+    caller = _client(w, TRAFFIC_NS, f"caller-{ns}"[:63])
     try:
-        # then the model port answers a caller listed in ingressFrom (kube-router adds a new pod's IP
-        # to the policy's ipset after the pod starts: the first attempts may still be refused)
-        assert _eventually(lambda: _connect_from(w, TRAFFIC_NS, "caller", model_ip, 8080), "connected") \
+        # then the model port answers the caller listed in ingressFrom (kube-router syncs a new pod into
+        # the policy's ipset shortly after its IP is published: the first attempts may still be refused)
+        assert _eventually(lambda: _exec_connect(w, TRAFFIC_NS, caller, model_ip, 8080), "connected") \
             == "connected"
-        # and refuses a pod in another namespace (default deny)
-        assert _connect_from(w, outsider, "outsider", model_ip, 8080).startswith(("refused", "blocked"))
+        # and refuses the pod in another namespace (default deny; it ran before the caller, so kube-router
+        # knows it by now)
+        assert _exec_connect(w, outsider, "outsider", model_ip, 8080).startswith(("refused", "blocked"))
         # and the model reaches the listed egress target, not the other one
         assert _eventually(lambda: _exec_connect(w, sandbox(world), model_name, ip["allowed"], 8080),
                            "connected") == "connected"
@@ -299,16 +319,22 @@ def test_sandbox_network_policies_are_enforced_and_can_fail(world: World) -> Non
         res = w.kubectl("exec", model_name, "-n", sandbox(world), "--", "python3", "-c",
                         "import socket; print(socket.gethostbyname('kubernetes.default.svc.cluster.local'))")
         assert res.stdout.strip() == "10.0.0.1"
-        # when the NetworkPolicies are removed (operator stopped, so it cannot restore them)
+        # when the policies are removed (operator stopped, so it cannot restore them)
         with _operator_stopped(world):
+            # first the one that admits callers: then the listed caller is refused too, so it was the
+            # ingressFrom rule, not an open port, that let it in
+            world.kubectl("delete", "networkpolicy", "allow-model-ingress", "-n", sandbox(world))
+            assert _eventually(lambda: _exec_connect(w, TRAFFIC_NS, caller, model_ip, 8080),
+                               ("refused", "blocked")).startswith(("refused", "blocked"))
             world.kubectl("delete", "networkpolicy", "--all", "-n", sandbox(world))
             # then the outsider connects and the model reaches the unlisted server: the policies were
             # what refused them
-            assert _eventually(lambda: _connect_from(w, outsider, "outsider", model_ip, 8080), "connected") \
+            assert _eventually(lambda: _exec_connect(w, outsider, "outsider", model_ip, 8080), "connected") \
                 == "connected"
             assert _eventually(lambda: _exec_connect(w, sandbox(world), model_name, ip["denied"], 8080),
                                "connected") == "connected"
     finally:
+        world.kubectl("delete", "pod", caller, "-n", TRAFFIC_NS, "--wait=false", check=False)
         world.kubectl("delete", "namespace", targets, outsider, "--wait=false", check=False)
 
 
