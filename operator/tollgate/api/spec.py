@@ -392,6 +392,17 @@ class AnalysisSettings(_Model):
     field_path=".bakeWindow",
 )
 @cel(
+    "!has(self.keepFailedCanary) || duration(self.keepFailedCanary) <= duration('24h')",
+    "spec.rollout.keepFailedCanary must be at most 24h: a failed canary's pods are kept for debugging, not "
+    "indefinitely; set e.g. 30m, or 0s to remove a failed canary at once",
+    field_path=".keepFailedCanary",
+    message_expression=(
+        "'spec.rollout.keepFailedCanary is ' + self.keepFailedCanary + ', more than the 24h maximum: the pods of "
+        "a failed canary are kept for debugging, not indefinitely; set e.g. 30m, or 0s to remove a failed canary "
+        "at once'"
+    ),
+)
+@cel(
     "!has(self.progressDeadline) || duration(self.progressDeadline) <= duration('24h')",
     "spec.rollout.progressDeadline must be at most 24h: a canary that is not Ready in a day will not be; "
     "set e.g. 10m",
@@ -419,6 +430,12 @@ class Rollout(_Model):
     absolute limits and against the baseline the previous version recorded during the canary; a failure
     inside it rolls back to status.lastKnownGood with evidence, like a canary failure. 0s: none. Default:
     from the risk tier (none for low and medium)."""
+    keepFailedCanary: Duration | None = None
+    """After a rollback or abort, keep the failed canary's Deployment and pods this long (e.g. 30m) for
+    debugging (logs, exec), with zero traffic: its router weight is 0 and no Service Tollgate manages selects
+    its pods. status.keptCanary names it and when it is removed; a new version or tollgate.dev/retry removes it
+    first, as does the kill switch. Omitted or 0s: removed at once (Argo Rollouts' abortScaleDownDelaySeconds).
+    At most 24h."""
 
 
 class MetricsProfile(StrEnum):

@@ -216,6 +216,25 @@ class BakeStatus(_Status):
     the canary's start; the version's requests on the stable track since its promotion."""
 
 
+class KeptCanaryStatus(_Status):
+    """A failed canary kept for debugging (spec.rollout.keepFailedCanary): its Deployment and pods stay in the
+    sandbox with zero traffic until `until`, then the operator removes them."""
+
+    deployment: str
+    """The kept Deployment (in status.sandboxNamespace): `kubectl logs deploy/<it>` shows its pods' logs."""
+    revision: str
+    """The failed revision its pods run."""
+    version: str
+    """Its model version."""
+    since: str
+    """When it was rolled back (RFC 3339)."""
+    until: str
+    """When the operator removes it (RFC 3339); a new version, tollgate.dev/retry or the kill switch remove it
+    earlier."""
+    incident: str | None = None
+    """The evidence record of its rollback."""
+
+
 class HistoryEntry(_Status):
     """A finished rollout, newest first; bounded."""
 
@@ -349,6 +368,9 @@ class ModelDeploymentStatus(_Status):
     """Decisions of the current rollout, oldest first; copied into the evidence of a rollback."""
     hooks: Annotated[list[HookStatus], Field(max_length=4)] = Field(default_factory=list)
     """The hooks (spec.hooks) of the current or latest canary: their Jobs, phases and outcomes."""
+    keptCanary: KeptCanaryStatus | None = None
+    """A failed canary kept for debugging with zero traffic (spec.rollout.keepFailedCanary), and when it is
+    removed; None otherwise."""
     lastDrill: DrillStatus | None = None
     """The last drill (kubectl tollgate drill): kind, who asked, when, the measured time to fallback and the
     outcome (api.drills)."""

@@ -23,9 +23,14 @@ class CelRule:
     message: str
     field_path: str | None = None
     reason: str = "FieldValueInvalid"
+    message_expression: str | None = None
+    """A CEL string expression for the message, to name the refused value (the API server falls back to
+    `message` when it cannot evaluate it); only for cheap rules on one field."""
 
     def to_schema(self) -> dict[str, Any]:
         out: dict[str, Any] = {"rule": self.rule, "message": self.message}
+        if self.message_expression:
+            out["messageExpression"] = self.message_expression
         if self.field_path:
             out["fieldPath"] = self.field_path
         if self.reason:
@@ -33,12 +38,14 @@ class CelRule:
         return out
 
 
-def cel(rule: str, message: str, *, field_path: str | None = None) -> Callable[[T], T]:
+def cel(rule: str, message: str, *, field_path: str | None = None,
+        message_expression: str | None = None) -> Callable[[T], T]:
     """Attach a CEL rule to a model class; decorators apply bottom-up, so rules keep source order."""
 
     def wrap(cls: T) -> T:
         existing: tuple[CelRule, ...] = tuple(cls.__dict__.get(CEL_ATTR, ()))
-        setattr(cls, CEL_ATTR, (CelRule(rule, message, field_path), *existing))
+        rule_ = CelRule(rule, message, field_path, message_expression=message_expression)
+        setattr(cls, CEL_ATTR, (rule_, *existing))
         return cls
 
     return wrap

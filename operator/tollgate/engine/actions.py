@@ -75,6 +75,8 @@ class Reason(StrEnum):
     BAKE_STARTED = "BakeStarted"
     BAKE_COMPLETED = "BakeCompleted"
     BAKE_ENDED = "BakeEnded"
+    CANARY_KEPT = "CanaryKept"
+    KEPT_CANARY_REMOVED = "KeptCanaryRemoved"
 
 
 @dataclass(frozen=True)

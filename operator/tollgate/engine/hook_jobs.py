@@ -25,7 +25,7 @@ from tollgate.api.hooks import HookJob
 from tollgate.api.spec import ModelDeploymentSpec, RouterKind
 from tollgate.api.status import ModelDeploymentStatus
 from tollgate.engine.actions import Context, ObjectRef
-from tollgate.engine.labels import owner_labels, selector_labels
+from tollgate.engine.labels import canary_selector, owner_labels, selector_labels
 from tollgate.engine.naming import fit, short_hash
 from tollgate.engine.observations import Track
 from tollgate.engine.sandbox import NETWORKING_V1, sandbox_namespace, service_account_name
@@ -152,7 +152,7 @@ def hook_objects(spec: ModelDeploymentSpec, ctx: Context, st: ModelDeploymentSta
         out.append({
             "apiVersion": "v1", "kind": "Service",
             "metadata": {"name": service_name(ctx, Track.CANARY), "namespace": ns, "labels": dict(labels)},
-            "spec": {"selector": selector_labels(ctx, Track.CANARY.value),
+            "spec": {"selector": canary_selector(ctx, kept_only=st.keptCanary is not None and st.canary is None),
                      "ports": [{"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}]},
         })
     for entry in wanted_jobs(spec, ctx, st):

@@ -15,6 +15,9 @@ LABEL_POOL = "tollgate.dev/pool"
 """Pods serving behind the shared Service of the replicas router: "main" (stable, canary) or "fallback"."""
 POOL_MAIN = "main"
 POOL_FALLBACK = "fallback"
+POOL_NONE = "none"
+"""A pool no pod is in: the canary's own Service selects it while a failed canary is kept and no canary runs
+(engine.rules.keep), so the kept pods have no Service endpoints and receive no request."""
 
 
 def owner_labels(ctx: Context, model_name: str) -> dict[str, str]:
@@ -32,6 +35,15 @@ def selector_labels(ctx: Context, track: str | None = None) -> dict[str, str]:
     out = {resource.LABEL_MD_NAME: fit(ctx.name), resource.LABEL_MD_NAMESPACE: fit(ctx.namespace)}
     if track is not None:
         out[resource.LABEL_TRACK] = track
+    return out
+
+
+def canary_selector(ctx: Context, *, kept_only: bool) -> dict[str, str]:
+    """The selector of the canary's own Service: the canary track's pods, or, when the only canary pods are
+    those of a kept failed canary (`kept_only`), no pod at all."""
+    out = selector_labels(ctx, "canary")
+    if kept_only:
+        out[LABEL_POOL] = POOL_NONE
     return out
 
 

@@ -52,6 +52,10 @@ The rules, in the order a decision applies them:
     stays Baking, judged at full traffic on absolute limits and the previous version's carried baseline;
     failures over failureLimit before its end roll back to lastKnownGood with evidence (as rule 9); at
     its end it becomes lastKnownGood -> Succeeded.
+12. Kept failed canary (spec.rollout.keepFailedCanary; engine.rules.keep): a rolled-back or aborted canary's
+    Deployment stays with zero traffic (no Service selects its pods) until status.keptCanary.until, then
+    goes; a new canary (new version, retry) removes it first and starts in the next decision, the kill
+    switch removes it at once. Checked first in every decision, so its end needs only the deadline wake.
 
 Weight invariant: the canary weight only rises when (a) the canary is Ready and the first step is
 entered (0 -> steps[0].weight; after approval if that step has a gate), or (b) the previous step
@@ -76,7 +80,7 @@ from tollgate.engine.hook_observations import WebhookCall
 from tollgate.engine.observations import AnalysisRequest, Observations
 from tollgate.engine.policy import Policy, plan_problem, resolve_policy
 from tollgate.engine.revision import desired_revision
-from tollgate.engine.rules import drills
+from tollgate.engine.rules import drills, keep
 from tollgate.engine.rules.finish import finish
 from tollgate.engine.rules.hooks import webhook_due
 from tollgate.engine.rules.kill_switch import kill_switch_off, kill_switch_on, stall
@@ -175,6 +179,7 @@ class Case:
         d.st.observedGeneration = self.ctx.generation
         d.st.sandboxNamespace = self.sandbox
         tokens = new_tokens(status.controls, obs.controls)
+        keep.expire(d)  # a failed canary kept for debugging goes at its end (engine.rules.keep)
         if obs.sandbox_ready and not cond.is_true(status.conditions, cond.SANDBOX_READY):
             d.event(Reason.SANDBOX_READY, f"sandbox namespace {d.st.sandboxNamespace} is ready")
 

@@ -2,7 +2,8 @@
 
 Two kinds of wake, kept apart because the runtime treats them differently:
 
-- a deadline (a progress deadline runs out, a step's pause ends, a bake window ends): decide again then;
+- a deadline (a progress deadline runs out, a step's pause ends, a bake window ends, a kept failed canary's
+  keep window ends): decide again then;
 - an analysis tick (a look; in a bake window, of the promoted version, engine.bake_analysis): one look
   interval (the scrape interval when shorter than the analysis interval, Policy.look_interval) after the
   later of the step's (or the bake window's) start and the previous tick, the
@@ -112,9 +113,20 @@ def deadline(policy: Policy, status: ModelDeploymentStatus, now: datetime) -> da
     return min(future) if future else None
 
 
+def kept_until(status: ModelDeploymentStatus, now: datetime) -> datetime | None:
+    """When a failed canary kept for debugging is removed (status.keptCanary), if that is still ahead.
+    Whatever the phase, even Stalled: a kept canary must not outlive its window for want of an event."""
+    kept = status.keptCanary
+    until = parse_time(kept.until) if kept is not None else None
+    return until if until is not None and until > now else None
+
+
 def wake(policy: Policy | None, status: ModelDeploymentStatus, now: datetime) -> Wake:
-    """Every wake of a new status (none for a spec the engine cannot act on)."""
+    """Every wake of a new status (for a spec the engine cannot act on: only a kept canary's end)."""
+    kept = kept_until(status, now)
     if policy is None or status.phase is Phase.STALLED or status.killSwitchActive:
-        return Wake()
-    return Wake(deadline=deadline(policy, status, now), analysis_due=next_analysis_at(policy, status),
-                analysis=analysis_time(policy, status))
+        return Wake(deadline=kept)
+    due = deadline(policy, status, now)
+    if kept is not None and (due is None or kept < due):
+        due = kept
+    return Wake(deadline=due, analysis_due=next_analysis_at(policy, status), analysis=analysis_time(policy, status))

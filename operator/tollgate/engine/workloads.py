@@ -26,6 +26,7 @@ from tollgate.engine.labels import (
     LABEL_POOL,
     POOL_FALLBACK,
     POOL_MAIN,
+    canary_selector,
     owner_labels,
     selector_labels,
     track_labels,
@@ -75,6 +76,9 @@ class TrafficPlan:
     """Percent to the canary (0..100)."""
     to_fallback: bool
     """All traffic to the fallback track (kill switch, once the fallback is ready)."""
+    kept: bool = False
+    """A failed canary is kept for debugging (status.keptCanary): its Deployment stays, and no Service
+    selects its pods."""
 
 
 def deployment_name(ctx: Context, track: Track) -> str:
@@ -183,7 +187,8 @@ def _service(spec: ModelDeploymentSpec, ctx: Context, name: str, selector: dict[
 
 
 def replicas_service(spec: ModelDeploymentSpec, ctx: Context, plan: TrafficPlan) -> Manifest:
-    """The one Service of the replicas router; its selector is the traffic switch."""
+    """The one Service of the replicas router; its selector is the traffic switch. Without a canary taking
+    traffic it selects the stable track only, so a kept failed canary (same pool) is never behind it."""
     if plan.to_fallback:
         selector = selector_labels(ctx, Track.FALLBACK.value)
     elif plan.canary is None or plan.canary_weight == 0:
@@ -193,12 +198,14 @@ def replicas_service(spec: ModelDeploymentSpec, ctx: Context, plan: TrafficPlan)
     return _service(spec, ctx, service_name(ctx), selector)
 
 
-def track_services(spec: ModelDeploymentSpec, ctx: Context) -> list[Manifest]:
-    """Per-track Services of the gatewayAPI router (kept even while a track has no pods)."""
-    return [
-        _service(spec, ctx, service_name(ctx, track), selector_labels(ctx, track.value))
-        for track in (Track.STABLE, Track.CANARY, Track.FALLBACK)
-    ]
+def track_services(spec: ModelDeploymentSpec, ctx: Context, plan: TrafficPlan) -> list[Manifest]:
+    """Per-track Services of the gatewayAPI router (kept even while a track has no pods). The canary's
+    selects no pod while only a kept failed canary has pods: its weight 0 is not its only protection."""
+    kept_only = plan.kept and plan.canary is None
+    selectors = {Track.STABLE: selector_labels(ctx, Track.STABLE.value),
+                 Track.CANARY: canary_selector(ctx, kept_only=kept_only),
+                 Track.FALLBACK: selector_labels(ctx, Track.FALLBACK.value)}
+    return [_service(spec, ctx, service_name(ctx, track), selector) for track, selector in selectors.items()]
 
 
 def http_route(spec: ModelDeploymentSpec, ctx: Context, plan: TrafficPlan) -> Manifest:
@@ -244,7 +251,7 @@ def workload_objects(spec: ModelDeploymentSpec, ctx: Context, plan: TrafficPlan)
         if track_plan is not None:
             out.append(deployment(spec, ctx, track, track_plan))
     if spec.traffic.router is RouterKind.GATEWAY_API:
-        out.extend(track_services(spec, ctx))
+        out.extend(track_services(spec, ctx, plan))
         out.append(http_route(spec, ctx, plan))
     else:
         out.append(replicas_service(spec, ctx, plan))

@@ -97,7 +97,9 @@ def _desired(d: Draft, policy: Policy, st: ModelDeploymentStatus) -> list[Action
     # Hook Jobs no record wants any more (a newer canary, a promotion, a changed hook spec): removed.
     wanted = {h["metadata"]["name"] for h in hooks if h["kind"] == "Job"}
     deletes.extend(job_ref(ns, j.name) for j in d.obs.jobs if j.name not in wanted)
-    if plan.canary is None and d.obs.canary.revision is not None:
+    kept = st.keptCanary  # a failed canary kept for debugging (engine.rules.keep): not removed until its end
+    keeping = kept is not None and kept.revision == d.obs.canary.revision
+    if plan.canary is None and d.obs.canary.revision is not None and not keeping:
         deletes.append(deployment_ref(d.ctx, ns, TrackName.CANARY))
     if plan.fallback is None and d.obs.fallback.revision is not None:
         deletes.append(deployment_ref(d.ctx, ns, TrackName.FALLBACK))
@@ -124,10 +126,12 @@ def traffic_plan(spec: ModelDeploymentSpec, policy: Policy, st: ModelDeploymentS
             fallback=TrackPlan(fallback, replicas) if separate and fallback is not None else None,
             canary_weight=0,
             to_fallback=separate and st.fallback is not None,
+            kept=st.keptCanary is not None,
         )
     canary_ref = with_template(st.canary, spec)
     if canary_ref is None or not policy.steps:
-        return TrafficPlan(TrackPlan(stable_ref, replicas) if stable_ref else None, None, None, 0, False)
+        return TrafficPlan(TrackPlan(stable_ref, replicas) if stable_ref else None, None, None, 0, False,
+                           kept=st.keptCanary is not None)
     weight = st.canaryWeight
     traffic = split(spec.traffic.router, replicas, weight)
     if st.promotingSince is not None:

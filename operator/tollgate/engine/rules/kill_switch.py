@@ -13,6 +13,7 @@ from tollgate.engine.actions import Reason
 from tollgate.engine.draft import Draft, track_ready, with_template
 from tollgate.engine.policy import Policy
 from tollgate.engine.revision import fallback_revision
+from tollgate.engine.rules.keep import release
 from tollgate.engine.rules.revisions import restart_canary
 
 
@@ -25,6 +26,7 @@ def stall(d: Draft, message: str, *, apply: bool) -> None:
     d.apply = apply
     if d.spec.killSwitch:
         d.cut_canary()
+        release(d, "the kill switch removes every canary")
         d.st.killSwitchActive = True
         d.st.fallback = None
 
@@ -35,6 +37,7 @@ def kill_switch_on(d: Draft, why: str = "kill switch on", *, drill: bool = False
     if not d.prev.killSwitchActive and not drill:
         d.event(Reason.KILL_SWITCH_ON, f"{why}: canary weight 0, traffic to the fallback", warning=True)
     d.cut_canary()
+    release(d, "the kill switch removes every canary")
     d.st.killSwitchActive = True
     fallback = with_template(fallback_revision(d.spec, d.prev), d.spec)
     stable = d.st.stable

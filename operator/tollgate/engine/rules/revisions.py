@@ -22,6 +22,7 @@ from tollgate.engine.observations import PodProblemKind
 from tollgate.engine.policy import Policy
 from tollgate.engine.revision import desired_revision
 from tollgate.engine.rules.bake import bake_progress, end_bake, first_failed, start_first_bake
+from tollgate.engine.rules.keep import release
 from tollgate.engine.rules.readiness import late, overdue, pods_detail
 from tollgate.engine.rules.rollback import rolled_back
 from tollgate.engine.rules.steps import progress
@@ -126,6 +127,14 @@ def _steady(d: Draft) -> None:
 
 
 def _start_canary(d: Draft, policy: Policy, rev: RevisionRef) -> None:
+    kept = d.st.keptCanary
+    if kept is not None:
+        # The kept failed canary goes first (engine.rules.keep): its Deployment is removed in this decision
+        # and the new canary starts in the next one, on fresh pods (a retry has the same template).
+        release(d, f"canary {rev.version} ({rev.revision}) replaces it")
+        d.phase(d.st.phase, f"removing the kept failed canary {kept.version} before canary {rev.version} "
+                            f"({rev.revision}) starts; all traffic on {d.st.stable.version if d.st.stable else '-'}")
+        return
     d.cut_canary()
     d.timeline_from = len(d.events)
     d.st.canary = rev

@@ -11,6 +11,7 @@ from tollgate.api.status import Phase
 from tollgate.engine.actions import Cause
 from tollgate.engine.draft import Draft, RollbackRecord, track_ready
 from tollgate.engine.evidence import incident_name
+from tollgate.engine.rules.keep import keep
 
 
 def roll_back(d: Draft, cause: Cause, message: str, acted_by: str | None = None) -> None:
@@ -28,6 +29,7 @@ def roll_back(d: Draft, cause: Cause, message: str, acted_by: str | None = None)
     d.st.canary = None
     d.st.rolledBackRevision = canary.revision
     d.st.lastIncident = incident
+    keep(d, canary, incident)  # spec.rollout.keepFailedCanary: its pods stay, with zero traffic
     rolled_back(d)
 
 
@@ -37,6 +39,9 @@ def rolled_back(d: Draft) -> None:
     assert stable is not None
     ready = track_ready(d.obs.stable, stable, d.spec.replicas)
     tail = "" if ready else f"; stable {d.obs.stable.ready}/{d.spec.replicas} pods Ready"
+    kept = d.st.keptCanary
+    if kept is not None:
+        tail += f"; its canary {kept.deployment} is kept with zero traffic until {kept.until}"
     d.st.canaryWeight = 0
     d.phase(Phase.ROLLED_BACK if ready else Phase.ROLLING_BACK,
             f"revision {d.st.rolledBackRevision} was rolled back ({d.st.lastIncident}); all traffic on "
