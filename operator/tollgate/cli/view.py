@@ -238,6 +238,8 @@ def status_view(obj: Obj, now: datetime, timeline: int = 8) -> dict[str, Any]:
         "currentStep": int(st.get("currentStep") or 0),
         "lastKnownGood": st.get("lastKnownGood"),
         "bake": st.get("bake"),
+        "keptCanary": st.get("keptCanary"),
+        "sandbox": st.get("sandboxNamespace"),
         "fallback": st.get("fallback"),
         "paused": bool(spec.get("paused")),
         "killSwitch": bool(spec.get("killSwitch")),
@@ -373,6 +375,11 @@ def render_status(view: Mapping[str, Any], now: datetime, style: Style = Style()
     if bake:
         lines.append(f"Bake window:   {bake.get('version')} under analysis until {bake.get('until')} (window "
                      f"{bake.get('window')}); a failure rolls back to {bake.get('rollbackTo') or '-'}")
+    kept = view.get("keptCanary")
+    if kept:
+        lines.append(f"Kept canary:   {kept.get('version')} ({kept.get('revision')}) kept with zero traffic until "
+                     f"{kept.get('until')}: kubectl logs -n {view.get('sandbox') or '<sandbox>'} "
+                     f"deploy/{kept.get('deployment')}")
     controls = [f"paused={'yes' if view['paused'] else 'no'}", f"killSwitch={'on' if view['killSwitch'] else 'off'}"]
     lines.append(f"Controls:      {'  '.join(controls)}")
     if view["fallback"]:

@@ -186,3 +186,16 @@ def test_status_shows_the_bake_window_and_its_end_and_keeps_watching_through_it(
             "to 1.0.0") in text
     # and `status --watch` has no outcome yet: the version can still roll back
     assert view.watch_outcome(obj) is None
+
+
+def test_status_shows_a_kept_failed_canary_its_end_and_where_its_logs_are() -> None:
+    # given 2.0.0 rolled back and kept for debugging until noon
+    kept = {"deployment": "fraud-scorer-canary", "revision": "bbb222", "version": "2.0.0",
+            "since": "2026-03-01T11:30:00Z", "until": "2026-03-01T12:00:00Z"}
+    obj = md("RolledBack", canary=False)
+    obj["status"]["keptCanary"] = kept
+    obj["status"]["sandboxNamespace"] = "ml-team-fraud-abc123"
+    # then status names it, its end and the command that shows its logs
+    text = view.render_status(view.status_view(obj, NOW), NOW)
+    assert ("Kept canary:   2.0.0 (bbb222) kept with zero traffic until 2026-03-01T12:00:00Z: kubectl logs -n "
+            "ml-team-fraud-abc123 deploy/fraud-scorer-canary") in text
