@@ -11,7 +11,9 @@ tests instead of agreeing with itself:
 - mlserver: MLServer 1.7's REST server metrics (starlette_exporter, app_name "mlserver", prefix
   rest_server, route templates as `path`), as seen on a running MLServer;
 - istio: Istio's standard metrics as an inbound sidecar reports them (reporter="destination"), with
-  Istio's default millisecond buckets;
+  Istio's default millisecond buckets, plus the `tollgate_synthetic` dimension the Telemetry tag override in
+  docs/operations.md adds (request header X-Tollgate-Synthetic; "unknown" when a request has none, as
+  Istio writes an attribute it cannot read);
 - otel: OpenTelemetry's HTTP server semantic conventions, `http.server.request.duration` in seconds as
   the Prometheus exporter names it, with the semconv's advised buckets.
 Every dialect also carries Tollgate's model-quality export (`tollgate_model_score`,
@@ -28,6 +30,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 DIALECTS = ("mlserver", "istio", "otel")
 
+SYNTHETIC_LABEL = "tollgate_synthetic"
+"""Istio dialect: the dimension the documented Telemetry tag override adds from X-Tollgate-Synthetic."""
+ISTIO_UNKNOWN = "unknown"
 PROMETHEUS_DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 """prometheus_client's default buckets: starlette_exporter's latency and MLServer's custom metrics."""
 ISTIO_MS_BUCKETS = (0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000,
@@ -44,6 +49,8 @@ class Served:
     """Seconds."""
     score: float
     invalid: bool
+    synthetic: str = ""
+    """The request's X-Tollgate-Synthetic header (the hook that sent it); empty: a user request."""
 
 
 class PodExport:
@@ -74,7 +81,7 @@ class PodExport:
             names = ["reporter", "source_workload", "source_workload_namespace", "destination_workload",
                      "destination_workload_namespace", "destination_canonical_service",
                      "destination_canonical_revision", "destination_service", "request_protocol",
-                     "response_code", "response_flags", "connection_security_policy"]
+                     "response_code", "response_flags", "connection_security_policy", SYNTHETIC_LABEL]
             self.requests = Counter("istio_requests", "", names, registry=self.registry)
             self.duration = Histogram("istio_request_duration_milliseconds", "", names,
                                       buckets=ISTIO_MS_BUCKETS, registry=self.registry)
@@ -85,23 +92,25 @@ class PodExport:
                                       "Duration of HTTP server requests.", names,
                                       buckets=OTEL_SECONDS_BUCKETS, registry=self.registry)
 
-    def _labels(self, status: int) -> Sequence[str]:
+    def _labels(self, status: int, synthetic: str = "") -> Sequence[str]:
         code = str(status)
         if self.dialect == "mlserver":
             return ("mlserver", "POST", "/v2/models/{model_name}/infer", code)
         if self.dialect == "istio":
             return ("destination", "istio-ingressgateway", "istio-system", self._workload, self._namespace,
                     self._model, self._version, f"{self._model}.{self._namespace}.svc.cluster.local",
-                    "http", code, "-", "mutual_tls")
+                    "http", code, "-", "mutual_tls", synthetic or ISTIO_UNKNOWN)
         return ("POST", code, "/v1/predict", "http", "1.1")
 
     def warm(self) -> None:
         """Expose every series at zero before the first request counts (see Simulator._serve)."""
+        tags = ("", "duringAnalysis") if self.dialect == "istio" else ("",)
         for status in (200, 500):
-            labels = self._labels(status)
-            if self.requests is not None:
-                self.requests.labels(*labels).inc(0)
-            self.duration.labels(*labels)
+            for tag in tags:
+                labels = self._labels(status, tag)
+                if self.requests is not None:
+                    self.requests.labels(*labels).inc(0)
+                self.duration.labels(*labels)
         self.score.labels(self._model, self._version)
         self.invalid.labels(self._model, self._version)
 
@@ -109,7 +118,7 @@ class PodExport:
         score = self.score.labels(self._model, self._version)
         invalid = self.invalid.labels(self._model, self._version)
         for s in served:
-            labels = self._labels(s.status)
+            labels = self._labels(s.status, s.synthetic)
             if self.requests is not None:
                 self.requests.labels(*labels).inc()
             latency = s.latency * 1000.0 if self.dialect == "istio" else s.latency

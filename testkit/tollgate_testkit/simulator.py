@@ -35,7 +35,9 @@ Test facilities for hooks (issue 20), not product behaviour:
   container has env LOAD_RPS=<n> is a load generator aimed at the canary's own Service: the simulator
   serves n requests per second to the canary track for as long as that pod runs (on KWOK no container
   runs, so the simulator does what the load generator would). `Simulator.served` counts every request
-  per (ModelDeployment, track), user and generated.
+  per (ModelDeployment, track), user and generated. Generated requests carry the header the pod's env
+  TOLLGATE_SYNTHETIC_VALUE names (the operator sets it), which the istio dialect exports as its
+  `tollgate_synthetic` label, as the documented Istio Telemetry tag override would.
 
 Usage: python -m tollgate_testkit.simulator --kubeconfig K [--namespace NS] [--port 9300] [--rate 50]
        [--dialect mlserver|istio|otel] [--faults-configmap NS/NAME] [--fault VERSION:key=value,...]
@@ -70,6 +72,7 @@ log = logging.getLogger("tollgate.simulator")
 RATE_ANNOTATION = "tollgate.test/simulator-rate"
 """On a ModelDeployment: its user traffic in requests per second (overrides --rate; "0": none)."""
 LOAD_ENV = "LOAD_RPS"
+SYNTHETIC_ENV = "TOLLGATE_SYNTHETIC_VALUE"
 """In a duringAnalysis hook pod's container: the requests per second it generates to the canary."""
 LABEL_HOOK = "tollgate.dev/hook"
 
@@ -199,6 +202,9 @@ class TrafficSplit:
     """Requests per second running duringAnalysis hook pods generate to the canary (LOAD_ENV)."""
     load_version: str | None = None
     """The canary's version, which generated requests reach."""
+    load_tag: str = ""
+    """The X-Tollgate-Synthetic header the load pods send (their env TOLLGATE_SYNTHETIC_VALUE, set by the
+    operator); empty: untagged."""
 
     @property
     def key(self) -> MDKey:
@@ -270,6 +276,16 @@ def _ready_pods(pods: Sequence[Obj]) -> tuple[PodRef, ...]:
     return tuple(sorted(out, key=lambda r: r.name))
 
 
+def _load_tag(hook_pods: Sequence[Obj]) -> str:
+    """The synthetic-traffic header value the load pods are told to send (TOLLGATE_SYNTHETIC_VALUE)."""
+    for p in hook_pods:
+        for c in _get(p, "spec", "containers") or []:
+            for e in c.get("env") or []:
+                if e.get("name") == SYNTHETIC_ENV and _get(p, "metadata", "labels", LABEL_HOOK) == "duringAnalysis":
+                    return str(e.get("value") or "")
+    return ""
+
+
 def _load(hook_pods: Sequence[Obj]) -> float:
     """Requests per second of the running duringAnalysis hook pods that are load generators (LOAD_ENV)."""
     total = 0.0
@@ -311,7 +327,7 @@ def compute_split(
                          sandbox=_get(status, "sandboxNamespace") or "", pods=_ready_pods(pods),
                          dialect=_get(spec, "metrics", "profile"),
                          rate=float(rate_text) if rate_text not in (None, "") else None,
-                         load=_load(hook_pods), load_version=versions.get("canary"))
+                         load=_load(hook_pods), load_version=versions.get("canary"), load_tag=_load_tag(hook_pods))
 
     route = next((r for r in routes if _get(r, "metadata", "name") == fit(name)), None) or (
         routes[0] if routes else None
@@ -775,7 +791,7 @@ class Simulator:
         for pod in self.rng.choices(pods, k=n) if n else []:
             per_pod[pod] += 1
         for pod, k in per_pod.items():
-            self._serve(split, share, pod, k, fault)
+            self._serve(split, share, pod, k, fault, synthetic=split.load_tag)
         sent[(key, "canary")] = sent.get((key, "canary"), 0) + n
         self.served[(key, "canary")] = self.served.get((key, "canary"), 0) + n
 
@@ -796,7 +812,8 @@ class Simulator:
             self.exports[(pod.namespace, pod.name)] = export
         return export
 
-    def _serve(self, split: TrafficSplit, share: TrackShare, pod: PodRef, n: int, fault: Fault) -> None:
+    def _serve(self, split: TrafficSplit, share: TrackShare, pod: PodRef, n: int, fault: Fault,
+               synthetic: str = "") -> None:
         export = self._export(split, share, pod)
         born = self._born.setdefault((pod.namespace, pod.name), self._clock)
         # Served over HTTP, the zero state must also have been scraped: on a loaded machine scrapes time
@@ -817,7 +834,7 @@ class Simulator:
             latency = self.rng.lognormvariate(math.log(BASE_LATENCY), 0.3) + fault.added_latency
             score = min(1.0, max(0.0, self.rng.betavariate(BASE_SCORE_ALPHA, BASE_SCORE_BETA) + fault.score_shift))
             invalid = self.rng.random() < fault.invalid_rate
-            served.append(Served(status, latency, score, invalid))
+            served.append(Served(status, latency, score, invalid, synthetic))
         export.record(served)
 
 

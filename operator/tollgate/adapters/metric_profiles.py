@@ -27,8 +27,10 @@ Both are histograms because that is the one metric type MLServer's custom-metric
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+SYNTHETIC_VALUES = "preTraffic|duringAnalysis|prePromotion"
+"""The values of X-Tollgate-Synthetic (the hook names, api.hooks.HOOK_NAMES) as one regex alternation."""
 SCORE_METRIC = "tollgate_model_score"
 INVALID_METRIC = "tollgate_model_output_invalid"
 
@@ -79,6 +81,27 @@ class MetricProfile:
     score: str = SCORE_METRIC
     invalid: str = INVALID_METRIC
     identity: Identity = IDENTITY
+    synthetic_label: str | None = None
+    """The series label that carries a request's X-Tollgate-Synthetic header (the hook that sent it), when
+    the source can be told to record it; None: it cannot, and spec.hooks.syntheticTraffic: exclude is refused
+    for this profile (api.hooks.SYNTHETIC_PROFILES lists the profiles that have one)."""
+    exclude_synthetic: bool = False
+    """This variant leaves synthetic requests out (`excluding_synthetic`)."""
+
+    def excluding_synthetic(self) -> MetricProfile:
+        """The same dialect, leaving out requests a hook Job sent: its selectors get `synthetic_matcher`. A
+        distinct name, so batched queries never mix ModelDeployments that include and exclude them."""
+        if self.synthetic_label is None:
+            raise ValueError(f"metric profile {self.name} has no synthetic-traffic label")
+        return replace(self, name=f"{self.name}+exclude-synthetic", exclude_synthetic=True)
+
+    @property
+    def synthetic_matcher(self) -> str:
+        """The matcher that keeps only requests no hook tagged (an absent label matches too, so series of
+        the quality export and of requests without the header stay selected); empty when including them."""
+        if not self.exclude_synthetic or self.synthetic_label is None:
+            return ""
+        return f'{self.synthetic_label}!~"{SYNTHETIC_VALUES}"'
 
     def series(self, metric: str, selector: str, *extra: str, fixed: bool = True) -> str:
         """`metric{selector, fixed matchers, extra}`: the one way every template writes a selector."""
@@ -115,6 +138,7 @@ PROFILES: dict[str, MetricProfile] = {
             duration_bucket="istio_request_duration_milliseconds_bucket",
             duration_unit=0.001,
             scrape_port="the sidecar's merged metrics, port 15020, path /stats/prometheus",
+            synthetic_label="tollgate_synthetic",
         ),
         MetricProfile(
             name="otel",

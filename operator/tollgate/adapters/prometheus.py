@@ -285,10 +285,14 @@ class PrometheusProvider:
     ) -> dict[MDKey, tuple[SLOObservation, ...]]:
         """Observe every requested SLO at instant `at` (default: now), batched; never raises."""
         at = self._clock() if at is None else at
-        groups = self._windows(requests)
+        groups = self._windows(r for r in requests if self._cannot_exclude(r, self._profile(r)) is None)
         results = self._run(self._plan(groups, at), at)
         out: dict[MDKey, tuple[SLOObservation, ...]] = {}
         for req in requests:
+            refused = self._cannot_exclude(req, self._profile(req))
+            if refused is not None:
+                out[req.key] = tuple(SLOObservation(name=s.name, error=refused, window=req.window) for s in req.slos)
+                continue
             try:
                 same = groups[(req.window, self._profile(req).name)]
                 out[req.key] = tuple(self._assemble(req, slo, results, same, at) for slo in req.slos)
@@ -371,7 +375,20 @@ class PrometheusProvider:
     """(window, profile name): the requests one batched query covers."""
 
     def _profile(self, req: AnalysisRequest) -> MetricProfile:
-        return PROFILES.get(req.profile or "", self.profile)
+        """The request's dialect; its variant without hook traffic when the spec excludes it and the dialect
+        can (one that cannot is reported per SLO in `observe`, never measured as if it had)."""
+        profile = PROFILES.get(req.profile or "", self.profile)
+        if req.exclude_synthetic and profile.synthetic_label is not None:
+            return profile.excluding_synthetic()
+        return profile
+
+    @staticmethod
+    def _cannot_exclude(req: AnalysisRequest, profile: MetricProfile) -> str | None:
+        if not req.exclude_synthetic or profile.exclude_synthetic:
+            return None
+        return (f"spec.hooks.syntheticTraffic is exclude, but metric profile {profile.name} does not label synthetic "
+                f"requests: set spec.metrics.profile: istio (with the Telemetry tag override in docs/operations.md), "
+                f"or syntheticTraffic: include")
 
     def _windows(self, requests: Iterable[AnalysisRequest]) -> dict[Group, list[AnalysisRequest]]:
         by_group: dict[PrometheusProvider.Group, list[AnalysisRequest]] = {}
@@ -380,7 +397,8 @@ class PrometheusProvider:
         return by_group
 
     def _selector(self, reqs: Sequence[AnalysisRequest], profile: MetricProfile) -> str:
-        return selector((_series_key(r) for r in reqs), profile.identity)
+        base = selector((_series_key(r) for r in reqs), profile.identity)
+        return f"{base}, {profile.synthetic_matcher}" if profile.synthetic_matcher else base
 
     def _grouped(
         self, slo: SLO, req: AnalysisRequest, window: str, reqs: Sequence[AnalysisRequest], at: float | None = None
@@ -439,11 +457,12 @@ class PrometheusProvider:
         return samples_query(self._selector(reqs, profile), window, profile)
 
     def _custom(self, req: AnalysisRequest, query: str, track: str) -> str:
-        identity = self._profile(req).identity
-        return render_custom(
-            query, namespace=req.namespace, name=req.name, track=track, window=req.window,
-            sandbox=req.sandbox, selector=track_selector(_series_key(req), track, identity),
-        )
+        profile = self._profile(req)
+        sel = track_selector(_series_key(req), track, profile.identity)
+        if profile.synthetic_matcher:
+            sel = f"{sel}, {profile.synthetic_matcher}"  # {{selector}} carries the exclusion (spec.hooks)
+        return render_custom(query, namespace=req.namespace, name=req.name, track=track, window=req.window,
+                             sandbox=req.sandbox, selector=sel)
 
     def _plan(self, groups: Mapping[Group, Sequence[AnalysisRequest]], at: float) -> list[str]:
         """Every distinct PromQL this tick needs: per group, each template used (with its counts), the

@@ -35,6 +35,12 @@ CONFIRM_ROLLOUT = "confirmRollout"
 """The HTTP gate's name in status."""
 HOOK_PODS = 2
 """Hook pods that can run at once (duringAnalysis beside prePromotion): room a derived quota adds."""
+SYNTHETIC_HEADER = "X-Tollgate-Synthetic"
+"""The HTTP header a hook Job's requests carry (value: the hook's name), so the model server's metrics can
+label them as synthetic (see SyntheticTraffic); the Job gets it as TOLLGATE_SYNTHETIC_HEADER/_VALUE."""
+SYNTHETIC_PROFILES = ("istio",)
+"""Metric profiles whose series can carry the tag (tollgate.adapters.metric_profiles, `synthetic_label`): only
+these admit syntheticTraffic: exclude; a unit test keeps the two equal."""
 WEBHOOK_SECRET_DEFAULT = "tollgate-confirm-rollout"
 """The Secret name the chart lets the operator read by default (value hooks.webhookSecretNames)."""
 
@@ -48,6 +54,13 @@ class HookFailurePolicy(StrEnum):
 
     ROLLBACK = "rollback"
     IGNORE = "ignore"
+
+
+class SyntheticTraffic(StrEnum):
+    """Whether the requests hook Jobs send (a duringAnalysis load generator, smoke tests) count in the SLOs."""
+
+    INCLUDE = "include"
+    EXCLUDE = "exclude"
 
 
 class HookEnvVar(_Model):
@@ -69,7 +82,8 @@ class HookJob(_Model):
     """A Job run in the sandbox (one pod, no retries), under the restricted Pod Security profile.
 
     Its container gets CANARY_URL (http://<name>-canary.<sandbox>:<port>), MODEL_NAME, TOLLGATE_REVISION
-    (the canary revision) and TOLLGATE_HOOK; exit 0 is success."""
+    (the canary revision), TOLLGATE_HOOK, and TOLLGATE_SYNTHETIC_HEADER / TOLLGATE_SYNTHETIC_VALUE (the
+    header every request it sends should carry: X-Tollgate-Synthetic: <hook>); exit 0 is success."""
 
     image: Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=r"^[^\s]+$")]
     """Container image of the hook; pin it by digest for reproducible runs."""
@@ -127,6 +141,12 @@ class Hooks(_Model):
     """Last check after the last step passed, before promotion."""
     confirmRollout: WebhookGate | None = None
     """HTTP gate before the canary's first weight (after preTraffic)."""
+    syntheticTraffic: SyntheticTraffic = SyntheticTraffic.INCLUDE
+    """include: the requests hook Jobs send count in the SLOs like user requests (a duringAnalysis load
+    generator then lets thin traffic reach minSamples). exclude: the built-in SLOs (and custom queries through
+    {{selector}}) leave out requests tagged X-Tollgate-Synthetic, so verdicts rest on user traffic alone.
+    exclude needs a metric profile whose series carry the tag (spec.metrics.profile: istio, with the Telemetry
+    tag override in docs/operations.md); other profiles are refused at admission."""
 
     def job(self, name: str) -> HookJob | None:
         found: HookJob | None = getattr(self, name)

@@ -14,7 +14,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from tollgate.api.hooks import Hooks
+from tollgate.api.hooks import SYNTHETIC_PROFILES, Hooks
 from tollgate.api.probes import Probes
 from tollgate.api.scheduling import Scheduling
 from tollgate.api.validation import cel
@@ -40,6 +40,7 @@ BUILTIN_SLO_TEMPLATES = (
     "invalid-output-rate",
 )
 """SLO names that need no query: Tollgate ships their PromQL."""
+_SYNTHETIC_CEL = "[" + ", ".join(f"'{p}'" for p in SYNTHETIC_PROFILES) + "]"
 _TEMPLATES_CEL = "[" + ", ".join(f"'{t}'" for t in BUILTIN_SLO_TEMPLATES) + "]"
 _BUILTIN = "!has(self.query) && !has(self.templateRef) && "
 """CEL prefix of the rules that only concern built-in templates."""
@@ -617,6 +618,27 @@ class Fallback(_Model):
     "(initialDelaySeconds + periodSeconds x failureThreshold): a slow load would be rolled back; raise "
     "progressDeadline or lower the startup budget",
     field_path=".rollout.progressDeadline",
+)
+@cel(
+    "!has(self.hooks) || !has(self.hooks.syntheticTraffic) || self.hooks.syntheticTraffic != 'exclude' || "
+    "(has(self.metrics) && has(self.metrics.profile) && self.metrics.profile in " + _SYNTHETIC_CEL + ")",
+    "spec.hooks.syntheticTraffic is exclude, but spec.metrics.profile does not label synthetic requests: only "
+    + ", ".join(SYNTHETIC_PROFILES) + " can (with the Telemetry tag override in docs/operations.md); set "
+    "spec.metrics.profile: istio, or syntheticTraffic: include",
+    field_path=".hooks.syntheticTraffic",
+    message_expression=(
+        "'spec.hooks.syntheticTraffic is exclude, but spec.metrics.profile is ' + "
+        "(has(self.metrics) && has(self.metrics.profile) ? self.metrics.profile : 'unset (the operator default)') + "
+        "', which does not label synthetic requests: only " + ", ".join(SYNTHETIC_PROFILES) + " can (with the "
+        "Telemetry tag override in docs/operations.md); set spec.metrics.profile: istio, or syntheticTraffic: include'"
+    ),
+)
+@cel(
+    "!has(self.hooks) || !has(self.hooks.syntheticTraffic) || self.hooks.syntheticTraffic != 'exclude' || "
+    "!has(self.slos) || self.slos.all(s, !has(s.query) || s.query.contains('{{selector}}'))",
+    "spec.hooks.syntheticTraffic is exclude, but a spec.slos[].query does not use {{selector}}, which carries the "
+    "exclusion: its value would count synthetic requests; write {{selector}} in every selector of the query",
+    field_path=".slos",
 )
 @cel(
     "!has(self.slos) || self.slos.all(s, self.slos.exists_one(t, t.name == s.name))",

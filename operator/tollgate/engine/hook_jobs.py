@@ -21,7 +21,7 @@ from typing import Any
 
 from tollgate.api import resource
 from tollgate.api.hook_status import HookPhase, HookStatus
-from tollgate.api.hooks import HookJob
+from tollgate.api.hooks import SYNTHETIC_HEADER, HookJob
 from tollgate.api.spec import ModelDeploymentSpec, RouterKind
 from tollgate.api.status import ModelDeploymentStatus
 from tollgate.engine.actions import Context, ObjectRef
@@ -43,7 +43,8 @@ def job_name(spec: ModelDeploymentSpec, ctx: Context, hook: str, revision: str) 
     hook spec (or a new canary revision) is a new Job, never an update the API server would refuse."""
     job = spec.hooks.job(hook)
     rendered = job.model_dump_json() if job is not None else ""
-    digest = short_hash(revision, hook, rendered, canary_url(spec, ctx), spec.model.name, length=8)
+    digest = short_hash(revision, hook, rendered, canary_url(spec, ctx), spec.model.name, SYNTHETIC_HEADER,
+                        length=8)
     return fit(f"{ctx.name}-{hook.lower()}-{digest}")
 
 
@@ -67,6 +68,10 @@ def hook_job(spec: ModelDeploymentSpec, ctx: Context, entry: HookStatus, hook: H
         {"name": "MODEL_NAME", "value": spec.model.name},
         {"name": "TOLLGATE_REVISION", "value": entry.revision},
         {"name": "TOLLGATE_HOOK", "value": entry.name},
+        # Every request the hook sends should carry this header, so the model server's metrics can tag it
+        # and spec.hooks.syntheticTraffic can leave it out of the SLOs.
+        {"name": "TOLLGATE_SYNTHETIC_HEADER", "value": SYNTHETIC_HEADER},
+        {"name": "TOLLGATE_SYNTHETIC_VALUE", "value": entry.name},
     ]
     reserved = {e["name"] for e in ours}
     container: Manifest = {

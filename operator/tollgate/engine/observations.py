@@ -226,6 +226,8 @@ class AnalysisRequest:
     """Metric profile (spec.metrics.profile); None: the provider's default (--metrics-profile)."""
     templates: tuple[tuple[str, TemplateQuery], ...] = ()
     """(SLO name, its template) for SLOs with a templateRef, resolved by the runtime."""
+    exclude_synthetic: bool = False
+    """spec.hooks.syntheticTraffic is exclude: leave out requests hook Jobs sent (tagged X-Tollgate-Synthetic)."""
 
     def template_of(self, slo: str) -> TemplateQuery | None:
         return dict(self.templates).get(slo)

@@ -69,6 +69,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from tollgate.api.controls import ControlTokens
+from tollgate.api.hooks import SyntheticTraffic
 from tollgate.api.invalid import InvalidSpecError
 from tollgate.api.spec import ModelDeploymentSpec, RouterKind
 from tollgate.api.status import ModelDeploymentStatus, Phase
@@ -151,6 +152,7 @@ class Case:
                 stream_since=bake.streamSince if streamed else None,
                 sandbox=self.status.sandboxNamespace or self.sandbox,
                 profile=self.spec.metrics.profile.value if self.spec.metrics.profile else None,
+                exclude_synthetic=self.spec.hooks.syntheticTraffic is SyntheticTraffic.EXCLUDE,
             )
         tracks = (("stable", self.status.stable), ("canary", self.status.canary))
         # Counts since the canary started, for the SLOs compared with their baseline by a test.
@@ -162,6 +164,7 @@ class Case:
             stream_since=self.status.canaryStartedAt if streamed else None,
             sandbox=self.status.sandboxNamespace or self.sandbox,
             profile=self.spec.metrics.profile.value if self.spec.metrics.profile else None,
+            exclude_synthetic=self.spec.hooks.syntheticTraffic is SyntheticTraffic.EXCLUDE,
         )
 
     def webhook_due(self, now: datetime) -> WebhookCall | None:

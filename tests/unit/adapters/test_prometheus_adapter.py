@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -661,3 +662,52 @@ def test_a_stream_left_out_of_the_answer_is_still_a_stream_asked_for() -> None:
     assert obs.stream_since == "2023-11-14T22:13:20Z"
     assert obs.canary_stream is None and obs.stable_stream is None
     # (engine.comparison: a look asked for a stream and holding none gets no verdict)
+
+
+# --- synthetic traffic (spec.hooks.syntheticTraffic) ------------------------------------------------------
+
+
+def test_excluding_synthetic_traffic_adds_the_matcher_to_every_series_and_batches_apart() -> None:
+    # given two istio ModelDeployments, one leaving hook traffic out, one counting it
+    prom, transport = provider(lambda q: vector())
+    excluding = AnalysisRequest(namespace="a", name="x", slos=(ERROR_RATE, P99), window="1m", sandbox="a-x",
+                                profile="istio", exclude_synthetic=True)
+    # when both are observed in one tick
+    prom.observe([excluding, req("a", "y", ERROR_RATE, profile="istio")])
+    # then the excluding one is batched apart, with the matcher on every series of its queries
+    matcher = 'tollgate_synthetic!~"preTraffic|duringAnalysis|prePromotion"'
+    mine = [q for q in transport.queries if 'modeldeployment=~"x"' in q]
+    theirs = [q for q in transport.queries if 'modeldeployment=~"y"' in q]
+    assert mine and theirs and not set(mine) & set(theirs)
+    selectors = [sel for q in mine for sel in re.findall(r"\{[^{}]*\}", q) if 'modeldeployment=~"x"' in sel]
+    assert len(selectors) >= 4 and all(matcher in sel for sel in selectors), selectors
+    assert not any("tollgate_synthetic" in q for q in theirs)
+
+
+def test_excluding_synthetic_traffic_reaches_custom_queries_through_the_selector_variable() -> None:
+    custom = SLO(name="mine", query="sum(rate(istio_requests_total{ {{selector}} }[{{window}}]))", max=1.0)
+    prom, transport = provider(lambda q: vector())
+    prom.observe([AnalysisRequest(namespace="a", name="m", slos=(custom,), window="1m", sandbox="a-m",
+                                  profile="istio", exclude_synthetic=True)])
+    runs = [q for q in transport.queries if q.startswith("sum(rate(")]
+    assert runs and all('tollgate_synthetic!~"preTraffic|duringAnalysis|prePromotion"' in q for q in runs)
+
+
+def test_excluding_synthetic_traffic_with_a_profile_that_cannot_tag_it_is_an_error_never_a_silent_include() -> None:
+    # given a request that excludes hook traffic in the mlserver dialect (admission refuses this spec; one
+    # admitted before the rule must still not be measured as if it had been honoured)
+    prom, transport = provider(lambda q: vector())
+    request = AnalysisRequest(namespace="a", name="m", slos=(ERROR_RATE,), window="1m", sandbox="a-m",
+                              profile="mlserver", exclude_synthetic=True)
+    (obs,) = prom.observe([request])[("a", "m")]
+    # then each SLO is an error naming the field and the fix, and nothing is queried for it
+    assert obs.error is not None and "spec.hooks.syntheticTraffic" in obs.error and "istio" in obs.error
+    assert not transport.queries
+
+
+def test_the_profiles_that_tag_synthetic_traffic_are_the_ones_the_api_admits() -> None:
+    from tollgate.adapters.metric_profiles import SYNTHETIC_VALUES
+    from tollgate.api.hooks import HOOK_NAMES, SYNTHETIC_PROFILES
+
+    assert {p.name for p in PROFILES.values() if p.synthetic_label} == set(SYNTHETIC_PROFILES)
+    assert SYNTHETIC_VALUES.split("|") == list(HOOK_NAMES)

@@ -251,6 +251,9 @@ def test_hook_job_is_restricted_tokenless_bounded_and_reaches_only_the_canary() 
         "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["CANARY_URL"].startswith("http://fraud-scorer-canary.") and env["N"] == "5"
+    # and it is told the header that tags its requests as synthetic (spec.hooks.syntheticTraffic)
+    assert env["TOLLGATE_SYNTHETIC_HEADER"] == "X-Tollgate-Synthetic"
+    assert env["TOLLGATE_SYNTHETIC_VALUE"] == "preTraffic"
     # and its pod is not selected as a model pod (the model's own policies and Services do not apply)
     labels = job["spec"]["template"]["metadata"]["labels"]
     assert "tollgate.dev/modeldeployment" not in labels and labels["tollgate.dev/hook"] == "preTraffic"
@@ -289,3 +292,20 @@ def test_a_changed_hook_spec_is_a_new_job_and_the_old_one_is_deleted() -> None:
     # then the old Job (whose template cannot change) is deleted, not updated
     assert old not in {j["metadata"]["name"] for j in objects_of(d, "Job")}
     assert any(r.name == old for a in d.of_type(DeleteObjects) for r in a.refs)
+
+
+def test_the_analysis_request_says_whether_hook_traffic_is_left_out() -> None:
+    # given a canary under analysis with syntheticTraffic exclude (istio profile), and one with the default
+    for traffic, excluded in (("exclude", True), ("include", False)):
+        sim = Sim(make_spec(hooks={"duringAnalysis": {**PRE}, "syntheticTraffic": traffic},
+                            metrics={"profile": "istio"}))
+        sim.deploy_stable()
+        sim.set_version("2.0.0")
+        sim.step()
+        sim.step()
+        assert sim.status.canaryWeight > 0
+        due = sim.decisions[-1].wake.analysis
+        assert due is not None
+        request = Case.of(sim.spec, sim.status, sim.ctx).analysis_request(due)
+        # then the request carries the choice to the metrics provider
+        assert request is not None and request.exclude_synthetic is excluded

@@ -343,3 +343,22 @@ def test_the_errors_selector_names_the_status_label_of_the_dialects_request_seri
     # then its status label is one the requests series carries, and it selects the 500 alone
     assert export.sample(name, **{label: "500"}) == 1 and export.sample(name, **{label: "200"}) == 1
     assert selector.startswith(requests_selector(dialect, track="stable")[:-1])
+
+
+def test_istio_dialect_labels_tagged_requests_and_leaves_user_requests_unknown() -> None:
+    # given one istio pod serving a user request and a request a duringAnalysis load pod tagged
+    export = PodExport("istio", model="fraud-scorer", version="1.0.0", workload="fraud-canary", namespace="ml")
+    export.record([Served(200, 0.01, 0.5, False), Served(200, 0.01, 0.5, False, "duringAnalysis")])
+    # then each is counted under its own tollgate_synthetic value, as Istio's documented tag override writes it
+    assert export.sample("istio_requests_total", tollgate_synthetic="duringAnalysis") == 1
+    assert export.sample("istio_requests_total", tollgate_synthetic="unknown") == 1
+
+
+def test_the_load_pods_tag_is_read_from_the_env_the_operator_sets() -> None:
+    md = {"metadata": {"name": "m", "namespace": "ml"}, "spec": {"model": {"name": "m", "version": "1"}},
+          "status": {"canary": {"version": "2"}}}
+    pod = {"metadata": {"labels": {"tollgate.dev/hook": "duringAnalysis"}}, "status": {"phase": "Running"},
+           "spec": {"containers": [{"env": [{"name": "LOAD_RPS", "value": "5"},
+                                            {"name": "TOLLGATE_SYNTHETIC_VALUE", "value": "duringAnalysis"}]}]}}
+    split = compute_split(md, hook_pods=[pod])
+    assert split is not None and split.load == 5 and split.load_tag == "duringAnalysis"
