@@ -416,6 +416,17 @@ BAD = [
         "spec.hooks.confirmRollout.interval",
         "must be between 1s and 10m",
     ),
+    Bad("keep-failed-canary-too-long", _set("rollout.keepFailedCanary", "25h"), "spec.rollout.keepFailedCanary",
+        "spec.rollout.keepFailedCanary is 25h, more than the 24h maximum"),
+    Bad("synthetic-exclude-without-a-tagging-profile", _set("hooks.syntheticTraffic", "exclude"),
+        "spec.hooks.syntheticTraffic", "spec.metrics.profile is unset (the operator default), which does not label"),
+    Bad("synthetic-exclude-with-mlserver",
+        lambda m: (_set("hooks.syntheticTraffic", "exclude")(m), _set("metrics", {"profile": "mlserver"})(m)),
+        "spec.hooks.syntheticTraffic", "spec.metrics.profile is mlserver, which does not label synthetic requests"),
+    Bad("synthetic-exclude-with-a-query-without-selector",
+        lambda m: (_set("hooks.syntheticTraffic", "exclude")(m), _set("metrics", {"profile": "istio"})(m),
+                   _set("slos", [{"name": "x", "max": 1, "query": 'sum(up{namespace="{{sandbox}}"})'}])(m)),
+        "spec.slos", "does not use {{selector}}"),
 ]
 
 
@@ -459,6 +470,16 @@ def test_invalid_manifest_is_refused_naming_the_field(cluster: Cluster, namespac
     assert res.returncode != 0, f"accepted: {bad.id}"
     assert bad.field in res.stderr, res.stderr
     assert bad.phrase in res.stderr, res.stderr
+
+
+def test_synthetic_exclude_with_the_istio_profile_and_a_kept_canary_are_accepted(cluster: Cluster,
+                                                                                  namespace: str) -> None:
+    manifest = _valid()
+    _set("hooks.syntheticTraffic", "exclude")(manifest)
+    _set("metrics", {"profile": "istio"})(manifest)
+    _set("rollout.keepFailedCanary", "24h")(manifest)
+    res = _dry_run(cluster, namespace, manifest)
+    assert res.returncode == 0, res.stderr
 
 
 def test_the_valid_base_manifest_is_accepted(cluster: Cluster, namespace: str) -> None:

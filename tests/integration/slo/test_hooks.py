@@ -201,3 +201,45 @@ def test_confirm_rollout_webhook_holds_on_non_200_and_proceeds_on_200(
     assert st["history"][0]["hooks"][0].startswith("confirmRollout: Succeeded"), st["history"][0]
     assert token not in json.dumps(st)
     assert token not in json.dumps(events(stack, namespace, "gated"))
+
+
+def synthetic_requests(stack: Stack, namespace: str, name: str) -> float:
+    """Requests Prometheus scraped for the canary tagged by the duringAnalysis load (istio dialect's label)."""
+    value = stack.prometheus.query_value(
+        f'sum(istio_requests_total{{modeldeployment_namespace="{namespace}", modeldeployment="{name}", '
+        f'track="canary", tollgate_synthetic="duringAnalysis"}})')
+    return value or 0.0
+
+
+@pytest.mark.parametrize("traffic", ["exclude", "include"])
+def test_load_job_traffic_is_tagged_and_counts_in_the_slos_only_when_included(
+        stack: Stack, namespace: str, operator: OperatorProcess, traffic: str) -> None:
+    # given a ModelDeployment with no user traffic, judged with minSamples 20 in the istio dialect, whose
+    # duringAnalysis load generator sends 40 requests/s tagged X-Tollgate-Synthetic, and the choice to
+    # exclude or include them
+    name = f"tag{traffic[:2]}"
+    manifest = slo_manifest(name, [ERROR_RATE], steps=[{"weight": 50}, {"weight": 100}], metrics={"profile": "istio"},
+                            hooks={"duringAnalysis": {"image": HOOK_RUNS_IMAGE, "timeout": "10m",
+                                                      "env": [{"name": "LOAD_RPS", "value": "40"}]},
+                                   "syntheticTraffic": traffic})
+    manifest["metadata"]["annotations"] = {RATE_ANNOTATION: "0"}
+    # when 1.1.0 is rolled out
+    start_rollout(stack, namespace, manifest, "1.1.0")
+    if traffic == "include":
+        # then the generated requests reach minSamples and the canary is promoted
+        follow(stack, namespace, name, until=("Succeeded", "Stable", "RolledBack"), timeout=150)
+        st = status(stack, namespace, name)
+        assert st["history"][0]["result"] == "Promoted", st["history"]
+        assert len(events(stack, namespace, name, "AnalysisPassed")) == 2
+        assert synthetic_requests(stack, namespace, name) > 0
+        return
+    # then the load runs and Prometheus has scraped far more tagged requests than minSamples ...
+    wait_for("100 tagged requests scraped", lambda: synthetic_requests(stack, namespace, name) >= 100, timeout=120)
+    st = status(stack, namespace, name)
+    # ... yet no analysis passed: without them there is no sample, the verdict waits (no data)
+    assert not events(stack, namespace, name, "AnalysisPassed"), st.get("analysis")
+    assert not [h for h in st.get("history") or [] if h["version"] == "1.1.0" and h["result"] == "Promoted"]
+    analysis = next((s for s in st.get("analysis") or [] if s["name"] == "error-rate"), {})
+    assert analysis.get("verdict") in (None, "Inconclusive", "Fail"), analysis
+    assert int(analysis.get("samples") or 0) < 20, analysis
+    assert stack.simulator.served.get(((namespace, name), "stable"), 0) == 0  # no user traffic anywhere
