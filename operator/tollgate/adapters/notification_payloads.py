@@ -3,7 +3,8 @@
 A notification is derived from a Kubernetes Event the operator posts (its reason), so every message a
 person receives was also recorded on the ModelDeployment. Kinds (the issue's list):
 
-  rollback    RolledBack, Aborted (a canary, or a version in its bake window)
+  rollback    RolledBack, Aborted (a canary, or a version in its bake window), DrillRolledBack (a rollback
+              drill: rehearsing the escape route includes the message someone is woken by)
   stall       ProgressDeadlineExceeded, SpecInvalid, DecisionFailed
   approval    AwaitingApproval (a step waits for tollgate.dev/approve)
   promotion   Promoted, BakeCompleted
@@ -41,7 +42,7 @@ class Format(StrEnum):
 
 
 KINDS: dict[str, Kind] = {
-    "RolledBack": Kind.ROLLBACK, "Aborted": Kind.ROLLBACK,
+    "RolledBack": Kind.ROLLBACK, "Aborted": Kind.ROLLBACK, "DrillRolledBack": Kind.ROLLBACK,
     "ProgressDeadlineExceeded": Kind.STALL, "SpecInvalid": Kind.STALL, "DecisionFailed": Kind.STALL,
     "AwaitingApproval": Kind.APPROVAL,
     "Promoted": Kind.PROMOTION, "BakeCompleted": Kind.PROMOTION,

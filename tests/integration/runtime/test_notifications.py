@@ -136,3 +136,25 @@ def test_a_receiver_that_never_answers_delays_no_rollout(stack: Stack, namespace
         assert status(stack, namespace, "vision")["phase"] == "RolledBack"
     finally:
         op.stop()
+
+
+def test_a_rollback_drill_arrives_as_a_rollback_notification_naming_the_drill(
+        stack: Stack, namespace: str, receiver: Receiver) -> None:
+    op = notifying_operator(stack, namespace, receiver)
+    try:
+        # given a canary 2.0.0 at 25% waiting at the approval gate
+        apply(stack, namespace, md_manifest("drilled", "1.0.0", rollout=GATED))
+        wait_phase(stack, namespace, "drilled", "Stable")
+        patch_spec(stack, namespace, "drilled", {"model": {"version": "2.0.0"}})
+        wait_phase(stack, namespace, "drilled", "AwaitingApproval")
+        # when a rollback drill is asked for (the plugin's annotation)
+        stack.kubectl("annotate", "md", "drilled", "-n", namespace, "tollgate.dev/drill-rollback=carol-1")
+        st = wait_phase(stack, namespace, "drilled", "RolledBack")
+        # then a rollback notification arrives that says it was a drill, linking the drill's evidence
+        wait_for("drill rollback", lambda: receiver.of("rollback", "drilled"), timeout=30)
+        (note,) = receiver.of("rollback", "drilled")
+        assert note["data"]["reason"] == "DrillRolledBack" and "rehearsal" in note["data"]["message"], note
+        assert note["data"]["canaryVersion"] in (None, "2.0.0") and note["data"]["stableVersion"] == "1.0.0"
+        assert note["data"]["evidence"]["configMap"] == f"{namespace}/{st['lastIncident']}"
+    finally:
+        op.stop()

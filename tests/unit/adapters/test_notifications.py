@@ -181,3 +181,16 @@ def test_the_secret_is_validated_and_never_shown() -> None:
         Webhook.from_secret({}, "tollgate/notify")
     with pytest.raises(ValueError, match="key format is 'email': use one of cloudevents, slack, teams"):
         Webhook.from_secret({"url": "http://x", "format": "email"}, "tollgate/notify")
+
+
+def test_a_rollback_drill_is_notified_as_a_rollback_that_says_it_is_a_drill(receiver: Receiver) -> None:
+    notifier = Notifier(Webhook(receiver.url))
+    notifier.on_event(BODY, "Warning", "DrillRolledBack",
+                      "2.0.0 (bbb): rollback drill requested by alice: a rehearsal, not a regression; "
+                      "evidence fraud-incident-9f8e")
+    until("one notification", lambda: len(receiver.requests) == 1)
+    event = receiver.requests[0]["body"]
+    assert event["type"] == "dev.tollgate.modeldeployment.rollback"
+    assert event["data"]["reason"] == "DrillRolledBack" and "rehearsal" in event["data"]["message"]
+    assert event["data"]["evidence"]["configMap"] == "ml/fraud-incident-9f8e"
+    notifier.close(5)
