@@ -109,6 +109,13 @@ def test_each_notification_kind_arrives_at_a_loopback_receiver(stack: Stack, nam
             assert r["headers"]["Authorization"] == "Bearer hook-token"
             assert r["body"]["specversion"] == "1.0"
             assert r["body"]["source"].startswith(f"/apis/tollgate.dev/v1alpha1/namespaces/{namespace}/")
+            # with the documented data (docs/operations.md, Notifications), naming its kind and object
+            data = r["body"]["data"]
+            assert set(data) == {"kind", "namespace", "name", "reason", "message", "severity", "stableVersion",
+                                 "canaryVersion", "evidence"}, data
+            assert r["body"]["type"] == f"dev.tollgate.modeldeployment.{data['kind']}"
+            assert data["namespace"] == namespace and r["body"]["subject"] == f"{namespace}/{data['name']}"
+            assert data["severity"] in ("warning", "info") and data["message"]
         # and the operator logged no URL
         assert receiver.url not in op.log_tail()
     finally:
