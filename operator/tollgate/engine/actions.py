@@ -108,6 +108,10 @@ class SetWeight:
     """True: move traffic through the router's fast path now, before the desired objects are applied.
     Traffic moving away from the canary (a lower weight than the persisted status had, or the
     fallback) takes it; a rise waits for the desired objects, which carry the same split."""
+    keep_canary: bool = False
+    """True: a failed canary is kept for debugging (status.keptCanary): the fast path takes traffic off it
+    without removing its pods (replicas router: the Service selects the stable track, the canary is not
+    scaled down)."""
 
 
 @dataclass(frozen=True)

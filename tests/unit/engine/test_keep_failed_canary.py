@@ -48,6 +48,8 @@ def test_a_rolled_back_canary_is_kept_with_zero_traffic_and_a_deadline_in_status
     assert sim.tracks["canary"][0] == sim.status.rolledBackRevision
     # and it gets no traffic: weight 0, and the Service selects the stable track only
     assert d.status.canaryWeight == 0 and d.of_type(SetWeight)[-1].canary_weight == 0
+    # (the router's fast path is told to keep its pods: off the Service, not scaled down)
+    assert d.of_type(SetWeight)[-1].keep_canary and d.of_type(SetWeight)[-1].fast
     service = objects_of(d, "Service")[0]
     assert service["spec"]["selector"]["tollgate.dev/track"] == "stable"
     # and status names it and when it is removed, which is when the engine looks again
@@ -98,6 +100,7 @@ def test_without_keep_failed_canary_the_canary_is_removed_at_once() -> None:
     sim = Sim(make_spec())
     rolled_back(sim)
     assert sim.status.keptCanary is None and canary_deleted(sim) and "canary" not in sim.tracks
+    assert not sim.decisions[-1].of_type(SetWeight)[-1].keep_canary
 
 
 def test_an_abort_keeps_the_canary_too() -> None:

@@ -9,10 +9,12 @@ real share is canary / (stable + canary), which the status reports next to the r
 from __future__ import annotations
 
 from tollgate.adapters.kube import Kube
+from tollgate.api import resource
 from tollgate.api.spec import RouterKind
 from tollgate.engine.actions import Context, ObjectRef, SetWeight
+from tollgate.engine.labels import LABEL_POOL
 from tollgate.engine.observations import Track
-from tollgate.engine.workloads import deployment_name
+from tollgate.engine.workloads import deployment_name, service_name
 
 
 class ReplicasRouter:
@@ -28,6 +30,15 @@ class ReplicasRouter:
         self._kube.patch_scale(ref, replicas)
 
     def set_weight(self, ctx: Context, namespace: str, action: SetWeight) -> None:
+        if action.keep_canary:
+            # A failed canary kept for debugging: its pods stay, so traffic leaves them through the Service,
+            # which now selects the stable track only (the selector the desired Service carries at weight 0).
+            ref = ObjectRef("v1", "Service", service_name(ctx), namespace)
+            if self._kube.get(ref) is not None:
+                self._kube.merge_patch(ref, {"spec": {"selector": {LABEL_POOL: None,
+                                                                   resource.LABEL_TRACK: Track.STABLE.value}}})
+            self._scale(ctx, namespace, Track.STABLE, action.stable_replicas)
+            return
         # Shrink before growing, so the pod count never exceeds the sandbox quota mid-change.
         if action.canary_replicas < action.stable_replicas:
             self._scale(ctx, namespace, Track.CANARY, action.canary_replicas)

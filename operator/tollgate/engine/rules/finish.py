@@ -89,6 +89,7 @@ def _desired(d: Draft, policy: Policy, st: ModelDeploymentStatus) -> list[Action
             canary_replicas=plan.canary.replicas if plan.canary else traffic.canary_replicas,
             fallback=plan.to_fallback,
             fast=plan.to_fallback or after[0] < before[0],
+            keep_canary=plan.kept and plan.canary is None,
         ))
     hooks = hook_objects(d.spec, d.ctx, st)
     actions.append(ApplyObjects((*sandbox_objects(d.spec, d.ctx), *workload_objects(d.spec, d.ctx, plan), *hooks)))
