@@ -149,11 +149,14 @@ def test_a_rollback_drill_arrives_as_a_rollback_notification_naming_the_drill(
         stack: Stack, namespace: str, receiver: Receiver) -> None:
     op = notifying_operator(stack, namespace, receiver)
     try:
-        # given a canary 2.0.0 at 25% waiting at the approval gate
-        apply(stack, namespace, md_manifest("drilled", "1.0.0", rollout=GATED))
+        # given a canary 2.0.0 taking 25% and waiting at the approval gate of its next step (a rollback drill
+        # needs a canary that takes traffic)
+        rollout = {**GATED, "steps": [{"weight": 25}, {"weight": 100, "approval": "required"}]}
+        apply(stack, namespace, md_manifest("drilled", "1.0.0", rollout=rollout))
         wait_phase(stack, namespace, "drilled", "Stable")
         patch_spec(stack, namespace, "drilled", {"model": {"version": "2.0.0"}})
-        wait_phase(stack, namespace, "drilled", "AwaitingApproval")
+        st = wait_phase(stack, namespace, "drilled", "AwaitingApproval")
+        assert st["canaryWeight"] == 25, st
         # when a rollback drill is asked for (the plugin's annotation)
         stack.kubectl("annotate", "md", "drilled", "-n", namespace, "tollgate.dev/drill-rollback=carol-1")
         st = wait_phase(stack, namespace, "drilled", "RolledBack")
