@@ -136,8 +136,16 @@ class World(ABC):
         items: list[dict[str, Any]] = json.loads(out)["items"]
         return items
 
-    def evidence(self, namespace: str, st: dict[str, Any]) -> dict[str, Any]:
-        cm = json.loads(self.kubectl("get", "configmap", st["lastIncident"], "-n", namespace, "-o", "json").stdout)
+    def evidence(self, namespace: str, st: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
+        """The evidence record status.lastIncident names, once written. A rollback's status (lastIncident
+        included) is written before its traffic actions, and the record after them (runtime/reconciler.py:
+        intent first, evidence best effort), so a status just seen RolledBack may name a record not yet
+        written: read on the real node at load 9, it was NotFound."""
+        name = st["lastIncident"]
+        wait_for(f"evidence {namespace}/{name}", lambda: self.kubectl(
+            "get", "configmap", name, "-n", namespace, "-o", "name", check=False).returncode == 0,
+            timeout=timeout, interval=1)
+        cm = json.loads(self.kubectl("get", "configmap", name, "-n", namespace, "-o", "json").stdout)
         record: dict[str, Any] = json.loads(cm["data"]["evidence.json"])
         return record
 
