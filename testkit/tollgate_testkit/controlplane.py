@@ -354,7 +354,11 @@ def _up(directory: Path, node_bin: Path | None, max_requests_inflight: int | Non
         "--controllers=deployment-controller,replicaset-controller,garbage-collector-controller,"
         "namespace-controller,serviceaccount-controller,serviceaccount-token-controller,"
         "endpointslice-controller,resourcequota-controller,root-ca-certificate-publisher-controller,"
-        "job-controller",
+        "job-controller,horizontal-pod-autoscaler-controller",
+        # spec.autoscaling's HPAs: no metrics server runs here, so the HPA controller computes no metric,
+        # but it still holds the target within [minReplicas, maxReplicas] before it asks for any
+        # (pkg/controller/podautoscaler/horizontal.go, reconcileAutoscaler): the tests scale by minReplicas.
+        "--horizontal-pod-autoscaler-sync-period=3s",
         f"--service-account-private-key-file={pki / 'sa.key'}", f"--root-ca-file={pki / 'ca.crt'}",
         "--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10",
         "--kube-api-qps=200", "--kube-api-burst=400", "--v=1",

@@ -43,6 +43,7 @@ from tollgate.adapters.errors import (
 from tollgate.adapters.server_clock import ServerClock
 from tollgate.api.resource import FIELD_MANAGER, GROUP, PLURAL, VERSION
 from tollgate.engine.actions import ObjectRef
+from tollgate.engine.autoscale import ANNOTATION_AUTOSCALED
 
 log = logging.getLogger("tollgate.kube")
 
@@ -58,6 +59,7 @@ _KINDS: dict[str, tuple[str, bool]] = {
     "LimitRange": ("limitranges", True),
     "Secret": ("secrets", True),
     "Deployment": ("deployments", True),
+    "HorizontalPodAutoscaler": ("horizontalpodautoscalers", True),
     "Job": ("jobs", True),
     "NetworkPolicy": ("networkpolicies", True),
     "HTTPRoute": ("httproutes", True),
@@ -150,13 +152,38 @@ def live_fingerprint(obj: Mapping[str, Any]) -> str:
     """Hash of what another writer could change in an object Tollgate manages: everything but metadata
     and status, plus the labels and our own annotations. Status, resourceVersion, managedFields and the
     annotations controllers add (deployment.kubernetes.io/revision) change without anyone touching our
-    intent, so they are left out; a hand edit of spec, a label or our hash annotation is not."""
+    intent, so they are left out; a hand edit of spec, a label or our hash annotation is not. So is the
+    replica count of a Deployment marked autoscaled: the autoscaler changes it, by design."""
     meta = obj.get("metadata") or {}
     content = {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
+    if (meta.get("annotations") or {}).get(ANNOTATION_AUTOSCALED) == "true" and isinstance(content.get("spec"), dict):
+        # An autoscaler owns this Deployment's replicas (engine.autoscale): its scaling is not a drift.
+        content["spec"] = {k: v for k, v in content["spec"].items() if k != "replicas"}
     content["__labels"] = meta.get("labels") or {}
     content["__annotations"] = {k: v for k, v in (meta.get("annotations") or {}).items()
                                 if k.startswith("tollgate.dev/")}
     return manifest_hash(content)
+
+
+HANDOVER_MANAGER = "tollgate-replicas-handover"
+"""The field manager that holds a Deployment's replicas between Tollgate's last apply with them and the
+autoscaler's first write (see Kube._hand_over_replicas)."""
+
+
+def hands_over_replicas(obj: Mapping[str, Any]) -> bool:
+    """A Deployment rendered for an autoscaler: marked autoscaled, without spec.replicas."""
+    meta = obj.get("metadata") or {}
+    return (obj.get("kind") == "Deployment" and (meta.get("annotations") or {}).get(ANNOTATION_AUTOSCALED) == "true"
+            and "replicas" not in (obj.get("spec") or {}))
+
+
+def owns_replicas(live: Mapping[str, Any], manager: str) -> bool:
+    """Whether `manager`'s server-side applies own spec.replicas of the live object (its managedFields)."""
+    for entry in (live.get("metadata") or {}).get("managedFields") or []:
+        if (entry.get("manager") == manager and entry.get("operation") == "Apply"
+                and "f:replicas" in ((entry.get("fieldsV1") or {}).get("f:spec") or {})):
+            return True
+    return False
 
 
 def _rv(obj: Mapping[str, Any]) -> int:
@@ -293,6 +320,8 @@ class Kube:
                 return False
         body = json.loads(json.dumps(obj))
         body["metadata"].setdefault("annotations", {})[ANNOTATION_HASH] = digest
+        if hands_over_replicas(obj):
+            self._hand_over_replicas(ref)
         with self._lock:
             self._inflight.add(ref)  # its own watch event may arrive before the response
         try:
@@ -309,6 +338,28 @@ class Kube:
                 self._live[ref] = (_rv(written), live_fingerprint(written))
         log.info("applied", extra={"kind": ref.kind, "namespace": ref.namespace, "object": ref.name})
         return True
+
+    def _hand_over_replicas(self, ref: ObjectRef) -> None:
+        """Before the first apply without replicas of a Deployment whose replicas Tollgate's own applies set
+        (autoscaling was just turned on): the documented server-side-apply handover. Another manager
+        (HANDOVER_MANAGER) applies the live count first, so when Tollgate's apply drops the field it stays
+        as it is, owned by that manager and then by the autoscaler; without it the API server would reset
+        replicas to 1 (a field removed by its only manager is removed) and the model would lose its pods
+        until the autoscaler caught up. One GET; nothing more when Tollgate owns no replicas there."""
+        live = self.get(ref)
+        if live is None or not owns_replicas(live, self._field_manager):
+            return
+        count = (live.get("spec") or {}).get("replicas")
+        if count is None:
+            return
+        meta = {"name": ref.name, "namespace": ref.namespace}
+        self._call("PATCH", path_of(ref), {"apiVersion": ref.api_version, "kind": ref.kind, "metadata": meta,
+                                           "spec": {"replicas": count}},
+                   content_type="application/apply-patch+yaml",
+                   query=[("fieldManager", HANDOVER_MANAGER), ("force", "false")])
+        self.counter.applies += 1
+        log.info("replicas handed over to the autoscaler", extra={"namespace": ref.namespace, "object": ref.name,
+                                                                  "replicas": count})
 
     def exists(self, ref: ObjectRef) -> bool:
         """Whether an object we manage exists: from the cache once warm (no request), else one GET."""

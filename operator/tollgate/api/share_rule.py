@@ -48,7 +48,10 @@ def share_rule(tier_weights: Mapping[str, Sequence[int]], default_tier: str) -> 
     ShareWithinTolerance condition names them for a spec that got in before a tolerance was set."""
     gateway = "(has(self.traffic.router) && self.traffic.router == 'gatewayAPI')"
     weights = _weights(tier_weights, default_tier)
-    rule = f"!has(self.traffic) || !has(self.traffic.shareTolerance) || {gateway} || {weights}.all(w, {WITHIN})"
+    # With spec.autoscaling the stable track's size is the autoscaler's, known only at run time: the operator
+    # reports the shares it gives then (engine.rules.shares), admission cannot.
+    rule = (f"!has(self.traffic) || !has(self.traffic.shareTolerance) || {gateway} || has(self.autoscaling) || "
+            f"{weights}.all(w, {WITHIN})")
     return {
         "rule": rule,
         "message": (

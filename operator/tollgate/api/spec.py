@@ -14,6 +14,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from tollgate.api.autoscaling import Autoscaling
 from tollgate.api.hooks import SYNTHETIC_PROFILES, Hooks
 from tollgate.api.probes import Probes
 from tollgate.api.scheduling import Scheduling
@@ -591,9 +592,10 @@ class Fallback(_Model):
 @cel(
     "!has(self.sandbox) || !has(self.sandbox.quota) || !('pods' in self.sandbox.quota) || "
     "!isQuantity(self.sandbox.quota['pods']) || (quantity(self.sandbox.quota['pods']).isInteger() && "
-    "quantity(self.sandbox.quota['pods']).asInteger() >= (has(self.replicas) ? self.replicas : 2) * 2)",
-    "spec.sandbox.quota.pods must be at least twice spec.replicas (stable plus a full canary): "
-    "raise pods or lower replicas",
+    "quantity(self.sandbox.quota['pods']).asInteger() >= (has(self.autoscaling) ? self.autoscaling.maxReplicas : "
+    "(has(self.replicas) ? self.replicas : 2)) * 2)",
+    "spec.sandbox.quota.pods must be at least twice spec.replicas, or twice spec.autoscaling.maxReplicas with "
+    "autoscaling (stable plus a full canary): raise pods or lower replicas",
     field_path=".sandbox.quota",
 )
 @cel(
@@ -653,7 +655,11 @@ class ModelDeploymentSpec(_Model):
     runtime: Runtime
     """The model-server container."""
     replicas: Annotated[int, Field(ge=1, le=1000)] = 2
-    """Pods of the stable track. A canary gets as many at full weight."""
+    """Pods of the stable track. A canary gets as many at full weight. Not used with spec.autoscaling (the
+    autoscaler owns the stable track's count)."""
+    autoscaling: Autoscaling | None = None
+    """An autoscaler owns the stable track's replica count (an HPA Tollgate creates, or an external scaler such
+    as KEDA); Tollgate never writes it and sizes the canary from the stable track's current size."""
     riskTier: RiskTier = RiskTier.MEDIUM
     """low | medium | high | critical: picks steps, analysis strictness and approvals when omitted."""
     sandbox: Sandbox = Field(default_factory=Sandbox)

@@ -100,7 +100,8 @@ class SetWeight:
 
     router: RouterKind
     canary_weight: int
-    stable_replicas: int
+    stable_replicas: int | None
+    """None: an autoscaler owns the stable track's count (spec.autoscaling); the router leaves it alone."""
     canary_replicas: int
     fallback: bool = False
     """True: all traffic goes to the fallback track (kill switch)."""

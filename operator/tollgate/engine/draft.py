@@ -25,6 +25,7 @@ from tollgate.api.status import (
 )
 from tollgate.engine.actions import Action, Cause, Context, EmitEvent, EventType, Reason
 from tollgate.engine.analysis import TickOutcome
+from tollgate.engine.autoscale import canary_pods, stable_size
 from tollgate.engine.observations import Observations, TrackObservation
 from tollgate.engine.revision import desired_revision, revision_hash
 from tollgate.engine.timeutil import format_time
@@ -120,6 +121,15 @@ class Draft:
     def start(cls, spec: ModelDeploymentSpec, prev: ModelDeploymentStatus, obs: Observations, now: datetime,
               ctx: Context) -> Draft:
         return cls(spec, prev, obs, now, ctx, StatusDraft.of(prev))
+
+    @property
+    def replicas(self) -> int:
+        """Pods of the stable track now: spec.replicas, or the autoscaler's current count (engine.autoscale)."""
+        return stable_size(self.spec, self.obs.stable)
+
+    def canary_pods(self, weight: int) -> int:
+        """Canary pods the step of `weight` runs (sized from the stable track's current size when autoscaled)."""
+        return canary_pods(self.spec, self.replicas, weight)
 
     @property
     def at(self) -> str:

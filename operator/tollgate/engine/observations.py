@@ -183,6 +183,9 @@ class Observations:
     """The ModelDeployment's hook Jobs in its sandbox (engine.rules.hooks)."""
     webhook: WebhookAnswer | None = None
     """The confirmation gate's answer, when the runtime asked it for this decision (Case.webhook_due)."""
+    autoscalers: tuple[str, ...] = ()
+    """Names of the HorizontalPodAutoscalers Tollgate made for this ModelDeployment in its sandbox, as the
+    watch reports them (one the spec no longer asks for is removed)."""
     routing: RoutingObservation | None = None
     """Where the router sends requests now (None: its object has not been seen): a drill's time to fallback
     ends when every request goes to the target track (engine.rules.drills)."""

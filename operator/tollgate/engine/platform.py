@@ -45,9 +45,13 @@ def _quota_cap(name: str, limits: PlatformLimits) -> Decimal | None:
 
 def over_limits(spec: ModelDeploymentSpec, limits: PlatformLimits) -> str | None:
     """Why the spec asks for more than the platform allows (the first reason), or None."""
-    if limits.max_replicas is not None and spec.replicas > limits.max_replicas:
+    if limits.max_replicas is not None and spec.autoscaling is None and spec.replicas > limits.max_replicas:
         return (f"spec.replicas {spec.replicas} is over the platform limit of {limits.max_replicas} pods per track "
                 f"(maxReplicas, {WHERE}): lower spec.replicas")
+    scaling = spec.autoscaling
+    if limits.max_replicas is not None and scaling is not None and scaling.maxReplicas > limits.max_replicas:
+        return (f"spec.autoscaling.maxReplicas {scaling.maxReplicas} is over the platform limit of "
+                f"{limits.max_replicas} pods per track (maxReplicas, {WHERE}): lower spec.autoscaling.maxReplicas")
     for kind, asked in (("requests", spec.runtime.resources.requests), ("limits", spec.runtime.resources.limits)):
         for name, quantity in sorted(asked.items()):
             cap = limits.max_pod_resources.get(name)

@@ -14,6 +14,12 @@ track only, so pre-warmed canary pods take no traffic until the first step is se
 gatewayAPI router: the HTTPRoute carries the exact weight (canary w, stable 100 - w). The canary is
 sized like above (ceil, at least 1), the stable track keeps all its replicas, so rolling back never
 waits for stable pods to start.
+
+Autoscaled (spec.autoscaling, `autoscaled_split`): the stable track's size S is the autoscaler's, so
+Tollgate never shrinks it; the canary is sized from S instead. replicas router: canary =
+ceil(S * w / (100 - w)) (so canary / (S + canary) comes as close to w as whole pods allow, rounded up),
+at least 1, at most the cap (maxReplicas); at w == 100 the Service selects the canary track alone and
+the canary runs S pods. gatewayAPI: canary = ceil(S * w / 100), at least 1 (its share of the load).
 """
 
 from __future__ import annotations
@@ -33,13 +39,23 @@ class TrafficSplit:
     """Percent of traffic asked for the canary."""
     stable_replicas: int
     canary_replicas: int
+    canary_alone: bool = False
+    """The router sends every request to the canary (autoscaled replicas router at 100: the Service selects
+    the canary track, the autoscaled stable pods stay up but take none)."""
 
     @property
     def effective_canary_percent(self) -> float:
         """The share of traffic the canary really gets (exact for gatewayAPI, pod ratio for replicas)."""
         if self.router is RouterKind.GATEWAY_API:
             return float(self.canary_weight)
+        if self.canary_alone:
+            return 100.0
         return effective_weight(self.stable_replicas, self.canary_replicas)
+
+    @property
+    def stable_serving(self) -> int:
+        """Stable pods that take requests behind the replicas router's Service."""
+        return 0 if self.canary_alone else self.stable_replicas
 
 
 def canary_replicas(replicas: int, weight: int) -> int:
@@ -70,3 +86,18 @@ def split(router: RouterKind, replicas: int, weight: int) -> TrafficSplit:
         return TrafficSplit(router, weight, replicas, canary_replicas(replicas, weight))
     stable, canary = replica_split(replicas, weight)
     return TrafficSplit(router, weight, stable, canary)
+
+
+def autoscaled_split(router: RouterKind, stable: int, weight: int, cap: int) -> TrafficSplit:
+    """The split when an autoscaler owns the stable track: stable keeps its current size `stable`, the canary
+    is sized from it (module docstring), at most `cap` pods."""
+    weight = max(0, min(weight, 100))
+    stable = max(0, stable)
+    if weight == 0:
+        return TrafficSplit(router, 0, stable, 0)
+    if router is RouterKind.GATEWAY_API:
+        return TrafficSplit(router, weight, stable, min(cap, canary_replicas(stable, weight)))
+    if weight >= 100:
+        return TrafficSplit(router, weight, stable, min(cap, max(1, stable)), canary_alone=True)
+    canary = max(1, -(-stable * weight // (100 - weight)))  # integer ceil
+    return TrafficSplit(router, weight, stable, max(1, min(cap, canary)))

@@ -8,7 +8,7 @@
   ingress to the model port from spec.sandbox.ingressFrom and from the Prometheus namespace; egress to
   spec.sandbox.egressTo.
 - ResourceQuota (spec.sandbox.quota, or derived: room for stable + a full canary + rolling surge, + 2 hook pods
-  when spec.hooks has Jobs),
+  when spec.hooks has Jobs; with spec.autoscaling, for maxReplicas stable pods and a canary as large),
   LimitRange (defaults for containers that state nothing), ServiceAccount without token automount.
 """
 
@@ -141,14 +141,16 @@ def max_pods(replicas: int) -> int:
 
 def quota_hard(spec: ModelDeploymentSpec) -> dict[str, str]:
     """ResourceQuota hard limits: spec.sandbox.quota (extended resources as requests.<name>), else
-    the runtime's requests and limits times max_pods(replicas), plus the pod count."""
+    the runtime's requests and limits times max_pods(replicas, or autoscaling.maxReplicas), plus the pod
+    count: the autoscaler can grow the stable track to maxReplicas, and a canary then as large."""
     if spec.sandbox.quota:
         hard: dict[str, str] = {}
         for name, value in spec.sandbox.quota.items():
             extended = "/" in name and not name.startswith(("requests.", "limits."))
             hard[f"requests.{name}" if extended else name] = value
         return dict(sorted(hard.items()))
-    pods = max_pods(spec.replicas) + (HOOK_PODS if spec.hooks.has_jobs else 0)
+    most = spec.autoscaling.maxReplicas if spec.autoscaling is not None else spec.replicas
+    pods = max_pods(most) + (HOOK_PODS if spec.hooks.has_jobs else 0)
     hard = {"pods": str(pods)}
     for name, value in spec.runtime.resources.requests.items():
         hard[f"requests.{name}"] = multiply(value, pods)

@@ -13,6 +13,8 @@ pods): at 2 replicas the "10%" step runs 1 canary pod beside 1 stable pod, i.e. 
 - `measured` is the share the canary really gets now, from the Ready pods the runtime observed.
 
 The gatewayAPI router carries exact weights in the HTTPRoute, so every step is met exactly there.
+With spec.autoscaling the replica count is the stable track's current size (the autoscaler's), so the
+shares are planned afresh whenever it changes (`cap` below; engine.routing.autoscaled_split).
 The last step (100) is always exact: the canary takes all the pods.
 """
 
@@ -22,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tollgate.api.spec import RouterKind
-from tollgate.engine.routing import effective_weight, replica_split, split
+from tollgate.engine.routing import autoscaled_split, effective_weight, replica_split, split
 
 DEFAULT_TOLERANCE = 5
 """Percentage points a step's real share may miss its weight by before it is reported (the operator's
@@ -58,15 +60,16 @@ class StepShare:
                 f"({self.canary_pods} canary of {pods} pods)")
 
 
-def planned(router: RouterKind, replicas: int, weights: Sequence[int]) -> tuple[StepShare, ...]:
-    """Per step, the share the router produces with `replicas` stable replicas."""
+def planned(router: RouterKind, replicas: int, weights: Sequence[int], *,
+            cap: int | None = None) -> tuple[StepShare, ...]:
+    """Per step, the share the router produces with `replicas` stable replicas. `cap`: the stable track is
+    autoscaled (`replicas` is its current size, the canary is sized from it, at most `cap` pods;
+    engine.routing.autoscaled_split)."""
     out = []
     for index, weight in enumerate(weights):
-        traffic = split(router, replicas, weight)
-        share = (float(weight) if router is RouterKind.GATEWAY_API
-                 else effective_weight(traffic.stable_replicas, traffic.canary_replicas))
-        out.append(StepShare(index, weight, share, traffic.canary_replicas,
-                             0 if router is RouterKind.GATEWAY_API else traffic.stable_replicas))
+        traffic = split(router, replicas, weight) if cap is None else autoscaled_split(router, replicas, weight, cap)
+        out.append(StepShare(index, weight, traffic.effective_canary_percent, traffic.canary_replicas,
+                             0 if router is RouterKind.GATEWAY_API else traffic.stable_serving))
     return tuple(out)
 
 
@@ -90,29 +93,50 @@ def _within(replicas: int, weight: int, tolerance: int) -> bool:
     return abs(effective_weight(stable, canary) - weight) <= tolerance + 1e-9
 
 
-def problem(router: RouterKind, replicas: int, weights: Sequence[int], tolerance: int) -> str | None:
-    """Why the step plan's shares cannot be met within the tolerance, with the fix; None when they can."""
-    missed = beyond(planned(router, replicas, weights), tolerance)
+def _autoscaled_fit(weights: Sequence[int], tolerance: int, cap: int) -> int | None:
+    """The smallest stable size (up to `cap`) at which every step is within the tolerance, autoscaled."""
+    for stable in range(1, cap + 1):
+        if not beyond(planned(RouterKind.REPLICAS, stable, weights, cap=cap), tolerance):
+            return stable
+    return None
+
+
+def problem(router: RouterKind, replicas: int, weights: Sequence[int], tolerance: int, *,
+            cap: int | None = None) -> str | None:
+    """Why the step plan's shares cannot be met within the tolerance, with the fix; None when they can.
+    `cap`: autoscaled (planned's)."""
+    missed = beyond(planned(router, replicas, weights, cap=cap), tolerance)
     if not missed:
         return None
+    named = "; ".join(s.describe(len(weights)) for s in missed[:MAX_NAMED])
+    if len(missed) > MAX_NAMED:
+        named += f"; and {len(missed) - MAX_NAMED} more steps"
+    if cap is not None:
+        fit = _autoscaled_fit(weights, tolerance, cap)
+        fixes = [f"set spec.autoscaling.minReplicas to {fit} or more" if fit is not None else
+                 f"no stable size up to maxReplicas {cap} gives them"]
+        fixes.append("use spec.traffic.router: gatewayAPI (exact weights)")
+        fixes.append("choose step weights these replicas can give, or raise spec.traffic.shareTolerance")
+        return (f"with the stable track autoscaled to {replicas} pods the replicas router cannot give {named}"
+                + f" (tolerance {tolerance} percentage points): " + ", ".join(fixes))
     fit = replicas_for(router, weights, tolerance)
     fixes = [f"set spec.replicas to {fit} or more" if fit is not None else
              "no replica count up to 1000 gives them"]
     fixes.append("use spec.traffic.router: gatewayAPI (exact weights)")
     fixes.append("choose step weights these replicas can give, or raise spec.traffic.shareTolerance")
-    named = "; ".join(s.describe(len(weights)) for s in missed[:MAX_NAMED])
-    if len(missed) > MAX_NAMED:
-        named += f"; and {len(missed) - MAX_NAMED} more steps"
     return (f"with spec.replicas {replicas} the replicas router cannot give {named}"
             + f" (tolerance {tolerance} percentage points): " + ", ".join(fixes))
 
 
-def measured(router: RouterKind, weight: int, stable_ready: int, canary_ready: int) -> float | None:
+def measured(router: RouterKind, weight: int, stable_ready: int, canary_ready: int, *,
+             canary_alone: bool = False) -> float | None:
     """The share the canary really gets now: the route weight (gatewayAPI), or Ready canary pods over all
-    Ready pods behind the Service (replicas router; at weight 0 the Service selects stable only).
-    None when no pod is Ready."""
+    Ready pods behind the Service (replicas router; at weight 0 the Service selects stable only; with
+    `canary_alone`, the canary only). None when no pod is Ready."""
     if router is RouterKind.GATEWAY_API or weight <= 0:
         return float(max(0, min(weight, 100)))
+    if canary_alone:
+        return 100.0 if canary_ready > 0 else None
     total = stable_ready + canary_ready
     if total == 0:
         return None

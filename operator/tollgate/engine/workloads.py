@@ -22,6 +22,7 @@ from tollgate.api import resource
 from tollgate.api.spec import ModelDeploymentSpec, RouterKind
 from tollgate.api.status import RevisionRef
 from tollgate.engine.actions import Context, ObjectRef
+from tollgate.engine.autoscale import ANNOTATION_AUTOSCALED, hpa
 from tollgate.engine.labels import (
     LABEL_POOL,
     POOL_FALLBACK,
@@ -62,7 +63,8 @@ class TrackPlan:
     """One track to run: which revision, how many pods."""
 
     ref: RevisionRef
-    replicas: int
+    replicas: int | None
+    """None: an autoscaler owns the count (engine.autoscale); the Deployment is rendered without it."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,8 @@ class TrafficPlan:
     kept: bool = False
     """A failed canary is kept for debugging (status.keptCanary): its Deployment stays, and no Service
     selects its pods."""
+    canary_alone: bool = False
+    """The replicas router's Service selects the canary track alone (autoscaled stable at weight 100)."""
 
 
 def deployment_name(ctx: Context, track: Track) -> str:
@@ -141,13 +145,18 @@ def deployment(spec: ModelDeploymentSpec, ctx: Context, track: Track, plan: Trac
     model_name = plan.ref.model.name if plan.ref.model is not None else spec.model.name
     labels = track_labels(ctx, model_name, track.value, plan.ref)
     pod_labels = {**labels, LABEL_POOL: POOL_FALLBACK if track is Track.FALLBACK else POOL_MAIN}
+    meta: Manifest = {"name": deployment_name(ctx, track), "namespace": sandbox_namespace(spec, ctx), "labels": labels}
+    # Autoscaled: no replicas in what Tollgate applies (the autoscaler's writes stand), and the mark that
+    # tells the drift check so (engine.autoscale).
+    count: Manifest = {"replicas": plan.replicas} if plan.replicas is not None else {}
+    if plan.replicas is None:
+        meta["annotations"] = {ANNOTATION_AUTOSCALED: "true"}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": deployment_name(ctx, track), "namespace": sandbox_namespace(spec, ctx),
-                     "labels": labels},
+        "metadata": meta,
         "spec": {
-            "replicas": plan.replicas,
+            **count,
             "revisionHistoryLimit": 2,
             "selector": {"matchLabels": selector_labels(ctx, track.value)},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"}},
@@ -191,6 +200,8 @@ def replicas_service(spec: ModelDeploymentSpec, ctx: Context, plan: TrafficPlan)
     traffic it selects the stable track only, so a kept failed canary (same pool) is never behind it."""
     if plan.to_fallback:
         selector = selector_labels(ctx, Track.FALLBACK.value)
+    elif plan.canary is not None and plan.canary_alone:
+        selector = selector_labels(ctx, Track.CANARY.value)
     elif plan.canary is None or plan.canary_weight == 0:
         selector = selector_labels(ctx, Track.STABLE.value)
     else:
@@ -250,6 +261,9 @@ def workload_objects(spec: ModelDeploymentSpec, ctx: Context, plan: TrafficPlan)
                               (Track.FALLBACK, plan.fallback)):
         if track_plan is not None:
             out.append(deployment(spec, ctx, track, track_plan))
+            scaler = hpa(spec, ctx, deployment_name(ctx, track)) if track is Track.STABLE else None
+            if scaler is not None:
+                out.append(scaler)
     if spec.traffic.router is RouterKind.GATEWAY_API:
         out.extend(track_services(spec, ctx, plan))
         out.append(http_route(spec, ctx, plan))

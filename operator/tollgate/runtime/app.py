@@ -60,6 +60,7 @@ connection beyond the pool's 4 is opened and thrown away again."""
 SANDBOX_KINDS = (
     ("gateway.networking.k8s.io/v1", "HTTPRoute"),
     ("apps/v1", "Deployment"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
     ("batch/v1", "Job"),
     ("v1", "Service"),
     ("networking.k8s.io/v1", "NetworkPolicy"),
@@ -194,6 +195,8 @@ class Runtime:
         status writes per ModelDeployment, or decide a changed one on half the picture)."""
         if kind == "Deployment":
             self.registry.observe_deployment(item, deleted=False)
+        elif kind == "HorizontalPodAutoscaler":
+            self.registry.observe_autoscaler(item, deleted=False)
         elif kind == "Namespace":
             self.ownership.learn(item)
         elif kind == "Job":

@@ -224,6 +224,7 @@ CHILD_KINDS = (
     ("", "v1", "limitranges"),
     ("networking.k8s.io", "v1", "networkpolicies"),
     ("gateway.networking.k8s.io", "v1", "httproutes"),
+    ("autoscaling", "v2", "horizontalpodautoscalers"),
 )
 WATCHED = {("apps", "deployments"), ("", "pods"), ("batch", "jobs"),
            *((group, plural) for group, _, plural in CHILD_KINDS if plural != "namespaces")}
@@ -237,7 +238,10 @@ async def child_event(event: kopf.RawEvent, body: kopf.Body, memo: Any, **_: Any
     if event.get("type") is None:
         rt.watch_listed(body.get("kind") or "child")
     deleted = event.get("type") == "DELETED"
-    child_drift(rt, body, deleted)
+    drift = child_drift(rt, body, deleted)
+    scaled = rt.registry.observe_autoscaler(body, deleted)
+    if scaled is not None and not drift:
+        scaled.kick()  # an HPA appeared or went: the next decision knows whether to remove it
     owner = rt.registry.observe_routing(body, deleted)
     if owner is not None and drill_running(owner.body):
         owner.kick()  # a drill times the moment the router really moved: decide on it now

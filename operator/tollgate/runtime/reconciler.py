@@ -166,6 +166,7 @@ class Reconciler:
             route=self.registry.route(sandbox, route_name(ctx)),
             missing_templates=missing,
             jobs=self.registry.jobs_of(sandbox),
+            autoscalers=self.registry.autoscalers_of(sandbox),
             webhook=webhook,
             routing=self.registry.routing_of(sandbox, ctx, spec.traffic.router),
         )

@@ -122,6 +122,9 @@ class Registry:
     """(sandbox namespace, kind, name) -> the traffic switch of a managed Service (its selector) or
     HTTPRoute (its rules), as their watch events deliver them; read through engine.serving."""
 
+    autoscalers: dict[str, set[str]] = field(default_factory=dict)
+    """sandbox namespace -> names of the Tollgate-managed HorizontalPodAutoscalers in it (their watch)."""
+
     labels: dict[MDKey, MDKey] = field(default_factory=dict)
     """(namespace, name) as the children's labels carry them (fit to 63 characters) -> the key."""
     templates: TemplateIndex = field(default_factory=TemplateIndex)
@@ -238,6 +241,32 @@ class Registry:
 
     def jobs_of(self, sandbox: str | None) -> tuple[JobObservation, ...]:
         return tuple(sorted(self.jobs.get(sandbox, {}).values(), key=lambda j: j.name)) if sandbox else ()
+
+    # --- the stable track's HPA (spec.autoscaling) ------------------------------------------------------
+    def observe_autoscaler(self, body: Mapping[str, Any], deleted: bool) -> ObjectState | None:
+        """Record that a Tollgate-managed HPA exists (or went); returns its ModelDeployment's state when that
+        changed. Its status (the HPA controller's) is not read: the stable Deployment's replicas, which the
+        HPA writes, is what the engine plans from (registry.tracks)."""
+        if body.get("kind") != "HorizontalPodAutoscaler":
+            return None
+        meta, _, owner = _owner(body)
+        if owner is None:
+            return None
+        ns, name = meta.get("namespace", ""), meta.get("name", "")
+        names = self.autoscalers.setdefault(ns, set())
+        before = name in names
+        if deleted:
+            names.discard(name)
+            if not names:
+                self.autoscalers.pop(ns, None)
+        else:
+            names.add(name)
+        if before == (not deleted):
+            return None
+        return self.by_labels(*owner)
+
+    def autoscalers_of(self, sandbox: str | None) -> tuple[str, ...]:
+        return tuple(sorted(self.autoscalers.get(sandbox, set()))) if sandbox else ()
 
     # --- the gatewayAPI router's HTTPRoutes ----------------------------------------------------------
     def observe_route(self, body: Mapping[str, Any], observation: RouteObservation | None) -> MDKey | None:

@@ -287,3 +287,69 @@ def test_an_event_posted_directly_names_the_object_and_a_refused_one_fails_no_de
     assert sent["involvedObject"] == {"apiVersion": "tollgate.dev/v1alpha1", "kind": "ModelDeployment",
                                       "name": "md", "uid": "u-1", "namespace": "ns"}
     assert (sent["type"], sent["reason"], len(sent["message"])) == ("Normal", "Deployed", 1000)
+AUTOSCALED = {"tollgate.dev/autoscaled": "true"}
+SCALED_DEP = {"apiVersion": "apps/v1", "kind": "Deployment",
+              "metadata": {"name": "d", "namespace": "ns", "annotations": AUTOSCALED}, "spec": {"paused": False}}
+
+
+def _scaled_live(rv: int, replicas: int, managed: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "d", "namespace": "ns", "resourceVersion": str(rv), "annotations": AUTOSCALED,
+                         "managedFields": managed or []},
+            "spec": {"paused": False, "replicas": replicas}}
+
+
+def test_an_autoscaler_scaling_a_deployment_marked_autoscaled_is_not_drift_but_a_spec_edit_is() -> None:
+    # given a Deployment applied without replicas, marked autoscaled (its live count is 2)
+    api = FakeApi(lambda m, u, b: Response(200, json.dumps(_scaled_live(10, 2)).encode() if m != "GET" or "?" not in u
+                                           else b'{"items": []}'))
+    kube = Kube(api)  # type: ignore[arg-type]
+    kube.warm([("apps/v1", "Deployment")], "x")
+    assert kube.apply(SCALED_DEP) is True
+    # when the HPA scales it to 18
+    assert kube.observe(_scaled_live(11, 18), deleted=False) is None
+    # then nothing is re-applied (no write to fight the HPA with)
+    api.calls.clear()
+    assert kube.apply(SCALED_DEP) is False and api.calls == []
+    # but someone else pausing it is drift
+    edited = _scaled_live(12, 18)
+    edited["spec"]["paused"] = True
+    assert kube.observe(edited, deleted=False) == "changed"
+
+
+TOLLGATE_OWNS_REPLICAS = [{"manager": "tollgate", "operation": "Apply",
+                           "fieldsV1": {"f:spec": {"f:replicas": {}, "f:paused": {}}}}]
+
+
+def test_turning_autoscaling_on_hands_the_replicas_over_before_the_apply_drops_them() -> None:
+    # given a live Deployment whose replicas (6) Tollgate's applies own
+    sent: list[tuple[str, str, Any]] = []
+
+    def answer(method: str, url: str, body: Any) -> Response:
+        sent.append((method, url, body))
+        return Response(200, json.dumps(_scaled_live(10, 6, TOLLGATE_OWNS_REPLICAS)).encode())
+
+    kube = Kube(FakeApi(answer))  # type: ignore[arg-type]
+    # when it is applied without replicas, marked autoscaled
+    assert kube.apply(SCALED_DEP) is True
+    # then another field manager first applies the live count, then Tollgate's apply (without it) follows
+    patches = [(u, json.loads(b) if isinstance(b, str) else b) for m, u, b in sent if m == "PATCH"]
+    assert len(patches) == 2
+    (handover_url, handover), (apply_url, applied) = patches
+    assert "fieldManager=tollgate-replicas-handover" in handover_url and "force=false" in handover_url
+    assert handover["spec"] == {"replicas": 6}
+    assert "fieldManager=tollgate&" in apply_url and "replicas" not in applied["spec"]
+
+
+def test_no_handover_when_tollgate_owns_no_replicas_there() -> None:
+    sent: list[str] = []
+
+    def answer(method: str, url: str, body: Any) -> Response:
+        sent.append(url)
+        return Response(200, json.dumps(_scaled_live(10, 6, [{"manager": "kube-controller-manager",
+                                                               "operation": "Update",
+                                                               "fieldsV1": {"f:spec": {"f:replicas": {}}}}])).encode())
+
+    kube = Kube(FakeApi(answer))  # type: ignore[arg-type]
+    assert kube.apply(SCALED_DEP) is True
+    assert not [u for u in sent if "tollgate-replicas-handover" in u]

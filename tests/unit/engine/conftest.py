@@ -83,14 +83,15 @@ GOOD = (slo_obs(),)
 BAD = (slo_obs(value=0.2),)
 
 
-def deployments_of(decision: Decision) -> dict[str, tuple[str, int]]:
-    """track -> (revision, replicas) of the Deployments a decision applies."""
-    out: dict[str, tuple[str, int]] = {}
+def deployments_of(decision: Decision) -> dict[str, tuple[str, int | None]]:
+    """track -> (revision, replicas) of the Deployments a decision applies (None: without replicas, an
+    autoscaler's)."""
+    out: dict[str, tuple[str, int | None]] = {}
     for action in decision.of_type(ApplyObjects):
         for obj in action.objects:
             if obj["kind"] == "Deployment":
                 labels = obj["metadata"]["labels"]
-                out[labels[resource.LABEL_TRACK]] = (labels[resource.LABEL_REVISION], obj["spec"]["replicas"])
+                out[labels[resource.LABEL_TRACK]] = (labels[resource.LABEL_REVISION], obj["spec"].get("replicas"))
     return out
 
 
@@ -123,6 +124,10 @@ class Sim:
     routing: RoutingObservation | None = None
     """Where the router sends requests, read back from the Service or HTTPRoute the last decision applied
     (so a decision observes the switch the previous one made)."""
+    autoscaled: int = 1
+    """What an autoscaler set a Deployment applied without replicas to (the HPA's count of the stable track)."""
+    autoscalers: tuple[str, ...] = ()
+    """HPAs that exist (those the decisions applied, minus those they deleted)."""
 
     def observations(self, slos: tuple[SLOObservation, ...] | None) -> Observations:
         def track(name: str) -> TrackObservation:
@@ -134,7 +139,7 @@ class Sim:
 
         return Observations(generation=self.ctx.generation, stable=track("stable"), canary=track("canary"),
                             fallback=track("fallback"), sandbox_ready=True, slos=slos,
-                            controls=self.controls, routing=self.routing)
+                            controls=self.controls, routing=self.routing, autoscalers=self.autoscalers)
 
     def step(self, slos: tuple[SLOObservation, ...] | None = None, after: float = 0.0) -> Decision:
         """Advance the clock by `after` seconds, decide, and let the cluster converge."""
@@ -143,12 +148,24 @@ class Sim:
                           scrape_interval=self.scrape_interval)
         self.decisions.append(decision)
         self.status = persisted(decision.status)
-        self.tracks.update(deployments_of(decision))
+        for track, (revision, replicas) in deployments_of(decision).items():
+            self.tracks[track] = (revision, self.autoscaled if replicas is None else replicas)
         self.observe_switch(decision)
+        applied = {o["metadata"]["name"] for o in objects_of(decision, "HorizontalPodAutoscaler")}
+        self.autoscalers = tuple(sorted(set(self.autoscalers) | applied))
         for action in decision.of_type(DeleteObjects):
             for ref in action.refs:
+                if ref.kind == "HorizontalPodAutoscaler":
+                    self.autoscalers = tuple(n for n in self.autoscalers if n != ref.name)
+                    continue
                 self.tracks.pop(ref.name.rsplit("-", 1)[-1], None)
         return decision
+
+    def autoscale(self, pods: int) -> None:
+        """The autoscaler sets the stable track (and any track applied without replicas) to `pods`."""
+        self.autoscaled = pods
+        if "stable" in self.tracks:
+            self.tracks["stable"] = (self.tracks["stable"][0], pods)
 
     def observe_switch(self, decision: Decision) -> None:
         """The router's switch as the applied Service (replicas) or HTTPRoute (gatewayAPI) sets it."""

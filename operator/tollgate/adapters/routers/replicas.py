@@ -37,7 +37,15 @@ class ReplicasRouter:
             if self._kube.get(ref) is not None:
                 self._kube.merge_patch(ref, {"spec": {"selector": {LABEL_POOL: None,
                                                                    resource.LABEL_TRACK: Track.STABLE.value}}})
-            self._scale(ctx, namespace, Track.STABLE, action.stable_replicas)
+            if action.stable_replicas is not None:  # autoscaled: the autoscaler's count
+                self._scale(ctx, namespace, Track.STABLE, action.stable_replicas)
+            return
+        if action.stable_replicas is None:
+            # Autoscaled: the stable track's count is the autoscaler's, never written here. At weight 0 the
+            # Service's selector (applied in the same decision) takes traffic off the canary, whose stable
+            # pods are up; scaling the canary to 0 first could leave a canary-alone Service with no pods.
+            if action.canary_replicas > 0:
+                self._scale(ctx, namespace, Track.CANARY, action.canary_replicas)
             return
         # Shrink before growing, so the pod count never exceeds the sandbox quota mid-change.
         if action.canary_replicas < action.stable_replicas:

@@ -176,7 +176,7 @@ def follow(d: Draft, policy: Policy) -> None:
         return
     routing = d.obs.routing
     if (stable is not None and routing is not None and routing.sole is not Track.FALLBACK
-            and track_ready(d.obs.stable, stable, d.spec.replicas)):
+            and track_ready(d.obs.stable, stable, d.replicas)):
         back = _since(d, drill.fallbackAt)
         d.st.lastDrill = drill.model_copy(update={"restoredAt": d.at, "secondsToRestore": back})
         _end(d, policy, DrillOutcome.PASSED, f"all traffic on fallback {drill.toVersion} after "
@@ -221,7 +221,7 @@ def _all_on(d: Draft, track: Track, ref: RevisionRef) -> bool:
     """Observed: the router sends every request to `track`, and it runs `ref` with all its pods Ready."""
     observed = {Track.STABLE: d.obs.stable, Track.FALLBACK: d.obs.fallback}[track]
     routing = d.obs.routing
-    return routing is not None and routing.sole is track and track_ready(observed, ref, d.spec.replicas)
+    return routing is not None and routing.sole is track and track_ready(observed, ref, d.replicas)
 
 
 def _where(d: Draft, track: Track, ref: RevisionRef | None) -> str:
@@ -231,7 +231,7 @@ def _where(d: Draft, track: Track, ref: RevisionRef | None) -> str:
     sent = "unknown" if routing is None else (routing.sole.value if routing.sole else "split between tracks")
     ready = observed.ready if ref is not None and observed.revision == ref.revision else 0
     problem = f"; {observed.problem.describe()}" if observed.problem is not None else ""
-    return f" (router sends to: {sent}; {track.value} {ready}/{d.spec.replicas} pods Ready{problem})"
+    return f" (router sends to: {sent}; {track.value} {ready}/{d.replicas} pods Ready{problem})"
 
 
 def _since(d: Draft, at: str | None) -> float:

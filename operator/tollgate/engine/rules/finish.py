@@ -21,6 +21,7 @@ from tollgate.engine.actions import (
     RollBack,
     SetWeight,
 )
+from tollgate.engine.autoscale import HPA_API, split_for
 from tollgate.engine.draft import Draft, seen_tokens, track_ready, with_template
 from tollgate.engine.evidence import evidence_payload
 from tollgate.engine.hook_jobs import hook_objects, job_ref
@@ -28,7 +29,6 @@ from tollgate.engine.observations import Track as TrackName
 from tollgate.engine.policy import Policy
 from tollgate.engine.revision import fallback_revision
 from tollgate.engine.route_status import route_problem
-from tollgate.engine.routing import canary_replicas, split
 from tollgate.engine.rules.hooks import hook_deadline, live_hooks
 from tollgate.engine.rules.readiness import overdue
 from tollgate.engine.rules.shares import report_shares
@@ -78,21 +78,23 @@ def finish(d: Draft, policy: Policy | None) -> Decision:
 def _desired(d: Draft, policy: Policy, st: ModelDeploymentStatus) -> list[Action]:
     """Traffic (when the routing changed), the desired objects, and the tracks the plan no longer has."""
     actions: list[Action] = []
-    plan = traffic_plan(d.spec, policy, st)
+    plan = traffic_plan(d.spec, policy, st, d.replicas)
     before, after = _routing(d.prev), _routing(st)
     if after != before:
-        traffic = split(d.spec.traffic.router, d.spec.replicas, plan.canary_weight)
+        traffic = split_for(d.spec, d.replicas, plan.canary_weight)
+        canary_count = plan.canary.replicas if plan.canary else None
         actions.append(SetWeight(
             router=d.spec.traffic.router,
             canary_weight=plan.canary_weight,
-            stable_replicas=plan.stable.replicas if plan.stable else 0,
-            canary_replicas=plan.canary.replicas if plan.canary else traffic.canary_replicas,
+            stable_replicas=(plan.stable.replicas if plan.stable else 0),
+            canary_replicas=canary_count if canary_count is not None else traffic.canary_replicas,
             fallback=plan.to_fallback,
             fast=plan.to_fallback or after[0] < before[0],
             keep_canary=plan.kept and plan.canary is None,
         ))
     hooks = hook_objects(d.spec, d.ctx, st)
-    actions.append(ApplyObjects((*sandbox_objects(d.spec, d.ctx), *workload_objects(d.spec, d.ctx, plan), *hooks)))
+    workloads = workload_objects(d.spec, d.ctx, plan)
+    actions.append(ApplyObjects((*sandbox_objects(d.spec, d.ctx), *workloads, *hooks)))
     ns = sandbox_namespace(d.spec, d.ctx)
     deletes: list[ObjectRef] = []
     # Hook Jobs no record wants any more (a newer canary, a promotion, a changed hook spec): removed.
@@ -104,6 +106,10 @@ def _desired(d: Draft, policy: Policy, st: ModelDeploymentStatus) -> list[Action
         deletes.append(deployment_ref(d.ctx, ns, TrackName.CANARY))
     if plan.fallback is None and d.obs.fallback.revision is not None:
         deletes.append(deployment_ref(d.ctx, ns, TrackName.FALLBACK))
+    # An HPA the spec no longer asks for (autoscaling removed, or scaler: external): removed.
+    wanted_hpas = {o["metadata"]["name"] for o in workloads if o["kind"] == "HorizontalPodAutoscaler"}
+    deletes.extend(ObjectRef(HPA_API, "HorizontalPodAutoscaler", name, ns)
+                   for name in d.obs.autoscalers if name not in wanted_hpas)
     if deletes:
         actions.append(DeleteObjects(tuple(deletes)))
     return actions
@@ -114,45 +120,49 @@ def _routing(st: ModelDeploymentStatus) -> tuple[int, bool]:
     return (st.canaryWeight if st.canary is not None else 0, st.fallback is not None)
 
 
-def traffic_plan(spec: ModelDeploymentSpec, policy: Policy, st: ModelDeploymentStatus) -> TrafficPlan:
-    """Which revision each track runs, with how many replicas, and the canary's weight."""
-    replicas = spec.replicas
+def traffic_plan(spec: ModelDeploymentSpec, policy: Policy, st: ModelDeploymentStatus, replicas: int) -> TrafficPlan:
+    """Which revision each track runs, with how many replicas, and the canary's weight. `replicas`: the stable
+    track's size (spec.replicas, or the autoscaler's current count: then the stable track is planned without
+    a count, engine.autoscale)."""
+    autoscaled = spec.autoscaling is not None
+    full: int | None = None if autoscaled else replicas
     stable_ref = with_template(st.stable, spec)
     if spec.killSwitch or st.killSwitchActive:
         fallback = with_template(fallback_revision(spec, st), spec)
         separate = fallback is not None and (st.stable is None or fallback.revision != st.stable.revision)
         return TrafficPlan(
-            stable=TrackPlan(stable_ref, replicas) if stable_ref is not None else None,
+            stable=TrackPlan(stable_ref, full) if stable_ref is not None else None,
             canary=None,
-            fallback=TrackPlan(fallback, replicas) if separate and fallback is not None else None,
+            fallback=TrackPlan(fallback, max(1, replicas)) if separate and fallback is not None else None,
             canary_weight=0,
             to_fallback=separate and st.fallback is not None,
             kept=st.keptCanary is not None,
         )
     canary_ref = with_template(st.canary, spec)
     if canary_ref is None or not policy.steps:
-        return TrafficPlan(TrackPlan(stable_ref, replicas) if stable_ref else None, None, None, 0, False,
+        return TrafficPlan(TrackPlan(stable_ref, full) if stable_ref else None, None, None, 0, False,
                            kept=st.keptCanary is not None)
     weight = st.canaryWeight
-    traffic = split(spec.traffic.router, replicas, weight)
+    traffic = split_for(spec, replicas, weight)
     if st.promotingSince is not None:
-        stable_plan: TrackPlan | None = TrackPlan(canary_ref, replicas)
+        stable_plan: TrackPlan | None = TrackPlan(canary_ref, full)
     else:
-        stable_plan = TrackPlan(stable_ref, traffic.stable_replicas) if stable_ref else None
+        stable_plan = TrackPlan(stable_ref, None if autoscaled else traffic.stable_replicas) if stable_ref else None
     target = weight if weight > 0 else policy.steps[0].weight
     return TrafficPlan(
         stable=stable_plan,
-        canary=TrackPlan(canary_ref, canary_replicas(replicas, target)),
+        canary=TrackPlan(canary_ref, split_for(spec, replicas, target).canary_replicas),
         fallback=None,
         canary_weight=weight,
         to_fallback=False,
+        canary_alone=traffic.canary_alone,
     )
 
 
 def _conditions(d: Draft, policy: Policy | None, share_problem: str | None) -> list[Condition]:
     st = d.st
     phase = st.phase
-    stable_ready = track_ready(d.obs.stable, st.stable, d.spec.replicas)
+    stable_ready = track_ready(d.obs.stable, st.stable, d.replicas)
     pending_late = (
         phase in (Phase.PENDING, Phase.STALLED) and policy is not None and st.notReadySince is not None
         and st.canary is None and st.lastKnownGood is None

@@ -50,13 +50,13 @@ def kill_switch_on(d: Draft, why: str = "kill switch on", *, drill: bool = False
         d.st.fallback = None
         return
     separate = stable is None or fallback.revision != stable.revision
-    if not separate or track_ready(d.obs.fallback, fallback, d.spec.replicas):
+    if not separate or track_ready(d.obs.fallback, fallback, d.replicas):
         d.st.fallback = fallback
         d.phase(Phase.FALLBACK, f"{why}: all traffic on fallback {fallback.version} ({fallback.revision})")
     else:
         d.st.fallback = None
         d.phase(Phase.FALLBACK, f"{why}: starting fallback {fallback.version}; canary at 0, stable serves "
-                                f"until the fallback is Ready ({d.obs.fallback.ready}/{d.spec.replicas})")
+                                f"until the fallback is Ready ({d.obs.fallback.ready}/{d.replicas})")
 
 
 def kill_switch_off(d: Draft, policy: Policy, *, drill: bool = False) -> None:

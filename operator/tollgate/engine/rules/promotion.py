@@ -27,7 +27,7 @@ def promotion_progress(d: Draft, policy: Policy) -> None:
     canary = d.st.canary
     assert canary is not None
     previous = d.st.stable
-    if track_ready(d.obs.stable, canary, d.spec.replicas):
+    if track_ready(d.obs.stable, canary, d.replicas):
         d.history(canary, "Promoted", d.st.message)
         d.notices.append(Promote(canary.revision, canary.version, previous.revision if previous else None))
         d.event(Reason.PROMOTED, f"{canary.version} ({canary.revision}) is stable")
@@ -48,4 +48,4 @@ def promotion_progress(d: Draft, policy: Policy) -> None:
     if roll_back_when_late(d, policy, since, f"stable track not Ready on {canary.version}", " of promotion"):
         return
     have = d.obs.stable.ready if d.obs.stable.revision == canary.revision else 0
-    d.phase(Phase.PROMOTING, f"promoting {canary.version}: stable track {have}/{d.spec.replicas} pods Ready on it")
+    d.phase(Phase.PROMOTING, f"promoting {canary.version}: stable track {have}/{d.replicas} pods Ready on it")

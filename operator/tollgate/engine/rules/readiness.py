@@ -18,7 +18,6 @@ from tollgate.engine.actions import Cause, Reason
 from tollgate.engine.draft import Draft, track_ready
 from tollgate.engine.observations import PodProblemKind, TrackObservation
 from tollgate.engine.policy import Policy
-from tollgate.engine.routing import canary_replicas
 from tollgate.engine.rules.rollback import roll_back
 from tollgate.engine.timeutil import format_time, parse_time
 
@@ -64,7 +63,7 @@ def canary_ready(d: Draft, policy: Policy, *, promoting: bool) -> bool | None:
     canary = d.st.canary
     assert canary is not None
     weight = d.st.canaryWeight
-    want = canary_replicas(d.spec.replicas, weight if weight > 0 else policy.steps[0].weight)
+    want = d.canary_pods(weight if weight > 0 else policy.steps[0].weight)
     ready = track_ready(d.obs.canary, canary, want)
     if promoting:
         return ready

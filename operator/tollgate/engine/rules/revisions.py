@@ -84,7 +84,7 @@ def _first_deployment(d: Draft, policy: Policy, rev: RevisionRef, tokens: Contro
     elif d.st.bake is not None:
         bake_progress(d, policy, tokens)
         return
-    if track_ready(d.obs.stable, rev, d.spec.replicas):
+    if track_ready(d.obs.stable, rev, d.replicas):
         d.st.notReadySince = None
         if start_first_bake(d, policy, rev):
             return  # lastKnownGood once the bake window passed (engine.rules.bake)
@@ -102,14 +102,14 @@ def _first_deployment(d: Draft, policy: Policy, rev: RevisionRef, tokens: Contro
         since = d.now
     if overdue(since, policy, d.now):
         message = late(policy, f"first version {rev.version} not Ready",
-                       f" ({ready}/{d.spec.replicas} pods Ready){pods_detail(d.obs.stable, rev)}")
+                       f" ({ready}/{d.replicas} pods Ready){pods_detail(d.obs.stable, rev)}")
         if d.prev.message != message:
             d.event(Reason.PROGRESS_DEADLINE_EXCEEDED, message, warning=True)
         # Stalled in the phase too, so `kubectl get md` agrees with the Stalled condition; pods turning
         # Ready later (a Deployment event) still make it Stable.
         d.phase(Phase.STALLED, message)
     else:
-        d.phase(Phase.PENDING, f"deploying {rev.version}: {ready}/{d.spec.replicas} pods Ready"
+        d.phase(Phase.PENDING, f"deploying {rev.version}: {ready}/{d.replicas} pods Ready"
                                f"{pods_detail(d.obs.stable, rev)}")
 
 
@@ -118,8 +118,8 @@ def _steady(d: Draft) -> None:
     assert stable is not None
     promoted = d.prev.phase in (Phase.PROMOTING, Phase.SUCCEEDED)
     message = f"serving {stable.version} ({stable.revision})"
-    if not track_ready(d.obs.stable, stable, d.spec.replicas):
-        message += f"; {d.obs.stable.ready}/{d.spec.replicas} pods Ready{pods_detail(d.obs.stable, stable)}"
+    if not track_ready(d.obs.stable, stable, d.replicas):
+        message += f"; {d.obs.stable.ready}/{d.replicas} pods Ready{pods_detail(d.obs.stable, stable)}"
     d.st.canaryWeight = 0
     d.st.promotingSince = None
     d.st.notReadySince = None

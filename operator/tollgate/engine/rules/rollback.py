@@ -37,8 +37,8 @@ def rolled_back(d: Draft) -> None:
     """The phase while a revision stays rolled back: RollingBack until stable is Ready, then RolledBack."""
     stable = d.st.stable
     assert stable is not None
-    ready = track_ready(d.obs.stable, stable, d.spec.replicas)
-    tail = "" if ready else f"; stable {d.obs.stable.ready}/{d.spec.replicas} pods Ready"
+    ready = track_ready(d.obs.stable, stable, d.replicas)
+    tail = "" if ready else f"; stable {d.obs.stable.ready}/{d.replicas} pods Ready"
     kept = d.st.keptCanary
     if kept is not None:
         tail += f"; its canary {kept.deployment} is kept with zero traffic until {kept.until}"

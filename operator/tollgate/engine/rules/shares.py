@@ -15,6 +15,7 @@ from tollgate.api.status import StepStatus
 from tollgate.engine import conditions as cond
 from tollgate.engine import shares
 from tollgate.engine.actions import Reason
+from tollgate.engine.autoscale import canary_cap, split_for
 from tollgate.engine.draft import Draft
 from tollgate.engine.policy import Policy
 
@@ -23,7 +24,8 @@ def report_shares(d: Draft, policy: Policy) -> str | None:
     """Write status.steps and status.canaryShare; return the share problem (None: every step fits)."""
     router = d.spec.traffic.router
     weights = [s.weight for s in policy.steps]
-    plan = shares.planned(router, d.spec.replicas, weights)
+    cap = canary_cap(d.spec) if d.spec.autoscaling is not None else None
+    plan = shares.planned(router, d.replicas, weights, cap=cap)
     same_canary = (d.st.canary is not None and d.prev.canary is not None
                    and d.st.canary.revision == d.prev.canary.revision
                    and d.st.canaryStartedAt == d.prev.canaryStartedAt)
@@ -43,8 +45,8 @@ def report_shares(d: Draft, policy: Policy) -> str | None:
     ]
 
     tolerance = d.spec.traffic.shareTolerance
-    problem = shares.problem(router, d.spec.replicas, weights,
-                             shares.DEFAULT_TOLERANCE if tolerance is None else tolerance)
+    problem = shares.problem(router, d.replicas, weights,
+                             shares.DEFAULT_TOLERANCE if tolerance is None else tolerance, cap=cap)
     before = cond.find(d.prev.conditions, cond.SHARE_WITHIN_TOLERANCE)
     if problem is not None and (before is None or before.message != problem):
         d.event(Reason.SHARE_OUT_OF_TOLERANCE, problem, warning=True)
@@ -58,4 +60,5 @@ def _measured_now(d: Draft) -> float | None:
     if canary is None or d.st.promotingSince is not None or d.st.killSwitchActive or d.spec.killSwitch:
         return None
     ready = d.obs.canary.ready if d.obs.canary.revision == canary.revision else 0
-    return shares.measured(d.spec.traffic.router, d.st.canaryWeight, d.obs.stable.ready, ready)
+    alone = split_for(d.spec, d.replicas, d.st.canaryWeight).canary_alone
+    return shares.measured(d.spec.traffic.router, d.st.canaryWeight, d.obs.stable.ready, ready, canary_alone=alone)

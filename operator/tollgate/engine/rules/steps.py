@@ -26,7 +26,6 @@ from tollgate.engine.analysis import TickOutcome, assess
 from tollgate.engine.comparison import carry_forward
 from tollgate.engine.draft import Draft, track_ready
 from tollgate.engine.policy import Policy
-from tollgate.engine.routing import canary_replicas
 from tollgate.engine.rules.hooks import before_first_weight, before_promotion, during_analysis
 from tollgate.engine.rules.promotion import promotion_progress, start_promotion
 from tollgate.engine.rules.readiness import canary_ready, pods_detail
@@ -205,7 +204,7 @@ def _advance(d: Draft, policy: Policy, tokens: ControlTokens, *, ready: bool, ga
             d.st.phase = Phase.PROGRESSING
             d.event(Reason.STEP_ADVANCED, f"{label}: canary weight {weight}% -> {step.weight}%")
             skip = None  # one step: a step entered in this decision is not skipped in it
-            if not track_ready(d.obs.canary, canary, canary_replicas(d.spec.replicas, step.weight)):
+            if not track_ready(d.obs.canary, canary, d.canary_pods(step.weight)):
                 ready = False
                 d.st.notReadySince = d.at
             continue
