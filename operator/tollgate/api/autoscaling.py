@@ -130,11 +130,9 @@ class MetricTarget(_Model):
 
 @cel(
     "self.minReplicas <= self.maxReplicas",
-    "spec.autoscaling.minReplicas must not exceed maxReplicas: raise maxReplicas or lower minReplicas",
+    "spec.autoscaling.minReplicas must not exceed spec.autoscaling.maxReplicas: raise maxReplicas or lower "
+    "minReplicas (a messageExpression naming both values is estimated over the API server's CEL cost budget)",
     field_path=".minReplicas",
-    message_expression=(
-        "'spec.autoscaling.minReplicas ' + string(self.minReplicas) + ' exceeds maxReplicas ' + "
-        "string(self.maxReplicas) + ': raise maxReplicas or lower minReplicas'"),
 )
 @cel(
     "self.minReplicas >= 1 || (has(self.scaler) && self.scaler == 'external')",

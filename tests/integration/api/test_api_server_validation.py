@@ -427,6 +427,30 @@ BAD = [
         lambda m: (_set("hooks.syntheticTraffic", "exclude")(m), _set("metrics", {"profile": "istio"})(m),
                    _set("slos", [{"name": "x", "max": 1, "query": 'sum(up{namespace="{{sandbox}}"})'}])(m)),
         "spec.slos", "does not use {{selector}}"),
+    # spec.autoscaling (issue 19)
+    Bad("autoscaling-min-over-max", _set("autoscaling", {"minReplicas": 12, "maxReplicas": 4}),
+        "spec.autoscaling.minReplicas", "must not exceed spec.autoscaling.maxReplicas: raise maxReplicas"),
+    Bad("autoscaling-max-unbounded", _set("autoscaling", {"maxReplicas": 5000}),
+        "spec.autoscaling.maxReplicas", "less than or equal to 1000"),
+    Bad("autoscaling-zero-with-hpa", _set("autoscaling", {"minReplicas": 0, "maxReplicas": 4}),
+        "spec.autoscaling.minReplicas", "minReplicas 0 (scale to zero) needs scaler: external"),
+    Bad("autoscaling-metrics-with-external",
+        _set("autoscaling", {"scaler": "external", "maxReplicas": 4,
+                             "metrics": [{"resource": {"name": "cpu", "averageUtilization": 70}}]}),
+        "spec.autoscaling.metrics", "with scaler: external your own scaler"),
+    Bad("autoscaling-metric-two-sources",
+        _set("autoscaling", {"maxReplicas": 4, "metrics": [{
+            "resource": {"name": "cpu", "averageUtilization": 70},
+            "pods": {"name": "rps", "averageValue": "20"}}]}),
+        "spec.autoscaling.metrics[0]", "names exactly one source"),
+    Bad("autoscaling-resource-two-targets",
+        _set("autoscaling", {"maxReplicas": 4, "metrics": [{
+            "resource": {"name": "cpu", "averageUtilization": 70, "averageValue": "500m"}}]}),
+        "spec.autoscaling.metrics[0].resource", "exactly one target"),
+    Bad("autoscaling-quota-pods-below-twice-max",
+        lambda m: m["spec"].update(autoscaling={"minReplicas": 2, "maxReplicas": 10},
+                                   sandbox={"quota": {"pods": "12"}}),
+        "spec.sandbox.quota", "twice spec.autoscaling.maxReplicas"),
 ]
 
 

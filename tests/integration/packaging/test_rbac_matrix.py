@@ -67,6 +67,11 @@ ALLOWED = [
     ("create", "deployments.apps", "-n", "any-ns"),
     ("patch", "deployments.apps", "--subresource=scale", "-n", "any-ns"),
     ("delete", "deployments.apps", "-n", "any-ns"),
+    # spec.autoscaling: the stable track's HPA, applied, watched, deleted
+    ("create", "horizontalpodautoscalers.autoscaling", "-n", "any-ns"),
+    ("patch", "horizontalpodautoscalers.autoscaling", "-n", "any-ns"),
+    ("delete", "horizontalpodautoscalers.autoscaling", "-n", "any-ns"),
+    ("watch", "horizontalpodautoscalers.autoscaling", "-A"),
     ("create", "networkpolicies.networking.k8s.io", "-n", "any-ns"),
     # every kind Tollgate writes is watched, so what someone else deletes or edits comes back
     ("watch", "networkpolicies.networking.k8s.io", "-A"),
@@ -105,6 +110,9 @@ def denied(inst: install.Installed) -> list[tuple[str, ...]]:
         ("create", "serviceaccounts", "--subresource=token", "-n", ns),
         ("create", "pods", "-n", ns), ("create", "pods", "--subresource=exec", "-n", ns),
         ("*", "*"), ("delete", "nodes"),
+        # HPAs are the HPA controller's to scale with and to write status on: no status writes, no update
+        ("patch", "horizontalpodautoscalers.autoscaling", "--subresource=status", "-n", ns),
+        ("update", "horizontalpodautoscalers.autoscaling", "-n", ns),
         # the resource: no create, update or delete (users own their ModelDeployments), no status update
         ("create", "modeldeployments.tollgate.dev", "-A"), ("delete", "modeldeployments.tollgate.dev", "-A"),
         ("update", "modeldeployments.tollgate.dev", "-A"),
