@@ -28,8 +28,9 @@ SYNC_PERIODS = 5
 
 
 def _autoscaled(name: str, version: str, **autoscaling: Any) -> dict[str, Any]:
-    # a canary that holds at 10% (a long pause, no analysis), so the HPA can move stable under it
-    return md_manifest(name, version, autoscaling={"minReplicas": 2, "maxReplicas": 20, **autoscaling},
+    # a canary that holds at 10% (a long pause, no analysis), so the HPA can move stable under it; replicas 2
+    # is not used with autoscaling (an operator that wrote it would fight the HPA from 18 back to 2)
+    return md_manifest(name, version, replicas=2, autoscaling={"minReplicas": 2, "maxReplicas": 20, **autoscaling},
                        rollout={"steps": [{"weight": 10, "pause": "30m", "analysis": False}, {"weight": 100}],
                                 "progressDeadline": "60s"},
                        slos=[])
