@@ -31,6 +31,27 @@ COPY --from=build /opt/tollgate /opt/tollgate
 COPY testkit/tollgate_testkit /opt/testkit/tollgate_testkit
 USER 65532:65532
 
+# The storage initializer (tollgate.initializer, the init container that fetches spec.model.uri and checks
+# spec.model.digest): `docker build --target storage-initializer .`. Our wheel without its dependencies
+# (the initializer imports only stdlib-only modules of it) beside KServe's storage library, pinned in
+# hack/storage-initializer/requirements.txt (pyproject.toml says why it cannot share the operator's
+# environment). A separate target, like testkit: the default (last) stage stays the operator.
+FROM build AS storage-initializer-build
+COPY hack/storage-initializer/requirements.txt /src/initializer-requirements.txt
+RUN python -m venv /opt/initializer \
+ && /opt/initializer/bin/pip install --no-deps /dist/tollgate-*.whl \
+ && /opt/initializer/bin/pip install -r /src/initializer-requirements.txt \
+ && /opt/initializer/bin/python -c "import kserve_storage, tollgate.initializer.main"
+
+FROM ${PYTHON_IMAGE} AS storage-initializer
+LABEL org.opencontainers.image.title="tollgate-storage-initializer" \
+      org.opencontainers.image.description="Fetches a model into the model cache and verifies its digest" \
+      org.opencontainers.image.licenses="Apache-2.0"
+ENV PATH=/opt/initializer/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+COPY --from=storage-initializer-build /opt/initializer /opt/initializer
+USER 65532:65532
+ENTRYPOINT ["tollgate-storage-initializer"]
+
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="tollgate-operator" \
       org.opencontainers.image.description="Rolls out ML model servers as guarded, reversible canaries" \

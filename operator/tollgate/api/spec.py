@@ -15,6 +15,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from tollgate.api.autoscaling import Autoscaling
+from tollgate.api.delivery import ModelDelivery
 from tollgate.api.hooks import SYNTHETIC_PROFILES, Hooks
 from tollgate.api.probes import Probes
 from tollgate.api.scheduling import Scheduling
@@ -112,9 +113,11 @@ class ModelRef(_Model):
     version: Annotated[str, StringConstraints(pattern=VERSION_PATTERN, max_length=63)]
     """Model version, e.g. "2.4.0". A change of version (or uri, digest, runtime) starts a canary."""
     uri: Annotated[str, StringConstraints(min_length=1, max_length=1024)] | None = None
-    """Where the model server loads the weights from, e.g. s3://models/fraud/2.4.0. Passed as MODEL_URI."""
+    """Where the weights are, e.g. s3://models/fraud/2.4.0: fetched by the storage initializer into the model
+    cache before the server starts (spec.modelDelivery); also passed as MODEL_URI."""
     digest: Annotated[str, StringConstraints(pattern=DIGEST_PATTERN, max_length=71)] | None = None
-    """Content digest of the model artifact (sha256:<64 hex>). Pins the exact bytes; recorded as evidence."""
+    """Content digest of the model artifact (sha256:<64 hex>). Pins the exact bytes: the storage initializer
+    verifies it after the download and a mismatch fails the version (never served); recorded as evidence."""
 
 
 class EnvVar(_Model):
@@ -667,6 +670,9 @@ class ModelDeploymentSpec(_Model):
     probes: Probes = Field(default_factory=Probes)
     """Startup, readiness and liveness probes of the model server (defaults suit slow-loading models). Not part
     of the revision."""
+    modelDelivery: ModelDelivery = Field(default_factory=ModelDelivery)
+    """How spec.model.uri gets into the pod: the storage initializer, its credentials (a Secret reference) and
+    the model cache. Not part of the revision."""
     scheduling: Scheduling = Field(default_factory=Scheduling)
     """Where the pods run (node selector, tolerations, affinity, topology spread, priority class); the
     same for every track. Not part of the revision: a change rolls the running tracks, no canary."""

@@ -29,6 +29,7 @@ from tollgate.engine.autoscale import canary_pods, stable_size
 from tollgate.engine.observations import Observations, TrackObservation
 from tollgate.engine.revision import desired_revision, revision_hash
 from tollgate.engine.timeutil import format_time
+from tollgate.model_digest import DigestMismatch
 
 
 class StatusDraft(ModelDeploymentStatus):
@@ -97,6 +98,8 @@ class RollbackRecord:
     weight: int
     bake: BakeStatus | None = None
     """The bake window the version failed in (a rollback after promotion), else None."""
+    digest: DigestMismatch | None = None
+    """The model's bytes did not match spec.model.digest (the storage initializer refused them)."""
 
 
 @dataclass

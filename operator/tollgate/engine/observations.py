@@ -13,6 +13,7 @@ from enum import StrEnum
 from tollgate.api.controls import ControlTokens
 from tollgate.api.spec import SLO
 from tollgate.engine.hook_observations import JobObservation, WebhookAnswer
+from tollgate.model_digest import DigestMismatch
 
 MDKey = tuple[str, str]
 """(namespace, name) of a ModelDeployment."""
@@ -48,6 +49,8 @@ class PodProblem:
     restarts: int = 0
     last_exit: str | None = None
     """The container's last termination (crash loop), e.g. "Error, exit code 1"."""
+    digest: DigestMismatch | None = None
+    """The storage initializer refused the model's bytes (reason ModelDigestMismatch)."""
 
     def describe(self) -> str:
         """One line for status, events and evidence."""
@@ -59,6 +62,9 @@ class PodProblem:
         if self.last_exit:
             extra.append(f"last exit {self.last_exit}")
         tail = f" ({', '.join(extra)})" if extra else ""
+        if self.digest is not None:
+            detail = (f": the fetched model's digest is {self.digest.actual}, spec.model.digest is "
+                      f"{self.digest.expected}; the model was not served")
         return f"{where}: {self.reason}{detail}{tail}"
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from tollgate.api.invalid import InvalidSpecError
 from tollgate.api.spec import SLO, ModelDeploymentSpec, NoDataPolicy, Step
 from tollgate.api.tiers import TIERS
+from tollgate.engine.model_delivery import DEFAULT_INITIALIZER_IMAGE
 from tollgate.engine.timeutil import parse_duration
 
 DEFAULT_MAX_NO_DATA = "5m"
@@ -70,6 +71,8 @@ class Policy:
     """How often a canary under analysis is looked at: the metrics' scrape interval when it is shorter
     than the analysis interval (new data arrives that often; the sequential test keeps the false-alarm
     rate of the extra looks), else the interval. 0: the interval."""
+    initializer_image: str = DEFAULT_INITIALIZER_IMAGE
+    """The storage initializer's image (an operator setting, --storage-initializer-image)."""
 
     @property
     def look_interval(self) -> float:
@@ -100,7 +103,8 @@ def _seconds(text: str, field: str) -> float:
         raise InvalidSpecError(field, text, "not a duration", "write it like 30s, 1m30s or 2h") from exc
 
 
-def resolve_policy(spec: ModelDeploymentSpec, *, scrape_interval: float | None = None) -> Policy:
+def resolve_policy(spec: ModelDeploymentSpec, *, scrape_interval: float | None = None,
+                   initializer_image: str = DEFAULT_INITIALIZER_IMAGE) -> Policy:
     """Resolve steps, analysis settings, deadline and SLOs. Raises InvalidSpecError on a bad duration.
 
     `scrape_interval`: seconds between two scrapes of the model's metrics (an operator setting): the
@@ -143,6 +147,7 @@ def resolve_policy(spec: ModelDeploymentSpec, *, scrape_interval: float | None =
         bake_window=bake,
         confidence=analysis.confidence if analysis.confidence is not None else DEFAULT_CONFIDENCE,
         look_seconds=max(scrape_interval, 1.0) if scrape_interval else 0.0,
+        initializer_image=initializer_image,
     )
 
 

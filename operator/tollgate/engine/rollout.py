@@ -78,6 +78,7 @@ from tollgate.engine.actions import Context, Decision, Reason
 from tollgate.engine.bake_analysis import bake_slos
 from tollgate.engine.draft import Draft, new_tokens
 from tollgate.engine.hook_observations import WebhookCall
+from tollgate.engine.model_delivery import DEFAULT_INITIALIZER_IMAGE
 from tollgate.engine.observations import AnalysisRequest, Observations
 from tollgate.engine.policy import Policy, plan_problem, resolve_policy
 from tollgate.engine.revision import desired_revision
@@ -115,14 +116,14 @@ class Case:
 
     @classmethod
     def of(cls, spec: ModelDeploymentSpec, status: ModelDeploymentStatus, ctx: Context, *,
-           scrape_interval: float | None = None) -> Case:
+           scrape_interval: float | None = None, initializer_image: str = DEFAULT_INITIALIZER_IMAGE) -> Case:
         """`scrape_interval`: seconds between scrapes of the model's metrics (operator setting): canaries
         under analysis are looked at that often (engine.policy.Policy.look_interval)."""
         problem = spec_problem(spec)
         policy: Policy | None = None
         if problem is None:
             try:
-                policy = resolve_policy(spec, scrape_interval=scrape_interval)
+                policy = resolve_policy(spec, scrape_interval=scrape_interval, initializer_image=initializer_image)
             except InvalidSpecError as exc:
                 problem = f"spec has an invalid duration: {exc}"
         return cls(spec, status, ctx, policy, problem)

@@ -32,6 +32,14 @@ from tollgate.engine.labels import (
     selector_labels,
     track_labels,
 )
+from tollgate.engine.model_delivery import (
+    DEFAULT_INITIALIZER_IMAGE,
+    cache_volume,
+    credentials_copy,
+    delivers,
+    initializer_container,
+    server_mount,
+)
 from tollgate.engine.naming import fit
 from tollgate.engine.observations import Track
 from tollgate.engine.placement import pod_placement
@@ -107,6 +115,9 @@ def _container(spec: ModelDeploymentSpec, ref: RevisionRef) -> Manifest:
     ours = [{"name": "MODEL_NAME", "value": model.name}, {"name": "MODEL_VERSION", "value": model.version}]
     if model.uri is not None:
         ours.append({"name": "MODEL_URI", "value": model.uri})
+    fetched = delivers(spec, model)
+    if fetched:
+        ours.append({"name": "MODEL_DIR", "value": spec.modelDelivery.mountPath})
     reserved = {e["name"] for e in ours}
     env = ours + [{"name": e.name, "value": e.value} for e in runtime.env if e.name not in reserved]
     container: Manifest = {
@@ -116,7 +127,7 @@ def _container(spec: ModelDeploymentSpec, ref: RevisionRef) -> Manifest:
         "ports": [{"name": "http", "containerPort": runtime.port, "protocol": "TCP"}],
         **container_probes(spec, runtime.readinessPath),
         "securityContext": restricted_container(),
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, *([server_mount(spec)] if fetched else [])],
     }
     if runtime.args:
         container["args"] = list(runtime.args)
@@ -140,7 +151,33 @@ def metrics_annotations(spec: ModelDeploymentSpec, ref: RevisionRef) -> dict[str
     return {resource.ANNOTATION_METRICS_PORT: str(port), resource.ANNOTATION_METRICS_PATH: spec.metrics.path}
 
 
-def deployment(spec: ModelDeploymentSpec, ctx: Context, track: Track, plan: TrackPlan) -> Manifest:
+def _pod_spec(spec: ModelDeploymentSpec, ctx: Context, track: Track, plan: TrackPlan,
+              initializer_image: str) -> Manifest:
+    """The pod of one track: the model server, after the storage initializer when the model is fetched."""
+    model = plan.ref.model if plan.ref.model is not None else spec.model
+    pod: Manifest = {
+        "serviceAccountName": service_account_name(ctx),
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": NON_ROOT_UID,
+            "runAsGroup": NON_ROOT_UID,
+            "fsGroup": NON_ROOT_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
+    volumes: list[Manifest] = [{"name": "tmp", "emptyDir": {}}]
+    if delivers(spec, model):
+        pod["initContainers"] = [initializer_container(spec, model, initializer_image, restricted_container())]
+        volumes.append(cache_volume(spec))
+    pod["containers"] = [_container(spec, plan.ref)]
+    pod["volumes"] = volumes
+    return {**pod, **pod_placement(spec.scheduling, ctx, track.value)}
+
+
+def deployment(spec: ModelDeploymentSpec, ctx: Context, track: Track, plan: TrackPlan,
+               initializer_image: str = DEFAULT_INITIALIZER_IMAGE) -> Manifest:
     """The Deployment of one track running `plan.ref` with `plan.replicas` pods."""
     model_name = plan.ref.model.name if plan.ref.model is not None else spec.model.name
     labels = track_labels(ctx, model_name, track.value, plan.ref)
@@ -162,21 +199,7 @@ def deployment(spec: ModelDeploymentSpec, ctx: Context, track: Track, plan: Trac
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"}},
             "template": {
                 "metadata": {"labels": pod_labels, "annotations": metrics_annotations(spec, plan.ref)},
-                "spec": {
-                    "serviceAccountName": service_account_name(ctx),
-                    "automountServiceAccountToken": False,
-                    "enableServiceLinks": False,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": NON_ROOT_UID,
-                        "runAsGroup": NON_ROOT_UID,
-                        "fsGroup": NON_ROOT_UID,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
-                    "containers": [_container(spec, plan.ref)],
-                    "volumes": [{"name": "tmp", "emptyDir": {}}],
-                    **pod_placement(spec.scheduling, ctx, track.value),
-                },
+                "spec": _pod_spec(spec, ctx, track, plan, initializer_image),
             },
         },
     }
@@ -254,13 +277,18 @@ def http_route(spec: ModelDeploymentSpec, ctx: Context, plan: TrafficPlan) -> Ma
     }
 
 
-def workload_objects(spec: ModelDeploymentSpec, ctx: Context, plan: TrafficPlan) -> tuple[Manifest, ...]:
-    """Deployments of the planned tracks, then Services, then the HTTPRoute (gatewayAPI)."""
+def workload_objects(spec: ModelDeploymentSpec, ctx: Context, plan: TrafficPlan,
+                     initializer_image: str = DEFAULT_INITIALIZER_IMAGE) -> tuple[Manifest, ...]:
+    """The credentials copy (spec.modelDelivery), Deployments of the planned tracks, then Services, then the
+    HTTPRoute (gatewayAPI)."""
     out: list[Manifest] = []
+    secret = credentials_copy(spec, ctx, sandbox_namespace(spec, ctx))
+    if secret is not None:
+        out.append(secret)
     for track, track_plan in ((Track.STABLE, plan.stable), (Track.CANARY, plan.canary),
                               (Track.FALLBACK, plan.fallback)):
         if track_plan is not None:
-            out.append(deployment(spec, ctx, track, track_plan))
+            out.append(deployment(spec, ctx, track, track_plan, initializer_image))
             scaler = hpa(spec, ctx, deployment_name(ctx, track)) if track is Track.STABLE else None
             if scaler is not None:
                 out.append(scaler)

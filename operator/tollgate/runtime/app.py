@@ -145,6 +145,7 @@ class Runtime:
         self.reconciler = Reconciler(self.kube, self.registry, self.scheduler, EvidenceStore(self.kube),
                                      self._post_event, self.ownership, clock=self.clock.now,
                                      scrape_interval=self.settings.scrape_interval,
+                                     initializer_image=self.settings.storage_initializer_image,
                                      limits=PlatformLimits(self.settings.max_replicas,
                                                            dict(self.settings.max_pod_resources)))
 

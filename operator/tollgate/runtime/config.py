@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 
 from tollgate.api.spec import MetricsProfile
+from tollgate.engine.model_delivery import DEFAULT_INITIALIZER_IMAGE
 from tollgate.runtime.leader import LeaseSettings
 
 
@@ -57,6 +58,8 @@ class Settings:
     max_pod_resources: dict[str, str] = field(default_factory=dict)
     notify_secret: tuple[str, str] | None = None
     """(namespace, name) of the Secret with the notification webhook (url, format, token)."""
+    storage_initializer_image: str = DEFAULT_INITIALIZER_IMAGE
+    """Image of the init container that fetches spec.model.uri and checks its digest (engine.model_delivery)."""
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -153,6 +156,10 @@ def parser() -> argparse.ArgumentParser:
                    help="Secret with the notification webhook: keys url, format (cloudevents, slack or teams) and "
                         "token (optional bearer token); rollbacks, stalls, approvals, promotions and the kill "
                         "switch are sent there, queued and retried, never blocking a rollout [TOLLGATE_NOTIFY_SECRET]")
+    p.add_argument("--storage-initializer-image",
+                   default=env("TOLLGATE_STORAGE_INITIALIZER_IMAGE", DEFAULT_INITIALIZER_IMAGE),
+                   help="Image of the storage initializer, the init container that fetches spec.model.uri into "
+                        "the model cache and verifies spec.model.digest [TOLLGATE_STORAGE_INITIALIZER_IMAGE]")
     return p
 
 
@@ -183,5 +190,5 @@ def parse(argv: list[str] | None = None) -> Settings:
         lease_retry_period=a.lease_retry_period,
         log_format=a.log_format, scrape_interval=a.scrape_interval or None,
         max_replicas=a.max_replicas, max_pod_resources=dict(a.max_pod_resources),
-        notify_secret=a.notify_secret,
+        notify_secret=a.notify_secret, storage_initializer_image=a.storage_initializer_image,
     )

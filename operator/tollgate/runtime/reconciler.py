@@ -38,6 +38,7 @@ from tollgate.engine.actions import (
     SetWeight,
 )
 from tollgate.engine.evidence import evidence_from_status
+from tollgate.engine.model_delivery import DEFAULT_INITIALIZER_IMAGE
 from tollgate.engine.observations import Observations, Track
 from tollgate.engine.platform import PlatformLimits, over_limits
 from tollgate.engine.rollout import Case, refused
@@ -45,6 +46,7 @@ from tollgate.engine.status_size import compact, expand
 from tollgate.engine.workloads import route_name
 from tollgate.runtime import metrics
 from tollgate.runtime.analysis import AnalysisScheduler
+from tollgate.runtime.credentials import CredentialsCopier, CredentialsUnavailableError
 from tollgate.runtime.intent import leaves_canary
 from tollgate.runtime.ownership import SandboxNotOwnedError, SandboxOwnership
 from tollgate.runtime.registry import ObjectState, PendingEvidence, Registry
@@ -95,6 +97,14 @@ class Reconciler:
     scrape_interval: float | None = None
     """Seconds between scrapes of the models' metrics (Settings.scrape_interval)."""
     limits: PlatformLimits = field(default_factory=PlatformLimits)
+    initializer_image: str = DEFAULT_INITIALIZER_IMAGE
+    """The storage initializer's image (Settings.storage_initializer_image)."""
+    credentials: CredentialsCopier | None = None
+    """Copies model-delivery credentials into sandboxes (default: one over `kube`)."""
+
+    def __post_init__(self) -> None:
+        if self.credentials is None:
+            self.credentials = CredentialsCopier(self.kube)
 
     async def reconcile(self, st: ObjectState) -> datetime | None:
         """Decide once for this ModelDeployment; returns when the engine wants to look again (None:
@@ -125,7 +135,8 @@ class Reconciler:
         if over is not None:
             return await self._refuse(st, ctx, body, status, over, now, "OverPlatformLimit")
         try:
-            case = Case.of(spec, status, ctx, scrape_interval=self.scrape_interval)
+            case = Case.of(spec, status, ctx, scrape_interval=self.scrape_interval,
+                           initializer_image=self.initializer_image)
         except Exception as exc:
             await self._stall(st, ctx, body, status, now, exc)
             return None
@@ -134,6 +145,11 @@ class Reconciler:
             await asyncio.to_thread(self.ownership.check, case.sandbox, ctx, explicit=explicit)
         except SandboxNotOwnedError as exc:
             return await self._refuse(st, ctx, body, status, str(exc), now, "SandboxNotOwned")
+        assert self.credentials is not None
+        try:  # before anything is decided or written: a Secret that cannot be copied names its fix
+            await asyncio.to_thread(self.credentials.prepare, spec, ctx)
+        except CredentialsUnavailableError as exc:
+            return await self._refuse(st, ctx, body, status, str(exc), now, "CredentialsUnavailable")
 
         # Measure, when the engine says the grid point of an analysis tick has come.
         slos = None
@@ -305,7 +321,8 @@ class Reconciler:
                     "not a sandbox Tollgate created for this ModelDeployment")
             meta = obj["metadata"]
             key = (obj["kind"], meta.get("namespace") or "", meta["name"])
-            if self.kube.apply(obj) and key in st.drifted:
+            assert self.credentials is not None
+            if self.kube.apply(self.credentials.fill(obj)) and key in st.drifted:
                 how = st.drifted.pop(key)
                 where = f"{key[1]}/{key[2]}" if key[1] else key[2]
                 self.post_event(body, "Warning", RESTORED,

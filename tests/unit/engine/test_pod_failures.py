@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from tollgate.api.status import Phase
 from tollgate.engine.actions import Cause, RecordEvidence, RollBack
 from tollgate.engine.observations import Observations, PodProblem, PodProblemKind, SLOObservation
+from tollgate.model_digest import DigestMismatch
 
 from .conftest import Sim, make_spec
 
@@ -103,3 +104,27 @@ def test_first_version_waiting_for_a_node_is_not_stalled_by_the_deadline() -> No
     sim.step()
     sim.step(after=400)
     assert sim.status.phase is Phase.PENDING and "Insufficient nvidia.com/gpu" in sim.status.message
+
+
+WRONG = PodProblem(PodProblemKind.FAILING, "ModelDigestMismatch", "", "fraud-scorer-canary-abc",
+                   "storage-initializer", last_exit="Error, exit code 2",
+                   digest=DigestMismatch(expected="sha256:" + "a" * 64, actual="sha256:" + "b" * 64))
+
+
+def test_a_model_whose_digest_does_not_match_is_rolled_back_with_both_digests() -> None:
+    # given a canary waiting for its pods (deadline 5m away)
+    sim = _canary_waiting(WRONG)
+    # when the storage initializer reports the fetched bytes do not match spec.model.digest
+    decision = sim.step(after=2)
+    # then it is rolled back in that decision: the canary never took traffic on those bytes
+    (rb,) = decision.of_type(RollBack)
+    assert rb.cause is Cause.POD_FAILURE
+    assert sim.status.canary is None and sim.status.canaryWeight == 0
+    # status says which digest was expected and which was fetched
+    for text in (rb.reason, sim.status.history[0].reason):
+        assert "ModelDigestMismatch" in text
+        assert "sha256:" + "a" * 64 in text and "sha256:" + "b" * 64 in text
+    # and the evidence has them as fields
+    (evidence,) = decision.of_type(RecordEvidence)
+    assert evidence.payload["modelDigest"] == {"expected": "sha256:" + "a" * 64, "actual": "sha256:" + "b" * 64,
+                                               "uri": "s3://models/fraud/1.1.0"}

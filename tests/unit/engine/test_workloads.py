@@ -26,7 +26,7 @@ def test_pods_meet_restricted_and_carry_model_env_probe_and_labels() -> None:
     assert pod["automountServiceAccountToken"] is False
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env == {"MODEL_NAME": "fraud-scorer", "MODEL_VERSION": "1.0.0", "MODEL_URI": "s3://models/fraud/1.0.0",
-                   "X": "1"}
+                   "MODEL_DIR": "/mnt/models", "X": "1"}
     assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
     labels = dep["spec"]["template"]["metadata"]["labels"]
     assert labels[resource.LABEL_TRACK] == "canary"

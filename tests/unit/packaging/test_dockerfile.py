@@ -28,15 +28,20 @@ def instructions() -> list[tuple[str, str]]:
 
 
 def resolved_from_images() -> list[str]:
+    """Base images of the stages, with ARG defaults resolved (a stage built on an earlier stage is not one)."""
     args: dict[str, str] = {}
     images = []
+    stages: set[str] = set()
     for word, rest in instructions():
         if word == "ARG" and "=" in rest:
             k, v = rest.split("=", 1)
             args.setdefault(k, v)
         if word == "FROM":
-            image = rest.split()[0]
-            images.append(re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], image))
+            parts = rest.split()
+            if parts[0] not in stages:
+                images.append(re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], parts[0]))
+            if len(parts) == 3 and parts[1].upper() == "AS":
+                stages.add(parts[2])
     return images
 
 
@@ -67,12 +72,15 @@ def test_no_remote_add_and_the_entrypoint_is_the_packaged_script() -> None:
     ins = instructions()
     # given no ADD at all (ADD fetches URLs and unpacks archives implicitly): COPY only
     assert not [r for w, r in ins if w == "ADD"]
-    # and the entrypoint is the exec-form console script that pyproject.toml declares
-    (entry,) = [r for w, r in ins if w == "ENTRYPOINT"]
-    assert entry.startswith("[")
-    script = eval(entry)[0]  # exec form is a JSON array
+    # and every entrypoint is an exec-form console script that pyproject.toml declares, the operator's last
+    # (the default target); the storage initializer's target has its own
+    entries = [r for w, r in ins if w == "ENTRYPOINT"]
+    assert entries and all(e.startswith("[") for e in entries)
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
-    assert script == "tollgate-operator" and scripts[script] == "tollgate.runtime.main:main"
+    names = [eval(e)[0] for e in entries]  # exec form is a JSON array
+    assert all(n in scripts for n in names)
+    assert names[-1] == "tollgate-operator" and scripts["tollgate-operator"] == "tollgate.runtime.main:main"
+    assert scripts["tollgate-storage-initializer"] == "tollgate.initializer.main:main"
 
 
 def test_copy_sources_exist_and_are_not_dockerignored() -> None:

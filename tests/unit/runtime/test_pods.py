@@ -70,3 +70,34 @@ def test_registry_reports_the_problem_of_the_tracks_revision_and_wakes_only_on_c
     reg.observe_pod(failing, deleted=True)
     reg.observe_pod(_pod(name="old", revision="r1", **_waiting("CrashLoopBackOff")), deleted=False)
     assert reg.track("sandbox", CTX, Track.CANARY).problem is None
+
+
+def _initializer(state: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"initContainerStatuses": [{"name": "storage-initializer", "state": state, **extra}],
+            "containerStatuses": [{"name": "model-server", "state": {"waiting": {"reason": "PodInitializing"}}}]}
+
+
+MISMATCH = ('{"actual": "sha256:' + "b" * 64 + '", "expected": "sha256:' + "a" * 64
+            + '", "reason": "ModelDigestMismatch", "uri": "s3://m/1"}')
+
+
+def test_a_digest_mismatch_fails_the_pod_at_the_initializers_first_exit() -> None:
+    # given the initializer exited non-zero with its termination message (before any back-off)
+    p = pod_problem(_pod(**_initializer({"terminated": {"exitCode": 2, "reason": "Error", "message": MISMATCH}})))
+    # then the pod is failing, naming both digests
+    assert p is not None and p.kind is PodProblemKind.FAILING and p.reason == "ModelDigestMismatch"
+    assert p.container == "storage-initializer"
+    assert p.digest is not None and p.digest.expected == "sha256:" + "a" * 64
+    assert "sha256:" + "b" * 64 in p.describe() and "sha256:" + "a" * 64 in p.describe()
+
+
+def test_a_digest_mismatch_is_still_read_while_the_initializer_backs_off() -> None:
+    status = _initializer({"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 10s"}}, restartCount=2,
+                          lastState={"terminated": {"exitCode": 2, "reason": "Error", "message": MISMATCH}})
+    p = pod_problem(_pod(**status))
+    assert p is not None and p.reason == "ModelDigestMismatch" and p.restarts == 2
+
+
+def test_an_initializer_that_succeeded_is_no_problem() -> None:
+    status = _initializer({"terminated": {"exitCode": 0, "reason": "Completed", "message": MISMATCH}})
+    assert pod_problem(_pod(**status)) is None

@@ -61,6 +61,9 @@ def finish(d: Draft, policy: Policy | None) -> Decision:
             message=rb.message, at=d.at, canary=rb.canary, stable=rb.stable, step=rb.step, weight=rb.weight,
             policy=policy, analysis=st.analysis, observations=d.obs.slos, timeline=st.timeline,
         )
+        if rb.digest is not None:  # the storage initializer refused the model's bytes
+            model = rb.canary.model if rb.canary.model is not None else d.spec.model  # a canary is the spec's
+            payload["modelDigest"] = {"expected": rb.digest.expected, "actual": rb.digest.actual, "uri": model.uri}
         if rb.bake is not None:  # judged after promotion: the window, and the baselines it was judged against
             payload["bake"] = rb.bake.model_dump(mode="json")
             payload["baselines"] = [b.model_dump(mode="json") for b in st.baselines]
@@ -93,7 +96,7 @@ def _desired(d: Draft, policy: Policy, st: ModelDeploymentStatus) -> list[Action
             keep_canary=plan.kept and plan.canary is None,
         ))
     hooks = hook_objects(d.spec, d.ctx, st)
-    workloads = workload_objects(d.spec, d.ctx, plan)
+    workloads = workload_objects(d.spec, d.ctx, plan, policy.initializer_image)
     actions.append(ApplyObjects((*sandbox_objects(d.spec, d.ctx), *workloads, *hooks)))
     ns = sandbox_namespace(d.spec, d.ctx)
     deletes: list[ObjectRef] = []

@@ -78,7 +78,7 @@ def canary_ready(d: Draft, policy: Policy, *, promoting: bool) -> bool | None:
     problem = d.obs.canary.problem if d.obs.canary.revision == canary.revision else None
     if problem is not None and problem.kind is PodProblemKind.FAILING:
         roll_back(d, Cause.POD_FAILURE, f"canary {canary.version} cannot start ({have}/{want} pods Ready): "
-                                        f"{problem.describe()}")
+                                        f"{problem.describe()}", digest=problem.digest)
         return None
     if problem is not None and problem.kind is PodProblemKind.UNSCHEDULABLE:
         d.st.notReadySince = d.at  # the deadline counts from the moment the pods are scheduled

@@ -12,16 +12,19 @@ from tollgate.engine.actions import Cause
 from tollgate.engine.draft import Draft, RollbackRecord, track_ready
 from tollgate.engine.evidence import incident_name
 from tollgate.engine.rules.keep import keep
+from tollgate.model_digest import DigestMismatch
 
 
-def roll_back(d: Draft, cause: Cause, message: str, acted_by: str | None = None) -> None:
-    """`acted_by`: who asked for it by a control (the abort's value), kept in the history entry."""
+def roll_back(d: Draft, cause: Cause, message: str, acted_by: str | None = None,
+              digest: DigestMismatch | None = None) -> None:
+    """`acted_by`: who asked for it by a control (the abort's value), kept in the history entry. `digest`:
+    the model's bytes were refused (expected and actual digest, kept in the evidence)."""
     canary = d.st.canary
     assert canary is not None
     incident = incident_name(d.ctx, canary.revision, d.at, cause.result)
     step = d.st.currentStep
     d.rollback = RollbackRecord(canary=canary, stable=d.st.stable, cause=cause, message=message,
-                                incident=incident, step=step, weight=d.st.canaryWeight)
+                                incident=incident, step=step, weight=d.st.canaryWeight, digest=digest)
     d.history(canary, cause.result, message, incident, acted_by)
     d.event(cause.reason, f"{canary.version} ({canary.revision}): {message}; evidence {incident}", warning=True)
     d.cut_canary()

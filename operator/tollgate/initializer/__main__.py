@@ -1,0 +1,5 @@
+import sys
+
+from tollgate.initializer.main import main
+
+sys.exit(main())
