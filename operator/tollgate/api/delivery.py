@@ -23,7 +23,6 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from tollgate.api.validation import cel
 
-
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti|P|Pi|E|Ei)?$"
 DEFAULT_SIZE_LIMIT = "10Gi"
