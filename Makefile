@@ -51,6 +51,8 @@ crds: venv ## regenerate crds/ from the pydantic models
 testenv-build: ## build (or reuse from ~/.cache/tollgate) the control-plane binaries and Prometheus with Kubernetes discovery
 	bash hack/controlplane/build.sh >/dev/null
 	bash hack/prometheus/build.sh >/dev/null
+	bash hack/s3/build.sh >/dev/null
+	bash hack/storage-initializer/venv.sh >/dev/null
 
 node-build: ## build (or reuse from ~/.cache/tollgate/node) kubelet, kube-proxy, containerd, kube-router, CoreDNS
 	bash hack/node/build.sh >/dev/null

@@ -94,6 +94,9 @@ def operator_writes(kubeconfig: Path, ns: str, *dry_run: str) -> dict[str, subpr
         "Job": kubectl_as(kubeconfig, "create", *dry_run, "-f", "-", stdin=hook_job(ns)),
         "ConfigMap": kubectl_as(kubeconfig, "create", "configmap", f"stolen-{uuid.uuid4().hex[:4]}", "-n", ns,
                                 "--from-literal=k=v", *dry_run),
+        # RBAC cannot limit create by name: the policy confines the model-credentials copy to sandboxes
+        "Secret": kubectl_as(kubeconfig, "create", "secret", "generic", "tollgate-model-credentials", "-n", ns,
+                             "--from-literal=k=v", *dry_run),
         "label the namespace": kubectl_as(kubeconfig, "label", "namespace", ns, f"{OWNER_LABEL}=mine",
                                           "--dry-run=server"),
     }
@@ -111,6 +114,7 @@ def test_the_operator_identity_cannot_write_into_a_namespace_without_the_ownersh
     assert install.can_i(cluster, installed.user, "create", "networkpolicies.networking.k8s.io", "-n", ns)
     assert install.can_i(cluster, installed.user, "create", "configmaps", "-n", ns)
     assert install.can_i(cluster, installed.user, "create", "jobs.batch", "-n", ns)
+    assert install.can_i(cluster, installed.user, "create", "secrets", "-n", ns)
     # when the operator's identity writes there directly, bypassing Tollgate's code
     attempts = operator_writes(operator_identity, ns)
     # then the API server's admission policy refuses every one, saying why
@@ -154,6 +158,14 @@ def test_the_operator_identity_may_create_and_use_a_labelled_sandbox_and_write_e
         assert res.returncode == 0, res.stderr
         res = kubectl_as(operator_identity, "create", "--dry-run=server", "-f", "-", stdin=hook_job(sandbox))
         assert res.returncode == 0, res.stderr
+        # the copy of model-delivery credentials, and no other Secret, even in its sandbox
+        res = kubectl_as(operator_identity, "create", "secret", "generic", "tollgate-model-credentials", "-n",
+                         sandbox, "--from-literal=AWS_ACCESS_KEY_ID=k", "--dry-run=server")
+        assert res.returncode == 0, res.stderr
+        res = kubectl_as(operator_identity, "create", "secret", "generic", "planted", "-n", sandbox,
+                         "--from-literal=k=v", "--dry-run=server")
+        assert res.returncode != 0 and "confine-operator" in res.stderr, res.stderr
+        assert "writes no Secret but the sandbox copy of model credentials" in res.stderr, res.stderr
         evidence = json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
             "name": "md-incident-1", "namespace": namespace, "labels": {"tollgate.dev/evidence": "true"},
             "ownerReferences": [{"apiVersion": "tollgate.dev/v1alpha1", "kind": "ModelDeployment", "name": "md",

@@ -38,9 +38,17 @@ def test_rendered_rules_have_no_wildcards_no_escalation_and_no_broad_secret_acce
                 # the tracks' pods are read (why a canary is not Ready), never written
                 assert rule["resources"] == ["pods"] and set(rule["verbs"]) == {"get", "list", "watch"}, rule
             if "secrets" in rule["resources"] and role["kind"] == "ClusterRole":
-                # confirmRollout gates: only get, only the Secret names the chart lists (hooks.webhookSecretNames)
-                assert rule["resources"] == ["secrets"] and rule["verbs"] == ["get"], rule
-                assert rule["resourceNames"] == [WEBHOOK_SECRET], rule
+                assert rule["resources"] == ["secrets"], rule
+                if rule["verbs"] == ["create"]:
+                    # the sandbox's copy of model credentials: RBAC cannot limit create by name; the
+                    # confine-operator admission policy allows only that name, only in sandboxes
+                    assert "resourceNames" not in rule, rule
+                elif rule.get("resourceNames") == [MODEL_CREDENTIALS_COPY]:
+                    assert rule["verbs"] == ["get", "patch", "delete"], rule
+                else:
+                    # confirmRollout gates and model credentials: only get, only the names the chart lists
+                    assert rule["verbs"] == ["get"], rule
+                    assert rule["resourceNames"] in ([WEBHOOK_SECRET], [MODEL_CREDENTIALS]), rule
             elif "secrets" in rule["resources"]:
                 # only in a namespaced Role, only get, only the named Prometheus credentials
                 assert role["kind"] == "Role" and rule["verbs"] == ["get"]
@@ -49,6 +57,10 @@ def test_rendered_rules_have_no_wildcards_no_escalation_and_no_broad_secret_acce
 
 WEBHOOK_SECRET = "tollgate-confirm-rollout"
 """The chart's default hooks.webhookSecretNames: the one Secret name a confirmRollout gate may use."""
+MODEL_CREDENTIALS = "model-store-credentials"
+"""The chart's default modelDelivery.credentialSecretNames: the Secret name model credentials may have."""
+MODEL_CREDENTIALS_COPY = "tollgate-model-credentials"
+"""The sandbox's copy of those credentials (engine.model_delivery.CREDENTIALS_SECRET)."""
 
 ALLOWED = [
     # hook Jobs (spec.hooks) in sandboxes: applied, watched, deleted
@@ -56,6 +68,11 @@ ALLOWED = [
     ("delete", "jobs.batch", "-n", "any-ns"), ("watch", "jobs.batch", "-A"),
     # confirmRollout gates: the URL and token Secret of that one name
     ("get", f"secrets/{WEBHOOK_SECRET}", "-n", "any-ns"),
+    # model delivery: the credentials of that one name, and the sandbox's copy (written by apply)
+    ("get", f"secrets/{MODEL_CREDENTIALS}", "-n", "any-ns"),
+    ("get", f"secrets/{MODEL_CREDENTIALS_COPY}", "-n", "any-ns"),
+    ("patch", f"secrets/{MODEL_CREDENTIALS_COPY}", "-n", "any-ns"),
+    ("create", "secrets", "-n", "any-ns"),
     ("watch", "pods", "-A"),
     ("list", "modeldeployments.tollgate.dev", "-A"),
     ("watch", "modeldeployments.tollgate.dev", "-A"),
@@ -99,7 +116,9 @@ def denied(inst: install.Installed) -> list[tuple[str, ...]]:
         # Secrets: nothing cluster-wide, nothing by listing, no other name, not in another namespace
         ("get", "secrets", "-A"), ("list", "secrets", "-A"), ("watch", "secrets", "-A"),
         ("list", "secrets", "-n", ns), ("watch", "secrets", "-n", ns), ("get", "secrets/other-secret", "-n", ns),
-        ("get", f"secrets/{install.PROM_SECRET}", "-n", "default"), ("create", "secrets", "-n", ns),
+        ("get", f"secrets/{install.PROM_SECRET}", "-n", "default"),
+        ("patch", "secrets/other-secret", "-n", "any-ns"), ("delete", "secrets/other-secret", "-n", "any-ns"),
+        ("update", f"secrets/{MODEL_CREDENTIALS}", "-n", "any-ns"),
         ("list", "secrets", "-n", "any-ns"), ("watch", "secrets", "-n", "any-ns"),
         ("get", "secrets/other-secret", "-n", "any-ns"), ("update", f"secrets/{WEBHOOK_SECRET}", "-n", "any-ns"),
         # hook Jobs run as pods the job controller creates: the operator still creates no pods itself
