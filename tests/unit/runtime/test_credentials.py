@@ -87,7 +87,7 @@ def test_a_missing_secret_names_it_and_the_fix() -> None:
 
 
 def test_a_secret_the_operator_may_not_read_names_the_chart_value() -> None:
-    with pytest.raises(CredentialsUnavailableError, match="modelDelivery.credentialSecretNames"):
+    with pytest.raises(CredentialsUnavailableError, match=r"modelDelivery\.credentialSecretNames"):
         CredentialsCopier(FakeKube(forbidden=True)).prepare(_spec(), CTX)  # type: ignore[arg-type]
 
 
