@@ -3,6 +3,7 @@
 #
 #   tollgate.local/debian-python:bookworm  a Debian root filesystem from Debian's packages (mmdebstrap)
 #   tollgate.local/operator:dev            our Dockerfile, unchanged, on that base (--build-arg PYTHON_IMAGE)
+#   tollgate.local/storage-initializer:dev the Dockerfile's storage-initializer target (kserve-storage from PyPI)
 #   tollgate.local/model-server:v1         MLServer + scikit-learn from PyPI, models trained at build time
 #   tollgate.local/loadgen:v1              a bounded HTTP load generator (Python standard library)
 #
@@ -84,6 +85,9 @@ build() {
 
 # The operator: our Dockerfile, the single recipe (the kind path and `docker build` use it too).
 build tollgate.local/operator:dev "$BASE_KEY-$(hash_of Dockerfile pyproject.toml operator)" "$REPO" -f "$REPO/Dockerfile"
+build tollgate.local/storage-initializer:dev \
+  "$BASE_KEY-$(hash_of Dockerfile pyproject.toml operator hack/storage-initializer)" "$REPO" -f "$REPO/Dockerfile" \
+  --target storage-initializer
 build tollgate.local/model-server:v1 "$BASE_KEY-$(hash_of hack/images/model-server hack/images/versions.env)" \
   "$HERE/model-server" --volume "$HOME/.cache/pip:/root/.cache/pip" --build-arg "MLSERVER_VERSION=$MLSERVER_VERSION" \
   --build-arg "SCIKIT_LEARN_VERSION=$SCIKIT_LEARN_VERSION"
