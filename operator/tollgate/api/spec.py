@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from tollgate.api.autoscaling import Autoscaling
 from tollgate.api.delivery import ModelDelivery
 from tollgate.api.hooks import SYNTHETIC_PROFILES, Hooks
+from tollgate.api.pod_template import PodTemplate
 from tollgate.api.probes import Probes
 from tollgate.api.scheduling import Scheduling
 from tollgate.api.validation import cel
@@ -676,6 +677,11 @@ class ModelDeploymentSpec(_Model):
     scheduling: Scheduling = Field(default_factory=Scheduling)
     """Where the pods run (node selector, tolerations, affinity, topology spread, priority class); the
     same for every track. Not part of the revision: a change rolls the running tracks, no canary."""
+    podTemplate: PodTemplate | None = None
+    """An overlay on the pods of every track for what the spec does not cover (Secrets as variables or files,
+    a model cache volume, image pull secrets, a runtime class, extra labels), merged as a strategic merge
+    patch would be and held to Pod Security restricted (see docs/api.md). Not part of the revision: a change
+    rolls the running tracks, it does not start a canary."""
     traffic: Traffic = Field(default_factory=Traffic)
     """Traffic routing between the tracks."""
     rollout: Rollout = Field(default_factory=Rollout)

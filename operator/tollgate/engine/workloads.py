@@ -43,6 +43,7 @@ from tollgate.engine.model_delivery import (
 from tollgate.engine.naming import fit
 from tollgate.engine.observations import Track
 from tollgate.engine.placement import pod_placement
+from tollgate.engine.pod_overlay import overlay_pod
 from tollgate.engine.probes import container_probes
 from tollgate.engine.sandbox import sandbox_namespace, service_account_name
 
@@ -50,6 +51,8 @@ Manifest = dict[str, Any]
 CONTAINER_NAME = "model-server"
 NON_ROOT_UID = 65532
 GATEWAY_GROUP = "gateway.networking.k8s.io"
+RESERVED_ENV = frozenset({"MODEL_NAME", "MODEL_VERSION", "MODEL_URI"})
+"""Variables Tollgate sets on the model-server container; spec.podTemplate cannot override them."""
 
 
 def restricted_container() -> Manifest:
@@ -185,6 +188,11 @@ def deployment(spec: ModelDeploymentSpec, ctx: Context, track: Track, plan: Trac
     meta: Manifest = {"name": deployment_name(ctx, track), "namespace": sandbox_namespace(spec, ctx), "labels": labels}
     # Autoscaled: no replicas in what Tollgate applies (the autoscaler's writes stand), and the mark that
     # tells the drift check so (engine.autoscale).
+    template: Manifest = {
+        "metadata": {"labels": pod_labels, "annotations": metrics_annotations(spec, plan.ref)},
+        "spec": _pod_spec(spec, ctx, track, plan, initializer_image),
+    }
+    template = overlay_pod(template, spec.podTemplate, RESERVED_ENV)
     count: Manifest = {"replicas": plan.replicas} if plan.replicas is not None else {}
     if plan.replicas is None:
         meta["annotations"] = {ANNOTATION_AUTOSCALED: "true"}
@@ -197,10 +205,7 @@ def deployment(spec: ModelDeploymentSpec, ctx: Context, track: Track, plan: Trac
             "revisionHistoryLimit": 2,
             "selector": {"matchLabels": selector_labels(ctx, track.value)},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"}},
-            "template": {
-                "metadata": {"labels": pod_labels, "annotations": metrics_annotations(spec, plan.ref)},
-                "spec": _pod_spec(spec, ctx, track, plan, initializer_image),
-            },
+            "template": template,
         },
     }
 
