@@ -62,7 +62,8 @@ def test_the_overlay_reaches_every_track_merged_by_key_with_tollgates_own_parts_
     assert container["envFrom"] == [{"configMapRef": {"name": "settings"}}]
     assert container["command"] == ["/bin/serve", "--fast"]
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
-    assert mounts == {"/tmp": "tmp", "/models": "cache"}  # /tmp stays Tollgate's
+    assert mounts["/tmp"] == "tmp" and mounts["/models"] == "cache"  # /tmp stays Tollgate's
+    assert mounts["/mnt/models"] == "model-cache"  # and so does the model delivery's cache
     volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
     assert volumes["tmp"] == {"name": "tmp", "emptyDir": {}}
     assert volumes["cache"] == {"name": "cache", "emptyDir": {"sizeLimit": "20Gi"}}
@@ -99,7 +100,8 @@ def test_an_overlay_that_got_past_validation_still_renders_a_restricted_pod() ->
     pod = _pod(hostile)
     # then none of it reaches the pod: no host namespaces, no host path, root and privilege refused
     assert not {"hostNetwork", "hostPID", "hostIPC"} & set(pod["spec"])
-    assert [v["name"] for v in pod["spec"]["volumes"]] == ["tmp"]
+    assert "root" not in [v["name"] for v in pod["spec"]["volumes"]]
+    assert all("hostPath" not in v for v in pod["spec"]["volumes"])
     security = pod["spec"]["containers"][0]["securityContext"]
     assert "privileged" not in security and security["allowPrivilegeEscalation"] is False
     assert security["runAsNonRoot"] is True and security.get("runAsUser") != 0
