@@ -30,7 +30,7 @@ from tollgate.engine.naming import fit, short_hash
 from tollgate.engine.observations import Track
 from tollgate.engine.sandbox import NETWORKING_V1, sandbox_namespace, service_account_name
 from tollgate.engine.timeutil import parse_duration
-from tollgate.engine.workloads import NON_ROOT_UID, restricted_container, service_name
+from tollgate.engine.workloads import restricted_container, restricted_pod, service_name
 
 Manifest = dict[str, Any]
 LABEL_HOOK = "tollgate.dev/hook"
@@ -100,12 +100,7 @@ def hook_job(spec: ModelDeploymentSpec, ctx: Context, entry: HookStatus, hook: H
                     "serviceAccountName": service_account_name(ctx),
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": NON_ROOT_UID,
-                        "runAsGroup": NON_ROOT_UID,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "securityContext": restricted_pod(fs_group=False),
                     "containers": [container],
                     "volumes": [{"name": "tmp", "emptyDir": {}}],
                 },

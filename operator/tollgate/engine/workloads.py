@@ -55,6 +55,17 @@ RESERVED_ENV = frozenset({"MODEL_NAME", "MODEL_VERSION", "MODEL_URI"})
 """Variables Tollgate sets on the model-server container; spec.podTemplate cannot override them."""
 
 
+def restricted_pod(*, fs_group: bool) -> Manifest:
+    """The pod securityContext of every pod Tollgate creates: non-root identity and RuntimeDefault
+    seccomp, as Pod Security `restricted` requires. Model pods also own their volumes' files
+    (fs_group); hook pods mount only an emptyDir /tmp and do without."""
+    ctx: Manifest = {"runAsNonRoot": True, "runAsUser": NON_ROOT_UID, "runAsGroup": NON_ROOT_UID}
+    if fs_group:
+        ctx["fsGroup"] = NON_ROOT_UID
+    ctx["seccompProfile"] = {"type": "RuntimeDefault"}
+    return ctx
+
+
 def restricted_container() -> Manifest:
     """The container securityContext of every pod Tollgate creates (model tracks and hook Jobs): what
     Pod Security `restricted` requires, plus a read-only root filesystem (writes go to /tmp)."""
@@ -162,13 +173,7 @@ def _pod_spec(spec: ModelDeploymentSpec, ctx: Context, track: Track, plan: Track
         "serviceAccountName": service_account_name(ctx),
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": NON_ROOT_UID,
-            "runAsGroup": NON_ROOT_UID,
-            "fsGroup": NON_ROOT_UID,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": restricted_pod(fs_group=True),
     }
     volumes: list[Manifest] = [{"name": "tmp", "emptyDir": {}}]
     if delivers(spec, model):
