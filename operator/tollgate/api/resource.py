@@ -13,6 +13,9 @@ CATEGORIES = ("tollgate", "ml")
 
 FIELD_MANAGER = "tollgate"
 
+FINALIZER = f"{GROUP}/finalizer"
+"""The finalizer kopf puts on every ModelDeployment the operator has taken on (its delete handler's)."""
+
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE = "tollgate"
 LABEL_MD_NAME = "tollgate.dev/modeldeployment"

@@ -122,8 +122,6 @@ class Runtime:
     """Notifications of rollbacks, stalls, approvals, promotions and the kill switch (--notify-secret)."""
     health: ApiHealth = field(init=False)
     error_backoff: float = 5.0
-    finalizer: str = "tollgate.dev/finalizer"
-    """kopf's finalizer on every ModelDeployment it has taken on (runtime.handlers.FINALIZER)."""
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _listed: dict[str, float] = field(default_factory=dict)
     _resync: asyncio.Task[None] | None = None
@@ -240,7 +238,7 @@ class Runtime:
         except KubeError as exc:
             log.warning("could not list ModelDeployments at start", extra={"error": str(exc)[:300]})
             return []
-        return [body for items in lists for body in items if changed_since_decided(body, self.finalizer)]
+        return [body for items in lists for body in items if changed_since_decided(body, resource.FINALIZER)]
 
     # --- watches that re-listed: deletions made meanwhile sent no event ---------------------------
     def watch_listed(self, kind: str) -> None:

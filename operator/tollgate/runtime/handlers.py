@@ -37,7 +37,7 @@ from tollgate.runtime.registry import MDKey, ObjectState
 log = logging.getLogger("tollgate.handlers")
 
 MD = (resource.GROUP, resource.VERSION, resource.PLURAL)
-FINALIZER = Runtime.finalizer
+FINALIZER = resource.FINALIZER
 
 
 def _rt(memo: Any) -> Runtime:
