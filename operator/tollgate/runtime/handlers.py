@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 import time
@@ -120,8 +121,12 @@ async def decide_changed_first(rt: Runtime) -> None:
         return
     log.info("deciding ModelDeployments changed while down first", extra={"objects": len(states)})
     deadline = time.monotonic() + CHANGED_FIRST_WAIT
-    while time.monotonic() < deadline and any(st.attempts == 0 and not st.stopped for st in states):
-        await asyncio.sleep(0.02)
+    while (left := deadline - time.monotonic()) > 0:
+        rt.registry.decided.clear()  # before the check: a decision landing in between is not missed
+        if not any(st.attempts == 0 and not st.stopped and st.task is not None for st in states):
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(rt.registry.decided.wait(), left)
 
 
 @kopf.on.probe(id="apiserver")
@@ -352,7 +357,9 @@ async def rollout_loop(rt: Runtime, st: ObjectState, delay: float = 0.0) -> None
         await rt.wait_leadership()
         wake_at = await _reconcile_once(rt, st)
         st.attempts += 1
+        rt.registry.decided.set()
     st.task = None
+    rt.registry.decided.set()
 
 
 def _being_deleted(st: ObjectState) -> bool:

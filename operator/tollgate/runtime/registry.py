@@ -130,6 +130,10 @@ class Registry:
     templates: TemplateIndex = field(default_factory=TemplateIndex)
     """SLO templates (ClusterSLOTemplate, SLOTemplate), filled by their watch events."""
 
+    decided: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set each time a reconcile loop finishes a decision or ends: the start-up waits on it for the first
+    decisions of objects changed while down (one event for all, not one per object: objects are many)."""
+
     def naming(self, key: TemplateKey) -> list[ObjectState]:
         """The ModelDeployments whose latest body names this template (a scan: templates change rarely)."""
         return [st for st in self.objects.values() if (body := st.body) is not None and references(body, key)]

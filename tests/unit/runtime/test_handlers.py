@@ -280,6 +280,25 @@ def test_the_start_up_decides_an_object_changed_while_down_before_the_watches_st
     assert "managedFields" not in rt.reconciler.bodies[0]["metadata"]
 
 
+def test_the_start_up_stops_waiting_when_a_changed_object_ends_its_loop_without_deciding(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # given one ModelDeployment changed while down that is being deleted (its loop ends at once: kopf's
+    # delete handler takes over), and a start-up bound far longer than any test
+    monkeypatch.setattr(handlers, "CHANGED_FIRST_WAIT", 3600.0)
+    body = _md(2, 1)
+    body["metadata"]["deletionTimestamp"] = "2026-12-02T00:00:00Z"
+
+    async def scenario() -> list[dict[str, Any]]:
+        rt = StartingRuntime(RecordingReconciler(), [body])
+        # when the start-up runs (the outer bound only turns a hang into a failure)
+        await asyncio.wait_for(handlers.decide_changed_first(rt), 60)  # type: ignore[arg-type]
+        rt.registry.stop_all()
+        return rt.reconciler.bodies
+
+    # then it returned when that loop ended, not at the bound, and nothing was decided for it
+    assert asyncio.run(scenario()) == []
+
+
 def test_a_newer_version_after_the_start_up_decision_wakes_the_loop() -> None:
     async def scenario() -> bool:
         rt = StartingRuntime(RecordingReconciler(), [_md(2, 1)])
