@@ -11,7 +11,9 @@ renders the copy without data; this module fills it). Why this cannot be abused 
   (modelDelivery.credentialSecretNames), never list or watch them, so it cannot find or read others;
 - only keys that are environment variable names are copied (they become the initializer's environment),
   and no value is logged, put in status, events or evidence.
-The source is read again at most every REFRESH_SECONDS, so a rotated Secret reaches new pods then.
+The source is read again at most every REFRESH_SECONDS, so a rotated Secret reaches new pods then; and
+no secret value stays in the operator's memory longer than that after its last use (a deleted
+ModelDeployment's credentials are dropped at the next read of any Secret).
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ class CredentialsCopier:
     def _data(self, namespace: str, name: str) -> dict[str, str]:
         key = (namespace, name)
         now = self.clock()
+        for stale in [k for k, (at, _) in self._read.items() if now - at >= REFRESH_SECONDS]:
+            del self._read[stale]  # few entries (one per Secret in use): a sweep per read is cheap
         cached = self._read.get(key)
         if cached is not None and now - cached[0] < REFRESH_SECONDS:
             return cached[1]

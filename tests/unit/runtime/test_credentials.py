@@ -102,3 +102,17 @@ def test_no_credentials_reads_nothing() -> None:
     spec = ModelDeploymentSpec.model_validate({"model": {"name": "s", "version": "1.0.0"}, "runtime": {"image": "i"}})
     CredentialsCopier(kube).prepare(spec, CTX)  # type: ignore[arg-type]
     assert kube.gets == []
+
+
+def test_secret_values_are_not_kept_past_the_refresh_interval_once_unused() -> None:
+    # given the credentials of a ModelDeployment read once, which is then deleted (never asked for again)
+    kube = FakeKube({("team-a", "model-store-credentials"): {"data": {"AWS_ACCESS_KEY_ID": b64("ak")}},
+                     ("team-b", "model-store-credentials"): {"data": {"AWS_ACCESS_KEY_ID": b64("bk")}}})
+    clock = Clock()
+    copier = CredentialsCopier(kube, clock=clock)  # type: ignore[arg-type]
+    copier.prepare(_spec(), CTX)
+    # when another team's Secret is read after the refresh interval
+    clock.now = REFRESH_SECONDS + 1
+    copier.prepare(_spec(), Context(name="ranker", namespace="team-b", uid="u-2", generation=1))
+    # then the first Secret's values are no longer held in memory
+    assert list(copier._read) == [("team-b", "model-store-credentials")]
