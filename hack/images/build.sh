@@ -88,6 +88,9 @@ build tollgate.local/operator:dev "$BASE_KEY-$(hash_of Dockerfile pyproject.toml
 build tollgate.local/storage-initializer:dev \
   "$BASE_KEY-$(hash_of Dockerfile pyproject.toml operator hack/storage-initializer)" "$REPO" -f "$REPO/Dockerfile" \
   --target storage-initializer
+# the host's pip cache is shared with the build (a warm one saves minutes); on a fresh machine it may not
+# exist yet, and buildah refuses a volume whose source is missing
+mkdir -p "$HOME/.cache/pip"
 build tollgate.local/model-server:v1 "$BASE_KEY-$(hash_of hack/images/model-server hack/images/versions.env)" \
   "$HERE/model-server" --volume "$HOME/.cache/pip:/root/.cache/pip" --build-arg "MLSERVER_VERSION=$MLSERVER_VERSION" \
   --build-arg "SCIKIT_LEARN_VERSION=$SCIKIT_LEARN_VERSION"
