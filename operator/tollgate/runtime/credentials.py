@@ -67,7 +67,7 @@ class CredentialsCopier:
         for stale in [k for k, (at, _) in self._read.items() if now - at >= REFRESH_SECONDS]:
             del self._read[stale]  # few entries (one per Secret in use): a sweep per read is cheap
         cached = self._read.get(key)
-        if cached is not None and now - cached[0] < REFRESH_SECONDS:
+        if cached is not None:  # the sweep above left only fresh entries
             return cached[1]
         where = f"Secret {namespace}/{name} (spec.modelDelivery.credentials.secretName)"
         try:
