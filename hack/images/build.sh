@@ -28,6 +28,10 @@ if ((${#missing[@]})); then
   printf 'images: cannot build here; missing:\n' >&2; printf '  - %s\n' "${missing[@]}" >&2; exit 2
 fi
 mkdir -p "$CACHE" "$STORE"
+# One build at a time (buildah's store and the archives): .ci/run starts this build in the background
+# while the first tests run, and `make e2e-node` calls it again; the second waits, then reuses the archives.
+exec 8>"$CACHE/.build.lock"
+flock -n 8 || { log "waiting for another image build to finish"; flock 8; }
 B=(buildah --root "$STORE/storage" --runroot "$STORE/run" --storage-driver vfs)
 hash_of() { (cd "$REPO" && find "$@" -type f -not -path '*/__pycache__/*' -not -name '*.pyc' | LC_ALL=C sort |
   xargs sha256sum | sha256sum | cut -c1-16); }

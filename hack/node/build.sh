@@ -29,6 +29,12 @@ BINARIES=(kubelet kube-proxy containerd containerd-shim-runc-v2 ctr kube-router 
 PARTS="${NODE_PARTS:-kubernetes containerd kube-router coredns pause}"
 log() { echo "node: $*" >&2; }
 
+# One build at a time per cache: .ci/run starts this build in the background while the first tests
+# run, and `make e2e-node` calls it again; the second waits for the first, then finds the cache complete.
+mkdir -p "$(dirname "$OUT")"
+exec 8>"$(dirname "$OUT")/.build.lock"
+flock -n 8 || { log "waiting for another build of the node parts to finish"; flock 8; }
+
 complete() {
   [[ -f "$OUT/.complete" ]] || return 1
   for b in "${BINARIES[@]}"; do [[ -x "$BIN/$b" ]] || return 1; done
