@@ -312,7 +312,7 @@ def _up(directory: Path, node_bin: Path | None, max_requests_inflight: int | Non
     etcd_url = f"http://127.0.0.1:{ports['etcd']}"
     peer_url = f"http://127.0.0.1:{ports['etcd_peer']}"
     etcd_data = Path("/dev/shm") if Path("/dev/shm").is_dir() and os.access("/dev/shm", os.W_OK) else data
-    for stale in stale_etcd_dirs(etcd_data, procs_cmdlines()):
+    for stale in stale_etcd_dirs(etcd_data, _joined_cmdlines()):
         shutil.rmtree(stale, ignore_errors=True)
         log(f"removed {stale}: etcd data of an earlier run that ended without `down`")
     etcd_dir = etcd_data / f"tollgate-etcd-{ports['etcd']}"
@@ -410,6 +410,10 @@ def _all_nodes_ready(kubeconfig: str) -> bool:
 _alive = procs.alive
 
 
+def _joined_cmdlines() -> list[str]:
+    return [c.replace(b"\0", b" ").decode(errors="replace").strip() for c in procs.cmdlines().values()]
+
+
 def stale_etcd_dirs(root: Path, cmdlines: Iterable[str]) -> list[Path]:
     """etcd data directories under `root` (memory, in /dev/shm) that no running etcd uses: left by a run
     killed before `down` (etcd creates its directory when it starts, so a directory without a process
@@ -417,17 +421,6 @@ def stale_etcd_dirs(root: Path, cmdlines: Iterable[str]) -> list[Path]:
     used = " ".join(cmdlines)
     return sorted(d for d in root.glob("tollgate-etcd-*")
                   if d.is_dir() and f"--data-dir={d} " not in used + " ")
-
-
-def procs_cmdlines() -> list[str]:
-    """The command lines of this machine's processes, arguments joined by spaces."""
-    out = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            out.append(cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace").strip())
-        except OSError:
-            continue  # the process ended meanwhile
-    return out
 
 
 def down(directory: Path) -> None:

@@ -520,16 +520,8 @@ def _stop_pid(name: str, pid: int) -> None:
 
 def _our_shims() -> list[int]:
     """containerd shims of this node: started by our containerd with our socket as their address."""
-    pids = []
     needle = str(CONTAINERD_SOCK).encode()
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            cmd = (proc / "cmdline").read_bytes()
-            if b"containerd-shim" in cmd and needle in cmd:
-                pids.append(int(proc.name))
-    return pids
+    return sorted(pid for pid, cmd in procs.cmdlines().items() if b"containerd-shim" in cmd and needle in cmd)
 
 
 def stop_processes(state: NodeState) -> None:

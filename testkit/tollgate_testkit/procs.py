@@ -9,6 +9,7 @@ import contextlib
 import os
 import signal
 import time
+from pathlib import Path
 
 
 def alive(pid: int) -> bool:
@@ -33,3 +34,15 @@ def stop_group(pid: int, grace: float) -> None:
     if alive(pid):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
+
+
+def cmdlines() -> dict[int, bytes]:
+    """This machine's processes and their raw command lines (arguments separated by NUL bytes).
+
+    For finding what a killed run left behind (an etcd data directory, a containerd shim) by what the
+    process was started with; stopping still goes by PID, never by name."""
+    out: dict[int, bytes] = {}
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):  # the process ended meanwhile
+            out[int(cmdline.parent.name)] = cmdline.read_bytes()
+    return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tollgate_testkit.controlplane import procs_cmdlines, stale_etcd_dirs
+from tollgate_testkit.controlplane import stale_etcd_dirs
 
 
 def test_only_directories_no_running_etcd_uses_are_stale(tmp_path: Path) -> None:
@@ -24,7 +24,3 @@ def test_only_directories_no_running_etcd_uses_are_stale(tmp_path: Path) -> None
 def test_a_data_dir_given_last_on_the_command_line_counts_as_used(tmp_path: Path) -> None:
     (tmp_path / "tollgate-etcd-9").mkdir()
     assert stale_etcd_dirs(tmp_path, [f"etcd --data-dir={tmp_path}/tollgate-etcd-9"]) == []
-
-
-def test_this_process_is_among_the_command_lines_read() -> None:
-    assert any("pytest" in c for c in procs_cmdlines())
