@@ -52,15 +52,6 @@ export CGO_ENABLED=0 GOFLAGS="-buildvcs=false" GOTOOLCHAIN=local
 start=$(date +%s)
 want() { [[ " $PARTS " == *" $1 "* ]]; }
 
-if want kubernetes && [[ ! -x "$BIN/kubelet" || ! -x "$BIN/kube-proxy" ]]; then
-  k8s_wrapper_module "$WORK/k8s" kubelet kube-proxy
-  for cmd in kubelet kube-proxy; do
-    [[ -x "$BIN/$cmd" ]] && continue
-    log "building $cmd ${K8S_VERSION}"
-    k8s_build "$WORK/k8s" "$BIN" "$cmd"
-  done
-fi
-
 if want containerd && [[ ! -x "$BIN/containerd" || ! -x "$BIN/containerd-shim-runc-v2" || ! -x "$BIN/ctr" ]]; then
   log "building containerd ${CONTAINERD_VERSION}"
   # no cgo: the btrfs snapshotter (cgo only) is left out; overlayfs and native are what we use
@@ -86,6 +77,17 @@ fi
 if want pause && [[ ! -x "$BIN/pause" ]]; then
   log "building pause"
   (cd "$HERE/pause" && go build -trimpath -ldflags "-s -w" -o "$BIN/pause" .)
+fi
+
+# kubelet and kube-proxy last: they share most packages with the control plane, whose build may still be
+# running beside this one (.ci/run's background lane); by then the shared Go build cache holds them
+if want kubernetes && [[ ! -x "$BIN/kubelet" || ! -x "$BIN/kube-proxy" ]]; then
+  k8s_wrapper_module "$WORK/k8s" kubelet kube-proxy
+  for cmd in kubelet kube-proxy; do
+    [[ -x "$BIN/$cmd" ]] && continue
+    log "building $cmd ${K8S_VERSION}"
+    k8s_build "$WORK/k8s" "$BIN" "$cmd"
+  done
 fi
 
 if complete || { for b in "${BINARIES[@]}"; do [[ -x "$BIN/$b" ]] || exit_partial=1; done; [[ -z "${exit_partial:-}" ]]; }; then
