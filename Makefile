@@ -8,7 +8,7 @@ export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/testkit
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 PY_DIRS := $(wildcard operator testkit tests e2e bench hack)
 
-.PHONY: help venv lint fmt unit integration e2e e2e-node test crds crds-check testenv-build node-build images testenv-up testenv-down demo bench clean
+.PHONY: help venv lint fmt unit integration e2e e2e-node test crds crds-check testenv-build node-build gateway-build images testenv-up testenv-down demo bench clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -38,9 +38,9 @@ integration: venv testenv-build ## against the real local control plane and Prom
 e2e: venv testenv-build ## whole scenarios: operator + Prometheus + traffic simulator
 	$(PY) hack/pytest_run.py e2e
 
-e2e-node: venv testenv-build node-build images ## the real node (root): tests/node, then the scenarios with real pods and the chart-installed operator
+e2e-node: venv testenv-build node-build gateway-build images ## the real node (root): tests/node, then the scenarios with real pods and the chart-installed operator
 	$(PY) hack/pytest_run.py tests/node
-	E2E_BACKEND=node $(PY) hack/pytest_run.py e2e/test_real_node.py
+	E2E_BACKEND=node $(PY) hack/pytest_run.py e2e/test_real_node.py e2e/test_gateway_node.py
 
 # e2e-node needs root and this host's kernel features; it fails (not skips) with what is missing, since CI runs it
 test: lint unit integration e2e e2e-node ## everything CI runs
@@ -56,6 +56,9 @@ testenv-build: ## build (or reuse from ~/.cache/tollgate) the control-plane bina
 
 node-build: ## build (or reuse from ~/.cache/tollgate/node) kubelet, kube-proxy, containerd, kube-router, CoreDNS
 	bash hack/node/build.sh >/dev/null
+
+gateway-build: ## build (or reuse from ~/.cache/tollgate/gateway) Traefik, the test environment's Gateway API data plane
+	bash hack/gateway/build.sh >/dev/null
 
 images: ## build the operator (from the Dockerfile), model-server and load-generator images without Docker
 	bash hack/images/build.sh >/dev/null
