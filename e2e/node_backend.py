@@ -17,13 +17,14 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kind_backend import SYSTEM_NS, KindWorld
-from tollgate_testkit import controlplane, shipped
+from tollgate_testkit import controlplane, gateway, images, shipped
 from tollgate_testkit.prometheus import Prometheus
 from tollgate_testkit.stack import wait_for
 
@@ -42,6 +43,7 @@ class NodeWorld(KindWorld):
         self.prometheus: Prometheus | None = None
         self.state: controlplane.State | None = None
         self.shipped: shipped.ShippedStack | None = None
+        self.installed_gateway: gateway.Installed | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------------
     def up(self) -> NodeWorld:  # type: ignore[override]
@@ -79,6 +81,38 @@ class NodeWorld(KindWorld):
 
     def set_version(self, namespace: str, name: str, version: str) -> None:
         self.patch_spec(namespace, name, {"model": {"version": version, "uri": URIS[version]}})
+
+    # --- the Gateway API data plane (docs/gateway.md) ----------------------------------------------------
+    def gateway(self) -> gateway.Installed:
+        """Traefik with its GatewayClass and Gateway on the real node, installed once per session."""
+        assert self.state is not None
+        if self.installed_gateway is None:
+            self.installed_gateway = gateway.install(self.kubeconfig, Path(self.state.node_bin))
+        return self.installed_gateway
+
+    def traefik_api(self, path: str) -> Any:
+        """Traefik's runtime configuration (its API on the admin entrypoint), read from the host."""
+        pod = self.pods(gateway.NAMESPACE, "app.kubernetes.io/name=traefik")[0]
+        url = f"http://{pod['status']['podIP']}:{gateway.ADMIN_PORT}{path}"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return json.loads(resp.read())
+
+    def run_load(self, name: str, url: str, requests: int, rps: float = 20, timeout: float = 300) -> str:
+        """A load generator pod sending exactly `requests` inference requests to `url`, run to its end;
+        returns its last line (`loadgen: done sent=<n> codes={...}`)."""
+        manifest = {"apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": name, "namespace": shipped.TRAFFIC_NS, "labels": {"app": "loadgen"}},
+                    "spec": {"restartPolicy": "Never", "containers": [{
+                        "name": "loadgen", "image": images.LOADGEN, "imagePullPolicy": "Never",
+                        "args": [url, "--rps", str(rps), "--requests", str(requests), "--duration", str(timeout)]}]}}
+        phase, logs = self.run_to_end(manifest, timeout=timeout + 60)
+        assert phase == "Succeeded", (phase, logs[-2000:])
+        return logs.strip().splitlines()[-1]
+
+    def pod_metrics(self, pod: dict[str, Any], port: int) -> str:
+        """A pod's own Prometheus exposition, fetched from the host as Prometheus does."""
+        with urllib.request.urlopen(f"http://{pod['status']['podIP']}:{port}/metrics", timeout=5) as resp:
+            return str(resp.read().decode())
 
     # --- real traffic ---------------------------------------------------------------------------------
     def start_load(self, namespace: str, name: str, rps: float = 20, duration: float = 600) -> str:

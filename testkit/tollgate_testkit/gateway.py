@@ -46,7 +46,7 @@ CONTROLLER_NAME = "traefik.io/gateway-controller"
 WEB_PORT = 8000
 """Traefik's entrypoint `web`; the Gateway's listener has the same port (that is how Traefik maps them)."""
 ADMIN_PORT = 8080
-"""Traefik's entrypoint `traefik`: /ping and /metrics."""
+"""Traefik's entrypoint `traefik`: /ping, /metrics and /api (the runtime configuration)."""
 SANDBOX_SELECTOR = {"app.kubernetes.io/managed-by": "tollgate"}
 """The Gateway admits routes from these namespaces (every sandbox Tollgate creates carries the label)."""
 
@@ -77,6 +77,9 @@ def static_config(*, web: str = f":{WEB_PORT}", admin: str = f":{ADMIN_PORT}",
         "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
         "entryPoints": {"web": {"address": web}, "traefik": {"address": admin}},
         "ping": {"entryPoint": "traefik"},
+        # the runtime configuration (/api/http/services) on the admin entrypoint, test environment only:
+        # tests read the weights in force before they count requests
+        "api": {"insecure": True},
         # traefik_service_requests_total{service=...,code=...}: requests counted at the gateway, per backend
         "metrics": {"prometheus": {"entryPoint": "traefik", "addServicesLabels": True,
                                    "addRoutersLabels": True}},
@@ -187,8 +190,8 @@ def _kubectl(kubeconfig: str, *args: str, stdin: str | None = None) -> str:
 
 def install_crds(kubeconfig: str, cache: Path) -> None:
     """Traefik's CRDs (traefik.io), as its module ships them, Established."""
-    out = _kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(cache / "crds" / "traefik.io.yaml"),
-                   "-o", "name")
+    crds = cache / "crds" / "traefik.io.yaml"
+    out = _kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(crds), "-o", "name")
     for name in out.split():
         _kubectl(kubeconfig, "wait", "--for=condition=Established", name, "--timeout=60s")
 
