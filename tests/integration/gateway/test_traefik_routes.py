@@ -1,0 +1,261 @@
+"""What Traefik, the test environment's Gateway API data plane, does with the routes a router writes.
+
+Traefik runs as a host process against the local control plane (tollgate_testkit.gateway.HostTraefik),
+with the GatewayClass and a Gateway in the test's namespace. The backends are plain HTTP servers on
+this host, each behind a Service without a selector whose EndpointSlice names this host's address.
+Each server counts the requests it answered. These tests pin the facts in docs/gateway.md with real
+requests:
+- weighted backendRefs split the requests by weight;
+- an HTTPRoute RequestMirror filter is not supported: every request of the rule is answered 500,
+  while the route's status still reads ResolvedRefs=True;
+- a TraefikService of type mirroring (the backendRef a shadow step can use on Traefik) answers every
+  client from the main service and sends a copy of `percent` of the requests to the mirror.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import tempfile
+import threading
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from integration.cluster import Cluster
+from tollgate_testkit import gateway
+from tollgate_testkit.controlplane import free_port
+from tollgate_testkit.stack import wait_for
+
+REQUESTS = 200
+
+
+def host_address() -> str:
+    """This host's address on its default route: EndpointSlices refuse loopback addresses."""
+    out = subprocess.run(["ip", "-o", "-4", "route", "get", "192.0.2.255"], capture_output=True, text=True,
+                         check=False).stdout.split()
+    if "src" in out:
+        return out[out.index("src") + 1]
+    return subprocess.run(["hostname", "-I"], capture_output=True, text=True, check=True).stdout.split()[0]
+
+
+class Backend:
+    """An HTTP server standing in for one track's pods: answers 200 with its name, counts requests."""
+
+    def __init__(self, name: str, address: str):
+        self.name, self.count, self.bodies = name, 0, Counter[bytes]()
+        lock = threading.Lock()
+        backend = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with lock:
+                    backend.count += 1
+                    backend.bodies[body] += 1
+                out = json.dumps({"track": backend.name}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer((address, 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def traefik(cluster: Cluster) -> Iterator[tuple[gateway.HostTraefik, str]]:
+    """Traefik on this host with a Gateway in its own namespace, labelled as a Tollgate sandbox (the
+    Gateway admits routes only from those)."""
+    ns = f"gw-traefik-{free_port()}"
+    cluster.kubectl("create", "namespace", ns)
+    cluster.kubectl("label", "namespace", ns, "app.kubernetes.io/managed-by=tollgate")
+    proc = gateway.HostTraefik(str(cluster.kubeconfig), Path(tempfile.mkdtemp(prefix="tollgate-traefik-")),
+                               web_port=free_port(), admin_port=free_port(), namespace=ns)
+    try:
+        proc.start()
+        yield proc, ns
+    finally:
+        proc.stop()
+        cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+@pytest.fixture
+def backends(cluster: Cluster, traefik: tuple[gateway.HostTraefik, str]) -> Iterator[dict[str, Backend]]:
+    """stable, canary, fallback: one server each, behind Services of those names in the Gateway's namespace."""
+    _, ns = traefik
+    address = host_address()
+    made = {name: Backend(name, address) for name in ("stable", "canary", "fallback")}
+    objects: list[dict[str, Any]] = []
+    for name, b in made.items():
+        objects.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns},
+                        "spec": {"ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}})
+        objects.append({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                        "metadata": {"name": name, "namespace": ns,
+                                     "labels": {"kubernetes.io/service-name": name}},
+                        "addressType": "IPv4",
+                        "ports": [{"name": "http", "port": b.port, "protocol": "TCP"}],
+                        "endpoints": [{"addresses": [address], "conditions": {"ready": True}}]})
+    cluster.kubectl("apply", "-f", "-", input="\n---\n".join(yaml.safe_dump(o) for o in objects))
+    try:
+        yield made
+    finally:
+        for b in made.values():
+            b.close()
+        cluster.kubectl("delete", "httproute,traefikservice", "--all", "-n", ns, check=False)
+
+
+def route(ns: str, backend_refs: list[dict[str, Any]], filters: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    rule: dict[str, Any] = {"backendRefs": backend_refs}
+    if filters:
+        rule["filters"] = filters
+    return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"name": "model", "namespace": ns},
+            "spec": {"parentRefs": [{"name": gateway.GATEWAY_NAME, "namespace": ns}], "rules": [rule]}}
+
+
+def apply_route(cluster: Cluster, proc: gateway.HostTraefik, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Apply the route and wait until Traefik has written its status for this generation."""
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(manifest))
+    ns = manifest["metadata"]["namespace"]
+
+    def current() -> dict[str, Any] | None:
+        got: dict[str, Any] = json.loads(cluster.kubectl("get", "httproute", "model", "-n", ns, "-o",
+                                                         "json").stdout)
+        gen = got["metadata"]["generation"]
+        for parent in (got.get("status") or {}).get("parents") or []:
+            if parent.get("controllerName") == gateway.CONTROLLER_NAME and any(
+                    c.get("observedGeneration") == gen for c in parent.get("conditions") or []):
+                return got
+        return None
+
+    got = wait_for(f"Traefik's status on route {ns}/model", current, timeout=60, interval=0.5)
+    assert isinstance(got, dict)
+    return got
+
+
+def conditions(route_obj: dict[str, Any]) -> dict[str, str]:
+    parent = next(p for p in route_obj["status"]["parents"] if p["controllerName"] == gateway.CONTROLLER_NAME)
+    return {c["type"]: c["status"] for c in parent["conditions"]}
+
+
+def send(proc: gateway.HostTraefik, n: int, body: bytes = b'{"inputs": []}') -> Counter[tuple[int, str]]:
+    """n POSTs through the Gateway; (status, answering track) of each."""
+    seen: Counter[tuple[int, str]] = Counter()
+    for _ in range(n):
+        req = urllib.request.Request(f"http://127.0.0.1:{proc.web_port}/v2/models/m/infer", data=body,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                seen[(resp.status, json.loads(resp.read())["track"])] += 1
+        except urllib.error.HTTPError as exc:
+            seen[(exc.code, "")] += 1
+    return seen
+
+
+def in_force(proc: gateway.HostTraefik, ns: str, weights: dict[str, int]) -> bool:
+    """Traefik's runtime configuration has the route's weighted service with these weights."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{proc.admin_port}/api/http/services", timeout=5) as resp:
+        services = json.loads(resp.read())
+    for svc in services:
+        children = (svc.get("weighted") or {}).get("services") or []
+        found = {b: int(c.get("weight", 1)) for c in children for b in weights if f"-svc-{ns}-{b}-" in c["name"]}
+        if found:
+            return found == weights
+    return False
+
+
+def within(k: int, n: int, p: float, sigmas: float = 4.0) -> bool:
+    """k of n is within `sigmas` binomial standard deviations (plus one request) of the share p."""
+    return abs(k / n - p) <= sigmas * math.sqrt(p * (1 - p) / n) + 1 / n
+
+
+def test_weighted_backend_refs_split_real_requests_by_weight(cluster: Cluster, traefik: Any,
+                                                             backends: dict[str, Backend]) -> None:
+    proc, ns = traefik
+    # given a route weighing stable 80, canary 20, fallback 0, accepted by Traefik
+    got = apply_route(cluster, proc, route(ns, [{"name": "stable", "port": 8080, "weight": 80},
+                                                {"name": "canary", "port": 8080, "weight": 20},
+                                                {"name": "fallback", "port": 8080, "weight": 0}]))
+    assert conditions(got) == {"Accepted": "True", "ResolvedRefs": "True"}
+    wait_for("weights in force", lambda: in_force(proc, ns, {"stable": 80, "canary": 20, "fallback": 0}),
+             timeout=30, interval=0.5)
+    # when requests come in through the Gateway
+    seen = send(proc, REQUESTS)
+    # then each is answered 200 by a backend, split by the weights; the weight-0 backend gets none
+    assert sum(seen.values()) == REQUESTS and all(code == 200 for code, _ in seen), seen
+    counts = {b.name: b.count for b in backends.values()}
+    assert counts["stable"] + counts["canary"] == REQUESTS and counts["fallback"] == 0, counts
+    assert within(counts["canary"], REQUESTS, 0.2), counts
+    # and the split follows the weights, not the order: reversed, the canary gets the larger share
+    for b in backends.values():
+        b.count = 0
+    apply_route(cluster, proc, route(ns, [{"name": "stable", "port": 8080, "weight": 20},
+                                          {"name": "canary", "port": 8080, "weight": 80},
+                                          {"name": "fallback", "port": 8080, "weight": 0}]))
+    wait_for("weights in force", lambda: in_force(proc, ns, {"stable": 20, "canary": 80, "fallback": 0}),
+             timeout=30, interval=0.5)
+    send(proc, REQUESTS)
+    assert within(backends["canary"].count, REQUESTS, 0.8), {b.name: b.count for b in backends.values()}
+
+
+def test_request_mirror_filter_is_not_supported_every_request_is_answered_500(
+        cluster: Cluster, traefik: Any, backends: dict[str, Backend]) -> None:
+    proc, ns = traefik
+    # given a route whose rule mirrors 10% of the requests to the canary with the Gateway API filter
+    got = apply_route(cluster, proc, route(ns, [{"name": "stable", "port": 8080, "weight": 100}], filters=[
+        {"type": "RequestMirror", "requestMirror": {"backendRef": {"name": "canary", "port": 8080}, "percent": 10}}]))
+    # then Traefik still reports the route accepted with its references resolved
+    assert conditions(got) == {"Accepted": "True", "ResolvedRefs": "True"}
+    # but answers every request 500, and no backend sees any
+    wait_for("Traefik serves the route", lambda: sum(send(proc, 1).values()) == 1, timeout=30, interval=0.5)
+    seen = send(proc, 20)
+    assert seen == Counter({(500, ""): 20}), seen
+    assert {b.name: b.count for b in backends.values()} == {"stable": 0, "canary": 0, "fallback": 0}
+    assert "unsupported filter RequestMirror" in proc.logs()
+
+
+def test_traefik_service_mirroring_answers_from_stable_and_copies_a_percentage(
+        cluster: Cluster, traefik: Any, backends: dict[str, Backend]) -> None:
+    proc, ns = traefik
+    # given a TraefikService mirroring 10% of stable's requests to the canary, as the route's backendRef
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump({
+        "apiVersion": "traefik.io/v1alpha1", "kind": "TraefikService", "metadata": {"name": "shadow", "namespace": ns},
+        "spec": {"mirroring": {"name": "stable", "port": 8080,
+                               "mirrors": [{"name": "canary", "port": 8080, "percent": 10}]}}}))
+    got = apply_route(cluster, proc, route(ns, [{"group": "traefik.io", "kind": "TraefikService", "name": "shadow",
+                                                 "weight": 1}]))
+    assert conditions(got) == {"Accepted": "True", "ResolvedRefs": "True"}
+    wait_for("the mirroring service serves", lambda: send(proc, 1)[(200, "stable")] == 1, timeout=30, interval=0.5)
+    for b in backends.values():
+        b.count = 0
+        b.bodies.clear()
+    # when requests come in through the Gateway
+    body = b'{"inputs": [{"name": "x", "shape": [1], "datatype": "FP64", "data": [0.5]}]}'
+    seen = send(proc, REQUESTS, body)
+    # then every client is answered by stable
+    assert seen == Counter({(200, "stable"): REQUESTS}), seen
+    # and the canary receives copies, body included, of 10% of them (sent after stable answered)
+    wait_for("the mirrored copies arrive", lambda: backends["canary"].count >= REQUESTS // 10, timeout=30,
+             interval=0.2)
+    assert backends["stable"].count == REQUESTS
+    assert within(backends["canary"].count, REQUESTS, 0.1), backends["canary"].count
+    assert set(backends["canary"].bodies) == {body}
+    assert backends["fallback"].count == 0
