@@ -83,16 +83,17 @@ def routed(world: World) -> Iterator[Any]:
 def route_in_force(w: Any, sb: str, stable: int, canary: int) -> bool:
     """Traefik runs the model's HTTPRoute with these weights: its status for the route is current
     (Accepted and ResolvedRefs for the route's generation) and its runtime configuration (/api) has the
-    weighted service with exactly these weights (the fallback's 0)."""
-    want = {"iris-stable": stable, "iris-canary": canary, "iris-fallback": 0}
+    weighted service with these weights (and the fallback's, if the route has it, at 0)."""
+    want = {"iris-stable": stable, "iris-canary": canary}
     route = json.loads(w.kubectl("get", "httproute", "iris", "-n", sb, "-o", "json").stdout)
     if not traefik_accepted(route):
         return False
     for svc in w.traefik_api("/api/http/services"):
         children = (svc.get("weighted") or {}).get("services") or []
-        found = {b: int(c.get("weight", 1)) for c in children for b in want if f"-svc-{sb}-{b}-" in c["name"]}
+        found = {b: int(c.get("weight", 1)) for c in children
+                 for b in (*want, "iris-fallback") if f"-svc-{sb}-{b}-" in c["name"]}
         if found:
-            return found == want
+            return all(found.get(b) == x for b, x in want.items()) and found.get("iris-fallback", 0) == 0
     return False
 
 
