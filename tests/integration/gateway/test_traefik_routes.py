@@ -170,11 +170,17 @@ def send(proc: gateway.HostTraefik, n: int, body: bytes = b'{"inputs": []}') -> 
     return seen
 
 
+def services(proc: gateway.HostTraefik) -> list[dict[str, Any]]:
+    """Traefik's runtime configuration: the HTTP services in force (its API). A route's status is written
+    before its configuration is in force (Traefik throttles configuration reloads), so tests wait here."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{proc.admin_port}/api/http/services", timeout=5) as resp:
+        got: list[dict[str, Any]] = json.loads(resp.read())
+    return got
+
+
 def in_force(proc: gateway.HostTraefik, ns: str, weights: dict[str, int]) -> bool:
     """Traefik's runtime configuration has the route's weighted service with these weights."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{proc.admin_port}/api/http/services", timeout=5) as resp:
-        services = json.loads(resp.read())
-    for svc in services:
+    for svc in services(proc):
         children = (svc.get("weighted") or {}).get("services") or []
         found = {b: int(c.get("weight", 1)) for c in children for b in weights if f"-svc-{ns}-{b}-" in c["name"]}
         if found:
@@ -225,7 +231,9 @@ def test_request_mirror_filter_is_not_supported_every_request_is_answered_500(
     # then Traefik still reports the route accepted with its references resolved
     assert conditions(got) == {"Accepted": "True", "ResolvedRefs": "True"}
     # but answers every request 500, and no backend sees any
-    wait_for("Traefik serves the route", lambda: sum(send(proc, 1).values()) == 1, timeout=30, interval=0.5)
+    wait_for("the route's error service in force", lambda: any(
+        c["name"] == "invalid-httproute-filter" for s in services(proc)
+        for c in (s.get("weighted") or {}).get("services") or []), timeout=30, interval=0.5)
     seen = send(proc, 20)
     assert seen == Counter({(500, ""): 20}), seen
     assert {b.name: b.count for b in backends.values()} == {"stable": 0, "canary": 0, "fallback": 0}
@@ -243,10 +251,12 @@ def test_traefik_service_mirroring_answers_from_stable_and_copies_a_percentage(
     got = apply_route(cluster, proc, route(ns, [{"group": "traefik.io", "kind": "TraefikService", "name": "shadow",
                                                  "weight": 1}]))
     assert conditions(got) == {"Accepted": "True", "ResolvedRefs": "True"}
-    wait_for("the mirroring service serves", lambda: send(proc, 1)[(200, "stable")] == 1, timeout=30, interval=0.5)
-    for b in backends.values():
-        b.count = 0
-        b.bodies.clear()
+    wait_for("the mirroring service in force", lambda: any(
+        s.get("name") == f"{ns}-shadow@kubernetescrd" and s.get("mirroring") for s in services(proc)),
+        timeout=30, interval=0.5)
+    wait_for("the route to it in force", lambda: any(
+        c["name"] == f"{ns}-shadow@kubernetescrd" for s in services(proc)
+        for c in (s.get("weighted") or {}).get("services") or []), timeout=30, interval=0.5)
     # when requests come in through the Gateway
     body = b'{"inputs": [{"name": "x", "shape": [1], "datatype": "FP64", "data": [0.5]}]}'
     seen = send(proc, REQUESTS, body)
