@@ -208,6 +208,7 @@ def test_weighted_backend_refs_split_real_requests_by_weight(cluster: Cluster, t
     # then each is answered 200 by a backend, split by the weights; the weight-0 backend gets none
     assert sum(seen.values()) == REQUESTS and all(code == 200 for code, _ in seen), seen
     counts = {b.name: b.count for b in backends.values()}
+    print(f"weights 80/20/0: served {counts}")
     assert counts["stable"] + counts["canary"] == REQUESTS and counts["fallback"] == 0, counts
     assert within(counts["canary"], REQUESTS, 0.2), counts
     # and the split follows the weights, not the order: reversed, the canary gets the larger share
