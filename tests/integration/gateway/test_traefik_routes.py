@@ -19,6 +19,7 @@ import math
 import subprocess
 import tempfile
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -119,7 +120,7 @@ def backends(cluster: Cluster, traefik: tuple[gateway.HostTraefik, str]) -> Iter
     finally:
         for b in made.values():
             b.close()
-        cluster.kubectl("delete", "httproute,traefikservice", "--all", "-n", ns, check=False)
+        cluster.kubectl("delete", "httproute,traefikservice,middleware", "--all", "-n", ns, check=False)
 
 
 def route(ns: str, backend_refs: list[dict[str, Any]], filters: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -270,3 +271,33 @@ def test_traefik_service_mirroring_answers_from_stable_and_copies_a_percentage(
     assert within(backends["canary"].count, REQUESTS, 0.1), backends["canary"].count
     assert set(backends["canary"].bodies) == {body}
     assert backends["fallback"].count == 0
+
+
+def test_rate_limit_middleware_on_the_canary_backend_ref_caps_what_the_canary_serves(
+        cluster: Cluster, traefik: Any, backends: dict[str, Backend]) -> None:
+    proc, ns = traefik
+    # given a 50/50 route whose canary backendRef names a traefik.io rate-limit Middleware (ExtensionRef):
+    # 5 requests per second, a burst of 5, one bucket for every client (sourceCriterion requestHost)
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump({
+        "apiVersion": "traefik.io/v1alpha1", "kind": "Middleware",
+        "metadata": {"name": "canary-limit", "namespace": ns},
+        "spec": {"rateLimit": {"average": 5, "period": "1s", "burst": 5, "sourceCriterion": {"requestHost": True}}}}))
+    limit = {"type": "ExtensionRef",
+             "extensionRef": {"group": "traefik.io", "kind": "Middleware", "name": "canary-limit"}}
+    got = apply_route(cluster, proc, route(ns, [{"name": "stable", "port": 8080, "weight": 50},
+                                                {"name": "canary", "port": 8080, "weight": 50, "filters": [limit]}]))
+    assert conditions(got) == {"Accepted": "True", "ResolvedRefs": "True"}
+    wait_for("the limit in force on the canary's service", lambda: any(
+        f"-svc-{ns}-canary-" in s["name"] and f"{ns}-canary-limit@kubernetescrd" in (s.get("middlewares") or [])
+        for s in services(proc)), timeout=30, interval=0.5)
+    # when one client sends a burst of requests as fast as it can
+    start = time.monotonic()
+    seen = send(proc, REQUESTS)
+    elapsed = time.monotonic() - start
+    # then stable serves its whole share, the canary no more than the bucket allows in that time, and the
+    # rest of the canary's share is refused with 429 (not sent to stable: that takes a failover service)
+    canary = backends["canary"].count
+    print(f"burst of {REQUESTS} in {elapsed:.2f}s: stable {backends['stable'].count}, canary {canary}, {seen}")
+    assert backends["stable"].count == REQUESTS // 2
+    assert canary <= 5 + 5 * elapsed + 1, (canary, elapsed)
+    assert seen[(429, "")] == REQUESTS // 2 - canary, seen
