@@ -254,8 +254,9 @@ def pod_logs(kubeconfig: str, tail: int = 200) -> str:
 
 
 class HostTraefik:
-    """Traefik as a process on this host with the admin kubeconfig (KUBECONFIG), for a control plane
-    without a real node: backends are Services without selectors whose EndpointSlices name host addresses."""
+    """Traefik as a process on this host, for a control plane without a real node: it runs as the
+    ServiceAccount `traefik` of `namespace` with the real node's ClusterRole (a token in a kubeconfig), and
+    backends are Services without selectors whose EndpointSlices name host addresses."""
 
     def __init__(self, kubeconfig: str, workdir: Path, web_port: int, admin_port: int,
                  namespace: str, cache: Path | None = None):
@@ -263,6 +264,7 @@ class HostTraefik:
         self.web_port, self.admin_port = web_port, admin_port
         self.cache = cache or build()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.binding = ""
 
     def start(self) -> HostTraefik:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -276,13 +278,43 @@ class HostTraefik:
         self.proc = subprocess.Popen(
             [str(self.cache / "bin" / "traefik"), f"--configFile={self.workdir / 'traefik.yaml'}"],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-            env={**os.environ, "KUBECONFIG": self.kubeconfig})
+            env={**os.environ, "KUBECONFIG": str(self._service_account_kubeconfig())})
         _wait("Traefik /ping", lambda: urllib.request.urlopen(
             f"http://127.0.0.1:{self.admin_port}/ping", timeout=2).status == 200)
         _wait("Gateway Programmed", lambda: gateway_programmed(self.kubeconfig, self.namespace))
         return self
 
+    def _service_account_kubeconfig(self) -> Path:
+        """A kubeconfig with a token of the ServiceAccount `traefik` in this namespace, bound to the same
+        ClusterRole as on the real node (rbac_rules): the host process runs with the least RBAC too."""
+        binding = f"tollgate-gateway-traefik-{self.namespace}"
+        _kubectl(self.kubeconfig, "apply", "-f", "-", stdin="\n---\n".join(yaml.safe_dump(m) for m in [
+            {"apiVersion": "v1", "kind": "ServiceAccount",
+             "metadata": {"name": "traefik", "namespace": self.namespace}},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+             "metadata": {"name": "tollgate-gateway-traefik"}, "rules": rbac_rules()},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": binding},
+             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                         "name": "tollgate-gateway-traefik"},
+             "subjects": [{"kind": "ServiceAccount", "name": "traefik", "namespace": self.namespace}]},
+        ]))
+        self.binding = binding
+        token = _kubectl(self.kubeconfig, "create", "token", "traefik", "-n", self.namespace,
+                         "--duration=2h").strip()
+        admin = yaml.safe_load(Path(self.kubeconfig).read_text())
+        cluster = admin["clusters"][0]["cluster"]
+        path = self.workdir / "traefik.kubeconfig"
+        path.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "clusters": [{"name": "local", "cluster": cluster}],
+            "users": [{"name": "traefik", "user": {"token": token}}],
+            "contexts": [{"name": "local", "context": {"cluster": "local", "user": "traefik"}}],
+            "current-context": "local"}))
+        return path
+
     def stop(self) -> None:
+        if self.binding:
+            subprocess.run(["kubectl", "--kubeconfig", self.kubeconfig, "delete", "clusterrolebinding",
+                            self.binding, "--ignore-not-found"], capture_output=True, check=False)
         if self.proc is not None and procs.alive(self.proc.pid):
             procs.stop_group(self.proc.pid, grace=10)
         self.proc = None
