@@ -301,3 +301,24 @@ def test_rate_limit_middleware_on_the_canary_backend_ref_caps_what_the_canary_se
     assert backends["stable"].count == REQUESTS // 2
     assert canary <= 5 + 5 * elapsed + 1, (canary, elapsed)
     assert seen[(429, "")] == REQUESTS // 2 - canary, seen
+
+
+def test_the_real_node_manifests_are_admitted(cluster: Cluster) -> None:
+    # given Traefik's objects for the real node (namespace with Pod Security restricted, RBAC, the Service
+    # at its fixed ClusterIP, GatewayClass, Gateway)
+    docs = gateway.manifests("tollgate.local/traefik:test")
+    try:
+        # when they are applied
+        cluster.kubectl("apply", "-f", "-", input="\n---\n".join(yaml.safe_dump(m) for m in docs))
+        # then the API server admits all of them, the Traefik pod included (Pod Security restricted)
+        def admitted() -> str:
+            return str(cluster.kubectl("get", "pods", "-n", gateway.NAMESPACE, "-l", "app.kubernetes.io/name=traefik",
+                                       "-o", "name").stdout.strip())
+
+        wait_for("the Traefik pod admitted", admitted, timeout=60, interval=0.5)
+        svc = json.loads(cluster.kubectl("get", "service", gateway.SERVICE, "-n", gateway.NAMESPACE, "-o",
+                                         "json").stdout)
+        assert svc["spec"]["clusterIP"] == gateway.SERVICE_IP
+    finally:
+        cluster.kubectl("delete", "-f", "-", "--wait=false", "--ignore-not-found",
+                        input="\n---\n".join(yaml.safe_dump(m) for m in docs), check=False)
