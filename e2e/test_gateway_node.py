@@ -43,7 +43,8 @@ STEPS = [
     {"weight": 50, "analysis": False, "approval": "required"},
     {"weight": 100, "analysis": False, "approval": "required"},
 ]
-INFER = re.compile(r'^rest_server_requests_total\{(?P<labels>[^}]*)\}\s+(?P<value>\S+)$')
+INFER = re.compile(r'^rest_server_requests_total\{(?P<labels>.*)\}\s+(?P<value>\S+)$')
+"""MLServer's counter; its path label holds braces (path="/v2/models/{model_name}/infer")."""
 
 
 def held_at(st: dict[str, Any], weight: int) -> bool:
