@@ -189,6 +189,16 @@ def in_force(proc: gateway.HostTraefik, ns: str, weights: dict[str, int]) -> boo
     return False
 
 
+def serving(proc: gateway.HostTraefik, backends: dict[str, Backend], body: bytes = b'{"inputs": []}') -> None:
+    """Wait until the Gateway answers with the route (not 404: Traefik's API can show a configuration a
+    moment before its entrypoint serves it), then zero the backends' counts."""
+    wait_for("the route served", lambda: not any(code == 404 for code, _ in send(proc, 1, body)), timeout=30,
+             interval=0.2)
+    for b in backends.values():
+        b.count = 0
+        b.bodies.clear()
+
+
 def within(k: int, n: int, p: float, sigmas: float = 4.0) -> bool:
     """k of n is within `sigmas` binomial standard deviations (plus one request) of the share p."""
     return abs(k / n - p) <= sigmas * math.sqrt(p * (1 - p) / n) + 1 / n
@@ -204,6 +214,7 @@ def test_weighted_backend_refs_split_real_requests_by_weight(cluster: Cluster, t
     assert conditions(got) == {"Accepted": "True", "ResolvedRefs": "True"}
     wait_for("weights in force", lambda: in_force(proc, ns, {"stable": 80, "canary": 20, "fallback": 0}),
              timeout=30, interval=0.5)
+    serving(proc, backends)
     # when requests come in through the Gateway
     seen = send(proc, REQUESTS)
     # then each is answered 200 by a backend, split by the weights; the weight-0 backend gets none
@@ -213,13 +224,12 @@ def test_weighted_backend_refs_split_real_requests_by_weight(cluster: Cluster, t
     assert counts["stable"] + counts["canary"] == REQUESTS and counts["fallback"] == 0, counts
     assert within(counts["canary"], REQUESTS, 0.2), counts
     # and the split follows the weights, not the order: reversed, the canary gets the larger share
-    for b in backends.values():
-        b.count = 0
     apply_route(cluster, proc, route(ns, [{"name": "stable", "port": 8080, "weight": 20},
                                           {"name": "canary", "port": 8080, "weight": 80},
                                           {"name": "fallback", "port": 8080, "weight": 0}]))
     wait_for("weights in force", lambda: in_force(proc, ns, {"stable": 20, "canary": 80, "fallback": 0}),
              timeout=30, interval=0.5)
+    serving(proc, backends)
     send(proc, REQUESTS)
     assert within(backends["canary"].count, REQUESTS, 0.8), {b.name: b.count for b in backends.values()}
 
@@ -236,6 +246,7 @@ def test_request_mirror_filter_is_not_supported_every_request_is_answered_500(
     wait_for("the route's error service in force", lambda: any(
         c["name"] == "invalid-httproute-filter" for s in services(proc)
         for c in (s.get("weighted") or {}).get("services") or []), timeout=30, interval=0.5)
+    serving(proc, backends)
     seen = send(proc, 20)
     assert seen == Counter({(500, ""): 20}), seen
     assert {b.name: b.count for b in backends.values()} == {"stable": 0, "canary": 0, "fallback": 0}
@@ -259,8 +270,9 @@ def test_traefik_service_mirroring_answers_from_stable_and_copies_a_percentage(
     wait_for("the route to it in force", lambda: any(
         c["name"] == f"{ns}-shadow@kubernetescrd" for s in services(proc)
         for c in (s.get("weighted") or {}).get("services") or []), timeout=30, interval=0.5)
-    # when requests come in through the Gateway
     body = b'{"inputs": [{"name": "x", "shape": [1], "datatype": "FP64", "data": [0.5]}]}'
+    serving(proc, backends, body)
+    # when requests come in through the Gateway
     seen = send(proc, REQUESTS, body)
     # then every client is answered by stable
     assert seen == Counter({(200, "stable"): REQUESTS}), seen
@@ -290,6 +302,7 @@ def test_rate_limit_middleware_on_the_canary_backend_ref_caps_what_the_canary_se
     wait_for("the limit in force on the canary's service", lambda: any(
         f"-svc-{ns}-canary-" in s["name"] and f"{ns}-canary-limit@kubernetescrd" in (s.get("middlewares") or [])
         for s in services(proc)), timeout=30, interval=0.5)
+    serving(proc, backends)
     # when one client sends a burst of requests as fast as it can
     start = time.monotonic()
     seen = send(proc, REQUESTS)
@@ -320,5 +333,45 @@ def test_the_real_node_manifests_are_admitted(cluster: Cluster) -> None:
                                          "json").stdout)
         assert svc["spec"]["clusterIP"] == gateway.SERVICE_IP
     finally:
-        cluster.kubectl("delete", "-f", "-", "--wait=false", "--ignore-not-found",
-                        input="\n---\n".join(yaml.safe_dump(m) for m in docs), check=False)
+        # (the GatewayClass and the ClusterRole are shared with the host Traefik of the other tests)
+        cluster.kubectl("delete", "-f", "-", "--wait=false", "--ignore-not-found", check=False, input="\n---\n".join(
+            yaml.safe_dump(m) for m in docs if m["kind"] not in ("GatewayClass", "ClusterRole")))
+
+
+def test_failover_sends_what_is_over_the_canary_rate_limit_to_stable(
+        cluster: Cluster, traefik: Any, backends: dict[str, Backend]) -> None:
+    proc, ns = traefik
+    # given the canary's 50% going through a TraefikService failover: the canary behind a rate-limit
+    # Middleware (5/s, burst 5, one bucket), and stable as the fallback for what it answers 429
+    cluster.kubectl("apply", "-f", "-", input="\n---\n".join(yaml.safe_dump(o) for o in [
+        {"apiVersion": "traefik.io/v1alpha1", "kind": "Middleware",
+         "metadata": {"name": "canary-limit", "namespace": ns},
+         "spec": {"rateLimit": {"average": 5, "period": "1s", "burst": 5, "sourceCriterion": {"requestHost": True}}}},
+        {"apiVersion": "traefik.io/v1alpha1", "kind": "TraefikService",
+         "metadata": {"name": "canary-throttled", "namespace": ns},
+         "spec": {"failover": {"service": {"name": "canary", "port": 8080, "middlewares": [{"name": "canary-limit"}]},
+                               "fallback": {"name": "stable", "port": 8080},
+                               "errors": {"status": ["429"]}}}},
+    ]))
+    got = apply_route(cluster, proc, route(ns, [
+        {"name": "stable", "port": 8080, "weight": 50},
+        {"group": "traefik.io", "kind": "TraefikService", "name": "canary-throttled", "weight": 50}]))
+    assert conditions(got) == {"Accepted": "True", "ResolvedRefs": "True"}
+    wait_for("the failover in force", lambda: any(
+        s.get("name") == f"{ns}-canary-throttled@kubernetescrd" and s.get("failover") for s in services(proc)),
+        timeout=30, interval=0.5)
+    wait_for("the route to it in force", lambda: any(
+        c["name"] == f"{ns}-canary-throttled@kubernetescrd" for s in services(proc)
+        for c in (s.get("weighted") or {}).get("services") or []), timeout=30, interval=0.5)
+    serving(proc, backends)
+    # when one client sends a burst of requests as fast as it can
+    start = time.monotonic()
+    seen = send(proc, REQUESTS)
+    elapsed = time.monotonic() - start
+    # then every request is answered 200; the canary serves no more than its bucket allows in that time,
+    # and stable serves the rest
+    canary = backends["canary"].count
+    print(f"burst of {REQUESTS} in {elapsed:.2f}s through the failover: {seen}")
+    assert seen[(429, "")] == 0 and sum(n for (code, _), n in seen.items() if code == 200) == REQUESTS, seen
+    assert canary <= 5 + 5 * elapsed + 1, (canary, elapsed)
+    assert seen[(200, "canary")] == canary and seen[(200, "stable")] == REQUESTS - canary, seen
