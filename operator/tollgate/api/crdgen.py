@@ -77,6 +77,8 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
      "description": "Model version being rolled out."},
     {"name": "Weight", "type": "integer", "jsonPath": ".status.canaryWeight",
      "description": "Percent of traffic on the canary."},
+    {"name": "Mirror", "type": "integer", "jsonPath": ".status.canaryMirror", "priority": 1,
+     "description": "Percent of live requests mirrored to the canary (a shadow step; users get stable's answers)."},
     {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
      "description": "The Ready condition."},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
@@ -244,7 +246,7 @@ def openapi_schema() -> dict[str, Any]:
     """The CRD's openAPIV3Schema: spec and status from the models, the usual envelope around them."""
     spec = _Translator(ModelDeploymentSpec).translate("spec")
     # Needs the risk tiers' steps (api.tiers imports api.spec, so the rule cannot sit on the model).
-    tier_weights = {tier.value: [s.weight for s in preset.steps] for tier, preset in TIERS.items()}
+    tier_weights = {tier.value: [s.canary_weight for s in preset.steps] for tier, preset in TIERS.items()}
     default_tier = ModelDeploymentSpec.model_fields["riskTier"].default.value
     spec["x-kubernetes-validations"] = [*spec.get("x-kubernetes-validations", []),
                                         share_rule(tier_weights, default_tier)]
@@ -362,7 +364,7 @@ def render_all() -> dict[str, str]:
 
 
 def _step_text(step: Step) -> str:
-    text = f"{step.weight}%"
+    text = step.describe()
     extras = [f"pause {step.pause}"] if step.pause else []
     if step.approval == ApprovalMode.REQUIRED:
         extras.append("approval")

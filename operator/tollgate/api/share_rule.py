@@ -39,7 +39,8 @@ def _weights(tier_weights: Mapping[str, Sequence[int]], default_tier: str) -> st
             continue
         expr = f"({tier} == '{name}' ? [{', '.join(str(w) for w in weights)}] : {expr})"
     explicit = "has(self.rollout) && has(self.rollout.steps) && size(self.rollout.steps) > 0"
-    return f"(({explicit}) ? self.rollout.steps.map(s, s.weight) : {expr})"
+    # A shadow step (no weight) gives the canary no user: weight 0, which every replica count gives exactly.
+    return f"(({explicit}) ? self.rollout.steps.map(s, has(s.weight) ? s.weight : 0) : {expr})"
 
 
 def share_rule(tier_weights: Mapping[str, Sequence[int]], default_tier: str) -> dict[str, Any]:

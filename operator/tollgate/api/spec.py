@@ -19,6 +19,8 @@ from tollgate.api.delivery import ModelDelivery
 from tollgate.api.hooks import SYNTHETIC_PROFILES, Hooks
 from tollgate.api.pod_template import PodTemplate
 from tollgate.api.probes import Probes
+from tollgate.api.routers import RouterKind as RouterKind  # noqa: PLC0414  (re-exported: part of the spec)
+from tollgate.api.routers import capability_rules
 from tollgate.api.scheduling import Scheduling
 from tollgate.api.validation import cel
 
@@ -90,13 +92,6 @@ class NoDataPolicy(StrEnum):
     HOLD = "hold"
     FAIL = "fail"
     PASS = "pass"
-
-
-class RouterKind(StrEnum):
-    """How traffic is split between the stable and the canary track."""
-
-    REPLICAS = "replicas"
-    GATEWAY_API = "gatewayAPI"
 
 
 class ApprovalMode(StrEnum):
@@ -295,7 +290,8 @@ class Traffic(_Model):
 
     router: RouterKind = RouterKind.REPLICAS
     """replicas: one Service over both tracks, split by replica ratio (works anywhere).
-    gatewayAPI: an HTTPRoute with weighted backendRefs (exact weights)."""
+    gatewayAPI: an HTTPRoute with weighted backendRefs (exact weights) and a RequestMirror filter during
+    shadow steps. What each can do: docs/api.md, Routers."""
     gatewayAPI: GatewayAPI | None = None
     """Required when router is gatewayAPI."""
     shareTolerance: Annotated[int, Field(ge=0, le=100)] | None = None
@@ -305,6 +301,27 @@ class Traffic(_Model):
     (status.steps) and warns beyond 5 points (ShareWithinTolerance condition and an Event)."""
 
 
+class Shadow(_Model):
+    """A shadow step: live requests are copied to the canary, users get stable's answers only."""
+
+    percent: Annotated[int, Field(ge=1, le=100)]
+    """Percent of live requests copied (mirrored) to the canary (1-100). The canary's answers are
+    discarded; its own metrics count only these copies and are judged against stable's like a canary
+    step's."""
+
+
+@cel(
+    "has(self.weight) || has(self.shadow)",
+    "spec.rollout.steps[] needs weight (percent of users on the canary) or shadow (requests mirrored to the "
+    "canary, no users): add weight: N or shadow: {percent: N}",
+    field_path=".weight",
+)
+@cel(
+    "!(has(self.weight) && has(self.shadow))",
+    "spec.rollout.steps[] has both weight and shadow: a shadow step sends no user to the canary; make it two "
+    "steps, the shadow step first",
+    field_path=".shadow",
+)
 @cel(
     "!has(self.pause) || duration(self.pause) <= duration('168h')",
     "spec.rollout.steps[].pause must be at most 168h (7 days): for a longer hold set spec.paused or add a "
@@ -317,16 +334,42 @@ class Traffic(_Model):
     field_path=".pause",
 )
 class Step(_Model):
-    """One traffic step of a canary."""
+    """One step of a canary: a weight (users on the canary) or a shadow (requests mirrored to it)."""
 
-    weight: Annotated[int, Field(ge=1, le=100)]
-    """Percent of traffic on the canary during this step (1-100); increasing, the last one 100."""
+    weight: Annotated[int, Field(ge=1, le=100)] | None = None
+    """Percent of traffic on the canary during this step (1-100); increasing, the last one 100. Required
+    unless the step is a shadow step."""
+    shadow: Shadow | None = None
+    """A shadow step instead of a weight: the router copies this percent of live requests to the canary and
+    users get stable's answers only (canary weight 0). Judged like a canary step (same SLOs, same tests
+    against stable); a failure rolls back with zero user requests served by the new version. Only before
+    the first weighted step, percents increasing; needs spec.traffic.router: gatewayAPI."""
     pause: Duration | None = None
     """Hold this weight for this long before the step can pass (e.g. 2m)."""
     analysis: bool = True
     """Judge the SLOs during this step; the step passes only after a passing analysis."""
     approval: ApprovalMode = ApprovalMode.NONE
     """required: wait for the tollgate.dev/approve annotation before setting this weight."""
+
+    @property
+    def canary_weight(self) -> int:
+        """Percent of user traffic on the canary while this step holds (0 for a shadow step)."""
+        return self.weight if self.weight is not None else 0
+
+    @property
+    def mirror(self) -> int:
+        """Percent of live requests mirrored to the canary while this step holds (0 unless shadow)."""
+        return self.shadow.percent if self.shadow is not None else 0
+
+    @property
+    def load(self) -> int:
+        """Percent of the requests the canary's pods answer: its weight, or the mirrored percent. Sizes the
+        canary (engine.routing)."""
+        return max(self.canary_weight, self.mirror)
+
+    def describe(self) -> str:
+        """The step in a few words, e.g. "25%" or "shadow 50%"."""
+        return f"shadow {self.mirror}%" if self.shadow is not None else f"{self.canary_weight}%"
 
 
 @cel(
@@ -372,14 +415,29 @@ class AnalysisSettings(_Model):
 
 
 @cel(
-    "!has(self.steps) || (self.steps.map(s, s.weight).isSorted() && "
-    "self.steps.all(s, self.steps.exists_one(t, t.weight == s.weight)))",
+    "!has(self.steps) || (self.steps.filter(s, has(s.weight)).map(s, s.weight).isSorted() && "
+    "self.steps.all(s, !has(s.weight) || self.steps.exists_one(t, has(t.weight) && t.weight == s.weight)))",
     "spec.rollout.steps weights must be strictly increasing (e.g. 5, 25, 50, 100): "
     "sort the steps and remove repeated weights",
     field_path=".steps",
 )
 @cel(
-    "!has(self.steps) || size(self.steps) == 0 || self.steps[size(self.steps) - 1].weight == 100",
+    "!has(self.steps) || self.steps.map(s, has(s.shadow) ? 0 : 1).isSorted()",
+    "spec.rollout.steps: shadow steps come before the first weighted step (once users are on the canary, a "
+    "shadow step would take them off it): move the shadow steps to the front",
+    field_path=".steps",
+)
+@cel(
+    "!has(self.steps) || (self.steps.filter(s, has(s.shadow)).map(s, s.shadow.percent).isSorted() && "
+    "self.steps.all(s, !has(s.shadow) || "
+    "self.steps.exists_one(t, has(t.shadow) && t.shadow.percent == s.shadow.percent)))",
+    "spec.rollout.steps shadow percents must be strictly increasing (e.g. shadow 10, then shadow 50): sort "
+    "the shadow steps and remove repeated percents",
+    field_path=".steps",
+)
+@cel(
+    "!has(self.steps) || size(self.steps) == 0 || (has(self.steps[size(self.steps) - 1].weight) && "
+    "self.steps[size(self.steps) - 1].weight == 100)",
     "spec.rollout.steps must end with weight 100: add a last step {weight: 100}; "
     "the canary is promoted only after full traffic passed",
     field_path=".steps",
@@ -423,9 +481,10 @@ class Rollout(_Model):
     """The canary plan. Omitted steps and analysis settings come from the risk tier."""
 
     steps: Annotated[list[Step], Field(min_length=1, max_length=20)] | None = None
-    """Traffic steps in order, weights strictly increasing, the last one 100. Each step sets the weight
-    (after its approval, if any), waits for the pause and passes with a passing analysis. Omitted: the
-    risk tier's steps (see docs/api.md)."""
+    """Traffic steps in order, weights strictly increasing, the last one 100; shadow steps (mirrored
+    requests, no users) only before the first weighted one. Each step sets the weight or the mirror (after
+    its approval, if any), waits for the pause and passes with a passing analysis. Omitted: the risk tier's
+    steps (see docs/api.md)."""
     analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
     """Analysis cadence and limits."""
     progressDeadline: Duration | None = None
@@ -699,3 +758,8 @@ class ModelDeploymentSpec(_Model):
     hooks: Hooks = Field(default_factory=Hooks)
     """Jobs run in the sandbox before traffic, during analysis and before promotion, and an HTTP
     confirmation gate (see docs/api.md, Hooks)."""
+
+
+for _rule in capability_rules():  # what the router cannot do is refused at admission (api.routers)
+    cel(_rule.rule, _rule.message, field_path=_rule.field_path,
+        message_expression=_rule.message_expression)(ModelDeploymentSpec)

@@ -280,7 +280,10 @@ class StepStatus(_Status):
     """One step of the plan with the share of requests it really gives the canary."""
 
     weight: int
-    """Percent asked for (spec.rollout.steps[].weight, or the risk tier's)."""
+    """Percent asked for (spec.rollout.steps[].weight, or the risk tier's); 0 for a shadow step."""
+    mirror: int | None = None
+    """A shadow step: percent of live requests mirrored to the canary (spec.rollout.steps[].shadow.percent),
+    whose answers users never get."""
     plannedShare: float
     """Percent the router gives at the current replica count: Ready canary pods / all Ready pods for the
     replicas router (it rounds the canary up to whole pods), the weight itself for gatewayAPI."""
@@ -320,6 +323,9 @@ class ModelDeploymentStatus(_Status):
     """Number of steps of the current rollout."""
     canaryWeight: int = 0
     """Percent of traffic on the canary now."""
+    canaryMirror: int = 0
+    """Percent of live requests mirrored to the canary now (a shadow step: canaryWeight is 0, users get
+    stable's answers only); 0 otherwise."""
     canaryShare: float | None = None
     """Percent of requests the canary really gets now (replicas router: Ready canary pods / all Ready pods
     behind the Service; gatewayAPI: the route weight); None without a canary."""

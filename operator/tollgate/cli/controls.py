@@ -91,7 +91,7 @@ def check_annotation(control: AnnotationControl, obj: Obj) -> str:
         if index is None:
             raise CliError(f"nothing awaits approval: {_where(obj)}", Exit.NOT_APPLICABLE)
         steps = steps_of(obj)
-        what = f"step {index + 1}/{len(steps)} ({steps[index].weight}%) of canary {canary.get('version')}"
+        what = f"step {index + 1}/{len(steps)} ({steps[index].describe()}) of canary {canary.get('version')}"
         if phase == Phase.PAUSED:
             return f"approves {what}; the rollout is paused, the approval takes effect on resume"
         return f"approves {what}"
@@ -121,7 +121,8 @@ def check_annotation(control: AnnotationControl, obj: Obj) -> str:
         weight = int(st.get("canaryWeight") or 0)
         if not canary or phase != Phase.PROGRESSING or st.get("promotingSince") or not steps:
             raise CliError(f"no step to complete: {_where(obj)}", Exit.NOT_APPLICABLE)
-        if index >= len(steps) or steps[index].weight != weight:
+        mirror = int(st.get("canaryMirror") or 0)
+        if index >= len(steps) or (steps[index].canary_weight, steps[index].mirror) != (weight, mirror):
             raise CliError(f"step {index + 1} has not taken its weight yet (the canary waits for its pods); "
                            f"nothing to complete: {_where(obj)}", Exit.NOT_APPLICABLE)
         if index == len(steps) - 1:
@@ -129,8 +130,9 @@ def check_annotation(control: AnnotationControl, obj: Obj) -> str:
                     "remaining pause and analysis: the promotion starts")
         nxt = steps[index + 1]
         gate = "; the next step's approval gate still waits" if nxt.approval == "required" else ""
-        return (f"completes step {index + 1}/{len(steps)} ({weight}%) of canary {canary.get('version')} now, "
-                f"skipping its remaining pause and analysis, and enters step {index + 2} ({nxt.weight}%){gate}")
+        return (f"completes step {index + 1}/{len(steps)} ({steps[index].describe()}) of canary "
+                f"{canary.get('version')} now, skipping its remaining pause and analysis, and enters step "
+                f"{index + 2} ({nxt.describe()}){gate}")
     if control is RETRY:
         if not st.get("rolledBackRevision") or phase not in ROLLBACK_PHASES:
             raise CliError(f"nothing was rolled back: {_where(obj)}", Exit.NOT_APPLICABLE)

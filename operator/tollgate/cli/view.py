@@ -173,11 +173,12 @@ def step_rows(obj: Obj) -> list[dict[str, Any]]:
     canary = st.get("canary")
     current = int(st.get("currentStep") or 0)
     weight = int(st.get("canaryWeight") or 0)
+    mirror = int(st.get("canaryMirror") or 0)
     promoting = bool(st.get("promotingSince"))
     plan = steps_of(obj)
     # status.steps: the share each step really gives (issue 19), when it describes this plan
     reported = st.get("steps") or []
-    shares = reported if [r.get("weight") for r in reported] == [s.weight for s in plan] else [{}] * len(plan)
+    shares = reported if [r.get("weight") for r in reported] == [s.canary_weight for s in plan] else [{}] * len(plan)
     rows = []
     for i, s in enumerate(plan):
         if not canary:
@@ -185,7 +186,7 @@ def step_rows(obj: Obj) -> list[dict[str, Any]]:
         elif promoting or i < current:
             state = "done"
         elif i == current:
-            if weight == s.weight:
+            if (weight, mirror) == (s.canary_weight, s.mirror):
                 state = "paused" if st.get("phase") == Phase.PAUSED else "running"
             elif s.approval is ApprovalMode.REQUIRED:
                 state = "awaiting approval"
@@ -194,7 +195,8 @@ def step_rows(obj: Obj) -> list[dict[str, Any]]:
         else:
             state = "pending"
         rows.append({
-            "index": i + 1, "weight": s.weight, "pause": s.pause, "analysis": s.analysis,
+            "index": i + 1, "weight": s.canary_weight, "shadow": s.mirror or None, "pause": s.pause,
+            "analysis": s.analysis,
             "approval": s.approval.value == "required", "state": state,
             "current": bool(canary) and not promoting and i == current,
             "plannedShare": shares[i].get("plannedShare"), "share": shares[i].get("share"),
@@ -235,6 +237,7 @@ def status_view(obj: Obj, now: datetime, timeline: int = 8) -> dict[str, Any]:
         "stable": st.get("stable"),
         "canary": st.get("canary"),
         "canaryWeight": int(st.get("canaryWeight") or 0),
+        "canaryMirror": int(st.get("canaryMirror") or 0),
         "currentStep": int(st.get("currentStep") or 0),
         "lastKnownGood": st.get("lastKnownGood"),
         "bake": st.get("bake"),
@@ -367,7 +370,9 @@ def render_status(view: Mapping[str, Any], now: datetime, style: Style = Style()
         f"Stable:        {revision_text(view['stable'])}",
     ]
     if view["canary"]:
-        lines.append(f"Canary:        {revision_text(view['canary'])}   weight {view['canaryWeight']}%")
+        mirror = (f", mirror {view['canaryMirror']}% (shadow: users get stable's answers)"
+                  if view.get("canaryMirror") else "")
+        lines.append(f"Canary:        {revision_text(view['canary'])}   weight {view['canaryWeight']}%{mirror}")
     else:
         lines.append("Canary:        - (no rollout in progress)")
     lines.append(f"LastKnownGood: {revision_text(view['lastKnownGood'])}")
@@ -403,7 +408,8 @@ def render_status(view: Mapping[str, Any], now: datetime, style: Style = Style()
         rows = []
         for s in view["steps"]:
             mark = "=>" if s["current"] else "  "
-            rows.append([mark, str(s["index"]), f"{s['weight']}%", share_text(s), s["pause"] or "-",
+            rows.append([mark, str(s["index"]), f"shadow {s['shadow']}%" if s.get("shadow") else f"{s['weight']}%",
+                         share_text(s), s["pause"] or "-",
                          "yes" if s["analysis"] else "no", "required" if s["approval"] else "-", s["state"]])
         lines.append(table(["", "#", "WEIGHT", "SHARE", "PAUSE", "ANALYSIS", "APPROVAL", "STATE"], rows,
                            indent="  "))

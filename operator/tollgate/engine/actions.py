@@ -107,12 +107,15 @@ class SetWeight:
     """True: all traffic goes to the fallback track (kill switch)."""
     fast: bool = False
     """True: move traffic through the router's fast path now, before the desired objects are applied.
-    Traffic moving away from the canary (a lower weight than the persisted status had, or the
+    Traffic moving away from the canary (a lower weight or mirror than the persisted status had, or the
     fallback) takes it; a rise waits for the desired objects, which carry the same split."""
     keep_canary: bool = False
     """True: a failed canary is kept for debugging (status.keptCanary): the fast path takes traffic off it
     without removing its pods (replicas router: the Service selects the stable track, the canary is not
     scaled down)."""
+    mirror_percent: int = 0
+    """Percent of live requests copied to the canary (a shadow step; canary_weight is then 0); 0: no mirror.
+    Only routers with the mirror capability get a non-zero value (api.routers; refused at admission)."""
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,8 @@ class RollbackRecord:
     incident: str
     step: int
     weight: int
+    mirror: int = 0
+    """Percent of requests mirrored to it (a shadow step: weight 0, no user got its answers)."""
     bake: BakeStatus | None = None
     """The bake window the version failed in (a rollback after promotion), else None."""
     digest: DigestMismatch | None = None
@@ -156,6 +158,7 @@ class Draft:
         """Canary weight 0 and its progress reset (its Deployment is removed by the plan)."""
         st = self.st
         st.canaryWeight = 0
+        st.canaryMirror = 0
         st.currentStep = 0
         st.stepStartedAt = None
         st.passedAnalyses = 0

@@ -63,7 +63,7 @@ def drill_refusal(kind: DrillKind, spec: ModelDeploymentSpec, status: ModelDeplo
     if desired_revision(spec).revision != canary.revision:
         return (f"canary {canary.version} is being replaced by spec.model.version "
                 f"{spec.model.version}: drill once the new canary takes traffic")
-    if status.canaryWeight <= 0:
+    if status.canaryWeight <= 0 and status.canaryMirror <= 0:
         return (f"canary {canary.version} takes no traffic yet (weight 0): there is nothing to roll back; drill "
                 f"once it has entered a step (kubectl tollgate status {name} --watch)")
     return None

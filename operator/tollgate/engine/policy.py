@@ -81,13 +81,21 @@ class Policy:
     @property
     def max_weight(self) -> int:
         """The last step's weight: the canary never takes more before promotion."""
-        return self.steps[-1].weight if self.steps else 0
+        return self.steps[-1].canary_weight if self.steps else 0
 
     @property
     def plan_hash(self) -> str:
         """Identifies the step plan; a change mid-rollout restarts it at step one."""
-        plan = json.dumps([s.model_dump(mode="json") for s in self.steps], sort_keys=True)
+        # Without an unset shadow, so the plans written before shadow steps existed keep their hash.
+        plan = json.dumps([_plan_entry(s) for s in self.steps], sort_keys=True)
         return hashlib.sha256(plan.encode()).hexdigest()[:10]
+
+
+def _plan_entry(step: Step) -> dict[str, object]:
+    entry = step.model_dump(mode="json")
+    if step.shadow is None:
+        entry.pop("shadow", None)
+    return entry
 
 
 def _format_seconds(seconds: float) -> str:
@@ -155,7 +163,16 @@ def plan_problem(policy: Policy) -> str | None:
     """Why the step plan cannot be followed, or None (the CRD refuses most of these at admission)."""
     if not policy.steps:
         return "spec.rollout.steps is empty: give at least one step or omit steps to use the risk tier's"
-    weights = [s.weight for s in policy.steps]
+    if any((s.weight is None) == (s.shadow is None) for s in policy.steps):
+        return "spec.rollout.steps[] each need a weight or a shadow, not both"
+    shadows = [s.mirror for s in policy.steps if s.shadow is not None]
+    if [s.shadow is not None for s in policy.steps[:len(shadows)]] != [True] * len(shadows):
+        return "spec.rollout.steps: shadow steps must come before the first weighted step"
+    if any(b <= a for a, b in itertools.pairwise(shadows)):
+        return f"spec.rollout.steps shadow percents must be strictly increasing, got {shadows}"
+    weights = [s.canary_weight for s in policy.steps if s.shadow is None]
+    if not weights:
+        return "spec.rollout.steps has only shadow steps: add weighted steps ending with weight 100"
     if any(b <= a for a, b in itertools.pairwise(weights)):
         return f"spec.rollout.steps weights must be strictly increasing, got {weights}"
     if any(not 1 <= w <= 100 for w in weights):

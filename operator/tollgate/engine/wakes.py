@@ -26,29 +26,32 @@ from tollgate.engine.actions import Wake
 from tollgate.engine.bake_analysis import bake_analysis_at, bake_end
 from tollgate.engine.policy import Policy
 from tollgate.engine.timeutil import parse_duration, parse_time
+from tollgate.engine.traffic import holds, receives
 
 ANALYSED_PHASES = frozenset({Phase.PROGRESSING, Phase.AWAITING_APPROVAL, Phase.PROMOTING})
 """Phases in which a canary taking traffic is analysed (not Paused: verdicts would not count)."""
 
 
-def judged(policy: Policy, weight: int) -> bool:
-    """SLOs are judged at this weight: the step holding it has `analysis: true` (steps with
-    `analysis: false` are not judged; an unknown weight, e.g. after a plan change, is judged)."""
-    step = next((s for s in policy.steps if s.weight == weight), None)
-    return weight > 0 and (step is None or step.analysis)
+def judged(policy: Policy, status: ModelDeploymentStatus) -> bool:
+    """SLOs are judged at the canary's traffic now (a weight, or a shadow step's mirror): the step holding
+    it has `analysis: true` (steps with `analysis: false` are not judged; an unknown weight, e.g. after a
+    plan change, is judged)."""
+    step = next((s for s in policy.steps if holds(status, s)), None)
+    return receives(status) and (step is None or step.analysis)
 
 
 def next_analysis_at(policy: Policy, status: ModelDeploymentStatus) -> datetime | None:
     """When the next analysis tick is due by the rules, or None when no analysis is wanted.
 
-    Analysis runs while the canary takes traffic (weight > 0) and the rollout is not paused, one look
+    Analysis runs while the canary takes traffic (weight > 0, or a shadow step's mirror) and the rollout is
+    not paused, one look
     interval after the later of the step's start and the previous tick.
     """
     if status.bake is not None and status.canary is None:
         return bake_analysis_at(policy, status)  # the promoted version in its bake window
-    if status.canary is None or status.killSwitchActive or status.canaryWeight <= 0:
+    if status.canary is None or status.killSwitchActive or not receives(status):
         return None
-    if status.phase not in ANALYSED_PHASES or not judged(policy, status.canaryWeight):
+    if status.phase not in ANALYSED_PHASES or not judged(policy, status):
         return None
     anchors = [t for t in (parse_time(status.stepStartedAt), parse_time(status.lastAnalysisAt)) if t]
     if not anchors:
@@ -104,7 +107,7 @@ def deadline(policy: Policy, status: ModelDeploymentStatus, now: datetime) -> da
     started = parse_time(status.stepStartedAt)
     if status.canary is not None and started is not None and status.phase is Phase.PROGRESSING and policy.steps:
         step = policy.steps[min(status.currentStep, len(policy.steps) - 1)]
-        if step.pause and status.canaryWeight == step.weight:
+        if step.pause and holds(status, step):
             times.append(started + timedelta(seconds=parse_duration(step.pause)))
     end = bake_end(status)
     if end is not None:

@@ -105,6 +105,9 @@ class TrafficPlan:
     selects its pods."""
     canary_alone: bool = False
     """The replicas router's Service selects the canary track alone (autoscaled stable at weight 100)."""
+    mirror: int = 0
+    """Percent of live requests copied to the canary (a shadow step); the gatewayAPI router's HTTPRoute
+    carries it as a RequestMirror filter. 0: none."""
 
 
 def deployment_name(ctx: Context, track: Track) -> str:
@@ -252,8 +255,17 @@ def track_services(spec: ModelDeploymentSpec, ctx: Context, plan: TrafficPlan) -
     return [_service(spec, ctx, service_name(ctx, track), selector) for track, selector in selectors.items()]
 
 
+def mirror_filter(ctx: Context, port: int, percent: int) -> Manifest:
+    """The standard Gateway API RequestMirror filter (HTTPRoute rule level) that copies `percent` of the
+    requests to the canary's Service; the gateway discards the copies' answers."""
+    return {"type": "RequestMirror",
+            "requestMirror": {"backendRef": {"name": service_name(ctx, Track.CANARY), "port": port},
+                              "percent": percent}}
+
+
 def http_route(spec: ModelDeploymentSpec, ctx: Context, plan: TrafficPlan) -> Manifest:
-    """The HTTPRoute of the gatewayAPI router with weighted backendRefs."""
+    """The HTTPRoute of the gatewayAPI router with weighted backendRefs and, during a shadow step, the
+    RequestMirror filter to the canary (`mirror_filter`)."""
     gateway = spec.traffic.gatewayAPI
     if gateway is None:
         raise ValueError("spec.traffic.gatewayAPI is required for the gatewayAPI router")
@@ -270,13 +282,14 @@ def http_route(spec: ModelDeploymentSpec, ctx: Context, plan: TrafficPlan) -> Ma
         if parent.sectionName:
             entry["sectionName"] = parent.sectionName
         parents.append(entry)
-    body: Manifest = {
-        "parentRefs": parents,
-        "rules": [{"backendRefs": [
-            {"name": service_name(ctx, track), "port": spec.runtime.port, "weight": weight}
-            for track, weight in weights.items()
-        ]}],
-    }
+    rule: Manifest = {"backendRefs": [
+        {"name": service_name(ctx, track), "port": spec.runtime.port, "weight": weight}
+        for track, weight in weights.items()
+    ]}
+    mirror = plan.mirror if plan.canary is not None and not plan.to_fallback else 0
+    if mirror > 0:
+        rule["filters"] = [mirror_filter(ctx, spec.runtime.port, mirror)]
+    body: Manifest = {"parentRefs": parents, "rules": [rule]}
     if gateway.hostnames:
         body["hostnames"] = list(gateway.hostnames)
     return {

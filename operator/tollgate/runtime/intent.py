@@ -19,7 +19,8 @@ def leaves_canary(prev: ModelDeploymentStatus, decision: Decision) -> bool:
     nxt = decision.status
     if any(isinstance(a, RollBack) for a in decision.actions):
         return True
-    if any(isinstance(a, SetWeight) and (a.fallback or a.canary_weight < prev.canaryWeight)
+    if any(isinstance(a, SetWeight) and (a.fallback or a.canary_weight < prev.canaryWeight
+                                         or a.mirror_percent < prev.canaryMirror)
            for a in decision.actions):
         return True
     return prev.canary is not None and (nxt.canary is None or nxt.canary.revision != prev.canary.revision)

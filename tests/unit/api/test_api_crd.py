@@ -113,6 +113,7 @@ def test_crd_names_scope_version_subresource_and_columns() -> None:
         "Stable": ".status.stable.version",
         "Canary": ".status.canary.version",
         "Weight": ".status.canaryWeight",
+        "Mirror": ".status.canaryMirror",
         "Ready": '.status.conditions[?(@.type=="Ready")].status',
         "Age": ".metadata.creationTimestamp",
     }

@@ -109,7 +109,7 @@ def test_minimal_example_relies_on_defaults() -> None:
 def test_every_example_gives_the_steps_it_advertises(name: str) -> None:
     # given an example and the steps it runs (its own, or its risk tier's)
     spec = ModelDeploymentSpec.model_validate(_load(name)["spec"])
-    weights = [s.weight for s in (spec.rollout.steps or TIERS[spec.riskTier].steps)]
+    weights = [s.canary_weight for s in (spec.rollout.steps or TIERS[spec.riskTier].steps)]
     # when the router splits traffic at the example's replica count
     planned = shares.planned(spec.traffic.router, spec.replicas, weights)
     # then every step gets its weight (within the default tolerance)

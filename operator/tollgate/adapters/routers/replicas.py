@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from tollgate.adapters.kube import Kube
 from tollgate.api import resource
-from tollgate.api.spec import RouterKind
+from tollgate.api.routers import ROUTER_CAPABILITIES, RouterKind
 from tollgate.engine.actions import Context, ObjectRef, SetWeight
 from tollgate.engine.labels import LABEL_POOL
 from tollgate.engine.observations import Track
@@ -19,6 +19,8 @@ from tollgate.engine.workloads import deployment_name, service_name
 
 class ReplicasRouter:
     kind = RouterKind.REPLICAS
+    capabilities = ROUTER_CAPABILITIES[RouterKind.REPLICAS]
+    """None: it cannot mirror (a shadow step is refused at admission, api.routers)."""
 
     def __init__(self, kube: Kube):
         self._kube = kube

@@ -87,6 +87,7 @@ def first_failed(d: Draft) -> None:
     stable = d.st.stable
     assert stable is not None
     d.st.canaryWeight = 0
+    d.st.canaryMirror = 0
     d.phase(Phase.STALLED, f"first version {stable.version} ({stable.revision}) failed its analysis "
                            f"({d.st.lastIncident}) and there is no spec.fallback: it keeps serving. Set "
                            "spec.fallback, change the spec, or set tollgate.dev/retry")

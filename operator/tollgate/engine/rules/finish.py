@@ -42,6 +42,8 @@ def finish(d: Draft, policy: Policy | None) -> Decision:
     d.st.controls = seen_tokens(d.prev.controls, d.obs.controls, defer=d.deferred)
     if d.spec.killSwitch:
         d.st.canaryWeight = 0
+    if d.spec.killSwitch or d.st.killSwitchActive or d.st.canary is None:
+        d.st.canaryMirror = 0  # no canary to mirror to (rolled back, aborted, promoted, kill switch)
     share_problem = report_shares(d, policy) if policy is not None else None
     d.st.timeline = _timeline(d)
     d.st.conditions = _conditions(d, policy, share_problem)
@@ -61,6 +63,8 @@ def finish(d: Draft, policy: Policy | None) -> Decision:
             message=rb.message, at=d.at, canary=rb.canary, stable=rb.stable, step=rb.step, weight=rb.weight,
             policy=policy, analysis=st.analysis, observations=d.obs.slos, timeline=st.timeline,
         )
+        if rb.mirror > 0:  # a shadow step: the canary answered mirrored copies only, no user got its answers
+            payload["shadow"] = {"mirrorPercent": rb.mirror, "userWeight": rb.weight}
         if rb.digest is not None:  # the storage initializer refused the model's bytes
             model = rb.canary.model if rb.canary.model is not None else d.spec.model  # a canary is the spec's
             payload["modelDigest"] = {"expected": rb.digest.expected, "actual": rb.digest.actual, "uri": model.uri}
@@ -92,8 +96,9 @@ def _desired(d: Draft, policy: Policy, st: ModelDeploymentStatus) -> list[Action
             stable_replicas=(plan.stable.replicas if plan.stable else 0),
             canary_replicas=canary_count if canary_count is not None else traffic.canary_replicas,
             fallback=plan.to_fallback,
-            fast=plan.to_fallback or after[0] < before[0],
+            fast=plan.to_fallback or after[0] < before[0] or after[2] < before[2],
             keep_canary=plan.kept and plan.canary is None,
+            mirror_percent=plan.mirror,
         ))
     hooks = hook_objects(d.spec, d.ctx, st)
     workloads = workload_objects(d.spec, d.ctx, plan, policy.initializer_image)
@@ -118,9 +123,11 @@ def _desired(d: Draft, policy: Policy, st: ModelDeploymentStatus) -> list[Action
     return actions
 
 
-def _routing(st: ModelDeploymentStatus) -> tuple[int, bool]:
-    """What the router serves for a status: the canary weight and whether the fallback takes all."""
-    return (st.canaryWeight if st.canary is not None else 0, st.fallback is not None)
+def _routing(st: ModelDeploymentStatus) -> tuple[int, bool, int]:
+    """What the router serves for a status: the canary weight, whether the fallback takes all, and the
+    percent of requests mirrored to the canary."""
+    canary = st.canary is not None
+    return (st.canaryWeight if canary else 0, st.fallback is not None, st.canaryMirror if canary else 0)
 
 
 def traffic_plan(spec: ModelDeploymentSpec, policy: Policy, st: ModelDeploymentStatus, replicas: int) -> TrafficPlan:
@@ -151,7 +158,9 @@ def traffic_plan(spec: ModelDeploymentSpec, policy: Policy, st: ModelDeploymentS
         stable_plan: TrackPlan | None = TrackPlan(canary_ref, full)
     else:
         stable_plan = TrackPlan(stable_ref, None if autoscaled else traffic.stable_replicas) if stable_ref else None
-    target = weight if weight > 0 else policy.steps[0].weight
+    # Sized for the requests its pods answer: the weight, a shadow step's mirror, else the first step's.
+    load = max(weight, st.canaryMirror)
+    target = load if load > 0 else policy.steps[0].load
     return TrafficPlan(
         stable=stable_plan,
         canary=TrackPlan(canary_ref, split_for(spec, replicas, target).canary_replicas),
@@ -159,6 +168,7 @@ def traffic_plan(spec: ModelDeploymentSpec, policy: Policy, st: ModelDeploymentS
         canary_weight=weight,
         to_fallback=False,
         canary_alone=traffic.canary_alone,
+        mirror=st.canaryMirror,
     )
 
 

@@ -30,6 +30,7 @@ from tollgate.engine.hook_jobs import canary_url, job_name
 from tollgate.engine.hook_observations import JobState, WebhookCall
 from tollgate.engine.rules.rollback import roll_back
 from tollgate.engine.timeutil import parse_duration, parse_time
+from tollgate.engine.traffic import receives
 
 PRE_TRAFFIC = "preTraffic"
 DURING_ANALYSIS = "duringAnalysis"
@@ -175,7 +176,7 @@ def during_analysis(d: Draft) -> bool:
         return True
     entry = current(d.st, DURING_ANALYSIS)
     if entry is None:
-        if d.st.canaryWeight <= 0:
+        if not receives(d.st):  # from the first weight or mirror (a shadow step is analysed too)
             return True
         entry = _start(d, DURING_ANALYSIS, hook)
     entry = _judge(d, entry, hook)

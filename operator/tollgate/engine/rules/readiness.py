@@ -62,8 +62,8 @@ def canary_ready(d: Draft, policy: Policy, *, promoting: bool) -> bool | None:
     """
     canary = d.st.canary
     assert canary is not None
-    weight = d.st.canaryWeight
-    want = d.canary_pods(weight if weight > 0 else policy.steps[0].weight)
+    load = max(d.st.canaryWeight, d.st.canaryMirror)  # a shadow step's pods answer the mirrored copies
+    want = d.canary_pods(load if load > 0 else policy.steps[0].load)
     ready = track_ready(d.obs.canary, canary, want)
     if promoting:
         return ready

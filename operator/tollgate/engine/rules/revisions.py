@@ -121,6 +121,7 @@ def _steady(d: Draft) -> None:
     if not track_ready(d.obs.stable, stable, d.replicas):
         message += f"; {d.obs.stable.ready}/{d.replicas} pods Ready{pods_detail(d.obs.stable, stable)}"
     d.st.canaryWeight = 0
+    d.st.canaryMirror = 0
     d.st.promotingSince = None
     d.st.notReadySince = None
     d.phase(Phase.SUCCEEDED if promoted else Phase.STABLE, message)

@@ -24,7 +24,8 @@ def roll_back(d: Draft, cause: Cause, message: str, acted_by: str | None = None,
     incident = incident_name(d.ctx, canary.revision, d.at, cause.result)
     step = d.st.currentStep
     d.rollback = RollbackRecord(canary=canary, stable=d.st.stable, cause=cause, message=message,
-                                incident=incident, step=step, weight=d.st.canaryWeight, digest=digest)
+                                incident=incident, step=step, weight=d.st.canaryWeight,
+                                mirror=d.st.canaryMirror, digest=digest)
     d.history(canary, cause.result, message, incident, acted_by)
     d.event(cause.reason, f"{canary.version} ({canary.revision}): {message}; evidence {incident}", warning=True)
     d.cut_canary()
@@ -46,6 +47,7 @@ def rolled_back(d: Draft) -> None:
     if kept is not None:
         tail += f"; its canary {kept.deployment} is kept with zero traffic until {kept.until}"
     d.st.canaryWeight = 0
+    d.st.canaryMirror = 0
     d.phase(Phase.ROLLED_BACK if ready else Phase.ROLLING_BACK,
             f"revision {d.st.rolledBackRevision} was rolled back ({d.st.lastIncident}); all traffic on "
             f"{stable.version}. Change the spec or set tollgate.dev/retry to try again{tail}")

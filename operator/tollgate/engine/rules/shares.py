@@ -18,12 +18,13 @@ from tollgate.engine.actions import Reason
 from tollgate.engine.autoscale import canary_cap, split_for
 from tollgate.engine.draft import Draft
 from tollgate.engine.policy import Policy
+from tollgate.engine.traffic import holds
 
 
 def report_shares(d: Draft, policy: Policy) -> str | None:
     """Write status.steps and status.canaryShare; return the share problem (None: every step fits)."""
     router = d.spec.traffic.router
-    weights = [s.weight for s in policy.steps]
+    weights = [s.canary_weight for s in policy.steps]  # a shadow step gives no user to the canary: 0
     cap = canary_cap(d.spec) if d.spec.autoscaling is not None else None
     plan = shares.planned(router, d.replicas, weights, cap=cap)
     same_canary = (d.st.canary is not None and d.prev.canary is not None
@@ -35,13 +36,14 @@ def report_shares(d: Draft, policy: Policy) -> str | None:
     now = _measured_now(d)
     d.st.canaryShare = now
     holding = (now is not None and d.st.currentStep < len(weights)
-               and d.st.canaryWeight == weights[d.st.currentStep])
+               and holds(d.st, policy.steps[d.st.currentStep]))
     if holding:
         kept[d.st.currentStep] = now
     d.st.steps = [
-        StepStatus(weight=s.weight, plannedShare=round(s.share, 1), canaryPods=s.canary_pods, stablePods=s.stable_pods,
-                   share=kept.get(s.index))
-        for s in plan
+        StepStatus(weight=s.weight, mirror=step.mirror or None, plannedShare=round(s.share, 1),
+                   canaryPods=s.canary_pods if step.shadow is None else d.canary_pods(step.load),
+                   stablePods=s.stable_pods, share=kept.get(s.index))
+        for s, step in zip(plan, policy.steps, strict=True)
     ]
 
     tolerance = d.spec.traffic.shareTolerance

@@ -21,6 +21,7 @@ from datetime import timedelta
 from tollgate.api.controls import ControlTokens
 from tollgate.api.spec import ApprovalMode
 from tollgate.api.status import ModelDeploymentStatus, Phase, SLOStatus
+from tollgate.engine import traffic
 from tollgate.engine.actions import Cause, Reason
 from tollgate.engine.analysis import TickOutcome, assess
 from tollgate.engine.comparison import carry_forward
@@ -31,6 +32,7 @@ from tollgate.engine.rules.promotion import promotion_progress, start_promotion
 from tollgate.engine.rules.readiness import canary_ready, pods_detail
 from tollgate.engine.rules.rollback import roll_back
 from tollgate.engine.timeutil import parse_duration, parse_time
+from tollgate.engine.traffic import holds, receives
 from tollgate.engine.wakes import grid_slack, judged
 
 
@@ -46,7 +48,7 @@ def gate_waiting(policy: Policy, status: ModelDeploymentStatus) -> int | None:
     if status.planHash != policy.plan_hash or status.currentStep >= len(policy.steps):
         return None
     step = policy.steps[status.currentStep]
-    if step.approval is ApprovalMode.REQUIRED and status.canaryWeight != step.weight:
+    if step.approval is ApprovalMode.REQUIRED and not holds(status, step):
         return status.currentStep
     return None
 
@@ -70,7 +72,7 @@ def progress(d: Draft, policy: Policy, tokens: ControlTokens) -> None:
             d.event(Reason.PAUSED, "rollout paused (spec.paused): weights hold, analysis does not count")
         d.st.notReadySince = None
         d.phase(Phase.PAUSED, f"paused at step {d.st.currentStep + 1}/{len(policy.steps)}, "
-                              f"canary weight {d.st.canaryWeight}%")
+                              f"canary weight {traffic.text(d.st)}")
         if waiting:  # an approval arriving now counts on resume, at the gate it was meant for
             d.deferred = frozenset({"approve"})
         return
@@ -79,15 +81,15 @@ def progress(d: Draft, policy: Policy, tokens: ControlTokens) -> None:
         # Only a step that was entered starts over. Paused at a gate, the canary still holds the
         # previous step's weight; that step completed with its pass before the pause, and wiping
         # the pass would leave a later weight rise without the pass it was granted on.
-        if d.st.canaryWeight > 0 and d.st.canaryWeight == policy.steps[d.st.currentStep].weight:
+        if receives(d.st) and holds(d.st, policy.steps[d.st.currentStep]):
             d.st.stepStartedAt = d.at
             d.st.passedAnalyses = 0
 
     ready = canary_ready(d, policy, promoting=promoting)
     if ready is None:
         return  # rolled back: not Ready within the deadline
-    if d.obs.slos is not None and judged(policy, d.st.canaryWeight):
-        entered = not promoting and d.st.canaryWeight == policy.steps[d.st.currentStep].weight
+    if d.obs.slos is not None and judged(policy, d.st):
+        entered = not promoting and holds(d.st, policy.steps[d.st.currentStep])
         if not _analyse(d, policy, entered=entered, ready=ready):
             return
     if promoting:
@@ -146,7 +148,7 @@ def _analyse(d: Draft, policy: Policy, *, entered: bool, ready: bool) -> bool:
         d.st.passedAnalyses += 1
         if d.st.passedAnalyses == 1:
             d.event(Reason.ANALYSIS_PASSED, f"step {d.st.currentStep + 1}/{len(policy.steps)} at "
-                                            f"{d.st.canaryWeight}%: every SLO passed")
+                                            f"{traffic.text(d.st)}: every SLO passed")
     elif entered and not tick.passed:
         # The step completes on its latest verdicts, not on a pass from before: a tick that errored
         # (Prometheus down), failed within failureLimit or had no verdict voids the earlier passes, so
@@ -176,35 +178,40 @@ def _advance(d: Draft, policy: Policy, tokens: ControlTokens, *, ready: bool, ga
     for _ in range(len(steps) + 1):
         index = d.st.currentStep
         step = steps[index]
-        weight = d.st.canaryWeight
+        weight = traffic.text(d.st)
         label = f"step {index + 1}/{len(steps)}"
-        if weight != step.weight:
+        if not holds(d.st, step):
             if step.approval is ApprovalMode.REQUIRED:
                 if gate_waiting and tokens.approve is not None:
                     d.st.approvedBy = tokens.approve
-                    d.event(Reason.APPROVED, f"{label} ({step.weight}%) approved by {tokens.approve}")
+                    d.event(Reason.APPROVED, f"{label} ({step.describe()}) approved by {tokens.approve}")
                     gate_waiting = False
                 else:
                     if d.prev.phase is not Phase.AWAITING_APPROVAL or d.prev.currentStep != index:
                         d.event(Reason.AWAITING_APPROVAL,
-                                f"{label} ({step.weight}%) waits for approval: annotate "
+                                f"{label} ({step.describe()}) waits for approval: annotate "
                                 f"tollgate.dev/approve=<who> on {d.ctx.namespace}/{d.ctx.name}")
                     d.phase(Phase.AWAITING_APPROVAL, f"{label} waits for approval (tollgate.dev/approve) before "
-                                                     f"{step.weight}%; canary at {weight}%")
+                                                     f"{step.describe()}; canary at {weight}")
                     return
             if not ready:
-                d.phase(Phase.PROGRESSING, f"{label}: waiting for canary pods to be Ready before {step.weight}%"
-                                           f"{pods_detail(d.obs.canary, canary)}")
+                d.phase(Phase.PROGRESSING, f"{label}: waiting for canary pods to be Ready before "
+                                           f"{step.describe()}{pods_detail(d.obs.canary, canary)}")
                 return
-            if weight == 0 and not before_first_weight(d, label):
+            if not receives(d.st) and not before_first_weight(d, label):
                 return  # spec.hooks.preTraffic / confirmRollout wait, or rolled the canary back
-            d.st.canaryWeight = step.weight
+            d.st.canaryWeight = step.canary_weight
+            d.st.canaryMirror = step.mirror
             d.st.stepStartedAt = d.at
             d.st.passedAnalyses = 0
             d.st.phase = Phase.PROGRESSING
-            d.event(Reason.STEP_ADVANCED, f"{label}: canary weight {weight}% -> {step.weight}%")
+            if step.shadow is not None:
+                d.event(Reason.STEP_ADVANCED, f"{label}: shadow, {step.mirror}% of requests mirrored to the canary "
+                                              "(users get stable's answers only)")
+            else:
+                d.event(Reason.STEP_ADVANCED, f"{label}: canary weight {weight} -> {step.describe()}")
             skip = None  # one step: a step entered in this decision is not skipped in it
-            if not track_ready(d.obs.canary, canary, d.canary_pods(step.weight)):
+            if not track_ready(d.obs.canary, canary, d.canary_pods(step.load)):
                 ready = False
                 d.st.notReadySince = d.at
             continue
@@ -215,7 +222,7 @@ def _advance(d: Draft, policy: Policy, tokens: ControlTokens, *, ready: bool, ga
         if skip is not None and not ready:
             d.deferred = d.deferred | {"step"}  # acts once the canary's pods for this step are Ready
         if ready and skip is not None:
-            d.event(Reason.STEP_PROMOTED, f"{label} at {weight}% completed by tollgate.dev/step={skip}: its "
+            d.event(Reason.STEP_PROMOTED, f"{label} at {weight} completed by tollgate.dev/step={skip}: its "
                                           "remaining pause and analysis skipped")
             skip, skipped = None, True
         elif not (ready and pause_left <= 0 and analysed):
@@ -226,7 +233,7 @@ def _advance(d: Draft, policy: Policy, tokens: ControlTokens, *, ready: bool, ga
                 waits.append(f"pause ({pause_left:.0f}s left)")
             if not analysed:
                 waits.append("a passing analysis")
-            d.phase(Phase.PROGRESSING, f"{label} at {weight}%: waiting for {', '.join(waits)}")
+            d.phase(Phase.PROGRESSING, f"{label} at {weight}: waiting for {', '.join(waits)}")
             return
         if index == len(steps) - 1:
             if not before_promotion(d, label):
