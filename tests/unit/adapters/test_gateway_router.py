@@ -1,0 +1,78 @@
+"""The gatewayAPI router's fast path (adapters.routers.gateway_api): weights and the shadow step's mirror."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from tollgate.adapters.routers.gateway_api import GatewayAPIRouter
+from tollgate.api.routers import RouterKind
+from tollgate.api.status import RevisionRef
+from tollgate.engine.actions import Context, ObjectRef, SetWeight
+from tollgate.engine.workloads import TrackPlan, TrafficPlan, http_route
+from unit.engine.conftest import make_spec
+
+CTX = Context(name="fraud", namespace="ml", uid="u1", generation=1)
+SPEC = make_spec(traffic={"router": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "gw"}]}})
+
+
+@dataclass
+class RouteKube:
+    """One HTTPRoute, as the engine rendered it; merge patches replace spec.rules (a list) whole."""
+
+    route: dict[str, Any]
+    patches: list[Any] = field(default_factory=list)
+
+    def get(self, ref: ObjectRef) -> dict[str, Any]:
+        return copy.deepcopy(self.route)
+
+    def merge_patch(self, ref: ObjectRef, patch: Any) -> None:
+        self.patches.append(patch)
+        self.route["spec"]["rules"] = patch["spec"]["rules"]
+
+
+def rendered(weight: int, mirror: int) -> dict[str, Any]:
+    ref = RevisionRef(revision="r1", version="1.0.0")
+    plan = TrafficPlan(stable=TrackPlan(ref, 4), canary=TrackPlan(ref, 2), fallback=None, canary_weight=weight,
+                       to_fallback=False, mirror=mirror)
+    return http_route(SPEC, CTX, plan)
+
+
+def rule_of(kube: RouteKube) -> dict[str, Any]:
+    (rule,) = kube.route["spec"]["rules"]
+    return dict(rule)
+
+
+def test_the_fast_path_removes_the_mirror_of_a_shadow_step_on_rollback() -> None:
+    # given the route of a shadow step (weight 0, 50% mirrored to the canary)
+    kube = RouteKube(rendered(0, 50))
+    assert rule_of(kube)["filters"][0]["requestMirror"]["percent"] == 50
+    # when the rollback's SetWeight goes through the fast path
+    GatewayAPIRouter(kube).set_weight(CTX, "sbx", SetWeight(RouterKind.GATEWAY_API, 0, 4, 0, fast=True))  # type: ignore[arg-type]
+    # then the mirror filter is gone and stable has every request
+    assert "filters" not in rule_of(kube)
+    assert {b["name"]: b["weight"] for b in rule_of(kube)["backendRefs"]} == {"fraud-stable": 100, "fraud-canary": 0}
+
+
+def test_the_fast_path_sets_the_mirror_as_the_engine_renders_it() -> None:
+    kube = RouteKube(rendered(0, 0))
+    GatewayAPIRouter(kube).set_weight(  # type: ignore[arg-type]
+        CTX, "sbx", SetWeight(RouterKind.GATEWAY_API, 0, 4, 2, mirror_percent=20))
+    assert kube.route["spec"] == rendered(0, 20)["spec"]
+
+
+def test_the_fast_path_keeps_filters_that_are_not_its_mirror() -> None:
+    route = rendered(0, 50)
+    other = {"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [{"name": "x", "value": "1"}]}}
+    route["spec"]["rules"][0]["filters"].append(other)
+    kube = RouteKube(route)
+    GatewayAPIRouter(kube).set_weight(CTX, "sbx", SetWeight(RouterKind.GATEWAY_API, 0, 4, 0, fast=True))  # type: ignore[arg-type]
+    assert rule_of(kube)["filters"] == [other]
+
+
+def test_the_kill_switch_sends_all_to_the_fallback_without_a_mirror() -> None:
+    kube = RouteKube(rendered(0, 50))
+    GatewayAPIRouter(kube).set_weight(  # type: ignore[arg-type]
+        CTX, "sbx", SetWeight(RouterKind.GATEWAY_API, 0, 4, 0, fallback=True, fast=True, mirror_percent=50))
+    assert "filters" not in rule_of(kube)
