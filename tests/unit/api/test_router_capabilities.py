@@ -52,7 +52,8 @@ def test_every_capability_a_spec_can_ask_for_has_its_rule_in_the_crd() -> None:
 
 @pytest.mark.parametrize("use", USES, ids=lambda u: u.capability.value)
 @pytest.mark.parametrize("kind", [*RouterKind, None], ids=lambda k: k.value if k else "default")
-def test_the_admission_rule_refuses_exactly_the_routers_the_table_says_cannot(use: Any, kind: RouterKind | None) -> None:
+def test_the_admission_rule_refuses_exactly_the_routers_the_table_says_cannot(
+        use: Any, kind: RouterKind | None) -> None:
     # given a spec that asks for the capability, with each router (or none: the default)
     rule = capability_rule(use)
     spec = _with_router(_asks(use.capability), kind)
