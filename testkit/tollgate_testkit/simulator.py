@@ -12,7 +12,11 @@ shift, invalid outputs) make a canary misbehave on demand, so SLO gates are exer
 PromQL over real scraped series.
 
 Where traffic goes, most faithful source first (the same objects the data plane would follow):
-1. gatewayAPI router: the HTTPRoute's backendRefs weights (backend Service -> track);
+1. gatewayAPI router: the HTTPRoute's backendRefs weights (backend Service -> track), and its RequestMirror
+   filter (a shadow step): that share of the requests (`percent`, or `fraction`; all when neither is set)
+   is also copied to the mirror's backend track, whose pods answer the copies and export metrics for them,
+   while the user gets the weighted backend's answer only. `Simulator.user_responses` counts the answers
+   users got per track (the weighted backends only); `Simulator.mirrored` the copies;
 2. replicas router: the Service's selector over the track Deployments' pod labels, weighted by their
    ready replicas (so a canary that is not Ready yet gets nothing, and weight 0 means stable only);
 3. otherwise the ModelDeployment's status: canaryWeight on the canary, the rest on stable.
@@ -205,6 +209,11 @@ class TrafficSplit:
     load_tag: str = ""
     """The X-Tollgate-Synthetic header the load pods send (their env TOLLGATE_SYNTHETIC_VALUE, set by the
     operator); empty: untagged."""
+    mirror: float = 0.0
+    """Fraction of the user requests the route copies to `mirror_track` (an HTTPRoute RequestMirror filter);
+    the copies' answers are discarded."""
+    mirror_track: str = ""
+    mirror_version: str = ""
 
     @property
     def key(self) -> MDKey:
@@ -345,6 +354,16 @@ def compute_split(
                 )
                 if track:
                     weights[track] = weights.get(track, 0.0) + float(ref.get("weight", 1))
+            for f in rule.get("filters") or []:
+                if f.get("type") != "RequestMirror":
+                    continue
+                mirror = f.get("requestMirror") or {}
+                target = _get(mirror, "backendRef", "name") or ""
+                mtrack = svc_track.get(target) or next(
+                    (t for t in ("stable", "canary", "fallback") if target.endswith(f"-{t}")), None)
+                if mtrack and mtrack in versions:
+                    split = replace(split, mirror=_mirror_fraction(mirror), mirror_track=mtrack,
+                                    mirror_version=versions[mtrack])
         return replace(split, tracks=_normalise(weights, versions), source="httproute")
 
     service = next((s for s in services if _get(s, "metadata", "name") == fit(name)), None)
@@ -367,6 +386,18 @@ def compute_split(
     if "canary" not in versions:
         weight = 0
     return replace(split, tracks=_normalise({"stable": 100 - weight, "canary": weight}, versions))
+
+
+def _mirror_fraction(mirror: Obj) -> float:
+    """The share of requests a RequestMirror filter copies (Gateway API: `percent`, or `fraction`
+    numerator/denominator with denominator 100 by default; neither: every request)."""
+    if mirror.get("percent") is not None:
+        return max(0.0, min(1.0, float(mirror["percent"]) / 100))
+    fraction = mirror.get("fraction")
+    if isinstance(fraction, Mapping):
+        denominator = float(fraction.get("denominator") or 100)
+        return max(0.0, min(1.0, float(fraction.get("numerator") or 0) / denominator))
+    return 1.0
 
 
 # --- sources -----------------------------------------------------------------------------------------
@@ -668,7 +699,14 @@ class Simulator:
         self._carry: dict[MDKey, float] = {}
         self._load_carry: dict[MDKey, float] = {}
         self.served: dict[tuple[MDKey, str], int] = {}
-        """Requests served since start per (ModelDeployment, track), user and generated load alike."""
+        """Requests served since start per (ModelDeployment, track), user, generated load and mirrored copies
+        alike (what the track's pods answered)."""
+        self.user_responses: dict[tuple[MDKey, str], int] = {}
+        """Answers users got since start per (ModelDeployment, track): the weighted backends' only (never a
+        mirrored copy's, never generated load's)."""
+        self.mirrored: dict[tuple[MDKey, str], int] = {}
+        """Copies of user requests a RequestMirror filter sent to a track since start."""
+        self._mirror_carry: dict[MDKey, float] = {}
         self.warmup = warmup
         self._clock = 0.0
         self._born: dict[tuple[str, ...], float] = {}
@@ -773,7 +811,32 @@ class Simulator:
                         self._serve(split, share, pod, k, fault)
                     sent[(key, track)] = sent.get((key, track), 0) + count
                     self.served[(key, track)] = self.served.get((key, track), 0) + count
+                    self.user_responses[(key, track)] = self.user_responses.get((key, track), 0) + count
+                self._mirror(key, split, n, faults, sent)
         return sent
+
+    def _mirror(self, key: MDKey, split: TrafficSplit, n: int, faults: Mapping[str, Fault],
+                sent: dict[tuple[MDKey, str], int]) -> None:
+        """Copies of `split.mirror` of the `n` user requests to the mirror's track (fractions carry over);
+        its pods answer them and export metrics, nobody gets the answers."""
+        if split.mirror <= 0 or not split.mirror_track:
+            self._mirror_carry.pop(key, None)
+            return
+        budget = self._mirror_carry.get(key, 0.0) + n * split.mirror
+        copies = math.floor(budget)
+        self._mirror_carry[key] = budget - copies
+        track = split.mirror_track
+        share = TrackShare(track, split.mirror_version, 0.0)
+        fault = fault_for(faults, split.model, split.mirror_version)
+        pods = split.pods_of(track)
+        per_pod = dict.fromkeys(pods, 0)
+        for pod in self.rng.choices(pods, k=copies) if copies else []:
+            per_pod[pod] += 1
+        for pod, k in per_pod.items():
+            self._serve(split, share, pod, k, fault)
+        sent[(key, track)] = sent.get((key, track), 0) + copies
+        self.served[(key, track)] = self.served.get((key, track), 0) + copies
+        self.mirrored[(key, track)] = self.mirrored.get((key, track), 0) + copies
 
     def _generated(self, key: MDKey, split: TrafficSplit, dt: float, faults: Mapping[str, Fault],
                    sent: dict[tuple[MDKey, str], int]) -> None:
@@ -951,6 +1014,7 @@ def describe(splits: Iterable[TrafficSplit]) -> str:
     return "\n".join(
         f"{s.namespace}/{s.name} {s.model} ({s.source}) "
         + " ".join(f"{t.track}={t.version}:{t.share:.2f}" for t in s.tracks)
+        + (f" mirror {s.mirror_track}={s.mirror_version}:{s.mirror:.2f}" if s.mirror > 0 else "")
         for s in splits
     )
 

@@ -123,6 +123,43 @@ def test_gateway_router_follows_httproute_weights() -> None:
     assert shares(split) == {"stable": ("1.0.0", 0.9), "canary": ("2.0.0", 0.1)}
 
 
+def shadow_route(mirror: dict[str, Any]) -> dict[str, Any]:
+    return {"metadata": {"name": "fraud"}, "spec": {"rules": [{
+        "backendRefs": [{"name": "fraud-stable", "port": 8080, "weight": 100},
+                        {"name": "fraud-canary", "port": 8080, "weight": 0}],
+        "filters": [{"type": "RequestMirror", "requestMirror": {
+            "backendRef": {"name": "fraud-canary", "port": 8080}, **mirror}}]}]}}
+
+
+def test_a_request_mirror_filter_copies_its_percent_to_the_canary_and_users_get_stable_only() -> None:
+    # given a shadow step's route: every user on stable, 40% of the requests mirrored to the canary
+    split = compute_split(md(weight=0), routes=[shadow_route({"percent": 40})])
+    assert split is not None and shares(split) == {"stable": ("1.0.0", 1.0)}
+    assert (split.mirror, split.mirror_track, split.mirror_version) == (0.4, "canary", "2.0.0")
+    # when 1000 user requests are simulated, the canary failing every request it answers
+    splits = StaticSplits()
+    splits.set(split)
+    sim = Simulator(splits, {"2.0.0": Fault(error_rate=1.0)}, rate=100, seed=1)
+    sim.tick(10.0)
+    key = ("ml", "fraud")
+    # then the canary's pods answered 400 copies and exported them (its errors are in its metrics) ...
+    assert sim.mirrored[(key, "canary")] == 400 and sim.served[(key, "canary")] == 400
+    canary = sim.export_of("ml-fraud", "fraud-canary-sim")
+    assert canary is not None and b"500" in sim.exposition("ml-fraud", "fraud-canary-sim")
+    # ... and users got 1000 answers, all from stable, none from the canary
+    assert sim.user_responses == {(key, "stable"): 1000}
+
+
+def test_a_mirror_fraction_and_a_mirror_without_a_share_are_read_as_the_gateway_api_defines_them() -> None:
+    half = compute_split(md(weight=0), routes=[shadow_route({"fraction": {"numerator": 1, "denominator": 2}})])
+    every = compute_split(md(weight=0), routes=[shadow_route({})])
+    assert half is not None and half.mirror == 0.5
+    assert every is not None and every.mirror == 1.0
+    # and without a canary there is nothing to mirror to
+    none = compute_split(md(weight=0, canary=None), routes=[shadow_route({"percent": 40})])
+    assert none is not None and none.mirror == 0.0
+
+
 def test_an_object_without_a_model_is_ignored() -> None:
     assert compute_split({"metadata": {"namespace": "a", "name": "b"}, "spec": {}}) is None
 
