@@ -228,6 +228,45 @@ BAD = [
         "must end with weight 100",
     ),
     Bad("steps-empty", _set("rollout.steps", []), "spec.rollout.steps", "at least 1 items"),
+    # shadow steps (issue 21): the replicas router cannot mirror, said at admission with the router's value
+    Bad(
+        "shadow-with-the-replicas-router",
+        _set("rollout.steps", [{"shadow": {"percent": 50}}, {"weight": 100}]),
+        "spec.traffic.router",
+        "spec.rollout.steps[].shadow is set, but spec.traffic.router is replicas, which cannot mirror requests "
+        "(its one Service, served by kube-proxy, cannot copy a request): use spec.traffic.router: gatewayAPI, or "
+        "remove the shadow steps",
+    ),
+    Bad(
+        "shadow-after-a-weighted-step",
+        _set("rollout.steps", [{"weight": 10}, {"shadow": {"percent": 50}}, {"weight": 100}]),
+        "spec.rollout.steps",
+        "shadow steps come before the first weighted step",
+    ),
+    Bad(
+        "step-with-weight-and-shadow",
+        _set("rollout.steps.0", {"weight": 10, "shadow": {"percent": 50}}),
+        "spec.rollout.steps[0].shadow",
+        "has both weight and shadow",
+    ),
+    Bad(
+        "step-without-weight-or-shadow",
+        _set("rollout.steps.0", {"pause": "1m"}),
+        "spec.rollout.steps[0].weight",
+        "needs weight (percent of users on the canary) or shadow",
+    ),
+    Bad(
+        "shadow-last",
+        _set("rollout.steps", [{"weight": 100}, {"shadow": {"percent": 50}}]),
+        "spec.rollout.steps",
+        "must end with weight 100",
+    ),
+    Bad(
+        "shadow-percent-repeated",
+        _set("rollout.steps", [{"shadow": {"percent": 50}}, {"shadow": {"percent": 50}}, {"weight": 100}]),
+        "spec.rollout.steps",
+        "shadow percents must be strictly increasing",
+    ),
     Bad(
         "step-pause-and-approval",
         _set("rollout.steps.0", {"weight": 10, "pause": "1m", "approval": "required"}),
@@ -530,6 +569,16 @@ def test_synthetic_exclude_with_the_istio_profile_and_a_kept_canary_are_accepted
     _set("hooks.syntheticTraffic", "exclude")(manifest)
     _set("metrics", {"profile": "istio"})(manifest)
     _set("rollout.keepFailedCanary", "24h")(manifest)
+    res = _dry_run(cluster, namespace, manifest)
+    assert res.returncode == 0, res.stderr
+
+
+def test_shadow_steps_before_weighted_steps_are_accepted_with_the_gateway_api_router(cluster: Cluster,
+                                                                                     namespace: str) -> None:
+    manifest = _valid()
+    _set("traffic", {"router": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "gw"}]}})(manifest)
+    _set("rollout.steps", [{"shadow": {"percent": 10}, "pause": "1m"}, {"shadow": {"percent": 50}},
+                           {"weight": 10}, {"weight": 100}])(manifest)
     res = _dry_run(cluster, namespace, manifest)
     assert res.returncode == 0, res.stderr
 
