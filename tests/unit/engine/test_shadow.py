@@ -76,6 +76,9 @@ def test_a_shadow_step_is_analysed_and_a_pass_enters_the_first_weighted_step_wit
     assert (sim.status.currentStep, sim.status.canaryWeight, sim.status.canaryMirror) == (1, 10, 0)
     weights, filters = weights_and_mirror(sim)
     assert weights["fraud-scorer-canary"] == 10 and filters == []
+    # and that rise waits for the desired objects (one route write: weight in, mirror out), like any rise
+    (sw,) = d.of_type(SetWeight)
+    assert (sw.canary_weight, sw.mirror_percent, sw.fast) == (10, 0, False)
 
 
 def test_a_failing_shadow_step_rolls_back_like_a_canary_with_evidence_and_no_user_traffic() -> None:

@@ -96,7 +96,9 @@ def _desired(d: Draft, policy: Policy, st: ModelDeploymentStatus) -> list[Action
             stable_replicas=(plan.stable.replicas if plan.stable else 0),
             canary_replicas=canary_count if canary_count is not None else traffic.canary_replicas,
             fallback=plan.to_fallback,
-            fast=plan.to_fallback or after[0] < before[0] or after[2] < before[2],
+            # Off the canary fast (a lower weight, or less mirrored with no weight rise); a shadow step's
+            # successor raises the weight, which waits for the desired objects like any rise.
+            fast=plan.to_fallback or after[0] < before[0] or (after[2] < before[2] and after[0] <= before[0]),
             keep_canary=plan.kept and plan.canary is None,
             mirror_percent=plan.mirror,
         ))
