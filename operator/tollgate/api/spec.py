@@ -294,6 +294,14 @@ class Traffic(_Model):
     shadow steps. What each can do: docs/api.md, Routers."""
     gatewayAPI: GatewayAPI | None = None
     """Required when router is gatewayAPI."""
+    canaryRateLimit: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    """At most this many requests per second reach the canary, whatever the traffic spike; over it, requests
+    go to stable. Needs a router that can limit rates at the edge: none can yet (docs/api.md, What each router
+    can do), so the API server refuses it for now, naming the router and the fix."""
+    rateLimit: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    """At most this many requests per second reach the model (all tracks): a protective control the platform
+    team can flip declaratively, like the kill switch. Needs a router that can limit rates: none can yet,
+    so the API server refuses it for now."""
     shareTolerance: Annotated[int, Field(ge=0, le=100)] | None = None
     """Percentage points a step's real traffic share may miss its weight by (replicas router: the canary
     rounds up to whole pods, so at 2 replicas a 10% step gets 50%). Set: a step plan the replicas cannot

@@ -71,7 +71,7 @@ from datetime import datetime
 from tollgate.api.controls import ControlTokens
 from tollgate.api.hooks import SyntheticTraffic
 from tollgate.api.invalid import InvalidSpecError
-from tollgate.api.routers import ROUTER_CAPABILITIES, Capability, routers_with
+from tollgate.api.routers import ROUTER_CAPABILITIES, USES, routers_with
 from tollgate.api.spec import ModelDeploymentSpec, RouterKind
 from tollgate.api.status import ModelDeploymentStatus, Phase
 from tollgate.engine import conditions as cond
@@ -101,11 +101,13 @@ def spec_problem(spec: ModelDeploymentSpec) -> str | None:
     engine must still not act on one that got through), or None."""
     if spec.traffic.router is RouterKind.GATEWAY_API and spec.traffic.gatewayAPI is None:
         return "spec.traffic.router is gatewayAPI but spec.traffic.gatewayAPI is missing: add parentRefs"
-    shadow = spec.rollout.steps is not None and any(s.shadow is not None for s in spec.rollout.steps)
-    if shadow and Capability.MIRROR not in ROUTER_CAPABILITIES[spec.traffic.router]:
-        able = ", ".join(k.value for k in routers_with(Capability.MIRROR))
-        return (f"spec.rollout.steps[].shadow is set, but spec.traffic.router is {spec.traffic.router.value}, which "
-                f"cannot mirror requests: use spec.traffic.router: {able}, or remove the shadow steps")
+    for use in USES:  # what the router cannot do (refused at admission; never acted on if it got past)
+        if use.asks(spec) and use.capability not in ROUTER_CAPABILITIES[spec.traffic.router]:
+            able = routers_with(use.capability)
+            fix = (f"use spec.traffic.router: {' or '.join(k.value for k in able)}, or {use.drop}" if able
+                   else f"no router can yet: {use.drop}")
+            return (f"{use.field} is set, but spec.traffic.router is {spec.traffic.router.value}, which cannot "
+                    f"{use.what} ({use.why[spec.traffic.router]}): {fix}")
     return None
 
 

@@ -238,6 +238,20 @@ BAD = [
         "remove the shadow steps",
     ),
     Bad(
+        "canary-rate-limit-with-the-replicas-router",
+        _set("traffic", {"canaryRateLimit": 20}),
+        "spec.traffic.router",
+        "spec.traffic.canaryRateLimit is set, but spec.traffic.router is replicas, which cannot limit the request "
+        "rate to the canary (kube-proxy spreads connections over pods and counts nothing): no router can yet",
+    ),
+    Bad(
+        "model-rate-limit-with-the-gateway-api-router",
+        _set("traffic", {"router": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "gw"}]}, "rateLimit": 500}),
+        "spec.traffic.router",
+        "spec.traffic.rateLimit is set, but spec.traffic.router is gatewayAPI, which cannot limit the request rate "
+        "to the model (the Gateway API has no standard rate-limit filter",
+    ),
+    Bad(
         "shadow-after-a-weighted-step",
         _set("rollout.steps", [{"weight": 10}, {"shadow": {"percent": 50}}, {"weight": 100}]),
         "spec.rollout.steps",

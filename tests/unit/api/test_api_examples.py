@@ -12,7 +12,8 @@ import yaml
 from pydantic import BaseModel
 
 from tollgate.api import resource
-from tollgate.api.spec import ApprovalMode, ModelDeploymentSpec, RiskTier, RouterKind
+from tollgate.api.routers import USES, routers_with
+from tollgate.api.spec import ApprovalMode, ModelDeploymentSpec, RiskTier, RouterKind, Traffic
 from tollgate.api.tiers import TIERS
 from tollgate.engine import shares
 
@@ -79,6 +80,11 @@ def test_full_example_sets_every_field_of_every_spec_model() -> None:
     seen: dict[type[BaseModel], set[str]] = defaultdict(set)
     _fields_set(spec, seen)
     # then every field of every model reachable from the spec is set somewhere
+    # except the fields no router can carry out yet: the API server refuses them with every router
+    # (api.routers; docs/api.md, What each router can do), so no example that applies can set them
+    for use in USES:
+        if not routers_with(use.capability):
+            seen[Traffic].add(use.field.removeprefix("spec.traffic."))
     missing = {
         cls.__name__: sorted(set(cls.model_fields) - seen[cls])
         for cls in _reachable(ModelDeploymentSpec, set())

@@ -10,7 +10,7 @@ import pytest
 
 from tollgate.adapters.routers import router_for
 from tollgate.api import crdgen
-from tollgate.api.routers import ROUTER_CAPABILITIES, USES, Capability, RouterKind, capability_rule
+from tollgate.api.routers import ROUTER_CAPABILITIES, USES, RouterKind, Use, capability_rule
 from tollgate.api.spec import ModelDeploymentSpec
 from tollgate.engine.rollout import spec_problem
 
@@ -22,20 +22,29 @@ def _program(rule: str) -> Any:
     return ENV.program(ENV.compile(rule))
 
 
-def _asks(capability: Capability) -> dict[str, Any]:
-    """A spec (below metadata) that asks the router for `capability`."""
-    if capability is Capability.MIRROR:
-        return {"rollout": {"steps": [{"shadow": {"percent": 50}}, {"weight": 100}]}}
-    return {"rollout": {"steps": [{"weight": 10}, {"weight": 100}]}}
+ASKING = {
+    "spec.rollout.steps[].shadow": {"rollout": {"steps": [{"shadow": {"percent": 50}}, {"weight": 100}]}},
+    "spec.traffic.canaryRateLimit": {"traffic": {"canaryRateLimit": 20}},
+    "spec.traffic.rateLimit": {"traffic": {"rateLimit": 500}},
+}
+"""A spec (below metadata) that asks for each use, by its field."""
+
+
+def _asks(use: Use) -> dict[str, Any]:
+    return ASKING[use.field]
 
 
 def _with_router(spec: dict[str, Any], kind: RouterKind | None) -> dict[str, Any]:
     if kind is None:
         return spec
-    traffic: dict[str, Any] = {"router": kind.value}
+    traffic: dict[str, Any] = {**spec.get("traffic", {}), "router": kind.value}
     if kind is RouterKind.GATEWAY_API:
         traffic["gatewayAPI"] = {"parentRefs": [{"name": "gw"}]}
     return {**spec, "traffic": traffic}
+
+
+def test_every_use_has_a_spec_that_asks_for_it() -> None:
+    assert set(ASKING) == {u.field for u in USES}
 
 
 def test_every_router_declares_the_capabilities_of_the_table() -> None:
@@ -50,13 +59,13 @@ def test_every_capability_a_spec_can_ask_for_has_its_rule_in_the_crd() -> None:
         assert rules[generated["rule"]] == generated
 
 
-@pytest.mark.parametrize("use", USES, ids=lambda u: u.capability.value)
+@pytest.mark.parametrize("use", USES, ids=lambda u: u.field)
 @pytest.mark.parametrize("kind", [*RouterKind, None], ids=lambda k: k.value if k else "default")
 def test_the_admission_rule_refuses_exactly_the_routers_the_table_says_cannot(
         use: Any, kind: RouterKind | None) -> None:
     # given a spec that asks for the capability, with each router (or none: the default)
     rule = capability_rule(use)
-    spec = _with_router(_asks(use.capability), kind)
+    spec = _with_router(_asks(use), kind)
     able = use.capability in ROUTER_CAPABILITIES[kind or RouterKind.REPLICAS]
     # then the API server's rule admits it exactly when the table says the router can
     assert bool(_program(rule.rule).evaluate({"self": celpy.json_to_cel(spec)})) == able
@@ -64,12 +73,13 @@ def test_the_admission_rule_refuses_exactly_the_routers_the_table_says_cannot(
     parsed = ModelDeploymentSpec.model_validate({
         "model": {"name": "m", "version": "1"}, "runtime": {"image": "i"}, **spec})
     assert (spec_problem(parsed) is None) == able
-    # and a refusal names the field, the router's value and the fix
+    # and a refusal names the field, the router's value, why it cannot and the fix, in the engine's words too
     if not able:
         message = str(_program(rule.message_expression or "''").evaluate({"self": celpy.json_to_cel(spec)}))
-        assert use.field in message
-        assert f"spec.traffic.router is {(kind or RouterKind.REPLICAS).value}" in message
-        assert "use spec.traffic.router: gatewayAPI" in message
+        router = kind or RouterKind.REPLICAS
+        assert message.startswith(f"{use.field} is set, but spec.traffic.router is {router.value}, which cannot")
+        assert use.why[router] in message and use.drop in message
+        assert spec_problem(parsed) == message
 
 
 def test_a_spec_that_asks_for_nothing_special_is_admitted_by_every_router() -> None:
