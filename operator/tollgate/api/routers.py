@@ -49,7 +49,7 @@ ROUTER_CAPABILITIES: Mapping[RouterKind, frozenset[Capability]] = MappingProxyTy
 })
 """replicas: one Service over the pods of both tracks; kube-proxy cannot copy a request, so no mirroring.
 gatewayAPI: an HTTPRoute; weights are backendRefs weights, mirroring is the standard RequestMirror filter
-(with `percent`, standard channel since Gateway API v1.3)."""
+(with `percent`, in the standard channel of the v1.6.3 CRDs the test environment installs)."""
 
 
 def routers_with(capability: Capability) -> tuple[RouterKind, ...]:
