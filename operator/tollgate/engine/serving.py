@@ -25,12 +25,17 @@ def service_routing(service: Mapping[str, Any]) -> RoutingObservation:
 
 
 def route_routing(route: Mapping[str, Any], ctx: Context) -> RoutingObservation:
-    """The gatewayAPI router's HTTPRoute: the one track with a positive weight, else split (or unknown)."""
+    """The gatewayAPI router's HTTPRoute: the one track with a positive weight, else split (or unknown). A track
+    that a RequestMirror filter copies requests to (a shadow step) takes requests too: not all traffic is on
+    the weighted track until the mirror is gone (a rollback drill from a shadow step is timed to that)."""
     names = {service_name(ctx, t): t for t in Track}
     weighted: set[Track | None] = set()
     for rule in (route.get("spec") or {}).get("rules") or []:
         for backend in rule.get("backendRefs") or []:
             if int(backend.get("weight", 1) or 0) > 0:
                 weighted.add(names.get(str(backend.get("name"))))
+        for f in rule.get("filters") or []:
+            if f.get("type") == "RequestMirror":
+                weighted.add(names.get(str(((f.get("requestMirror") or {}).get("backendRef") or {}).get("name"))))
     sole = next(iter(weighted)) if len(weighted) == 1 else None
     return RoutingObservation(sole=sole)

@@ -171,3 +171,15 @@ def test_plans_without_shadow_steps_keep_their_hash() -> None:
     old = json.dumps([{"weight": w, "pause": None, "analysis": True, "approval": "none"} for w in (10, 50, 100)],
                      sort_keys=True)
     assert resolve_policy(spec).plan_hash == hashlib.sha256(old.encode()).hexdigest()[:10]
+
+
+def test_a_route_that_mirrors_to_the_canary_does_not_count_as_all_traffic_on_stable() -> None:
+    # given a canary in its shadow step (the route: all weight on stable, a mirror to the canary)
+    sim = Sim(shadow_spec())
+    enter_shadow(sim)
+    # then the router is not observed as sending everything to stable (a rollback drill waits for the mirror)
+    assert sim.routing is not None and sim.routing.sole is None
+    # when it is aborted, the route has no mirror: all traffic on stable
+    sim.controls = Controls(abort="alice")
+    sim.step()
+    assert sim.routing is not None and sim.routing.sole is not None and sim.routing.sole.value == "stable"
