@@ -39,17 +39,53 @@ class Capability(StrEnum):
     """Copy a percent of live requests to the canary, whose answers users never get (shadow steps)."""
     RATE_LIMIT = "rateLimit"
     """Limit requests per second at the edge: to the canary (spec.traffic.canaryRateLimit, over it requests go
-    to stable) or to the whole model (spec.traffic.rateLimit). No router has it yet: the Gateway API has no
-    standard rate-limit filter, and the gateway-specific one (an ExtensionRef filter) is not built."""
+    to stable) or to the whole model (spec.traffic.rateLimit, over it requests are refused 429). The Gateway
+    API has no standard rate-limit filter: only a data-plane dialect with its own (GatewayDialect.TRAEFIK, a
+    Middleware through an ExtensionRef filter) has it."""
+
+
+class GatewayDialect(StrEnum):
+    """How the gatewayAPI router speaks to the cluster's Gateway implementation: chosen once by the platform
+    team (the Tollgate chart's gatewayAPI.dialect, the operator's --gateway-dialect), not by a tenant, so
+    admission cannot know it. What a dialect lacks is refused before any traffic moves (`dialect_problem`:
+    the runtime reports Stalled with that message and writes nothing else)."""
+
+    STANDARD = "standard"
+    """Only the Gateway API's own HTTPRoute fields: weighted backendRefs, the RequestMirror filter (for
+    implementations whose conformance report claims HTTPRouteRequestMirror/RequestPercentageMirror)."""
+    TRAEFIK = "traefik"
+    """Traefik v3.7 with its Gateway and Kubernetes CRD providers (docs/gateway.md). Traefik answers every
+    request of a rule carrying a RequestMirror filter with 500, so mirroring is a TraefikService of type
+    mirroring behind the route's stable backendRef; rate limits are traefik.io Middlewares: the model's on
+    the rule (ExtensionRef filter), the canary's on the canary Service inside a TraefikService of type
+    failover whose fallback, for a 429, is stable."""
+
+
+DEFAULT_DIALECT = GatewayDialect.STANDARD
+
+DIALECT_CAPABILITIES: Mapping[GatewayDialect, frozenset[Capability]] = MappingProxyType({
+    GatewayDialect.STANDARD: frozenset({Capability.EXACT_WEIGHTS, Capability.MIRROR}),
+    GatewayDialect.TRAEFIK: frozenset({Capability.EXACT_WEIGHTS, Capability.MIRROR, Capability.RATE_LIMIT}),
+})
+"""What the gatewayAPI router can do in each dialect."""
+
+DIALECT_WHY: Mapping[GatewayDialect, Mapping[Capability, str]] = MappingProxyType({
+    GatewayDialect.STANDARD: MappingProxyType({
+        Capability.RATE_LIMIT: "the Gateway API has no standard rate-limit filter"}),
+    GatewayDialect.TRAEFIK: MappingProxyType({}),
+})
+"""Why a dialect cannot, for the Stalled message."""
 
 
 ROUTER_CAPABILITIES: Mapping[RouterKind, frozenset[Capability]] = MappingProxyType({
     RouterKind.REPLICAS: frozenset(),
-    RouterKind.GATEWAY_API: frozenset({Capability.EXACT_WEIGHTS, Capability.MIRROR}),
+    RouterKind.GATEWAY_API: frozenset(c for caps in DIALECT_CAPABILITIES.values() for c in caps),
 })
 """replicas: one Service over the pods of both tracks; kube-proxy cannot copy a request, so no mirroring.
-gatewayAPI: an HTTPRoute; weights are backendRefs weights, mirroring is the standard RequestMirror filter
-(with `percent`, in the standard channel of the v1.6.3 CRDs the test environment installs)."""
+gatewayAPI: an HTTPRoute; weights are backendRefs weights; what some dialect of it can do (admission knows the
+router, not the platform's dialect): mirroring is the standard RequestMirror filter (with `percent`, in the
+standard channel of the v1.6.3 CRDs the test environment installs) or Traefik's mirroring service, rate
+limits are Traefik Middlewares. What the dialect in force lacks: `dialect_problem`."""
 
 
 def routers_with(capability: Capability) -> tuple[RouterKind, ...]:
@@ -75,8 +111,6 @@ class Use:
     """The other fix, e.g. "remove the shadow steps"."""
 
 
-NO_RATE_LIMIT = ("the Gateway API has no standard rate-limit filter, and Tollgate drives no gateway-specific "
-                 "one yet")
 USES: tuple[Use, ...] = (
     Use(Capability.MIRROR,
         "has(self.rollout) && has(self.rollout.steps) && self.rollout.steps.exists(s, has(s.shadow))",
@@ -90,16 +124,14 @@ USES: tuple[Use, ...] = (
         lambda spec: spec.traffic.canaryRateLimit is not None,
         "spec.traffic.canaryRateLimit",
         "limit the request rate to the canary",
-        {RouterKind.REPLICAS: "kube-proxy spreads connections over pods and counts nothing",
-         RouterKind.GATEWAY_API: NO_RATE_LIMIT},
+        {RouterKind.REPLICAS: "kube-proxy spreads connections over pods and counts nothing"},
         "remove spec.traffic.canaryRateLimit (the step weights bound the share of the canary)"),
     Use(Capability.RATE_LIMIT,
         "has(self.traffic) && has(self.traffic.rateLimit)",
         lambda spec: spec.traffic.rateLimit is not None,
         "spec.traffic.rateLimit",
         "limit the request rate to the model",
-        {RouterKind.REPLICAS: "kube-proxy spreads connections over pods and counts nothing",
-         RouterKind.GATEWAY_API: NO_RATE_LIMIT},
+        {RouterKind.REPLICAS: "kube-proxy spreads connections over pods and counts nothing"},
         "remove spec.traffic.rateLimit"),
 )
 """Every spec field that needs a router capability; each becomes one admission rule on spec."""
@@ -136,3 +168,24 @@ def capability_rule(use: Use) -> CelRule:
 
 def capability_rules() -> tuple[CelRule, ...]:
     return tuple(capability_rule(u) for u in USES)
+
+
+DIALECT_WHERE = "gatewayAPI.dialect, set by the platform team in the Tollgate chart"
+
+
+def dialect_problem(spec: Any, dialect: GatewayDialect) -> str | None:
+    """Why the gatewayAPI router cannot carry out `spec` (a parsed ModelDeploymentSpec) in the platform's
+    dialect, naming the field, the dialect, why and the fix; None when it can (or the router is not
+    gatewayAPI: admission decided that). Checked before anything is decided or written."""
+    if spec.traffic.router is not RouterKind.GATEWAY_API:
+        return None
+    able = DIALECT_CAPABILITIES[dialect]
+    for use in USES:
+        if use.capability in able or not use.asks(spec):
+            continue
+        others = [d.value for d in GatewayDialect if use.capability in DIALECT_CAPABILITIES[d]]
+        return (f"{use.field} is set, but this cluster's Gateway data plane speaks the {dialect.value} dialect "
+                f"({DIALECT_WHERE}), which cannot {use.what} ({DIALECT_WHY[dialect][use.capability]}): "
+                f"{use.drop}, or ask the platform team for a dialect that can ({', '.join(others)}). Nothing was "
+                "changed: traffic stays where it is")
+    return None

@@ -296,6 +296,18 @@ class StepStatus(_Status):
     observation); None until the current canary reached this step."""
 
 
+class RateLimitStatus(_Status):
+    """The rate limits the gateway enforces now (spec.traffic, gatewayAPI router in a dialect that limits)."""
+
+    canary: int | None = None
+    """Requests per second that may reach the canary (spec.traffic.canaryRateLimit), while the canary takes
+    requests (a weighted or a shadow step); over it, users are answered by stable."""
+    model: int | None = None
+    """Requests per second that may reach the model, all tracks (spec.traffic.rateLimit); over it, 429."""
+    enforcedBy: str = ""
+    """Which data plane counts them, e.g. "traefik (one bucket per Traefik replica)"."""
+
+
 class ModelDeploymentStatus(_Status):
     """Observed state, written by the operator; never edit it by hand."""
 
@@ -326,6 +338,8 @@ class ModelDeploymentStatus(_Status):
     canaryMirror: int = 0
     """Percent of live requests mirrored to the canary now (a shadow step: canaryWeight is 0, users get
     stable's answers only); 0 otherwise."""
+    rateLimits: RateLimitStatus | None = None
+    """The rate limits in force at the gateway now; None: none."""
     canaryShare: float | None = None
     """Percent of requests the canary really gets now (replicas router: Ready canary pods / all Ready pods
     behind the Service; gatewayAPI: the route weight); None without a canary."""

@@ -15,6 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from tollgate.api.routers import DEFAULT_DIALECT, GatewayDialect
 from tollgate.api.spec import RouterKind
 from tollgate.api.status import ModelDeploymentStatus
 
@@ -116,6 +117,10 @@ class SetWeight:
     mirror_percent: int = 0
     """Percent of live requests copied to the canary (a shadow step; canary_weight is then 0); 0: no mirror.
     Only routers with the mirror capability get a non-zero value (api.routers; refused at admission)."""
+    canary_rate_limit: int | None = None
+    """Requests per second the gateway lets reach the canary, in force after this change (status.rateLimits)."""
+    dialect: GatewayDialect = DEFAULT_DIALECT
+    """How the gatewayAPI router writes the route (the platform's; engine.dataplane)."""
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 
 from tollgate.api.invalid import InvalidSpecError
+from tollgate.api.routers import DEFAULT_DIALECT, GatewayDialect
 from tollgate.api.spec import SLO, ModelDeploymentSpec, NoDataPolicy, Step
 from tollgate.api.tiers import TIERS
 from tollgate.engine.model_delivery import DEFAULT_INITIALIZER_IMAGE
@@ -73,6 +74,8 @@ class Policy:
     rate of the extra looks), else the interval. 0: the interval."""
     initializer_image: str = DEFAULT_INITIALIZER_IMAGE
     """The storage initializer's image (an operator setting, --storage-initializer-image)."""
+    dialect: GatewayDialect = DEFAULT_DIALECT
+    """How the gatewayAPI router renders the route (an operator setting, --gateway-dialect; api.routers)."""
 
     @property
     def look_interval(self) -> float:
@@ -112,7 +115,8 @@ def _seconds(text: str, field: str) -> float:
 
 
 def resolve_policy(spec: ModelDeploymentSpec, *, scrape_interval: float | None = None,
-                   initializer_image: str = DEFAULT_INITIALIZER_IMAGE) -> Policy:
+                   initializer_image: str = DEFAULT_INITIALIZER_IMAGE,
+                   dialect: GatewayDialect = DEFAULT_DIALECT) -> Policy:
     """Resolve steps, analysis settings, deadline and SLOs. Raises InvalidSpecError on a bad duration.
 
     `scrape_interval`: seconds between two scrapes of the model's metrics (an operator setting): the
@@ -156,6 +160,7 @@ def resolve_policy(spec: ModelDeploymentSpec, *, scrape_interval: float | None =
         confidence=analysis.confidence if analysis.confidence is not None else DEFAULT_CONFIDENCE,
         look_seconds=max(scrape_interval, 1.0) if scrape_interval else 0.0,
         initializer_image=initializer_image,
+        dialect=dialect,
     )
 
 

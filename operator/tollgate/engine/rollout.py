@@ -71,7 +71,7 @@ from datetime import datetime
 from tollgate.api.controls import ControlTokens
 from tollgate.api.hooks import SyntheticTraffic
 from tollgate.api.invalid import InvalidSpecError
-from tollgate.api.routers import ROUTER_CAPABILITIES, USES, routers_with
+from tollgate.api.routers import DEFAULT_DIALECT, ROUTER_CAPABILITIES, USES, GatewayDialect, routers_with
 from tollgate.api.spec import ModelDeploymentSpec, RouterKind
 from tollgate.api.status import ModelDeploymentStatus, Phase
 from tollgate.engine import conditions as cond
@@ -124,14 +124,16 @@ class Case:
 
     @classmethod
     def of(cls, spec: ModelDeploymentSpec, status: ModelDeploymentStatus, ctx: Context, *,
-           scrape_interval: float | None = None, initializer_image: str = DEFAULT_INITIALIZER_IMAGE) -> Case:
+           scrape_interval: float | None = None, initializer_image: str = DEFAULT_INITIALIZER_IMAGE,
+           dialect: GatewayDialect = DEFAULT_DIALECT) -> Case:
         """`scrape_interval`: seconds between scrapes of the model's metrics (operator setting): canaries
         under analysis are looked at that often (engine.policy.Policy.look_interval)."""
         problem = spec_problem(spec)
         policy: Policy | None = None
         if problem is None:
             try:
-                policy = resolve_policy(spec, scrape_interval=scrape_interval, initializer_image=initializer_image)
+                policy = resolve_policy(spec, scrape_interval=scrape_interval, initializer_image=initializer_image,
+                                        dialect=dialect)
             except InvalidSpecError as exc:
                 problem = f"spec has an invalid duration: {exc}"
         return cls(spec, status, ctx, policy, problem)

@@ -14,7 +14,7 @@ from typing import Any
 from tollgate.api import resource
 from tollgate.engine.actions import Context
 from tollgate.engine.observations import RoutingObservation, Track
-from tollgate.engine.workloads import service_name
+from tollgate.engine.dataplane import canary_limited_name, mirror_service_name, service_name
 
 
 def service_routing(service: Mapping[str, Any]) -> RoutingObservation:
@@ -27,13 +27,17 @@ def service_routing(service: Mapping[str, Any]) -> RoutingObservation:
 def route_routing(route: Mapping[str, Any], ctx: Context) -> RoutingObservation:
     """The gatewayAPI router's HTTPRoute: the one track with a positive weight, else split (or unknown). A track
     that a RequestMirror filter copies requests to (a shadow step) takes requests too: not all traffic is on
-    the weighted track until the mirror is gone (a rollback drill from a shadow step is timed to that)."""
-    names = {service_name(ctx, t): t for t in Track}
+    the weighted track until the mirror is gone (a rollback drill from a shadow step is timed to that). In the
+    traefik dialect (engine.dataplane) the mirroring service stands for stable and the canary it copies to,
+    the rate-limited failover service for the canary."""
+    names: dict[str, tuple[Track, ...]] = {service_name(ctx, t): (t,) for t in Track}
+    names[mirror_service_name(ctx)] = (Track.STABLE, Track.CANARY)
+    names[canary_limited_name(ctx)] = (Track.CANARY,)
     weighted: set[Track | None] = set()
     for rule in (route.get("spec") or {}).get("rules") or []:
         for backend in rule.get("backendRefs") or []:
             if int(backend.get("weight", 1) or 0) > 0:
-                weighted.add(names.get(str(backend.get("name"))))
+                weighted.update(names.get(str(backend.get("name")), (None,)))
         for f in rule.get("filters") or []:
             if f.get("type") == "RequestMirror":
                 weighted.add(names.get(str(((f.get("requestMirror") or {}).get("backendRef") or {}).get("name"))))

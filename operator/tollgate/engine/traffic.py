@@ -9,8 +9,11 @@ a shadow step no user ever gets its answer.
 
 from __future__ import annotations
 
-from tollgate.api.spec import Step
-from tollgate.api.status import ModelDeploymentStatus
+from tollgate.api.routers import DIALECT_CAPABILITIES, Capability, GatewayDialect, RouterKind
+from tollgate.api.spec import ModelDeploymentSpec, Step
+from tollgate.api.status import ModelDeploymentStatus, RateLimitStatus
+
+ENFORCED_BY = {GatewayDialect.TRAEFIK: "traefik Middleware (one bucket per Traefik replica)"}
 
 
 def holds(status: ModelDeploymentStatus, step: Step) -> bool:
@@ -28,3 +31,18 @@ def text(status: ModelDeploymentStatus) -> str:
     if status.canaryMirror > 0 and status.canaryWeight == 0:
         return f"shadow {status.canaryMirror}%"
     return f"{status.canaryWeight}%"
+
+
+def rate_limits(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, dialect: GatewayDialect
+                ) -> RateLimitStatus | None:
+    """The rate limits in force for this status: the model's whenever the spec sets it, the canary's while a
+    canary takes requests and the kill switch has not sent everything to the fallback. None without a router
+    and dialect that limit (the runtime refused such a spec before deciding: api.routers.dialect_problem)."""
+    if (spec.traffic.router is not RouterKind.GATEWAY_API
+            or Capability.RATE_LIMIT not in DIALECT_CAPABILITIES[dialect]):
+        return None
+    on_canary = status.canary is not None and status.fallback is None and receives(status)
+    canary = spec.traffic.canaryRateLimit if on_canary else None
+    if canary is None and spec.traffic.rateLimit is None:
+        return None
+    return RateLimitStatus(canary=canary, model=spec.traffic.rateLimit, enforcedBy=ENFORCED_BY.get(dialect, dialect.value))

@@ -10,7 +10,8 @@ Routing:
 - replicas router: one Service <name> over the pods of the "main" pool (stable and canary); at canary
   weight 0 it selects the stable track only; with the kill switch it selects the fallback track.
 - gatewayAPI router: Services <name>-stable, <name>-canary, <name>-fallback (one per track) and an
-  HTTPRoute <name> whose backendRefs carry the weights.
+  HTTPRoute <name> whose backendRefs carry the weights, rendered in the platform's data-plane dialect
+  (engine.dataplane: the standard Gateway API, or Traefik with its own mirroring and rate-limit objects).
 """
 
 from __future__ import annotations
@@ -19,10 +20,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from tollgate.api import resource
+from tollgate.api.routers import DEFAULT_DIALECT, GatewayDialect
 from tollgate.api.spec import ModelDeploymentSpec, RouterKind
 from tollgate.api.status import RevisionRef
 from tollgate.engine.actions import Context, ObjectRef
 from tollgate.engine.autoscale import ANNOTATION_AUTOSCALED, hpa
+from tollgate.engine.dataplane import GATEWAY_GROUP as GATEWAY_GROUP
+from tollgate.engine.dataplane import HTTP_ROUTE_API as HTTP_ROUTE_API
+from tollgate.engine.dataplane import Manifest, RouteTraffic, route_objects
+from tollgate.engine.dataplane import route_name as route_name
+from tollgate.engine.dataplane import service_name as service_name
 from tollgate.engine.labels import (
     LABEL_POOL,
     POOL_FALLBACK,
@@ -47,10 +54,8 @@ from tollgate.engine.pod_overlay import overlay_pod
 from tollgate.engine.probes import container_probes
 from tollgate.engine.sandbox import sandbox_namespace, service_account_name
 
-Manifest = dict[str, Any]
 CONTAINER_NAME = "model-server"
 NON_ROOT_UID = 65532
-GATEWAY_GROUP = "gateway.networking.k8s.io"
 RESERVED_ENV = frozenset({"MODEL_NAME", "MODEL_VERSION", "MODEL_URI"})
 """Variables Tollgate sets on the model-server container; spec.podTemplate cannot override them."""
 
@@ -76,9 +81,6 @@ def restricted_container() -> Manifest:
         "capabilities": {"drop": ["ALL"]},
         "seccompProfile": {"type": "RuntimeDefault"},
     }
-
-HTTP_ROUTE_API = f"{GATEWAY_GROUP}/v1"
-
 
 @dataclass(frozen=True)
 class TrackPlan:
@@ -106,20 +108,25 @@ class TrafficPlan:
     canary_alone: bool = False
     """The replicas router's Service selects the canary track alone (autoscaled stable at weight 100)."""
     mirror: int = 0
-    """Percent of live requests copied to the canary (a shadow step); the gatewayAPI router's HTTPRoute
-    carries it as a RequestMirror filter. 0: none."""
+    """Percent of live requests copied to the canary (a shadow step); the gatewayAPI router carries it in the
+    platform's dialect (engine.dataplane). 0: none."""
+    canary_rate_limit: int | None = None
+    """Requests per second the gateway lets reach the canary, in force now (status.rateLimits.canary)."""
+    rate_limit: int | None = None
+    """Requests per second the gateway lets reach the model, in force now (status.rateLimits.model)."""
+
+    @property
+    def route(self) -> RouteTraffic:
+        """What the gatewayAPI router's route carries for this plan."""
+        on_canary = self.canary is not None and not self.to_fallback
+        return RouteTraffic.of(self.canary_weight if self.canary is not None else 0, to_fallback=self.to_fallback,
+                               mirror=self.mirror if on_canary else 0,
+                               canary_rate_limit=self.canary_rate_limit if on_canary else None,
+                               rate_limit=self.rate_limit)
 
 
 def deployment_name(ctx: Context, track: Track) -> str:
     return fit(f"{ctx.name}-{track.value}")
-
-
-def service_name(ctx: Context, track: Track | None = None) -> str:
-    return fit(ctx.name if track is None else f"{ctx.name}-{track.value}")
-
-
-def route_name(ctx: Context) -> str:
-    return fit(ctx.name)
 
 
 def deployment_ref(ctx: Context, namespace: str, track: Track) -> ObjectRef:
@@ -255,55 +262,11 @@ def track_services(spec: ModelDeploymentSpec, ctx: Context, plan: TrafficPlan) -
     return [_service(spec, ctx, service_name(ctx, track), selector) for track, selector in selectors.items()]
 
 
-def mirror_filter(ctx: Context, port: int, percent: int) -> Manifest:
-    """The standard Gateway API RequestMirror filter (HTTPRoute rule level) that copies `percent` of the
-    requests to the canary's Service; the gateway discards the copies' answers."""
-    return {"type": "RequestMirror",
-            "requestMirror": {"backendRef": {"name": service_name(ctx, Track.CANARY), "port": port},
-                              "percent": percent}}
-
-
-def http_route(spec: ModelDeploymentSpec, ctx: Context, plan: TrafficPlan) -> Manifest:
-    """The HTTPRoute of the gatewayAPI router with weighted backendRefs and, during a shadow step, the
-    RequestMirror filter to the canary (`mirror_filter`)."""
-    gateway = spec.traffic.gatewayAPI
-    if gateway is None:
-        raise ValueError("spec.traffic.gatewayAPI is required for the gatewayAPI router")
-    ns = sandbox_namespace(spec, ctx)
-    if plan.to_fallback:
-        weights = {Track.STABLE: 0, Track.CANARY: 0, Track.FALLBACK: 100}
-    else:
-        canary = plan.canary_weight if plan.canary is not None else 0
-        weights = {Track.STABLE: 100 - canary, Track.CANARY: canary}
-    parents: list[Manifest] = []
-    for parent in gateway.parentRefs:
-        entry: Manifest = {"group": GATEWAY_GROUP, "kind": "Gateway", "name": parent.name,
-                           "namespace": parent.namespace or ns}
-        if parent.sectionName:
-            entry["sectionName"] = parent.sectionName
-        parents.append(entry)
-    rule: Manifest = {"backendRefs": [
-        {"name": service_name(ctx, track), "port": spec.runtime.port, "weight": weight}
-        for track, weight in weights.items()
-    ]}
-    mirror = plan.mirror if plan.canary is not None and not plan.to_fallback else 0
-    if mirror > 0:
-        rule["filters"] = [mirror_filter(ctx, spec.runtime.port, mirror)]
-    body: Manifest = {"parentRefs": parents, "rules": [rule]}
-    if gateway.hostnames:
-        body["hostnames"] = list(gateway.hostnames)
-    return {
-        "apiVersion": HTTP_ROUTE_API,
-        "kind": "HTTPRoute",
-        "metadata": {"name": route_name(ctx), "namespace": ns, "labels": owner_labels(ctx, spec.model.name)},
-        "spec": body,
-    }
-
-
 def workload_objects(spec: ModelDeploymentSpec, ctx: Context, plan: TrafficPlan,
-                     initializer_image: str = DEFAULT_INITIALIZER_IMAGE) -> tuple[Manifest, ...]:
+                     initializer_image: str = DEFAULT_INITIALIZER_IMAGE,
+                     dialect: GatewayDialect = DEFAULT_DIALECT) -> tuple[Manifest, ...]:
     """The credentials copy (spec.modelDelivery), Deployments of the planned tracks, then Services, then the
-    HTTPRoute (gatewayAPI)."""
+    routing objects in the platform's dialect and the HTTPRoute (gatewayAPI; engine.dataplane)."""
     out: list[Manifest] = []
     secret = credentials_copy(spec, ctx, sandbox_namespace(spec, ctx))
     if secret is not None:
@@ -317,7 +280,7 @@ def workload_objects(spec: ModelDeploymentSpec, ctx: Context, plan: TrafficPlan,
                 out.append(scaler)
     if spec.traffic.router is RouterKind.GATEWAY_API:
         out.extend(track_services(spec, ctx, plan))
-        out.append(http_route(spec, ctx, plan))
+        out.extend(route_objects(spec, ctx, plan.route, dialect))
     else:
         out.append(replicas_service(spec, ctx, plan))
     return tuple(out)

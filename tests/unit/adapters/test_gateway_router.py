@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tollgate.adapters.routers.gateway_api import GatewayAPIRouter
-from tollgate.api.routers import RouterKind
+from tollgate.api.routers import GatewayDialect, RouterKind
 from tollgate.api.status import RevisionRef
 from tollgate.engine.actions import Context, ObjectRef, SetWeight
-from tollgate.engine.workloads import TrackPlan, TrafficPlan, http_route
+from tollgate.engine.dataplane import http_route
+from tollgate.engine.workloads import TrackPlan, TrafficPlan
 from unit.engine.conftest import make_spec
 
 CTX = Context(name="fraud", namespace="ml", uid="u1", generation=1)
@@ -32,11 +33,12 @@ class RouteKube:
         self.route["spec"]["rules"] = patch["spec"]["rules"]
 
 
-def rendered(weight: int, mirror: int) -> dict[str, Any]:
+def rendered(weight: int, mirror: int, dialect: GatewayDialect = GatewayDialect.STANDARD, *,
+             canary_limit: int | None = None, model_limit: int | None = None) -> dict[str, Any]:
     ref = RevisionRef(revision="r1", version="1.0.0")
     plan = TrafficPlan(stable=TrackPlan(ref, 4), canary=TrackPlan(ref, 2), fallback=None, canary_weight=weight,
-                       to_fallback=False, mirror=mirror)
-    return http_route(SPEC, CTX, plan)
+                       to_fallback=False, mirror=mirror, canary_rate_limit=canary_limit, rate_limit=model_limit)
+    return http_route(SPEC, CTX, plan.route, dialect)
 
 
 def rule_of(kube: RouteKube) -> dict[str, Any]:
@@ -76,3 +78,44 @@ def test_the_kill_switch_sends_all_to_the_fallback_without_a_mirror() -> None:
     GatewayAPIRouter(kube).set_weight(  # type: ignore[arg-type]
         CTX, "sbx", SetWeight(RouterKind.GATEWAY_API, 0, 4, 0, fallback=True, fast=True, mirror_percent=50))
     assert "filters" not in rule_of(kube)
+
+
+TRAEFIK = GatewayDialect.TRAEFIK
+
+
+def refs_of(kube: RouteKube) -> list[tuple[str, str, int]]:
+    return [(b.get("kind", "Service"), b["name"], b["weight"]) for b in rule_of(kube)["backendRefs"]]
+
+
+def test_traefik_a_rollback_from_a_shadow_step_names_stable_alone_and_never_writes_request_mirror() -> None:
+    # given the traefik route of a shadow step: stable's backendRef is the mirroring TraefikService
+    kube = RouteKube(rendered(0, 50, TRAEFIK))
+    assert refs_of(kube) == [("TraefikService", "fraud-mirror", 100), ("Service", "fraud-canary", 0)]
+    # when the rollback's SetWeight goes through the fast path
+    GatewayAPIRouter(kube).set_weight(CTX, "sbx", SetWeight(  # type: ignore[arg-type]
+        RouterKind.GATEWAY_API, 0, 4, 0, fast=True, dialect=TRAEFIK))
+    # then stable's own Service takes every request, nothing is mirrored, and no RequestMirror was written
+    assert refs_of(kube) == [("Service", "fraud-stable", 100), ("Service", "fraud-canary", 0)]
+    assert kube.route["spec"] == rendered(0, 0, TRAEFIK)["spec"]
+    assert "RequestMirror" not in str(kube.patches)
+
+
+def test_traefik_the_fast_path_writes_the_backend_refs_the_engine_renders_with_the_canary_limit() -> None:
+    # given a limited canary at 50% (its backendRef the failover service) and a model-wide limit on the rule
+    kube = RouteKube(rendered(50, 0, TRAEFIK, canary_limit=5, model_limit=100))
+    # when the weight goes down through the fast path
+    GatewayAPIRouter(kube).set_weight(CTX, "sbx", SetWeight(  # type: ignore[arg-type]
+        RouterKind.GATEWAY_API, 20, 4, 1, fast=True, canary_rate_limit=5, dialect=TRAEFIK))
+    # then the route is what the engine renders at 20%, the model's limit (rule filters) kept
+    assert kube.route["spec"] == rendered(20, 0, TRAEFIK, canary_limit=5, model_limit=100)["spec"]
+    assert refs_of(kube)[1] == ("TraefikService", "fraud-canary-limited", 20)
+
+
+def test_traefik_the_kill_switch_keeps_the_model_rate_limit() -> None:
+    kube = RouteKube(rendered(50, 0, TRAEFIK, canary_limit=5, model_limit=100))
+    filters = rule_of(kube)["filters"]
+    GatewayAPIRouter(kube).set_weight(CTX, "sbx", SetWeight(  # type: ignore[arg-type]
+        RouterKind.GATEWAY_API, 0, 4, 0, fallback=True, fast=True, dialect=TRAEFIK))
+    assert refs_of(kube) == [("Service", "fraud-stable", 0), ("Service", "fraud-canary", 0),
+                             ("Service", "fraud-fallback", 100)]
+    assert rule_of(kube)["filters"] == filters

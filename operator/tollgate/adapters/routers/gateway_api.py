@@ -1,9 +1,13 @@
 """The Gateway API router: an HTTPRoute whose backendRefs weigh a stable and a canary Service.
 
-Exact weights, independent of pod counts, and mirroring (a shadow step): the RequestMirror filter
-copies a percent of the requests to the canary's Service. The route object itself is part of the engine's
-desired state; this router patches only the weights and the mirror filter so a traffic change (a rollback
-from a shadow step removes the filter) lands before anything else.
+Exact weights, independent of pod counts; mirroring (a shadow step) and rate limits in the platform's
+data-plane dialect (engine.dataplane: the standard RequestMirror filter, or Traefik's mirroring service and
+rate-limit Middlewares). The route and the dialect's objects are part of the engine's desired state; this
+router's fast path rewrites only the route's backendRefs (rendered by the same engine.dataplane functions)
+and our RequestMirror filter, so a traffic change (a rollback from a shadow step drops the mirror) lands
+before anything else. Rule filters of the traefik dialect (the model's rate limit) stay as they are: a
+limit is no traffic move. In the traefik dialect a lower mirror percent (never a rollback: that names
+stable's Service directly) reaches the mirroring service with the desired objects, moments later.
 """
 
 from __future__ import annotations
@@ -11,10 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 from tollgate.adapters.kube import Kube
-from tollgate.api.routers import ROUTER_CAPABILITIES, RouterKind
+from tollgate.api.routers import DEFAULT_DIALECT, ROUTER_CAPABILITIES, GatewayDialect, RouterKind
 from tollgate.engine.actions import Context, ObjectRef, SetWeight
+from tollgate.engine.dataplane import RouteTraffic, backend_refs, mirror_filter, route_name, service_name
 from tollgate.engine.observations import ParentRouteStatus, RouteObservation, Track
-from tollgate.engine.workloads import mirror_filter, route_name, service_name
 
 HTTPROUTE_API = "gateway.networking.k8s.io/v1"
 
@@ -22,6 +26,7 @@ HTTPROUTE_API = "gateway.networking.k8s.io/v1"
 class GatewayAPIRouter:
     kind = RouterKind.GATEWAY_API
     capabilities = ROUTER_CAPABILITIES[RouterKind.GATEWAY_API]
+    """What some dialect can do (admission); what the dialect in force lacks: api.routers.dialect_problem."""
 
     def __init__(self, kube: Kube):
         self._kube = kube
@@ -30,40 +35,37 @@ class GatewayAPIRouter:
         ref = ObjectRef(HTTPROUTE_API, "HTTPRoute", route_name(ctx), namespace)
         return ref, self._kube.get(ref)
 
-    def _set(self, ctx: Context, namespace: str, canary_weight: int, *, fallback: bool = False,
-             mirror: int = 0) -> None:
+    def _set(self, ctx: Context, namespace: str, traffic: RouteTraffic, dialect: GatewayDialect) -> None:
         ref, route = self._route(ctx, namespace)
         if route is None:
             return  # the engine's ApplyObjects creates it with the right weights
-        weights = {service_name(ctx, Track.STABLE): 0 if fallback else 100 - canary_weight,
-                   service_name(ctx, Track.CANARY): 0 if fallback else canary_weight,
-                   service_name(ctx, Track.FALLBACK): 100 if fallback else 0}
         canary = service_name(ctx, Track.CANARY)
-        port = None
         rules = route.get("spec", {}).get("rules", [])
         for rule in rules:
-            for backend in rule.get("backendRefs", []):
-                if backend.get("name") in weights:
-                    backend["weight"] = weights[backend["name"]]
-                if backend.get("name") == canary:
-                    port = backend.get("port")
+            port = next((b["port"] for b in rule.get("backendRefs") or [] if b.get("port") is not None), None)
+            if port is None:
+                continue  # not a rule Tollgate wrote (each of ours names a Service with its port)
+            rule["backendRefs"] = backend_refs(ctx, int(port), traffic, dialect)
             # Our mirror filter goes (or is replaced); any other filter of the rule stays as it is.
             others = [f for f in rule.get("filters") or [] if f.get("type") != "RequestMirror"
                       or (f.get("requestMirror") or {}).get("backendRef", {}).get("name") != canary]
-            if mirror > 0 and not fallback and port is not None:
-                others.append(mirror_filter(ctx, int(port), mirror))
+            if traffic.mirror > 0 and dialect is GatewayDialect.STANDARD:
+                others.append(mirror_filter(ctx, int(port), traffic.mirror))
             if others:
                 rule["filters"] = others
             else:
                 rule.pop("filters", None)
-        # rules is a list: a merge patch replaces it whole, so a removed filter is gone.
+        # rules is a list: a merge patch replaces it whole, so a removed filter or backendRef is gone.
         self._kube.merge_patch(ref, {"spec": {"rules": rules}})
 
     def set_weight(self, ctx: Context, namespace: str, action: SetWeight) -> None:
-        self._set(ctx, namespace, action.canary_weight, fallback=action.fallback, mirror=action.mirror_percent)
+        traffic = RouteTraffic.of(action.canary_weight, to_fallback=action.fallback, mirror=action.mirror_percent,
+                                  canary_rate_limit=action.canary_rate_limit)
+        self._set(ctx, namespace, traffic, action.dialect)
 
     def finalize(self, ctx: Context, namespace: str, stable_replicas: int) -> None:
-        self._set(ctx, namespace, 0)
+        # All on stable's own Service: the same backendRefs in every dialect (no mirror, no canary limit).
+        self._set(ctx, namespace, RouteTraffic.of(0, to_fallback=False), DEFAULT_DIALECT)
 
 
 def route_observation(route: dict[str, Any]) -> RouteObservation:

@@ -34,6 +34,7 @@ from tollgate.engine.rules.readiness import overdue
 from tollgate.engine.rules.shares import report_shares
 from tollgate.engine.sandbox import sandbox_namespace, sandbox_objects
 from tollgate.engine.timeutil import parse_time
+from tollgate.engine.traffic import rate_limits
 from tollgate.engine.wakes import wake
 from tollgate.engine.workloads import TrackPlan, TrafficPlan, deployment_ref, workload_objects
 
@@ -44,6 +45,8 @@ def finish(d: Draft, policy: Policy | None) -> Decision:
         d.st.canaryWeight = 0
     if d.spec.killSwitch or d.st.killSwitchActive or d.st.canary is None:
         d.st.canaryMirror = 0  # no canary to mirror to (rolled back, aborted, promoted, kill switch)
+    if policy is not None:
+        d.st.rateLimits = rate_limits(d.spec, d.st, policy.dialect)
     share_problem = report_shares(d, policy) if policy is not None else None
     d.st.timeline = _timeline(d)
     d.st.conditions = _conditions(d, policy, share_problem)
@@ -85,7 +88,9 @@ def finish(d: Draft, policy: Policy | None) -> Decision:
 def _desired(d: Draft, policy: Policy, st: ModelDeploymentStatus) -> list[Action]:
     """Traffic (when the routing changed), the desired objects, and the tracks the plan no longer has."""
     actions: list[Action] = []
-    plan = traffic_plan(d.spec, policy, st, d.replicas)
+    limits = st.rateLimits
+    plan = replace(traffic_plan(d.spec, policy, st, d.replicas),
+                   canary_rate_limit=limits.canary if limits else None, rate_limit=limits.model if limits else None)
     before, after = _routing(d.prev), _routing(st)
     if after != before:
         traffic = split_for(d.spec, d.replicas, plan.canary_weight)
@@ -101,9 +106,11 @@ def _desired(d: Draft, policy: Policy, st: ModelDeploymentStatus) -> list[Action
             fast=plan.to_fallback or after[0] < before[0] or (after[2] < before[2] and after[0] <= before[0]),
             keep_canary=plan.kept and plan.canary is None,
             mirror_percent=plan.mirror,
+            canary_rate_limit=plan.canary_rate_limit,
+            dialect=policy.dialect,
         ))
     hooks = hook_objects(d.spec, d.ctx, st)
-    workloads = workload_objects(d.spec, d.ctx, plan, policy.initializer_image)
+    workloads = workload_objects(d.spec, d.ctx, plan, policy.initializer_image, policy.dialect)
     actions.append(ApplyObjects((*sandbox_objects(d.spec, d.ctx), *workloads, *hooks)))
     ns = sandbox_namespace(d.spec, d.ctx)
     deletes: list[ObjectRef] = []
