@@ -63,6 +63,8 @@ _KINDS: dict[str, tuple[str, bool]] = {
     "Job": ("jobs", True),
     "NetworkPolicy": ("networkpolicies", True),
     "HTTPRoute": ("httproutes", True),
+    "TraefikService": ("traefikservices", True),
+    "Middleware": ("middlewares", True),
     "Role": ("roles", True),
     "RoleBinding": ("rolebindings", True),
     "Lease": ("leases", True),

@@ -25,12 +25,13 @@ from tollgate.api.hooks import SYNTHETIC_HEADER, HookJob
 from tollgate.api.spec import ModelDeploymentSpec, RouterKind
 from tollgate.api.status import ModelDeploymentStatus
 from tollgate.engine.actions import Context, ObjectRef
+from tollgate.engine.dataplane import service_name
 from tollgate.engine.labels import canary_selector, owner_labels, selector_labels
 from tollgate.engine.naming import fit, short_hash
 from tollgate.engine.observations import Track
 from tollgate.engine.sandbox import NETWORKING_V1, sandbox_namespace, service_account_name
 from tollgate.engine.timeutil import parse_duration
-from tollgate.engine.workloads import restricted_container, restricted_pod, service_name
+from tollgate.engine.workloads import restricted_container, restricted_pod
 
 Manifest = dict[str, Any]
 LABEL_HOOK = "tollgate.dev/hook"

@@ -13,8 +13,8 @@ from typing import Any
 
 from tollgate.api import resource
 from tollgate.engine.actions import Context
-from tollgate.engine.observations import RoutingObservation, Track
 from tollgate.engine.dataplane import canary_limited_name, mirror_service_name, service_name
+from tollgate.engine.observations import RoutingObservation, Track
 
 
 def service_routing(service: Mapping[str, Any]) -> RoutingObservation:
@@ -40,6 +40,7 @@ def route_routing(route: Mapping[str, Any], ctx: Context) -> RoutingObservation:
                 weighted.update(names.get(str(backend.get("name")), (None,)))
         for f in rule.get("filters") or []:
             if f.get("type") == "RequestMirror":
-                weighted.add(names.get(str(((f.get("requestMirror") or {}).get("backendRef") or {}).get("name"))))
+                mirrored = str(((f.get("requestMirror") or {}).get("backendRef") or {}).get("name"))
+                weighted.update(names.get(mirrored, (None,)))
     sole = next(iter(weighted)) if len(weighted) == 1 else None
     return RoutingObservation(sole=sole)

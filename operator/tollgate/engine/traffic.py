@@ -45,4 +45,5 @@ def rate_limits(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, dialec
     canary = spec.traffic.canaryRateLimit if on_canary else None
     if canary is None and spec.traffic.rateLimit is None:
         return None
-    return RateLimitStatus(canary=canary, model=spec.traffic.rateLimit, enforcedBy=ENFORCED_BY.get(dialect, dialect.value))
+    return RateLimitStatus(canary=canary, model=spec.traffic.rateLimit,
+                           enforcedBy=ENFORCED_BY.get(dialect, dialect.value))

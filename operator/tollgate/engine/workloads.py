@@ -17,7 +17,6 @@ Routing:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from tollgate.api import resource
 from tollgate.api.routers import DEFAULT_DIALECT, GatewayDialect
@@ -25,11 +24,7 @@ from tollgate.api.spec import ModelDeploymentSpec, RouterKind
 from tollgate.api.status import RevisionRef
 from tollgate.engine.actions import Context, ObjectRef
 from tollgate.engine.autoscale import ANNOTATION_AUTOSCALED, hpa
-from tollgate.engine.dataplane import GATEWAY_GROUP as GATEWAY_GROUP
-from tollgate.engine.dataplane import HTTP_ROUTE_API as HTTP_ROUTE_API
-from tollgate.engine.dataplane import Manifest, RouteTraffic, route_objects
-from tollgate.engine.dataplane import route_name as route_name
-from tollgate.engine.dataplane import service_name as service_name
+from tollgate.engine.dataplane import Manifest, RouteTraffic, route_objects, service_name
 from tollgate.engine.labels import (
     LABEL_POOL,
     POOL_FALLBACK,

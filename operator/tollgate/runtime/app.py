@@ -31,8 +31,10 @@ from tollgate.adapters.routers.gateway_api import route_observation
 from tollgate.adapters.server_clock import ServerClock
 from tollgate.api import resource, templates
 from tollgate.api.invalid import InvalidSpecError, parse_spec
+from tollgate.api.routers import GatewayDialect
 from tollgate.api.spec import ModelDeploymentSpec
 from tollgate.engine.actions import ObjectRef
+from tollgate.engine.dataplane import TRAEFIK_API
 from tollgate.engine.platform import PlatformLimits
 from tollgate.engine.sandbox import sandbox_namespace
 from tollgate.ports.metrics import MetricsProvider
@@ -56,7 +58,7 @@ HTTP connections kept per API server to match. The defaults (min(32, cores + 4) 
 pooled connections) serialise a bulk create of hundreds of ModelDeployments on a small node, and every
 connection beyond the pool's 4 is opened and thrown away again."""
 
-# What the finalizer removes when the sandbox namespace is not Tollgate's own (kind -> apiVersion).
+# What Tollgate writes into sandbox namespaces (apiVersion, kind).
 SANDBOX_KINDS = (
     ("gateway.networking.k8s.io/v1", "HTTPRoute"),
     ("apps/v1", "Deployment"),
@@ -85,6 +87,16 @@ MANAGED_KINDS = (
 # Evidence ConfigMaps are not listed: the operator may not read ConfigMaps (issue 14); a record rebuilt
 # after a restart is written by create, which leaves an existing one alone.
 WARM_KINDS = MANAGED_KINDS
+DIALECT_KINDS: Mapping[GatewayDialect, tuple[tuple[str, str], ...]] = {
+    GatewayDialect.STANDARD: (),
+    GatewayDialect.TRAEFIK: ((TRAEFIK_API, "TraefikService"), (TRAEFIK_API, "Middleware")),
+}
+"""What the gatewayAPI router writes beyond the HTTPRoute in each dialect (engine.dataplane): listed and
+watched only in that dialect, since the chart grants them only then (and their CRDs exist only then)."""
+
+
+def managed_kinds(dialect: GatewayDialect) -> tuple[tuple[str, str], ...]:
+    return (*MANAGED_KINDS, *DIALECT_KINDS[dialect])
 
 
 
@@ -144,6 +156,7 @@ class Runtime:
                                      self._post_event, self.ownership, clock=self.clock.now,
                                      scrape_interval=self.settings.scrape_interval,
                                      initializer_image=self.settings.storage_initializer_image,
+                                     dialect=self.settings.gateway_dialect,
                                      limits=PlatformLimits(self.settings.max_replicas,
                                                            dict(self.settings.max_pod_resources)))
 
@@ -169,7 +182,7 @@ class Runtime:
 
     async def start(self) -> None:
         try:
-            n = await asyncio.to_thread(self.kube.warm, WARM_KINDS,
+            n = await asyncio.to_thread(self.kube.warm, managed_kinds(self.settings.gateway_dialect),
                                         f"{resource.LABEL_MANAGED_BY}={resource.MANAGED_BY_VALUE}",
                                         self._seen)
             log.info("learned managed objects", extra={"objects": n})
@@ -254,7 +267,7 @@ class Runtime:
     async def _resync_children(self) -> None:
         try:
             await asyncio.sleep(RELIST_GAP / 2)  # let the rest of the listing arrive: one resync for it all
-            gone = await asyncio.to_thread(self.kube.resync, MANAGED_KINDS,
+            gone = await asyncio.to_thread(self.kube.resync, managed_kinds(self.settings.gateway_dialect),
                                            f"{resource.LABEL_MANAGED_BY}={resource.MANAGED_BY_VALUE}")
             by_sandbox: dict[str, ObjectState] = {}
             for st in list(self.registry.objects.values()):

@@ -9,6 +9,7 @@ import argparse
 import os
 from dataclasses import dataclass, field
 
+from tollgate.api.routers import DEFAULT_DIALECT, GatewayDialect
 from tollgate.api.spec import MetricsProfile
 from tollgate.engine.model_delivery import DEFAULT_INITIALIZER_IMAGE
 from tollgate.runtime.leader import LeaseSettings
@@ -60,6 +61,8 @@ class Settings:
     """(namespace, name) of the Secret with the notification webhook (url, format, token)."""
     storage_initializer_image: str = DEFAULT_INITIALIZER_IMAGE
     """Image of the init container that fetches spec.model.uri and checks its digest (engine.model_delivery)."""
+    gateway_dialect: GatewayDialect = DEFAULT_DIALECT
+    """How the gatewayAPI router speaks to the cluster's Gateway implementation (api.routers.GatewayDialect)."""
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -160,6 +163,13 @@ def parser() -> argparse.ArgumentParser:
                    default=env("TOLLGATE_STORAGE_INITIALIZER_IMAGE", DEFAULT_INITIALIZER_IMAGE),
                    help="Image of the storage initializer, the init container that fetches spec.model.uri into "
                         "the model cache and verifies spec.model.digest [TOLLGATE_STORAGE_INITIALIZER_IMAGE]")
+    p.add_argument("--gateway-dialect", choices=[d.value for d in GatewayDialect],
+                   default=env("TOLLGATE_GATEWAY_DIALECT", DEFAULT_DIALECT.value),
+                   help="How the gatewayAPI router writes routes for this cluster's Gateway implementation: "
+                        "standard (Gateway API fields only: weights, RequestMirror) or traefik (Traefik's "
+                        "mirroring TraefikService and rate-limit Middlewares; needs its Kubernetes CRD provider). "
+                        "A spec asking for what the dialect cannot do is Stalled before any traffic moves "
+                        "[TOLLGATE_GATEWAY_DIALECT]")
     return p
 
 
@@ -191,4 +201,5 @@ def parse(argv: list[str] | None = None) -> Settings:
         log_format=a.log_format, scrape_interval=a.scrape_interval or None,
         max_replicas=a.max_replicas, max_pod_resources=dict(a.max_pod_resources),
         notify_secret=a.notify_secret, storage_initializer_image=a.storage_initializer_image,
+        gateway_dialect=GatewayDialect(a.gateway_dialect),
     )

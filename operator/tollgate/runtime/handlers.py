@@ -29,6 +29,7 @@ import kopf
 from tollgate.adapters.errors import ConflictError, FencedError, KubeError, PermanentError, TemporaryError
 from tollgate.adapters.routers.gateway_api import route_observation
 from tollgate.api import resource, templates
+from tollgate.api.routers import GatewayDialect
 from tollgate.engine.actions import ObjectRef
 from tollgate.runtime import metrics
 from tollgate.runtime.app import IO_THREADS, Runtime
@@ -231,8 +232,15 @@ CHILD_KINDS = (
     ("gateway.networking.k8s.io", "v1", "httproutes"),
     ("autoscaling", "v2", "horizontalpodautoscalers"),
 )
+DIALECT_CHILD_KINDS = {
+    GatewayDialect.STANDARD: (),
+    GatewayDialect.TRAEFIK: (("traefik.io", "v1alpha1", "traefikservices"), ("traefik.io", "v1alpha1", "middlewares")),
+}
+"""The gatewayAPI router's objects beyond the HTTPRoute in each dialect (engine.dataplane): watched like the other
+children, but only in that dialect (`watch_dialect`): the chart grants them, and their CRDs exist, only then."""
 WATCHED = {("apps", "deployments"), ("", "pods"), ("batch", "jobs"),
-           *((group, plural) for group, _, plural in CHILD_KINDS if plural != "namespaces")}
+           *((group, plural) for group, _, plural in CHILD_KINDS if plural != "namespaces"),
+           *((group, plural) for kinds in DIALECT_CHILD_KINDS.values() for group, _, plural in kinds)}
 """Watched with a server-side label selector. Not Namespaces: kopf resolves the namespace globs of
 --namespace from its own Namespace watch, which must see every namespace (the handler filters by label)."""
 
@@ -261,6 +269,13 @@ def drill_running(body: dict[str, Any] | None) -> bool:
 for _group, _version, _plural in CHILD_KINDS:
     kopf.on.event(_group, _version, _plural, id=f"child-{_plural}",
                   labels={resource.LABEL_MANAGED_BY: resource.MANAGED_BY_VALUE})(child_event)
+
+
+def watch_dialect(dialect: GatewayDialect) -> None:
+    """Watch the dialect's own children too (called once, before kopf runs, with --gateway-dialect)."""
+    for group, version, plural in DIALECT_CHILD_KINDS[dialect]:
+        kopf.on.event(group, version, plural, id=f"child-{plural}",
+                      labels={resource.LABEL_MANAGED_BY: resource.MANAGED_BY_VALUE})(child_event)
 
 
 def child_drift(rt: Runtime, body: kopf.Body, deleted: bool) -> str | None:

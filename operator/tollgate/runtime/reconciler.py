@@ -23,6 +23,7 @@ from tollgate.adapters.webhook import confirm
 from tollgate.api import resource
 from tollgate.api.controls import tokens_of
 from tollgate.api.invalid import InvalidSpecError, parse_spec
+from tollgate.api.routers import DEFAULT_DIALECT, GatewayDialect, dialect_problem
 from tollgate.api.status import ModelDeploymentStatus, Phase, bounded
 from tollgate.engine.actions import (
     ApplyObjects,
@@ -37,13 +38,13 @@ from tollgate.engine.actions import (
     RollBack,
     SetWeight,
 )
+from tollgate.engine.dataplane import route_name
 from tollgate.engine.evidence import evidence_from_status
 from tollgate.engine.model_delivery import DEFAULT_INITIALIZER_IMAGE
 from tollgate.engine.observations import Observations, Track
 from tollgate.engine.platform import PlatformLimits, over_limits
 from tollgate.engine.rollout import Case, refused
 from tollgate.engine.status_size import compact, expand
-from tollgate.engine.workloads import route_name
 from tollgate.runtime import metrics
 from tollgate.runtime.analysis import AnalysisScheduler
 from tollgate.runtime.credentials import CredentialsCopier, CredentialsUnavailableError
@@ -99,6 +100,8 @@ class Reconciler:
     limits: PlatformLimits = field(default_factory=PlatformLimits)
     initializer_image: str = DEFAULT_INITIALIZER_IMAGE
     """The storage initializer's image (Settings.storage_initializer_image)."""
+    dialect: GatewayDialect = DEFAULT_DIALECT
+    """How the gatewayAPI router writes routes (Settings.gateway_dialect)."""
     credentials: CredentialsCopier | None = None
     """Copies model-delivery credentials into sandboxes (default: one over `kube`)."""
 
@@ -134,9 +137,14 @@ class Reconciler:
         over = over_limits(spec, self.limits)
         if over is not None:
             return await self._refuse(st, ctx, body, status, over, now, "OverPlatformLimit")
+        # What the platform's Gateway dialect cannot carry out (admission knows the router, not the dialect,
+        # a chart value): refused here, before any traffic moves, with the field, the dialect and the fix.
+        unable = dialect_problem(spec, self.dialect)
+        if unable is not None:
+            return await self._refuse(st, ctx, body, status, unable, now, "UnsupportedByDataPlane")
         try:
             case = Case.of(spec, status, ctx, scrape_interval=self.scrape_interval,
-                           initializer_image=self.initializer_image)
+                           initializer_image=self.initializer_image, dialect=self.dialect)
         except Exception as exc:
             await self._stall(st, ctx, body, status, now, exc)
             return None

@@ -17,11 +17,12 @@ from typing import Any
 from tollgate.api import resource
 from tollgate.api.spec import RouterKind
 from tollgate.engine.actions import Context
+from tollgate.engine.dataplane import route_name, service_name
 from tollgate.engine.hook_observations import JobObservation
 from tollgate.engine.naming import fit
 from tollgate.engine.observations import PodProblem, RouteObservation, RoutingObservation, Track, TrackObservation
 from tollgate.engine.serving import route_routing, service_routing
-from tollgate.engine.workloads import deployment_name, route_name, service_name
+from tollgate.engine.workloads import deployment_name
 from tollgate.runtime.jobs import job_observation
 from tollgate.runtime.pods import pod_problem, worst
 from tollgate.runtime.templates import TemplateIndex, TemplateKey, references

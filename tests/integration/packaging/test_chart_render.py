@@ -4,6 +4,7 @@ against local schemas (kubernetes-validate's bundled ones, plus schemas generate
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -98,3 +99,33 @@ def test_a_slow_starting_replica_is_not_killed_before_it_first_answers(tool_bin:
     assert startup["httpGet"] == {"path": "/healthz", "port": "health"}
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 300
     assert container["livenessProbe"]["httpGet"] == startup["httpGet"]
+
+
+def _operator(docs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    (role,) = [d for d in docs if d["kind"] == "ClusterRole"
+               and any("modeldeployments" in r["resources"] for r in d["rules"])]
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return role["rules"], {e["name"]: e.get("value", "") for e in container.get("env", [])}
+
+
+def test_the_gateway_dialect_is_the_platform_teams_choice_and_traefik_objects_are_granted_only_with_it(
+        tool_bin: Path) -> None:
+    # given the chart rendered with its defaults
+    rules, env = _operator([d for d in yaml.safe_load_all(tools.render(tool_bin, include_crds=False)) if d])
+    # then the operator speaks the standard dialect and may not touch any traefik.io object
+    assert env["TOLLGATE_GATEWAY_DIALECT"] == "standard"
+    assert not [r for r in rules if "traefik.io" in r["apiGroups"]]
+    # when the platform team chooses Traefik
+    docs = [d for d in yaml.safe_load_all(tools.render(tool_bin, include_crds=False,
+                                                       values={"gatewayAPI": {"dialect": "traefik"}})) if d]
+    rules, env = _operator(docs)
+    # then the operator is told so, and is granted exactly the two kinds that dialect writes, nothing else
+    assert env["TOLLGATE_GATEWAY_DIALECT"] == "traefik"
+    assert [r for r in rules if "traefik.io" in r["apiGroups"]] == [
+        {"apiGroups": ["traefik.io"], "resources": ["traefikservices", "middlewares"],
+         "verbs": ["get", "list", "watch", "create", "patch", "delete"]}]
+    # and a dialect the operator does not speak is refused by the values schema
+    res = tools.run(tool_bin / "helm", "template", "t", tools.CHART, "--kube-version", tools.KUBE_VERSION,
+                    "--set", "gatewayAPI.dialect=istio", check=False)
+    assert res.returncode != 0 and "gatewayAPI" in res.stderr, res.stderr

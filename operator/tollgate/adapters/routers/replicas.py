@@ -12,9 +12,10 @@ from tollgate.adapters.kube import Kube
 from tollgate.api import resource
 from tollgate.api.routers import ROUTER_CAPABILITIES, RouterKind
 from tollgate.engine.actions import Context, ObjectRef, SetWeight
+from tollgate.engine.dataplane import service_name
 from tollgate.engine.labels import LABEL_POOL
 from tollgate.engine.observations import Track
-from tollgate.engine.workloads import deployment_name, service_name
+from tollgate.engine.workloads import deployment_name
 
 
 class ReplicasRouter:
