@@ -246,9 +246,10 @@ def decide(
     ctx: Context,
     *,
     scrape_interval: float | None = None,
+    dialect: GatewayDialect = DEFAULT_DIALECT,
 ) -> Decision:
-    """`Case.of(spec, status, ctx, scrape_interval=...).decide(obs, now)`."""
-    return Case.of(spec, status, ctx, scrape_interval=scrape_interval).decide(obs, now)
+    """`Case.of(spec, status, ctx, scrape_interval=..., dialect=...).decide(obs, now)`."""
+    return Case.of(spec, status, ctx, scrape_interval=scrape_interval, dialect=dialect).decide(obs, now)
 
 
 def refused(status: ModelDeploymentStatus, message: str, now: datetime, generation: int,

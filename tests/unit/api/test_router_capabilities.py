@@ -10,7 +10,17 @@ import pytest
 
 from tollgate.adapters.routers import router_for
 from tollgate.api import crdgen
-from tollgate.api.routers import ROUTER_CAPABILITIES, USES, RouterKind, Use, capability_rule
+from tollgate.api.routers import (
+    DIALECT_CAPABILITIES,
+    DIALECT_WHY,
+    ROUTER_CAPABILITIES,
+    USES,
+    GatewayDialect,
+    RouterKind,
+    Use,
+    capability_rule,
+    dialect_problem,
+)
 from tollgate.api.spec import ModelDeploymentSpec
 from tollgate.engine.rollout import spec_problem
 
@@ -87,3 +97,33 @@ def test_a_spec_that_asks_for_nothing_special_is_admitted_by_every_router() -> N
         for kind in RouterKind:
             spec = _with_router({"rollout": {"steps": [{"weight": 10}, {"weight": 100}]}}, kind)
             assert _program(capability_rule(use).rule).evaluate({"self": celpy.json_to_cel(spec)})
+
+
+@pytest.mark.parametrize("use", USES, ids=lambda u: u.field)
+@pytest.mark.parametrize("dialect", list(GatewayDialect), ids=lambda d: d.value)
+def test_what_the_platforms_gateway_dialect_cannot_do_is_refused_naming_the_dialect_and_the_fix(
+        use: Use, dialect: GatewayDialect) -> None:
+    # given a gatewayAPI spec (admitted: the router can, in some dialect) that asks for the capability
+    spec = ModelDeploymentSpec.model_validate({
+        "model": {"name": "m", "version": "1"}, "runtime": {"image": "i"},
+        **_with_router(_asks(use), RouterKind.GATEWAY_API)})
+    assert spec_problem(spec) is None
+    # then the platform's dialect refuses it exactly when the dialect table says it cannot
+    problem = dialect_problem(spec, dialect)
+    able = use.capability in DIALECT_CAPABILITIES[dialect]
+    assert (problem is None) == able
+    # and the refusal names the field, the dialect, where it is set, why, and both fixes
+    if problem is not None:
+        assert problem.startswith(f"{use.field} is set, but this cluster's Gateway data plane speaks the "
+                                  f"{dialect.value} dialect (gatewayAPI.dialect, set by the platform team")
+        assert DIALECT_WHY[dialect][use.capability] in problem and use.drop in problem
+        assert "traefik" in problem and "traffic stays where it is" in problem
+
+
+def test_the_gateway_api_router_can_in_some_dialect_what_admission_lets_through() -> None:
+    # admission knows the router, not the dialect: what it admits for gatewayAPI is what some dialect can do
+    assert ROUTER_CAPABILITIES[RouterKind.GATEWAY_API] == frozenset().union(*DIALECT_CAPABILITIES.values())
+    # and a dialect's refusal never applies to the replicas router (admission refused it already)
+    spec = ModelDeploymentSpec.model_validate({"model": {"name": "m", "version": "1"}, "runtime": {"image": "i"},
+                                               "traffic": {"canaryRateLimit": 5}})
+    assert dialect_problem(spec, GatewayDialect.STANDARD) is None

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tollgate.api import resource
+from tollgate.api.routers import GatewayDialect
 from tollgate.api.spec import ModelDeploymentSpec
 from tollgate.api.status import ModelDeploymentStatus
 from tollgate.engine.actions import ApplyObjects, Context, Decision, DeleteObjects
@@ -121,6 +122,8 @@ class Sim:
     decisions: list[Decision] = field(default_factory=list)
     scrape_interval: float | None = None
     """The operator's --scrape-interval (None: looks every analysis interval)."""
+    dialect: GatewayDialect = GatewayDialect.STANDARD
+    """The operator's --gateway-dialect."""
     routing: RoutingObservation | None = None
     """Where the router sends requests, read back from the Service or HTTPRoute the last decision applied
     (so a decision observes the switch the previous one made)."""
@@ -145,7 +148,7 @@ class Sim:
         """Advance the clock by `after` seconds, decide, and let the cluster converge."""
         self.now += timedelta(seconds=after)
         decision = decide(self.spec, self.status, self.observations(slos), self.now, self.ctx,
-                          scrape_interval=self.scrape_interval)
+                          scrape_interval=self.scrape_interval, dialect=self.dialect)
         self.decisions.append(decision)
         self.status = persisted(decision.status)
         for track, (revision, replicas) in deployments_of(decision).items():
