@@ -32,9 +32,13 @@ import pytest
 import yaml
 
 from integration.cluster import Cluster
+from tollgate.api.routers import GatewayDialect
+from tollgate.api.spec import ModelDeploymentSpec
+from tollgate.engine.actions import ApplyObjects
 from tollgate_testkit import gateway
 from tollgate_testkit.controlplane import free_port
 from tollgate_testkit.stack import wait_for
+from unit.engine.conftest import Sim
 
 REQUESTS = 200
 
@@ -135,10 +139,10 @@ def route(ns: str, backend_refs: list[dict[str, Any]], filters: list[dict[str, A
 def apply_route(cluster: Cluster, proc: gateway.HostTraefik, manifest: dict[str, Any]) -> dict[str, Any]:
     """Apply the route and wait until Traefik has written its status for this generation."""
     cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(manifest))
-    ns = manifest["metadata"]["namespace"]
+    ns, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
 
     def current() -> dict[str, Any] | None:
-        got: dict[str, Any] = json.loads(cluster.kubectl("get", "httproute", "model", "-n", ns, "-o",
+        got: dict[str, Any] = json.loads(cluster.kubectl("get", "httproute", name, "-n", ns, "-o",
                                                          "json").stdout)
         gen = got["metadata"]["generation"]
         for parent in (got.get("status") or {}).get("parents") or []:
@@ -147,7 +151,7 @@ def apply_route(cluster: Cluster, proc: gateway.HostTraefik, manifest: dict[str,
                 return got
         return None
 
-    got = wait_for(f"Traefik's status on route {ns}/model", current, timeout=60, interval=0.5)
+    got = wait_for(f"Traefik's status on route {ns}/{name}", current, timeout=60, interval=0.5)
     assert isinstance(got, dict)
     return got
 
@@ -157,12 +161,13 @@ def conditions(route_obj: dict[str, Any]) -> dict[str, str]:
     return {c["type"]: c["status"] for c in parent["conditions"]}
 
 
-def send(proc: gateway.HostTraefik, n: int, body: bytes = b'{"inputs": []}') -> Counter[tuple[int, str]]:
+def send(proc: gateway.HostTraefik, n: int, body: bytes = b'{"inputs": []}',
+         headers: dict[str, str] | None = None) -> Counter[tuple[int, str]]:
     """n POSTs through the Gateway; (status, answering track) of each."""
     seen: Counter[tuple[int, str]] = Counter()
     for _ in range(n):
         req = urllib.request.Request(f"http://127.0.0.1:{proc.web_port}/v2/models/m/infer", data=body,
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json", **(headers or {})})
         try:
             with urllib.request.urlopen(req, timeout=5) as resp:
                 seen[(resp.status, json.loads(resp.read())["track"])] += 1
@@ -375,3 +380,188 @@ def test_failover_sends_what_is_over_the_canary_rate_limit_to_stable(
     assert seen[(429, "")] == 0 and sum(n for (code, _), n in seen.items() if code == 200) == REQUESTS, seen
     assert canary <= 5 + 5 * elapsed + 1, (canary, elapsed)
     assert seen[(200, "canary")] == canary and seen[(200, "stable")] == REQUESTS - canary, seen
+
+
+# --- The operator's own objects (engine.dataplane, dialect traefik) drive Traefik -----------------------------
+# The engine decides a rollout step by step (the unit tests' simulator around engine.rollout.decide, with
+# --gateway-dialect traefik); the routing objects of its last decision (TraefikServices, Middlewares, the
+# HTTPRoute) are applied here as rendered. Only the per-track Services are swapped for Services of the same
+# names without a selector, whose EndpointSlices name this host's backends (no pod serves on this control plane).
+
+MD = "fraud-scorer"
+ROUTING_KINDS = ("TraefikService", "Middleware", "HTTPRoute")
+
+
+@pytest.fixture
+def tracks(cluster: Cluster, traefik: tuple[gateway.HostTraefik, str]) -> Iterator[dict[str, Backend]]:
+    """stable, canary, fallback: one host server each, behind the Services the operator names for its tracks."""
+    _, ns = traefik
+    address = host_address()
+    made = {name: Backend(name, address) for name in ("stable", "canary", "fallback")}
+    objects: list[dict[str, Any]] = []
+    for track, b in made.items():
+        name = f"{MD}-{track}"
+        objects.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns},
+                        "spec": {"ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}})
+        objects.append({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                        "metadata": {"name": name, "namespace": ns, "labels": {"kubernetes.io/service-name": name}},
+                        "addressType": "IPv4", "ports": [{"name": "http", "port": b.port, "protocol": "TCP"}],
+                        "endpoints": [{"addresses": [address], "conditions": {"ready": True}}]})
+    cluster.kubectl("apply", "-f", "-", input="\n---\n".join(yaml.safe_dump(o) for o in objects))
+    try:
+        yield made
+    finally:
+        for b in made.values():
+            b.close()
+        cluster.kubectl("delete", "httproute,traefikservice,middleware", "--all", "-n", ns, check=False)
+
+
+def engine_at(ns: str, steps: list[dict[str, Any]], *, weight: int, mirror: int, **traffic: Any) -> Sim:
+    """The engine, dialect traefik, with a stable 1.0.0 and a canary 2.0.0 that has entered its first step
+    (weight, mirror); the sandbox is the Gateway's namespace, and the route's parent that Gateway."""
+    spec = ModelDeploymentSpec.model_validate({
+        "model": {"name": MD, "version": "1.0.0"},
+        "runtime": {"image": "registry.example/model-server:1", "port": 8080},
+        "replicas": 4, "sandbox": {"namespace": ns},
+        "traffic": {"router": "gatewayAPI",
+                    "gatewayAPI": {"parentRefs": [{"name": gateway.GATEWAY_NAME, "namespace": ns}]}, **traffic},
+        "rollout": {"steps": steps, "analysis": {"interval": "30s", "minSamples": 100}, "progressDeadline": "5m"}})
+    sim = Sim(spec, dialect=GatewayDialect.TRAEFIK)
+    sim.deploy_stable()
+    sim.set_version("2.0.0")
+    sim.step()
+    sim.step()
+    assert (sim.status.canaryWeight, sim.status.canaryMirror) == (weight, mirror), sim.status.message
+    return sim
+
+
+def apply_rendered(cluster: Cluster, proc: gateway.HostTraefik, sim: Sim) -> dict[str, Any]:
+    """Apply the routing objects of the engine's last decision, in its order; returns the route as Traefik saw it."""
+    (apply,) = sim.decisions[-1].of_type(ApplyObjects)
+    rendered = [dict(o) for o in apply.objects if o["kind"] in ROUTING_KINDS]
+    assert rendered[-1]["kind"] == "HTTPRoute" and "RequestMirror" not in json.dumps(rendered)
+    own = [o for o in rendered if o["kind"] != "HTTPRoute"]
+    cluster.kubectl("apply", "-f", "-", input="\n---\n".join(yaml.safe_dump(o) for o in own))
+    return apply_route(cluster, proc, rendered[-1])
+
+
+def service_in_force(proc: gateway.HostTraefik, ns: str, name: str, kind: str) -> None:
+    """Traefik's runtime configuration has the TraefikService `name` of this kind, and a route naming it."""
+    full = f"{ns}-{name}@kubernetescrd"
+    wait_for(f"{kind} {name} in force", lambda: any(s.get("name") == full and s.get(kind) for s in services(proc)),
+             timeout=30, interval=0.5)
+    wait_for(f"the route to {name} in force", lambda: any(
+        c["name"] == full for s in services(proc) for c in (s.get("weighted") or {}).get("services") or []),
+        timeout=30, interval=0.5)
+
+
+def settled(backend: Backend) -> int:
+    """The backend's count once it stops moving (mirrored copies are sent after the client's answer)."""
+    last = -1
+    while backend.count != last:
+        last = backend.count
+        time.sleep(0.5)
+    return last
+
+
+def test_operator_rendered_shadow_step_users_get_stable_only_and_the_canary_its_mirrored_share(
+        cluster: Cluster, traefik: Any, tracks: dict[str, Backend]) -> None:
+    proc, ns = traefik
+    # given the engine's decision for a canary in its shadow step (10% mirrored), in the traefik dialect
+    sim = engine_at(ns, [{"shadow": {"percent": 10}}, {"weight": 50}, {"weight": 100}], weight=0, mirror=10)
+    # when its routing objects are applied as the operator renders them
+    got = apply_rendered(cluster, proc, sim)
+    assert conditions(got) == {"Accepted": "True", "ResolvedRefs": "True"}
+    service_in_force(proc, ns, f"{MD}-mirror", "mirroring")
+    body = b'{"inputs": [{"name": "x", "shape": [1], "datatype": "FP64", "data": [0.5]}]}'
+    serving(proc, tracks, body)
+    # and users send requests through the Gateway
+    seen = send(proc, REQUESTS, body)
+    # then every user is answered by stable, none by the canary
+    assert seen == Counter({(200, "stable"): REQUESTS}), seen
+    # and the canary receives copies of about 10% of them, bodies included, counted at the canary
+    wait_for("the mirrored copies arrive", lambda: tracks["canary"].count >= REQUESTS // 10 - 1, timeout=30,
+             interval=0.2)
+    canary = settled(tracks["canary"])
+    print(f"shadow 10% rendered by the operator: stable served {tracks['stable'].count} users, canary got {canary} "
+          f"copies")
+    assert tracks["stable"].count == REQUESTS and tracks["fallback"].count == 0
+    assert within(canary, REQUESTS, 0.1), canary
+    assert set(tracks["canary"].bodies) == {body}
+
+
+def test_operator_rendered_canary_rate_limit_caps_the_canary_under_a_burst_and_stable_answers_the_rest(
+        cluster: Cluster, traefik: Any, tracks: dict[str, Backend]) -> None:
+    proc, ns = traefik
+    # given the engine's decision for a canary at 50% with spec.traffic.canaryRateLimit 5 (status shows it)
+    sim = engine_at(ns, [{"weight": 50}, {"weight": 100}], weight=50, mirror=0, canaryRateLimit=5)
+    assert sim.status.rateLimits is not None and sim.status.rateLimits.canary == 5
+    # when its routing objects are applied as the operator renders them
+    got = apply_rendered(cluster, proc, sim)
+    assert conditions(got) == {"Accepted": "True", "ResolvedRefs": "True"}
+    service_in_force(proc, ns, f"{MD}-canary-limited", "failover")
+    serving(proc, tracks)
+    # and one client sends a burst as fast as it can, choosing its own rate-limit key (it cannot: Tollgate's
+    # Middleware overwrites the header the limit counts by)
+    start = time.monotonic()
+    seen = Counter[tuple[int, str]]()
+    for i in range(REQUESTS // 20):
+        seen += send(proc, 20, headers={"X-Tollgate-Rate-Key": f"client-{i}"})
+    elapsed = time.monotonic() - start
+    # then every user gets an answer, the canary serves no more than its bucket allows (5/s, burst 5) in that
+    # time, counted at the canary, and stable answers the rest
+    canary = tracks["canary"].count
+    print(f"burst of {REQUESTS} in {elapsed:.2f}s, canary limited to 5/s by the operator's objects: {seen}")
+    assert sum(n for (code, _), n in seen.items() if code == 200) == REQUESTS, seen
+    assert canary <= 5 + 5 * elapsed + 1, (canary, elapsed)
+    assert seen[(200, "canary")] == canary and seen[(200, "stable")] == REQUESTS - canary, seen
+    assert tracks["stable"].count == REQUESTS - canary
+
+
+def test_operator_rendered_shadow_step_with_a_canary_rate_limit_caps_the_mirrored_copies(
+        cluster: Cluster, traefik: Any, tracks: dict[str, Backend]) -> None:
+    proc, ns = traefik
+    # given a shadow step mirroring every request (100%) to a canary limited to 5 requests per second
+    sim = engine_at(ns, [{"shadow": {"percent": 100}}, {"weight": 100}], weight=0, mirror=100, canaryRateLimit=5)
+    got = apply_rendered(cluster, proc, sim)
+    assert conditions(got) == {"Accepted": "True", "ResolvedRefs": "True"}
+    service_in_force(proc, ns, f"{MD}-mirror", "mirroring")
+    serving(proc, tracks)
+    # when a burst comes in
+    start = time.monotonic()
+    seen = send(proc, REQUESTS)
+    # then users get stable's answers only, and the canary receives no more copies than its limit allows
+    canary = settled(tracks["canary"])
+    elapsed = time.monotonic() - start
+    print(f"shadow 100% with the canary limited to 5/s: {seen}; canary got {canary} copies in {elapsed:.2f}s")
+    assert seen == Counter({(200, "stable"): REQUESTS}), seen
+    assert 0 < canary <= 5 + 5 * elapsed + 1, (canary, elapsed)
+
+
+def test_operator_rendered_model_rate_limit_refuses_what_is_over_it(
+        cluster: Cluster, traefik: Any, tracks: dict[str, Backend]) -> None:
+    proc, ns = traefik
+    # given the engine's decision for a canary at 50% with a model-wide limit of 5 requests per second
+    sim = engine_at(ns, [{"weight": 50}, {"weight": 100}], weight=50, mirror=0, rateLimit=5)
+    assert sim.status.rateLimits is not None and sim.status.rateLimits.model == 5
+    got = apply_rendered(cluster, proc, sim)
+    assert conditions(got) == {"Accepted": "True", "ResolvedRefs": "True"}
+    wait_for("the model's limit in force on the route", lambda: any(
+        f"{ns}-{MD}-rate-limit@kubernetescrd" in (r.get("middlewares") or []) for r in routers(proc)),
+        timeout=30, interval=0.5)
+    serving(proc, tracks)
+    # when a burst comes in
+    start = time.monotonic()
+    seen = send(proc, REQUESTS)
+    elapsed = time.monotonic() - start
+    # then the model (both tracks together) serves no more than the bucket allows, the rest is refused 429
+    served = tracks["stable"].count + tracks["canary"].count
+    print(f"burst of {REQUESTS} in {elapsed:.2f}s, model limited to 5/s: {seen}")
+    assert served <= 5 + 5 * elapsed + 1, (served, elapsed)
+    assert seen[(429, "")] == REQUESTS - served, seen
+
+
+def routers(proc: gateway.HostTraefik) -> list[dict[str, Any]]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{proc.admin_port}/api/http/routers", timeout=5) as resp:
+        got: list[dict[str, Any]] = json.loads(resp.read())
+    return got
