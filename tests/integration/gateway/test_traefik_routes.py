@@ -52,6 +52,14 @@ def host_address() -> str:
     return subprocess.run(["hostname", "-I"], capture_output=True, text=True, check=True).stdout.split()[0]
 
 
+class Server(ThreadingHTTPServer):
+    request_queue_size = 1024
+    """Mirrored copies arrive all at once (Traefik sends them in the background, not paced by the client): with
+    the default backlog of 5 most of a burst's copies were refused by this host, and a test counting copies at
+    the canary would pass for the wrong reason."""
+    daemon_threads = True
+
+
 class Backend:
     """An HTTP server standing in for one track's pods: answers 200 with its name, counts requests."""
 
@@ -76,7 +84,7 @@ class Backend:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer((address, 0), Handler)
+        self.server = Server((address, 0), Handler)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
