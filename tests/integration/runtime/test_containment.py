@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from kubernetes import client
@@ -14,7 +15,7 @@ from integration.fixtures import release_namespace
 from integration.runtime.helpers import apply, condition, md_manifest, patch_spec, status, wait_phase
 from tollgate_testkit import audit
 from tollgate_testkit.controlplane import audit_log
-from tollgate_testkit.stack import OperatorProcess, Stack
+from tollgate_testkit.stack import OperatorProcess, Stack, wait_for
 
 
 def writes_into(stack: Stack, since: str, namespace: str) -> list[audit.Request]:
@@ -231,3 +232,37 @@ def test_a_spec_over_the_platform_limits_is_stalled_naming_the_limit_and_creates
     # when the tenant lowers the request, it proceeds
     patch_spec(stack, namespace, "wide", {"replicas": 3})
     wait_phase(stack, namespace, "wide", "Stable")
+
+
+def test_a_rate_limit_the_platforms_gateway_dialect_cannot_carry_out_is_stalled_before_any_traffic_moves(
+        stack: Stack, namespace: str, operator: OperatorProcess) -> None:
+    # given the operator speaks the standard Gateway API dialect (the chart's default: no rate-limit filter)
+    mark = audit.now_marker()
+    gateway_api = {"router": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "gw", "namespace": namespace}]}}
+    # when a tenant asks for a canary rate limit, which admission lets through for gatewayAPI (it cannot know the
+    # dialect, a chart value)
+    apply(stack, namespace, md_manifest("limited", "1.0.0", traffic={**gateway_api, "canaryRateLimit": 20}))
+    # then it is Stalled, naming the field, the dialect, where that is set and the fixes
+    st = wait_phase(stack, namespace, "limited", "Stalled", timeout=30)
+    assert st["message"].startswith("spec.traffic.canaryRateLimit is set, but this cluster's Gateway data plane "
+                                    "speaks the standard dialect (gatewayAPI.dialect"), st["message"]
+    assert "remove spec.traffic.canaryRateLimit" in st["message"] and "traefik" in st["message"], st["message"]
+    assert condition(st, "Stalled") == "True"
+    assert {c["type"]: c.get("reason") for c in st["conditions"]}["Stalled"] == "UnsupportedByDataPlane", st
+    # and nothing moved: no sandbox, no route, only its status (and Events) written
+    time.sleep(2.5)  # the audit log is flushed in batches of at most 1s
+    reqs = audit.writes(audit.by_operator(audit.read(audit_log(stack.kubeconfig), since=mark)))
+    assert {(r.resource, r.subresource) for r in reqs} <= {("modeldeployments", "status"), ("events", ""),
+                                                           ("modeldeployments", "")}, reqs
+    assert not st.get("sandboxNamespace"), st
+    # when the tenant removes the limit, it proceeds: its sandbox and route are written
+    patch_spec(stack, namespace, "limited", {"traffic": {"canaryRateLimit": None}})
+
+    def proceeding() -> dict[str, Any] | None:
+        now = status(stack, namespace, "limited")
+        return now if now.get("phase") != "Stalled" and now.get("sandboxNamespace") else None
+
+    st = wait_for("limited proceeds", proceeding, timeout=60, interval=0.5)
+    routes = stack.kubectl("get", "httproutes", "-n", st["sandboxNamespace"], "-o", "name").stdout.split()
+    assert routes == ["httproute.gateway.networking.k8s.io/limited"], routes
+    delete_md(stack, namespace, "limited")
