@@ -290,18 +290,20 @@ class Traffic(_Model):
 
     router: RouterKind = RouterKind.REPLICAS
     """replicas: one Service over both tracks, split by replica ratio (works anywhere).
-    gatewayAPI: an HTTPRoute with weighted backendRefs (exact weights) and a RequestMirror filter during
-    shadow steps. What each can do: docs/api.md, Routers."""
+    gatewayAPI: an HTTPRoute with weighted backendRefs (exact weights), mirroring during shadow steps and rate
+    limits, written in the data-plane dialect the platform team chose (the chart's gatewayAPI.dialect:
+    standard or traefik). What each can do: docs/api.md, What each router can do."""
     gatewayAPI: GatewayAPI | None = None
     """Required when router is gatewayAPI."""
     canaryRateLimit: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
-    """At most this many requests per second reach the canary, whatever the traffic spike; over it, requests
-    go to stable. Needs a router that can limit rates at the edge: none can yet (docs/api.md, What each router
-    can do), so the API server refuses it for now, naming the router and the fix."""
+    """At most this many requests per second reach the canary (a burst of one second's worth), whatever the
+    traffic spike, in weighted and shadow steps alike; over it, requests go to stable. Needs router gatewayAPI
+    (the API server refuses it with replicas) in a dialect that limits rates (traefik; in the standard dialect
+    the ModelDeployment is Stalled before any traffic moves). status.rateLimits shows it while in force."""
     rateLimit: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
-    """At most this many requests per second reach the model (all tracks): a protective control the platform
-    team can flip declaratively, like the kill switch. Needs a router that can limit rates: none can yet,
-    so the API server refuses it for now."""
+    """At most this many requests per second reach the model (all tracks, the fallback under the kill switch
+    too; over it, 429): a protective control the platform team can flip declaratively, like the kill switch.
+    Needs router gatewayAPI in a dialect that limits rates (traefik), like canaryRateLimit."""
     shareTolerance: Annotated[int, Field(ge=0, le=100)] | None = None
     """Percentage points a step's real traffic share may miss its weight by (replicas router: the canary
     rounds up to whole pods, so at 2 replicas a 10% step gets 50%). Set: a step plan the replicas cannot
