@@ -26,6 +26,12 @@ KEY="traefik-${TRAEFIK_VERSION}_http-auth-${TRAEFIK_GO_HTTP_AUTH##*-}_${GO_VERSI
 OUT="${TOLLGATE_CACHE:-$HOME/.cache/tollgate}/gateway/$KEY"
 log() { echo "gateway: $*" >&2; }
 
+# One build at a time per cache: .ci/run starts this build in its background lane, and `make integration`
+# (gateway-build) calls it again; the second waits for the first, then finds the cache complete.
+mkdir -p "$(dirname "$OUT")"
+exec 8>"$(dirname "$OUT")/.build.lock"
+flock -n 8 || { log "waiting for another build of Traefik to finish"; flock 8; }
+
 complete() { [[ -f "$OUT/.complete" && -x "$OUT/bin/traefik" && -s "$OUT/crds/traefik.io.yaml" ]]; }
 if complete; then
   log "cached at $OUT"
