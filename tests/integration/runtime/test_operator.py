@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from typing import Any
 
+import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -22,7 +25,7 @@ from integration.runtime.helpers import (
     wait_phase,
     watch_weights,
 )
-from tollgate_testkit import audit
+from tollgate_testkit import audit, gateway
 from tollgate_testkit.controlplane import NEVER_READY_IMAGE, audit_log
 from tollgate_testkit.stack import OperatorProcess, Stack, wait_for
 
@@ -363,3 +366,57 @@ def test_a_spec_changed_while_the_operator_was_down_is_carried_out_at_start_and_
         assert untouched == [], untouched
     finally:
         restarted.stop()
+
+
+@pytest.fixture
+def traefik_operator(stack: Stack, namespace: str) -> Iterator[OperatorProcess]:
+    """An operator speaking the traefik Gateway dialect (the chart's gatewayAPI.dialect), with Traefik's CRDs
+    installed from the cached build (hack/gateway/build.sh)."""
+    gateway.install_crds(str(stack.kubeconfig), gateway.build())
+    op = stack.start_operator(namespaces=[namespace, f"{namespace}-*"], extra_args=["--gateway-dialect", "traefik"])
+    yield op
+    op.stop()
+
+
+def _traefik(stack: Stack, sandbox: str, kind: str, name: str) -> dict[str, Any] | None:
+    res = stack.kubectl("get", f"{kind}.traefik.io", name, "-n", sandbox, "-o", "json", check=False)
+    got: dict[str, Any] | None = json.loads(res.stdout) if res.returncode == 0 else None
+    return got
+
+
+def test_traefik_dialect_the_operator_writes_watches_and_restores_its_traefik_objects(
+        stack: Stack, namespace: str, traefik_operator: OperatorProcess) -> None:
+    # given an operator in the traefik dialect and a gatewayAPI ModelDeployment with a shadow step and a canary
+    # rate limit
+    apply(stack, namespace, md_manifest("shadowed", "1.0.0", traffic={
+        "router": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "inference", "namespace": "gateways"}]},
+        "canaryRateLimit": 5},
+        rollout={"steps": [{"shadow": {"percent": 50}}, {"weight": 100}],
+                 "analysis": {"interval": "1s", "window": "5s", "minSamples": 10}, "progressDeadline": "20s"}))
+    st = wait_phase(stack, namespace, "shadowed", "Stable")
+    sandbox = st["sandboxNamespace"]
+    # then its Traefik objects are in its sandbox, labelled as its own, and the route names stable's Service
+    for kind, name in (("traefikservice", "shadowed-mirror"), ("traefikservice", "shadowed-canary-limited"),
+                       ("middleware", "shadowed-canary-rate-limit"), ("middleware", "shadowed-rate-key")):
+        obj = _traefik(stack, sandbox, kind, name)
+        assert obj is not None, (kind, name)
+        labels = obj["metadata"]["labels"]
+        assert labels["tollgate.dev/modeldeployment"] == "shadowed", labels
+        assert labels["app.kubernetes.io/managed-by"] == "tollgate", labels
+    assert st.get("rateLimits") is None  # no canary: no limit in force
+    # when a new version enters its shadow step
+    patch_spec(stack, namespace, "shadowed", {"model": {"version": "1.1.0"}})
+    wait_for("the shadow step", lambda: status(stack, namespace, "shadowed").get("canaryMirror") == 50, timeout=60)
+    st = status(stack, namespace, "shadowed")
+    assert st["rateLimits"]["canary"] == 5, st.get("rateLimits")
+    # then the route's stable backendRef is the mirroring TraefikService, mirroring 50% to the limited canary
+    route = json.loads(stack.kubectl("get", "httproute", "shadowed", "-n", sandbox, "-o", "json").stdout)
+    refs = [(b.get("kind", "Service"), b["name"], b["weight"]) for b in route["spec"]["rules"][0]["backendRefs"]]
+    assert refs[0] == ("TraefikService", "shadowed-mirror", 100), refs
+    assert "RequestMirror" not in json.dumps(route)
+    mirror = _traefik(stack, sandbox, "traefikservice", "shadowed-mirror")
+    assert mirror is not None and mirror["spec"]["mirroring"]["mirrors"][0]["percent"] == 50, mirror
+    # when someone deletes the mirroring service, the operator puts it back (it watches the dialect's kinds)
+    stack.kubectl("delete", "traefikservice.traefik.io", "shadowed-mirror", "-n", sandbox)
+    wait_for("the mirroring service restored", lambda: _traefik(stack, sandbox, "traefikservice", "shadowed-mirror"),
+             timeout=30)
