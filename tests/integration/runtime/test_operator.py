@@ -416,7 +416,11 @@ def test_traefik_dialect_the_operator_writes_watches_and_restores_its_traefik_ob
     assert "RequestMirror" not in json.dumps(route)
     mirror = _traefik(stack, sandbox, "traefikservice", "shadowed-mirror")
     assert mirror is not None and mirror["spec"]["mirroring"]["mirrors"][0]["percent"] == 50, mirror
-    # when someone deletes the mirroring service, the operator puts it back (it watches the dialect's kinds)
-    stack.kubectl("delete", "traefikservice.traefik.io", "shadowed-mirror", "-n", sandbox)
-    wait_for("the mirroring service restored", lambda: _traefik(stack, sandbox, "traefikservice", "shadowed-mirror"),
-             timeout=30)
+    # when someone deletes the canary's rate-limit Middleware (whose content no step changes, so only the watch
+    # can bring it back), the operator puts it back as it was
+    before = _traefik(stack, sandbox, "middleware", "shadowed-canary-rate-limit")
+    assert before is not None
+    stack.kubectl("delete", "middleware.traefik.io", "shadowed-canary-rate-limit", "-n", sandbox)
+    after = wait_for("the rate-limit Middleware restored",
+                     lambda: _traefik(stack, sandbox, "middleware", "shadowed-canary-rate-limit"), timeout=30)
+    assert after["spec"] == before["spec"] and after["metadata"]["uid"] != before["metadata"]["uid"]
