@@ -43,7 +43,6 @@ class NodeWorld(KindWorld):
         self.prometheus: Prometheus | None = None
         self.state: controlplane.State | None = None
         self.shipped: shipped.ShippedStack | None = None
-        self.installed_gateway: gateway.Installed | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------------
     def up(self) -> NodeWorld:  # type: ignore[override]
@@ -84,11 +83,10 @@ class NodeWorld(KindWorld):
 
     # --- the Gateway API data plane (docs/gateway.md) ----------------------------------------------------
     def gateway(self) -> gateway.Installed:
-        """Traefik with its GatewayClass and Gateway on the real node, installed once per session."""
-        assert self.state is not None
-        if self.installed_gateway is None:
-            self.installed_gateway = gateway.install(self.kubeconfig, Path(self.state.node_bin))
-        return self.installed_gateway
+        """Traefik with its GatewayClass and Gateway on the real node (installed with the world, before the
+        chart: the operator runs in the traefik dialect)."""
+        assert self.shipped is not None
+        return self.shipped.data_plane
 
     def traefik_api(self, path: str) -> Any:
         """Traefik's runtime configuration (its API on the admin entrypoint), read from the host."""
@@ -115,10 +113,17 @@ class NodeWorld(KindWorld):
             return str(resp.read().decode())
 
     # --- real traffic ---------------------------------------------------------------------------------
-    def start_load(self, namespace: str, name: str, rps: float = 20, duration: float = 600) -> str:
-        """A load generator pod sending inference requests to the ModelDeployment's Service."""
+    def start_load(self, namespace: str, name: str, rps: float = 20, duration: float = 600, *,
+                   through_gateway: bool = False) -> str:
+        """A load generator pod sending inference requests to the ModelDeployment's Service (or the Gateway)."""
         assert self.shipped is not None
-        return self.shipped.start_load(namespace, name, MODEL, int(self.runtime["port"]), rps, duration)
+        return self.shipped.start_load(namespace, name, MODEL, int(self.runtime["port"]), rps, duration,
+                                       through_gateway=through_gateway)
+
+    def answered_versions(self, pod: str) -> dict[str, int]:
+        """The model versions whose answers the load generator's clients got (shipped.answered_versions)."""
+        assert self.shipped is not None
+        return self.shipped.answered_versions(pod)
 
     def stop_load(self, pod: str) -> None:
         assert self.shipped is not None

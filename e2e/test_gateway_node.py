@@ -16,17 +16,19 @@ split is exact to a request or two; the tolerance does not lean on that.
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import os
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from e2e_world import World
-from test_real_node import ANALYSIS, SLOS, TRAFFIC_NS, _operator_stopped, metrics_of, model, sandbox
+from test_real_node import ANALYSIS, SLOS, TRAFFIC_NS, VERSIONS, _operator_stopped, metrics_of, model, sandbox
 from tollgate_testkit import gateway
 from tollgate_testkit.stack import wait_for
 
@@ -36,7 +38,7 @@ pytestmark = pytest.mark.skipif(os.environ.get("E2E_BACKEND") != "node",
 BATCH = 300
 """Requests per measured step (at 25 per second: 12 s)."""
 SIGMAS = 4.0
-STEPS = [
+STEPS: list[dict[str, Any]] = [
     # no analysis: the test holds each weight with the next step's approval gate and sends the traffic
     # itself, so a step neither waits for samples nor advances while it is being measured
     {"weight": 20, "analysis": False},
@@ -62,23 +64,35 @@ def within(canary: int, total: int, weight: int) -> bool:
     return abs(canary / total - weight / 100) <= tolerance(weight, total)
 
 
-@pytest.fixture
-def routed(world: World) -> Iterator[Any]:
-    """Traefik's Gateway on the real node (once per session) and a stable iris 1.0.0 routed through it."""
+def whoami(w: Any) -> str:
+    """Who this test is to the API server: approvals must name who sets them (admission policy)."""
+    return str(w.kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}").stdout).strip()
+
+
+def deploy_through_gateway(world: World, steps: list[dict[str, Any]], slos: list[dict[str, Any]] = SLOS,
+                           version: str = "1.0.0", traffic: dict[str, Any] | None = None, **spec: Any) -> Any:
+    """A stable iris (1.0.0) routed by Traefik (spec.traffic.router gatewayAPI on the session's Gateway)."""
     w: Any = world
     w.gateway()
-    spec = model(world, rollout={"steps": STEPS, "analysis": ANALYSIS, "progressDeadline": "180s"},
+    spec = model(world, version, rollout={"steps": steps, "analysis": ANALYSIS, "progressDeadline": "180s"},
+                 slos=slos, **spec,
                  traffic={"router": "gatewayAPI", "gatewayAPI": {"parentRefs": [
-                     {"name": gateway.GATEWAY_NAME, "namespace": gateway.NAMESPACE}]}},
+                     {"name": gateway.GATEWAY_NAME, "namespace": gateway.NAMESPACE}]}, **(traffic or {})},
                  sandbox={"ingressFrom": [
                      {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": TRAFFIC_NS}}},
                      # Traefik sends each request to a pod IP of the backend Service's EndpointSlices
                      {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": gateway.NAMESPACE}}},
                  ]})
-    assert spec["spec"]["slos"] == SLOS and spec["spec"]["metrics"] == metrics_of(world)
+    assert spec["spec"]["metrics"] == metrics_of(world)
     world.apply(world.namespace, spec)
     world.wait_phase(world.namespace, "iris", "Stable", timeout=240)
-    yield w
+    return w
+
+
+@pytest.fixture
+def routed(world: World) -> Iterator[Any]:
+    """Traefik's Gateway on the real node and a stable iris 1.0.0 routed through it, held at each weight."""
+    yield deploy_through_gateway(world, STEPS)
 
 
 def route_in_force(w: Any, sb: str, stable: int, canary: int) -> bool:
@@ -125,13 +139,22 @@ def served_by_track(w: Any, sb: str) -> dict[str, int]:
     return counts
 
 
-def measure(w: Any, sb: str, n: int = BATCH) -> dict[str, int]:
-    """Send n requests through the Gateway and count where they were served."""
+def burst(w: Any, sb: str, n: int = BATCH, rps: float = 25) -> tuple[dict[str, int], dict[int, int]]:
+    """Send n requests through the Gateway at rps; where they were served (the pods' own counters) and the
+    status codes the clients got."""
     before = served_by_track(w, sb)
-    last = w.run_load(f"gw-load-{w.namespace}"[:63], f"{w.gateway().url}/v2/models/iris/infer", n, rps=25)
-    assert f"sent={n} codes={{200: {n}}}" in last, last
+    last = w.run_load(f"gw-load-{w.namespace}"[:63], f"{w.gateway().url}/v2/models/iris/infer", n, rps=rps)
     after = served_by_track(w, sb)
-    return {t: after.get(t, 0) - before.get(t, 0) for t in set(after) | set(before)}
+    match = re.search(r"sent=(\d+) codes=(\{[^}]*\})", last)
+    assert match and int(match[1]) == n, last
+    return {t: after.get(t, 0) - before.get(t, 0) for t in set(after) | set(before)}, ast.literal_eval(match[2])
+
+
+def measure(w: Any, sb: str, n: int = BATCH) -> dict[str, int]:
+    """Send n requests through the Gateway and count where they were served (every one answered 200)."""
+    served, codes = burst(w, sb, n)
+    assert codes == {200: n}, codes
+    return served
 
 
 def test_real_requests_through_the_gateway_follow_each_step_weight(routed: Any) -> None:
@@ -158,7 +181,7 @@ def test_real_requests_through_the_gateway_follow_each_step_weight(routed: Any) 
         assert within(canary, total, weight), (weight, got, tolerance(weight, total))
         if weight == 50:
             break
-        w.annotate(ns, "iris", "tollgate.dev/approve", f"e2e-gateway-step-{step + 2}")
+        w.annotate(ns, "iris", "tollgate.dev/approve", f"{whoami(w)}@e2e-gateway-step-{step + 2}")
     # and the check can fail: with the operator stopped (so it cannot put them back), the route's weights
     # are changed to 90/10 while the rollout says 50%; the same measurement then misses 50% and finds 10%
     with _operator_stopped(w):
@@ -174,3 +197,152 @@ def test_real_requests_through_the_gateway_follow_each_step_weight(routed: Any) 
         print(f"route patched to 90/10 at the 50% step: stable={got.get('stable', 0)} canary={canary} of {total}")
         assert not within(canary, total, 50), got
         assert within(canary, total, 10), got
+
+
+# --- shadow steps ------------------------------------------------------------------------------------------
+
+SHADOW_SLOS: list[dict[str, Any]] = [*SLOS, {"name": "score-shift", "max": 0.1, "maxNoDataDuration": "60s"}]
+"""score-shift reads the quality export runtime's tollgate_model_score from the model-server pods."""
+SHADOW_STEPS: list[dict[str, Any]] = [{"shadow": {"percent": 100}}, {"weight": 50}, {"weight": 100}]
+
+
+def follow(w: Any, until: tuple[str, ...], timeout: float = 420) -> tuple[list[tuple[int, int]], dict[str, Any]]:
+    """Poll the rollout until its phase is in `until`: the (canaryWeight, canaryMirror) pairs it went through,
+    and the last status."""
+    seen: list[tuple[int, int]] = []
+    deadline = time.monotonic() + timeout
+    st: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        st = w.status(w.namespace, "iris")
+        pair = (int(st.get("canaryWeight") or 0), int(st.get("canaryMirror") or 0))
+        if not seen or seen[-1] != pair:
+            seen.append(pair)
+        if st.get("phase") in until and st.get("observedGeneration") == (w.md(w.namespace, "iris") or {}).get(
+                "metadata", {}).get("generation"):
+            return seen, st
+        time.sleep(0.5)
+    raise AssertionError(f"rollout not {until} in {timeout}s: {st}\n{w.diagnostics()}")
+
+
+def test_shadow_step_promotes_a_healthy_version_and_rolls_back_a_shifted_one_no_user_saw(world: World) -> None:
+    # given iris 1.0.0 behind the Gateway, every rollout starting with a shadow step of all live requests, and
+    # clients sending requests through the Gateway (the load generator counts the model_version of each answer)
+    w = deploy_through_gateway(world, SHADOW_STEPS, SHADOW_SLOS)
+    ns = w.namespace
+    load = w.start_load(ns, "iris", through_gateway=True)
+    try:
+        wait_for("stable serving", lambda: w.served(ns, "iris", "stable") > 0, timeout=120, interval=1)
+        # when a healthy version is released
+        w.set_version(ns, "iris", "1.1.0")
+        seen, st = follow(w, ("Succeeded", "RolledBack"))
+        # then it went through the shadow step (no user on it, every request copied) to 50% and 100%
+        assert st["phase"] == "Succeeded", (st, w.diagnostics())
+        assert seen.index((0, 100)) < seen.index((50, 0)) < seen.index((100, 0)), seen
+        wait_for("1.1.0 serving as stable", lambda: w.served(ns, "iris", "stable", "1.1.0") > 0, timeout=120,
+                 interval=1)
+        before = w.answered_versions(load)
+        # when a version whose scores are shifted is released (HTTP 200, valid outputs, wrong answers)
+        w.set_version(ns, "iris", "4.0.0")
+        seen, st = follow(w, ("RolledBack", "Succeeded"))
+        # then it is rolled back in the shadow step, on the score shift of the copies it answered
+        assert st["phase"] == "RolledBack", (st, w.diagnostics())
+        assert st["stable"]["version"] == "1.1.0" and st["canaryWeight"] == 0 and not st.get("canaryMirror")
+        assert (0, 100) in seen and all(weight == 0 for weight, _ in seen), seen
+        failed = [x["name"] for x in st["analysis"] if x["verdict"] == "Fail"]
+        assert failed == ["score-shift"], st["analysis"]
+        rec = next(x for x in w.evidence(ns, st)["slos"] if x["name"] == "score-shift")
+        assert rec["value"] > 0.1, rec
+        # and at the model server: 4.0.0's pods did answer requests (the mirrored copies it was judged on)
+        assert w.served(ns, "iris", "canary", "4.0.0", window="10m") > 0
+        # and at the clients: not one answer came from 4.0.0, while 1.1.0 kept answering
+        time.sleep(6)  # the load generator reports every 5 s
+        after = w.answered_versions(load)
+        print(f"answers by model version: before 4.0.0 {before}, after its rollback {after}")
+        assert after.get("4.0.0", 0) == 0, after
+        assert after.get("1.1.0", 0) > before.get("1.1.0", 0), (before, after)
+        print("gateway access log (last lines):\n" + gateway.pod_logs(w.kubeconfig, tail=5))
+    finally:
+        w.stop_load(load)
+
+
+# --- throttling ------------------------------------------------------------------------------------------
+
+def traefik_runs(w: Any, kind: str, fragment: str) -> bool:
+    """Traefik's runtime configuration has a service or middleware ("services" | "middlewares") whose name
+    holds `fragment` (Tollgate's TraefikServices and Middlewares are named after the model)."""
+    return any(fragment in x["name"] for x in w.traefik_api(f"/api/http/{kind}"))
+
+
+def limit_bound(limit: int, n: int, rps: float) -> float:
+    """Most requests a token bucket of `limit` per second (burst: one second's worth) lets through while n
+    requests are sent at rps, the load generator's 5 s timeout tail included."""
+    return limit * (n / rps + 5) + limit
+
+
+def test_canary_rate_limit_caps_what_the_canary_serves_under_a_burst(world: World) -> None:
+    limit, n, rps = 5, 600, 60
+    # given iris 1.0.0 behind the Gateway with a canary rate limit, a new version held at 50%
+    w = deploy_through_gateway(world, [{"weight": 50, "analysis": False},
+                                       {"weight": 100, "analysis": False, "approval": "required"}],
+                               traffic={"canaryRateLimit": limit})
+    ns, sb = w.namespace, sandbox(w)
+    w.set_version(ns, "iris", "1.1.0")
+    wait_for("held at 50%", lambda: held_at(w.status(ns, "iris"), 50), timeout=300, interval=1)
+    assert (w.status(ns, "iris").get("rateLimits") or {}).get("canary") == limit
+    wait_for("Traefik runs the canary's limit", lambda: traefik_runs(w, "services", "canary-limited"), timeout=120,
+             interval=1)
+    # when a burst of 60 requests per second comes through the Gateway for 10 s
+    served, codes = burst(w, sb, n, rps)
+    bound = limit_bound(limit, n, rps)
+    print(f"burst of {n} at {rps}/s with canaryRateLimit {limit}: served {served}, codes {codes}, bound {bound}")
+    # then every request is answered, the canary's pods serve at most the limit, stable the rest
+    assert codes == {200: n}, codes
+    assert served.get("canary", 0) + served.get("stable", 0) == n, served
+    assert 0 < served.get("canary", 0) <= bound, (served, bound)
+    # and the check can fail: without the limit the same burst gives the canary its weight's share
+    w.patch_spec(ns, "iris", {"traffic": {"canaryRateLimit": None}})
+    wait_for("the limit is lifted", lambda: not (w.status(ns, "iris").get("rateLimits") or {}).get("canary")
+             and not traefik_runs(w, "services", "canary-limited"), timeout=120, interval=1)
+    served, codes = burst(w, sb, n, rps)
+    print(f"the same burst without the limit: served {served}, codes {codes}")
+    assert codes == {200: n} and served.get("canary", 0) > bound, (served, bound)
+
+
+def test_kill_switch_and_model_rate_limit_through_the_gateway(world: World) -> None:
+    limit, n, rps = 10, 300, 50
+    # given iris 1.1.0 behind the Gateway, with 1.0.0 as its pinned fallback
+    w = deploy_through_gateway(world, STEPS, version="1.1.0", fallback={"version": "1.0.0", "uri": VERSIONS["1.0.0"]})
+    ns, sb = w.namespace, sandbox(w)
+    # when the kill switch is thrown
+    w.patch_spec(ns, "iris", {"killSwitch": True})
+    wait_for("Traefik sends all to the fallback", lambda: measure_codes(w, sb).get("fallback") == 20,
+             timeout=240, interval=2)
+    # then every request through the Gateway is answered by the fallback's pods
+    got = measure(w, sb)
+    assert got.get("fallback") == BATCH and not got.get("stable"), got
+    # when the platform team also limits the model's rate
+    w.patch_spec(ns, "iris", {"traffic": {"rateLimit": limit}})
+    wait_for("the model's limit in force", lambda: (w.status(ns, "iris").get("rateLimits") or {}).get("model") == limit
+             and traefik_runs(w, "middlewares", "rate"), timeout=120, interval=1)
+    served, codes = burst(w, sb, n, rps)
+    bound = limit_bound(limit, n, rps)
+    print(f"kill switch + rateLimit {limit}: served {served}, codes {codes}, bound {bound}")
+    # then what is over the limit is refused with 429 at the Gateway, what passes is the fallback's
+    assert set(codes) == {200, 429} and codes[200] <= bound, (codes, bound)
+    assert served.get("fallback") == codes[200] and not served.get("stable"), (served, codes)
+    # and when the kill switch is released, the limit still holds, now in front of stable
+    w.patch_spec(ns, "iris", {"killSwitch": False})
+    wait_for("stable serves again", lambda: measure_codes(w, sb).get("stable", 0) > 0, timeout=240, interval=2)
+    served, codes = burst(w, sb, n, rps)
+    print(f"rateLimit {limit} after the kill switch: served {served}, codes {codes}")
+    assert set(codes) == {200, 429} and codes[200] <= bound and served.get("stable") == codes[200], (served, codes)
+    # and the check can fail: without the limit every request of the same burst is served
+    w.patch_spec(ns, "iris", {"traffic": {"rateLimit": None}})
+    wait_for("the limit is lifted", lambda: not (w.status(ns, "iris").get("rateLimits") or {}).get("model"),
+             timeout=120, interval=1)
+    wait_for("Traefik serves the burst", lambda: burst(w, sb, n, rps)[1] == {200: n}, timeout=120, interval=2)
+
+
+def measure_codes(w: Any, sb: str, n: int = 20) -> dict[str, int]:
+    """A small batch through the Gateway (any status code): where it was served."""
+    return burst(w, sb, n)[0]

@@ -38,7 +38,8 @@ SLOS = [
 ]
 ANALYSIS = {"interval": "2s", "window": "10s", "minSamples": 20, "failureLimit": 0, "consecutiveErrorLimit": 5}
 VERSIONS = {"1.0.0": "file:///models/iris-v1", "1.1.0": "file:///models/iris-v2",
-            "2.0.0": "file:///models/iris-v3-faulty", "3.0.0": "file:///models/iris-misnamed"}
+            "2.0.0": "file:///models/iris-v3-faulty", "3.0.0": "file:///models/iris-misnamed",
+            "4.0.0": "file:///models/iris-v4-shifted"}
 
 
 def metrics_of(world: World) -> dict[str, Any]:

@@ -95,8 +95,14 @@ build tollgate.local/storage-initializer:dev \
 # the host's pip cache is shared with the build (a warm one saves minutes); on a fresh machine it may not
 # exist yet, and buildah refuses a volume whose source is missing
 mkdir -p "$HOME/.cache/pip"
-build tollgate.local/model-server:v1 "$BASE_KEY-$(hash_of hack/images/model-server hack/images/versions.env)" \
-  "$HERE/model-server" --volume "$HOME/.cache/pip:/root/.cache/pip" --build-arg "MLSERVER_VERSION=$MLSERVER_VERSION" \
+# Its context is hack/images/model-server plus the quality export runtime users put beside their model
+# (examples/mlserver/tollgate_quality.py, one copy in the repository), staged together.
+model_ctx="$(mktemp -d)"
+trap 'rm -rf "${rootfs:-}" "$model_ctx"' EXIT  # (and the base's root filesystem, if built above)
+cp -r "$HERE/model-server/." "$REPO/examples/mlserver/tollgate_quality.py" "$model_ctx/"
+build tollgate.local/model-server:v1 \
+  "$BASE_KEY-$(hash_of hack/images/model-server hack/images/versions.env examples/mlserver/tollgate_quality.py)" \
+  "$model_ctx" --volume "$HOME/.cache/pip:/root/.cache/pip" --build-arg "MLSERVER_VERSION=$MLSERVER_VERSION" \
   --build-arg "SCIKIT_LEARN_VERSION=$SCIKIT_LEARN_VERSION"
 build tollgate.local/loadgen:v1 "$BASE_KEY-$(hash_of hack/images/loadgen)" "$HERE/loadgen"
 log "done in $(( $(date +%s) - start ))s"

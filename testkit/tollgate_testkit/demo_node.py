@@ -1,11 +1,14 @@
 """`REAL_NODE=1 make demo`: the same story as `make demo`, with real pods and real requests.
 
 Tollgate runs as it ships (its image built from our Dockerfile, installed by the chart, two replicas
-with Lease election) on the machine's real node (tollgate_testkit.shipped). Model servers are MLServer
-pods serving scikit-learn models; a load generator pod POSTs inference requests through the
-ModelDeployment's Service; Prometheus scrapes the pods it discovers, and each step is judged on what
-the pods served. 1.1.0 is a healthy model; 2.0.0 is a model that fails every request (HTTP 500), so it
-must be rolled back on its own served errors. Needs root; everything started is stopped on exit.
+with Lease election, in the traefik dialect) on the machine's real node (tollgate_testkit.shipped). Model
+servers are MLServer pods serving scikit-learn models; a load generator pod POSTs inference requests to
+the Gateway, where Traefik routes them by the ModelDeployment's HTTPRoute; Prometheus scrapes the pods it
+discovers, and each step is judged on what the pods served. Every rollout starts with a shadow step: all
+live requests are copied to the new version and judged there, while users get stable's answers only.
+1.1.0 is a healthy model; 4.0.0 answers every request but its scores are shifted, so it must be rolled
+back in the shadow step with no user ever getting one of its answers (the load generator counts the
+model_version of every answer it got). Needs root; everything started is stopped on exit.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 import yaml
 
 from tollgate.engine.sandbox import default_sandbox_namespace
-from tollgate_testkit import shipped
+from tollgate_testkit import gateway, shipped
 from tollgate_testkit.demo import View, follow, settled_on, summary
 
 NAMESPACE = "ml-demo"
@@ -36,10 +39,13 @@ def manifest(version: str) -> dict[str, Any]:
             "runtime": shipped.RUNTIME,
             "metrics": shipped.METRICS,
             "replicas": 1,
+            "traffic": {"router": "gatewayAPI", "gatewayAPI": {"parentRefs": [
+                {"name": gateway.GATEWAY_NAME, "namespace": gateway.NAMESPACE}]}},
+            # Traefik's pod sends each request to a model pod's IP
             "sandbox": {"ingressFrom": [{"namespaceSelector": {"matchLabels": {
-                "kubernetes.io/metadata.name": shipped.TRAFFIC_NS}}}]},
+                "kubernetes.io/metadata.name": gateway.NAMESPACE}}}]},
             "rollout": {
-                "steps": [{"weight": 50}, {"weight": 100}],
+                "steps": [{"shadow": {"percent": 100}}, {"weight": 50}, {"weight": 100}],
                 "analysis": {"interval": "2s", "window": "10s", "minSamples": 20, "failureLimit": 0,
                              "consecutiveErrorLimit": 5},
                 "progressDeadline": "180s",
@@ -47,6 +53,7 @@ def manifest(version: str) -> dict[str, Any]:
             "slos": [
                 {"name": "error-rate", "max": 0.05, "maxIncreaseOverBaseline": 0.03, "maxNoDataDuration": "60s"},
                 {"name": "latency-p99", "max": 5.0, "maxNoDataDuration": "60s"},
+                {"name": "score-shift", "max": 0.1, "maxNoDataDuration": "60s"},
             ],
         },
     }
@@ -79,32 +86,40 @@ def main(view: View) -> int:
         say(f"  ready in {time.monotonic() - t0:.0f}s (kubeconfig: {stack.kubeconfig})")
         stack.kubectl("create", "namespace", NAMESPACE)
 
-        say("\n1) First deployment of 1.0.0 (MLServer, scikit-learn), then real requests through its Service.")
+        say("\n1) First deployment of 1.0.0 (MLServer, scikit-learn), then real requests through the Gateway "
+            f"({stack.data_plane.url}, Traefik {stack.data_plane.version}).")
         stack.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(manifest("1.0.0")))
         follow(stack, view, settled_on("1.0.0"), namespace=NAMESPACE, name=NAME, timeout=ROLLOUT_TIMEOUT)
-        load = stack.start_load(NAMESPACE, NAME, shipped.MODEL, int(shipped.RUNTIME["port"]))
+        load = stack.start_load(NAMESPACE, NAME, shipped.MODEL, int(shipped.RUNTIME["port"]), through_gateway=True)
 
-        say("\n2) Rolling out 1.1.0 (healthy): 50% -> 100%, each step judged on what the pods served.")
+        say("\n2) Rolling out 1.1.0 (healthy): shadow (every request copied to it, users answered by 1.0.0) "
+            "-> 50% -> 100%, each step judged on what the pods served.")
         stack.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(manifest("1.1.0")))
         md = follow(stack, view, settled_on("1.1.0"), namespace=NAMESPACE, name=NAME, timeout=ROLLOUT_TIMEOUT)
         ok = (md["status"].get("stable") or {}).get("version") == "1.1.0"
         say(f"   -> {'promoted' if ok else 'NOT promoted'}: stable is now "
             f"{(md['status'].get('stable') or {}).get('version')}")
+        before = stack.answered_versions(load)
 
-        say("\n3) Rolling out 2.0.0, a model that fails every request: Tollgate must roll it back.")
-        stack.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(manifest("2.0.0")))
-        md = follow(stack, view, settled_on("2.0.0"), namespace=NAMESPACE, name=NAME, timeout=ROLLOUT_TIMEOUT)
+        say("\n3) Rolling out 4.0.0, a model whose scores are shifted (HTTP 200, valid outputs, wrong answers): "
+            "its shadow step must roll it back before any user gets one of its answers.")
+        stack.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(manifest("4.0.0")))
+        md = follow(stack, view, settled_on("4.0.0"), namespace=NAMESPACE, name=NAME, timeout=ROLLOUT_TIMEOUT)
         st = md["status"]
         rolled_back = st.get("phase") == "RolledBack" and (st.get("stable") or {}).get("version") == "1.1.0"
         say(f"   -> phase {st.get('phase')}, canary weight {st.get('canaryWeight')}%, "
             f"stable still {(st.get('stable') or {}).get('version')}")
+        time.sleep(6)  # the load generator reports every 5 s
+        after = stack.answered_versions(load)
+        from_shifted = after.get("4.0.0", 0) - before.get("4.0.0", 0)
+        say(f"   -> answers the clients got, by model version: {after} ({from_shifted} from 4.0.0)")
         stack.stop_load(load)
 
         pod, served, ids = served_lines(stack, "stable")
         say(f"\nReal pods: stable pod {pod} answered {served} inference requests (kubectl logs); "
             f"containers {', '.join(ids) or '-'}")
         incident = summary(stack, NAMESPACE, st, say)
-        success = ok and rolled_back and bool(incident) and served > 0
+        success = ok and rolled_back and from_shifted == 0 and bool(incident) and served > 0
         say(f"\nDemo {'complete' if success else 'FAILED'} in {time.monotonic() - t0:.0f}s; cleaning up.")
         return 0 if success else 1
     except KeyboardInterrupt:

@@ -9,7 +9,10 @@ One place builds it so the e2e scenarios and the demo show the same thing:
   node's bridge address, discovering model-server pods through our API server with the scrape
   configuration Tollgate ships, unchanged (deploy/prometheus/scrape-config.yaml: pod labels become the
   identity labels; the pod annotations Tollgate writes from spec.metrics name MLServer's metrics port);
-- charts/tollgate installed with that image: in-cluster config, its ServiceAccount and RBAC, two
+- Traefik (hack/gateway/build.sh, docs/gateway.md) as the Gateway API data plane: its pod behind the Gateway
+  `tollgate-gateway/inference`, for ModelDeployments with the gatewayAPI router;
+- charts/tollgate installed with that image, its gatewayAPI dialect `traefik` (shadow steps and rate limits
+  through Traefik's own objects): in-cluster config, its ServiceAccount and RBAC, two
   replicas with Lease election, startup/liveness/readiness probes, the `mlserver` metric profile: the
   rollouts are judged on MLServer's own series.
 
@@ -18,6 +21,7 @@ Needs root (the real node); `up` raises node.NodeUnavailableError naming what th
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import tempfile
@@ -26,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from tollgate.engine.sandbox import default_sandbox_namespace
-from tollgate_testkit import controlplane, images, node
+from tollgate_testkit import controlplane, gateway, images, node
 from tollgate_testkit.prometheus import PodDiscovery, Prometheus
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,9 +43,11 @@ URIS = {
     "1.1.0": "file:///models/iris-v2",
     "2.0.0": "file:///models/iris-v3-faulty",
     "3.0.0": "file:///models/iris-misnamed",
+    "4.0.0": "file:///models/iris-v4-shifted",
 }
 """Model versions baked into the model-server image (hack/images/model-server/train.py): 2.0.0 fails
-every request inside the model (HTTP 500), 3.0.0 is packaged under another name so it is never Ready."""
+every request inside the model (HTTP 500), 3.0.0 is packaged under another name so it is never Ready, 4.0.0
+answers every request but its scores are shifted (trained on inverted labels: only score-shift sees it)."""
 RUNTIME: dict[str, Any] = {
     "image": images.MODEL_SERVER, "port": 8080, "readinessPath": f"/v2/models/{MODEL}/ready",
     "resources": {"requests": {"cpu": "50m", "memory": "200Mi"}, "limits": {"memory": "1Gi"}},
@@ -78,6 +84,8 @@ class ShippedStack:
     dir: Path
     state: controlplane.State
     prometheus: Prometheus
+    data_plane: gateway.Installed
+    """Traefik and its Gateway (where clients reach it)."""
     extra_values: list[str] = field(default_factory=list)
 
     @property
@@ -103,13 +111,16 @@ class ShippedStack:
             "--kubeconfig", self.kubeconfig, "--namespace", SYSTEM_NS, "--wait", "--timeout", "5m",
             "--set", f"image.repository={repo}", "--set", f"image.tag={tag}", "--set", "image.pullPolicy=Never",
             "--set", "replicaCount=2", "--set", f"prometheus.url={self.prometheus.url}",
-            "--set", f"modelMetrics.profile={METRICS['profile']}", *self.extra_values)
+            "--set", f"modelMetrics.profile={METRICS['profile']}", "--set", "gatewayAPI.dialect=traefik",
+            *self.extra_values)
 
     def start_load(self, namespace: str, name: str, model: str, port: int, rps: float = 20,
-                   duration: float = 600) -> str:
-        """A load generator pod POSTing V2 inference requests to the ModelDeployment's Service ClusterIP."""
+                   duration: float = 600, *, through_gateway: bool = False) -> str:
+        """A load generator pod POSTing V2 inference requests to the ModelDeployment's Service ClusterIP, or
+        to the Gateway (Traefik routes them by the model's HTTPRoute)."""
         sandbox = default_sandbox_namespace(namespace, name)
-        url = f"http://{name}.{sandbox}.svc.cluster.local:{port}/v2/models/{model}/infer"
+        url = (f"{self.data_plane.url}/v2/models/{model}/infer" if through_gateway
+               else f"http://{name}.{sandbox}.svc.cluster.local:{port}/v2/models/{model}/infer")
         pod = f"load-{namespace}"[:63]
         manifest = {"apiVersion": "v1", "kind": "Pod",
                     "metadata": {"name": pod, "namespace": TRAFFIC_NS, "labels": {"app": "loadgen"}},
@@ -119,6 +130,16 @@ class ShippedStack:
         self.kubectl("delete", "pod", pod, "-n", TRAFFIC_NS, "--ignore-not-found")
         self.kubectl("apply", "-f", "-", stdin=json.dumps(manifest))
         return pod
+
+    def answered_versions(self, pod: str) -> dict[str, int]:
+        """The model versions whose answers a load generator's clients got so far (its last report line:
+        `versions={...}`, from the model_version of each 200 answer)."""
+        logs = str(self.kubectl("logs", pod, "-n", TRAFFIC_NS, check=False).stdout).strip().splitlines()
+        reports = [line for line in logs if line.startswith("loadgen:") and "versions=" in line]
+        if not reports:
+            return {}
+        found: dict[str, int] = ast.literal_eval(reports[-1].split("versions=", 1)[1])
+        return found
 
     def stop_load(self, pod: str) -> None:
         self.kubectl("delete", "pod", pod, "-n", TRAFFIC_NS, "--ignore-not-found", "--wait=false", check=False)
@@ -132,16 +153,19 @@ def up(directory: Path | None = None) -> ShippedStack:
     """Build (or reuse) the images, start the control plane with the real node, Prometheus, the chart."""
     directory = directory or Path(tempfile.mkdtemp(prefix="tollgate-shipped-"))
     built = images.build()
+    traefik = gateway.build()
     state = controlplane.up(directory, real_node=True)
     try:
         images.load(Path(state.node_bin), built)
+        # Traefik's CRDs first: the operator in the traefik dialect lists and watches its kinds from the start
+        installed = gateway.install(state.kubeconfig, Path(state.node_bin), traefik)
         # The shipped scrape configuration as is; only where the API server is (the admin kubeconfig) is added.
         prometheus = Prometheus(host=node.GATEWAY, workdir=directory / "prometheus", binary=prometheus_bin(),
                                 pods=PodDiscovery(kubeconfig=state.kubeconfig)).start()
     except BaseException:
         controlplane.down(directory)
         raise
-    stack = ShippedStack(directory, state, prometheus)
+    stack = ShippedStack(directory, state, prometheus, installed)
     try:
         for ns in (SYSTEM_NS, TRAFFIC_NS):
             stack.kubectl("create", "namespace", ns, check=False)

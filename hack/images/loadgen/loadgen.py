@@ -2,7 +2,9 @@
 
 Usage: loadgen.py URL --rps 20 --duration 300 [--body JSON]. Every request has a 5 s timeout; the run
 stops by itself after --duration seconds (or --requests requests) and prints one summary line every
-5 seconds: `loadgen: sent=<n> codes={...}`, connection errors counted as code 0.
+5 seconds: `loadgen: sent=<n> codes={...} versions={...}`, connection errors counted as code 0, and
+`versions` counting the `model_version` of each 200 answer (V2 inference responses carry it): which
+version's answers the clients got.
 """
 
 import argparse
@@ -16,6 +18,11 @@ from collections import Counter
 BODY = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [0.5, -1.2, 0.3, 2.0]}]}
 
 
+def report(sent: int, codes: Counter[int], versions: Counter[str], done: bool = False) -> str:
+    return (f"loadgen: {'done ' if done else ''}sent={sent} codes={dict(sorted(codes.items()))} "
+            f"versions={dict(sorted(versions.items()))}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("url")
@@ -25,6 +32,7 @@ def main() -> None:
     parser.add_argument("--body", default=json.dumps(BODY))
     args = parser.parse_args()
     codes: Counter[int] = Counter()
+    versions: Counter[str] = Counter()
     lock = threading.Lock()
     body = args.body.encode()
 
@@ -33,12 +41,15 @@ def main() -> None:
         try:
             with urllib.request.urlopen(req, timeout=5) as resp:
                 code = resp.status
+                version = str(json.loads(resp.read() or b"{}").get("model_version", "?"))
         except urllib.error.HTTPError as exc:
             code = exc.code
-        except (urllib.error.URLError, OSError):
+        except (urllib.error.URLError, OSError, ValueError):
             code = 0
         with lock:
             codes[code] += 1
+            if code == 200:
+                versions[version] += 1
 
     start = time.monotonic()
     sent, last_report = 0, start
@@ -48,11 +59,11 @@ def main() -> None:
         now = time.monotonic()
         if now - last_report >= 5:
             with lock:
-                print(f"loadgen: sent={sent} codes={dict(sorted(codes.items()))}", flush=True)
+                print(report(sent, codes, versions), flush=True)
             last_report = now
         time.sleep(max(0.0, start + sent / args.rps - time.monotonic()))
     time.sleep(5)
-    print(f"loadgen: done sent={sent} codes={dict(sorted(codes.items()))}", flush=True)
+    print(report(sent, codes, versions, done=True), flush=True)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ root filesystem is read-only); MLServer then serves HTTP on 8080 and Prometheus 
 
 import json
 import os
+import shutil
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -20,6 +21,9 @@ settings = {"name": name, "implementation": "mlserver_sklearn.SKLearnModel"}
 if (source / "model-settings.json").exists():
     settings.update(json.loads((source / "model-settings.json").read_text()))
 settings["parameters"] = {"uri": str(source / "model.joblib"), "version": version}
+# a runtime packaged with the model (tollgate_quality.py) is imported from the model folder MLServer loads
+for module in source.glob("*.py"):
+    shutil.copy(module, model_dir / module.name)
 (model_dir / "model-settings.json").write_text(json.dumps(settings))
 (work / "settings.json").write_text(json.dumps({
     "http_port": int(os.environ.get("HTTP_PORT", "8080")), "grpc_port": 8081,
