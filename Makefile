@@ -32,7 +32,7 @@ fmt: venv
 unit: venv ## pure tests: api, engine, generators (no cluster)
 	$(PY) hack/pytest_run.py tests/unit
 
-integration: venv testenv-build gateway-build ## against the real local control plane and Prometheus
+integration: venv testenv-build ## against the real local control plane and Prometheus
 	$(PY) hack/pytest_run.py tests/integration
 
 e2e: venv testenv-build ## whole scenarios: operator + Prometheus + traffic simulator

@@ -142,7 +142,8 @@ class ShippedStack:
         return found
 
     def stop_load(self, pod: str) -> None:
-        self.kubectl("delete", "pod", pod, "-n", TRAFFIC_NS, "--ignore-not-found", "--wait=false", check=False)
+        # gone before this returns: a load generator left running would send requests to the next model
+        self.kubectl("delete", "pod", pod, "-n", TRAFFIC_NS, "--ignore-not-found", "--timeout=60s", check=False)
 
     def down(self) -> None:
         self.prometheus.stop()

@@ -18,6 +18,14 @@ except ImportError:  # pragma: no cover - only while that module does not exist 
     pass
 
 
+NEEDS_TRAEFIK = frozenset({"traefik", "traefik_operator"})
+"""Fixtures that build (or wait for) Traefik: hack/gateway/build.sh, about 20 min cold."""
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test `integration`; run the ones that need Traefik last. CI builds Traefik in its
+    background lane and the build script waits on that lane's lock: run first, these tests would hold the
+    whole stage while the lane builds; run last, the lane has had the stage's idle CPU to finish."""
     for item in items:
         item.add_marker(pytest.mark.integration)
+    items.sort(key=lambda item: bool(NEEDS_TRAEFIK & set(getattr(item, "fixturenames", ()))))

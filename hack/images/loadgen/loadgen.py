@@ -9,6 +9,8 @@ version's answers the clients got.
 
 import argparse
 import json
+import signal
+import sys
 import threading
 import time
 import urllib.error
@@ -51,6 +53,14 @@ def main() -> None:
             if code == 200:
                 versions[version] += 1
 
+    def stop(_signum: int, _frame: object) -> None:
+        """Deleted (SIGTERM): report and end now. As a container's PID 1 it would otherwise ignore the
+        signal and go on sending for the whole grace period."""
+        with lock:
+            print(report(sent, codes, versions, done=True), flush=True)
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
     start = time.monotonic()
     sent, last_report = 0, start
     while time.monotonic() - start < args.duration and sent < args.requests:
