@@ -44,6 +44,9 @@ GATEWAY_GROUP = "gateway.networking.k8s.io"
 HTTP_ROUTE_API = f"{GATEWAY_GROUP}/v1"
 TRAEFIK_GROUP = "traefik.io"
 TRAEFIK_API = f"{TRAEFIK_GROUP}/v1alpha1"
+DATAPLANE_KINDS = frozenset({"TraefikService", "Middleware"})
+"""Kinds of the dialects' own objects (traefik): each is wanted only while the spec asks for what it does, so the
+engine removes the ones its desired objects no longer hold (engine.rules.finish)."""
 RATE_KEY_HEADER = "X-Tollgate-Rate-Key"
 """The header both rate limits count by; set by the `<name>-rate-key` Middleware, whatever the client sent."""
 

@@ -192,6 +192,10 @@ class Observations:
     autoscalers: tuple[str, ...] = ()
     """Names of the HorizontalPodAutoscalers Tollgate made for this ModelDeployment in its sandbox, as the
     watch reports them (one the spec no longer asks for is removed)."""
+    dataplane_objects: tuple[tuple[str, str], ...] = ()
+    """(kind, name) of the traefik dialect's objects Tollgate made for this ModelDeployment in its sandbox, as the
+    watch reports them: one the spec no longer asks for (a rate limit removed) is removed, so the data plane
+    stops enforcing it even where something else still names it."""
     routing: RoutingObservation | None = None
     """Where the router sends requests now (None: its object has not been seen): a drill's time to fallback
     ends when every request goes to the target track (engine.rules.drills)."""

@@ -46,7 +46,7 @@ from tollgate.runtime.health import ApiHealth
 from tollgate.runtime.leader import LeaderElector, LeaseSettings
 from tollgate.runtime.ownership import SandboxOwnership
 from tollgate.runtime.reconciler import Reconciler, context_of
-from tollgate.runtime.registry import ObjectState, Registry
+from tollgate.runtime.registry import REMOVABLE_KINDS, ObjectState, Registry
 
 log = logging.getLogger("tollgate.app")
 
@@ -207,8 +207,8 @@ class Runtime:
         status writes per ModelDeployment, or decide a changed one on half the picture)."""
         if kind == "Deployment":
             self.registry.observe_deployment(item, deleted=False)
-        elif kind == "HorizontalPodAutoscaler":
-            self.registry.observe_autoscaler(item, deleted=False)
+        elif kind in REMOVABLE_KINDS:
+            self.registry.observe_removable(item, deleted=False)
         elif kind == "Namespace":
             self.ownership.learn(item)
         elif kind == "Job":

@@ -252,9 +252,9 @@ async def child_event(event: kopf.RawEvent, body: kopf.Body, memo: Any, **_: Any
         rt.watch_listed(body.get("kind") or "child")
     deleted = event.get("type") == "DELETED"
     drift = child_drift(rt, body, deleted)
-    scaled = rt.registry.observe_autoscaler(body, deleted)
-    if scaled is not None and not drift:
-        scaled.kick()  # an HPA appeared or went: the next decision knows whether to remove it
+    appeared = rt.registry.observe_removable(body, deleted)
+    if appeared is not None and not drift:
+        appeared.kick()  # an HPA or a dialect object appeared or went: the next decision knows whether to remove it
     owner = rt.registry.observe_routing(body, deleted)
     if owner is not None and drill_running(owner.body):
         owner.kick()  # a drill times the moment the router really moved: decide on it now

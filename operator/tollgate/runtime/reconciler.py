@@ -191,6 +191,7 @@ class Reconciler:
             missing_templates=missing,
             jobs=self.registry.jobs_of(sandbox),
             autoscalers=self.registry.autoscalers_of(sandbox),
+            dataplane_objects=self.registry.dataplane_objects_of(sandbox),
             webhook=webhook,
             routing=self.registry.routing_of(sandbox, ctx, spec.traffic.router),
         )

@@ -17,7 +17,7 @@ from typing import Any
 from tollgate.api import resource
 from tollgate.api.spec import RouterKind
 from tollgate.engine.actions import Context
-from tollgate.engine.dataplane import route_name, service_name
+from tollgate.engine.dataplane import DATAPLANE_KINDS, route_name, service_name
 from tollgate.engine.hook_observations import JobObservation
 from tollgate.engine.naming import fit
 from tollgate.engine.observations import PodProblem, RouteObservation, RoutingObservation, Track, TrackObservation
@@ -28,6 +28,9 @@ from tollgate.runtime.pods import pod_problem, worst
 from tollgate.runtime.templates import TemplateIndex, TemplateKey, references
 
 MDKey = tuple[str, str]
+
+REMOVABLE_KINDS = DATAPLANE_KINDS | {"HorizontalPodAutoscaler"}
+"""Managed kinds a spec change can make unwanted (Registry.removable)."""
 
 
 @dataclass
@@ -123,8 +126,10 @@ class Registry:
     """(sandbox namespace, kind, name) -> the traffic switch of a managed Service (its selector) or
     HTTPRoute (its rules), as their watch events deliver them; read through engine.serving."""
 
-    autoscalers: dict[str, set[str]] = field(default_factory=dict)
-    """sandbox namespace -> names of the Tollgate-managed HorizontalPodAutoscalers in it (their watch)."""
+    removable: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
+    """sandbox namespace -> (kind, name) of the Tollgate-managed objects in it that a spec change can make
+    unwanted (REMOVABLE_KINDS: the stable track's HPA, the traefik dialect's TraefikServices and Middlewares),
+    from their watches: the engine removes the ones its desired objects no longer hold."""
 
     labels: dict[MDKey, MDKey] = field(default_factory=dict)
     """(namespace, name) as the children's labels carry them (fit to 63 characters) -> the key."""
@@ -247,31 +252,40 @@ class Registry:
     def jobs_of(self, sandbox: str | None) -> tuple[JobObservation, ...]:
         return tuple(sorted(self.jobs.get(sandbox, {}).values(), key=lambda j: j.name)) if sandbox else ()
 
-    # --- the stable track's HPA (spec.autoscaling) ------------------------------------------------------
-    def observe_autoscaler(self, body: Mapping[str, Any], deleted: bool) -> ObjectState | None:
-        """Record that a Tollgate-managed HPA exists (or went); returns its ModelDeployment's state when that
-        changed. Its status (the HPA controller's) is not read: the stable Deployment's replicas, which the
-        HPA writes, is what the engine plans from (registry.tracks)."""
-        if body.get("kind") != "HorizontalPodAutoscaler":
+    # --- objects a spec change can make unwanted (the HPA, the traefik dialect's objects) ------------------
+    def observe_removable(self, body: Mapping[str, Any], deleted: bool) -> ObjectState | None:
+        """Record that a Tollgate-managed object of REMOVABLE_KINDS exists (or went); returns its
+        ModelDeployment's state when that changed, so its next decision can remove it if unwanted. Their
+        status is not read (for an HPA, the stable Deployment's replicas, which it writes, are what the engine
+        plans from: registry.tracks)."""
+        kind = body.get("kind")
+        if kind not in REMOVABLE_KINDS:
             return None
         meta, _, owner = _owner(body)
         if owner is None:
             return None
-        ns, name = meta.get("namespace", ""), meta.get("name", "")
-        names = self.autoscalers.setdefault(ns, set())
-        before = name in names
+        ns, key = meta.get("namespace", ""), (str(kind), str(meta.get("name", "")))
+        present = self.removable.setdefault(ns, set())
+        before = key in present
         if deleted:
-            names.discard(name)
-            if not names:
-                self.autoscalers.pop(ns, None)
+            present.discard(key)
+            if not present:
+                self.removable.pop(ns, None)
         else:
-            names.add(name)
+            present.add(key)
         if before == (not deleted):
             return None
         return self.by_labels(*owner)
 
+    def _removable_of(self, sandbox: str | None, kinds: frozenset[str]) -> tuple[tuple[str, str], ...]:
+        return tuple(sorted(k for k in self.removable.get(sandbox, set()) if k[0] in kinds)) if sandbox else ()
+
     def autoscalers_of(self, sandbox: str | None) -> tuple[str, ...]:
-        return tuple(sorted(self.autoscalers.get(sandbox, set()))) if sandbox else ()
+        return tuple(name for _, name in self._removable_of(sandbox, frozenset({"HorizontalPodAutoscaler"})))
+
+    def dataplane_objects_of(self, sandbox: str | None) -> tuple[tuple[str, str], ...]:
+        """(kind, name) of the traefik dialect's objects in the sandbox."""
+        return self._removable_of(sandbox, DATAPLANE_KINDS)
 
     # --- the gatewayAPI router's HTTPRoutes ----------------------------------------------------------
     def observe_route(self, body: Mapping[str, Any], observation: RouteObservation | None) -> MDKey | None:

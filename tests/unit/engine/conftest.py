@@ -19,6 +19,7 @@ from tollgate.api.routers import GatewayDialect
 from tollgate.api.spec import ModelDeploymentSpec
 from tollgate.api.status import ModelDeploymentStatus
 from tollgate.engine.actions import ApplyObjects, Context, Decision, DeleteObjects
+from tollgate.engine.dataplane import DATAPLANE_KINDS
 from tollgate.engine.observations import (
     Controls,
     MetricValue,
@@ -131,6 +132,8 @@ class Sim:
     """What an autoscaler set a Deployment applied without replicas to (the HPA's count of the stable track)."""
     autoscalers: tuple[str, ...] = ()
     """HPAs that exist (those the decisions applied, minus those they deleted)."""
+    dataplane_objects: tuple[tuple[str, str], ...] = ()
+    """The traefik dialect's objects that exist, (kind, name): applied, minus deleted."""
 
     def observations(self, slos: tuple[SLOObservation, ...] | None) -> Observations:
         def track(name: str) -> TrackObservation:
@@ -142,7 +145,8 @@ class Sim:
 
         return Observations(generation=self.ctx.generation, stable=track("stable"), canary=track("canary"),
                             fallback=track("fallback"), sandbox_ready=True, slos=slos,
-                            controls=self.controls, routing=self.routing, autoscalers=self.autoscalers)
+                            controls=self.controls, routing=self.routing, autoscalers=self.autoscalers,
+                            dataplane_objects=self.dataplane_objects)
 
     def step(self, slos: tuple[SLOObservation, ...] | None = None, after: float = 0.0) -> Decision:
         """Advance the clock by `after` seconds, decide, and let the cluster converge."""
@@ -156,10 +160,15 @@ class Sim:
         self.observe_switch(decision)
         applied = {o["metadata"]["name"] for o in objects_of(decision, "HorizontalPodAutoscaler")}
         self.autoscalers = tuple(sorted(set(self.autoscalers) | applied))
+        own = {(o["kind"], o["metadata"]["name"]) for kind in DATAPLANE_KINDS for o in objects_of(decision, kind)}
+        self.dataplane_objects = tuple(sorted(set(self.dataplane_objects) | own))
         for action in decision.of_type(DeleteObjects):
             for ref in action.refs:
                 if ref.kind == "HorizontalPodAutoscaler":
                     self.autoscalers = tuple(n for n in self.autoscalers if n != ref.name)
+                    continue
+                if ref.kind in DATAPLANE_KINDS:
+                    self.dataplane_objects = tuple(x for x in self.dataplane_objects if x != (ref.kind, ref.name))
                     continue
                 self.tracks.pop(ref.name.rsplit("-", 1)[-1], None)
         return decision

@@ -9,7 +9,7 @@ from typing import Any
 from tollgate.api.routers import GatewayDialect
 from tollgate.api.spec import ModelDeploymentSpec
 from tollgate.api.status import Phase
-from tollgate.engine.actions import ApplyObjects, SetWeight
+from tollgate.engine.actions import ApplyObjects, DeleteObjects, SetWeight
 from tollgate.engine.dataplane import RATE_KEY_HEADER
 from tollgate.engine.observations import Controls
 
@@ -188,3 +188,32 @@ def test_abort_in_the_traefik_dialect_names_stable_alone() -> None:
     sim.step()
     assert refs(sim) == [("Service", f"{NAME}-stable", 100), ("Service", f"{NAME}-canary", 0)]
     assert sim.routing is not None and sim.routing.sole is not None and sim.routing.sole.value == "stable"
+
+
+def deleted(sim: Sim) -> set[tuple[str, str]]:
+    return {(ref.kind, ref.name) for d in sim.decisions for a in d.of_type(DeleteObjects) for ref in a.refs}
+
+
+def test_traefik_a_lifted_rate_limit_removes_its_objects_and_keeps_the_rest() -> None:
+    # given a canary limit and a model limit in force at a 50% step, and the traefik dialect
+    sim = Sim(limited_spec({"weight": 50}, {"weight": 100, "approval": "required"}, canaryRateLimit=5, rateLimit=100),
+              dialect=TRAEFIK)
+    sim.deploy_stable()
+    sim.set_version("2.0.0")
+    sim.settle()
+    assert sim.status.canaryWeight == 50, sim.status.message
+    limit_objects = {("Middleware", f"{NAME}-canary-rate-limit"), ("TraefikService", f"{NAME}-canary-limited")}
+    assert limit_objects <= set(sim.dataplane_objects) and not deleted(sim)
+    # when the platform lifts the canary's limit
+    sim.spec = sim.spec.model_copy(update={"traffic": sim.spec.traffic.model_copy(update={"canaryRateLimit": None})})
+    sim.settle()
+    # then its Middleware and failover service are deleted, while the model's limit and the mirror service stay
+    assert deleted(sim) == limit_objects
+    assert set(sim.dataplane_objects) == {("Middleware", f"{NAME}-rate-key"), ("Middleware", f"{NAME}-rate-limit"),
+                                          ("TraefikService", f"{NAME}-mirror")}
+    assert refs(sim) == [("Service", f"{NAME}-stable", 50), ("Service", f"{NAME}-canary", 50)]
+    # when the model's limit is lifted too, its Middleware and the rate key go, and the rule has no filter
+    sim.spec = sim.spec.model_copy(update={"traffic": sim.spec.traffic.model_copy(update={"rateLimit": None})})
+    sim.settle()
+    assert set(sim.dataplane_objects) == {("TraefikService", f"{NAME}-mirror")}
+    assert "filters" not in rule(sim)

@@ -22,6 +22,7 @@ from tollgate.engine.actions import (
     SetWeight,
 )
 from tollgate.engine.autoscale import HPA_API, split_for
+from tollgate.engine.dataplane import DATAPLANE_KINDS, TRAEFIK_API
 from tollgate.engine.draft import Draft, seen_tokens, track_ready, with_template
 from tollgate.engine.evidence import evidence_payload
 from tollgate.engine.hook_jobs import hook_objects, job_ref
@@ -127,6 +128,11 @@ def _desired(d: Draft, policy: Policy, st: ModelDeploymentStatus) -> list[Action
     wanted_hpas = {o["metadata"]["name"] for o in workloads if o["kind"] == "HorizontalPodAutoscaler"}
     deletes.extend(ObjectRef(HPA_API, "HorizontalPodAutoscaler", name, ns)
                    for name in d.obs.autoscalers if name not in wanted_hpas)
+    # The traefik dialect's objects a limit no longer in the spec needed: removed (an unreferenced Middleware
+    # would do nothing, but one still named by a stale route or by hand would go on limiting).
+    wanted_dataplane = {(o["kind"], o["metadata"]["name"]) for o in workloads if o["kind"] in DATAPLANE_KINDS}
+    deletes.extend(ObjectRef(TRAEFIK_API, kind, name, ns)
+                   for kind, name in d.obs.dataplane_objects if (kind, name) not in wanted_dataplane)
     if deletes:
         actions.append(DeleteObjects(tuple(deletes)))
     return actions
