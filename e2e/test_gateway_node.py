@@ -247,6 +247,7 @@ def test_shadow_step_promotes_a_healthy_version_and_rolls_back_a_shifted_one_no_
         w.set_version(ns, "iris", "1.1.0")
         seen, st = follow(w, ("Succeeded", "RolledBack"))
         # then it went through the shadow step (no user on it, every request copied) to 50% and 100%
+        print(f"healthy 1.1.0: {st['phase']} through {seen}; last verdicts {verdicts(st)}")
         assert st["phase"] == "Succeeded", (verdicts(st), seen, w.diagnostics())
         assert seen.index((0, 100)) < seen.index((50, 0)) < seen.index((100, 0)), seen
         wait_for("1.1.0 serving as stable", lambda: w.served(ns, "iris", "stable", "1.1.0") > 0, timeout=120,
@@ -256,6 +257,7 @@ def test_shadow_step_promotes_a_healthy_version_and_rolls_back_a_shifted_one_no_
         w.set_version(ns, "iris", "4.0.0")
         seen, st = follow(w, ("RolledBack", "Succeeded"))
         # then it is rolled back in the shadow step, on the score shift of the copies it answered
+        print(f"shifted 4.0.0: {st['phase']} through {seen}; last verdicts {verdicts(st)}")
         assert st["phase"] == "RolledBack", (verdicts(st), seen, w.diagnostics())
         assert st["stable"]["version"] == "1.1.0" and st["canaryWeight"] == 0 and not st.get("canaryMirror")
         assert (0, 100) in seen and all(weight == 0 for weight, _ in seen), seen
