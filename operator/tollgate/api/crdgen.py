@@ -79,6 +79,8 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
      "description": "Percent of traffic on the canary."},
     {"name": "Mirror", "type": "integer", "jsonPath": ".status.canaryMirror", "priority": 1,
      "description": "Percent of live requests mirrored to the canary (a shadow step; users get stable's answers)."},
+    {"name": "Served", "type": "number", "jsonPath": ".status.served.canaryPercent", "priority": 1,
+     "description": "Percent of user requests the canary answered over the latest analysis window (status.served)."},
     {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
      "description": "The Ready condition."},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},

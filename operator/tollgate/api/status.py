@@ -308,6 +308,36 @@ class RateLimitStatus(_Status):
     """Which data plane counts them, e.g. "traefik (one bucket per Traefik replica)"."""
 
 
+class ServedStatus(_Status):
+    """The share the canary actually served over the latest analysis window, counted by the model servers
+    themselves (the request counts the analysis reads), beside the plan (canaryShare) and the limits in
+    force (rateLimits): engine.served."""
+
+    canaryPercent: float
+    """Percent of user requests the canary answered: canaryRequests / (canaryRequests + stableRequests) x
+    100, rounded to 0.1. 0 in a shadow step, where users get stable's answers only (see mirroredPercent)."""
+    canaryRequests: int = 0
+    """User requests the canary answered over the window (0 in a shadow step: its requests are copies)."""
+    stableRequests: int = 0
+    """Requests stable answered over the window."""
+    weight: int = 0
+    """The canary weight in force while measured (status.canaryWeight then): a canary rate limit biting shows
+    as canaryPercent below it."""
+    mirror: int | None = None
+    """A shadow step: the percent of live requests mirrored to the canary while measured."""
+    mirroredRequests: int | None = None
+    """A shadow step: copies of live requests the canary answered over the window; no user got these answers."""
+    mirroredPercent: float | None = None
+    """A shadow step: mirroredRequests / stableRequests x 100, rounded to 0.1: the percent of live requests
+    the canary got a copy of (below `mirror` when a canary rate limit drops copies)."""
+    window: str = ""
+    """The analysis window the requests were counted over, e.g. 1m."""
+    at: str | None = None
+    """When the window ended: the analysis tick (RFC 3339)."""
+    blended: bool | None = None
+    """true: the window began before the step's traffic was set, so the counts include the previous step's split."""
+
+
 class ModelDeploymentStatus(_Status):
     """Observed state, written by the operator; never edit it by hand."""
 
@@ -341,8 +371,11 @@ class ModelDeploymentStatus(_Status):
     rateLimits: RateLimitStatus | None = None
     """The rate limits in force at the gateway now; None: none."""
     canaryShare: float | None = None
-    """Percent of requests the canary really gets now (replicas router: Ready canary pods / all Ready pods
-    behind the Service; gatewayAPI: the route weight); None without a canary."""
+    """Percent of requests the canary gets now by the plan (replicas router: Ready canary pods / all Ready pods
+    behind the Service; gatewayAPI: the route weight); None without a canary. `served` is what it answered."""
+    served: ServedStatus | None = None
+    """The share the canary actually served, counted by the model servers over the latest analysis window of
+    this canary; None without a canary, before its first analysis tick, or when the window had no request."""
     steps: Annotated[list[StepStatus], Field(max_length=20)] = Field(default_factory=list)
     """The step plan with each step's real share (see spec.traffic.shareTolerance)."""
     stepStartedAt: str | None = None

@@ -114,6 +114,7 @@ def test_crd_names_scope_version_subresource_and_columns() -> None:
         "Canary": ".status.canary.version",
         "Weight": ".status.canaryWeight",
         "Mirror": ".status.canaryMirror",
+        "Served": ".status.served.canaryPercent",
         "Ready": '.status.conditions[?(@.type=="Ready")].status',
         "Age": ".metadata.creationTimestamp",
     }

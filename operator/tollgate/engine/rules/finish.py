@@ -32,7 +32,7 @@ from tollgate.engine.revision import fallback_revision
 from tollgate.engine.route_status import route_problem
 from tollgate.engine.rules.hooks import hook_deadline, live_hooks
 from tollgate.engine.rules.readiness import overdue
-from tollgate.engine.rules.shares import report_shares
+from tollgate.engine.rules.shares import report_served, report_shares
 from tollgate.engine.sandbox import sandbox_namespace, sandbox_objects
 from tollgate.engine.timeutil import parse_time
 from tollgate.engine.traffic import rate_limits
@@ -49,6 +49,7 @@ def finish(d: Draft, policy: Policy | None) -> Decision:
     if policy is not None:
         d.st.rateLimits = rate_limits(d.spec, d.st, policy.dialect)
     share_problem = report_shares(d, policy) if policy is not None else None
+    report_served(d)
     d.st.timeline = _timeline(d)
     d.st.conditions = _conditions(d, policy, share_problem)
     d.st.hooks = live_hooks(d.st, d.at)

@@ -7,6 +7,11 @@ pods; status.canaryShare is the share now. A plan outside the tolerance (spec.tr
 default engine.shares.DEFAULT_TOLERANCE) is reported by the ShareWithinTolerance condition (False) and
 a Warning Event once per new problem, never silently; with shareTolerance set the API server already
 refused it at admission (api.share_rule), unless the replica count changed the answer since.
+
+Runs in every decision: status.served is the share the canary actually served (engine.served), measured at
+an analysis tick of the same canary from the request counts the tick fetched, under the traffic the window
+ran with (the persisted status's weight and mirror: a step entered in this decision came after it). It is
+kept until the next tick and cleared with the canary (rolled back, superseded, promoting, kill switch).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from tollgate.engine.actions import Reason
 from tollgate.engine.autoscale import canary_cap, split_for
 from tollgate.engine.draft import Draft
 from tollgate.engine.policy import Policy
+from tollgate.engine.served import measure
+from tollgate.engine.timeutil import parse_time
 from tollgate.engine.traffic import holds
 
 
@@ -64,3 +71,17 @@ def _measured_now(d: Draft) -> float | None:
     ready = d.obs.canary.ready if d.obs.canary.revision == canary.revision else 0
     alone = split_for(d.spec, d.replicas, d.st.canaryWeight).canary_alone
     return shares.measured(d.spec.traffic.router, d.st.canaryWeight, d.obs.stable.ready, ready, canary_alone=alone)
+
+
+def report_served(d: Draft) -> None:
+    """Write status.served: measured at an analysis tick, kept between ticks, None without a canary."""
+    canary, prev = d.st.canary, d.prev
+    same_canary = (canary is not None and prev.canary is not None and canary.revision == prev.canary.revision
+                   and d.st.canaryStartedAt == prev.canaryStartedAt)
+    if not same_canary or d.st.promotingSince is not None or d.st.killSwitchActive or d.spec.killSwitch:
+        d.st.served = None
+        return
+    if d.obs.slos is None or prev.promotingSince is not None:
+        return  # no tick in this decision: the last measurement of this canary stands
+    d.st.served = measure(d.obs.slos, weight=prev.canaryWeight, mirror=prev.canaryMirror, now=d.now,
+                          step_started=parse_time(prev.stepStartedAt))
