@@ -238,6 +238,7 @@ def status_view(obj: Obj, now: datetime, timeline: int = 8) -> dict[str, Any]:
         "canary": st.get("canary"),
         "canaryWeight": int(st.get("canaryWeight") or 0),
         "canaryMirror": int(st.get("canaryMirror") or 0),
+        "served": st.get("served"),
         "currentStep": int(st.get("currentStep") or 0),
         "lastKnownGood": st.get("lastKnownGood"),
         "bake": st.get("bake"),
@@ -256,6 +257,20 @@ def status_view(obj: Obj, now: datetime, timeline: int = 8) -> dict[str, Any]:
         "timeline": list(st.get("timeline") or [])[-timeline:] if timeline > 0 else [],
         "age": age(m.get("creationTimestamp"), now),
     }
+
+
+def served_line(served: Mapping[str, Any]) -> str:
+    """status.served in one line: what the canary answered (users, or mirrored copies in a shadow step), the
+    counts and window behind it, and the weight it was measured under."""
+    window = f"over {served.get('window') or '?'}" + (" (the window includes the previous step)"
+                                                        if served.get("blended") else "")
+    stable = served.get("stableRequests", 0)
+    if served.get("mirroredRequests") is not None:
+        return (f"0% of users (shadow); {served['mirroredRequests']} mirrored copies = "
+                f"{served.get('mirroredPercent')}% of {stable} live requests (mirror {served.get('mirror')}%) "
+                f"{window}")
+    return (f"{served.get('canaryPercent')}% of users ({served.get('canaryRequests', 0)} canary / {stable} stable "
+            f"requests) {window}, at weight {served.get('weight')}%")
 
 
 def drill_line(drill: Mapping[str, Any]) -> str:
@@ -373,6 +388,8 @@ def render_status(view: Mapping[str, Any], now: datetime, style: Style = Style()
         mirror = (f", mirror {view['canaryMirror']}% (shadow: users get stable's answers)"
                   if view.get("canaryMirror") else "")
         lines.append(f"Canary:        {revision_text(view['canary'])}   weight {view['canaryWeight']}%{mirror}")
+        if view.get("served"):
+            lines.append(f"Served:        {served_line(view['served'])}")
     else:
         lines.append("Canary:        - (no rollout in progress)")
     lines.append(f"LastKnownGood: {revision_text(view['lastKnownGood'])}")

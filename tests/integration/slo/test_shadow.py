@@ -21,6 +21,8 @@ ERROR_RATE = {"name": "error-rate", "max": 0.05, "maxIncreaseOverBaseline": 0.03
               "maxNoDataDuration": "30s"}
 GATEWAY = {"router": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "inference", "namespace": "gateways"}]}}
 STEPS = [{"shadow": {"percent": 50}, "pause": "5s"}, {"weight": 50}, {"weight": 100}]
+# The healthy rollout holds each step for two 5s windows, so status.served is read at each of them.
+HELD_STEPS = [{"shadow": {"percent": 50}, "pause": "10s"}, {"weight": 50, "pause": "10s"}, {"weight": 100}]
 
 
 def counts(stack: Stack, namespace: str, name: str) -> tuple[int, int]:
@@ -47,7 +49,7 @@ def in_shadow(st: dict[str, Any]) -> bool:
 def test_a_healthy_version_passes_its_shadow_step_with_no_user_on_it_then_takes_weighted_steps(
         stack: Stack, namespace: str, operator: OperatorProcess) -> None:
     # given a gatewayAPI ModelDeployment whose plan starts with a 50% shadow step
-    manifest = slo_manifest("mirrored", [ERROR_RATE], steps=STEPS, traffic=GATEWAY)
+    manifest = slo_manifest("mirrored", [ERROR_RATE], steps=HELD_STEPS, traffic=GATEWAY)
     # when a healthy 1.1.0 is rolled out
     start_rollout(stack, namespace, manifest, "1.1.0")
     def shadow_status() -> dict[str, Any] | None:
@@ -73,6 +75,27 @@ def test_a_healthy_version_passes_its_shadow_step_with_no_user_on_it_then_takes_
     wait_for("copies answered by the canary during the shadow step", mirrored_while_shadow, timeout=30, interval=0.2)
     wait_for("Prometheus sees the canary's requests", lambda: canary_requests(stack, namespace, "mirrored", "canary",
                                                                                window="5s") > 0, timeout=30)
+    # and status.served, counted by the model servers, gives users 0% from the canary: its requests are copies
+    def served_in_shadow() -> dict[str, Any] | None:
+        current = status(stack, namespace, "mirrored")
+        served = current.get("served") or {}
+        return served if in_shadow(current) and served.get("mirror") == 50 and served.get("mirroredRequests") else None
+
+    served = wait_for("a served share measured in the shadow step", served_in_shadow, timeout=30, interval=0.2)
+    assert (served["canaryPercent"], served["canaryRequests"], served["weight"]) == (0.0, 0, 0), served
+    assert served["stableRequests"] > 0 and 0 < served["mirroredPercent"] <= 75, served
+    # and at the 50% step, once a whole window ran at it, the canary served about half of the users' requests
+    def served_at_fifty() -> dict[str, Any] | None:
+        current = status(stack, namespace, "mirrored")
+        served = current.get("served") or {}
+        at_fifty = current.get("canaryWeight") == 50 and served.get("weight") == 50 and not served.get("blended")
+        return served if at_fifty else None
+
+    served = wait_for("a served share measured at the 50% step", served_at_fifty, timeout=60, interval=0.2)
+    print(f"served at the 50% step: {served}")
+    assert served.get("mirroredRequests") is None and served["window"] == "5s", served
+    assert served["canaryRequests"] > 0 and served["stableRequests"] > 0, served
+    assert 35.0 <= served["canaryPercent"] <= 65.0, served
     # when its analysis passes, it proceeds to the weighted steps and promotes
     st = wait_phase(stack, namespace, "mirrored", "Succeeded", "Stable", timeout=120)
     assert st["stable"]["version"] == "1.1.0" and st["history"][0]["result"] == "Promoted", st["history"]
@@ -81,6 +104,7 @@ def test_a_healthy_version_passes_its_shadow_step_with_no_user_on_it_then_takes_
     assert any("-> 50%" in m for m in advanced), advanced
     # and users got the new version's answers only once it had a weight; the mirror is gone from the route
     assert counts(stack, namespace, "mirrored")[0] > 0
+    assert st.get("served") is None, st  # promoted: no canary, no share
     wait_for("route without the mirror", lambda: mirror_of(route_rule(stack, sandbox, "mirrored")) == [], timeout=10)
 
 

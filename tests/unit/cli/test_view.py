@@ -175,6 +175,23 @@ def test_steps_show_the_share_each_step_really_gives() -> None:
     assert "50% (got 50%)" in view.render_status(view.status_view(obj, NOW), NOW)
 
 
+def test_status_shows_the_share_the_canary_actually_served() -> None:
+    # given a canary at 50% whose analysis counted 100 canary and 900 stable requests (a rate limit biting)
+    obj = md(step=0, weight=50)
+    obj["status"]["served"] = {"canaryPercent": 10.0, "canaryRequests": 100, "stableRequests": 900, "weight": 50,
+                               "window": "1m", "at": "2026-03-01T11:59:30Z"}
+    # then status says what users got from the canary, beside the weight
+    text = view.render_status(view.status_view(obj, NOW), NOW)
+    assert "Served:        10.0% of users (100 canary / 900 stable requests) over 1m, at weight 50%" in text
+    # and a shadow step's requests are shown as mirrored copies, never as users
+    obj["status"]["served"] = {"canaryPercent": 0.0, "canaryRequests": 0, "stableRequests": 80, "weight": 0,
+                               "mirror": 50, "mirroredRequests": 40, "mirroredPercent": 50.0, "window": "1m",
+                               "blended": True}
+    text = view.render_status(view.status_view(obj, NOW), NOW)
+    assert ("Served:        0% of users (shadow); 40 mirrored copies = 50.0% of 80 live requests (mirror 50%) "
+            "over 1m (the window includes the previous step)") in text
+
+
 def test_status_shows_the_bake_window_and_its_end_and_keeps_watching_through_it() -> None:
     # given 2.0.0 promoted and baking until noon
     bake = {"revision": "bbb222", "version": "2.0.0", "window": "30m", "since": "2026-03-01T11:30:00Z",
