@@ -35,6 +35,7 @@ from integration.cluster import Cluster
 from tollgate.api.routers import GatewayDialect
 from tollgate.api.spec import ModelDeploymentSpec
 from tollgate.engine.actions import ApplyObjects
+from tollgate.engine.observations import MetricValue, SLOObservation
 from tollgate_testkit import gateway
 from tollgate_testkit.controlplane import free_port
 from tollgate_testkit.stack import wait_for
@@ -524,6 +525,15 @@ def test_operator_rendered_canary_rate_limit_caps_the_canary_under_a_burst_and_s
     assert canary <= 5 + 5 * elapsed + 1, (canary, elapsed)
     assert seen[(200, "canary")] == canary and seen[(200, "stable")] == REQUESTS - canary, seen
     assert tracks["stable"].count == REQUESTS - canary
+    # and when the engine's next analysis tick gets the requests each backend counted (what the model servers'
+    # request counters give the analysis through Prometheus), status shows the limit biting: route weight 50,
+    # the canary served what the bucket let through
+    sim.tick((SLOObservation(name="error-rate", canary=MetricValue(0.0, tracks["canary"].count),
+                             stable=MetricValue(0.0, tracks["stable"].count), window="1m"),))
+    served = sim.status.served
+    print(f"status.served after the burst: {served}")
+    assert served is not None and served.weight == 50, sim.status
+    assert served.canaryPercent == round(canary / REQUESTS * 100, 1) and served.canaryPercent < 50, served
 
 
 def test_operator_rendered_shadow_step_with_a_canary_rate_limit_caps_the_mirrored_copies(

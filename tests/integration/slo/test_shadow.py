@@ -82,6 +82,7 @@ def test_a_healthy_version_passes_its_shadow_step_with_no_user_on_it_then_takes_
         return served if in_shadow(current) and served.get("mirror") == 50 and served.get("mirroredRequests") else None
 
     served = wait_for("a served share measured in the shadow step", served_in_shadow, timeout=30, interval=0.2)
+    print(f"served in the shadow step: {served}")
     assert (served["canaryPercent"], served["canaryRequests"], served["weight"]) == (0.0, 0, 0), served
     assert served["stableRequests"] > 0 and 0 < served["mirroredPercent"] <= 75, served
     # and at the 50% step, once a whole window ran at it, the canary served about half of the users' requests
