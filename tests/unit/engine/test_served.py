@@ -12,7 +12,7 @@ from tollgate.api.status import Phase
 from tollgate.engine.observations import Controls, MetricValue, SLOObservation
 from tollgate.engine.served import measure
 
-from .conftest import T0, Sim, make_spec
+from .conftest import T0, Sim, make_spec, updated
 
 GATEWAY = {"router": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "gw"}]}}
 
@@ -223,3 +223,18 @@ def test_a_promoting_canary_has_no_share() -> None:
     sim.tick((requests(1000, 0),))   # 100% passes: promotion starts
     assert sim.status.phase is Phase.PROMOTING, sim.status.message
     assert sim.status.served is None
+
+
+def test_a_plan_change_that_restarts_the_canary_clears_the_share() -> None:
+    # given a canary at 50% with a measured share
+    sim = Sim(spec({"weight": 50, "pause": "5m"}, {"weight": 100}))
+    at_first_step(sim)
+    sim.tick((requests(500, 500),))
+    assert sim.status.served is not None
+    # when the plan changes mid-rollout (the canary restarts at step one, now 20%)
+    sim.spec = updated(sim.spec, rollout={"steps": [{"weight": 20, "pause": "5m"}, {"weight": 100}],
+                                          "progressDeadline": "5m",
+                                          "analysis": {"interval": "30s", "minSamples": 100}})
+    sim.step(after=1)
+    # then the share measured under the old plan is not shown as the new step's
+    assert sim.status.canaryWeight == 20 and sim.status.served is None

@@ -11,7 +11,8 @@ refused it at admission (api.share_rule), unless the replica count changed the a
 Runs in every decision: status.served is the share the canary actually served (engine.served), measured at
 an analysis tick of the same canary from the request counts the tick fetched, under the traffic the window
 ran with (the persisted status's weight and mirror: a step entered in this decision came after it). It is
-kept until the next tick and cleared with the canary (rolled back, superseded, promoting, kill switch).
+kept until the next tick while the canary takes requests, and cleared with its traffic (rolled back, superseded,
+promoting, kill switch, a plan change back to no weight).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from tollgate.engine.draft import Draft
 from tollgate.engine.policy import Policy
 from tollgate.engine.served import measure
 from tollgate.engine.timeutil import parse_time
-from tollgate.engine.traffic import holds
+from tollgate.engine.traffic import holds, receives
 
 
 def report_shares(d: Draft, policy: Policy) -> str | None:
@@ -78,7 +79,8 @@ def report_served(d: Draft) -> None:
     canary, prev = d.st.canary, d.prev
     same_canary = (canary is not None and prev.canary is not None and canary.revision == prev.canary.revision
                    and d.st.canaryStartedAt == prev.canaryStartedAt)
-    if not same_canary or d.st.promotingSince is not None or d.st.killSwitchActive or d.spec.killSwitch:
+    if (not same_canary or not receives(d.st) or d.st.promotingSince is not None or d.st.killSwitchActive
+            or d.spec.killSwitch):
         d.st.served = None
         return
     if d.obs.slos is None or prev.promotingSince is not None:
