@@ -11,6 +11,7 @@ real-node scenario; this is the control plane's half: routes, verdicts, rollback
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from integration.runtime.helpers import status, wait_phase
@@ -21,8 +22,8 @@ ERROR_RATE = {"name": "error-rate", "max": 0.05, "maxIncreaseOverBaseline": 0.03
               "maxNoDataDuration": "30s"}
 GATEWAY = {"router": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "inference", "namespace": "gateways"}]}}
 STEPS = [{"shadow": {"percent": 50}, "pause": "5s"}, {"weight": 50}, {"weight": 100}]
-# The healthy rollout holds each step for two 5s windows, so status.served is read at each of them.
-HELD_STEPS = [{"shadow": {"percent": 50}, "pause": "10s"}, {"weight": 50, "pause": "10s"}, {"weight": 100}]
+# The healthy rollout holds its steps long enough for whole 5s windows, so status.served is read at each of them.
+HELD_STEPS = [{"shadow": {"percent": 50}, "pause": "10s"}, {"weight": 50, "pause": "20s"}, {"weight": 100}]
 
 
 def counts(stack: Stack, namespace: str, name: str) -> tuple[int, int]:
@@ -85,12 +86,19 @@ def test_a_healthy_version_passes_its_shadow_step_with_no_user_on_it_then_takes_
     print(f"served in the shadow step: {served}")
     assert (served["canaryPercent"], served["canaryRequests"], served["weight"]) == (0.0, 0, 0), served
     assert served["stableRequests"] > 0 and 0 < served["mirroredPercent"] <= 75, served
-    # and at the 50% step, once a whole window ran at it, the canary served about half of the users' requests
+    # and at the 50% step, over a window that began once the simulator (the gateway) sent users to the canary,
+    # the canary served about half of the users' requests
+    wait_for("users answered by the canary", lambda: counts(stack, namespace, "mirrored")[0] > 0, timeout=60,
+             interval=0.1)
+    switched = datetime.now(UTC)
+    print(f"the 50% step started at {status(stack, namespace, 'mirrored').get('stepStartedAt')}, the simulator's "
+          f"users first got canary answers by {switched.isoformat()}")
+
     def served_at_fifty() -> dict[str, Any] | None:
         current = status(stack, namespace, "mirrored")
         served = current.get("served") or {}
-        at_fifty = current.get("canaryWeight") == 50 and served.get("weight") == 50 and not served.get("blended")
-        return served if at_fifty else None
+        after = served.get("at") and datetime.fromisoformat(served["at"]) >= switched + timedelta(seconds=5)
+        return served if current.get("canaryWeight") == 50 and served.get("weight") == 50 and after else None
 
     served = wait_for("a served share measured at the 50% step", served_at_fifty, timeout=60, interval=0.2)
     print(f"served at the 50% step: {served}")
