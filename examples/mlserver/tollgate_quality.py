@@ -11,7 +11,9 @@ port next to MLServer's own series, labelled model_name and model_version):
   finite number in 0..1), else 0; its _sum / _count is the share of invalid outputs.
 
 Use it in model-settings.json: `"implementation": "tollgate_quality.QualitySKLearnModel"` with this file
-beside it (MLServer puts the model folder on the import path). Responses are unchanged.
+beside it (MLServer puts the model folder on the import path). Responses are unchanged. Keep MLServer's
+`parallel_workers` at 1 or more (its default): with 0 (inference in the main process) MLServer 1.7.1 exports no
+custom metric, and the quality SLOs would see no data (a rollback under `onNoData: fail`).
 """
 
 from __future__ import annotations

@@ -27,7 +27,10 @@ for module in source.glob("*.py"):
 (model_dir / "model-settings.json").write_text(json.dumps(settings))
 (work / "settings.json").write_text(json.dumps({
     "http_port": int(os.environ.get("HTTP_PORT", "8080")), "grpc_port": 8081,
-    "metrics_port": int(os.environ.get("METRICS_PORT", "8082")), "parallel_workers": 0,
+    "metrics_port": int(os.environ.get("METRICS_PORT", "8082")),
+    # one inference worker process, not 0: with inference in the main process (0) MLServer exports no custom
+    # metric (mlserver.log), so the quality runtime's score histogram would never reach Prometheus
+    "parallel_workers": 1,
     "metrics_dir": str(work / "metrics"), "load_models_at_startup": True,
 }))
 print(f"model-server: serving {source} as model {settings['name']} version {version}", flush=True)
