@@ -33,7 +33,9 @@ mkdir -p "$CACHE" "$STORE"
 exec 8>"$CACHE/.build.lock"
 flock -n 8 || { log "waiting for another image build to finish"; flock 8; }
 B=(buildah --root "$STORE/storage" --runroot "$STORE/run" --storage-driver vfs)
-hash_of() { (cd "$REPO" && find "$@" -type f -not -path '*/__pycache__/*' -not -name '*.pyc' | LC_ALL=C sort |
+# Not egg-info: `make venv` writes operator/tollgate.egg-info (the image leaves it out, .dockerignore), so the
+# key depended on whether and when a checkout had made its virtualenv.
+hash_of() { (cd "$REPO" && find "$@" -type f -not -path '*/__pycache__/*' -not -path '*.egg-info/*' -not -name '*.pyc' | LC_ALL=C sort |
   xargs sha256sum | sha256sum | cut -c1-16); }
 start=$(date +%s)
 
