@@ -101,10 +101,12 @@ mkdir -p "$HOME/.cache/pip"
 # (examples/mlserver/tollgate_quality.py, one copy in the repository), staged together.
 model_ctx="$(mktemp -d)"
 trap 'rm -rf "${rootfs:-}" "$model_ctx"' EXIT  # (and the base's root filesystem, if built above)
-cp -r "$HERE/model-server/." "$REPO/examples/mlserver/tollgate_quality.py" "$model_ctx/"
+cp -r "$HERE/model-server/." "$REPO/examples/mlserver/tollgate_quality.py" "$REPO/examples/mlserver/requirements.txt" \
+  "$model_ctx/"
 build tollgate.local/model-server:v1 \
-  "$BASE_KEY-$(hash_of hack/images/model-server hack/images/versions.env examples/mlserver/tollgate_quality.py)" \
-  "$model_ctx" --volume "$HOME/.cache/pip:/root/.cache/pip" --build-arg "MLSERVER_VERSION=$MLSERVER_VERSION" \
+  "$BASE_KEY-$(hash_of hack/images/model-server hack/images/versions.env examples/mlserver/tollgate_quality.py \
+    examples/mlserver/requirements.txt)" \
+  "$model_ctx" --volume "$HOME/.cache/pip:/root/.cache/pip" \
   --build-arg "SCIKIT_LEARN_VERSION=$SCIKIT_LEARN_VERSION"
 build tollgate.local/loadgen:v1 "$BASE_KEY-$(hash_of hack/images/loadgen)" "$HERE/loadgen"
 log "done in $(( $(date +%s) - start ))s"
