@@ -136,7 +136,11 @@ def served_by_track(w: Any, sb: str) -> dict[str, int]:
             continue  # not serving (starting: its metrics port may not listen yet; or going away)
         track = pod["metadata"]["labels"]["tollgate.dev/track"]
         total = 0.0
-        for line in w.pod_metrics(pod, metrics_of(w)["port"]).splitlines():
+        try:
+            exposition = w.pod_metrics(pod, metrics_of(w)["port"])
+        except OSError:  # stopped between the listing and the read (a fallback's pod after the kill switch)
+            continue
+        for line in exposition.splitlines():
             m = INFER.match(line)
             if m and 'status_code="200"' in m["labels"] and re.search(r'path="[^"]*/infer"', m["labels"]):
                 total += float(m["value"])
