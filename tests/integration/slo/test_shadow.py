@@ -85,7 +85,9 @@ def test_a_healthy_version_passes_its_shadow_step_with_no_user_on_it_then_takes_
     served = wait_for("a served share measured in the shadow step", served_in_shadow, timeout=30, interval=0.2)
     print(f"served in the shadow step: {served}")
     assert (served["canaryPercent"], served["canaryRequests"], served["weight"]) == (0.0, 0, 0), served
-    assert served["stableRequests"] > 0 and 0 < served["mirroredPercent"] <= 75, served
+    # (mirroredPercent is not bounded here: over a window that began before the step (blended) or on a series
+    # younger than the window, Prometheus' extrapolated increase() read 137.8% for a 50% mirror in a CI run)
+    assert served["stableRequests"] > 0 and served["mirroredRequests"] > 0 and served["mirroredPercent"] > 0, served
     # and at the 50% step, over a window that began once the simulator (the gateway) sent users to the canary,
     # the canary served about half of the users' requests
     wait_for("users answered by the canary", lambda: counts(stack, namespace, "mirrored")[0] > 0, timeout=60,
