@@ -341,6 +341,9 @@ def test_kill_switch_and_model_rate_limit_through_the_gateway(world: World) -> N
     w.patch_spec(ns, "iris", {"traffic": {"rateLimit": limit}})
     wait_for("the model's limit in force", lambda: (w.status(ns, "iris").get("rateLimits") or {}).get("model") == limit
              and traefik_runs(w, "middlewares", "rate"), timeout=120, interval=1)
+    # Known gap (docs/gateway.md): while Traefik loads a route that names a Middleware its CRD provider has not
+    # loaded yet, it answers 404 (seen once: 57 of 300 during the burst); the limit is measured once it serves
+    wait_for("Traefik serves the limited route", lambda: 404 not in burst(w, sb, 20)[1], timeout=120, interval=2)
     served, codes = burst(w, sb, n, rps)
     bound = limit_bound(limit, n, rps)
     print(f"kill switch + rateLimit {limit}: served {served}, codes {codes}, bound {bound}")
