@@ -14,7 +14,7 @@ from tollgate.engine.dataplane import RATE_KEY_HEADER
 from tollgate.engine.observations import Controls
 
 from .conftest import BAD, GOOD, Sim, objects_of
-from .test_shadow import shadow_spec
+from .test_shadow import enter_shadow, shadow_spec
 
 TRAEFIK = GatewayDialect.TRAEFIK
 NAME = "fraud-scorer"
@@ -48,14 +48,6 @@ def named_before_the_route(sim: Sim) -> bool:
     kinds = [o["kind"] for o in apply.objects]
     return "TraefikService" in kinds and max(i for i, k in enumerate(kinds) if k in ("TraefikService", "Middleware")
                                              ) < kinds.index("HTTPRoute")
-
-
-def enter_shadow(sim: Sim) -> None:
-    sim.deploy_stable()
-    sim.set_version("2.0.0")
-    sim.step()
-    sim.step()
-    assert (sim.status.canaryWeight, sim.status.canaryMirror) == (0, 50), sim.status.message
 
 
 def never_request_mirror(sim: Sim) -> None:
