@@ -328,8 +328,9 @@ class ServedStatus(_Status):
     mirroredRequests: int | None = None
     """A shadow step: copies of live requests the canary answered over the window; no user got these answers."""
     mirroredPercent: float | None = None
-    """A shadow step: mirroredRequests / stableRequests x 100, rounded to 0.1: the percent of live requests
-    the canary got a copy of (below `mirror` when a canary rate limit drops copies)."""
+    """A shadow step: mirroredRequests / stableRequests x 100, rounded to 0.1, at most 100: the percent of live
+    requests the canary got a copy of (below `mirror` when a canary rate limit drops copies; over a blended
+    window the counts are estimates and can exceed it)."""
     window: str = ""
     """The analysis window the requests were counted over, e.g. 1m."""
     at: str | None = None

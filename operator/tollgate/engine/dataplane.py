@@ -21,9 +21,18 @@ traefik (docs/gateway.md): Traefik answers every request of a rule with a Reques
   (ExtensionRef filter): it sees every request of the model, whichever track answers; over it, 429.
 Both limits count in one bucket per Traefik replica: a Middleware `<name>-rate-key` sets the header the
 limits count by to the same value on every request, so a client cannot pick its own bucket (by default
-Traefik keeps one bucket per client IP, and a Host header is the client's to choose). The Traefik objects
-are rendered whenever the spec asks for what they carry (the mirror always), so the route never names a
-missing one; the route names them only while they are in force.
+Traefik keeps one bucket per client IP, and a Host header is the client's to choose).
+
+Every Traefik object is rendered from the model's first apply on, whether or not the spec asks for what it
+does: a limit the spec does not set is a Middleware at `average: 0`, which Traefik reads as no limit at all
+(ratelimiter.go: rate.Inf). The route names an object only while it is in force. Why: Traefik loads the
+route (Gateway provider) and the traefik.io objects (CRD provider) from two providers, each throttled on its
+own; a route naming an object created in the same apply can reach Traefik first, and Traefik then answers
+every request of the route 404 until the other provider catches up (seen on the real node: 57 of 300 while
+the platform switched a model limit on). Switching a limit or a mirror on therefore only makes the route
+name an object Traefik has run for as long as the model has existed, and changing a limit's value updates
+an object Traefik already holds. The objects go only when the dialect no longer wants them (the router or
+the chart's dialect changed: engine.rules.finish).
 """
 
 from __future__ import annotations
@@ -45,8 +54,8 @@ HTTP_ROUTE_API = f"{GATEWAY_GROUP}/v1"
 TRAEFIK_GROUP = "traefik.io"
 TRAEFIK_API = f"{TRAEFIK_GROUP}/v1alpha1"
 DATAPLANE_KINDS = frozenset({"TraefikService", "Middleware"})
-"""Kinds of the dialects' own objects (traefik): each is wanted only while the spec asks for what it does, so the
-engine removes the ones its desired objects no longer hold (engine.rules.finish)."""
+"""Kinds of the dialects' own objects (traefik): the engine removes the ones its desired objects no longer hold
+(another router or dialect; engine.rules.finish)."""
 RATE_KEY_HEADER = "X-Tollgate-Rate-Key"
 """The header both rate limits count by; set by the `<name>-rate-key` Middleware, whatever the client sent."""
 
@@ -146,35 +155,36 @@ def _traefik_object(spec: ModelDeploymentSpec, ctx: Context, kind: str, name: st
             "spec": body}
 
 
-def _rate_limit(per_second: int) -> Manifest:
+def _rate_limit(per_second: int | None) -> Manifest:
     """A token bucket of `per_second` requests a second holding at most one second's worth, one bucket for all
-    clients (keyed by the header the rate-key Middleware sets)."""
-    return {"rateLimit": {"average": per_second, "period": "1s", "burst": per_second,
+    clients (keyed by the header the rate-key Middleware sets). None: `average: 0`, which Traefik runs as no
+    limit, so the object exists (see the module docstring) and limits nothing."""
+    return {"rateLimit": {"average": per_second or 0, "period": "1s", "burst": per_second or 0,
                           "sourceCriterion": {"requestHeaderName": RATE_KEY_HEADER}}}
 
 
 def traefik_objects(spec: ModelDeploymentSpec, ctx: Context, traffic: RouteTraffic) -> list[Manifest]:
     """The traefik dialect's own objects, in the sandbox, labelled like every object of the ModelDeployment,
-    to apply before the route that names them. The mirroring service always (its percent 0 outside a shadow
-    step); the limits' objects whenever the spec sets the limit (at the spec's value)."""
+    to apply before the route that names them. All of them always (module docstring: the route may name
+    only objects Traefik already runs): the limits at the spec's values (off when unset), the mirroring
+    service at the plan's percent (0 outside a shadow step)."""
     port = spec.runtime.port
     stable = {"name": service_name(ctx, Track.STABLE), "port": port}
     canary: Manifest = {"name": service_name(ctx, Track.CANARY), "port": port}
-    limit = spec.traffic.canaryRateLimit
-    out: list[Manifest] = []
-    if limit is not None or spec.traffic.rateLimit is not None:
-        out.append(_traefik_object(spec, ctx, "Middleware", rate_key_name(ctx), {
-            "headers": {"customRequestHeaders": {RATE_KEY_HEADER: fit(ctx.name)}}}))
-    if limit is not None:
-        out.append(_traefik_object(spec, ctx, "Middleware", canary_rate_limit_name(ctx), _rate_limit(limit)))
-        canary = {**canary, "middlewares": [{"name": rate_key_name(ctx)}, {"name": canary_rate_limit_name(ctx)}]}
-        out.append(_traefik_object(spec, ctx, "TraefikService", canary_limited_name(ctx), {
-            "failover": {"service": canary, "fallback": stable, "errors": {"status": ["429"]}}}))
-    if spec.traffic.rateLimit is not None:
-        out.append(_traefik_object(spec, ctx, "Middleware", rate_limit_name(ctx), _rate_limit(spec.traffic.rateLimit)))
-    out.append(_traefik_object(spec, ctx, "TraefikService", mirror_service_name(ctx), {
-        "mirroring": {**stable, "mirrors": [{**canary, "percent": traffic.mirror}]}}))
-    return out
+    limited = {**canary, "middlewares": [{"name": rate_key_name(ctx)}, {"name": canary_rate_limit_name(ctx)}]}
+    return [
+        _traefik_object(spec, ctx, "Middleware", rate_key_name(ctx), {
+            "headers": {"customRequestHeaders": {RATE_KEY_HEADER: fit(ctx.name)}}}),
+        _traefik_object(spec, ctx, "Middleware", canary_rate_limit_name(ctx),
+                        _rate_limit(spec.traffic.canaryRateLimit)),
+        _traefik_object(spec, ctx, "TraefikService", canary_limited_name(ctx), {
+            "failover": {"service": limited, "fallback": stable, "errors": {"status": ["429"]}}}),
+        _traefik_object(spec, ctx, "Middleware", rate_limit_name(ctx), _rate_limit(spec.traffic.rateLimit)),
+        # the copies of a shadow step count against the canary's limit too, once the spec sets one
+        _traefik_object(spec, ctx, "TraefikService", mirror_service_name(ctx), {
+            "mirroring": {**stable, "mirrors": [{**(limited if spec.traffic.canaryRateLimit is not None else canary),
+                                                 "percent": traffic.mirror}]}}),
+    ]
 
 
 def http_route(spec: ModelDeploymentSpec, ctx: Context, traffic: RouteTraffic, dialect: GatewayDialect) -> Manifest:

@@ -16,7 +16,10 @@ Rules, first match wins:
 4. A shadow step (mirror > 0, weight 0): the canary's requests are copies of live requests whose answers
    no user got. canaryPercent 0.0 and canaryRequests 0 (users got stable's answers only);
    the copies are mirroredRequests and mirroredPercent = copies / stable requests x 100 (the percent of
-   live requests the canary got a copy of); with no stable request     -> None
+   live requests the canary got a copy of), at most 100: a live request gets one copy at most, and the
+   counts are Prometheus estimates (increase() extrapolates a series younger than the window, so a canary
+   whose pods started inside it can count more copies than there were requests: 137.8% was seen for a
+   50% mirror over a blended window); with no stable request           -> None
 5. Otherwise canaryPercent = canary / (canary + stable) x 100, rounded to 0.1: what users got. Set
    beside `weight` (the canary weight in force while measured), it shows a canary rate limit biting
    (weight 50, served 10: the gateway sent the rest to stable) or a replica split (weight 10, served 50).
@@ -74,7 +77,7 @@ def measure(
         at=format_time(now), blended=True if _blended(window, now, step_started) else None)
     if shadow:
         return served.model_copy(update={"mirror": mirror, "mirroredRequests": canary,
-                                         "mirroredPercent": round(canary / stable * 100, 1)})
+                                         "mirroredPercent": min(100.0, round(canary / stable * 100, 1))})
     return served
 
 

@@ -186,7 +186,46 @@ def deleted(sim: Sim) -> set[tuple[str, str]]:
     return {(ref.kind, ref.name) for d in sim.decisions for a in d.of_type(DeleteObjects) for ref in a.refs}
 
 
-def test_traefik_a_lifted_rate_limit_removes_its_objects_and_keeps_the_rest() -> None:
+ALL_TRAEFIK = {("Middleware", f"{NAME}-rate-key"), ("Middleware", f"{NAME}-canary-rate-limit"),
+               ("TraefikService", f"{NAME}-canary-limited"), ("Middleware", f"{NAME}-rate-limit"),
+               ("TraefikService", f"{NAME}-mirror")}
+
+
+def named(route: dict[str, Any]) -> set[tuple[str, str]]:
+    """The traefik objects a route names: TraefikService backendRefs and Middleware ExtensionRef filters."""
+    (only,) = route["spec"]["rules"]
+    out = {("TraefikService", b["name"]) for b in only["backendRefs"] if b.get("kind") == "TraefikService"}
+    return out | {("Middleware", f["extensionRef"]["name"]) for f in only.get("filters") or []
+                  if f["type"] == "ExtensionRef"}
+
+
+def test_traefik_a_route_names_only_objects_that_existed_before_its_apply() -> None:
+    # given a model running with no limit, in the traefik dialect
+    sim = Sim(limited_spec({"weight": 50}, {"weight": 100, "approval": "required"}), dialect=TRAEFIK)
+    sim.deploy_stable()
+    # then every Traefik object exists already, those the spec does not use limiting nothing
+    assert set(sim.dataplane_objects) == ALL_TRAEFIK
+    for name in (f"{NAME}-canary-rate-limit", f"{NAME}-rate-limit"):
+        assert last(sim, "Middleware", name)["spec"]["rateLimit"]["average"] == 0  # Traefik: no limit
+    assert named(last(sim, "HTTPRoute")) == set()
+    # when a canary runs and the platform switches both limits on (one spec change, as in an incident)
+    sim.set_version("2.0.0")
+    sim.settle()
+    existed = set(sim.dataplane_objects)
+    seen = len(sim.decisions)
+    sim.spec = sim.spec.model_copy(update={"traffic": sim.spec.traffic.model_copy(
+        update={"canaryRateLimit": 5, "rateLimit": 100})})
+    sim.settle()
+    # then the routes applied since name the limits' objects, and each was there before (Traefik runs it: a
+    # route naming an object Traefik's other provider has not loaded answers 404, docs/gateway.md)
+    routes = [r for d in sim.decisions[seen:] for r in objects_of(d, "HTTPRoute")]
+    assert named(routes[-1]) == {("TraefikService", f"{NAME}-canary-limited"), ("Middleware", f"{NAME}-rate-key"),
+                                 ("Middleware", f"{NAME}-rate-limit")}
+    assert all(named(r) <= existed for r in routes), [named(r) - existed for r in routes]
+    assert last(sim, "Middleware", f"{NAME}-rate-limit")["spec"]["rateLimit"]["average"] == 100
+
+
+def test_traefik_a_lifted_rate_limit_keeps_its_objects_limiting_nothing_and_unnamed() -> None:
     # given a canary limit and a model limit in force at a 50% step, and the traefik dialect
     sim = Sim(limited_spec({"weight": 50}, {"weight": 100, "approval": "required"}, canaryRateLimit=5, rateLimit=100),
               dialect=TRAEFIK)
@@ -194,18 +233,30 @@ def test_traefik_a_lifted_rate_limit_removes_its_objects_and_keeps_the_rest() ->
     sim.set_version("2.0.0")
     sim.settle()
     assert sim.status.canaryWeight == 50, sim.status.message
-    limit_objects = {("Middleware", f"{NAME}-canary-rate-limit"), ("TraefikService", f"{NAME}-canary-limited")}
-    assert limit_objects <= set(sim.dataplane_objects) and not deleted(sim)
-    # when the platform lifts the canary's limit
+    assert set(sim.dataplane_objects) == ALL_TRAEFIK and not deleted(sim)
+    # when the platform lifts both limits
+    sim.spec = sim.spec.model_copy(update={"traffic": sim.spec.traffic.model_copy(
+        update={"canaryRateLimit": None, "rateLimit": None})})
+    sim.settle()
+    # then the route names plain Services and no filter, and the limits' Middlewares limit nothing: one still
+    # named by a stale route or by hand would not go on limiting
+    assert refs(sim) == [("Service", f"{NAME}-stable", 50), ("Service", f"{NAME}-canary", 50)]
+    assert "filters" not in rule(sim)
+    for name in (f"{NAME}-canary-rate-limit", f"{NAME}-rate-limit"):
+        assert last(sim, "Middleware", name)["spec"]["rateLimit"]["average"] == 0
+    assert sim.status.rateLimits is None
+    assert set(sim.dataplane_objects) == ALL_TRAEFIK and not deleted(sim)
+
+
+def test_a_dialect_that_no_longer_wants_the_traefik_objects_removes_them() -> None:
+    # given a model with a canary limit in the traefik dialect
+    sim = Sim(limited_spec({"weight": 50}, {"weight": 100}, canaryRateLimit=5), dialect=TRAEFIK)
+    sim.deploy_stable()
+    assert set(sim.dataplane_objects) == ALL_TRAEFIK
+    # when the platform team moves the chart to the standard dialect (whose gateways have no such objects)
+    sim.dialect = GatewayDialect.STANDARD
     sim.spec = sim.spec.model_copy(update={"traffic": sim.spec.traffic.model_copy(update={"canaryRateLimit": None})})
     sim.settle()
-    # then its Middleware and failover service are deleted, while the model's limit and the mirror service stay
-    assert deleted(sim) == limit_objects
-    assert set(sim.dataplane_objects) == {("Middleware", f"{NAME}-rate-key"), ("Middleware", f"{NAME}-rate-limit"),
-                                          ("TraefikService", f"{NAME}-mirror")}
-    assert refs(sim) == [("Service", f"{NAME}-stable", 50), ("Service", f"{NAME}-canary", 50)]
-    # when the model's limit is lifted too, its Middleware and the rate key go, and the rule has no filter
-    sim.spec = sim.spec.model_copy(update={"traffic": sim.spec.traffic.model_copy(update={"rateLimit": None})})
-    sim.settle()
-    assert set(sim.dataplane_objects) == {("TraefikService", f"{NAME}-mirror")}
-    assert "filters" not in rule(sim)
+    # then every Traefik object of the model is deleted, and the route names plain Services
+    assert deleted(sim) == ALL_TRAEFIK and not sim.dataplane_objects
+    assert all(kind == "Service" for kind, _, _ in refs(sim)), refs(sim)

@@ -129,8 +129,8 @@ def _desired(d: Draft, policy: Policy, st: ModelDeploymentStatus) -> list[Action
     wanted_hpas = {o["metadata"]["name"] for o in workloads if o["kind"] == "HorizontalPodAutoscaler"}
     deletes.extend(ObjectRef(HPA_API, "HorizontalPodAutoscaler", name, ns)
                    for name in d.obs.autoscalers if name not in wanted_hpas)
-    # The traefik dialect's objects a limit no longer in the spec needed: removed (an unreferenced Middleware
-    # would do nothing, but one still named by a stale route or by hand would go on limiting).
+    # The traefik dialect's objects the desired objects no longer hold (the router or the chart's dialect
+    # changed): removed. A lifted limit keeps its objects, at `average: 0` (engine.dataplane).
     wanted_dataplane = {(o["kind"], o["metadata"]["name"]) for o in workloads if o["kind"] in DATAPLANE_KINDS}
     deletes.extend(ObjectRef(TRAEFIK_API, kind, name, ns)
                    for kind, name in d.obs.dataplane_objects if (kind, name) not in wanted_dataplane)
