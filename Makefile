@@ -45,8 +45,9 @@ e2e-node: venv testenv-build node-build gateway-build images ## the real node (r
 # e2e-node needs root and this host's kernel features; it fails (not skips) with what is missing, since CI runs it
 test: lint unit integration e2e e2e-node ## everything CI runs
 
-crds: venv ## regenerate crds/ from the pydantic models
+crds: venv ## regenerate crds/ from the pydantic models, and the chart's copy
 	$(PY) -m tollgate.api.crdgen --out crds
+	cp crds/*.yaml charts/tollgate/crds/
 
 testenv-build: ## build (or reuse from ~/.cache/tollgate) the control-plane binaries and Prometheus with Kubernetes discovery
 	bash hack/controlplane/build.sh >/dev/null
