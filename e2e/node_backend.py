@@ -125,6 +125,11 @@ class NodeWorld(KindWorld):
         assert self.shipped is not None
         return self.shipped.answered_versions(pod)
 
+    def answered_codes(self, pod: str) -> dict[int, int]:
+        """The status codes the load generator's clients got (shipped.answered_codes)."""
+        assert self.shipped is not None
+        return self.shipped.answered_codes(pod)
+
     def stop_load(self, pod: str) -> None:
         assert self.shipped is not None
         self.shipped.stop_load(pod)

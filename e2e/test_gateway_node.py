@@ -22,7 +22,9 @@ import math
 import os
 import re
 import time
+from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -233,6 +235,26 @@ def follow(w: Any, until: tuple[str, ...], timeout: float = 420) -> tuple[list[t
     raise AssertionError(f"rollout not {until} in {timeout}s: {st}\n{w.diagnostics()}")
 
 
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def answered_at_gateway(w: Any, sb: str, since: str) -> Counter[tuple[str, int]]:
+    """The requests clients sent through the Gateway since `since`, by the track whose answer they got and the
+    status they got, from Traefik's access log (gateway.access_log: mirrored copies are never in it). An
+    entry of another model's route, or without a service (e.g. a 404), counts under "other"."""
+    leaf = re.compile(re.escape(sb) + r"-iris-(stable|canary|fallback)-")
+    got: Counter[tuple[str, int]] = Counter()
+    for entry in gateway.access_log(w.kubeconfig, since):
+        m = leaf.search(str(entry.get("ServiceName") or ""))
+        got[(m[1] if m else "other", int(entry.get("DownstreamStatus") or 0))] += 1
+    return got
+
+
+def on_track(got: Counter[tuple[str, int]], track: str) -> int:
+    return sum(n for (t, _), n in got.items() if t == track)
+
+
 def verdicts(st: dict[str, Any]) -> list[tuple[Any, ...]]:
     """The last analysis in short: (SLO, verdict, canary value, baseline, samples, message)."""
     return [(x.get("name"), x.get("verdict"), x.get("value"), x.get("baseline"), x.get("samples"), x.get("message"))
@@ -243,11 +265,12 @@ def test_shadow_step_promotes_a_healthy_version_and_rolls_back_a_shifted_one_no_
     # given iris 1.0.0 behind the Gateway, every rollout starting with a shadow step of all live requests, and
     # clients sending requests through the Gateway (the load generator counts the model_version of each answer)
     w = deploy_through_gateway(world, SHADOW_STEPS, SHADOW_SLOS)
-    ns = w.namespace
+    ns, sb = w.namespace, sandbox(w)
     load = w.start_load(ns, "iris", through_gateway=True)
     try:
         wait_for("stable serving", lambda: w.served(ns, "iris", "stable") > 0, timeout=120, interval=1)
         # when a healthy version is released
+        healthy_from = utc_now()
         w.set_version(ns, "iris", "1.1.0")
         seen, st = follow(w, ("Succeeded", "RolledBack"))
         # then it went through the shadow step (no user on it, every request copied) to 50% and 100%
@@ -256,8 +279,13 @@ def test_shadow_step_promotes_a_healthy_version_and_rolls_back_a_shifted_one_no_
         assert seen.index((0, 100)) < seen.index((50, 0)) < seen.index((100, 0)), seen
         wait_for("1.1.0 serving as stable", lambda: w.served(ns, "iris", "stable", "1.1.0") > 0, timeout=120,
                  interval=1)
+        # and the gateway's count sees a canary's answers when users get them (its 50% step): the count can fail
+        healthy = answered_at_gateway(w, sb, healthy_from)
+        print(f"answered at the gateway during 1.1.0's rollout: {dict(healthy)}")
+        assert healthy[("canary", 200)] > 0 and healthy[("stable", 200)] > 0, healthy
         before = w.answered_versions(load)
         # when a version whose scores are shifted is released (HTTP 200, valid outputs, wrong answers)
+        shifted_from = utc_now()
         w.set_version(ns, "iris", "4.0.0")
         seen, st = follow(w, ("RolledBack", "Succeeded"))
         # then it is rolled back in the shadow step, on the score shift of the copies it answered
@@ -277,7 +305,12 @@ def test_shadow_step_promotes_a_healthy_version_and_rolls_back_a_shifted_one_no_
         print(f"answers by model version: before 4.0.0 {before}, after its rollback {after}")
         assert after.get("4.0.0", 0) == 0, after
         assert after.get("1.1.0", 0) > before.get("1.1.0", 0), (before, after)
-        print("gateway access log (last lines):\n" + gateway.pod_logs(w.kubeconfig, tail=5))
+        # and at the gateway: of the requests clients sent since 4.0.0 was released, Traefik answered none from
+        # the canary's Service (4.0.0's pods), every one from stable's
+        shifted = answered_at_gateway(w, sb, shifted_from)
+        print(f"answered at the gateway since 4.0.0 was released: {dict(shifted)}")
+        assert on_track(shifted, "canary") == 0, shifted
+        assert shifted[("stable", 200)] > 0 and shifted[("stable", 200)] == sum(shifted.values()), shifted
     finally:
         w.stop_load(load)
 
@@ -337,13 +370,21 @@ def test_kill_switch_and_model_rate_limit_through_the_gateway(world: World) -> N
     # then every request through the Gateway is answered by the fallback's pods
     got = measure(w, sb)
     assert got.get("fallback") == BATCH and not got.get("stable"), got
-    # when the platform team also limits the model's rate
-    w.patch_spec(ns, "iris", {"traffic": {"rateLimit": limit}})
-    wait_for("the model's limit in force", lambda: (w.status(ns, "iris").get("rateLimits") or {}).get("model") == limit
-             and traefik_runs(w, "middlewares", "rate"), timeout=120, interval=1)
-    # Known gap (docs/gateway.md): while Traefik loads a route that names a Middleware its CRD provider has not
-    # loaded yet, it answers 404 (seen once: 57 of 300 during the burst); the limit is measured once it serves
-    wait_for("Traefik serves the limited route", lambda: 404 not in burst(w, sb, 20)[1], timeout=120, interval=2)
+    # when the platform team also limits the model's rate, in the middle of traffic (clients at 30/s)
+    load = w.start_load(ns, "iris", rps=30, through_gateway=True)
+    try:
+        wait_for("the clients answered", lambda: w.answered_codes(load).get(200, 0) > 0, timeout=60, interval=1)
+        w.patch_spec(ns, "iris", {"traffic": {"rateLimit": limit}})
+        wait_for("the model's limit in force", lambda: (w.status(ns, "iris").get("rateLimits") or {}).get("model")
+                 == limit and w.answered_codes(load).get(429, 0) > 0, timeout=120, interval=1)
+        time.sleep(6)  # the load generator reports every 5 s
+        live = w.answered_codes(load)
+    finally:
+        w.stop_load(load)
+    # then the clients got answers and refusals while the limit came into force, never a route Traefik could not
+    # serve (a route naming a Middleware Traefik had not loaded yet answered 404: docs/gateway.md)
+    print(f"clients at 30/s while rateLimit {limit} was switched on: codes {live}")
+    assert set(live) == {200, 429}, live
     served, codes = burst(w, sb, n, rps)
     bound = limit_bound(limit, n, rps)
     print(f"kill switch + rateLimit {limit}: served {served}, codes {codes}, bound {bound}")

@@ -84,7 +84,9 @@ def static_config(*, web: str = f":{WEB_PORT}", admin: str = f":{ADMIN_PORT}",
         "metrics": {"prometheus": {"entryPoint": "traefik", "addServicesLabels": True,
                                    "addRoutersLabels": True}},
         "log": {"level": "INFO"},
-        "accessLog": {},
+        # one JSON line per request a client sent, naming the leaf service that answered it (ServiceName,
+        # ServiceURL) and the status the client got: the count at the gateway (access_log)
+        "accessLog": {"format": "json"},
         "providers": {
             "kubernetesGateway": {"statusAddress": {"ip": status_ip}, "throttleDuration": "0s"},
             # Middlewares (ExtensionRef filters) and TraefikServices (backendRefs); no cluster-scoped
@@ -248,6 +250,21 @@ def install(kubeconfig: str, node_bin: Path, cache: Path | None = None) -> Insta
 
 def pod_logs(kubeconfig: str, tail: int = 200) -> str:
     return _kubectl(kubeconfig, "logs", "-n", NAMESPACE, "deploy/traefik", f"--tail={tail}")
+
+
+def access_log(kubeconfig: str, since: str) -> list[dict[str, Any]]:
+    """The access-log entries Traefik wrote since `since` (RFC 3339): one per request a client sent, with the
+    status the client got (DownstreamStatus) and the leaf service that answered it (ServiceName, ServiceURL).
+
+    Mirrored copies never appear: Traefik sends them after the client's answer, from a context whose
+    access-log table it has cleared (pkg/server/service/loadbalancer/mirror/mirror.go), so an entry's
+    service is the one whose answer the client got."""
+    out = _kubectl(kubeconfig, "logs", "-n", NAMESPACE, "deploy/traefik", f"--since-time={since}")
+    entries = []
+    for line in out.splitlines():
+        if line.startswith("{") and '"DownstreamStatus"' in line:
+            entries.append(json.loads(line))
+    return entries
 
 
 # --- as a host process, against a plain control plane ------------------------------------------------------

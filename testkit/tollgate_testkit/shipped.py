@@ -131,14 +131,25 @@ class ShippedStack:
         self.kubectl("apply", "-f", "-", stdin=json.dumps(manifest))
         return pod
 
+    def _last_report(self, pod: str) -> str:
+        """A load generator's last report line (`loadgen: sent=<n> codes={...} versions={...}`), or ''."""
+        logs = str(self.kubectl("logs", pod, "-n", TRAFFIC_NS, check=False).stdout).strip().splitlines()
+        reports = [line for line in logs if line.startswith("loadgen:") and "versions=" in line]
+        return reports[-1] if reports else ""
+
     def answered_versions(self, pod: str) -> dict[str, int]:
         """The model versions whose answers a load generator's clients got so far (its last report line:
         `versions={...}`, from the model_version of each 200 answer)."""
-        logs = str(self.kubectl("logs", pod, "-n", TRAFFIC_NS, check=False).stdout).strip().splitlines()
-        reports = [line for line in logs if line.startswith("loadgen:") and "versions=" in line]
-        if not reports:
+        report = self._last_report(pod)
+        found: dict[str, int] = ast.literal_eval(report.split("versions=", 1)[1]) if report else {}
+        return found
+
+    def answered_codes(self, pod: str) -> dict[int, int]:
+        """The status codes a load generator's clients got so far (0: no answer), from its last report line."""
+        report = self._last_report(pod)
+        if not report:
             return {}
-        found: dict[str, int] = ast.literal_eval(reports[-1].split("versions=", 1)[1])
+        found: dict[int, int] = ast.literal_eval(report.split("codes=", 1)[1].split(" versions=", 1)[0])
         return found
 
     def stop_load(self, pod: str) -> None:
