@@ -72,7 +72,7 @@ testenv-down: ## stop every process testenv-up started and remove its data
 	$(PY) -m tollgate_testkit.controlplane down --dir .testenv
 
 # REAL_NODE=1: the same story with real pods and requests, the operator installed by its chart (root)
-demo: venv testenv-build $(if $(filter 1,$(REAL_NODE)),node-build images) ## the main job: a live rollout on the local control plane
+demo: venv testenv-build $(if $(filter 1,$(REAL_NODE)),node-build gateway-build images) ## the main job: a live rollout on the local control plane
 	$(PY) -m tollgate_testkit.demo
 
 bench: venv testenv-build ## benchmarks; figures in bench/results/*.json
