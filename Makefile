@@ -8,7 +8,7 @@ export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/testkit
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 PY_DIRS := $(wildcard operator testkit tests e2e bench hack)
 
-.PHONY: help venv lint fmt unit integration e2e e2e-node test crds crds-check testenv-build node-build gateway-build images testenv-up testenv-down demo bench clean
+.PHONY: help venv lint fmt unit integration e2e e2e-node test crds crds-check testenv-build node-build gateway-build images testenv-up testenv-down demo bench flagger-build clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -75,8 +75,11 @@ testenv-down: ## stop every process testenv-up started and remove its data
 demo: venv testenv-build $(if $(filter 1,$(REAL_NODE)),node-build gateway-build images) ## the main job: a live rollout on the local control plane
 	$(PY) -m tollgate_testkit.demo
 
-bench: venv testenv-build ## benchmarks; figures in bench/results/*.json
+bench: venv testenv-build flagger-build ## benchmarks; figures in bench/results/*.json
 	$(PY) bench/run.py
+
+flagger-build: ## build (or reuse from ~/.cache/tollgate/flagger) Flagger v1.41.0, the peer of bench/flagger_peer.py
+	bash hack/flagger/build.sh >/dev/null
 
 clean:
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis

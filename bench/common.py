@@ -45,12 +45,18 @@ class Sizes:
     analysis_interval: float = 1.0
     never_ready_runs: int = 3
     never_ready_deadline: float = 10.0
+    peer_runs: int = 20
+    """flagger_peer: fault runs per side (median and p95 of apply -> canary weight 0)."""
+    peer_healthy: int = 5
+    """flagger_peer: healthy objects per side and traffic level (false rollbacks at thin and heavy traffic)."""
+    peer_idle_window: float = 120.0
 
 
 FULL = Sizes("full", rollback_runs=20, rollback_lanes=4, canaries=50, bulk=1000, bulk_first=100,
              idle_window=120.0, prom_window=30.0)
 QUICK = Sizes("quick", rollback_runs=5, rollback_lanes=2, canaries=10, bulk=20, bulk_first=5,
-              idle_window=30.0, prom_window=10.0, never_ready_runs=2)
+              idle_window=30.0, prom_window=10.0, never_ready_runs=2, peer_runs=2, peer_healthy=1,
+              peer_idle_window=30.0)
 
 
 def scaled(base: Sizes, scale: float) -> Sizes:

@@ -8,7 +8,9 @@
 Benchmarks: rollback_latency, never_ready, prometheus_queries (control plane A, with Prometheus
 scraping the traffic simulator), bulk (with its baseline), memory, api_load, restart (fresh control
 planes B and C), verdicts (false rollbacks and detection of the verdict rules on the simulator's
-traffic; no cluster). The README table is regenerated from whatever result files exist.
+traffic; no cluster), flagger_peer (Flagger v1.41.0 beside the operator on a fresh control plane D; it
+prints its expected duration at its start: about 25 min at full size). The README table is regenerated
+from whatever result files exist.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import flagger_peer
 import latency
 import report
 import scale
@@ -35,6 +38,7 @@ from tollgate_testkit.stack import running_stack
 LATENCY = ("rollback_latency", "never_ready", "prometheus_queries")
 SCALE = ("bulk", "memory", "api_load", "restart")
 VERDICTS = ("verdicts",)
+PEER = ("flagger_peer",)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", default="", help="comma-separated benchmark names")
     p.add_argument("--scrape-interval", type=float, default=None, help="S in seconds (default 1)")
     p.add_argument("--analysis-interval", type=float, default=None, help="I in seconds (default 1)")
+    p.add_argument("--peer-runs", type=int, default=None, help="flagger_peer: fault runs per side (default 20)")
     a = p.parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so the control planes, Prometheus and operators started here stop too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -55,11 +60,13 @@ def main(argv: list[str] | None = None) -> int:
         sizes = replace(sizes, scrape_interval=a.scrape_interval)
     if a.analysis_interval:
         sizes = replace(sizes, analysis_interval=a.analysis_interval)
-    only = set(filter(None, a.only.split(","))) or set(LATENCY + SCALE + VERDICTS)
+    if a.peer_runs:
+        sizes = replace(sizes, peer_runs=a.peer_runs)
+    only = set(filter(None, a.only.split(","))) or set(LATENCY + SCALE + VERDICTS + PEER)
     if "verdicts" in only:
         log("running verdicts")
         verdicts.main(["--quick"] if a.quick else [])
-    if not only & set(LATENCY + SCALE):
+    if not only & set(LATENCY + SCALE + PEER):
         if not os.environ.get("BENCH_RESULTS"):  # a development run leaves the table alone
             report.write_readme()
         return 0
@@ -95,6 +102,15 @@ def main(argv: list[str] | None = None) -> int:
             r.machine = facts
             r.duration_s = round(time.monotonic() - started, 1)
             r.write()
+    if "flagger_peer" in only:
+        started = time.monotonic()
+        log("running flagger_peer (its own control plane D)")
+        directory = Path(tempfile.mkdtemp(prefix="tollgate-bench-peer-"))
+        with controlplane.running(directory) as state, running_stack(
+                kubeconfig=str(state.kubeconfig), scrape_interval=1.0, with_operator=True) as stack:
+            finish(flagger_peer.run(stack, api_client(stack.kubeconfig), runs=sizes.peer_runs,
+                                    healthy=sizes.peer_healthy, idle_window=sizes.peer_idle_window,
+                                    sizes_name=sizes.name, params=params), started)
     if not os.environ.get("BENCH_RESULTS"):  # a development run leaves the table alone
         report.write_readme()
     return 0
