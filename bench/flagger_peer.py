@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import threading
 import time
@@ -114,7 +115,7 @@ def per_object_per_minute(requests: int, objects: int, seconds: float) -> float:
 
 def ratio(peer: float, ours: float) -> float | None:
     """How many times longer the peer takes (peer / ours); None when ours is 0 or either is missing."""
-    if not ours or ours != ours or peer != peer:
+    if not ours or math.isnan(ours) or math.isnan(peer):
         return None
     return round(peer / ours, 2)
 
@@ -305,7 +306,7 @@ def _healthy_round(sides: _Sides, count: int, round_no: int) -> dict[str, Any]:
                 sides.apply_md(name, version, rate=rate)
                 sides.wait(f"{name} decided", lambda: (
                     _phase_in(sides.md_status(name), ("RolledBack",))
-                    or (_phase_in(sides.md_status(name), ("Stable",))
+                    or (_phase_in(sides.md_status(name), ("Succeeded", "Stable"))
                         and (sides.md_status(name).get("stable") or {}).get("version") == version)), 600)
                 verdict = "rolled back" if _phase_in(sides.md_status(name), ("RolledBack",)) else "promoted"
             else:

@@ -34,7 +34,7 @@ ROWS = (
     ("verdicts", "detected_errors+2pp_heavy_raw-wide", "Errors +2 pp detected, heavy traffic (raw, 2 pp margin)"),
     ("verdicts", "ttd_p50_p99+20%_heavy_tollgate", "p99 +20%: time to detect p50, heavy (s, Tollgate)"),
     ("verdicts", "ttd_p50_p99+20%_heavy_raw", "p99 +20%: time to detect p50, heavy (s, raw rule)"),
-    ("flagger_peer", "tollgate_apply_to_zero_p50_s", "Peer: apply of a faulty version to canary weight 0, p50 (s, Tollgate)"),
+    ("flagger_peer", "tollgate_apply_to_zero_p50_s", "Peer: apply of a faulty version to weight 0, p50 (s, Tollgate)"),
     ("flagger_peer", "tollgate_apply_to_zero_p95_s", "Peer: apply to weight 0, p95 (s, Tollgate)"),
     ("flagger_peer", "flagger_apply_to_zero_p50_s", "Peer: apply to weight 0, p50 (s, Flagger v1.41.0)"),
     ("flagger_peer", "flagger_apply_to_zero_p95_s", "Peer: apply to weight 0, p95 (s, Flagger v1.41.0)"),
