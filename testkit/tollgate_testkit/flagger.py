@@ -25,7 +25,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from tollgate_testkit.simulator import MDKey, Obj, PodRef, SplitSource, TrackShare, TrafficSplit
 
@@ -80,20 +80,20 @@ def flagger_split(canary: Obj, *, deployments: Sequence[Obj] = (), routes: Seque
     app_track = {primary: "stable", name: "canary"}
     refs = []
     for p in pods:
-        track = app_track.get(_get(p, "metadata", "labels", SELECTOR_LABEL))
+        pod_track = app_track.get(_get(p, "metadata", "labels", SELECTOR_LABEL))
         ready = any(c.get("type") == "Ready" and c.get("status") == "True"
                     for c in _get(p, "status", "conditions") or [])
-        if track and ready and not _get(p, "metadata", "deletionTimestamp"):
-            refs.append(PodRef(_get(p, "metadata", "namespace") or ns, _get(p, "metadata", "name"), track))
+        if pod_track and ready and not _get(p, "metadata", "deletionTimestamp"):
+            refs.append(PodRef(_get(p, "metadata", "namespace") or ns, _get(p, "metadata", "name"), pod_track))
     route = next((r for r in routes if _get(r, "metadata", "name") == name), None)
     weights: dict[str, float] = {}
     if route is not None:
         for rule in _get(route, "spec", "rules") or []:
             for ref in rule.get("backendRefs") or []:
                 ref_name = ref.get("name", "")
-                track = "stable" if ref_name == primary else "canary" if ref_name == f"{name}-canary" else None
-                if track:
-                    weights[track] = weights.get(track, 0.0) + float(ref.get("weight", 1))
+                ref_track = "stable" if ref_name == primary else "canary" if ref_name == f"{name}-canary" else None
+                if ref_track:
+                    weights[ref_track] = weights.get(ref_track, 0.0) + float(ref.get("weight", 1))
         source = "httproute"
     else:
         weights = {"stable" if primary in by_name else "canary": 1.0}
@@ -140,11 +140,12 @@ class FlaggerSplits:
     def resync(self) -> None:
         ns = self._namespace
         to_dict = self._core.api_client.sanitize_for_serialization
-        canaries = self._custom.list_namespaced_custom_object("flagger.app", "v1beta1", ns, "canaries")["items"]
+        canaries: list[Obj] = cast(Any, self._custom.list_namespaced_custom_object(
+            "flagger.app", "v1beta1", ns, "canaries"))["items"]
         deployments = [to_dict(d) for d in self._apps.list_namespaced_deployment(ns).items]
         pods = [to_dict(p) for p in self._core.list_namespaced_pod(ns, label_selector=f"{PEER_LABEL}=flagger").items]
-        routes = self._custom.list_namespaced_custom_object("gateway.networking.k8s.io", "v1", ns,
-                                                           "httproutes")["items"]
+        routes: list[Obj] = cast(Any, self._custom.list_namespaced_custom_object(
+            "gateway.networking.k8s.io", "v1", ns, "httproutes"))["items"]
         splits = {}
         for c in canaries:
             split = flagger_split(c, deployments=deployments, routes=routes, pods=pods)
