@@ -53,11 +53,17 @@ BENCH_AGENT = "tollgate-bench/"
 FLAGGER_AGENT = "flagger/"
 OPERATOR_AGENTS = ("tollgate-operator/", "kopf/")
 GATEWAY = {"name": "inference", "namespace": "gateways"}
-RUN_BUDGET_S = {"tollgate": 40.0, "flagger": 60.0}
-"""Rough wall time of one fault run per side (phase wait, rollback, settling); for the duration estimate."""
+RUN_BUDGET_S = {"tollgate": 30.0, "flagger": 50.0}
+"""Wall time of one fault run per side (random phase, rollback, audit flush, Flagger's scale-down), from the
+quick run of 2026-12-02 (Flagger 40-60 s, Tollgate 20-25 s); the lanes run side by side."""
 
 
 # --- pure parts (unit-tested) ------------------------------------------------------------------------
+def _seconds(duration: str) -> float:
+    """`60s` or `2m` as seconds."""
+    return float(duration[:-1]) * (60.0 if duration.endswith("m") else 1.0)
+
+
 @dataclass(frozen=True)
 class RouteWrite:
     """One HTTPRoute write as the audit log recorded it: receive time (epoch s) and the stored canary weight."""
@@ -123,8 +129,8 @@ def ratio(peer: float, ours: float) -> float | None:
 def estimate_duration_s(runs: int, healthy: int, idle_window: float) -> float:
     """Wall time of the benchmark: set-up, the two fault lanes side by side (the slower one sets the pace),
     one healthy round (every healthy object at once) and the idle window."""
-    setup, healthy_round = 90.0, 150.0 if healthy else 0.0
-    return setup + runs * max(RUN_BUDGET_S.values()) + healthy_round + idle_window + 10
+    setup, healthy_round = 60.0 + _seconds(WINDOW) + 5, 120.0 if healthy else 0.0
+    return setup + runs * max(RUN_BUDGET_S.values()) + healthy_round + idle_window + 15
 
 
 # --- manifests ---------------------------------------------------------------------------------------
@@ -403,6 +409,9 @@ def run(stack: Any, api: Any, *, runs: int, healthy: int, idle_window: float, si
                 sides.apply_md(f"th-{level}-{i}", "9.0.0", rate=rate)
                 sides.apply_deployment(f"fh-{level}-{i}", "8.0.0")
                 sides.apply_canary(f"fh-{level}-{i}", rate=rate)
+        # Before Flagger initialised it, the target Deployment's own pods (the healthy first version) served
+        # the traffic; within one window they would dilute the first faulty canary's error rate.
+        time.sleep(_seconds(WINDOW) + 5)
         per_run: dict[str, list[dict[str, Any]]] = {"tollgate": [], "flagger": []}
 
         def lane(side: str) -> None:

@@ -95,3 +95,7 @@ def test_manifests_carry_the_same_settings_on_both_sides() -> None:
 
 def test_the_duration_estimate_grows_with_the_runs() -> None:
     assert fp.estimate_duration_s(20, 5, 120) > fp.estimate_duration_s(2, 1, 30)
+
+
+def test_durations_in_seconds() -> None:
+    assert fp._seconds("60s") == 60.0 and fp._seconds("2m") == 120.0
