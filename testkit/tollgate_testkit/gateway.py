@@ -23,7 +23,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from tollgate_testkit import ociimage, procs
+from tollgate_testkit import controlplane, ociimage, procs
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "hack" / "gateway" / "build.sh"
@@ -185,9 +184,7 @@ def manifests(image: str) -> list[dict[str, Any]]:
 
 
 def _kubectl(kubeconfig: str, *args: str, stdin: str | None = None) -> str:
-    from tollgate_testkit.controlplane import _kubectl as kubectl
-
-    return kubectl(kubeconfig, *args, stdin=stdin)
+    return controlplane._kubectl(kubeconfig, *args, stdin=stdin)
 
 
 def install_crds(kubeconfig: str, cache: Path) -> None:
@@ -206,16 +203,8 @@ def gateway_programmed(kubeconfig: str, namespace: str = NAMESPACE) -> bool:
 
 
 def _wait(what: str, check: Any, timeout: float = 180.0) -> None:
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except Exception as exc:  # not there yet: the API answers 404 until it is created
-            last = exc
-        time.sleep(0.5)
-    raise RuntimeError(f"gateway: {what} not ready in {timeout:.0f}s: {last}")
+    """controlplane's wait (a check that raises is not there yet: the API answers 404 until it is created)."""
+    controlplane._wait(f"gateway: {what}", check, timeout)
 
 
 @dataclass(frozen=True)
