@@ -20,6 +20,8 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
 source "$HERE/versions.env"
+# shellcheck source=../lib/lock.sh
+source "$HERE/../lib/lock.sh"
 
 GO_VERSION="$(go env GOVERSION)"
 KEY="traefik-${TRAEFIK_VERSION}_http-auth-${TRAEFIK_GO_HTTP_AUTH##*-}_${GO_VERSION}"
@@ -29,8 +31,7 @@ log() { echo "gateway: $*" >&2; }
 # One build at a time per cache: .ci/run starts this build in its background lane, and `make integration`
 # (gateway-build) calls it again; the second waits for the first, then finds the cache complete.
 mkdir -p "$(dirname "$OUT")"
-exec 8>"$(dirname "$OUT")/.build.lock"
-flock -n 8 || { log "waiting for another build of Traefik to finish"; flock 8; }
+one_build_at_a_time "$(dirname "$OUT")/.build.lock" "Traefik"
 
 complete() { [[ -f "$OUT/.complete" && -x "$OUT/bin/traefik" && -s "$OUT/crds/traefik.io.yaml" ]]; }
 if complete; then

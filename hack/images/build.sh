@@ -17,6 +17,8 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
 # shellcheck source=versions.env
 source "$HERE/versions.env"
+# shellcheck source=../lib/lock.sh
+source "$HERE/../lib/lock.sh"
 CACHE="${TOLLGATE_CACHE:-$HOME/.cache/tollgate}/images"
 STORE="${TOLLGATE_BUILDAH_ROOT:-/var/tmp/tollgate-buildah}"
 log() { echo "images: $*" >&2; }
@@ -30,8 +32,7 @@ fi
 mkdir -p "$CACHE" "$STORE"
 # One build at a time (buildah's store and the archives): .ci/run starts this build in the background
 # while the first tests run, and `make e2e-node` calls it again; the second waits, then reuses the archives.
-exec 8>"$CACHE/.build.lock"
-flock -n 8 || { log "waiting for another image build to finish"; flock 8; }
+one_build_at_a_time "$CACHE/.build.lock" "the images"
 B=(buildah --root "$STORE/storage" --runroot "$STORE/run" --storage-driver vfs)
 # Not egg-info: `make venv` writes operator/tollgate.egg-info (the image leaves it out, .dockerignore), so the
 # key depended on whether and when a checkout had made its virtualenv.

@@ -20,6 +20,8 @@ source "$HERE/../controlplane/versions.env"
 source "$HERE/versions.env"
 # shellcheck source=../lib/k8s.sh
 source "$HERE/../lib/k8s.sh"
+# shellcheck source=../lib/lock.sh
+source "$HERE/../lib/lock.sh"
 
 GO_VERSION="$(go env GOVERSION)"
 KEY="k8s-${K8S_VERSION}_containerd-${CONTAINERD_VERSION}_kube-router-${KUBE_ROUTER_VERSION}_coredns-${COREDNS_VERSION}_${GO_VERSION}"
@@ -32,8 +34,7 @@ log() { echo "node: $*" >&2; }
 # One build at a time per cache: .ci/run starts this build in the background while the first tests
 # run, and `make e2e-node` calls it again; the second waits for the first, then finds the cache complete.
 mkdir -p "$(dirname "$OUT")"
-exec 8>"$(dirname "$OUT")/.build.lock"
-flock -n 8 || { log "waiting for another build of the node parts to finish"; flock 8; }
+one_build_at_a_time "$(dirname "$OUT")/.build.lock" "the node parts"
 
 complete() {
   [[ -f "$OUT/.complete" ]] || return 1
