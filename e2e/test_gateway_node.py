@@ -237,7 +237,7 @@ def follow(w: Any, until: tuple[str, ...], timeout: float = 420) -> tuple[list[t
 
 def stepped(st: dict[str, Any]) -> list[tuple[int, bool]]:
     """Each step the rollout entered, from status.timeline: (canary weight, a shadow step)."""
-    return [(int(e.get("weight") or 0), "shadow" in str(e.get("message")))
+    return [(int(e.get("weight") or 0), ": shadow, " in str(e.get("message")))  # engine.rules.steps' wording
             for e in st.get("timeline") or [] if e["reason"] == "StepAdvanced"]
 
 
