@@ -290,6 +290,13 @@ def test_shadow_step_promotes_a_healthy_version_and_rolls_back_a_shifted_one_no_
         # and the gateway's count sees a canary's answers when users get them (its 50% step): the count can fail
         healthy = answered_at_gateway(w, sb, healthy_from)
         print(f"answered at the gateway during 1.1.0's rollout: {dict(healthy)}")
+        failed = [{k: e.get(k) for k in ("StartUTC", "DownstreamStatus", "ServiceURL")}
+                  for e in gateway.access_log(w.kubeconfig, healthy_from) if int(e.get("DownstreamStatus") or 0) != 200]
+        timeline = [(e.get("at"), e.get("reason"), e.get("weight")) for e in st.get("timeline") or []]
+        # and no user got an error from it, promotion included: the promotion waits until stable's new pods are
+        # Ready (not the old pod's Ready count), and a replaced pod drains before its server stops (seen before
+        # both: 24 answers 500/502 from stable's old pod, 11 s after a promotion declared in 0.5 s)
+        assert not failed, (failed[:5], len(failed), timeline)
         assert healthy[("canary", 200)] > 0 and healthy[("stable", 200)] > 0, healthy
         before = w.answered_versions(load)
         # when a version whose scores are shifted is released (HTTP 200, valid outputs, wrong answers)

@@ -120,6 +120,15 @@ class TrafficPlan:
                                rate_limit=self.rate_limit)
 
 
+DRAIN_SECONDS = 5
+"""How long a model-server pod being removed keeps serving before its server is told to stop (a preStop
+sleep; the grace period is the default 30 s). The pod leaves the Service's endpoints when it starts
+terminating, but a gateway or kube-proxy reloads its endpoints moments later, and a server that stops at
+once answers what still reaches it with 500s and then refused connections: seen on the real node while a
+promoted stable's old pod was replaced, 24 requests through Traefik in 1.6 s. Five seconds covers the
+endpoint propagation of kube-proxy and of Traefik (providers throttled at 2 s by default)."""
+
+
 def deployment_name(ctx: Context, track: Track) -> str:
     return fit(f"{ctx.name}-{track.value}")
 
@@ -145,6 +154,8 @@ def _container(spec: ModelDeploymentSpec, ref: RevisionRef) -> Manifest:
         "env": env,
         "ports": [{"name": "http", "containerPort": runtime.port, "protocol": "TCP"}],
         **container_probes(spec, runtime.readinessPath),
+        # a pod being removed keeps serving while the data plane stops sending to it (DRAIN_SECONDS)
+        "lifecycle": {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}},
         "securityContext": restricted_container(),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, *([server_mount(spec)] if fetched else [])],
     }

@@ -185,11 +185,12 @@ class Registry:
             spec = body.get("spec") or {}
             status = body.get("status") or {}
             fresh = (status.get("observedGeneration") or 0) >= (meta.get("generation") or 0)
+            updated = int(status.get("updatedReplicas") or 0) if fresh else 0
             obs = TrackObservation(
                 revision=labels.get(resource.LABEL_REVISION),
                 desired=int(spec.get("replicas") or 0),
-                ready=int(status.get("readyReplicas") or 0) if fresh else 0,
-                updated=int(status.get("updatedReplicas") or 0) if fresh else 0,
+                ready=ready_on_template(status, updated) if fresh else 0,
+                updated=updated,
             )
             if self.tracks.get(key) == obs:
                 return None
@@ -338,6 +339,18 @@ class Registry:
             return None if route is None else route_routing({"spec": route}, ctx)
         service = self.switches.get((sandbox, "Service", service_name(ctx)))
         return None if service is None else service_routing({"spec": service})
+
+
+def ready_on_template(status: Mapping[str, Any], updated: int) -> int:
+    """Ready pods of the Deployment's current template, at least: readyReplicas counts the old template's
+    pods too, and during a rolling update (maxUnavailable 0, a surge pod) they are the Ready ones while the
+    new pod starts. Every pod beyond the updated ones is counted as an old Ready pod, so the figure is a
+    lower bound until the old pods are gone. Without this, a promotion saw the stable track "Ready on the
+    new revision" half a second after it began (the surge pod just created, the old pod Ready), moved
+    users to stable's old pod and removed the canary (real node: 24 requests answered 5xx)."""
+    total = int(status.get("replicas") or 0)
+    ready = int(status.get("readyReplicas") or 0)
+    return max(0, min(ready - max(0, total - updated), updated))
 
 
 def _owner(body: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str, Any], MDKey | None]:

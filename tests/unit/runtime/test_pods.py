@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from tollgate.api import resource
+from tollgate.api.status import RevisionRef
 from tollgate.engine.actions import Context
+from tollgate.engine.draft import track_ready
 from tollgate.engine.observations import PodProblemKind, Track
 from tollgate.runtime.pods import pod_problem
 from tollgate.runtime.registry import Registry
@@ -101,3 +103,27 @@ def test_a_digest_mismatch_is_still_read_while_the_initializer_backs_off() -> No
 def test_an_initializer_that_succeeded_is_no_problem() -> None:
     status = _initializer({"terminated": {"exitCode": 0, "reason": "Completed", "message": MISMATCH}})
     assert pod_problem(_pod(**status)) is None
+
+
+def _rolling(total: int, updated: int, ready: int) -> dict[str, Any]:
+    """A stable track's Deployment on revision r2 (its template), mid-rollout from r1 at these counts."""
+    return {"metadata": {"name": "scorer-stable", "namespace": "sandbox", "generation": 2, "labels": {
+        resource.LABEL_MD_NAMESPACE: "team", resource.LABEL_MD_NAME: "scorer", resource.LABEL_REVISION: "r2"}},
+        "spec": {"replicas": 1}, "status": {"observedGeneration": 2, "replicas": total, "updatedReplicas": updated,
+                                            "readyReplicas": ready}}
+
+
+def test_a_rolling_track_is_not_ready_on_its_new_revision_while_only_its_old_pod_is_ready() -> None:
+    # given one replica rolling to r2: the surge pod (r2) created, not Ready; the old pod (r1) Ready
+    reg = Registry()
+    reg.observe_deployment(_rolling(total=2, updated=1, ready=1), deleted=False)
+    track = reg.track("sandbox", CTX, Track.STABLE)
+    # then no pod counts as Ready on r2 (readyReplicas 1 is the old pod's), so a promotion waits
+    assert (track.revision, track.ready, track.updated) == ("r2", 0, 1)
+    assert not track_ready(track, RevisionRef(revision="r2", version="2.0.0"), 1)
+    # when the new pod turns Ready (both Ready, the old one not yet gone), then r2 has its pod Ready
+    reg.observe_deployment(_rolling(total=2, updated=1, ready=2), deleted=False)
+    assert reg.track("sandbox", CTX, Track.STABLE).ready == 1
+    # and once the old pod is gone, the counts are the Deployment's own
+    reg.observe_deployment(_rolling(total=1, updated=1, ready=1), deleted=False)
+    assert track_ready(reg.track("sandbox", CTX, Track.STABLE), RevisionRef(revision="r2", version="2.0.0"), 1)
