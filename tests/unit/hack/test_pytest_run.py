@@ -17,11 +17,11 @@ import pathlib, time, pytest
 
 @pytest.fixture(scope="session")
 def control_plane():
-    pathlib.Path("{started}").write_text("up")
     yield
     pathlib.Path("{torn_down}").write_text("down")
 
 def test_runs_long(control_plane):
+    pathlib.Path("{started}").write_text("up")  # the fixture is up (a signal inside its setup has no teardown)
     time.sleep(120)
 '''
 
