@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from tollgate_testkit.simulator import MDKey, Obj, PodRef, SplitSource, TrackShare, TrafficSplit
+from tollgate_testkit.simulator import MDKey, Obj, PodRef, SplitSource, TrackShare, TrafficSplit, _get
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "hack" / "flagger" / "build.sh"
@@ -43,14 +43,6 @@ def build() -> Path:
     """The cache directory holding bin/flagger and crd.yaml (built on the first call, then reused)."""
     out = subprocess.run(["bash", str(BUILD_SCRIPT)], check=True, stdout=subprocess.PIPE, text=True)
     return Path(out.stdout.strip().splitlines()[-1])
-
-
-def _get(obj: Any, *path: str) -> Any:
-    for p in path:
-        if not isinstance(obj, Mapping):
-            return None
-        obj = obj.get(p)
-    return obj
 
 
 def canary_weight(route: Obj, suffix: str = "-canary") -> int | None:
