@@ -15,6 +15,7 @@ from prometheus_client.core import GaugeMetricFamily
 from tollgate.api.status import ModelDeploymentStatus, Phase
 from tollgate.engine.actions import Context, DrillRecorded
 from tollgate.engine.observations import SLOObservation
+from tollgate.runtime import malloc
 
 
 class PerObject:
@@ -47,6 +48,31 @@ class PerObject:
 
 OBJECTS = PerObject()
 REGISTRY.register(OBJECTS)
+
+
+class Heap:
+    """glibc's malloc statistics at scrape time (runtime.malloc.heap_stats), one series per figure:
+    whether the RSS is memory in use or free memory glibc keeps. Nothing where there is no mallinfo2."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        stats = malloc.heap_stats()
+        if stats is None:
+            return
+        heap = GaugeMetricFamily("tollgate_malloc_bytes",
+                                 "glibc malloc (mallinfo2), bytes: heap (arenas' size), in_use (incl. mmapped), "
+                                 "mmapped, free (inside the heaps, resident or not), releasable (top of the heap)",
+                                 labels=["kind"])
+        for kind in ("heap", "in_use", "mmapped", "free", "releasable"):
+            heap.add_metric([kind], float(getattr(stats, kind)))
+        yield heap
+        yield GaugeMetricFamily("tollgate_malloc_free_chunks", "Free chunks in glibc's heaps (mallinfo2 ordblks)",
+                                value=float(stats.free_chunks))
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return iter(())
+
+
+REGISTRY.register(Heap())
 
 
 def set_weight(namespace: str, name: str, weight: float) -> None:
