@@ -23,7 +23,7 @@ from tollgate.adapters.kube import Kube
 from tollgate.adapters.routers.gateway_api import route_observation
 from tollgate.api import resource
 from tollgate.runtime import handlers, metrics
-from tollgate.runtime.main import SharedMemo
+from tollgate.runtime.main import CompactMemories, SharedMemo
 from tollgate.runtime.registry import Registry
 
 SELECTOR = f"{resource.LABEL_MANAGED_BY}={resource.MANAGED_BY_VALUE}"
@@ -148,10 +148,10 @@ def breakdown(api: client.ApiClient, namespace: str) -> dict[str, Any]:
             metrics.OBJECTS.phase[(meta["namespace"], meta["name"])] = "Stable"
 
     async def kopf_memories() -> int:
-        from kopf._core.reactor.inventory import ResourceMemories
+        import kopf
 
-        memories = ResourceMemories()
-        memo = SharedMemo(runtime=object())  # what the operator passes kopf (runtime.main)
+        memories = CompactMemories(kopf.get_default_registry())  # what the operator passes kopf (runtime.main)
+        memo = SharedMemo(runtime=object())
 
         async def recall_all() -> None:
             mds, children, pods = fresh()

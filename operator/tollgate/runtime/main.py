@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import sys
 from typing import Any
 
 import kopf
+from kopf._core.engines.daemons import DaemonsMemory
+from kopf._core.engines.indexing import IndexingMemory
+from kopf._core.reactor.inventory import ResourceMemories, ResourceMemory
 from prometheus_client import start_http_server
 
 import tollgate.runtime.handlers  # registers the kopf handlers that kopf.run serves
@@ -66,6 +70,48 @@ class SharedMemo(kopf.Memo):
         return self
 
 
+class CompactMemories(ResourceMemories):
+    """kopf's per-object memories, without the parts no handler here uses.
+
+    kopf keeps one ResourceMemory for every watched object (each ModelDeployment, its ~9 children and its
+    pods: ~11 per ModelDeployment), each with its own daemons memory (an empty set, an empty dict, a
+    timestamp) and indexing memory: ~0.74 KB per object, of which ~0.49 KB is those two (bench/README.md).
+    kopf writes them only for objects of kinds with daemons, timers or indexers, which Tollgate does not
+    register: so every object shares one empty instance of each, and keeps its own error throttler, patch
+    and flags as before. The constructor refuses a registry that has any of those handlers, where
+    sharing them would mix objects' daemons."""
+
+    def __init__(self, registry: kopf.OperatorRegistry) -> None:
+        super().__init__()
+        spawning = registry._spawning.get_all_handlers()
+        indexing = registry._indexing.get_all_handlers()
+        if spawning or indexing:
+            raise ValueError(
+                f"CompactMemories shares one daemons and indexing memory between objects, but the registry has "
+                f"{len(spawning)} daemon/timer and {len(indexing)} index handlers "
+                f"({', '.join(h.id for h in (*spawning, *indexing))}): use kopf's ResourceMemories instead")
+        self._daemons: DaemonsMemory | None = None  # made on first use: its timestamp needs the event loop
+        self._indexing = IndexingMemory()
+
+    async def recall(self, raw_body: kopf.RawBody, *, memobase: Any = None, noticed_by_listing: bool = False,
+                     ephemeral: bool = False) -> ResourceMemory:
+        """kopf's recall (ResourceMemories.recall), with the shared daemons and indexing memories."""
+        key = self._build_key(raw_body)
+        memory = self._items.get(key)
+        if memory is not None:
+            return memory
+        if self._daemons is None:
+            self._daemons = DaemonsMemory()
+        daemons, indexing = self._daemons, self._indexing
+        memory = (ResourceMemory(noticed_by_listing=noticed_by_listing, daemons_memory=daemons,
+                                 indexing_memory=indexing) if memobase is None else
+                  ResourceMemory(noticed_by_listing=noticed_by_listing, daemons_memory=daemons,
+                                 indexing_memory=indexing, memo=copy.copy(memobase)))
+        if not ephemeral:
+            self._items[key] = memory
+        return memory
+
+
 def build_memo(settings: Settings) -> kopf.Memo:
     return SharedMemo(runtime=Runtime.from_settings(settings))
 
@@ -80,6 +126,7 @@ def run(settings: Settings) -> None:
         standalone=True,
         liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None,
         memo=build_memo(settings),
+        memories=CompactMemories(kopf.get_default_registry()),
     )
 
 
