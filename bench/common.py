@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import urllib3
 from kubernetes import client, config
 
 from tollgate_testkit import audit
@@ -208,7 +209,14 @@ def ssa(api: client.ApiClient, path: str, body: dict[str, Any], manager: str) ->
         query_params=[("fieldManager", manager), ("force", "true")],
         header_params={"Content-Type": "application/apply-patch+yaml", "Accept": "application/json"},
         body=json.dumps(body), auth_settings=["BearerToken"])
-    resp = api.call_api(method, url, headers, body_, post, _request_timeout=30)
+    for attempt in range(3):  # an apply is idempotent: a loaded shared machine can time one out
+        try:
+            resp = api.call_api(method, url, headers, body_, post, _request_timeout=30)
+            break
+        except urllib3.exceptions.TimeoutError:
+            if attempt == 2:
+                raise
+            log(f"apply of {path} timed out; again")
     resp.read()  # type: ignore[no-untyped-call]
     if not 200 <= resp.status < 300:
         raise client.ApiException(http_resp=resp)
