@@ -44,12 +44,56 @@ class PendingEvidence:
     attempts: int = 0
 
 
+class Wake:
+    """asyncio.Event's set, clear, is_set and wait, for the few waiters of one object (its loop).
+
+    An asyncio.Event keeps a deque of waiters from its creation (~1.1 KB with its attribute dict), one per
+    ModelDeployment; this keeps two slots, and a list only while someone waits (issue 22)."""
+
+    __slots__ = ("_flag", "_waiters")
+
+    def __init__(self) -> None:
+        self._flag = False
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    def is_set(self) -> bool:
+        return self._flag
+
+    def set(self) -> None:
+        """Set the flag and wake every waiter (each returns True), as asyncio.Event.set."""
+        if self._flag:
+            return
+        self._flag = True
+        for waiter in self._waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._flag = False
+
+    async def wait(self) -> bool:
+        """Return True at once if set, else once `set` is called (cancellable, as asyncio.Event.wait)."""
+        if self._flag:
+            return True
+        waiter = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        try:
+            await waiter
+            return True
+        finally:
+            self._waiters.remove(waiter)
+            if not self._waiters:
+                self._waiters = None
+
+
 @dataclass
 class ObjectState:
     """What the runtime remembers about one ModelDeployment."""
 
     key: MDKey
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    wake: Wake = field(default_factory=Wake)
     raw: bytes | None = None
     """The latest body as compact JSON: a tenth of the memory of the parsed dicts (see `body`)."""
     revision: int = 0

@@ -14,6 +14,7 @@ from kopf._core.reactor.inventory import ResourceMemories
 
 import tollgate.runtime.handlers  # noqa: F401 - registers the operator's handlers in kopf's default registry
 from tollgate.runtime.main import CompactMemories, SharedMemo
+from tollgate.runtime.registry import Wake
 
 
 def _body(uid: str) -> dict[str, Any]:
@@ -101,3 +102,60 @@ def test_a_memory_costs_less_than_kopfs_own() -> None:
     compact = asyncio.run(per_object(CompactMemories(kopf.get_default_registry())))
     # then the operator's hold less than half as many bytes per object (0.25 vs 0.74 KB measured)
     assert compact < kopf_own / 2, (compact, kopf_own)
+
+
+# --- the loop's wake-up signal (runtime.registry.Wake): asyncio.Event's behaviour, without its deque ------
+@pytest.mark.parametrize("make", [asyncio.Event, Wake], ids=["asyncio.Event", "Wake"])
+def test_the_wake_signal_behaves_as_an_asyncio_event(make: Any) -> None:
+    async def scenario() -> list[str]:
+        seen: list[str] = []
+        signal = make()
+        # given a signal set before anyone waits: the wait returns at once
+        signal.set()
+        assert signal.is_set() and await signal.wait() is True
+        # when it is cleared, a wait times out (and leaves nothing waiting behind)
+        signal.clear()
+        assert not signal.is_set()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(signal.wait(), timeout=0.01)
+
+        # when two waiters wait and it is set, both wake
+        async def waiter(name: str) -> None:
+            await signal.wait()
+            seen.append(name)
+
+        tasks = [asyncio.create_task(waiter("a")), asyncio.create_task(waiter("b"))]
+        await asyncio.sleep(0)
+        assert seen == []
+        signal.set()
+        signal.set()  # a second set changes nothing
+        await asyncio.gather(*tasks)
+        # and a waiter cancelled before the set is simply gone
+        signal.clear()
+        cancelled = asyncio.create_task(signal.wait())
+        await asyncio.sleep(0)
+        cancelled.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        signal.set()
+        return sorted(seen)
+
+    assert asyncio.run(scenario()) == ["a", "b"]
+
+
+def test_the_wake_signal_holds_less_than_an_asyncio_event() -> None:
+    async def per_signal(make: Any) -> float:
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.take_snapshot()
+        kept = [make() for _ in range(500)]
+        after = tracemalloc.take_snapshot()
+        tracemalloc.stop()
+        assert len(kept) == 500
+        return sum(s.size_diff for s in after.compare_to(before, "filename")) / len(kept)
+
+    # given 500 idle signals of each kind (one per ModelDeployment in the registry)
+    event = asyncio.run(per_signal(asyncio.Event))
+    wake = asyncio.run(per_signal(Wake))
+    # then the Wake holds a fraction of the Event's bytes
+    assert wake < event / 4, (wake, event)
