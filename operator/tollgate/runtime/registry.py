@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -95,7 +96,9 @@ class ObjectState:
     key: MDKey
     wake: Wake = field(default_factory=Wake)
     raw: bytes | None = None
-    """The latest body as compact JSON: a tenth of the memory of the parsed dicts (see `body`)."""
+    """The latest body as compact JSON, zlib-compressed (level 1): a tenth of the memory of the parsed
+    dicts as JSON, a third of that again compressed (a bench ModelDeployment with status: 3.1 KB -> 1.1 KB;
+    ~80 us to compress at each event taken, and nothing measurable to decompress next to the parse)."""
     revision: int = 0
     """Counts the bodies taken, so a decision can tell whether a newer one arrived meanwhile."""
     deciding_on: int = 0
@@ -127,12 +130,12 @@ class ObjectState:
         keeping 1,000 parsed bodies costs tens of megabytes)."""
         if self.raw is None:
             return None
-        body: dict[str, Any] = json.loads(self.raw)
+        body: dict[str, Any] = json.loads(zlib.decompress(self.raw))
         return body
 
     @body.setter
     def body(self, value: Mapping[str, Any] | None) -> None:
-        self.raw = None if value is None else json.dumps(value, separators=(",", ":")).encode()
+        self.raw = None if value is None else zlib.compress(json.dumps(value, separators=(",", ":")).encode(), 1)
         self.revision += 1
 
     def kick(self) -> None:

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import tracemalloc
+from pathlib import Path
 from typing import Any
 
 import kopf
 import pytest
+import yaml
 from kopf._core.reactor.inventory import ResourceMemories
 
 import tollgate.runtime.handlers  # noqa: F401 - registers the operator's handlers in kopf's default registry
 from tollgate.runtime.main import CompactMemories, SharedMemo
-from tollgate.runtime.registry import Wake
+from tollgate.runtime.registry import ObjectState, Wake
 
 
 def _body(uid: str) -> dict[str, Any]:
@@ -159,3 +162,25 @@ def test_the_wake_signal_holds_less_than_an_asyncio_event() -> None:
     wake = asyncio.run(per_signal(Wake))
     # then the Wake holds a fraction of the Event's bytes
     assert wake < event / 4, (wake, event)
+
+
+# --- the latest body a ModelDeployment's state keeps (runtime.registry.ObjectState.raw) -----------------
+def test_the_kept_body_reads_back_exactly_and_is_stored_compressed() -> None:
+    # given the full example ModelDeployment with a status as the operator writes it
+    body = yaml.safe_load((Path(__file__).parents[3] / "examples" / "full.yaml").read_text())
+    body["metadata"].update({"namespace": "team-a", "resourceVersion": "4711", "uid": "0f3c-é"})
+    body["status"] = {"phase": "Stable", "observedGeneration": 3, "conditions": [
+        {"type": t, "status": "True", "reason": "Ready", "message": f"{t} is as desired",
+         "lastTransitionTime": "2026-12-03T04:00:00Z"} for t in ("Ready", "SandboxReady", "Serving")]}
+    st = ObjectState(("team-a", "full"))
+    # when it is taken
+    st.adopt(body)
+    # then each read is a fresh dict equal to it, and the revision counts the take
+    assert st.body == body and st.body is not st.body and st.revision == 1
+    assert st.adopted_resource_version == "4711" and st.sandbox_ready
+    # and it is kept in fewer bytes than its compact JSON
+    compact = json.dumps(body, separators=(",", ":")).encode()
+    assert st.raw is not None and len(st.raw) < len(compact) * 0.6, (len(st.raw), len(compact))
+    # and clearing it keeps nothing
+    st.body = None
+    assert st.body is None and st.raw is None and st.revision == 2
