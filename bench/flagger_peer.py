@@ -53,6 +53,21 @@ BENCH_AGENT = "tollgate-bench/"
 FLAGGER_AGENT = "flagger/"
 OPERATOR_AGENTS = ("tollgate-operator/", "kopf/")
 GATEWAY = {"name": "inference", "namespace": "gateways"}
+SCRAPE_INTERVAL_S = 1.0
+"""How often the one Prometheus scrapes the simulator (both sides see the same data)."""
+
+
+def tollgate_operator_args(scrape_interval: float = SCRAPE_INTERVAL_S) -> tuple[str, ...]:
+    """The operator is told how often Prometheus scrapes the models (`--scrape-interval`, the chart's
+    `TOLLGATE_SCRAPE_INTERVAL`; its default, 15 s, is Prometheus' own default and would be wrong here). A
+    canary under analysis is then looked at every scrape, not only every 10 s interval: the sequential
+    test keeps its false-alarm rate over any number of looks (docs/api.md, "Looks"), so a significant
+    regression rolls back at the look that shows it. The analysis interval (10 s), the window, the fault and
+    the threshold stay equal for both sides; Flagger has no setting for this (it queries once per interval),
+    which is the comparison the issue asks for."""
+    return ("--scrape-interval", f"{scrape_interval:g}")
+
+
 RUN_BUDGET_S = {"tollgate": 80.0, "flagger": 100.0}
 """Wall time of one fault run per side (random phase, rollback, audit flush, Flagger's scale-down: Flagger
 40-60 s, Tollgate 20-25 s in the quick runs of 2026-12-02) plus the wait for the previous run's requests to
@@ -369,7 +384,7 @@ def _idle(sides: _Sides, objects: Mapping[str, int], window: float) -> dict[str,
 
 def run(stack: Any, api: Any, *, runs: int, healthy: int, idle_window: float, sizes_name: str,
         params: Mapping[str, Any], seed: int | None = None) -> Result:
-    from tollgate_testkit import flagger
+    from tollgate_testkit import controlplane, flagger
     from tollgate_testkit.simulator import Simulator
     from tollgate_testkit.stack import kubectl
 
@@ -379,8 +394,7 @@ def run(stack: Any, api: Any, *, runs: int, healthy: int, idle_window: float, si
         f"idle window {idle_window:.0f}s: about {estimate / 60:.0f} min")
     cache = flagger.build()
     kubectl(stack.kubeconfig, "apply", "--server-side", "-f", str(cache / "crd.yaml"))
-    for crd in ("canaries.flagger.app", "metrictemplates.flagger.app"):
-        kubectl(stack.kubeconfig, "wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
+    controlplane.wait_established(stack.kubeconfig, ["canaries.flagger.app", "metrictemplates.flagger.app"])
     for ns in (TOLLGATE_NS, FLAGGER_NS):
         create_namespace(api, ns)
     # the simulator follows Flagger's canaries too, and Prometheus scrapes their pods
@@ -479,7 +493,8 @@ def run(stack: Any, api: Any, *, runs: int, healthy: int, idle_window: float, si
                 "steps": list(STEP_WEIGHTS), "replicas": REPLICAS, "thin_rps": THIN_RPS, "heavy_rps": HEAVY_RPS,
                 "fault_rps": HEAVY_RPS, "scrape_interval_s": stack.scrape_interval,
                 "flagger": "v1.41.0 (hack/flagger/versions.env), -mesh-provider=gatewayapi:v1, threshold 1",
-                "tollgate": "failureLimit 0, minSamples 10, onNoData hold (maxNoDataDuration 120s), bakeWindow 0s",
+                "tollgate": "failureLimit 0, minSamples 10, onNoData hold (maxNoDataDuration 120s), bakeWindow 0s, "
+                            f"operator {' '.join(tollgate_operator_args(stack.scrape_interval))}",
                 "estimated_duration_s": round(estimate), "flagger_log": str(flagger_log)},
         figures=figures,
         targets={"ratio_apply_to_zero_p50": ">= 3 (Flagger / Tollgate)",
@@ -516,8 +531,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     controlplane.build()
     directory = Path(tempfile.mkdtemp(prefix="tollgate-bench-peer-"))
     started = time.monotonic()
-    with controlplane.running(directory) as state, running_stack(kubeconfig=str(state.kubeconfig),
-                                                                 scrape_interval=1.0, with_operator=True) as stack:
+    with controlplane.running(directory) as state, running_stack(
+            kubeconfig=str(state.kubeconfig), scrape_interval=SCRAPE_INTERVAL_S, with_operator=True,
+            operator_args=tollgate_operator_args()) as stack:
         r = run(stack, api_client(stack.kubeconfig), runs=a.runs, healthy=a.healthy, idle_window=a.idle_window,
                 sizes_name="custom", params={}, seed=a.seed)
     r.duration_s = round(time.monotonic() - started, 1)

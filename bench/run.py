@@ -107,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         log("running flagger_peer (its own control plane D)")
         directory = Path(tempfile.mkdtemp(prefix="tollgate-bench-peer-"))
         with controlplane.running(directory) as state, running_stack(
-                kubeconfig=str(state.kubeconfig), scrape_interval=1.0, with_operator=True) as stack:
+                kubeconfig=str(state.kubeconfig), scrape_interval=flagger_peer.SCRAPE_INTERVAL_S,
+                with_operator=True, operator_args=flagger_peer.tollgate_operator_args()) as stack:
             finish(flagger_peer.run(stack, api_client(stack.kubeconfig), runs=sizes.peer_runs,
                                     healthy=sizes.peer_healthy, idle_window=sizes.peer_idle_window,
                                     sizes_name=sizes.name, params=params), started)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -167,6 +168,20 @@ def _https_ok(url: str, pki: Path) -> bool:
     ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
     with urllib.request.urlopen(url, context=ctx, timeout=2) as resp:
         return bool(resp.status == 200)
+
+
+def wait_established(kubeconfig: str | Path, names: Iterable[str], timeout: float = 60.0) -> None:
+    """Wait until every CRD of `names` (`customresourcedefinition.apiextensions.k8s.io/<name>` or `crd/<name>`)
+    is Established. Polls the condition rather than `kubectl wait --for=condition=Established`: kubectl 1.32's
+    wait fails at once ("status.conditions accessor error: <nil>") on a CRD the API server has not given a
+    status yet, which a loaded machine shows right after the apply."""
+    def established(crd: str) -> bool:
+        jsonpath = 'jsonpath={.status.conditions[?(@.type=="Established")].status}'
+        return _kubectl(str(kubeconfig), "get", "crd", crd, "-o", jsonpath).strip() == "True"
+
+    for name in names:
+        crd = name.split("/", 1)[-1]
+        _wait(f"CRD {crd} Established", functools.partial(established, crd), timeout=timeout)
 
 
 def _kubectl(kubeconfig: str, *args: str, stdin: str | None = None) -> str:

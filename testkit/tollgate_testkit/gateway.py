@@ -191,8 +191,7 @@ def install_crds(kubeconfig: str, cache: Path) -> None:
     """Traefik's CRDs (traefik.io), as its module ships them, Established."""
     crds = cache / "crds" / "traefik.io.yaml"
     out = _kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(crds), "-o", "name")
-    for name in out.split():
-        _kubectl(kubeconfig, "wait", "--for=condition=Established", name, "--timeout=60s")
+    controlplane.wait_established(kubeconfig, out.split())
 
 
 def gateway_programmed(kubeconfig: str, namespace: str = NAMESPACE) -> bool:

@@ -45,8 +45,7 @@ def kubectl(kubeconfig: str | Path, *args: str, stdin: str | None = None, check:
 def install_crds(kubeconfig: str | Path) -> None:
     for f in sorted(CRD_DIR.glob("*.yaml")):
         out = kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(f), "-o", "name")
-        for name in out.stdout.split():
-            kubectl(kubeconfig, "wait", "--for=condition=Established", name, "--timeout=60s")
+        controlplane.wait_established(kubeconfig, out.stdout.split())
 
 
 def wait_for(what: str, predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.2) -> Any:

@@ -75,8 +75,7 @@ def crds(cluster: Cluster) -> list[str]:
     for f in files:
         out = cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(f), "-o", "name")
         names += [n for n in out.stdout.split() if n]
-    for n in names:
-        cluster.kubectl("wait", "--for=condition=Established", n, "--timeout=60s")
+    controlplane.wait_established(cluster.kubeconfig, names)
     time.sleep(0.5)  # discovery of the new group reaches kubectl's cache
     return names
 
