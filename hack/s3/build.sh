@@ -6,26 +6,20 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
 source "$HERE/versions.env"
-
-GO_VERSION="$(go env GOVERSION)"
-KEY="versitygw-${VERSITYGW_VERSION}_${GO_VERSION}"
-OUT="${TOLLGATE_CACHE:-$HOME/.cache/tollgate}/s3/$KEY"
-BIN="$OUT/bin"
+# shellcheck source=../lib/gobuild.sh
+source "$HERE/../lib/gobuild.sh"
 log() { echo "s3: $*" >&2; }
 
-if [[ -f "$OUT/.complete" && -x "$BIN/versitygw" ]]; then
+go_cache s3 "versitygw-${VERSITYGW_VERSION}_$(go env GOVERSION)"
+if go_cached bin/versitygw; then
   log "cached at $BIN"
   echo "$BIN"
   exit 0
 fi
 
-mkdir -p "$BIN"
-export CGO_ENABLED=0 GOFLAGS="-buildvcs=false" GOTOOLCHAIN=local
 start=$(date +%s)
-log "building versitygw ${VERSITYGW_VERSION}"
-GOBIN="$BIN" go install -trimpath -ldflags "-s -w" \
-  "github.com/versity/versitygw/cmd/versitygw@${VERSITYGW_VERSION}"
+go_install_once versitygw "github.com/versity/versitygw/cmd/versitygw@${VERSITYGW_VERSION}"
 "$BIN/versitygw" --version >&2 || true
-echo "built in $(( $(date +%s) - start ))s" >"$OUT/.complete"
+go_cache_done "$start"
 log "done in $(( $(date +%s) - start ))s: $BIN"
 echo "$BIN"
