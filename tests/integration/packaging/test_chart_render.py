@@ -129,3 +129,27 @@ def test_the_gateway_dialect_is_the_platform_teams_choice_and_traefik_objects_ar
     res = tools.run(tool_bin / "helm", "template", "t", tools.CHART, "--kube-version", tools.KUBE_VERSION,
                     "--set", "gatewayAPI.dialect=istio", check=False)
     assert res.returncode != 0 and "gatewayAPI" in res.stderr, res.stderr
+
+
+def test_one_scrape_interval_tells_the_operator_how_often_to_look_and_the_pod_monitor_how_often_to_scrape(
+        tool_bin: Path) -> None:
+    # given the platform team's Prometheus scrapes the model pods every 5 s
+    docs = [d for d in yaml.safe_load_all(tools.render(tool_bin, include_crds=False, values={
+        "modelMetrics": {"scrapeIntervalSeconds": 5, "podMonitor": {"enabled": True}}})) if d]
+    # when the chart renders, then the operator looks at canaries every 5 s and the PodMonitor scrapes at 5 s,
+    # with no scrape timeout longer than that (Prometheus refuses one; unset, it caps its own at the interval)
+    _, env = _operator(docs)
+    assert env["TOLLGATE_SCRAPE_INTERVAL"] == "5"
+    (monitor,) = [d for d in docs if d["kind"] == "PodMonitor"]
+    assert [e["interval"] for e in monitor["spec"]["podMetricsEndpoints"]] == ["5s"]
+    assert [e.get("scrapeTimeout") for e in monitor["spec"]["podMetricsEndpoints"]] == [None]
+    # and the defaults are Prometheus' own default, 15 s, on both
+    docs = [d for d in yaml.safe_load_all(tools.render(tool_bin, include_crds=False,
+                                                       values={"modelMetrics": {"podMonitor": {"enabled": True}}})) if d]
+    assert _operator(docs)[1]["TOLLGATE_SCRAPE_INTERVAL"] == "15"
+    (monitor,) = [d for d in docs if d["kind"] == "PodMonitor"]
+    assert [e["interval"] for e in monitor["spec"]["podMetricsEndpoints"]] == ["15s"]
+    # and an interval the operator cannot use is refused by the values schema, naming the key
+    res = tools.run(tool_bin / "helm", "template", "t", tools.CHART, "--kube-version", tools.KUBE_VERSION,
+                    "--set", "modelMetrics.scrapeIntervalSeconds=0", check=False)
+    assert res.returncode != 0 and "scrapeIntervalSeconds" in res.stderr, res.stderr
