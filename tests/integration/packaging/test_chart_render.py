@@ -144,8 +144,8 @@ def test_one_scrape_interval_tells_the_operator_how_often_to_look_and_the_pod_mo
     assert [e["interval"] for e in monitor["spec"]["podMetricsEndpoints"]] == ["5s"]
     assert [e.get("scrapeTimeout") for e in monitor["spec"]["podMetricsEndpoints"]] == [None]
     # and the defaults are Prometheus' own default, 15 s, on both
-    docs = [d for d in yaml.safe_load_all(tools.render(tool_bin, include_crds=False,
-                                                       values={"modelMetrics": {"podMonitor": {"enabled": True}}})) if d]
+    monitor_on = {"modelMetrics": {"podMonitor": {"enabled": True}}}
+    docs = [d for d in yaml.safe_load_all(tools.render(tool_bin, include_crds=False, values=monitor_on)) if d]
     assert _operator(docs)[1]["TOLLGATE_SCRAPE_INTERVAL"] == "15"
     (monitor,) = [d for d in docs if d["kind"] == "PodMonitor"]
     assert [e["interval"] for e in monitor["spec"]["podMetricsEndpoints"]] == ["15s"]
