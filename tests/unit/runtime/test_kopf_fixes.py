@@ -1,0 +1,56 @@
+"""runtime.kopf_fixes: with namespace patterns, a sandbox created while kopf re-lists namespaces is watched."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from kopf._cogs.structs import references
+
+from tollgate.runtime import kopf_fixes
+
+PATTERNS = ["ml-team", "ml-team-*"]
+
+
+def listed(name: str) -> dict[str, Any]:
+    """An event of the namespace stream's own LIST (kopf gives those type None)."""
+    return {"type": None, "object": {"metadata": {"name": name}}}
+
+
+def handled(processor: Any, *events: dict[str, Any]) -> set[Any]:
+    """The namespaces kopf watches after its first listing (ml-team) and these events of the stream."""
+    insights = references.Insights()
+    insights.namespaces.add("ml-team")
+
+    async def feed() -> None:
+        for event in events:
+            await processor(raw_event=event, namespaces=PATTERNS, insights=insights)
+
+    asyncio.run(feed())
+    return set(insights.namespaces)
+
+
+def test_a_sandbox_seen_only_in_the_streams_list_is_watched() -> None:
+    # given a sandbox created after kopf's first listing, seen only in its namespace stream's LIST
+    # when that LIST reaches the namespace observer
+    got = handled(kopf_fixes.process_namespace_event, listed("ml-team-scorer"), listed("other-team"))
+    # then kopf watches the sandbox (it matches a pattern), and nothing outside the patterns
+    assert got == {"ml-team", "ml-team-scorer"}
+
+
+def test_kopfs_own_handler_drops_it_the_race_this_fixes() -> None:
+    assert handled(kopf_fixes._drops_listed, listed("ml-team-scorer")) == {"ml-team"}
+
+
+def test_watch_events_are_handled_as_kopf_does() -> None:
+    added = {"type": "ADDED", "object": {"metadata": {"name": "ml-team-new"}}}
+    deleted = {"type": "DELETED", "object": {"metadata": {"name": "ml-team-new"}}}
+    assert handled(kopf_fixes.process_namespace_event, added) == {"ml-team", "ml-team-new"}
+    assert handled(kopf_fixes.process_namespace_event, added, deleted) == {"ml-team"}
+
+
+def test_another_kopf_version_refuses_to_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kopf_fixes.importlib.metadata, "version", lambda _: "1.46.0")
+    with pytest.raises(RuntimeError, match=r"kopf 1\.46\.0"):
+        kopf_fixes.apply()
