@@ -33,9 +33,13 @@ _drops_listed = observation.process_discovered_namespace_event
 async def process_namespace_event(*, raw_event: Any, namespaces: Any, insights: Any, **kwargs: Any) -> None:
     """kopf's handler of the namespace stream's events, that also takes the stream's LIST (type None)."""
     if raw_event["type"] is None:
+        name = raw_event["object"]["metadata"]["name"]
+        if name in insights.namespaces:
+            return  # watched already: every namespace of every LIST but a missed one, so no wake-up for it
         async with insights.revised:
             observation.revise_namespaces(raw_bodies=[raw_event["object"]], insights=insights, namespaces=namespaces)
-            insights.revised.notify_all()
+            if name in insights.namespaces:  # matched a pattern: kopf starts its watches
+                insights.revised.notify_all()
         return
     await _drops_listed(raw_event=raw_event, namespaces=namespaces, insights=insights, **kwargs)
 

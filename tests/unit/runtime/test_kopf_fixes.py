@@ -39,6 +39,28 @@ def test_a_sandbox_seen_only_in_the_streams_list_is_watched() -> None:
     assert got == {"ml-team", "ml-team-scorer"}
 
 
+def test_a_list_of_watched_namespaces_wakes_nobody() -> None:
+    # given kopf watching ml-team, when its stream's LIST carries ml-team and a namespace outside the patterns
+    insights = references.Insights()
+    insights.namespaces.add("ml-team")
+    woken: list[bool] = []
+
+    async def feed() -> None:
+        async def waiter() -> None:
+            async with insights.revised:
+                woken.append(await asyncio.wait_for(insights.revised.wait(), 0.2))
+
+        task = asyncio.create_task(waiter())
+        await asyncio.sleep(0)
+        for event in (listed("ml-team"), listed("other-team")):
+            await kopf_fixes.process_namespace_event(raw_event=event, namespaces=PATTERNS, insights=insights)
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(feed())
+    # then kopf's orchestrator is not woken (a LIST of hundreds of namespaces would wake it hundreds of times)
+    assert woken == [] and set(insights.namespaces) == {"ml-team"}
+
+
 def test_kopfs_own_handler_drops_it_the_race_this_fixes() -> None:
     assert handled(kopf_fixes._drops_listed, listed("ml-team-scorer")) == {"ml-team"}
 
