@@ -61,6 +61,31 @@ def test_a_list_of_watched_namespaces_wakes_nobody() -> None:
     assert woken == [] and set(insights.namespaces) == {"ml-team"}
 
 
+def terminating(name: str, blocked: bool) -> dict[str, Any]:
+    """A LIST event of a namespace being deleted; `blocked`: the namespace controller reports content or
+    finalizers remaining (a condition True), else its conditions are all False (nothing left to remove)."""
+    status = "True" if blocked else "False"
+    return {"type": None, "object": {
+        "metadata": {"name": name, "deletionTimestamp": "2026-12-03T12:00:00Z"},
+        "status": {"phase": "Terminating", "conditions": [
+            {"type": "NamespaceFinalizersRemaining", "status": status, "reason": "SomeFinalizersRemain"}]}}}
+
+
+def test_a_listed_namespace_being_deleted_is_not_watched() -> None:
+    # given a sandbox seen only in the stream's LIST while it is being deleted, with content left or without
+    # then kopf does not start watching it (kopf's own revision skips a terminating namespace)
+    assert handled(kopf_fixes.process_namespace_event, terminating("ml-team-old", blocked=True)) == {"ml-team"}
+    assert handled(kopf_fixes.process_namespace_event, terminating("ml-team-old", blocked=False)) == {"ml-team"}
+
+
+def test_a_list_only_adds_a_watched_namespace_being_deleted_is_left_to_its_watch_events() -> None:
+    # given kopf watching ml-team, when the stream's LIST shows it terminating with nothing left to remove
+    # then it stays watched, as kopf alone leaves it: only its watch events (MODIFIED, DELETED) drop it
+    assert handled(kopf_fixes.process_namespace_event, terminating("ml-team", blocked=False)) == {"ml-team"}
+    deleted = {"type": "DELETED", "object": terminating("ml-team", blocked=False)["object"]}
+    assert handled(kopf_fixes.process_namespace_event, deleted) == set()
+
+
 def test_kopfs_own_handler_drops_it_the_race_this_fixes() -> None:
     assert handled(kopf_fixes._drops_listed, listed("ml-team-scorer")) == {"ml-team"}
 
