@@ -15,6 +15,7 @@ from kopf._core.reactor.inventory import ResourceMemories, ResourceMemory
 from prometheus_client import start_http_server
 
 import tollgate.runtime.handlers  # registers the kopf handlers that kopf.run serves
+import tollgate.runtime.kopf_fixes
 from tollgate.runtime.app import Runtime
 from tollgate.runtime.config import Settings, parse
 from tollgate.runtime.malloc import tune_malloc
@@ -117,6 +118,7 @@ def build_memo(settings: Settings) -> kopf.Memo:
 
 
 def run(settings: Settings) -> None:
+    tollgate.runtime.kopf_fixes.apply()
     tollgate.runtime.handlers.watch_dialect(settings.gateway_dialect)
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr="0.0.0.0")

@@ -1,0 +1,103 @@
+"""runtime.kopf_fixes: with namespace patterns, a sandbox created while kopf re-lists namespaces is watched."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from kopf._cogs.structs import references
+
+from tollgate.runtime import kopf_fixes
+
+PATTERNS = ["ml-team", "ml-team-*"]
+
+
+def listed(name: str) -> dict[str, Any]:
+    """An event of the namespace stream's own LIST (kopf gives those type None)."""
+    return {"type": None, "object": {"metadata": {"name": name}}}
+
+
+def handled(processor: Any, *events: dict[str, Any]) -> set[Any]:
+    """The namespaces kopf watches after its first listing (ml-team) and these events of the stream."""
+    insights = references.Insights()
+    insights.namespaces.add("ml-team")
+
+    async def feed() -> None:
+        for event in events:
+            await processor(raw_event=event, namespaces=PATTERNS, insights=insights)
+
+    asyncio.run(feed())
+    return set(insights.namespaces)
+
+
+def test_a_sandbox_seen_only_in_the_streams_list_is_watched() -> None:
+    # given a sandbox created after kopf's first listing, seen only in its namespace stream's LIST
+    # when that LIST reaches the namespace observer
+    got = handled(kopf_fixes.process_namespace_event, listed("ml-team-scorer"), listed("other-team"))
+    # then kopf watches the sandbox (it matches a pattern), and nothing outside the patterns
+    assert got == {"ml-team", "ml-team-scorer"}
+
+
+def test_a_list_of_watched_namespaces_wakes_nobody() -> None:
+    # given kopf watching ml-team, when its stream's LIST carries ml-team and a namespace outside the patterns
+    insights = references.Insights()
+    insights.namespaces.add("ml-team")
+    woken: list[bool] = []
+
+    async def feed() -> None:
+        async def waiter() -> None:
+            async with insights.revised:
+                woken.append(await asyncio.wait_for(insights.revised.wait(), 0.2))
+
+        task = asyncio.create_task(waiter())
+        await asyncio.sleep(0)
+        for event in (listed("ml-team"), listed("other-team")):
+            await kopf_fixes.process_namespace_event(raw_event=event, namespaces=PATTERNS, insights=insights)
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(feed())
+    # then kopf's orchestrator is not woken (a LIST of hundreds of namespaces would wake it hundreds of times)
+    assert woken == [] and set(insights.namespaces) == {"ml-team"}
+
+
+def terminating(name: str, blocked: bool) -> dict[str, Any]:
+    """A LIST event of a namespace being deleted; `blocked`: the namespace controller reports content or
+    finalizers remaining (a condition True), else its conditions are all False (nothing left to remove)."""
+    status = "True" if blocked else "False"
+    return {"type": None, "object": {
+        "metadata": {"name": name, "deletionTimestamp": "2026-12-03T12:00:00Z"},
+        "status": {"phase": "Terminating", "conditions": [
+            {"type": "NamespaceFinalizersRemaining", "status": status, "reason": "SomeFinalizersRemain"}]}}}
+
+
+def test_a_listed_namespace_being_deleted_is_not_watched() -> None:
+    # given a sandbox seen only in the stream's LIST while it is being deleted, with content left or without
+    # then kopf does not start watching it (kopf's own revision skips a terminating namespace)
+    assert handled(kopf_fixes.process_namespace_event, terminating("ml-team-old", blocked=True)) == {"ml-team"}
+    assert handled(kopf_fixes.process_namespace_event, terminating("ml-team-old", blocked=False)) == {"ml-team"}
+
+
+def test_a_list_only_adds_a_watched_namespace_being_deleted_is_left_to_its_watch_events() -> None:
+    # given kopf watching ml-team, when the stream's LIST shows it terminating with nothing left to remove
+    # then it stays watched, as kopf alone leaves it: only its watch events (MODIFIED, DELETED) drop it
+    assert handled(kopf_fixes.process_namespace_event, terminating("ml-team", blocked=False)) == {"ml-team"}
+    deleted = {"type": "DELETED", "object": terminating("ml-team", blocked=False)["object"]}
+    assert handled(kopf_fixes.process_namespace_event, deleted) == set()
+
+
+def test_kopfs_own_handler_drops_it_the_race_this_fixes() -> None:
+    assert handled(kopf_fixes._drops_listed, listed("ml-team-scorer")) == {"ml-team"}
+
+
+def test_watch_events_are_handled_as_kopf_does() -> None:
+    added = {"type": "ADDED", "object": {"metadata": {"name": "ml-team-new"}}}
+    deleted = {"type": "DELETED", "object": {"metadata": {"name": "ml-team-new"}}}
+    assert handled(kopf_fixes.process_namespace_event, added) == {"ml-team", "ml-team-new"}
+    assert handled(kopf_fixes.process_namespace_event, added, deleted) == {"ml-team"}
+
+
+def test_another_kopf_version_refuses_to_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kopf_fixes.importlib.metadata, "version", lambda _: "1.46.0")
+    with pytest.raises(RuntimeError, match=r"kopf 1\.46\.0"):
+        kopf_fixes.apply()
