@@ -75,9 +75,9 @@ def test_built_in_slos_promote_a_healthy_canary_and_roll_back_a_faulty_one(
     # and it took every step in order, each passing its analysis before the next (the rollout's own
     # timeline: on a loaded machine a step can pass between two polls)
     assert stepped(w.final) == [25, 50, 100], w.final["timeline"]
-    assert reasons(w.final, "StepAdvanced", "AnalysisPassed", "AnalysisFailed", "Promoted") == [
+    assert reasons(w.final, "StepAdvanced", "AnalysisPassed", "AnalysisFailed", "Promoting", "Promoted") == [
         "StepAdvanced", "AnalysisPassed", "StepAdvanced", "AnalysisPassed", "StepAdvanced", "AnalysisPassed",
-        "Promoted"], w.final["timeline"]
+        "Promoting", "Promoted"], w.final["timeline"]
     last = {s["name"]: s for s in w.final["analysis"]}
     for s in last.values():
         # (at 100% stable serves nothing, so a baseline comparison may end on NoData: the known limit of
