@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from integration.runtime.helpers import apply, status, stepped, wait_phase
+from integration.runtime.helpers import apply, reasons, status, stepped, wait_phase
 from integration.slo.helpers import events, evidence, slo_manifest, start_rollout
 from tollgate_testkit.kwok_faults import HOOK_FAILS_IMAGE, HOOK_RUNS_IMAGE
 from tollgate_testkit.simulator import RATE_ANNOTATION
@@ -37,13 +37,15 @@ def canary_served(stack: Stack, namespace: str, name: str) -> int:
 
 def follow(stack: Stack, namespace: str, name: str, until: tuple[str, ...],
            timeout: float = 120) -> list[dict[str, Any]]:
-    """Every distinct (phase, canaryWeight) of status until the phase is in `until` after a canary began."""
+    """Every distinct (phase, canaryWeight) of status until the phase is in `until` after a canary began: a
+    poll saw it, or the timeline records its start (each test here follows its ModelDeployment's first
+    rollout; on a loaded machine a rollout rolled back before traffic can pass between two polls)."""
     seen: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout
     began = False
     while time.monotonic() < deadline:
         st = status(stack, namespace, name)
-        began = began or st.get("canary") is not None
+        began = began or st.get("canary") is not None or "CanaryStarted" in reasons(st)
         point = {"phase": st.get("phase"), "weight": int(st.get("canaryWeight") or 0)}
         if not seen or seen[-1] != point:
             seen.append(point)
