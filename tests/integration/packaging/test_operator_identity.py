@@ -17,7 +17,7 @@ import pytest
 
 from integration.cluster import Cluster
 from integration.packaging import install
-from integration.runtime.helpers import apply, md_manifest, patch_spec, wait_phase
+from integration.runtime.helpers import apply, md_manifest, patch_spec, stepped, wait_phase
 from tollgate_testkit import audit
 from tollgate_testkit.controlplane import audit_log
 from tollgate_testkit.stack import OperatorProcess, Stack, wait_for
@@ -102,10 +102,11 @@ def test_operator_as_the_charts_service_account_promotes_and_rolls_back(
     patch_spec(stack, namespace, "scorer", {"model": {"name": "scorer", "version": "2.0.0",
                                                       "uri": "s3://models/scorer/2.0.0"}})
     weights, seen = follow(stack, namespace, "scorer", ("Succeeded", "RolledBack"))
-    # then the canary went through its steps and promoted, with only the chart's permissions
+    # then the canary went through its steps in order and promoted, with only the chart's permissions (the
+    # steps from the rollout's own timeline: on a loaded machine a step can pass between two polls)
     assert seen.keys() >= {"Progressing", "Succeeded"}, (weights, list(seen), op.log_tail())
-    assert 25 in weights and 50 in weights
     promoted = seen["Succeeded"]
+    assert stepped(promoted["status"]) == [25, 50, 100], promoted["status"]["timeline"]
     assert promoted["status"]["stable"]["version"] == "2.0.0"
 
     # when 3.0.0 fails its error-rate SLO

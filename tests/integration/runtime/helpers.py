@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import yaml
@@ -66,17 +65,17 @@ def wait_phase(stack: Stack, namespace: str, name: str, *phases: str, timeout: f
     return result
 
 
-def watch_weights(stack: Stack, namespace: str, name: str, until: tuple[str, ...],
-                  timeout: float = 120) -> tuple[list[int], dict[str, Any]]:
-    """Canary weights seen (in order, repeats folded) until the phase is one of `until`."""
-    seen: list[int] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        st = status(stack, namespace, name)
-        w = int(st.get("canaryWeight") or 0)
-        if not seen or seen[-1] != w:
-            seen.append(w)
-        if st.get("phase") in until:
-            return seen, st
-        time.sleep(0.1)
-    raise AssertionError(f"{name} never reached {until}; weights seen {seen}; status {st}")
+def stepped(st: dict[str, Any]) -> list[int]:
+    """The canary weight each step of the rollout set, in order, from status.timeline.
+
+    The timeline is the operator's own record of every decision of the current (or last) rollout, written
+    with the decision itself, so a step that came and went between two reads of status is in it: a poll of
+    status.canaryWeight can miss it on a loaded machine. A repeated or skipped step shows here as a repeated
+    or missing weight. (An entry holds the weight after its decision; a decision enters no step past one that
+    still needs its analysis or pause, so with analysed steps each StepAdvanced holds the weight it set.)"""
+    return [int(e.get("weight") or 0) for e in st.get("timeline") or [] if e["reason"] == "StepAdvanced"]
+
+
+def reasons(st: dict[str, Any], *only: str) -> list[str]:
+    """The reasons of status.timeline in order (those in `only`, when given)."""
+    return [e["reason"] for e in st.get("timeline") or [] if not only or e["reason"] in only]

@@ -10,7 +10,7 @@ from typing import Any
 
 from kubernetes import client
 
-from integration.runtime.helpers import apply, md_manifest, patch_spec, status, wait_phase
+from integration.runtime.helpers import apply, md_manifest, patch_spec, reasons, status, wait_phase
 from tollgate_testkit.dialects import requests_selector
 from tollgate_testkit.stack import Stack, wait_for
 
@@ -49,11 +49,22 @@ class Watch:
 
 def watch_rollout(stack: Stack, namespace: str, name: str, until: tuple[str, ...], timeout: float = 120,
                   interval: float = 0.1) -> Watch:
-    """Poll status until the phase is in `until`, noting weights, analysis and when traffic moved."""
+    """Poll status until the phase is in `until`, noting weights, analysis and when traffic moved.
+
+    With RolledBack in `until`, the end counts only once this rollout gave the canary traffic: a poll saw a
+    weight, or the status is of the spec being watched (observedGeneration) and records this version's end
+    (history) after a step with traffic (timeline). On a loaded machine a whole rollout can pass between two
+    polls. For the order of the steps, read `stepped(w.final)`, not `w.weights`."""
     w = Watch()
     deadline = time.monotonic() + timeout
+    generation: int | None = None
     while time.monotonic() < deadline:
-        st = status(stack, namespace, name)
+        obj = stack.md(namespace, name)
+        st: dict[str, Any] = obj.get("status") or {}
+        generation = generation or int(obj["metadata"]["generation"])  # the spec the test just asked for
+        ended_here = (int(st.get("observedGeneration") or 0) >= generation
+                      and (st.get("history") or [{}])[0].get("version") == obj["spec"]["model"]["version"]
+                      and "StepAdvanced" in reasons(st))
         now = time.monotonic()
         weight = int(st.get("canaryWeight") or 0)
         if not w.weights or w.weights[-1] != weight:
@@ -63,7 +74,7 @@ def watch_rollout(stack: Stack, namespace: str, name: str, until: tuple[str, ...
         if weight == 0 and w.first_traffic is not None and w.back_to_zero is None:
             w.back_to_zero = now
         w.snapshots.append({"phase": st.get("phase"), "weight": weight, "analysis": st.get("analysis") or []})
-        if st.get("phase") in until and (w.first_traffic is not None or "RolledBack" not in until):
+        if st.get("phase") in until and (w.first_traffic is not None or ended_here or "RolledBack" not in until):
             w.final = st
             return w
         time.sleep(interval)
