@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from e2e_world import E2E_DIALECT, World
-from integration.runtime.helpers import md_manifest
+from integration.runtime.helpers import md_manifest, stepped
 from tollgate_testkit.dialects import requests_selector
 from tollgate_testkit.stack import wait_for
 
@@ -51,11 +51,6 @@ def metric(text: str, series: str, **labels: str) -> float:
         if line.startswith(series + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
-
-
-def stepped(st: dict[str, Any]) -> list[int]:
-    """The canary weight after each step advance, from status.timeline."""
-    return [int(e.get("weight") or 0) for e in st.get("timeline") or [] if e["reason"] == "StepAdvanced"]
 
 
 def test_promote(world: World) -> None:
