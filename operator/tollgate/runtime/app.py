@@ -47,6 +47,8 @@ from tollgate.runtime.leader import LeaderElector, LeaseSettings
 from tollgate.runtime.ownership import SandboxOwnership
 from tollgate.runtime.reconciler import Reconciler, context_of
 from tollgate.runtime.registry import REMOVABLE_KINDS, ObjectState, Registry
+from tollgate.runtime.shard_plan import shard_of
+from tollgate.runtime.sharding import ShardCoordinator
 
 log = logging.getLogger("tollgate.app")
 
@@ -130,11 +132,15 @@ class Runtime:
     scheduler: AnalysisScheduler = field(init=False)
     reconciler: Reconciler = field(init=False)
     elector: LeaderElector | None = None
+    sharding: ShardCoordinator | None = None
+    """With --shards N > 1, in place of the elector: this replica decides only the shards it holds."""
     notifier: Notifier | None = None
     """Notifications of rollbacks, stalls, approvals, promotions and the kill switch (--notify-secret)."""
     health: ApiHealth = field(init=False)
     error_backoff: float = 5.0
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    background: set[asyncio.Task[None]] = field(default_factory=set)
+    """One-off tasks (taking a shard's objects): referenced here so the event loop cannot drop them."""
     _listed: dict[str, float] = field(default_factory=dict)
     _resync: asyncio.Task[None] | None = None
 
@@ -147,10 +153,14 @@ class Runtime:
         self.ownership = SandboxOwnership(self.kube)
         if self.settings.leader_election:
             s = self.settings
-            self.elector = LeaderElector(self.api, LeaseSettings(
-                s.lease_namespace, s.lease_name, duration=s.lease_duration, renew_deadline=s.lease_renew_deadline,
-                retry_period=s.lease_retry_period))
-            self.kube.fence = self.elector.holds  # no write leaves a replica that may not act
+            lease = LeaseSettings(s.lease_namespace, s.lease_name, duration=s.lease_duration,
+                                  renew_deadline=s.lease_renew_deadline, retry_period=s.lease_retry_period)
+            if s.shards > 1:
+                self.sharding = ShardCoordinator(self.api, lease, s.shards)
+                self.kube.fence = self.sharding.fence  # a write leaves only for an object of a held shard
+            else:
+                self.elector = LeaderElector(self.api, lease)
+                self.kube.fence = self.elector.holds  # no write leaves a replica that may not act
         # Durations that gate a rollout are timed by the API server's clock, not this node's.
         self.reconciler = Reconciler(self.kube, self.registry, self.scheduler, EvidenceStore(self.kube),
                                      self._post_event, self.ownership, clock=self.clock.now,
@@ -161,7 +171,7 @@ class Runtime:
                                                            dict(self.settings.max_pod_resources)))
 
     def _post_event(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-        if self.is_leader():  # Events are writes too: fenced like the adapter's
+        if self.is_leader(self.shard_of(body)):  # Events are writes too: fenced like the adapter's
             try:
                 post_event(body, type_, reason, message)
             except LookupError:
@@ -196,6 +206,9 @@ class Runtime:
         self._tasks.append(asyncio.create_task(self._trim_after_bursts()))
         if self.elector is not None:
             self._tasks.append(asyncio.create_task(self.elector.run()))
+            self._tasks.append(asyncio.create_task(self._leader_gauge()))
+        elif self.sharding is not None:
+            self._tasks.append(asyncio.create_task(self.sharding.run()))
             self._tasks.append(asyncio.create_task(self._leader_gauge()))
         else:
             metrics.IS_LEADER.set(1)
@@ -242,6 +255,11 @@ class Runtime:
         """ModelDeployments whose spec changed since their last decision (status.observedGeneration
         behind metadata.generation) and that carry our finalizer (so kopf has taken them on before:
         new ones wait for kopf, which adds the finalizer first). One LIST per scope; [] when it fails."""
+        return [body for body in await self.models() if changed_since_decided(body, resource.FINALIZER)]
+
+    async def models(self, shards: frozenset[int] | None = None) -> list[dict[str, Any]]:
+        """Every ModelDeployment in scope (only those of `shards` when given): one LIST per scope; [] when
+        it fails (the watch events still bring them, one by one)."""
         scopes = self._scopes()
         if scopes is None:
             return []
@@ -249,9 +267,9 @@ class Runtime:
             lists = [await asyncio.to_thread(self.kube.list_all, resource.API_VERSION, resource.PLURAL, ns)
                      for ns in scopes]
         except KubeError as exc:
-            log.warning("could not list ModelDeployments at start", extra={"error": str(exc)[:300]})
+            log.warning("could not list ModelDeployments", extra={"error": str(exc)[:300]})
             return []
-        return [body for items in lists for body in items if changed_since_decided(body, resource.FINALIZER)]
+        return [body for items in lists for body in items if shards is None or self.shard_of(body) in shards]
 
     # --- watches that re-listed: deletions made meanwhile sent no event ---------------------------
     def watch_listed(self, kind: str) -> None:
@@ -303,9 +321,14 @@ class Runtime:
             decided = now_decided
 
     async def _leader_gauge(self) -> None:
-        assert self.elector is not None
         while True:
-            metrics.IS_LEADER.set(1 if self.elector.is_leader.is_set() else 0)
+            if self.elector is not None:
+                metrics.IS_LEADER.set(1 if self.elector.is_leader.is_set() else 0)
+            elif self.sharding is not None:
+                held = len(self.sharding.held())
+                metrics.IS_LEADER.set(1 if held else 0)
+                metrics.SHARDS_HELD.set(held)
+                metrics.SHARD_MEMBERS.set(len(self.sharding.members))
             await asyncio.sleep(1)
 
     async def stop(self) -> None:
@@ -314,13 +337,31 @@ class Runtime:
             t.cancel()
         if self.elector is not None:
             await asyncio.to_thread(self.elector.release)
+        if self.sharding is not None:
+            await asyncio.to_thread(self.sharding.release)
 
-    def is_leader(self) -> bool:
+    # --- who may act: the leader, or with --shards the holder of the object's shard ------------------------
+    def shard_of(self, body: Mapping[str, Any] | None) -> int:
+        """The shard of a ModelDeployment (0 unless sharded; an object without a UID is shard 0)."""
+        if self.sharding is None:
+            return 0
+        return shard_of(str(((body or {}).get("metadata") or {}).get("uid") or ""), self.sharding.shards)
+
+    def owns(self, body: Mapping[str, Any]) -> bool:
+        """Whether this replica keeps and decides this ModelDeployment: always when one leader decides all
+        (a standby keeps its state warm to take over at once), else only while it holds its shard."""
+        return self.sharding is None or self.sharding.holds(self.shard_of(body))
+
+    def is_leader(self, shard: int = 0) -> bool:
+        if self.sharding is not None:
+            return self.sharding.holds(shard)
         return self.elector is None or self.elector.holds()
 
-    async def wait_leadership(self) -> None:
+    async def wait_leadership(self, shard: int = 0) -> None:
         if self.elector is not None:
             await self.elector.wait_holding()
+        elif self.sharding is not None:
+            await self.sharding.wait_holding(shard)
 
     async def finalize(self, body: dict[str, Any]) -> None:
         await asyncio.to_thread(self._finalize, body)

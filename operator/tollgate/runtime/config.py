@@ -13,6 +13,7 @@ from tollgate.api.routers import DEFAULT_DIALECT, GatewayDialect
 from tollgate.api.spec import MetricsProfile
 from tollgate.engine.model_delivery import DEFAULT_INITIALIZER_IMAGE
 from tollgate.runtime.leader import LeaseSettings
+from tollgate.runtime.shard_plan import MAX_SHARDS
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,9 @@ class Settings:
     lease_duration: float = 15.0
     lease_renew_deadline: float = 10.0
     lease_retry_period: float = 2.0
+    shards: int = 1
+    """ModelDeployments split by a hash of their UID into this many shards, one Lease each
+    (runtime.shard_plan); 1: one leader decides them all."""
     min_analysis_interval: float = 1.0
     scrape_interval: float | None = 15.0
     """Seconds between two scrapes of the models' metrics: canaries under analysis are looked at that
@@ -140,6 +144,11 @@ def parser() -> argparse.ArgumentParser:
                         "--lease-duration [TOLLGATE_LEASE_RENEW_DEADLINE]")
     p.add_argument("--lease-retry-period", type=float, default=float(env("TOLLGATE_LEASE_RETRY_PERIOD", "2")),
                    help="Seconds between attempts to acquire or renew the Lease [TOLLGATE_LEASE_RETRY_PERIOD]")
+    p.add_argument("--shards", type=int, default=int(env("TOLLGATE_SHARDS", "1")),
+                   help=f"Split the ModelDeployments into this many shards by a hash of their UID, one Lease each "
+                        f"(<lease-name>-shard-<k>), so several replicas share the work; each replica decides and "
+                        f"keeps in memory only the shards it holds (1 to {MAX_SHARDS}; 1: one leader decides all) "
+                        f"[TOLLGATE_SHARDS]")
     p.add_argument("--max-replicas", type=int,
                    default=int(v) if (v := env("TOLLGATE_MAX_REPLICAS")) else None,
                    help="Platform limit: most pods per track a ModelDeployment may ask for; over it, Stalled "
@@ -190,6 +199,11 @@ def parse(argv: list[str] | None = None) -> Settings:
                       renew_deadline=a.lease_renew_deadline, retry_period=a.lease_retry_period)
     except ValueError as exc:
         p.error(str(exc))
+    if not 1 <= a.shards <= MAX_SHARDS:
+        p.error(f"--shards ({a.shards}) must be between 1 and {MAX_SHARDS}")
+    if a.shards > 1 and not a.leader_election:
+        p.error(f"--shards ({a.shards}) needs leader election: each shard is a Lease; drop "
+                f"--no-leader-election or use --shards 1")
     return Settings(
         prometheus_url=a.prometheus_url, prometheus_token_secret=a.prometheus_token_secret,
         metrics_profile=a.metrics_profile,
@@ -197,7 +211,7 @@ def parse(argv: list[str] | None = None) -> Settings:
         health_grace=a.health_grace,
         leader_election=a.leader_election, lease_namespace=a.lease_namespace, lease_name=a.lease_name,
         lease_duration=a.lease_duration, lease_renew_deadline=a.lease_renew_deadline,
-        lease_retry_period=a.lease_retry_period,
+        lease_retry_period=a.lease_retry_period, shards=a.shards,
         log_format=a.log_format, scrape_interval=a.scrape_interval or None,
         max_replicas=a.max_replicas, max_pod_resources=dict(a.max_pod_resources),
         notify_secret=a.notify_secret, storage_initializer_image=a.storage_initializer_image,

@@ -35,6 +35,7 @@ from tollgate.runtime import metrics
 from tollgate.runtime.app import IO_THREADS, Runtime
 from tollgate.runtime.health import UnhealthyError
 from tollgate.runtime.registry import MDKey, ObjectState
+from tollgate.runtime.sharding import CURRENT_SHARD
 
 log = logging.getLogger("tollgate.handlers")
 
@@ -91,6 +92,11 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> Non
         ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="tollgate-io"))
     rt = _rt(memo)
     await rt.start()
+    if rt.sharding is not None:
+        # Nothing is held yet: each shard's objects are listed and decided when it is taken (changed ones
+        # first, like decide_changed_first), and dropped when it is lost.
+        rt.sharding.on_change = lambda gained, lost: shards_changed(rt, gained, lost)
+        return
     await decide_changed_first(rt)
 
 
@@ -139,6 +145,32 @@ async def decide_changed_first(rt: Runtime) -> None:
             await asyncio.wait_for(rt.registry.decided.wait(), left)
 
 
+def shards_changed(rt: Runtime, gained: frozenset[int], lost: frozenset[int]) -> None:
+    """A shard lost: its objects' loops stop and their state goes (another replica decides them now). A
+    shard gained: its objects come from one LIST, not from waiting for their next watch events."""
+    if lost:
+        gone = [st for st in rt.registry.objects.values() if st.shard in lost]
+        for st in gone:
+            rt.registry.forget(*st.key)
+            metrics.forget(*st.key)  # its series are the new holder's to export now
+        log.info("shards handed over; their ModelDeployments dropped",
+                 extra={"shards": sorted(lost), "objects": len(gone)})
+    if gained:
+        task = asyncio.create_task(_take_shards(rt, gained), name=f"take shards {sorted(gained)}")
+        rt.background.add(task)
+        task.add_done_callback(rt.background.discard)
+
+
+async def _take_shards(rt: Runtime, shards: frozenset[int]) -> None:
+    bodies = await rt.models(shards)
+    taken = 0
+    for body in bodies:
+        if rt.owns(body):  # still held after the LIST
+            meta = body["metadata"]
+            taken += take(rt, meta["namespace"], meta["name"], body)
+    log.info("shards taken; their ModelDeployments loaded", extra={"shards": sorted(shards), "objects": taken})
+
+
 @kopf.on.probe(id="apiserver")
 async def apiserver_probe(memo: Any, **_: Any) -> str:
     """Part of /healthz: fails once the API server (and so every watch) has been unreachable too long."""
@@ -163,21 +195,33 @@ async def md_event(event: kopf.RawEvent, body: kopf.Body, namespace: str | None,
         rt.registry.forget(namespace, name)
         metrics.forget(namespace, name)
         return
+    if not rt.owns(body):
+        if (namespace, name) in rt.registry.objects:
+            rt.registry.forget(namespace, name)  # its shard moved to another replica meanwhile
+        return
+    take(rt, namespace, name, body)
+
+
+def take(rt: Runtime, namespace: str, name: str, body: Mapping[str, Any]) -> bool:
+    """Store the newest body of a ModelDeployment and wake its loop (starting it if needed); False when
+    the body carried nothing new."""
     st = rt.registry.state(namespace, name)
     rv = (body.get("metadata") or {}).get("resourceVersion")
     if st.task is not None and rv is not None and rv == st.adopted_resource_version:
-        return  # the body the loop already has (kopf's listing of an object decided at start-up)
+        return False  # the body the loop already has (kopf's listing of an object decided at start-up)
     raw = own_copy(body)
     if is_older(rv, st.written_resource_version):
-        return  # a stale event from before our own status write: we already know better
+        return False  # a stale event from before our own status write: we already know better
     st.adopt(raw)
+    st.shard = rt.shard_of(raw)
     if st.task is None:
         ensure_loop(rt, st, delay=0.0 if needs_attention(raw) else SETTLED_FIRST_DELAY)
         st.kick()
-        return
+        return True
     if rv is not None and rv == st.written_resource_version:
-        return  # the echo of our own status write: nothing new to decide
+        return False  # the echo of our own status write: nothing new to decide
     st.kick()
+    return True
 
 
 def own_copy(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -368,6 +412,7 @@ async def rollout_loop(rt: Runtime, st: ObjectState, delay: float = 0.0) -> None
     than the object itself.
     """
     wake_at: datetime | None = None
+    CURRENT_SHARD.set(st.shard)  # this task's writes are fenced by its shard's Lease (runtime.sharding)
     if delay:
         await asyncio.sleep(delay)
     while not st.stopped:
@@ -378,7 +423,7 @@ async def rollout_loop(rt: Runtime, st: ObjectState, delay: float = 0.0) -> None
             break
         if _being_deleted(st):
             break
-        await rt.wait_leadership()
+        await rt.wait_leadership(st.shard)
         wake_at = await _reconcile_once(rt, st)
         st.attempts += 1
         rt.registry.decided.set()
@@ -479,8 +524,10 @@ async def finalize(body: kopf.Body, namespace: str | None, name: str, memo: Any,
     """
     assert namespace is not None
     rt = _rt(memo)
+    shard = rt.shard_of(body)
+    CURRENT_SHARD.set(shard)
     while True:
-        if not await _lead_or_gone(rt, namespace, name):
+        if not await _lead_or_gone(rt, namespace, name, shard):
             log.info("released by the leader while standing by", extra={"md": f"{namespace}/{name}"})
             return
         try:
@@ -497,12 +544,13 @@ GONE_CHECK = 5.0
 """Seconds between a standby's reads of an object it waits to finalize: has the leader released it?"""
 
 
-async def _lead_or_gone(rt: Runtime, namespace: str, name: str) -> bool:
-    """True once this replica leads; False once the object no longer exists. Reads only."""
+async def _lead_or_gone(rt: Runtime, namespace: str, name: str, shard: int) -> bool:
+    """True once this replica leads (holds the object's shard); False once the object no longer exists.
+    Reads only."""
     ref = ObjectRef(resource.API_VERSION, resource.KIND, name, namespace)
-    while not rt.is_leader():
+    while not rt.is_leader(shard):
         try:
-            await asyncio.wait_for(rt.wait_leadership(), timeout=GONE_CHECK)
+            await asyncio.wait_for(rt.wait_leadership(shard), timeout=GONE_CHECK)
         except TimeoutError:
             try:
                 if await asyncio.to_thread(rt.kube.get, ref) is None:

@@ -31,7 +31,7 @@ import random
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from kubernetes import client
@@ -87,8 +87,11 @@ class LeaderElector:
     """`holds()` is true only while this process may act; `is_leader` lets loops wait for it."""
 
     def __init__(self, api: client.ApiClient, settings: LeaseSettings, identity: str | None = None, *,
-                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], dt.datetime] = _wall):
+                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], dt.datetime] = _wall,
+                 labels: Mapping[str, str] | None = None):
         self._coord = client.CoordinationV1Api(api)
+        self.labels = dict(labels or {})
+        """Labels of the Lease when this process creates it (the shard Leases are listed by them)."""
         self.settings = settings
         self.identity = identity or default_identity()
         self.is_leader = asyncio.Event()
@@ -109,7 +112,7 @@ class LeaderElector:
     async def wait_holding(self) -> None:
         """Return once this process holds the Lease (at once if it does)."""
         while not self.holds():
-            self._sync()
+            self.sync()
             await self.is_leader.wait()
 
     # -- one attempt -------------------------------------------------------------------------------------
@@ -122,7 +125,7 @@ class LeaderElector:
             with kube_errors():
                 lease = self._coord.read_namespaced_lease(s.name, s.namespace, _request_timeout=s.request_timeout)
         except NotFoundError:
-            body = {"metadata": {"name": s.name, "namespace": s.namespace},
+            body = {"metadata": {"name": s.name, "namespace": s.namespace, "labels": self.labels},
                     "spec": {"holderIdentity": self.identity, "leaseDurationSeconds": round(s.duration),
                              "acquireTime": now, "renewTime": now, "leaseTransitions": 0}}
             try:
@@ -162,6 +165,12 @@ class LeaderElector:
         self._observed_rv = rv
         self._observed_at = self._clock()
 
+    def note(self, rv: str | None) -> None:
+        """A record of this Lease seen elsewhere (runtime.sharding lists all shard Leases at once): its
+        expiry is judged from the first time this resourceVersion was seen, as if read here."""
+        if rv != self._observed_rv:
+            self._observe(rv)
+
     # -- the loop ------------------------------------------------------------------------------------------
     async def run(self, stopped: asyncio.Event | None = None) -> None:
         """Acquire, renew every retry period, and stop acting past the renew deadline; until cancelled."""
@@ -175,7 +184,7 @@ class LeaderElector:
                     log.warning("lease request failed", extra={"status": exc.status, "error": str(exc)[:300]})
                     if isinstance(exc, TemporaryError) and exc.status == 429:
                         asked = exc.delay  # throttled: the next attempt no sooner than its Retry-After
-                self._sync()
+                self.sync()
                 delay = self.settings.retry_period
                 await asyncio.sleep(max(asked, delay if self.holds() else delay * random.uniform(1.0, JITTER)))
         finally:
@@ -184,18 +193,19 @@ class LeaderElector:
     async def _watch_deadline(self) -> None:
         """Clear `is_leader` as soon as the renew deadline passes, not only after the next attempt."""
         while True:
-            self._sync()
+            self.sync()
             await asyncio.sleep(min(0.5, self.settings.retry_period / 2))
 
-    def _sync(self) -> None:
+    def sync(self) -> None:
         held = self.holds()
         if held and not self.is_leader.is_set():
             self.transitions += 1
-            log.info("became leader", extra={"identity": self.identity})
+            log.info("became leader", extra={"identity": self.identity, "lease": self.settings.name})
             self.is_leader.set()
         elif not held and self.is_leader.is_set():
             log.warning("lost leadership: not renewed within the renew deadline; stopped acting",
-                        extra={"identity": self.identity, "renew_deadline": self.settings.renew_deadline})
+                        extra={"identity": self.identity, "lease": self.settings.name,
+                               "renew_deadline": self.settings.renew_deadline})
             self.is_leader.clear()
 
     def release(self) -> None:

@@ -97,7 +97,9 @@ ANALYSIS_REQUESTS = Counter("tollgate_analysis_requests_total",
 TENANT_BUDGET_EXCEEDED = Counter("tollgate_tenant_query_budget_exceeded_total",
                                  "Ticks whose custom queries ran past the namespace's time budget",
                                  ["namespace"])
-IS_LEADER = Gauge("tollgate_leader", "1 while this replica holds the leader Lease")
+IS_LEADER = Gauge("tollgate_leader", "1 while this replica holds the leader Lease (with --shards: any shard Lease)")
+SHARDS_HELD = Gauge("tollgate_shards_held", "Shard Leases this replica holds (--shards > 1)")
+SHARD_MEMBERS = Gauge("tollgate_shard_members", "Replicas this one sees sharing the shards (--shards > 1)")
 DRILL_SECONDS = Gauge("tollgate_drill_seconds",
                       "Measured time to fallback of the last drill that got there (kubectl tollgate drill): from "
                       "the operator acting on the request to it observing every request on the fallback or stable",

@@ -120,6 +120,8 @@ class ObjectState:
     hold_until: float = 0.0
     """Monotonic time before which the loop does not decide again, whatever wakes it: the end of the
     last temporary failure's delay (the server's Retry-After when it sent one)."""
+    shard: int = 0
+    """Its shard (runtime.shard_plan.shard_of its UID) when the operator runs with --shards; else 0."""
     stopped: bool = False
     task: asyncio.Task[None] | None = None
     """The object's reconcile loop (runtime.handlers.rollout_loop) while it runs."""

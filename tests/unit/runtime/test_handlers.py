@@ -128,10 +128,13 @@ class FinalizingRuntime:
 
         self.kube, self.registry = Kube(), Registry()
 
-    def is_leader(self) -> bool:
+    def shard_of(self, body: Any) -> int:
+        return 0
+
+    def is_leader(self, shard: int = 0) -> bool:
         return self.elector.leading
 
-    async def wait_leadership(self) -> None:
+    async def wait_leadership(self, shard: int = 0) -> None:
         await self.elector.on.wait()
 
     async def finalize(self, body: dict[str, Any]) -> None:
@@ -247,8 +250,14 @@ class StartingRuntime:
     async def changed_while_down(self) -> list[dict[str, Any]]:
         return self.changed
 
-    async def wait_leadership(self) -> None:
+    async def wait_leadership(self, shard: int = 0) -> None:
         return None
+
+    def owns(self, body: Any) -> bool:
+        return True
+
+    def shard_of(self, body: Any) -> int:
+        return 0
 
 
 async def _event(rt: StartingRuntime, type_: str | None, body: dict[str, Any]) -> None:

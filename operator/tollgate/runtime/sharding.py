@@ -1,0 +1,208 @@
+"""Shard Leases: `--shards N` splits the ModelDeployments across replicas (the rules: runtime.shard_plan).
+
+Each shard is a coordination.k8s.io Lease held with the single leader's rules (runtime.leader: expiry
+judged by how long this process saw one record unchanged, renew deadline shorter than the duration,
+optimistic concurrency on every update), so the guarantees of leader election hold per shard: a
+replica past its renew deadline for a shard writes nothing more for that shard's objects (the adapter's
+fence reads the shard of the object being decided from `CURRENT_SHARD`), and a dead replica's shards
+are taken over one lease duration after its last renewal was observed.
+
+Each replica also holds one of N member Leases (`<lease-name>-member-<k>`, taken and renewed by the same
+rules), so the others know how many replicas share the work. Fixed names keep the RBAC to named Leases
+(no delete, nothing to collect after a replica is gone); more replicas than shards would have nothing to
+decide, so a replica that finds no free member Lease waits as a standby for one (and takes it a lease
+duration after its holder stopped renewing).
+
+All the Leases of one operator carry the label `tollgate.dev/lease-group=<--lease-name>`: one LIST per
+round reads them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import datetime as dt
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+from kubernetes import client
+
+from tollgate.adapters.errors import KubeError, TemporaryError, kube_errors
+from tollgate.runtime.leader import JITTER, LeaderElector, LeaseSettings, _wall, default_identity
+from tollgate.runtime.shard_plan import ShardMoves, ShardView, plan
+
+log = logging.getLogger("tollgate.sharding")
+
+LABEL_GROUP = "tollgate.dev/lease-group"
+LABEL_ROLE = "tollgate.dev/lease-role"
+LABEL_SHARD = "tollgate.dev/shard"
+
+CURRENT_SHARD: contextvars.ContextVar[int | None] = contextvars.ContextVar("tollgate_shard", default=None)
+"""The shard of the ModelDeployment the running code decides for (set by its loop and its finalizer;
+asyncio tasks and asyncio.to_thread carry it along). A write with none set is refused when sharded."""
+
+
+def shard_lease_name(group: str, shard: int) -> str:
+    return f"{group}-shard-{shard}"
+
+
+def member_lease_name(group: str, slot: int) -> str:
+    return f"{group}-member-{slot}"
+
+
+class ShardCoordinator:
+    """Holds this replica's share of the shard Leases; `holds(shard)` is the rule every write obeys."""
+
+    def __init__(self, api: client.ApiClient, settings: LeaseSettings, shards: int, identity: str | None = None,
+                 *, clock: Callable[[], float] = time.monotonic, wall: Callable[[], dt.datetime] = _wall):
+        self.settings = settings
+        self.shards = shards
+        self.identity = identity or default_identity()
+        self._coord = client.CoordinationV1Api(api)
+        self._clock = clock
+        group = {LABEL_GROUP: settings.name}
+        self._electors = [
+            LeaderElector(api, replace(settings, name=shard_lease_name(settings.name, k)), self.identity,
+                          clock=clock, wall=wall, labels={**group, LABEL_ROLE: "shard", LABEL_SHARD: str(k)})
+            for k in range(shards)]
+        self._slots = [
+            LeaderElector(api, replace(settings, name=member_lease_name(settings.name, k)), self.identity,
+                          clock=clock, wall=wall, labels={**group, LABEL_ROLE: "member", LABEL_SHARD: str(k)})
+            for k in range(shards)]
+        self._seen: dict[str, tuple[str | None, float]] = {}
+        """Lease name -> (resourceVersion, monotonic time it was first seen): expiry by observation."""
+        self.members: frozenset[str] = frozenset({self.identity})
+        self.last_moves: ShardMoves | None = None
+        self.on_change: Callable[[frozenset[int], frozenset[int]], None] | None = None
+        """Called on the event loop with (gained, lost) shards whenever what this replica holds changes."""
+        self._reported: frozenset[int] = frozenset()
+
+    # -- the rule every write obeys --------------------------------------------------------------------
+    def holds(self, shard: int) -> bool:
+        return 0 <= shard < self.shards and self._electors[shard].holds()
+
+    def held(self) -> frozenset[int]:
+        return frozenset(k for k in range(self.shards) if self._electors[k].holds())
+
+    def fence(self) -> bool:
+        """Kube.fence when sharded: a write may leave only for an object of a shard held now."""
+        shard = CURRENT_SHARD.get()
+        return shard is not None and self.holds(shard)
+
+    async def wait_holding(self, shard: int) -> None:
+        await self._electors[shard].wait_holding()
+
+    # -- one round -----------------------------------------------------------------------------------------
+    def round(self) -> ShardMoves:
+        """List the group's Leases, renew what is held, and take or give up shards (shard_plan.plan)."""
+        s = self.settings
+        with kube_errors():
+            leases = self._coord.list_namespaced_lease(
+                s.namespace, label_selector=f"{LABEL_GROUP}={s.name}", _request_timeout=s.request_timeout).items
+        now = self._clock()
+        members: set[str] = set()
+        taken: set[int] = set()
+        slots_taken: set[int] = set()
+        for lease in leases:
+            meta, spec = lease.metadata, lease.spec
+            if meta is None or spec is None or not meta.name:
+                continue
+            labels = meta.labels or {}
+            k = _index(labels.get(LABEL_SHARD), self.shards)
+            if k is None:
+                continue
+            rv = meta.resource_version
+            seen = self._seen.get(meta.name)
+            if seen is None or seen[0] != rv:
+                seen = self._seen[meta.name] = (rv, now)
+            holder = spec.holder_identity or ""
+            alive = bool(holder) and holder != self.identity and now < seen[1] + float(
+                spec.lease_duration_seconds or s.duration)
+            if labels.get(LABEL_ROLE) == "member":
+                self._slots[k].note(rv)
+                if alive:
+                    members.add(holder)
+                    slots_taken.add(k)
+            elif labels.get(LABEL_ROLE) == "shard":
+                self._electors[k].note(rv)
+                if alive:
+                    taken.add(k)
+        slot = self._renew_slot(frozenset(slots_taken))
+        held = self.held()
+        if slot is not None:
+            members.add(self.identity)
+        self.members = frozenset(members)
+        free = frozenset(range(self.shards)) - taken - held
+        moves = plan(ShardView(self.identity, self.shards, self.members, held, free))
+        if slot is None:  # a standby: it renews what it still holds and takes nothing new
+            moves = ShardMoves(acquire=(), release=(), target=len(held))
+        for k in sorted(held - set(moves.release)):
+            self._electors[k].try_acquire_or_renew()
+        for k in moves.release:
+            log.info("handing a shard over", extra={"shard": k, "members": len(members), "target": moves.target})
+            self._electors[k].release()
+        for k in moves.acquire:
+            self._electors[k].try_acquire_or_renew()
+        self.last_moves = moves
+        return moves
+
+    def _renew_slot(self, taken: frozenset[int]) -> int | None:
+        """Renew this replica's member Lease, or take the first free one; None while none is to be had."""
+        for k, slot in enumerate(self._slots):
+            if slot.holds() and slot.try_acquire_or_renew():
+                return k
+        for k in range(self.shards):
+            if k not in taken and self._slots[k].try_acquire_or_renew():
+                return k
+        return None
+
+    # -- the loop ------------------------------------------------------------------------------------------
+    async def run(self) -> None:
+        """A round every retry period until cancelled; shards past their renew deadline stop at once."""
+        watchdog = asyncio.create_task(self._watch_deadlines())
+        try:
+            while True:
+                asked = 0.0
+                try:
+                    await asyncio.to_thread(self.round)
+                except KubeError as exc:  # the API server may be briefly unreachable; holds() decides
+                    log.warning("shard lease round failed", extra={"status": exc.status, "error": str(exc)[:300]})
+                    if isinstance(exc, TemporaryError) and exc.status == 429:
+                        asked = exc.delay
+                self.sync()
+                period = self.settings.retry_period
+                await asyncio.sleep(max(asked, period * random.uniform(1.0, JITTER)))
+        finally:
+            watchdog.cancel()
+
+    async def _watch_deadlines(self) -> None:
+        while True:
+            self.sync()
+            await asyncio.sleep(min(0.5, self.settings.retry_period / 2))
+
+    def sync(self) -> None:
+        for e in self._electors:
+            e.sync()
+        held = self.held()
+        if held != self._reported:
+            gained, lost = held - self._reported, self._reported - held
+            self._reported = held
+            log.info("shards changed", extra={"held": sorted(held), "gained": sorted(gained), "lost": sorted(lost)})
+            if self.on_change is not None:
+                self.on_change(gained, lost)
+
+    def release(self) -> None:
+        """On clean shutdown: every held shard and the member Lease released, so the others take them
+        at their next round instead of a lease duration later."""
+        for k in sorted(self.held()):
+            self._electors[k].release()
+        for slot in self._slots:
+            slot.release()
+
+
+def _index(text: str | None, shards: int) -> int | None:
+    """The shard a Lease's label names, if it is one of ours (a Lease left from a larger --shards is not)."""
+    return int(text) if text is not None and text.isdigit() and int(text) < shards else None
