@@ -48,7 +48,7 @@ from tollgate.runtime.ownership import SandboxOwnership
 from tollgate.runtime.reconciler import Reconciler, context_of
 from tollgate.runtime.registry import REMOVABLE_KINDS, ObjectState, Registry
 from tollgate.runtime.shard_plan import shard_of
-from tollgate.runtime.sharding import ShardCoordinator
+from tollgate.runtime.sharding import ShardCoordinator, shards_still_active
 
 log = logging.getLogger("tollgate.app")
 
@@ -160,6 +160,8 @@ class Runtime:
                 self.kube.fence = self.sharding.fence  # a write leaves only for an object of a held shard
             else:
                 self.elector = LeaderElector(self.api, lease)
+                # after a change from --shards N > 1, the replicas still running with it go first
+                self.elector.blocked = shards_still_active(client.CoordinationV1Api(self.api), lease)
                 self.kube.fence = self.elector.holds  # no write leaves a replica that may not act
         # Durations that gate a rollout are timed by the API server's clock, not this node's.
         self.reconciler = Reconciler(self.kube, self.registry, self.scheduler, EvidenceStore(self.kube),

@@ -92,6 +92,9 @@ class LeaderElector:
         self._coord = client.CoordinationV1Api(api)
         self.labels = dict(labels or {})
         """Labels of the Lease when this process creates it (the shard Leases are listed by them)."""
+        self.blocked: Callable[[], str | None] | None = None
+        """Asked before taking the Lease (never before renewing it): the name of a live Lease that must go
+        first, or None (runtime.sharding: replicas of a --shards N > 1 still running)."""
         self.settings = settings
         self.identity = identity or default_identity()
         self.is_leader = asyncio.Event()
@@ -121,6 +124,9 @@ class LeaderElector:
         s = self.settings
         started = self._clock()
         now = _micro(self._wall())
+        if self.blocked is not None and not self.holds() and (waiting := self.blocked()):
+            log.info("not taking the Lease while another is alive", extra={"lease": s.name, "waiting_for": waiting})
+            return False
         try:
             with kube_errors():
                 lease = self._coord.read_namespaced_lease(s.name, s.namespace, _request_timeout=s.request_timeout)

@@ -30,7 +30,7 @@ from dataclasses import replace
 
 from kubernetes import client
 
-from tollgate.adapters.errors import KubeError, TemporaryError, kube_errors
+from tollgate.adapters.errors import KubeError, NotFoundError, TemporaryError, kube_errors
 from tollgate.runtime.leader import JITTER, LeaderElector, LeaseSettings, _wall, default_identity
 from tollgate.runtime.shard_plan import ShardMoves, ShardView, plan
 
@@ -39,18 +39,60 @@ log = logging.getLogger("tollgate.sharding")
 LABEL_GROUP = "tollgate.dev/lease-group"
 LABEL_ROLE = "tollgate.dev/lease-role"
 LABEL_SHARD = "tollgate.dev/shard"
+LABEL_SHARDS = "tollgate.dev/shards"
 
 CURRENT_SHARD: contextvars.ContextVar[int | None] = contextvars.ContextVar("tollgate_shard", default=None)
 """The shard of the ModelDeployment the running code decides for (set by its loop and its finalizer;
 asyncio tasks and asyncio.to_thread carry it along). A write with none set is refused when sharded."""
 
 
-def shard_lease_name(group: str, shard: int) -> str:
-    return f"{group}-shard-{shard}"
+def shard_lease_name(group: str, shard: int, shards: int) -> str:
+    """The count is part of the name: shard 0 of 2 and shard 0 of 4 hold different objects, so replicas
+    of an old and a new --shards never share (or fight over) a Lease; see LeaseWatch for who waits."""
+    return f"{group}-shard-{shard}-of-{shards}"
 
 
-def member_lease_name(group: str, slot: int) -> str:
-    return f"{group}-member-{slot}"
+def member_lease_name(group: str, slot: int, shards: int) -> str:
+    return f"{group}-member-{slot}-of-{shards}"
+
+
+class LeaseWatch:
+    """Other replicas' Leases judged alive by observation, as runtime.leader judges the leader's: alive
+    while its record changed within its duration on this process's monotonic clock."""
+
+    def __init__(self, identity: str, clock: Callable[[], float]):
+        self.identity = identity
+        self._clock = clock
+        self._seen: dict[str, tuple[str | None, float]] = {}
+
+    def alive(self, lease: client.V1Lease, default_duration: float) -> bool:
+        meta, spec = lease.metadata, lease.spec
+        if meta is None or spec is None or not meta.name:
+            return False
+        now = self._clock()
+        seen = self._seen.get(meta.name)
+        if seen is None or seen[0] != meta.resource_version:
+            seen = self._seen[meta.name] = (meta.resource_version, now)
+        holder = spec.holder_identity or ""
+        return bool(holder) and holder != self.identity and now < seen[1] + float(
+            spec.lease_duration_seconds or default_duration)
+
+
+def other_mode_active(watch: LeaseWatch, leases: list[client.V1Lease], shards: int, settings: LeaseSettings,
+                      leader: client.V1Lease | None) -> str | None:
+    """Which live Lease of another shard count (or of the single leader, `leader`) makes this replica wait.
+
+    Changing --shards (1 to N, N to M) with a rolling update runs old and new replicas side by side for a
+    while, and a shard of one count is not a shard of the other: both could decide one object. So no
+    replica takes anything while a Lease of another count is alive; it keeps renewing what it holds.
+    The old replicas, stopping, release theirs, and the new ones take over at their next round."""
+    for lease in leases:
+        labels = (lease.metadata.labels if lease.metadata else None) or {}
+        if labels.get(LABEL_SHARDS) != str(shards) and watch.alive(lease, settings.duration):
+            return lease.metadata.name if lease.metadata else "?"
+    if leader is not None and watch.alive(leader, settings.duration):
+        return settings.name
+    return None
 
 
 class ShardCoordinator:
@@ -63,17 +105,18 @@ class ShardCoordinator:
         self.identity = identity or default_identity()
         self._coord = client.CoordinationV1Api(api)
         self._clock = clock
-        group = {LABEL_GROUP: settings.name}
+        group = {LABEL_GROUP: settings.name, LABEL_SHARDS: str(shards)}
         self._electors = [
-            LeaderElector(api, replace(settings, name=shard_lease_name(settings.name, k)), self.identity,
+            LeaderElector(api, replace(settings, name=shard_lease_name(settings.name, k, shards)), self.identity,
                           clock=clock, wall=wall, labels={**group, LABEL_ROLE: "shard", LABEL_SHARD: str(k)})
             for k in range(shards)]
         self._slots = [
-            LeaderElector(api, replace(settings, name=member_lease_name(settings.name, k)), self.identity,
+            LeaderElector(api, replace(settings, name=member_lease_name(settings.name, k, shards)), self.identity,
                           clock=clock, wall=wall, labels={**group, LABEL_ROLE: "member", LABEL_SHARD: str(k)})
             for k in range(shards)]
-        self._seen: dict[str, tuple[str | None, float]] = {}
-        """Lease name -> (resourceVersion, monotonic time it was first seen): expiry by observation."""
+        self._watch = LeaseWatch(self.identity, clock)
+        self.waiting_for: str | None = None
+        """A live Lease of another --shards (or the single leader's) this replica waits for, if any."""
         self.members: frozenset[str] = frozenset({self.identity})
         self.last_moves: ShardMoves | None = None
         self.on_change: Callable[[frozenset[int], frozenset[int]], None] | None = None
@@ -102,34 +145,38 @@ class ShardCoordinator:
         with kube_errors():
             leases = self._coord.list_namespaced_lease(
                 s.namespace, label_selector=f"{LABEL_GROUP}={s.name}", _request_timeout=s.request_timeout).items
-        now = self._clock()
+        try:
+            with kube_errors():
+                leader = self._coord.read_namespaced_lease(s.name, s.namespace, _request_timeout=s.request_timeout)
+        except NotFoundError:
+            leader = None
         members: set[str] = set()
         taken: set[int] = set()
         slots_taken: set[int] = set()
-        for lease in leases:
+        ours = [lease for lease in leases if ((lease.metadata.labels if lease.metadata else None) or {}).get(
+            LABEL_SHARDS) == str(self.shards)]
+        for lease in ours:
             meta, spec = lease.metadata, lease.spec
-            if meta is None or spec is None or not meta.name:
-                continue
-            labels = meta.labels or {}
+            labels = (meta.labels if meta else None) or {}
             k = _index(labels.get(LABEL_SHARD), self.shards)
-            if k is None:
+            if k is None or meta is None or spec is None:
                 continue
-            rv = meta.resource_version
-            seen = self._seen.get(meta.name)
-            if seen is None or seen[0] != rv:
-                seen = self._seen[meta.name] = (rv, now)
-            holder = spec.holder_identity or ""
-            alive = bool(holder) and holder != self.identity and now < seen[1] + float(
-                spec.lease_duration_seconds or s.duration)
+            alive = self._watch.alive(lease, s.duration)
             if labels.get(LABEL_ROLE) == "member":
-                self._slots[k].note(rv)
+                self._slots[k].note(meta.resource_version)
                 if alive:
-                    members.add(holder)
+                    members.add(spec.holder_identity or "")
                     slots_taken.add(k)
             elif labels.get(LABEL_ROLE) == "shard":
-                self._electors[k].note(rv)
+                self._electors[k].note(meta.resource_version)
                 if alive:
                     taken.add(k)
+        waiting = other_mode_active(self._watch, leases, self.shards, s, leader)
+        if waiting != self.waiting_for:
+            if waiting:
+                log.warning("another shard count is active; taking nothing until its Leases are released or "
+                            "expire", extra={"lease": waiting, "shards": self.shards})
+            self.waiting_for = waiting
         slot = self._renew_slot(frozenset(slots_taken))
         held = self.held()
         if slot is not None:
@@ -137,7 +184,7 @@ class ShardCoordinator:
         self.members = frozenset(members)
         free = frozenset(range(self.shards)) - taken - held
         moves = plan(ShardView(self.identity, self.shards, self.members, held, free))
-        if slot is None:  # a standby: it renews what it still holds and takes nothing new
+        if slot is None or waiting:  # a standby: it renews what it still holds and takes nothing new
             moves = ShardMoves(acquire=(), release=(), target=len(held))
         for k in sorted(held - set(moves.release)):
             self._electors[k].try_acquire_or_renew()
@@ -201,6 +248,23 @@ class ShardCoordinator:
             self._electors[k].release()
         for slot in self._slots:
             slot.release()
+
+
+def shards_still_active(coord: client.CoordinationV1Api, settings: LeaseSettings,
+                        clock: Callable[[], float] = time.monotonic) -> Callable[[], str | None]:
+    """For the single leader (--shards 1): a check that names a live shard Lease of replicas still running
+    with --shards N > 1 (one LIST, asked only while it does not hold its Lease), so it waits for them."""
+    watch = LeaseWatch("", clock)
+
+    def check() -> str | None:
+        with kube_errors():
+            leases = coord.list_namespaced_lease(settings.namespace, label_selector=f"{LABEL_GROUP}={settings.name}",
+                                                 _request_timeout=settings.request_timeout).items
+        shard_leases = [lease for lease in leases
+                        if ((lease.metadata.labels if lease.metadata else None) or {}).get(LABEL_ROLE) == "shard"]
+        return other_mode_active(watch, shard_leases, 1, settings, None)
+
+    return check
 
 
 def _index(text: str | None, shards: int) -> int | None:

@@ -162,25 +162,28 @@ def _lease_rules(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def test_shards_are_granted_exactly_their_named_leases(tool_bin: Path) -> None:
-    # given the chart's defaults: one leader Lease, get/patch by name, no list
+    # given the chart's defaults: one leader Lease, get/patch by name, and a LIST (does a replica of
+    # another shard count still run?)
     docs = [d for d in yaml.safe_load_all(tools.render(tool_bin, include_crds=False)) if d]
     assert _operator(docs)[1]["TOLLGATE_SHARDS"] == "1"
     assert _lease_rules(docs) == [
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["list"]},
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": ["tollgate-operator"],
          "verbs": ["get", "patch"]}]
     # when the platform team splits the work into three shards
     docs = [d for d in yaml.safe_load_all(tools.render(tool_bin, include_crds=False, values={
         "leaderElection": {"shards": 3}})) if d]
-    # then the operator is told so, and may read, renew and take over exactly the three shard and three
-    # member Leases by name (plus the one LIST a round needs); still no delete, no other Lease by name
+    # then the operator is told so, and may read, renew and take over exactly the leader Lease and the three
+    # shard and three member Leases by name (plus the LIST); still no delete, no other Lease by name
     assert _operator(docs)[1]["TOLLGATE_SHARDS"] == "3"
     rules = _lease_rules(docs)
     assert {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["list"]} in rules
     (named,) = [r for r in rules if r.get("resourceNames")]
     assert named["verbs"] == ["get", "patch"]
     assert sorted(named["resourceNames"]) == sorted(
-        [f"tollgate-operator-shard-{k}" for k in range(3)] + [f"tollgate-operator-member-{k}" for k in range(3)])
+        ["tollgate-operator"] + [f"tollgate-operator-shard-{k}-of-3" for k in range(3)]
+        + [f"tollgate-operator-member-{k}-of-3" for k in range(3)])
     assert not [r for r in rules if "delete" in r["verbs"] or "update" in r["verbs"]]
     # and shards without leader election, or beyond 256, are refused with the key named
     res = tools.run(tool_bin / "helm", "template", "t", tools.CHART, "--kube-version", tools.KUBE_VERSION,

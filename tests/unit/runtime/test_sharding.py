@@ -15,8 +15,8 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from tollgate.runtime.leader import LeaseSettings
-from tollgate.runtime.sharding import CURRENT_SHARD, ShardCoordinator
+from tollgate.runtime.leader import LeaderElector, LeaseSettings
+from tollgate.runtime.sharding import CURRENT_SHARD, ShardCoordinator, shards_still_active
 
 
 @dataclass
@@ -81,7 +81,8 @@ class Leases:
 
     def holders(self) -> dict[int, str | None]:
         return {int(it["labels"]["tollgate.dev/shard"]): it["spec"].get("holderIdentity")
-                for it in self.items.values() if it["labels"].get("tollgate.dev/lease-role") == "shard"}
+                for it in self.items.values() if it["labels"].get("tollgate.dev/lease-role") == "shard"
+                and it["labels"].get("tollgate.dev/shards") == "6"}
 
 
 SETTINGS = LeaseSettings("ns", "tollgate-operator", duration=15, renew_deadline=10, retry_period=2)
@@ -178,3 +179,44 @@ def test_a_replica_beyond_the_shard_count_stands_by_and_takes_over_a_dead_member
     # then, a lease duration later, c has its member Lease and a shard: the work is shared again
     assert len(a.held()) == 1 and len(c.held()) == 1 and not a.held() & c.held()
     assert a.members == {"op-a", "op-c"}
+
+
+def test_replicas_of_a_new_shard_count_take_nothing_until_the_old_ones_are_gone() -> None:
+    # given two replicas running with --shards 2 (a rolling change to --shards 6 has started)
+    store, clock = Leases(), Clock()
+    old_a, old_b = replica(store, clock, "old-a", shards=2), replica(store, clock, "old-b", shards=2)
+    rounds(clock, [old_a, old_b], 4)
+    new = replica(store, clock, "new-a", shards=6)
+    # when the new replica runs beside them (shard 0 of 2 and shard 0 of 6 hold different objects)
+    rounds(clock, [old_a, old_b, new], 4)
+    # then it takes nothing while their Leases are alive
+    assert new.held() == set() and new.waiting_for is not None
+    # and once the old replicas stop (released on their way out), it takes every shard of its count
+    old_a.release()
+    old_b.release()
+    rounds(clock, [new], 2)
+    assert new.held() == set(range(6)) and new.waiting_for is None
+
+
+def test_a_single_leader_waits_for_the_replicas_of_a_shard_count_still_running() -> None:
+    # given sharded replicas (--shards 6) running, and a replica started with --shards 1
+    store, clock = Leases(), Clock()
+    sharded = replica(store, clock, "sharded")
+    rounds(clock, [sharded], 3)
+    leader = LeaderElector(None, SETTINGS, "single", clock=clock,  # type: ignore[arg-type]
+                           wall=lambda: dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    leader._coord = store  # type: ignore[assignment]
+    leader.blocked = shards_still_active(store, SETTINGS, clock)  # type: ignore[arg-type]
+    # when it tries to lead while their Leases are alive, it does not
+    assert leader.try_acquire_or_renew() is False
+    # and once the sharded replica stops (releasing its Leases), it leads
+    sharded.release()
+    assert leader.try_acquire_or_renew() is True
+    # and a sharded replica started now takes nothing while the leader renews
+    late = replica(store, clock, "late")
+    for _ in range(3):
+        late.round()
+        leader.try_acquire_or_renew()
+        clock.t += 2
+    assert late.held() == set() and late.waiting_for == "tollgate-operator"
+
