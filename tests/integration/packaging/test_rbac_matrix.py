@@ -144,6 +144,8 @@ def denied(inst: install.Installed) -> list[tuple[str, ...]]:
         ("get", "leases.coordination.k8s.io/tollgate-operator", "-n", "default"),
         ("create", "leases.coordination.k8s.io", "-n", "default"),
         ("delete", "leases.coordination.k8s.io/tollgate-operator", "-n", ns),
+        ("list", "leases.coordination.k8s.io", "-n", "default"),
+        ("patch", "leases.coordination.k8s.io/tollgate-operator-shard-0-of-2", "-n", ns),
         # no reads it does not need (pods are read, their logs and exec are not; evidence ConfigMaps are
         # written and deleted by name, never read)
         ("get", "pods", "--subresource=log", "-A"), ("list", "nodes"),
@@ -156,6 +158,7 @@ def test_the_api_server_allows_what_the_operator_needs(cluster: Cluster, install
     ns = installed.namespace
     rows = [*ALLOWED, ("create", "leases.coordination.k8s.io", "-n", ns),
             ("patch", "leases.coordination.k8s.io/tollgate-operator", "-n", ns),
+            ("list", "leases.coordination.k8s.io", "-n", ns),
             ("get", f"secrets/{install.PROM_SECRET}", "-n", ns)]
     refused = [row for row in rows if not install.can_i(cluster, installed.user, *row)]
     assert not refused, refused
