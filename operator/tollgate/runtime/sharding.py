@@ -187,22 +187,22 @@ class ShardCoordinator:
         if slot is None or waiting:  # a standby: it renews what it still holds and takes nothing new
             moves = ShardMoves(acquire=(), release=(), target=len(held))
         for k in sorted(held - set(moves.release)):
-            self._electors[k].try_acquire_or_renew()
+            _attempt(self._electors[k])
         for k in moves.release:
             log.info("handing a shard over", extra={"shard": k, "members": len(members), "target": moves.target})
             self._electors[k].release()
         for k in moves.acquire:
-            self._electors[k].try_acquire_or_renew()
+            _attempt(self._electors[k])
         self.last_moves = moves
         return moves
 
     def _renew_slot(self, taken: frozenset[int]) -> int | None:
         """Renew this replica's member Lease, or take the first free one; None while none is to be had."""
         for k, slot in enumerate(self._slots):
-            if slot.holds() and slot.try_acquire_or_renew():
+            if slot.holds() and _attempt(slot):
                 return k
         for k in range(self.shards):
-            if k not in taken and self._slots[k].try_acquire_or_renew():
+            if k not in taken and _attempt(self._slots[k]):
                 return k
         return None
 
@@ -248,6 +248,17 @@ class ShardCoordinator:
             self._electors[k].release()
         for slot in self._slots:
             slot.release()
+
+
+def _attempt(elector: LeaderElector) -> bool:
+    """One Lease's acquire or renew; a failure is that Lease's alone, so the round goes on with the others
+    (each shard's renew deadline decides on its own whether it may still act)."""
+    try:
+        return elector.try_acquire_or_renew()
+    except KubeError as exc:
+        log.warning("lease request failed", extra={"lease": elector.settings.name, "status": exc.status,
+                                                   "error": str(exc)[:300]})
+        return False
 
 
 def shards_still_active(coord: client.CoordinationV1Api, settings: LeaseSettings,

@@ -33,6 +33,8 @@ class Leases:
 
     items: dict[str, dict[str, Any]] = field(default_factory=dict)
     rv: int = 0
+    failing: set[str] = field(default_factory=set)
+    """Names whose reads answer 503 (one Lease's requests failing while the others work)."""
 
     def _obj(self, name: str) -> SimpleNamespace:
         it = self.items[name]
@@ -52,6 +54,8 @@ class Leases:
         return SimpleNamespace(items=[self._obj(n) for n, it in self.items.items() if it["labels"].get(key) == value])
 
     def read_namespaced_lease(self, name: str, namespace: str, **_: Any) -> SimpleNamespace:
+        if name in self.failing:
+            raise ApiException(status=503)
         if name not in self.items:
             raise ApiException(status=404)
         return self._obj(name)
@@ -220,3 +224,16 @@ def test_a_single_leader_waits_for_the_replicas_of_a_shard_count_still_running()
         clock.t += 2
     assert late.held() == set() and late.waiting_for == "tollgate-operator"
 
+
+
+def test_one_lease_failing_to_renew_does_not_hold_up_the_others() -> None:
+    # given a replica holding every shard
+    store, clock = Leases(), Clock()
+    a = replica(store, clock, "op-a")
+    rounds(clock, [a], 2)
+    assert a.held() == set(range(6))
+    # when requests for shard 0's Lease fail for longer than the renew deadline
+    store.failing.add("tollgate-operator-shard-0-of-6")
+    rounds(clock, [a], 6)
+    # then shard 0 stops acting at its deadline, and the five others were renewed all along
+    assert a.held() == {1, 2, 3, 4, 5}
