@@ -141,11 +141,24 @@ def _ready_mds(api: client.ApiClient) -> int:
 def _settle_rss(pid: int, seconds: float = 20.0) -> int:
     """RSS after the process has been quiet for a while (the smallest of the last samples): 20 s, so
     the idle connections of the burst (aiohttp keeps them 15 s) are closed; steady state, not the peak."""
-    samples = []
+    return _settle_rss_all([pid], seconds)[0]
+
+
+def _settle_rss_all(pids: list[int], seconds: float = 20.0) -> list[int]:
+    """_settle_rss of several replicas, sampled side by side."""
+    samples: list[list[int]] = [[] for _ in pids]
     for _ in range(int(seconds)):
         time.sleep(1)
-        samples.append(rss_kb(pid))
-    return min(samples[-3:])
+        for i, pid in enumerate(pids):
+            samples[i].append(rss_kb(pid))
+    return [min(s[-3:]) for s in samples]
+
+
+def _shards_held(op: OperatorProcess) -> float:
+    for line in op.metrics().splitlines():
+        if line.startswith("tollgate_shards_held "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
 
 
 def _reconciles(op: OperatorProcess) -> float:
@@ -179,13 +192,19 @@ class TracedOperator(OperatorProcess):
         log(f"heap snapshot {directory / label}.snap")
 
 
+SHARDS = int(os.environ.get("BENCH_SHARDS") or 1)
+"""BENCH_SHARDS=k: the operator side runs k replicas with --shards k (one shard each); bulk and memory only,
+with RSS per replica, written as bulk_shards<k>.json and memory_shards<k>.json (docs/scaling.md)."""
+
+
 def _operator(kubeconfig: str) -> OperatorProcess:
     heap_dir = os.environ.get("BENCH_HEAP")
+    shards = {"TOLLGATE_SHARDS": str(SHARDS)}
     if heap_dir:
         Path(heap_dir).mkdir(parents=True, exist_ok=True)
         return TracedOperator(kubeconfig, leader_election=True, lease_namespace="default",
-                              env={"TOLLGATE_HEAP_DIR": heap_dir})
-    return OperatorProcess(kubeconfig, leader_election=True, lease_namespace="default")
+                              env={"TOLLGATE_HEAP_DIR": heap_dir, **shards})
+    return OperatorProcess(kubeconfig, leader_election=True, lease_namespace="default", env=shards)
 
 
 def _heap(op: OperatorProcess, label: str) -> None:
@@ -220,14 +239,24 @@ def operator_side(sizes: Sizes, params: dict[str, Any], base: dict[str, Any] | N
     """base None: no baseline was run (`--only memory,restart`), so no bulk ratio is written."""
     cm, kubeconfig = _fresh_control_plane()
     results: list[Result] = []
+    extra: list[OperatorProcess] = []
     try:
         nodes = _add_nodes(kubeconfig, sizes.bulk)
         api = api_client(kubeconfig, pool=CLIENT_WORKERS)
         create_namespace(api, NS)
-        op = _operator(kubeconfig).start()
-        assert op.proc is not None
-        pid = op.proc.pid
-        rss_idle = _settle_rss(pid)
+        ops = [_operator(kubeconfig).start() for _ in range(SHARDS)]
+        extra.extend(ops if SHARDS > 1 else [])  # one replica: _restart stops it
+        op = ops[0]
+        pids = [o.proc.pid for o in ops if o.proc is not None]
+        if SHARDS > 1:
+            wait_for("every replica holding one shard", lambda: all(_shards_held(o) == 1 for o in ops), timeout=120)
+        per_replica: dict[int, list[int]] = {}
+
+        def settle(done: int) -> int:
+            per_replica[done] = _settle_rss_all(pids)
+            return max(per_replica[done])
+
+        rss_idle = settle(0)
         log(f"operator idle RSS {rss_idle} kB")
         _heap(op, "heap-idle")
         all_names = names(sizes.bulk)
@@ -242,16 +271,17 @@ def operator_side(sizes: Sizes, params: dict[str, Any], base: dict[str, Any] | N
             t1 = _wait_count("ModelDeployments Ready", lambda: _ready_mds(api), done, timeout=3600)
             phases.append({"mds": len(batch), "applied_s": round(applied, 2), "ready_s": round(t1 - t0, 2)})
             log(f"operator phase: {phases[-1]}")
-            rss[done] = _settle_rss(pid)
-            log(f"operator RSS at {done}: {rss[done]} kB")
+            rss[done] = settle(done)
+            log(f"operator RSS at {done}: {rss[done]} kB (per replica: {per_replica[done]})")
             _heap(op, f"heap-{done}")
 
         total = sum(p["ready_s"] for p in phases)
         log(f"operator bulk: {phases}")
         ratio = total / base["total_s"] if base else 0.0
+        suffix = f"_shards{SHARDS}" if SHARDS > 1 else ""
         results.append(Result(
-            name="bulk", sizes=sizes.name,
-            params={**params, "N": sizes.bulk, "first_batch": sizes.bulk_first, "replicas": 1, "nodes": nodes,
+            name=f"bulk{suffix}", sizes=sizes.name,
+            params={**params, "N": sizes.bulk, "first_batch": sizes.bulk_first, "replicas": SHARDS, "nodes": nodes,
                     "client_workers": CLIENT_WORKERS,
                     "method": "ModelDeployments (or, for the baseline, the same child objects from the engine's "
                               "builders) are server-side-applied by 16 client threads in two batches "
@@ -277,16 +307,20 @@ def operator_side(sizes: Sizes, params: dict[str, Any], base: dict[str, Any] | N
             parts = {"error": str(exc)[:300]}
         log(f"parts: {parts}")
         results.append(Result(
-            name="memory", sizes=sizes.name,
-            params={**params, "N": n, "read": "/proc/<pid>/status VmRSS, smallest of the last 3 one-second "
-                                             "samples after the batch is Ready"},
+            name=f"memory{suffix}", sizes=sizes.name,
+            params={**params, "N": n, "replicas": SHARDS,
+                    "read": "/proc/<pid>/status VmRSS, smallest of the last 3 one-second samples after the batch "
+                            "is Ready" + ("; the figures are the largest replica's" if SHARDS > 1 else "")},
             figures={"rss_idle_mb": round(rss_idle / 1024, 1), f"rss_{first}_mb": round(rss[first] / 1024, 1),
                      f"rss_{n}_mb": round(rss[n] / 1024, 1), "marginal_kb_per_md": round(margin, 1),
+                     "rss_per_replica_mb": {str(k): [round(v / 1024, 1) for v in vs] for k, vs in per_replica.items()},
                      "parts_kb_per_md": parts},
             targets={"marginal_kb_per_md": "<= 50", f"rss_{n}_mb": "<= 150 (at 1,000)"},
             met={"marginal_kb_per_md": margin <= 50, f"rss_{n}_mb": rss[n] / 1024 <= 150},
         ))
         results[-1].write()
+        if SHARDS > 1:
+            return results
 
         # --- idle API load ---
         if "api_load" not in only:
@@ -339,6 +373,8 @@ def operator_side(sizes: Sizes, params: dict[str, Any], base: dict[str, Any] | N
         results[-1].write()
         return _restart(sizes, params, api, kubeconfig, op, all_names, results)
     finally:
+        for o in extra:
+            o.stop()
         cm.__exit__(None, None, None)
 
 
