@@ -43,7 +43,7 @@ from tollgate.runtime.analysis import AnalysisScheduler
 from tollgate.runtime.config import Settings
 from tollgate.runtime.faults import crash_hook_from_env
 from tollgate.runtime.health import ApiHealth
-from tollgate.runtime.leader import LeaderElector, LeaseSettings
+from tollgate.runtime.leader import LeaderElector, LeaseSettings, in_lease_thread
 from tollgate.runtime.ownership import SandboxOwnership
 from tollgate.runtime.reconciler import Reconciler, context_of
 from tollgate.runtime.registry import REMOVABLE_KINDS, ObjectState, Registry
@@ -338,9 +338,9 @@ class Runtime:
         for t in self._tasks:
             t.cancel()
         if self.elector is not None:
-            await asyncio.to_thread(self.elector.release)
+            await in_lease_thread(self.elector.release)
         if self.sharding is not None:
-            await asyncio.to_thread(self.sharding.release)
+            await in_lease_thread(self.sharding.release)
 
     # --- who may act: the leader, or with --shards the holder of the object's shard ------------------------
     def shard_of(self, body: Mapping[str, Any] | None) -> int:

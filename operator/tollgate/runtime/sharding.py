@@ -31,7 +31,7 @@ from dataclasses import replace
 from kubernetes import client
 
 from tollgate.adapters.errors import KubeError, NotFoundError, TemporaryError, kube_errors
-from tollgate.runtime.leader import JITTER, LeaderElector, LeaseSettings, _wall, default_identity
+from tollgate.runtime.leader import JITTER, LeaderElector, LeaseSettings, _wall, default_identity, in_lease_thread
 from tollgate.runtime.shard_plan import ShardMoves, ShardView, plan
 
 log = logging.getLogger("tollgate.sharding")
@@ -214,7 +214,7 @@ class ShardCoordinator:
             while True:
                 asked = 0.0
                 try:
-                    await asyncio.to_thread(self.round)
+                    await in_lease_thread(self.round)
                 except KubeError as exc:  # the API server may be briefly unreachable; holds() decides
                     log.warning("shard lease round failed", extra={"status": exc.status, "error": str(exc)[:300]})
                     if isinstance(exc, TemporaryError) and exc.status == 429:

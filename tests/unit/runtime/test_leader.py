@@ -221,3 +221,37 @@ def test_a_throttled_lease_request_is_tried_again_no_sooner_than_the_servers_ret
     asyncio.run(me.run(stopped))
     # then it waits what the server asked before the next one
     assert waits == [7.0]
+
+
+def test_renewals_do_not_wait_behind_decisions_that_fill_the_shared_io_threads() -> None:
+    """A bulk create queues thousands of decisions on the shared I/O threads; a renewal queued behind
+    them missed its deadline and the leader deposed itself over and over (the 10,000 bench)."""
+    import asyncio
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    async def scenario() -> bool:
+        loop = asyncio.get_running_loop()
+        # given every shared I/O thread busy with a decision that does not finish during the test
+        shared = ThreadPoolExecutor(max_workers=1)
+        loop.set_default_executor(shared)
+        release = threading.Event()
+        busy = loop.run_in_executor(None, release.wait)
+        store = LeaseStore()
+        me = elector(store, Clock(), duration=1, renew_deadline=0.5, retry_period=0.1)
+        me._clock = time.monotonic  # real time: the loop really runs
+        # when the elector runs
+        task = asyncio.create_task(me.run())
+        try:
+            await asyncio.wait_for(me.is_leader.wait(), timeout=30)
+            return me.holds()
+        except TimeoutError:
+            return False
+        finally:
+            task.cancel()
+            release.set()
+            await busy
+
+    # then it took the Lease: its requests have a thread of their own
+    assert asyncio.run(scenario()) is True
