@@ -193,3 +193,22 @@ def test_shards_are_granted_exactly_their_named_leases(tool_bin: Path) -> None:
     res = tools.run(tool_bin / "helm", "template", "t", tools.CHART, "--kube-version", tools.KUBE_VERSION,
                     "--set", "leaderElection.shards=300", check=False)
     assert res.returncode != 0 and "shards" in res.stderr, res.stderr
+
+
+def test_lease_requests_get_the_leader_election_priority_level(tool_bin: Path) -> None:
+    # given the chart's defaults
+    docs = [d for d in yaml.safe_load_all(tools.render(tool_bin, include_crds=False)) if d]
+    # then the operator's own Lease requests (and only those, only in the release namespace) are in the
+    # API server's leader-election priority level, apart from its bulk work
+    (fs,) = [d for d in docs if d["kind"] == "FlowSchema"]
+    assert fs["spec"]["priorityLevelConfiguration"]["name"] == "leader-election"
+    (rule,) = fs["spec"]["rules"]
+    assert rule["subjects"] == [{"kind": "ServiceAccount", "serviceAccount": {
+        "name": "tollgate", "namespace": "tollgate-system"}}]
+    assert rule["resourceRules"] == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                                      "verbs": ["get", "list", "create", "patch", "update"],
+                                      "namespaces": ["tollgate-system"]}]
+    # and a platform team that may not create FlowSchemas can leave it out
+    docs = [d for d in yaml.safe_load_all(tools.render(tool_bin, include_crds=False, values={
+        "leaderElection": {"flowSchema": False}})) if d]
+    assert not [d for d in docs if d["kind"] == "FlowSchema"]
