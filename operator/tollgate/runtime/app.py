@@ -60,6 +60,13 @@ HTTP connections kept per API server to match. The defaults (min(32, cores + 4) 
 pooled connections) serialise a bulk create of hundreds of ModelDeployments on a small node, and every
 connection beyond the pool's 4 is opened and thrown away again."""
 
+DECISION_SLOTS = 2 * IO_THREADS
+"""Decisions under way at once (the rest wait before they parse anything). Without a bound, 10,000
+ModelDeployments created at once all started deciding together: each parsed its body, spec and desired
+objects and then queued for the I/O threads holding them, ~80 KB apiece, and the RSS passed 1 GB while
+glibc's heap held under 100 MB of it (bench/README.md, issue 22). Twice the I/O threads keeps every
+thread busy while some decisions compute between requests."""
+
 # What Tollgate writes into sandbox namespaces (apiVersion, kind).
 SANDBOX_KINDS = (
     ("gateway.networking.k8s.io/v1", "HTTPRoute"),
@@ -140,6 +147,8 @@ class Runtime:
     error_backoff: float = 5.0
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     background: set[asyncio.Task[None]] = field(default_factory=set)
+    decision_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(DECISION_SLOTS))
+    """Held by each loop while it decides (DECISION_SLOTS)."""
     """One-off tasks (taking a shard's objects): referenced here so the event loop cannot drop them."""
     _listed: dict[str, float] = field(default_factory=dict)
     _resync: asyncio.Task[None] | None = None
@@ -171,6 +180,7 @@ class Runtime:
                                      dialect=self.settings.gateway_dialect,
                                      limits=PlatformLimits(self.settings.max_replicas,
                                                            dict(self.settings.max_pod_resources)))
+        self.reconciler.slots = self.decision_slots
 
     def _post_event(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         if self.is_leader(self.shard_of(body)):  # Events are writes too: fenced like the adapter's

@@ -424,7 +424,8 @@ async def rollout_loop(rt: Runtime, st: ObjectState, delay: float = 0.0) -> None
         if _being_deleted(st):
             break
         await rt.wait_leadership(st.shard)
-        wake_at = await _reconcile_once(rt, st)
+        async with rt.decision_slots:  # waiting here holds nothing parsed (runtime.app.DECISION_SLOTS)
+            wake_at = await _reconcile_once(rt, st)
         st.attempts += 1
         rt.registry.decided.set()
     st.task = None

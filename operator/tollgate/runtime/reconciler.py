@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from tollgate.adapters.errors import ConflictError, PermanentError, TemporaryError
 from tollgate.adapters.evidence import EvidenceStore
@@ -53,6 +53,7 @@ from tollgate.runtime.ownership import SandboxNotOwnedError, SandboxOwnership
 from tollgate.runtime.registry import ObjectState, PendingEvidence, Registry
 
 log = logging.getLogger("tollgate.reconcile")
+T = TypeVar("T")
 
 EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
 
@@ -104,10 +105,25 @@ class Reconciler:
     """How the gatewayAPI router writes routes (Settings.gateway_dialect)."""
     credentials: CredentialsCopier | None = None
     """Copies model-delivery credentials into sandboxes (default: one over `kube`)."""
+    slots: asyncio.Semaphore | None = None
+    """The decision slots the loops hold while deciding (runtime.app.DECISION_SLOTS), given back while a
+    decision waits for its analysis batch (see _outside_slot)."""
 
     def __post_init__(self) -> None:
         if self.credentials is None:
             self.credentials = CredentialsCopier(self.kube)
+
+    async def _outside_slot(self, waiting: Awaitable[T]) -> T:
+        """Wait for the analysis batch without holding a decision slot: every canary due at one grid point
+        must reach the scheduler together, or the batch splits into as many queries per template as it
+        took rounds of slots (bench: prometheus_queries)."""
+        if self.slots is None:
+            return await waiting
+        self.slots.release()
+        try:
+            return await waiting
+        finally:
+            await self.slots.acquire()
 
     async def reconcile(self, st: ObjectState) -> datetime | None:
         """Decide once for this ModelDeployment; returns when the engine wants to look again (None:
@@ -165,7 +181,7 @@ class Reconciler:
         request = case.analysis_request(now)
         if request is not None:
             request, missing = self.registry.templates.resolve(request)
-            slos = await self.scheduler.measure(request)
+            slos = await self._outside_slot(self.scheduler.measure(request))
             for obs in slos:
                 metrics.record_observation(ctx, obs)
             now = self.clock()

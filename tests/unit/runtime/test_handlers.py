@@ -241,6 +241,7 @@ class StartingRuntime:
     changed: list[dict[str, Any]]
     registry: Any = None
     error_backoff: float = 5.0
+    decision_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(64))
 
     def __post_init__(self) -> None:
         from tollgate.runtime.registry import Registry
@@ -319,3 +320,75 @@ def test_a_newer_version_after_the_start_up_decision_wakes_the_loop() -> None:
         return woken
 
     assert asyncio.run(scenario())
+
+
+@dataclass
+class CountingReconciler:
+    """Counts the decisions under way at once."""
+
+    now: datetime = T0
+    running: int = 0
+    most: int = 0
+    done: int = 0
+
+    def clock(self) -> datetime:
+        return self.now
+
+    async def reconcile(self, st: ObjectState) -> datetime | None:
+        self.running += 1
+        self.most = max(self.most, self.running)
+        await asyncio.sleep(0.001)
+        self.running -= 1
+        self.done += 1
+        return None
+
+
+def test_a_burst_of_new_objects_decides_at_most_the_slots_at_once() -> None:
+    """10,000 ModelDeployments created at once all started deciding together, each holding its parsed
+    body and desired objects while it queued for the I/O threads (the RSS passed 1 GB)."""
+    async def scenario() -> CountingReconciler:
+        rec = CountingReconciler()
+        rt = StartingRuntime(rec, [], decision_slots=asyncio.Semaphore(8))  # type: ignore[arg-type]
+        # given 200 objects whose loops all wake at once
+        states = []
+        for i in range(200):
+            st = rt.registry.state("ns", f"md{i}")
+            st.body = _md(1, 0)
+            handlers.ensure_loop(rt, st)  # type: ignore[arg-type]
+            st.kick()
+            states.append(st)
+        while rec.done < 200:
+            await asyncio.sleep(0.01)
+        rt.registry.stop_all()
+        return rec
+
+    rec = asyncio.run(scenario())
+    # then every one was decided, never more than 8 at a time
+    assert rec.done == 200
+    assert rec.most == 8
+
+
+def test_a_decision_waiting_for_its_analysis_batch_gives_its_slot_back() -> None:
+    """Canaries due at one grid point must reach the scheduler together (one query per template per
+    batch); holding slots while waiting for the batch would split it."""
+    from types import SimpleNamespace
+
+    from tollgate.runtime.reconciler import Reconciler
+
+    async def scenario() -> bool:
+        slots = asyncio.Semaphore(1)
+        batch = asyncio.Event()
+        rec = SimpleNamespace(slots=slots)
+        # given the only slot held by a decision that waits for the analysis batch
+        await slots.acquire()
+        waiting = asyncio.create_task(Reconciler._outside_slot(rec, batch.wait()))  # type: ignore[arg-type]
+        await asyncio.sleep(0)
+        # then another decision can take the slot meanwhile
+        other = await asyncio.wait_for(slots.acquire(), timeout=5)
+        slots.release()
+        batch.set()
+        await waiting
+        # and the waiting decision holds its slot again afterwards
+        return other and slots.locked()
+
+    assert asyncio.run(scenario()) is True
