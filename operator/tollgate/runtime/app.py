@@ -269,9 +269,9 @@ class Runtime:
         new ones wait for kopf, which adds the finalizer first). One LIST per scope; [] when it fails."""
         return [body for body in await self.models() if changed_since_decided(body, resource.FINALIZER)]
 
-    async def models(self, shards: frozenset[int] | None = None) -> list[dict[str, Any]]:
+    async def models(self, shards: frozenset[int] | None = None, *, strict: bool = False) -> list[dict[str, Any]]:
         """Every ModelDeployment in scope (only those of `shards` when given): one LIST per scope; [] when
-        it fails (the watch events still bring them, one by one)."""
+        it fails (the watch events still bring them, one by one), or the error when `strict`."""
         scopes = self._scopes()
         if scopes is None:
             return []
@@ -279,6 +279,8 @@ class Runtime:
             lists = [await asyncio.to_thread(self.kube.list_all, resource.API_VERSION, resource.PLURAL, ns)
                      for ns in scopes]
         except KubeError as exc:
+            if strict:
+                raise
             log.warning("could not list ModelDeployments", extra={"error": str(exc)[:300]})
             return []
         return [body for items in lists for body in items if shards is None or self.shard_of(body) in shards]
@@ -361,8 +363,11 @@ class Runtime:
 
     def owns(self, body: Mapping[str, Any]) -> bool:
         """Whether this replica keeps and decides this ModelDeployment: always when one leader decides all
-        (a standby keeps its state warm to take over at once), else only while it holds its shard."""
-        return self.sharding is None or self.sharding.holds(self.shard_of(body))
+        (a standby keeps its state warm to take over at once), else while its shard is in the set last
+        reported held (ShardCoordinator.owned): the same set the gained/lost hand-over works from, so a
+        renewal landing a moment after its deadline cannot drop an object that nothing would load again.
+        Writes are still fenced by the Lease itself."""
+        return self.sharding is None or self.shard_of(body) in self.sharding.owned
 
     def is_leader(self, shard: int = 0) -> bool:
         if self.sharding is not None:

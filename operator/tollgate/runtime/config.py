@@ -146,8 +146,8 @@ def parser() -> argparse.ArgumentParser:
                    help="Seconds between attempts to acquire or renew the Lease [TOLLGATE_LEASE_RETRY_PERIOD]")
     p.add_argument("--shards", type=int, default=int(env("TOLLGATE_SHARDS", "1")),
                    help=f"Split the ModelDeployments into this many shards by a hash of their UID, one Lease each "
-                        f"(<lease-name>-shard-<k>), so several replicas share the work; each replica decides and "
-                        f"keeps in memory only the shards it holds (1 to {MAX_SHARDS}; 1: one leader decides all) "
+                        f"(<lease-name>-shard-<k>-of-<N>), so several replicas share the work; each replica decides "
+                        f"and keeps in memory only the shards it holds (1 to {MAX_SHARDS}; 1: one leader decides all) "
                         f"[TOLLGATE_SHARDS]")
     p.add_argument("--max-replicas", type=int,
                    default=int(v) if (v := env("TOLLGATE_MAX_REPLICAS")) else None,
@@ -201,6 +201,9 @@ def parse(argv: list[str] | None = None) -> Settings:
         p.error(str(exc))
     if not 1 <= a.shards <= MAX_SHARDS:
         p.error(f"--shards ({a.shards}) must be between 1 and {MAX_SHARDS}")
+    if a.shards > 1 and len(a.lease_name) > 63:
+        p.error(f"--lease-name ({a.lease_name!r}) must be at most 63 characters with --shards: it labels the "
+                f"shard Leases")
     if a.shards > 1 and not a.leader_election:
         p.error(f"--shards ({a.shards}) needs leader election: each shard is a Lease; drop "
                 f"--no-leader-election or use --shards 1")

@@ -161,8 +161,25 @@ def shards_changed(rt: Runtime, gained: frozenset[int], lost: frozenset[int]) ->
         task.add_done_callback(rt.background.discard)
 
 
+TAKE_RETRY = 2.0
+"""Seconds between LISTs of a gained shard's ModelDeployments when one fails (at most 30 s apart)."""
+
+
 async def _take_shards(rt: Runtime, shards: frozenset[int]) -> None:
-    bodies = await rt.models(shards)
+    """Load a gained shard's objects; a failed LIST is tried again while any of the shards is still held:
+    idle objects send no watch events, so nothing else would ever load them."""
+    delay = TAKE_RETRY
+    while True:
+        try:
+            bodies = await rt.models(shards, strict=True)
+            break
+        except KubeError as exc:
+            if rt.sharding is None or not shards & rt.sharding.owned:
+                return
+            log.warning("could not list a gained shard's ModelDeployments; retrying",
+                        extra={"shards": sorted(shards), "retry_in": delay, "error": str(exc)[:300]})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
     taken = 0
     for body in bodies:
         if rt.owns(body):  # still held after the LIST
@@ -210,8 +227,8 @@ def take(rt: Runtime, namespace: str, name: str, body: Mapping[str, Any]) -> boo
     if st.task is not None and rv is not None and rv == st.adopted_resource_version:
         return False  # the body the loop already has (kopf's listing of an object decided at start-up)
     raw = own_copy(body)
-    if is_older(rv, st.written_resource_version):
-        return False  # a stale event from before our own status write: we already know better
+    if is_older(rv, st.written_resource_version) or is_older(rv, st.adopted_resource_version):
+        return False  # older than what we wrote or already hold (a LIST that raced a watch event)
     st.adopt(raw)
     st.shard = rt.shard_of(raw)
     if st.task is None:
@@ -412,7 +429,6 @@ async def rollout_loop(rt: Runtime, st: ObjectState, delay: float = 0.0) -> None
     than the object itself.
     """
     wake_at: datetime | None = None
-    CURRENT_SHARD.set(st.shard)  # this task's writes are fenced by its shard's Lease (runtime.sharding)
     if delay:
         await asyncio.sleep(delay)
     while not st.stopped:
@@ -425,6 +441,9 @@ async def rollout_loop(rt: Runtime, st: ObjectState, delay: float = 0.0) -> None
             break
         await rt.wait_leadership(st.shard)
         async with rt.decision_slots:  # waiting here holds nothing parsed (runtime.app.DECISION_SLOTS)
+            if st.stopped:  # dropped while it waited (its shard went to another replica): its body is stale
+                break
+            CURRENT_SHARD.set(st.shard)  # this decision's writes are fenced by its shard's Lease
             wake_at = await _reconcile_once(rt, st)
         st.attempts += 1
         rt.registry.decided.set()
@@ -526,7 +545,7 @@ async def finalize(body: kopf.Body, namespace: str | None, name: str, memo: Any,
     assert namespace is not None
     rt = _rt(memo)
     shard = rt.shard_of(body)
-    CURRENT_SHARD.set(shard)
+    CURRENT_SHARD.set(shard)  # the finalizer's writes are fenced by the object's shard
     while True:
         if not await _lead_or_gone(rt, namespace, name, shard):
             log.info("released by the leader while standing by", extra={"md": f"{namespace}/{name}"})

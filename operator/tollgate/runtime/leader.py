@@ -159,6 +159,8 @@ class LeaderElector:
             except ConflictError:  # another replica created it first
                 return False
             self._observe(created.metadata.resource_version if created.metadata else None)
+            if self._yield_if_blocked():
+                return False
             self._renewed_at = started
             return True
         assert lease.spec is not None and lease.metadata is not None
@@ -182,7 +184,20 @@ class LeaderElector:
         except ConflictError:
             return False
         self._observe(written.metadata.resource_version if written.metadata else None)
+        if holder != self.identity and self._yield_if_blocked():
+            return False
         self._renewed_at = started
+        return True
+
+    def _yield_if_blocked(self) -> bool:
+        """Asked again right after taking the Lease, before it counts as held: `blocked` is asked before
+        the take too, but a replica of the other kind may have taken its own Lease in between, having
+        asked before our take. Each side writes before it reads here, so at least one sees the other;
+        the one that does gives its Lease back at once and has never acted on it."""
+        if self.blocked is None or not (waiting := self.blocked()):
+            return False
+        log.info("gave the Lease back: another is alive", extra={"lease": self.settings.name, "waiting_for": waiting})
+        self._write_release()
         return True
 
     def _observe(self, rv: str | None) -> None:
@@ -239,6 +254,9 @@ class LeaderElector:
             return
         self._renewed_at = None
         self.is_leader.clear()
+        self._write_release()
+
+    def _write_release(self) -> None:
         s = self.settings
         body = {"metadata": {"resourceVersion": self._observed_rv},
                 "spec": {"holderIdentity": None, "leaseDurationSeconds": 1, "renewTime": None,

@@ -35,8 +35,10 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-MAX_SHARDS = 256
-"""Upper bound of --shards: each shard is one Lease renewed every retry period by its holder."""
+MAX_SHARDS = 64
+"""Upper bound of --shards. Each held shard costs its holder a GET and a PATCH every retry period, one
+after another on the Lease thread; all of a round must fit well inside the renew deadline even when the
+API server answers slowly (64 shards on 2 replicas: 64 requests a round)."""
 
 
 def shard_of(uid: str, shards: int) -> int:

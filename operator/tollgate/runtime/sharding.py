@@ -115,6 +115,8 @@ class ShardCoordinator:
                           clock=clock, wall=wall, labels={**group, LABEL_ROLE: "member", LABEL_SHARD: str(k)})
             for k in range(shards)]
         self._watch = LeaseWatch(self.identity, clock)
+        for e in self._electors:
+            e.blocked = self._other_count_alive  # asked before and right after taking a shard
         self.waiting_for: str | None = None
         """A live Lease of another --shards (or the single leader's) this replica waits for, if any."""
         self.members: frozenset[str] = frozenset({self.identity})
@@ -129,6 +131,11 @@ class ShardCoordinator:
 
     def held(self) -> frozenset[int]:
         return frozenset(k for k in range(self.shards) if self._electors[k].holds())
+
+    @property
+    def owned(self) -> frozenset[int]:
+        """The shards last reported held (on_change): what this replica keeps objects for."""
+        return self._reported
 
     def fence(self) -> bool:
         """Kube.fence when sharded: a write may leave only for an object of a shard held now."""
@@ -195,6 +202,21 @@ class ShardCoordinator:
             _attempt(self._electors[k])
         self.last_moves = moves
         return moves
+
+    def _other_count_alive(self) -> str | None:
+        """A live Lease of another shard count, or the single leader's, read now (runtime.leader asks it
+        before and right after taking a shard, so a replica of the other kind taking its own Lease at the
+        same moment is seen by at least one of the two)."""
+        s = self.settings
+        with kube_errors():
+            leases = self._coord.list_namespaced_lease(
+                s.namespace, label_selector=f"{LABEL_GROUP}={s.name}", _request_timeout=s.request_timeout).items
+        try:
+            with kube_errors():
+                leader = self._coord.read_namespaced_lease(s.name, s.namespace, _request_timeout=s.request_timeout)
+        except NotFoundError:
+            leader = None
+        return other_mode_active(self._watch, leases, self.shards, s, leader)
 
     def _renew_slot(self, taken: frozenset[int]) -> int | None:
         """Renew this replica's member Lease, or take the first free one; None while none is to be had."""

@@ -185,13 +185,13 @@ def test_shards_are_granted_exactly_their_named_leases(tool_bin: Path) -> None:
         ["tollgate-operator"] + [f"tollgate-operator-shard-{k}-of-3" for k in range(3)]
         + [f"tollgate-operator-member-{k}-of-3" for k in range(3)])
     assert not [r for r in rules if "delete" in r["verbs"] or "update" in r["verbs"]]
-    # and shards without leader election, or beyond 256, are refused with the key named
+    # and shards without leader election, or beyond 64, are refused with the key named
     res = tools.run(tool_bin / "helm", "template", "t", tools.CHART, "--kube-version", tools.KUBE_VERSION,
                     "--set", "leaderElection.shards=4", "--set", "leaderElection.enabled=false",
                     "--set", "replicaCount=1", check=False)
     assert res.returncode != 0 and "leaderElection.shards" in res.stderr, res.stderr
     res = tools.run(tool_bin / "helm", "template", "t", tools.CHART, "--kube-version", tools.KUBE_VERSION,
-                    "--set", "leaderElection.shards=300", check=False)
+                    "--set", "leaderElection.shards=65", check=False)
     assert res.returncode != 0 and "shards" in res.stderr, res.stderr
 
 

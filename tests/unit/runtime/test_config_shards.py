@@ -13,8 +13,9 @@ def test_shards_default_to_one_leader_and_take_a_count() -> None:
 
 
 @pytest.mark.parametrize(("argv", "says"), [
-    (["--shards", "0"], "--shards (0) must be between 1 and 256"),
-    (["--shards", "257"], "--shards (257) must be between 1 and 256"),
+    (["--shards", "0"], "--shards (0) must be between 1 and 64"),
+    (["--shards", "65"], "--shards (65) must be between 1 and 64"),
+    (["--shards", "2", "--lease-name", "x" * 64], "must be at most 63 characters with --shards"),
     (["--shards", "4", "--no-leader-election"], "--shards (4) needs leader election"),
 ])
 def test_a_shard_count_the_operator_cannot_use_is_refused_at_start(

@@ -392,3 +392,40 @@ def test_a_decision_waiting_for_its_analysis_batch_gives_its_slot_back() -> None
         return other and slots.locked()
 
     assert asyncio.run(scenario()) is True
+
+
+def test_a_loop_dropped_while_it_waited_for_a_slot_does_not_decide_on_its_stale_body() -> None:
+    """Its shard went to another replica while it queued; deciding now would act on an old body."""
+    async def scenario() -> CountingReconciler:
+        rec = CountingReconciler()
+        slots = asyncio.Semaphore(1)
+        rt = StartingRuntime(rec, [], decision_slots=slots)  # type: ignore[arg-type]
+        await slots.acquire()  # given every slot taken
+        st = rt.registry.state("ns", "md")
+        st.body = _md(1, 0)
+        handlers.ensure_loop(rt, st)  # type: ignore[arg-type]
+        st.kick()
+        await asyncio.sleep(0.05)  # the loop now waits for a slot
+        # when the object is dropped meanwhile, then a slot frees up
+        rt.registry.forget("ns", "md")
+        slots.release()
+        await asyncio.sleep(0.05)
+        return rec
+
+    # then it never decided
+    assert asyncio.run(scenario()).done == 0
+
+
+def test_a_listed_body_older_than_the_one_held_is_not_taken() -> None:
+    """A gained shard's LIST can answer after a newer watch event of the same object."""
+    async def scenario() -> tuple[bool, str | None]:
+        rt = StartingRuntime(RecordingReconciler(), [])
+        newer, older = _md(2, 1), _md(1, 1)
+        newer["metadata"]["resourceVersion"], older["metadata"]["resourceVersion"] = "200", "150"
+        handlers.take(rt, "ns", "md", newer)  # type: ignore[arg-type]
+        taken = handlers.take(rt, "ns", "md", older)  # type: ignore[arg-type]
+        st = rt.registry.objects[("ns", "md")]
+        rt.registry.stop_all()
+        return taken, st.adopted_resource_version
+
+    assert asyncio.run(scenario()) == (False, "200")

@@ -255,3 +255,17 @@ def test_renewals_do_not_wait_behind_decisions_that_fill_the_shared_io_threads()
 
     # then it took the Lease: its requests have a thread of their own
     assert asyncio.run(scenario()) is True
+
+
+def test_a_lease_taken_while_another_kind_took_its_own_is_given_back_before_it_counts() -> None:
+    """Switching between one leader and N shards: both sides check the other before taking; one that took
+    its Lease between the other's check and take is seen by the re-check right after the take."""
+    store, clock = LeaseStore(), Clock()
+    me = elector(store, clock)
+    answers = iter([None, "tollgate-operator-shard-0-of-4"])  # clear before the take, alive right after
+    me.blocked = lambda: next(answers)
+    # when it takes the Lease and the re-check sees the other kind alive
+    assert me.try_acquire_or_renew() is False
+    # then it never held it, and gave the record back (no holder) for the other side's replicas
+    assert not me.holds()
+    assert store.spec is not None and store.spec["holderIdentity"] is None
