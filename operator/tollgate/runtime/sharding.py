@@ -149,14 +149,7 @@ class ShardCoordinator:
     def round(self) -> ShardMoves:
         """List the group's Leases, renew what is held, and take or give up shards (shard_plan.plan)."""
         s = self.settings
-        with kube_errors():
-            leases = self._coord.list_namespaced_lease(
-                s.namespace, label_selector=f"{LABEL_GROUP}={s.name}", _request_timeout=s.request_timeout).items
-        try:
-            with kube_errors():
-                leader = self._coord.read_namespaced_lease(s.name, s.namespace, _request_timeout=s.request_timeout)
-        except NotFoundError:
-            leader = None
+        leases, leader = read_group(self._coord, s, with_leader=True)
         members: set[str] = set()
         taken: set[int] = set()
         slots_taken: set[int] = set()
@@ -208,14 +201,7 @@ class ShardCoordinator:
         before and right after taking a shard, so a replica of the other kind taking its own Lease at the
         same moment is seen by at least one of the two)."""
         s = self.settings
-        with kube_errors():
-            leases = self._coord.list_namespaced_lease(
-                s.namespace, label_selector=f"{LABEL_GROUP}={s.name}", _request_timeout=s.request_timeout).items
-        try:
-            with kube_errors():
-                leader = self._coord.read_namespaced_lease(s.name, s.namespace, _request_timeout=s.request_timeout)
-        except NotFoundError:
-            leader = None
+        leases, leader = read_group(self._coord, s, with_leader=True)
         return other_mode_active(self._watch, leases, self.shards, s, leader)
 
     def _renew_slot(self, taken: frozenset[int]) -> int | None:
@@ -272,6 +258,25 @@ class ShardCoordinator:
             slot.release()
 
 
+def read_group(coord: client.CoordinationV1Api, settings: LeaseSettings, *,
+               with_leader: bool) -> tuple[list[client.V1Lease], client.V1Lease | None]:
+    """The operator's shard and member Leases (one LIST by the group label) and, when asked, the single
+    leader's Lease (one GET; None when it does not exist)."""
+    with kube_errors():
+        leases: list[client.V1Lease] = coord.list_namespaced_lease(
+            settings.namespace, label_selector=f"{LABEL_GROUP}={settings.name}",
+            _request_timeout=settings.request_timeout).items
+    if not with_leader:
+        return leases, None
+    try:
+        with kube_errors():
+            leader = coord.read_namespaced_lease(settings.name, settings.namespace,
+                                                 _request_timeout=settings.request_timeout)
+    except NotFoundError:
+        leader = None
+    return leases, leader
+
+
 def _attempt(elector: LeaderElector) -> bool:
     """One Lease's acquire or renew; a failure is that Lease's alone, so the round goes on with the others
     (each shard's renew deadline decides on its own whether it may still act)."""
@@ -290,9 +295,7 @@ def shards_still_active(coord: client.CoordinationV1Api, settings: LeaseSettings
     watch = LeaseWatch("", clock)
 
     def check() -> str | None:
-        with kube_errors():
-            leases = coord.list_namespaced_lease(settings.namespace, label_selector=f"{LABEL_GROUP}={settings.name}",
-                                                 _request_timeout=settings.request_timeout).items
+        leases, _ = read_group(coord, settings, with_leader=False)
         shard_leases = [lease for lease in leases
                         if ((lease.metadata.labels if lease.metadata else None) or {}).get(LABEL_ROLE) == "shard"]
         return other_mode_active(watch, shard_leases, 1, settings, None)
