@@ -41,6 +41,7 @@ from tollgate.adapters.errors import (
     translate,
 )
 from tollgate.adapters.server_clock import ServerClock
+from tollgate.adapters.throttle import Throttle
 from tollgate.api.resource import FIELD_MANAGER, GROUP, PLURAL, VERSION
 from tollgate.engine.actions import ObjectRef
 from tollgate.engine.autoscale import ANNOTATION_AUTOSCALED
@@ -210,8 +211,10 @@ class Kube:
     """The operator's only way to write to the API server."""
 
     def __init__(self, api: client.ApiClient, field_manager: str = FIELD_MANAGER, timeout: float = 10.0,
-                 fence: Callable[[], bool] | None = None):
+                 fence: Callable[[], bool] | None = None, concurrency: int = 32):
         self._api = api
+        self.throttle = Throttle(concurrency)
+        """At most this many requests in flight, fewer while the server answers 429 (adapters.throttle)."""
         self.fence = fence
         """Asked before every write (and every retry of one): False refuses it with FencedError. The
         runtime passes the leader elector's `holds`, so a replica past its renew deadline (say, one
@@ -267,10 +270,12 @@ class Kube:
             method=method, resource_path=path, query_params=query or [], header_params=headers,
             body=body, auth_settings=["BearerToken"],
         )
-        sent = time.monotonic()
-        resp = self._api.call_api(method_, url, headers_, body_, post, _request_timeout=self._timeout)
-        self.clock.sample(sent, time.monotonic(), resp.getheader("Date"))  # type: ignore[no-untyped-call]
-        resp.read()  # type: ignore[no-untyped-call]
+        with self.throttle.slot() as ticket:
+            sent = time.monotonic()
+            resp = self._api.call_api(method_, url, headers_, body_, post, _request_timeout=self._timeout)
+            self.clock.sample(sent, time.monotonic(), resp.getheader("Date"))  # type: ignore[no-untyped-call]
+            resp.read()  # type: ignore[no-untyped-call]
+            ticket.answered, ticket.throttled = True, resp.status == 429
         if not 200 <= resp.status < 300:
             if resp.status == 409 and conditional:
                 raise ConflictError(f"{method} {path}: the object changed since it was read")

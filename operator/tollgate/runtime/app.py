@@ -154,7 +154,7 @@ class Runtime:
     _resync: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
-        self.kube = Kube(self.api)
+        self.kube = Kube(self.api, concurrency=IO_THREADS)
         self.kube.clock = self.clock
         self.kube.after_write = crash_hook_from_env()
         self.health = ApiHealth(self.api, grace=self.settings.health_grace)

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import yaml
 
-from tollgate_testkit.stack import Stack, wait_for
+from tollgate_testkit.controlplane import user_kubeconfig
+from tollgate_testkit.stack import OperatorProcess, Stack, wait_for
 
 
 def md_manifest(name: str, version: str, **spec: Any) -> dict[str, Any]:
@@ -79,3 +84,23 @@ def stepped(st: dict[str, Any]) -> list[int]:
 def reasons(st: dict[str, Any], *only: str) -> list[str]:
     """The reasons of status.timeline in order (those in `only`, when given)."""
     return [e["reason"] for e in st.get("timeline") or [] if not only or e["reason"] in only]
+
+
+@contextmanager
+def two_replicas(stack: Stack, kubeconfig: str, namespace: str,
+                 env: dict[str, str]) -> Iterator[dict[str, OperatorProcess]]:
+    """Two operator replicas with leader election on Leases in `namespace`, as users op-a and op-b (client
+    certificates from the control plane's CA, so the audit log says which process sent each request).
+    A replica a test froze with SIGSTOP is woken before it is stopped."""
+    ops: dict[str, OperatorProcess] = {}
+    try:
+        for user in ("op-a", "op-b"):
+            ops[user] = OperatorProcess(str(user_kubeconfig(kubeconfig, user)), prometheus_url=stack.prometheus.url,
+                                        namespaces=[namespace, f"{namespace}-*"], leader_election=True,
+                                        lease_namespace=namespace, env=dict(env)).start()
+        yield ops
+    finally:
+        for op in ops.values():
+            if op.proc is not None and op.proc.poll() is None:
+                os.killpg(op.proc.pid, signal.SIGCONT)
+            op.stop()

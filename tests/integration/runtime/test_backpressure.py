@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import json
 import tempfile
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -117,9 +117,13 @@ def test_a_burst_of_200_reaches_ready_through_429s_without_a_hot_loop(throttled:
     # and Tollgate's own requests stayed bounded (kopf's are mostly its one LIST per watched kind in each of
     # the 200 sandbox namespaces, and the 429s those met)
     own = [r for r in reqs if r.user_agent.startswith("tollgate-operator/")]
+    own_429 = Counter(f"{r.verb} {r.resource}{'/' + r.subresource if r.subresource else ''}" for r in own
+                      if r.code == 429)
+    print(f"operator: {len(own)} requests over {_span(own):.0f} s, {sum(own_429.values())} answered 429 "
+          f"({own_429.most_common(5)}); kopf: {len(reqs) - len(own)}")
     assert len(own) <= 40 * BURST, (
         f"{len(own)} operator requests for {BURST} ModelDeployments over {_span(own):.0f} s: "
-        f"{sum(r.code == 429 for r in own)} answered 429, {sum(r.verb == 'list' for r in own)} LISTs "
+        f"{sum(own_429.values())} answered 429 ({own_429.most_common(5)}), {sum(r.verb == 'list' for r in own)} LISTs "
         f"(re-listing resyncs), {sum(r.subresource == 'status' for r in own)} status writes; kopf's "
         f"{len(reqs) - len(own)} requests, {len(throttled_reqs) - sum(r.code == 429 for r in own)} of them "
         f"answered 429 (a burst slowed by machine load meets more 429s and re-listings: bench/README.md)")

@@ -19,9 +19,9 @@ import pytest
 from kubernetes import client
 
 from integration.cluster import Cluster
-from integration.runtime.helpers import apply, md_manifest, patch_spec, wait_phase
+from integration.runtime.helpers import apply, md_manifest, patch_spec, two_replicas, wait_phase
 from tollgate_testkit import audit
-from tollgate_testkit.controlplane import audit_log, user_kubeconfig
+from tollgate_testkit.controlplane import audit_log
 from tollgate_testkit.stack import OperatorProcess, Stack, wait_for
 
 FAST_LEASE = {"TOLLGATE_LEASE_DURATION": "6", "TOLLGATE_LEASE_RENEW_DEADLINE": "4",
@@ -42,17 +42,8 @@ def _holder_pid(stack: Stack, namespace: str) -> int | None:
 @pytest.fixture
 def replicas(stack: Stack, cluster: Cluster, namespace: str) -> Iterator[dict[str, OperatorProcess]]:
     """Two operator replicas with leader election on a Lease in the test namespace, as users op-a and op-b."""
-    ops: dict[str, OperatorProcess] = {}
-    for user in ("op-a", "op-b"):
-        ops[user] = OperatorProcess(str(user_kubeconfig(cluster.kubeconfig, user)),
-                                    prometheus_url=stack.prometheus.url,
-                                    namespaces=[namespace, f"{namespace}-*"], leader_election=True,
-                                    lease_namespace=namespace, env=dict(FAST_LEASE)).start()
-    yield ops
-    for op in ops.values():
-        if op.proc is not None and op.proc.poll() is None:
-            os.killpg(op.proc.pid, signal.SIGCONT)
-        op.stop()
+    with two_replicas(stack, cluster.kubeconfig, namespace, FAST_LEASE) as ops:
+        yield ops
 
 
 def test_a_frozen_leader_writes_nothing_after_it_lost_the_lease(

@@ -16,10 +16,10 @@ from collections.abc import Iterator
 import pytest
 
 from integration.cluster import Cluster
-from integration.runtime.helpers import apply, md_manifest, patch_spec, wait_phase
+from integration.runtime.helpers import apply, md_manifest, patch_spec, two_replicas, wait_phase
 from tollgate.runtime.shard_plan import shard_of
 from tollgate_testkit import audit
-from tollgate_testkit.controlplane import audit_log, user_kubeconfig
+from tollgate_testkit.controlplane import audit_log
 from tollgate_testkit.stack import OperatorProcess, Stack, wait_for
 
 SHARDS = 4
@@ -56,15 +56,8 @@ def _split(stack: Stack, namespace: str) -> dict[int, str] | None:
 @pytest.fixture
 def replicas(stack: Stack, cluster: Cluster, namespace: str) -> Iterator[dict[str, OperatorProcess]]:
     """Two replicas with --shards 4 on Leases in the test namespace, as users op-a and op-b."""
-    ops: dict[str, OperatorProcess] = {}
-    for user in ("op-a", "op-b"):
-        ops[user] = OperatorProcess(str(user_kubeconfig(cluster.kubeconfig, user)),
-                                    prometheus_url=stack.prometheus.url,
-                                    namespaces=[namespace, f"{namespace}-*"], leader_election=True,
-                                    lease_namespace=namespace, env=dict(FAST_LEASE)).start()
-    yield ops
-    for op in ops.values():
-        op.stop()
+    with two_replicas(stack, cluster.kubeconfig, namespace, FAST_LEASE) as ops:
+        yield ops
 
 
 def _status_writers(log: object, since: str, name: str) -> set[str]:

@@ -255,6 +255,9 @@ def test_throttling_is_retried_no_sooner_than_the_servers_retry_after(monkeypatc
     assert kube.apply(CM) is True
     assert len(api.calls) == 3
     assert len(slept) == 2 and all(s >= 3 for s in slept), slept
+    # and it sends fewer requests at once while the server throttles: each 429 halved the window (its own
+    # round each time, as every retry was sent after the previous halving), the answer regrew it a little
+    assert kube.throttle.decreases == 2 and kube.throttle.window == 8
 
 
 def test_a_conditional_status_write_that_conflicts_is_not_retried_but_reported() -> None:
