@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +42,7 @@ from tollgate.adapters.errors import (
     translate,
 )
 from tollgate.adapters.server_clock import ServerClock
-from tollgate.adapters.throttle import Throttle
+from tollgate.adapters.throttle import Throttle, Ticket
 from tollgate.api.resource import FIELD_MANAGER, GROUP, PLURAL, VERSION
 from tollgate.engine.actions import ObjectRef
 from tollgate.engine.autoscale import ANNOTATION_AUTOSCALED
@@ -213,8 +214,10 @@ class Kube:
     def __init__(self, api: client.ApiClient, field_manager: str = FIELD_MANAGER, timeout: float = 10.0,
                  fence: Callable[[], bool] | None = None, concurrency: int = 32):
         self._api = api
-        self.throttle = Throttle(concurrency)
-        """At most this many requests in flight, fewer while the server answers 429 (adapters.throttle)."""
+        self.throttle = Throttle(concurrency, floor=max(1, concurrency // 8))
+        """At most this many requests in progress, down to an eighth of it while the server answers 429
+        (adapters.throttle)."""
+        self._local = threading.local()
         self.fence = fence
         """Asked before every write (and every retry of one): False refuses it with FencedError. The
         runtime passes the leader elector's `holds`, so a replica past its renew deadline (say, one
@@ -245,11 +248,17 @@ class Kube:
         `conditional`: the body carries a resourceVersion precondition, so a 409 is a ConflictError at once."""
         if method != "GET" and self.fence is not None and not self.fence():
             raise FencedError(f"{method} {path} refused: this replica does not hold the leader Lease")
-        try:
-            return self._request(method, path, body, content_type=content_type, query=query,
-                                 conditional=conditional)
-        except CLIENT_ERRORS as exc:
-            raise translate(exc) from exc
+        # One place in the throttle's window for the request and its retries (waiting out a Retry-After in
+        # it): the window then bounds the 429s per second, not only the attempts in flight.
+        with self.throttle.slot() as ticket:
+            self._local.ticket = ticket
+            try:
+                return self._request(method, path, body, content_type=content_type, query=query,
+                                     conditional=conditional)
+            except CLIENT_ERRORS as exc:
+                raise translate(exc) from exc
+            finally:
+                self._local.ticket = None
 
     @api_retry
     def _request(self, method: str, path: str, body: Any = None, *, content_type: str | None = None,
@@ -270,12 +279,14 @@ class Kube:
             method=method, resource_path=path, query_params=query or [], header_params=headers,
             body=body, auth_settings=["BearerToken"],
         )
-        with self.throttle.slot() as ticket:
+        held: Ticket | None = getattr(self._local, "ticket", None)  # _call's, across the retries
+        with nullcontext(held) if held is not None else self.throttle.slot() as ticket:
+            self.throttle.sent(ticket)
             sent = time.monotonic()
             resp = self._api.call_api(method_, url, headers_, body_, post, _request_timeout=self._timeout)
             self.clock.sample(sent, time.monotonic(), resp.getheader("Date"))  # type: ignore[no-untyped-call]
             resp.read()  # type: ignore[no-untyped-call]
-            ticket.answered, ticket.throttled = True, resp.status == 429
+            self.throttle.answered(ticket, throttled=resp.status == 429)
         if not 200 <= resp.status < 300:
             if resp.status == 409 and conditional:
                 raise ConflictError(f"{method} {path}: the object changed since it was read")

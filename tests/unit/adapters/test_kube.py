@@ -244,7 +244,13 @@ def test_a_hand_edit_or_deletion_is_drift_and_the_next_apply_writes_again() -> N
 
 def test_throttling_is_retried_no_sooner_than_the_servers_retry_after(monkeypatch: pytest.MonkeyPatch) -> None:
     slept: list[float] = []
-    monkeypatch.setattr("time.sleep", slept.append)
+    held: list[int] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        held.append(kube.throttle.inflight)
+
+    monkeypatch.setattr("time.sleep", sleep)
     # given an API server that sheds load: 429 with Retry-After 3, twice, then accepts
     answers = iter([Response(429, b"{}", "Too Many Requests", {"Retry-After": "3"}),
                     Response(429, b"{}", "Too Many Requests", {"Retry-After": "3"}), Response(200, b"{}")])
@@ -258,6 +264,8 @@ def test_throttling_is_retried_no_sooner_than_the_servers_retry_after(monkeypatc
     # and it sends fewer requests at once while the server throttles: each 429 halved the window (its own
     # round each time, as every retry was sent after the previous halving), the answer regrew it a little
     assert kube.throttle.decreases == 2 and kube.throttle.window == 8
+    # and the request kept its place in the window while it waited (so the window bounds 429s per second)
+    assert held == [1, 1] and kube.throttle.inflight == 0
 
 
 def test_a_conditional_status_write_that_conflicts_is_not_retried_but_reported() -> None:

@@ -1,5 +1,6 @@
-"""The AIMD window over the operator's requests: halved once per round of 429s, regrown by answers,
-never below its floor nor above its ceiling, and a waiter let in as soon as there is room."""
+"""The AIMD window over the operator's requests in progress: halved once per round of 429s, regrown by
+answers, never below its floor nor above its ceiling, a request holding its place across its retries, and
+a waiter let in as soon as there is room."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from tollgate.adapters.throttle import Throttle
 
 
 def _answer(throttle: Throttle, *, throttled: bool) -> None:
-    ticket = throttle.acquire()
-    ticket.answered, ticket.throttled = True, throttled
-    throttle.release(ticket)
+    with throttle.slot() as ticket:
+        throttle.sent(ticket)
+        throttle.answered(ticket, throttled=throttled)
 
 
 def test_an_unloaded_server_sees_the_whole_window() -> None:
@@ -22,7 +23,7 @@ def test_an_unloaded_server_sees_the_whole_window() -> None:
     tickets = [throttle.acquire() for _ in range(8)]
     assert throttle.inflight == 8 and throttle.window == 8
     for t in tickets:
-        t.answered = True
+        throttle.answered(t, throttled=False)
         throttle.release(t)
     # and answers do not grow it past its ceiling
     assert throttle.window == 8 and throttle.decreases == 0
@@ -32,9 +33,11 @@ def test_a_round_of_429s_halves_the_window_once_not_once_per_429() -> None:
     # given 8 requests in flight, all sent in the same round
     throttle = Throttle(8)
     tickets = [throttle.acquire() for _ in range(8)]
+    for t in tickets:
+        throttle.sent(t)
     # when all 8 come back 429
     for t in tickets:
-        t.answered = t.throttled = True
+        throttle.answered(t, throttled=True)
         throttle.release(t)
     # then the window halved once (8 -> 4), since the other 7 were sent before the first halving
     assert throttle.window == 4 and throttle.decreases == 1
@@ -66,9 +69,24 @@ def test_answers_regrow_the_window_by_about_one_per_windowful() -> None:
 def test_a_request_that_got_no_answer_neither_grows_nor_halves_the_window() -> None:
     throttle = Throttle(8)
     _answer(throttle, throttled=True)
-    ticket = throttle.acquire()  # a connection reset: no answer, not marked
-    throttle.release(ticket)
+    with throttle.slot() as ticket:  # a connection reset: sent, never answered
+        throttle.sent(ticket)
     assert throttle.window == 4 and throttle.decreases == 1
+
+
+def test_a_request_holds_its_place_while_it_waits_to_retry_and_its_retry_halves_again() -> None:
+    # given a window of 2 and one request throttled, waiting out its Retry-After in its place
+    throttle = Throttle(4)
+    with throttle.slot() as ticket:
+        throttle.sent(ticket)
+        throttle.answered(ticket, throttled=True)
+        assert throttle.window == 2 and throttle.inflight == 1
+        # when its retry is throttled again, then that is a new round: halved again
+        throttle.sent(ticket)
+        throttle.answered(ticket, throttled=True)
+        assert throttle.window == 1 and throttle.inflight == 1
+    # and its place is free once it is done
+    assert throttle.inflight == 0
 
 
 def test_a_full_window_holds_the_next_request_until_one_leaves() -> None:
@@ -78,6 +96,7 @@ def test_a_full_window_holds_the_next_request_until_one_leaves() -> None:
         _answer(throttle, throttled=True)
     assert throttle.window == 1
     first = throttle.acquire()
+    throttle.sent(first)
     entered = threading.Event()
 
     def second() -> None:
@@ -89,7 +108,7 @@ def test_a_full_window_holds_the_next_request_until_one_leaves() -> None:
     # when another request asks for room, then it waits
     assert not entered.wait(0.2)
     # and gets in once the first one leaves
-    first.answered = True
+    throttle.answered(first, throttled=False)
     throttle.release(first)
     assert entered.wait(5)
     worker.join()
