@@ -119,5 +119,7 @@ def test_a_killed_replicas_shards_and_objects_move_to_the_other(
     wait_for(f"{moved} decided after the change", lambda: (
         (md := stack.md(namespace, moved))["status"].get("observedGeneration") == md["metadata"]["generation"]),
         timeout=90)
+    # (the audit log is written in batches up to 1 s late: wait for the write that was just observed)
     log = audit_log(stack.kubeconfig)
-    assert _status_writers(log, killed, moved) == {survivor}
+    writers = wait_for("the status write in the audit log", lambda: _status_writers(log, killed, moved), timeout=15)
+    assert writers == {survivor}
