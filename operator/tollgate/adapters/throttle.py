@@ -63,6 +63,8 @@ class Throttle:
         self._round = 0
         """Bumped at each decrease: a 429 for an attempt sent before it does not decrease again."""
         self.decreases = 0
+        self.throttled = 0
+        """Attempts answered 429 (the operator's metric tollgate_api_throttled_total)."""
         self._cond = threading.Condition()
 
     @property
@@ -99,6 +101,7 @@ class Throttle:
         """The server answered the ticket's latest attempt: 429 (`throttled`) or anything else."""
         with self._cond:
             before = self.window
+            self.throttled += throttled
             if not throttled:
                 self._window = min(float(self.ceiling), self._window + 1 / self._window)
             elif ticket.round == self._round:  # the first 429 of this round: halve once

@@ -155,6 +155,7 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.kube = Kube(self.api, concurrency=IO_THREADS)
+        metrics.API_WINDOW.throttle = self.kube.throttle
         self.kube.clock = self.clock
         self.kube.after_write = crash_hook_from_env()
         self.health = ApiHealth(self.api, grace=self.settings.health_grace)

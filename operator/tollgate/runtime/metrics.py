@@ -10,8 +10,9 @@ import math
 from collections.abc import Iterator
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from tollgate.adapters.throttle import Throttle
 from tollgate.api.status import ModelDeploymentStatus, Phase
 from tollgate.engine.actions import Context, DrillRecorded
 from tollgate.engine.observations import SLOObservation
@@ -73,6 +74,35 @@ class Heap:
 
 
 REGISTRY.register(Heap())
+
+
+class ApiWindow:
+    """The throttle over the operator's requests to the API server (adapters.throttle) at scrape time:
+    a window below its ceiling, or a growing count of 429s, says the API server is shedding the
+    operator's load and rollouts are slowed by it."""
+
+    def __init__(self) -> None:
+        self.throttle: Throttle | None = None
+        """Set by the runtime to its Kubernetes adapter's throttle."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        t = self.throttle
+        if t is None:
+            return
+        yield GaugeMetricFamily("tollgate_api_window", "Requests the operator may have in progress at the "
+                                "API server (its ceiling unless the server answered 429)", value=float(t.window))
+        yield GaugeMetricFamily("tollgate_api_requests_in_progress",
+                                "The operator's requests in progress at the API server, retries' waits included",
+                                value=float(t.inflight))
+        yield CounterMetricFamily("tollgate_api_throttled", "The operator's requests answered 429 by the API server",
+                                  value=float(t.throttled))
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return iter(())
+
+
+API_WINDOW = ApiWindow()
+REGISTRY.register(API_WINDOW)
 
 
 def set_weight(namespace: str, name: str, weight: float) -> None:
