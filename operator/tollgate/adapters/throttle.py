@@ -31,6 +31,12 @@ Only 429 counts: it is the server's own word that it is over its limit (API Prio
 already paces those. The Lease requests do not pass here (they use their own client and thread), so a
 throttled operator still renews its Lease on time.
 
+Urgent requests do not wait for room: those of a decision that takes traffic off a canary (a rollback, an
+abort, the kill switch; runtime.intent.leaves_canary), marked by the `URGENT` context variable. They are
+few (a status write and a route or two) and they are what keeps traffic off a failed version, so they must
+not queue behind a burst of ordinary decisions waiting out their Retry-After. They still count as in
+progress, still honour Retry-After, and their 429s still halve the window.
+
 No clock: rounds are counted in requests, so the rule is deterministic and tested without time.
 """
 
@@ -39,7 +45,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
+
+URGENT: ContextVar[bool] = ContextVar("tollgate_urgent_requests", default=False)
+"""True while the requests sent from this context take traffic off a canary: they skip the window's wait.
+asyncio.to_thread copies the context, so a flag set around a decision's actions reaches its I/O threads."""
 
 
 @dataclass
@@ -86,8 +97,9 @@ class Throttle:
             self.release(ticket)
 
     def acquire(self) -> Ticket:
+        """Wait for room in the window (not when URGENT is set), then take a place in it."""
         with self._cond:
-            while self._inflight >= self.window:
+            while self._inflight >= self.window and not URGENT.get():
                 self._cond.wait()
             self._inflight += 1
             return Ticket(self._round)

@@ -19,6 +19,7 @@ from tollgate.adapters.errors import ConflictError, PermanentError, TemporaryErr
 from tollgate.adapters.evidence import EvidenceStore
 from tollgate.adapters.kube import Kube
 from tollgate.adapters.routers import router_for
+from tollgate.adapters.throttle import URGENT
 from tollgate.adapters.webhook import confirm
 from tollgate.api import resource
 from tollgate.api.controls import tokens_of
@@ -222,13 +223,20 @@ class Reconciler:
         # Intent first: a decision that takes traffic off a canary is persisted before its first action,
         # so a crash anywhere after resumes it (status no longer names the canary) and never returns
         # traffic to it. Other decisions write status after their actions, as the objects then carry it.
-        intent = changed and leaves_canary(status, decision)
-        if intent and not await self._write_status(st, ctx, body, new):
-            return now  # the object changed since we read it: nothing done, decide again on the new one
+        leaving = leaves_canary(status, decision)
+        intent = changed and leaving
+        # Taking traffic off a canary goes ahead of the requests waiting for room at a throttling API server
+        # (adapters.throttle.URGENT); reset after, as this task's context outlives the decision.
+        urgent = URGENT.set(leaving)
         try:
-            await asyncio.to_thread(self._execute, st, ctx, body, case, decision, explicit)
-        except SandboxNotOwnedError as exc:  # the namespace appeared, not ours, between check and create
-            return await self._refuse(st, ctx, body, status, str(exc), now, "SandboxNotOwned")
+            if intent and not await self._write_status(st, ctx, body, new):
+                return now  # the object changed since we read it: nothing done, decide again on the new one
+            try:
+                await asyncio.to_thread(self._execute, st, ctx, body, case, decision, explicit)
+            except SandboxNotOwnedError as exc:  # the namespace appeared, not ours, between check and create
+                return await self._refuse(st, ctx, body, status, str(exc), now, "SandboxNotOwned")
+        finally:
+            URGENT.reset(urgent)
         if changed and not intent and not await self._write_status(st, ctx, body, new):
             return now
         metrics.record_status(ctx, decision.status)

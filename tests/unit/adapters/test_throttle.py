@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from tollgate.adapters.throttle import Throttle
+from tollgate.adapters.throttle import URGENT, Throttle
 
 
 def _answer(throttle: Throttle, *, throttled: bool) -> None:
@@ -117,3 +117,25 @@ def test_a_full_window_holds_the_next_request_until_one_leaves() -> None:
 def test_a_floor_above_the_ceiling_is_refused() -> None:
     with pytest.raises(ValueError, match="floor"):
         Throttle(2, floor=3)
+
+
+def test_an_urgent_request_does_not_wait_for_room_but_still_counts() -> None:
+    # given a window of 1, full
+    throttle = Throttle(4, floor=1)
+    for _ in range(2):
+        _answer(throttle, throttled=True)
+    waiting = throttle.acquire()
+    # when a request that takes traffic off a canary asks for room (URGENT set by the reconciler)
+    token = URGENT.set(True)
+    try:
+        urgent = throttle.acquire()  # would block forever without URGENT: nothing else releases
+    finally:
+        URGENT.reset(token)
+    # then it got in at once, counted as in progress beyond the window
+    assert throttle.inflight == 2 and throttle.window == 1
+    # and its answer regrows the window like any other
+    throttle.sent(urgent)
+    throttle.answered(urgent, throttled=False)
+    throttle.release(urgent)
+    throttle.release(waiting)
+    assert throttle.inflight == 0 and throttle.window == 2
