@@ -34,6 +34,8 @@ from tollgate.engine.actions import ObjectRef
 from tollgate.runtime import metrics
 from tollgate.runtime.app import IO_THREADS, Runtime
 from tollgate.runtime.health import UnhealthyError
+from tollgate.runtime.intent import kill_switch_pending
+from tollgate.runtime.reconciler import IN_SLOT
 from tollgate.runtime.registry import MDKey, ObjectState
 from tollgate.runtime.sharding import CURRENT_SHARD
 
@@ -440,10 +442,14 @@ async def rollout_loop(rt: Runtime, st: ObjectState, delay: float = 0.0) -> None
         if _being_deleted(st):
             break
         await rt.wait_leadership(st.shard)
-        async with rt.decision_slots:  # waiting here holds nothing parsed (runtime.app.DECISION_SLOTS)
+        # Waiting for a slot holds nothing parsed (runtime.app.DECISION_SLOTS); a kill switch just turned on
+        # does not wait for one (runtime.intent.kill_switch_pending), nor gives back one it never took.
+        slotless = kill_switch_pending(st.body)
+        async with contextlib.nullcontext() if slotless else rt.decision_slots:
             if st.stopped:  # dropped while it waited (its shard went to another replica): its body is stale
                 break
             CURRENT_SHARD.set(st.shard)  # this decision's writes are fenced by its shard's Lease
+            IN_SLOT.set(not slotless)
             wake_at = await _reconcile_once(rt, st)
         st.attempts += 1
         rt.registry.decided.set()

@@ -10,6 +10,9 @@ everything as it was, and the same decision is simply made again.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from tollgate.api.status import ModelDeploymentStatus
 from tollgate.engine.actions import Decision, RollBack, SetWeight
 
@@ -24,3 +27,15 @@ def leaves_canary(prev: ModelDeploymentStatus, decision: Decision) -> bool:
            for a in decision.actions):
         return True
     return prev.canary is not None and (nxt.canary is None or nxt.canary.revision != prev.canary.revision)
+
+
+def kill_switch_pending(body: Mapping[str, Any] | None) -> bool:
+    """The kill switch is on in spec and status does not say traffic is on the fallback yet.
+
+    Such a decision does not queue for a decision slot (runtime.app.DECISION_SLOTS) behind a burst of new
+    ModelDeployments: the kill switch promises all traffic on the fallback in seconds. Read from the raw
+    body, before anything is parsed, since the point is not to wait; rare, so it costs no memory bound."""
+    if not body:
+        return False
+    spec, status = body.get("spec") or {}, body.get("status") or {}
+    return spec.get("killSwitch") is True and not status.get("killSwitchActive")

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -55,6 +56,10 @@ from tollgate.runtime.registry import ObjectState, PendingEvidence, Registry
 
 log = logging.getLogger("tollgate.reconcile")
 T = TypeVar("T")
+
+IN_SLOT: ContextVar[bool] = ContextVar("tollgate_in_decision_slot", default=True)
+"""False for a decision the loop let through without a decision slot (runtime.intent.kill_switch_pending):
+it must not give back, around its analysis batch, a slot it never took."""
 
 EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
 
@@ -118,7 +123,7 @@ class Reconciler:
         """Wait for the analysis batch without holding a decision slot: every canary due at one grid point
         must reach the scheduler together, or the batch splits into as many queries per template as it
         took rounds of slots (bench: prometheus_queries)."""
-        if self.slots is None:
+        if self.slots is None or not IN_SLOT.get():
             return await waiting
         self.slots.release()
         try:

@@ -416,6 +416,61 @@ def test_a_loop_dropped_while_it_waited_for_a_slot_does_not_decide_on_its_stale_
     assert asyncio.run(scenario()).done == 0
 
 
+def test_a_kill_switch_just_turned_on_decides_without_waiting_for_a_slot() -> None:
+    """The kill switch promises all traffic on the fallback in seconds, even during a burst of new objects."""
+    async def scenario() -> tuple[int, int, bool]:
+        rec = CountingReconciler()
+        slots = asyncio.Semaphore(1)
+        rt = StartingRuntime(rec, [], decision_slots=slots)  # type: ignore[arg-type]
+        await slots.acquire()  # given every slot taken by the burst
+        ordinary, killed = rt.registry.state("ns", "ordinary"), rt.registry.state("ns", "killed")
+        ordinary.body = _md(2, 1)
+        switched = _md(2, 1)
+        switched["spec"]["killSwitch"] = True  # when one has its kill switch turned on
+        killed.body = switched
+        for st in (ordinary, killed):
+            handlers.ensure_loop(rt, st)  # type: ignore[arg-type]
+            st.kick()
+        await asyncio.sleep(0.2)
+        # then it was decided at once, the ordinary one still waits, and no slot was given back that was not taken
+        decided = rec.done
+        slots.release()
+        await asyncio.sleep(0.2)
+        rt.registry.stop_all()
+        return decided, rec.done, slots.locked()
+
+    assert asyncio.run(scenario()) == (1, 2, False)
+
+
+def test_kill_switch_pending_until_status_says_traffic_is_on_the_fallback() -> None:
+    from tollgate.runtime.intent import kill_switch_pending
+
+    on = _md(2, 1)
+    on["spec"]["killSwitch"] = True
+    assert kill_switch_pending(on)
+    on["status"]["killSwitchActive"] = True
+    assert not kill_switch_pending(on)  # done: back in the queue like any other decision
+    assert not kill_switch_pending(_md(2, 1)) and not kill_switch_pending(None)
+
+
+def test_a_decision_without_a_slot_gives_none_back_around_its_analysis_batch() -> None:
+    from types import SimpleNamespace
+
+    from tollgate.runtime.reconciler import IN_SLOT, Reconciler
+
+    async def scenario() -> bool:
+        slots = asyncio.Semaphore(1)
+        await slots.acquire()  # given the only slot held by another decision
+        IN_SLOT.set(False)  # and a decision let through without one (this task's context only)
+        batch = asyncio.Event()
+        batch.set()
+        await Reconciler._outside_slot(SimpleNamespace(slots=slots), batch.wait())  # type: ignore[arg-type]
+        # then the slot is still the other decision's: none released, none taken
+        return slots.locked()
+
+    assert asyncio.run(scenario()) is True
+
+
 def test_a_listed_body_older_than_the_one_held_is_not_taken() -> None:
     """A gained shard's LIST can answer after a newer watch event of the same object."""
     async def scenario() -> tuple[bool, str | None]:
