@@ -1,0 +1,83 @@
+"""The reconciler over the real Kubernetes adapter at its HTTP seam (tests/unit/adapters/http_double): which
+of a decision's requests go ahead of the throttle's queue (adapters.throttle.URGENT).
+
+The kill switch here runs on the replicas router: a first decision starts the fallback's Deployment (no
+traffic moves: nothing urgent), and once the fallback is Ready the next decision moves all traffic to it
+(intent first, then the Service: every request urgent). The real API server's side of the kill switch is
+proven in e2e/test_operations.py, tests/integration/runtime/test_operator.py and on the real node
+(e2e/test_real_node.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from tollgate.adapters.evidence import EvidenceStore
+from tollgate.adapters.kube import Kube
+from tollgate.adapters.no_provider import NoProvider
+from tollgate.adapters.throttle import URGENT
+from tollgate.runtime.analysis import AnalysisScheduler
+from tollgate.runtime.ownership import SandboxOwnership
+from tollgate.runtime.reconciler import Reconciler
+from tollgate.runtime.registry import Registry, TrackObservation
+from unit.adapters.http_double import FakeApi, Response
+
+SANDBOX = "ns-m-b16092"  # the default sandbox name of ns/m
+STATUS_PATH = "/apis/tollgate.dev/v1alpha1/namespaces/ns/modeldeployments/m/status"
+FALLBACK_PATH = f"/apis/apps/v1/namespaces/{SANDBOX}/deployments/m-fallback"
+
+
+class Server:
+    """Answers like an empty API server that accepts every write (echoing it); records each request with
+    whether it was sent as urgent."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, bool]] = []
+        self.bodies: dict[str, Any] = {}
+
+    def __call__(self, method: str, url: str, body: Any) -> Response:
+        path = url.split("?", maxsplit=1)[0]
+        self.sent.append((method, path, URGENT.get()))
+        if method == "GET":
+            return Response(404)
+        data = body if isinstance(body, str) else json.dumps(body or {})
+        self.bodies[path] = json.loads(data)
+        return Response(201 if method == "POST" else 200, data.encode())
+
+
+def test_a_kill_switch_moves_traffic_with_urgent_requests_and_only_then() -> None:
+    server = Server()
+    kube = Kube(FakeApi(server))  # type: ignore[arg-type]
+    kube.warm([], "x")
+    registry = Registry()
+    rec = Reconciler(kube, registry, AnalysisScheduler(NoProvider()), EvidenceStore(kube),
+                     lambda *_: None, SandboxOwnership(kube))
+    # given a Stable ModelDeployment whose kill switch was just turned on, with a pinned fallback
+    body: dict[str, Any] = {
+        "apiVersion": "tollgate.dev/v1alpha1", "kind": "ModelDeployment",
+        "metadata": {"name": "m", "namespace": "ns", "uid": "u1", "generation": 2, "resourceVersion": "5"},
+        "spec": {"model": {"name": "m", "version": "1.0.0", "uri": "s3://models/m/1.0.0"},
+                 "runtime": {"image": "registry.example/model-server:1.0"}, "replicas": 2,
+                 "killSwitch": True, "fallback": {"version": "0.9.0"}},
+        "status": {"observedGeneration": 1, "phase": "Stable", "sandboxNamespace": SANDBOX}}
+    st = registry.state("ns", "m")
+    st.body = body
+    st.sandbox_ready = True
+    # when it decides first, then it starts the fallback, and no request went ahead of the queue
+    asyncio.run(rec.reconcile(st))
+    assert (("PATCH", FALLBACK_PATH, False)) in server.sent
+    assert not any(urgent for *_, urgent in server.sent), server.sent
+    # when the fallback is Ready and it decides again
+    revision = server.bodies[FALLBACK_PATH]["metadata"]["labels"]["tollgate.dev/revision"]
+    registry.tracks[(SANDBOX, "m-fallback")] = TrackObservation(revision=revision, desired=2, ready=2, updated=2)
+    body["status"] = server.bodies[STATUS_PATH]["status"]
+    st.body = body
+    server.sent.clear()
+    asyncio.run(rec.reconcile(st))
+    # then traffic moved (status first, then the Service), every request of it urgent
+    assert server.sent[0] == ("PATCH", STATUS_PATH, True)
+    assert ("PATCH", f"/api/v1/namespaces/{SANDBOX}/services/m", True) in server.sent
+    assert all(urgent for *_, urgent in server.sent), server.sent
+    assert server.bodies[STATUS_PATH]["status"]["killSwitchActive"] is True
