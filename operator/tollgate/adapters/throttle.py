@@ -11,7 +11,7 @@ A request holds its place across its retries, waiting out its Retry-After in it:
 millisecond, so a window over attempts alone would bound nothing (a window of 1 can still be refused
 hundreds of times a second); over requests in progress, the 429s are at most window / Retry-After a second.
 
-
+The rule:
 - it starts at the ceiling (the connection pool's size): an unloaded server never sees a difference;
 - an attempt answered 429 halves it (never below its floor), at most once per round: the 429s of attempts
   already sent when it was halved say nothing new, like the losses of one TCP window;
@@ -28,8 +28,8 @@ gets a third of the 429s, and the operator is slower through it: that is the poi
 
 Only 429 counts: it is the server's own word that it is over its limit (API Priority and Fairness, or
 --max-requests-inflight). A 5xx or a timeout may be one bad request or a restart, and Retry-After
-already paces those. The Lease requests do not pass here (they use their own client and thread), so a
-throttled operator still renews its Lease on time.
+already paces those. The Lease requests do not pass here (they go through CoordinationV1Api on a thread
+of their own, runtime.leader), so a throttled operator still renews its Lease on time.
 
 Urgent requests do not wait for room: those of a decision that takes traffic off a canary (a rollback, an
 abort, the kill switch; runtime.intent.leaves_canary), marked by the `URGENT` context variable. They are
