@@ -217,7 +217,6 @@ class Kube:
         self.throttle = Throttle(concurrency, floor=max(1, concurrency // 8))
         """At most this many requests in progress, down to an eighth of it while the server answers 429
         (adapters.throttle)."""
-        self._local = threading.local()
         self.fence = fence
         """Asked before every write (and every retry of one): False refuses it with FencedError. The
         runtime passes the leader elector's `holds`, so a replica past its renew deadline (say, one
@@ -251,22 +250,22 @@ class Kube:
         # One place in the throttle's window for the request and its retries (waiting out a Retry-After in
         # it): the window then bounds the 429s per second, not only the attempts in flight.
         with self.throttle.slot() as ticket:
-            self._local.ticket = ticket
             try:
                 return self._request(method, path, body, content_type=content_type, query=query,
-                                     conditional=conditional)
+                                     conditional=conditional, ticket=ticket)
             except CLIENT_ERRORS as exc:
                 raise translate(exc) from exc
-            finally:
-                self._local.ticket = None
 
     @api_retry
     def _request(self, method: str, path: str, body: Any = None, *, content_type: str | None = None,
-                 query: list[tuple[str, str]] | None = None, conditional: bool = False) -> Any:
-        return self._send(method, path, body, content_type=content_type, query=query, conditional=conditional)
+                 query: list[tuple[str, str]] | None = None, conditional: bool = False,
+                 ticket: Ticket | None = None) -> Any:
+        return self._send(method, path, body, content_type=content_type, query=query, conditional=conditional,
+                          ticket=ticket)
 
     def _send(self, method: str, path: str, body: Any = None, *, content_type: str | None = None,
-              query: list[tuple[str, str]] | None = None, conditional: bool = False) -> Any:
+              query: list[tuple[str, str]] | None = None, conditional: bool = False,
+              ticket: Ticket | None = None) -> Any:
         """One request, no retry (a 409 from a create is an answer, not a hiccup); fenced like every write."""
         if method != "GET" and self.fence is not None and not self.fence():  # and before every retry
             raise FencedError(f"{method} {path} refused: this replica does not hold the leader Lease")
@@ -279,14 +278,14 @@ class Kube:
             method=method, resource_path=path, query_params=query or [], header_params=headers,
             body=body, auth_settings=["BearerToken"],
         )
-        held: Ticket | None = getattr(self._local, "ticket", None)  # _call's, across the retries
-        with nullcontext(held) if held is not None else self.throttle.slot() as ticket:
-            self.throttle.sent(ticket)
+        # `ticket`: the place _call holds across the retries; without one (a create), a place for this attempt
+        with nullcontext(ticket) if ticket is not None else self.throttle.slot() as held:
+            self.throttle.sent(held)
             sent = time.monotonic()
             resp = self._api.call_api(method_, url, headers_, body_, post, _request_timeout=self._timeout)
             self.clock.sample(sent, time.monotonic(), resp.getheader("Date"))  # type: ignore[no-untyped-call]
             resp.read()  # type: ignore[no-untyped-call]
-            self.throttle.answered(ticket, throttled=resp.status == 429)
+            self.throttle.answered(held, throttled=resp.status == 429)
         if not 200 <= resp.status < 300:
             if resp.status == 409 and conditional:
                 raise ConflictError(f"{method} {path}: the object changed since it was read")
