@@ -65,8 +65,9 @@ def writes(requests: Iterable[Request]) -> list[Request]:
     return [r for r in requests if r.verb in WRITE_VERBS]
 
 
-def now_marker() -> str:
-    """An RFC 3339 timestamp comparable with the log's (microseconds, UTC)."""
+def now_marker(at: float | None = None) -> str:
+    """An RFC 3339 timestamp comparable with the log's (microseconds, UTC): now, or the epoch time `at`."""
     from datetime import UTC, datetime
 
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    when = datetime.now(UTC) if at is None else datetime.fromtimestamp(at, UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

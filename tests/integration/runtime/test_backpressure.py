@@ -22,7 +22,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -86,7 +86,7 @@ def test_a_burst_of_200_reaches_ready_through_429s_without_a_hot_loop(throttled:
                  timeout=1500, interval=2)
         # (the operator keeps working after Ready: its 429s are compared with the audit log's up to the scrape,
         # with a second's slack before it for answers the server sent and the client had not counted yet)
-        scrape_start = _marker(time.time() - 1.0)
+        scrape_start = audit.now_marker(time.time() - 1.0)
         counted = _metric(op.metrics(), "tollgate_api_throttled_total")
         scrape_end = audit.now_marker()
     finally:
@@ -125,8 +125,8 @@ def test_a_burst_of_200_reaches_ready_through_429s_without_a_hot_loop(throttled:
     own = [r for r in reqs if r.user_agent.startswith("tollgate-operator/")]
     # and the operator's metric counted the 429s its adapter met (every request for an API resource but the
     # Lease, which has a client of its own), as the server's audit log tells them
-    adapter_429s = sorted(r.at for r in reqs if r.user_agent.startswith("tollgate-operator/") and r.code == 429
-                          and r.resource and r.resource != "leases")
+    adapter_429s = [r.at for r in reqs if r.user_agent.startswith("tollgate-operator/") and r.code == 429
+                    and r.resource and r.resource != "leases"]
     before = sum(1 for at in adapter_429s if at < scrape_start)
     by_end = sum(1 for at in adapter_429s if at <= scrape_end)
     assert 0 < before <= counted <= by_end, (before, counted, by_end)
@@ -140,11 +140,6 @@ def test_a_burst_of_200_reaches_ready_through_429s_without_a_hot_loop(throttled:
         f"(re-listing resyncs), {sum(r.subresource == 'status' for r in own)} status writes; kopf's "
         f"{len(reqs) - len(own)} requests, {len(throttled_reqs) - sum(r.code == 429 for r in own)} of them "
         f"answered 429 (a burst slowed by machine load meets more 429s and re-listings: bench/README.md)")
-
-
-def _marker(epoch: float) -> str:
-    """An audit-log timestamp (audit.now_marker's format) for a given time."""
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _metric(text: str, name: str) -> float:
