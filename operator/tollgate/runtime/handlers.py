@@ -439,12 +439,12 @@ async def rollout_loop(rt: Runtime, st: ObjectState, delay: float = 0.0) -> None
         st.wake.clear()
         if st.stopped:
             break
-        if _being_deleted(st):
+        deleting, slotless = _look(st)
+        if deleting:
             break
         await rt.wait_leadership(st.shard)
         # Waiting for a slot holds nothing parsed (runtime.app.DECISION_SLOTS); a kill switch just turned on
         # does not wait for one (runtime.intent.kill_switch_pending), nor gives back one it never took.
-        slotless = kill_switch_pending(st.body)
         async with contextlib.nullcontext() if slotless else rt.decision_slots:
             if st.stopped:  # dropped while it waited (its shard went to another replica): its body is stale
                 break
@@ -457,13 +457,14 @@ async def rollout_loop(rt: Runtime, st: ObjectState, delay: float = 0.0) -> None
     rt.registry.decided.set()
 
 
-def _being_deleted(st: ObjectState) -> bool:
-    """Whether the latest body has a deletionTimestamp (kopf's delete handler takes over then).
+def _look(st: ObjectState) -> tuple[bool, bool]:
+    """From one parse of the latest body: whether it has a deletionTimestamp (kopf's delete handler takes
+    over then), and whether its kill switch was just turned on (runtime.intent.kill_switch_pending).
 
     A function of its own so the parsed body is dropped at once: as a local of the loop it stayed alive
     while the loop waited for the next event, ~14 KB of dicts per ModelDeployment (bench/README.md)."""
     body = st.body
-    return bool(body and body.get("metadata", {}).get("deletionTimestamp"))
+    return bool(body and body.get("metadata", {}).get("deletionTimestamp")), kill_switch_pending(body)
 
 
 async def _reconcile_once(rt: Runtime, st: ObjectState) -> datetime | None:
