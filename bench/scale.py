@@ -138,6 +138,12 @@ def _ready_mds(api: client.ApiClient) -> int:
     return sum(1 for md in list_mds(api, NS) if is_ready(md))
 
 
+def _ready_mds_noting_peak(api: client.ApiClient, pids: list[int], peak: list[int]) -> int:
+    """_ready_mds, sampling the replicas' RSS on the way (peak[0]: the largest seen, kB): the burst's peak."""
+    peak[0] = max(peak[0], *(rss_kb(p) for p in pids))
+    return _ready_mds(api)
+
+
 def _settle_rss(pid: int, seconds: float = 20.0) -> int:
     """RSS after the process has been quiet for a while (the smallest of the last samples): 20 s, so
     the idle connections of the burst (aiohttp keeps them 15 s) are closed; steady state, not the peak."""
@@ -161,11 +167,28 @@ def _shards_held(op: OperatorProcess) -> float:
     return 0.0
 
 
-def _reconciles(op: OperatorProcess) -> float:
+def _metric(op: OperatorProcess, prefix: str) -> float:
+    """The first sample whose line starts with `prefix` (name and labels), 0 if the operator has none."""
     for line in op.metrics().splitlines():
-        if line.startswith("tollgate_reconcile_duration_seconds_count"):
+        if line.startswith(prefix):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+def _reconciles(op: OperatorProcess) -> float:
+    return _metric(op, "tollgate_reconcile_duration_seconds_count")
+
+
+def _bulk_requests(kubeconfig: str, since: float, n: int, ops: list[OperatorProcess]) -> dict[str, Any]:
+    """What the operator sent during the bulk (audit log, watches aside) and how often the server said 429:
+    the ratio follows the requests per ModelDeployment while the API server is the bottleneck."""
+    flush_audit()
+    reqs = [r for r in operator_requests(kubeconfig, since) if r.verb != "watch" and r.resource != "leases"]
+    throttled = [r for r in reqs if r.code == 429]
+    return {"requests": len(reqs), "requests_per_md": round(len(reqs) / n, 2), "answered_429": len(throttled),
+            "by_kind": _classify(reqs), "throttled_kinds": _classify(throttled),
+            "throttle_metric_total": sum(_metric(o, "tollgate_api_throttled_total ") for o in ops),
+            "window_at_end": [_metric(o, "tollgate_api_window ") for o in ops]}
 
 
 class TracedOperator(OperatorProcess):
@@ -262,13 +285,16 @@ def operator_side(sizes: Sizes, params: dict[str, Any], base: dict[str, Any] | N
         all_names = names(sizes.bulk)
         phases, rss = [], {0: rss_idle}
         done = 0
+        bulk_started = time.time()
+        peak = [0]
         for batch in (all_names[: sizes.bulk_first], all_names[sizes.bulk_first:]):
             t0 = time.monotonic()
             parallel(lambda nm: apply_md(api, NS, md_manifest(nm, "1.0.0", replicas=1)), batch,
                      workers=CLIENT_WORKERS)
             applied = time.monotonic() - t0
             done += len(batch)
-            t1 = _wait_count("ModelDeployments Ready", lambda: _ready_mds(api), done, timeout=3600)
+            t1 = _wait_count("ModelDeployments Ready", lambda: _ready_mds_noting_peak(api, pids, peak), done,
+                             timeout=3600)
             phases.append({"mds": len(batch), "applied_s": round(applied, 2), "ready_s": round(t1 - t0, 2)})
             log(f"operator phase: {phases[-1]}")
             rss[done] = settle(done)
@@ -277,8 +303,14 @@ def operator_side(sizes: Sizes, params: dict[str, Any], base: dict[str, Any] | N
 
         total = sum(p["ready_s"] for p in phases)
         log(f"operator bulk: {phases}")
+        try:
+            sent = _bulk_requests(kubeconfig, bulk_started, sizes.bulk, ops)
+        except Exception as exc:  # a figure less, not a failed run
+            sent = {"error": str(exc)[:300]}
+        log(f"operator requests during the bulk: { {k: v for k, v in sent.items() if k != 'by_kind'} }")
         ratio = total / base["total_s"] if base else 0.0
         suffix = f"_shards{SHARDS}" if SHARDS > 1 else ""
+        ratio_target = 1.3 if sizes.bulk >= 10_000 else 1.5  # issue 22: 1.3x at 10,000
         results.append(Result(
             name=f"bulk{suffix}", sizes=sizes.name,
             params={**params, "N": sizes.bulk, "first_batch": sizes.bulk_first, "replicas": SHARDS, "nodes": nodes,
@@ -290,8 +322,8 @@ def operator_side(sizes: Sizes, params: dict[str, Any], base: dict[str, Any] | N
             figures={"operator_s": round(total, 2), "baseline_s": (base or {}).get("total_s"),
                      "ratio": round(ratio, 2), "operator_phases": phases,
                      "baseline_phases": (base or {}).get("phases"),
-                     "objects_per_md": (base or {}).get("objects_per_md")},
-            targets={"ratio": "<= 1.5"}, met={"ratio": ratio <= 1.5},
+                     "objects_per_md": (base or {}).get("objects_per_md"), "operator_requests": sent},
+            targets={"ratio": f"<= {ratio_target}"}, met={"ratio": ratio <= ratio_target},
         ))
         if base:
             results[-1].write()
@@ -300,6 +332,7 @@ def operator_side(sizes: Sizes, params: dict[str, Any], base: dict[str, Any] | N
 
         first, n = sizes.bulk_first, sizes.bulk
         margin = (rss[n] - rss[first]) / (n - first)
+        rss_target = 600 if n >= 10_000 else 150  # MB; issue 22: 150 at 1,000, 600 at 10,000
         log("measuring the per-object parts (bench/parts.py)")
         try:
             parts = breakdown(api, NS)
@@ -313,10 +346,11 @@ def operator_side(sizes: Sizes, params: dict[str, Any], base: dict[str, Any] | N
                             "is Ready" + ("; the figures are the largest replica's" if SHARDS > 1 else "")},
             figures={"rss_idle_mb": round(rss_idle / 1024, 1), f"rss_{first}_mb": round(rss[first] / 1024, 1),
                      f"rss_{n}_mb": round(rss[n] / 1024, 1), "marginal_kb_per_md": round(margin, 1),
+                     "rss_peak_during_bulk_mb": round(peak[0] / 1024, 1),
                      "rss_per_replica_mb": {str(k): [round(v / 1024, 1) for v in vs] for k, vs in per_replica.items()},
                      "parts_kb_per_md": parts},
-            targets={"marginal_kb_per_md": "<= 50", f"rss_{n}_mb": "<= 150 (at 1,000)"},
-            met={"marginal_kb_per_md": margin <= 50, f"rss_{n}_mb": rss[n] / 1024 <= 150},
+            targets={"marginal_kb_per_md": "<= 50", f"rss_{n}_mb": f"<= {rss_target} (at {n:,})"},
+            met={"marginal_kb_per_md": margin <= 50, f"rss_{n}_mb": rss[n] / 1024 <= rss_target},
         ))
         results[-1].write()
         if SHARDS > 1:
@@ -392,7 +426,7 @@ def _restart(sizes: Sizes, params: dict[str, Any], api: client.ApiClient, kubeco
         assert op2.proc is not None
         healthy_at = None
         all_decided_at = None
-        deadline = time.monotonic() + 600
+        deadline = time.monotonic() + max(600.0, n * 0.2)  # 10,000: up to ~33 min to decide them all once
         while time.monotonic() < deadline and all_decided_at is None:
             try:
                 if healthy_at is None and op2.healthy():
