@@ -232,21 +232,24 @@ def parallel(fn: Callable[[Any], Any], items: Iterable[Any], workers: int = 16) 
         return list(pool.map(fn, items))
 
 
-def list_mds(api: client.ApiClient, namespace: str | None = None) -> list[dict[str, Any]]:
-    custom = client.CustomObjectsApi(api)
-    if namespace:
-        out = custom.list_namespaced_custom_object("tollgate.dev", "v1alpha1", namespace, "modeldeployments")
-    else:
-        out = custom.list_cluster_custom_object("tollgate.dev", "v1alpha1", "modeldeployments")
-    items: list[dict[str, Any]] = out.get("items", [])
-    return items
+TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io"
 
 
-def is_ready(md: dict[str, Any]) -> bool:
-    for c in (md.get("status") or {}).get("conditions") or []:
-        if c.get("type") == "Ready":
-            return bool(c.get("status") == "True")
-    return False
+def table_column(api: client.ApiClient, path: str, column: str, label_selector: str | None = None) -> list[str]:
+    """One printer column of every object at `path`, as the server renders `kubectl get` (a Table: a few
+    bytes a row). Counting Ready by LISTing whole objects cost the API server and the bench more than
+    the operator under test at 10,000 ModelDeployments (~40 MB of JSON a second)."""
+    query = [("includeObject", "None")] + ([("labelSelector", label_selector)] if label_selector else [])
+    method, url, headers, body_, post = api.param_serialize(
+        method="GET", resource_path=path, query_params=query, header_params={"Accept": TABLE},
+        auth_settings=["BearerToken"])
+    resp = api.call_api(method, url, headers, body_, post, _request_timeout=60)
+    data = json.loads(resp.read())  # type: ignore[no-untyped-call]
+    if not 200 <= resp.status < 300:
+        raise client.ApiException(http_resp=resp)
+    names = [c["name"] for c in data.get("columnDefinitions", [])]
+    at = names.index(column)
+    return [str(row["cells"][at]) for row in data.get("rows", [])]
 
 
 # --- time and the audit log ----------------------------------------------------------------------------
