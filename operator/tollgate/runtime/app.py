@@ -42,6 +42,7 @@ from tollgate.ports.metrics import MetricsProvider
 from tollgate.runtime import malloc, metrics
 from tollgate.runtime.analysis import AnalysisScheduler
 from tollgate.runtime.config import Settings
+from tollgate.runtime.decision_slots import DecisionSlots
 from tollgate.runtime.faults import crash_hook_from_env
 from tollgate.runtime.health import ApiHealth
 from tollgate.runtime.leader import LeaderElector, LeaseSettings, in_lease_thread
@@ -66,7 +67,8 @@ DECISION_SLOTS = 2 * IO_THREADS
 ModelDeployments created at once all started deciding together: each parsed its body, spec and desired
 objects and then queued for the I/O threads holding them, ~80 KB apiece, and the RSS passed 1 GB while
 glibc's heap held under 100 MB of it (bench/README.md, issue 22). Twice the I/O threads keeps every
-thread busy while some decisions compute between requests."""
+thread busy while some decisions compute between requests. Objects decided before go ahead of first
+decisions (runtime.decision_slots), so a bulk create turns objects Ready as they become ready."""
 
 # What Tollgate writes into sandbox namespaces (apiVersion, kind).
 SANDBOX_KINDS = (
@@ -153,8 +155,8 @@ class Runtime:
     error_backoff: float = 5.0
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     background: set[asyncio.Task[None]] = field(default_factory=set)
-    decision_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(DECISION_SLOTS))
-    """Held by each loop while it decides (DECISION_SLOTS)."""
+    decision_slots: DecisionSlots = field(default_factory=lambda: DecisionSlots(DECISION_SLOTS))
+    """Held by each loop while it decides (DECISION_SLOTS; resuming decisions first: runtime.decision_slots)."""
     """One-off tasks (taking a shard's objects): referenced here so the event loop cannot drop them."""
     _listed: dict[str, float] = field(default_factory=dict)
     _resync: asyncio.Task[None] | None = None

@@ -445,7 +445,8 @@ async def rollout_loop(rt: Runtime, st: ObjectState, delay: float = 0.0) -> None
         await rt.wait_leadership(st.shard)
         # Waiting for a slot holds nothing parsed (runtime.app.DECISION_SLOTS); a kill switch just turned on
         # does not wait for one (runtime.intent.kill_switch_pending), nor gives back one it never took.
-        async with contextlib.nullcontext() if slotless else rt.decision_slots:
+        # A loop that has decided before goes ahead of first decisions (runtime.decision_slots).
+        async with contextlib.nullcontext() if slotless else rt.decision_slots.hold(first=st.decisions == 0):
             if st.stopped:  # dropped while it waited (its shard went to another replica): its body is stale
                 break
             CURRENT_SHARD.set(st.shard)  # this decision's writes are fenced by its shard's Lease

@@ -19,6 +19,7 @@ import pytest
 
 from tollgate.adapters.errors import TemporaryError
 from tollgate.runtime import handlers
+from tollgate.runtime.decision_slots import DecisionSlots
 from tollgate.runtime.registry import ObjectState
 
 T0 = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
@@ -241,7 +242,7 @@ class StartingRuntime:
     changed: list[dict[str, Any]]
     registry: Any = None
     error_backoff: float = 5.0
-    decision_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(64))
+    decision_slots: DecisionSlots = field(default_factory=lambda: DecisionSlots(64))
 
     def __post_init__(self) -> None:
         from tollgate.runtime.registry import Registry
@@ -348,7 +349,7 @@ def test_a_burst_of_new_objects_decides_at_most_the_slots_at_once() -> None:
     body and desired objects while it queued for the I/O threads (the RSS passed 1 GB)."""
     async def scenario() -> CountingReconciler:
         rec = CountingReconciler()
-        rt = StartingRuntime(rec, [], decision_slots=asyncio.Semaphore(8))  # type: ignore[arg-type]
+        rt = StartingRuntime(rec, [], decision_slots=DecisionSlots(8))  # type: ignore[arg-type]
         # given 200 objects whose loops all wake at once
         states = []
         for i in range(200):
@@ -368,6 +369,49 @@ def test_a_burst_of_new_objects_decides_at_most_the_slots_at_once() -> None:
     assert rec.most == 8
 
 
+@dataclass
+class OrderReconciler(CountingReconciler):
+    """Records which objects were decided, in order, and counts their decisions as the real one does."""
+
+    order: list[str] = field(default_factory=list)
+
+    async def reconcile(self, st: ObjectState) -> datetime | None:
+        self.order.append(st.key[1])
+        st.decisions += 1
+        return await super().reconcile(st)
+
+
+def test_an_object_decided_before_goes_ahead_of_new_objects_waiting_for_a_slot() -> None:
+    """A bulk create queued every first decision ahead of the cheap second ones that turn objects Ready,
+    so nothing turned Ready until all were started (runtime.decision_slots)."""
+    async def scenario() -> list[str]:
+        rec = OrderReconciler()
+        slots = DecisionSlots(1)
+        rt = StartingRuntime(rec, [], decision_slots=slots)  # type: ignore[arg-type]
+        await slots.acquire()  # given every slot taken
+        # and an object decided before, and three new ones whose loops queued for a slot before it did
+        started = rt.registry.state("ns", "started")
+        started.body, started.decisions = _md(1, 1), 1
+        for name in ("new-1", "new-2", "new-3"):
+            st = rt.registry.state("ns", name)
+            st.body = _md(1, None)
+            handlers.ensure_loop(rt, st)  # type: ignore[arg-type]
+            st.kick()
+            await asyncio.sleep(0.01)
+        handlers.ensure_loop(rt, started)  # type: ignore[arg-type]
+        started.kick()  # (its pods became Ready)
+        await asyncio.sleep(0.01)
+        # when the slot frees up
+        slots.release()
+        while rec.done < 4:
+            await asyncio.sleep(0.01)
+        rt.registry.stop_all()
+        return rec.order
+
+    # then the one decided before goes first, the new ones in the order they came
+    assert asyncio.run(scenario()) == ["started", "new-1", "new-2", "new-3"]
+
+
 def test_a_decision_waiting_for_its_analysis_batch_gives_its_slot_back() -> None:
     """Canaries due at one grid point must reach the scheduler together (one query per template per
     batch); holding slots while waiting for the batch would split it."""
@@ -376,7 +420,7 @@ def test_a_decision_waiting_for_its_analysis_batch_gives_its_slot_back() -> None
     from tollgate.runtime.reconciler import Reconciler
 
     async def scenario() -> bool:
-        slots = asyncio.Semaphore(1)
+        slots = DecisionSlots(1)
         batch = asyncio.Event()
         rec = SimpleNamespace(slots=slots)
         # given the only slot held by a decision that waits for the analysis batch
@@ -384,12 +428,12 @@ def test_a_decision_waiting_for_its_analysis_batch_gives_its_slot_back() -> None
         waiting = asyncio.create_task(Reconciler._outside_slot(rec, batch.wait()))  # type: ignore[arg-type]
         await asyncio.sleep(0)
         # then another decision can take the slot meanwhile
-        other = await asyncio.wait_for(slots.acquire(), timeout=5)
+        await asyncio.wait_for(slots.acquire(), timeout=5)
         slots.release()
         batch.set()
         await waiting
         # and the waiting decision holds its slot again afterwards
-        return other and slots.locked()
+        return slots.free == 0
 
     assert asyncio.run(scenario()) is True
 
@@ -398,7 +442,7 @@ def test_a_loop_dropped_while_it_waited_for_a_slot_does_not_decide_on_its_stale_
     """Its shard went to another replica while it queued; deciding now would act on an old body."""
     async def scenario() -> CountingReconciler:
         rec = CountingReconciler()
-        slots = asyncio.Semaphore(1)
+        slots = DecisionSlots(1)
         rt = StartingRuntime(rec, [], decision_slots=slots)  # type: ignore[arg-type]
         await slots.acquire()  # given every slot taken
         st = rt.registry.state("ns", "md")
@@ -420,7 +464,7 @@ def test_a_kill_switch_just_turned_on_decides_without_waiting_for_a_slot() -> No
     """The kill switch promises all traffic on the fallback in seconds, even during a burst of new objects."""
     async def scenario() -> tuple[int, int, bool]:
         rec = CountingReconciler()
-        slots = asyncio.Semaphore(1)
+        slots = DecisionSlots(1)
         rt = StartingRuntime(rec, [], decision_slots=slots)  # type: ignore[arg-type]
         await slots.acquire()  # given every slot taken by the burst
         ordinary, killed = rt.registry.state("ns", "ordinary"), rt.registry.state("ns", "killed")
@@ -437,7 +481,7 @@ def test_a_kill_switch_just_turned_on_decides_without_waiting_for_a_slot() -> No
         slots.release()
         await asyncio.sleep(0.2)
         rt.registry.stop_all()
-        return decided, rec.done, slots.locked()
+        return decided, rec.done, slots.free == 0
 
     assert asyncio.run(scenario()) == (1, 2, False)
 
@@ -459,14 +503,14 @@ def test_a_decision_without_a_slot_gives_none_back_around_its_analysis_batch() -
     from tollgate.runtime.reconciler import IN_SLOT, Reconciler
 
     async def scenario() -> bool:
-        slots = asyncio.Semaphore(1)
+        slots = DecisionSlots(1)
         await slots.acquire()  # given the only slot held by another decision
         IN_SLOT.set(False)  # and a decision let through without one (this task's context only)
         batch = asyncio.Event()
         batch.set()
         await Reconciler._outside_slot(SimpleNamespace(slots=slots), batch.wait())  # type: ignore[arg-type]
         # then the slot is still the other decision's: none released, none taken
-        return slots.locked()
+        return slots.free == 0
 
     assert asyncio.run(scenario()) is True
 
