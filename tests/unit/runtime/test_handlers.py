@@ -225,6 +225,8 @@ def test_only_objects_decided_before_whose_spec_changed_since_count_as_changed_w
 @dataclass
 class RecordingReconciler:
     bodies: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[str] = field(default_factory=list)
+    """What the start-up did, in order: "learn <namespace or all>" and "decide <name>"."""
 
     def clock(self) -> datetime:
         return T0
@@ -233,6 +235,7 @@ class RecordingReconciler:
         await asyncio.sleep(0.05)  # a decision takes a while (its requests)
         assert st.body is not None
         self.bodies.append(st.body)
+        self.steps.append(f"decide {st.key[1]}")
         return None
 
 
@@ -251,6 +254,9 @@ class StartingRuntime:
 
     async def changed_while_down(self) -> list[dict[str, Any]]:
         return self.changed
+
+    async def learn_managed(self, namespace: str | None = None) -> None:
+        self.reconciler.steps.append(f"learn {namespace or 'all'}")
 
     async def wait_leadership(self, shard: int = 0) -> None:
         return None
@@ -289,6 +295,48 @@ def test_the_start_up_decides_an_object_changed_while_down_before_the_watches_st
     assert ok
     assert rt.reconciler.bodies[0]["spec"] == {"replicas": 2}
     assert "managedFields" not in rt.reconciler.bodies[0]["metadata"]
+
+
+def test_the_start_up_learns_a_changed_objects_sandbox_decides_it_and_only_then_learns_everything() -> None:
+    """Learning every managed object first took ~1.3 s per 1,000 ModelDeployments: at 10,000 the changed
+    one waited ~15 s for LISTs of objects it does not need."""
+    async def scenario() -> list[str]:
+        # given two ModelDeployments changed while down, each with its sandbox in status
+        bodies = [_md(2, 1), _md(2, 1)]
+        for i, body in enumerate(bodies):
+            body["metadata"]["name"] = f"md{i}"
+            body["status"]["sandboxNamespace"] = f"sandbox-{i}"
+        rt = StartingRuntime(RecordingReconciler(), bodies)
+        # when the start-up runs
+        await handlers.decide_changed_first(rt)  # type: ignore[arg-type]
+        rt.registry.stop_all()
+        return rt.reconciler.steps
+
+    steps = asyncio.run(scenario())
+    # then their sandboxes are learnt, they are decided, and everything else is learnt before it returns
+    assert steps[:2] == ["learn sandbox-0", "learn sandbox-1"]
+    assert sorted(steps[2:4]) == ["decide md0", "decide md1"]
+    assert steps[4:] == ["learn all"]
+
+
+def test_many_objects_changed_while_down_learn_everything_at_once_before_deciding(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(handlers, "CHANGED_FIRST_SANDBOXES", 1)
+    # given more objects changed while down than are worth learning sandbox by sandbox
+    bodies = [_md(2, 1), _md(2, 1)]
+    for i, body in enumerate(bodies):
+        body["metadata"]["name"] = f"md{i}"
+        body["status"]["sandboxNamespace"] = f"sandbox-{i}"
+    rt = StartingRuntime(RecordingReconciler(), bodies)
+
+    async def scenario() -> None:
+        await handlers.decide_changed_first(rt)  # type: ignore[arg-type]
+        rt.registry.stop_all()
+
+    asyncio.run(scenario())
+    # then one learning of everything comes first, and none after
+    assert rt.reconciler.steps[0] == "learn all"
+    assert sorted(rt.reconciler.steps[1:]) == ["decide md0", "decide md1"]
 
 
 def test_the_start_up_stops_waiting_when_a_changed_object_ends_its_loop_without_deciding(
