@@ -75,7 +75,7 @@ from tollgate.api.routers import DEFAULT_DIALECT, ROUTER_CAPABILITIES, USES, Gat
 from tollgate.api.spec import ModelDeploymentSpec, RouterKind
 from tollgate.api.status import ModelDeploymentStatus, Phase
 from tollgate.engine import conditions as cond
-from tollgate.engine.actions import Context, Decision, Reason
+from tollgate.engine.actions import Context, Decision
 from tollgate.engine.bake_analysis import bake_slos
 from tollgate.engine.draft import Draft, new_tokens
 from tollgate.engine.hook_observations import WebhookCall
@@ -194,9 +194,6 @@ class Case:
         d.st.sandboxNamespace = self.sandbox
         tokens = new_tokens(status.controls, obs.controls)
         keep.expire(d)  # a failed canary kept for debugging goes at its end (engine.rules.keep)
-        if obs.sandbox_ready and not cond.is_true(status.conditions, cond.SANDBOX_READY):
-            d.event(Reason.SANDBOX_READY, f"sandbox namespace {d.st.sandboxNamespace} is ready")
-
         if policy is None:  # rule 1: nothing applied
             stall(d, self.problem or "invalid spec", apply=False)
             drills.interrupt(d, None, "the spec cannot be acted on")

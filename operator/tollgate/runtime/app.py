@@ -42,6 +42,7 @@ from tollgate.ports.metrics import MetricsProvider
 from tollgate.runtime import malloc, metrics
 from tollgate.runtime.analysis import AnalysisScheduler
 from tollgate.runtime.config import Settings
+from tollgate.runtime.decision_slots import DecisionSlots
 from tollgate.runtime.faults import crash_hook_from_env
 from tollgate.runtime.health import ApiHealth
 from tollgate.runtime.leader import LeaderElector, LeaseSettings, in_lease_thread
@@ -61,12 +62,16 @@ HTTP connections kept per API server to match. The defaults (min(32, cores + 4) 
 pooled connections) serialise a bulk create of hundreds of ModelDeployments on a small node, and every
 connection beyond the pool's 4 is opened and thrown away again."""
 
+LEARN_PAGE = 500
+"""Listed objects recorded between two yields to the event loop while the start-up learns (learn_managed)."""
+
 DECISION_SLOTS = 2 * IO_THREADS
 """Decisions under way at once (the rest wait before they parse anything). Without a bound, 10,000
 ModelDeployments created at once all started deciding together: each parsed its body, spec and desired
 objects and then queued for the I/O threads holding them, ~80 KB apiece, and the RSS passed 1 GB while
 glibc's heap held under 100 MB of it (bench/README.md, issue 22). Twice the I/O threads keeps every
-thread busy while some decisions compute between requests."""
+thread busy while some decisions compute between requests. Objects decided before go ahead of first
+decisions (runtime.decision_slots), so a bulk create turns objects Ready as they become ready."""
 
 # What Tollgate writes into sandbox namespaces (apiVersion, kind).
 SANDBOX_KINDS = (
@@ -153,8 +158,8 @@ class Runtime:
     error_backoff: float = 5.0
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     background: set[asyncio.Task[None]] = field(default_factory=set)
-    decision_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(DECISION_SLOTS))
-    """Held by each loop while it decides (DECISION_SLOTS)."""
+    decision_slots: DecisionSlots = field(default_factory=lambda: DecisionSlots(DECISION_SLOTS))
+    """Held by each loop while it decides (DECISION_SLOTS; resuming decisions first: runtime.decision_slots)."""
     """One-off tasks (taking a shard's objects): referenced here so the event loop cannot drop them."""
     _listed: dict[str, float] = field(default_factory=dict)
     _resync: asyncio.Task[None] | None = None
@@ -210,14 +215,12 @@ class Runtime:
                    notifier=build_notifier(settings, api, clock.now))
 
     async def start(self) -> None:
-        try:
-            n = await asyncio.to_thread(self.kube.warm, managed_kinds(self.settings.gateway_dialect),
-                                        f"{resource.LABEL_MANAGED_BY}={resource.MANAGED_BY_VALUE}",
-                                        self._seen)
-            log.info("learned managed objects", extra={"objects": n})
-        except KubeError as exc:  # e.g. a kind not installed: fall back to a GET before each apply
-            log.warning("could not list managed objects; will read each before applying",
-                        extra={"error": str(exc)})
+        """Templates, then the elector or the shard coordinator. With shards, every managed object is learnt
+        first (a shard is taken, and its objects decided, at the coordinator's first round); without, the
+        start-up handler learns the sandboxes of the objects changed while down first, and then the rest
+        (runtime.handlers.decide_changed_first)."""
+        if self.sharding is not None:
+            await self.learn_managed()
         try:
             await asyncio.to_thread(self._learn_templates)
         except KubeError as exc:  # the template watch fills the index instead
@@ -231,6 +234,27 @@ class Runtime:
             self._tasks.append(asyncio.create_task(self._leader_gauge()))
         else:
             metrics.IS_LEADER.set(1)
+
+    async def learn_managed(self, namespace: str | None = None) -> None:
+        """The managed objects from LISTs (Kube.warm): every one, or one sandbox's ahead of the rest.
+
+        The LISTs run in a worker thread; what they hold is recorded here, on the event loop, a page at a
+        time between decisions: the registry belongs to the loop's decisions, and after the changed
+        objects' sandboxes were learnt their decisions run while everything else is being learnt."""
+        listed: list[tuple[str, dict[str, Any]]] = []
+        try:
+            n = await asyncio.to_thread(self.kube.warm, managed_kinds(self.settings.gateway_dialect),
+                                        f"{resource.LABEL_MANAGED_BY}={resource.MANAGED_BY_VALUE}",
+                                        lambda kind, item: listed.append((kind, item)), namespace=namespace)
+        except KubeError as exc:  # e.g. a kind not installed: fall back to a GET before each apply
+            log.warning("could not list managed objects; will read each before applying",
+                        extra={"error": str(exc), "namespace": namespace or "(all)"})
+            return
+        for i, (kind, item) in enumerate(listed):
+            self._seen(kind, item)
+            if i % LEARN_PAGE == LEARN_PAGE - 1:
+                await asyncio.sleep(0)
+        log.info("learned managed objects", extra={"objects": n, "namespace": namespace or "(all)"})
 
     def _seen(self, kind: str, item: dict[str, Any]) -> None:
         """The children from the start-up LIST, recorded as their watch events would record them: the

@@ -110,6 +110,10 @@ ModelDeployment, megabytes the heap keeps as scattered free space after the burs
 issue 22). A later event starts a new worker: events of one object are still handled in order."""
 
 
+CHANGED_FIRST_SANDBOXES = 20
+"""Objects changed while down whose sandboxes are learnt one by one ahead of everything (decide_changed_first);
+beyond that, one LIST per kind of everything is fewer requests than a few per sandbox."""
+
 CHANGED_FIRST_WAIT = 5.0
 """Seconds the start-up gives the first decisions of ModelDeployments changed while the operator was
 down, before kopf's watches start listing every object (the bound keeps a slow decision, or a replica
@@ -123,10 +127,27 @@ async def decide_changed_first(rt: Runtime) -> None:
     ModelDeployments that is ~10,000 child events and 1,000 settled decisions on one event loop, and the
     one object somebody changed would wait behind them. Its body comes from one LIST of
     ModelDeployments here instead (runtime.app.changed_while_down), its loop starts at once, and the
-    start-up waits (at most CHANGED_FIRST_WAIT) for that first decision. The registry already holds
-    what the start-up LIST learnt (tracks, routes, switches, Jobs, templates), so the decision sees the
-    children as they are. kopf's later listing event for the same resourceVersion changes nothing."""
+    start-up waits (at most CHANGED_FIRST_WAIT) for that first decision. kopf's later listing event for
+    the same resourceVersion changes nothing.
+
+    The decision must see its children as they are (tracks, routes, switches, Jobs), so its sandbox is
+    learnt first: a few LISTs in that namespace when few objects changed (at most CHANGED_FIRST_SANDBOXES),
+    and everything else is learnt after, while it decides. Learning every managed object first took
+    ~1.3 s per 1,000 ModelDeployments, so at 10,000 the changed one would have waited ~15 s for it."""
     changed = await rt.changed_while_down()
+    few = len(changed) <= CHANGED_FIRST_SANDBOXES
+    for body in changed if few else ():
+        sandbox = (body.get("status") or {}).get("sandboxNamespace")
+        if sandbox:
+            await rt.learn_managed(sandbox)
+    if not few:
+        await rt.learn_managed()
+    await _decide_first(rt, changed)
+    if few:
+        await rt.learn_managed()  # everything else, before kopf's watches list it all
+
+
+async def _decide_first(rt: Runtime, changed: list[dict[str, Any]]) -> None:
     states = []
     for body in changed:
         meta = body["metadata"]
@@ -445,7 +466,8 @@ async def rollout_loop(rt: Runtime, st: ObjectState, delay: float = 0.0) -> None
         await rt.wait_leadership(st.shard)
         # Waiting for a slot holds nothing parsed (runtime.app.DECISION_SLOTS); a kill switch just turned on
         # does not wait for one (runtime.intent.kill_switch_pending), nor gives back one it never took.
-        async with contextlib.nullcontext() if slotless else rt.decision_slots:
+        # A loop that has decided before goes ahead of first decisions (runtime.decision_slots).
+        async with contextlib.nullcontext() if slotless else rt.decision_slots.hold(first=st.decisions == 0):
             if st.stopped:  # dropped while it waited (its shard went to another replica): its body is stale
                 break
             CURRENT_SHARD.set(st.shard)  # this decision's writes are fenced by its shard's Lease

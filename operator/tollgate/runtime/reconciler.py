@@ -50,6 +50,7 @@ from tollgate.engine.status_size import compact, expand
 from tollgate.runtime import metrics
 from tollgate.runtime.analysis import AnalysisScheduler
 from tollgate.runtime.credentials import CredentialsCopier, CredentialsUnavailableError
+from tollgate.runtime.decision_slots import DecisionSlots
 from tollgate.runtime.intent import leaves_canary
 from tollgate.runtime.ownership import SandboxNotOwnedError, SandboxOwnership
 from tollgate.runtime.registry import ObjectState, PendingEvidence, Registry
@@ -111,7 +112,7 @@ class Reconciler:
     """How the gatewayAPI router writes routes (Settings.gateway_dialect)."""
     credentials: CredentialsCopier | None = None
     """Copies model-delivery credentials into sandboxes (default: one over `kube`)."""
-    slots: asyncio.Semaphore | None = None
+    slots: DecisionSlots | None = None
     """The decision slots the loops hold while deciding (runtime.app.DECISION_SLOTS), given back while a
     decision waits for its analysis batch (see _outside_slot)."""
 
@@ -129,7 +130,7 @@ class Reconciler:
         try:
             return await waiting
         finally:
-            await self.slots.acquire()
+            await self.slots.acquire()  # as a resuming decision: ahead of every first one
 
     async def reconcile(self, st: ObjectState) -> datetime | None:
         """Decide once for this ModelDeployment; returns when the engine wants to look again (None:

@@ -54,6 +54,30 @@ def test_apply_after_warm_up_needs_no_read_first() -> None:
     assert method == "PATCH" and "fieldManager=tollgate" in url and "force=true" in url
 
 
+def test_learning_one_sandbox_lists_only_there_and_leaves_the_rest_read_first() -> None:
+    # given a sandbox holding one of our ConfigMaps, applied as desired
+    ours = {**CM, "metadata": {**CM["metadata"], "annotations": {ANNOTATION_HASH: manifest_hash(CM)}}}
+    api = FakeApi(lambda m, u, b: Response(200, json.dumps({"items": [ours] if "/namespaces/ns/" in u else []})
+                                           .encode() if m == "GET" else b"{}"))
+    kube = Kube(api)  # type: ignore[arg-type]
+    seen: list[tuple[str, str]] = []
+    # when only that sandbox is learnt
+    learnt = kube.warm([("v1", "ConfigMap"), ("v1", "Namespace")], "x",
+                       lambda k, i: seen.append((k, i["metadata"]["name"])), namespace="ns")
+    assert learnt == 1
+    # then the namespaced kinds were listed in it and the Namespace by its name, nothing cluster-wide
+    urls = sorted(u for _, u in api.calls)
+    assert "/api/v1/namespaces/ns/configmaps?" in urls[0]
+    assert "/api/v1/namespaces?" in urls[1] and "fieldSelector=metadata.name=ns" in urls[1]
+    assert seen == [("ConfigMap", "a")]
+    # and its unchanged object needs no request, while an object elsewhere is still read before it is applied
+    api.calls.clear()
+    assert kube.apply(CM) is False and api.calls == []
+    elsewhere = {**CM, "metadata": {"name": "b", "namespace": "other"}}
+    kube.apply(elsewhere)
+    assert [m for m, _ in api.calls] == ["GET", "PATCH"]
+
+
 def test_conflicts_and_server_errors_are_retried_a_bounded_number_of_times(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("time.sleep", lambda s: None)  # tenacity's waits, not the behaviour under test
     # given an API server that answers 409 twice, then succeeds

@@ -54,6 +54,37 @@ def test_first_deployment_goes_straight_to_stable_without_a_canary() -> None:
     assert Reason.DEPLOYED in second.event_reasons
 
 
+def test_the_decision_that_applies_the_sandbox_reports_it_ready_in_its_own_status() -> None:
+    # given a new ModelDeployment whose sandbox no earlier decision applied
+    spec = make_spec()
+    fresh = Observations(generation=1, sandbox_ready=False)
+    # when the first decision is made
+    first = decide(spec, ModelDeploymentStatus(), fresh, T0, CTX)
+    # then it applies the sandbox, and the status written after that apply already says SandboxReady
+    # (one status write per new ModelDeployment fewer than a second decision to flip it)
+    applied = [o["kind"] for a in first.of_type(ApplyObjects) for o in a.objects]
+    assert applied[0] == "Namespace"
+    assert cond.is_true(first.status.conditions, cond.SANDBOX_READY)
+    assert first.event_reasons.count(Reason.SANDBOX_READY) == 1
+    # when the next decision sees the sandbox applied and the pods not Ready yet
+    second = decide(spec, first.status, replace(fresh, sandbox_ready=True), T0 + timedelta(seconds=1), CTX)
+    # then nothing about the sandbox changes: no second event, the same conditions (no status write)
+    assert Reason.SANDBOX_READY not in second.event_reasons
+    assert second.status.conditions == first.status.conditions
+
+
+def test_a_decision_that_applies_nothing_does_not_report_the_sandbox_ready() -> None:
+    # given a ModelDeployment whose plan cannot be carried out (a step weight of 100 before the end), and no
+    # sandbox applied yet
+    spec = make_spec(rollout={"steps": [{"weight": 100}, {"weight": 50}]})
+    # when it is decided
+    decision = decide(spec, ModelDeploymentStatus(), Observations(generation=1, sandbox_ready=False), T0, CTX)
+    # then nothing is applied and SandboxReady stays False
+    assert not decision.of_type(ApplyObjects)
+    assert not cond.is_true(decision.status.conditions, cond.SANDBOX_READY)
+    assert Reason.SANDBOX_READY not in decision.event_reasons
+
+
 def test_first_deployment_not_ready_within_deadline_is_stalled_and_requeued_at_the_deadline() -> None:
     # given a first deployment whose pods never become Ready
     sim = Sim(make_spec())

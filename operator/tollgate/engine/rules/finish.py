@@ -17,6 +17,7 @@ from tollgate.engine.actions import (
     Decision,
     DeleteObjects,
     ObjectRef,
+    Reason,
     RecordEvidence,
     RollBack,
     SetWeight,
@@ -50,8 +51,11 @@ def finish(d: Draft, policy: Policy | None) -> Decision:
         d.st.rateLimits = rate_limits(d.spec, d.st, policy.dialect)
     share_problem = report_shares(d, policy) if policy is not None else None
     report_served(d)
+    sandbox_ready = d.obs.sandbox_ready or (d.apply and policy is not None)
+    if sandbox_ready and not cond.is_true(d.prev.conditions, cond.SANDBOX_READY):
+        d.event(Reason.SANDBOX_READY, f"sandbox namespace {d.st.sandboxNamespace} is ready")
     d.st.timeline = _timeline(d)
-    d.st.conditions = _conditions(d, policy, share_problem)
+    d.st.conditions = _conditions(d, policy, share_problem, sandbox_ready)
     d.st.hooks = live_hooks(d.st, d.at)
     st = d.st.freeze()
 
@@ -188,7 +192,13 @@ def traffic_plan(spec: ModelDeploymentSpec, policy: Policy, st: ModelDeploymentS
     )
 
 
-def _conditions(d: Draft, policy: Policy | None, share_problem: str | None) -> list[Condition]:
+def _conditions(d: Draft, policy: Policy | None, share_problem: str | None, sandbox_ready: bool) -> list[Condition]:
+    """`sandbox_ready`: applied by an earlier decision, or by this one. A decision's status is written after
+    its applies succeeded (runtime.reconciler; a failed apply writes none), so the status of the decision
+    that applies the sandbox may say so: a new ModelDeployment reaches SandboxReady in its first status write,
+    not in a second decision and write of its own (one status write fewer per ModelDeployment: bench
+    `bulk`). The one status written before its actions (runtime.intent: a decision taking traffic off a
+    canary) follows a canary, so its sandbox was applied already."""
     st = d.st
     phase = st.phase
     stable_ready = track_ready(d.obs.stable, st.stable, d.replicas)
@@ -199,7 +209,7 @@ def _conditions(d: Draft, policy: Policy | None, share_problem: str | None) -> l
     )
     route = route_problem(d.spec, d.st.sandboxNamespace or "", d.obs.route) if policy is not None else None
     return cond.of_status(d.prev.conditions, st, stable_ready=stable_ready, pending_late=pending_late,
-                          sandbox_ready=d.obs.sandbox_ready, now=d.now, generation=d.ctx.generation,
+                          sandbox_ready=sandbox_ready, now=d.now, generation=d.ctx.generation,
                           route=route if d.spec.traffic.router is RouterKind.GATEWAY_API else None,
                           routed=d.spec.traffic.router is RouterKind.GATEWAY_API, share_problem=share_problem,
                           shares_checked=policy is not None)
