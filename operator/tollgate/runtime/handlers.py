@@ -254,6 +254,8 @@ def take(rt: Runtime, namespace: str, name: str, body: Mapping[str, Any]) -> boo
         return False  # older than what we wrote or already hold (a LIST that raced a watch event)
     st.adopt(raw)
     st.shard = rt.shard_of(raw)
+    if st.task is None and not taken_on(raw):
+        return False  # a new object: kopf's finalizer comes next, and its event starts the loop
     if st.task is None:
         ensure_loop(rt, st, delay=0.0 if needs_attention(raw) else SETTLED_FIRST_DELAY)
         st.kick()
@@ -262,6 +264,18 @@ def take(rt: Runtime, namespace: str, name: str, body: Mapping[str, Any]) -> boo
         return False  # the echo of our own status write: nothing new to decide
     st.kick()
     return True
+
+
+def taken_on(body: Mapping[str, Any]) -> bool:
+    """Whether the loop may start: the object carries our finalizer, or is being deleted.
+
+    kopf adds the finalizer right after a new object's first event reaches this handler. Deciding on that
+    first body raced kopf's patch: the decision's status write, conditioned on the older resourceVersion,
+    was answered 409 after its actions had run, and the decision was made again, its Events posted twice
+    (one 409 and one duplicate Event per new ModelDeployment in a bulk create). It could also create a
+    sandbox before the finalizer that makes a delete clean it up."""
+    meta = body.get("metadata") or {}
+    return FINALIZER in (meta.get("finalizers") or []) or meta.get("deletionTimestamp") is not None
 
 
 def own_copy(body: Mapping[str, Any]) -> dict[str, Any]:

@@ -339,6 +339,25 @@ def test_many_objects_changed_while_down_learn_everything_at_once_before_decidin
     assert sorted(rt.reconciler.steps[1:]) == ["decide md0", "decide md1"]
 
 
+def test_a_new_object_is_decided_only_once_kopf_has_added_the_finalizer() -> None:
+    """Deciding on the first body raced kopf's finalizer patch: a 409 on the status write after the actions
+    had run, the decision made again and its Events posted twice (seen in the bulk benchmark)."""
+    async def scenario() -> tuple[int, int]:
+        rt = StartingRuntime(RecordingReconciler(), [])
+        # given a new object's first event, before kopf added the finalizer
+        await _event(rt, "ADDED", _md(1, None, finalizer=False, rv="1"))
+        await asyncio.sleep(0.1)
+        before = len(rt.reconciler.bodies)
+        # when kopf's patch adds it
+        await _event(rt, "MODIFIED", _md(1, None, rv="2"))
+        await asyncio.sleep(0.2)
+        rt.registry.stop_all()
+        return before, len(rt.reconciler.bodies)
+
+    # then nothing was decided on the first body, and the body with the finalizer was decided once
+    assert asyncio.run(scenario()) == (0, 1)
+
+
 def test_the_start_up_stops_waiting_when_a_changed_object_ends_its_loop_without_deciding(
         monkeypatch: pytest.MonkeyPatch) -> None:
     # given one ModelDeployment changed while down that is being deleted (its loop ends at once: kopf's
