@@ -146,6 +146,11 @@ def _ready_mds(api: client.ApiClient) -> int:
                if c == "True")
 
 
+def _at_scale(sizes: Sizes) -> str:
+    """The result files' suffix at 10,000 ModelDeployments (BENCH_SCALE=10), so they sit beside the 1,000 ones."""
+    return "_10k" if sizes.bulk >= 10_000 else ""
+
+
 def _ready_mds_noting_peak(api: client.ApiClient, pids: list[int], peak: list[int]) -> int:
     """_ready_mds, sampling the replicas' RSS on the way (peak[0]: the largest seen, kB): the burst's peak."""
     peak[0] = max(peak[0], *(rss_kb(p) for p in pids))
@@ -317,7 +322,7 @@ def operator_side(sizes: Sizes, params: dict[str, Any], base: dict[str, Any] | N
             sent = {"error": str(exc)[:300]}
         log(f"operator requests during the bulk: { {k: v for k, v in sent.items() if k != 'by_kind'} }")
         ratio = total / base["total_s"] if base else 0.0
-        suffix = f"_shards{SHARDS}" if SHARDS > 1 else ""
+        suffix = f"{_at_scale(sizes)}_shards{SHARDS}" if SHARDS > 1 else _at_scale(sizes)
         ratio_target = 1.3 if sizes.bulk >= 10_000 else 1.5  # issue 22: 1.3x at 10,000
         results.append(Result(
             name=f"bulk{suffix}", sizes=sizes.name,
@@ -395,7 +400,7 @@ def operator_side(sizes: Sizes, params: dict[str, Any], base: dict[str, Any] | N
         flush_audit()
         touch_writes = [r for r in audit.writes(operator_requests(kubeconfig, t3)) if r.resource != "leases"]
         results.append(Result(
-            name="api_load", sizes=sizes.name,
+            name=f"api_load{_at_scale(sizes)}", sizes=sizes.name,
             params={**params, "N": n, "window_s": round(t1 - t0, 1),
                     "source": "API server audit log, user agents tollgate-operator/ and kopf/, verb != watch"},
             figures={"requests_in_window": len(other), "requests_per_idle_md_per_hour": round(per_md_hour, 3),
@@ -458,7 +463,7 @@ def _restart(sizes: Sizes, params: dict[str, Any], api: client.ApiClient, kubeco
         reads = [r for r in reqs if r.verb in ("get", "list")]
         op2.stop()
         results.append(Result(
-            name="restart", sizes=sizes.name,
+            name=f"restart{_at_scale(sizes)}", sizes=sizes.name,
             params={**params, "N": n, "stop": "SIGTERM (the Lease is released, as in a rolling update)",
                     "change_while_down": f"{NS}/{changed}: replicas 1 -> 2",
                     "acts": "process start -> audit time of the first write for the ModelDeployment changed "
