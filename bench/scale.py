@@ -372,57 +372,64 @@ def operator_side(sizes: Sizes, params: dict[str, Any], base: dict[str, Any] | N
         # --- idle API load ---
         if "api_load" not in only:
             return _restart(sizes, params, api, kubeconfig, op, all_names, results)
-        time.sleep(5)
-        t0 = time.time()
-        log(f"idle window {sizes.idle_window:.0f}s with {n} Ready ModelDeployments")
-        time.sleep(sizes.idle_window)
-        t1 = time.time()
-        flush_audit()
-        reqs = [r for r in operator_requests(kubeconfig, t0, t1) if r.verb != "watch"]
-        leases = [r for r in reqs if r.resource == "leases"]
-        other = [r for r in reqs if r.resource != "leases"]
-        hours = (t1 - t0) / 3600
-        per_md_hour = len(other) / n / hours
-
-        # --- identical re-apply, then a metadata-only touch that does wake every ModelDeployment ---
-        t2 = time.time()
-        parallel(lambda nm: apply_md(api, NS, md_manifest(nm, "1.0.0", replicas=1)), all_names,
-                 workers=CLIENT_WORKERS)
-        time.sleep(5)
-        flush_audit()
-        reapply_writes = [r for r in audit.writes(operator_requests(kubeconfig, t2)) if r.resource != "leases"]
-        t3 = time.time()
-        custom = client.CustomObjectsApi(api)
-        parallel(lambda nm: custom.patch_namespaced_custom_object(
-            "tollgate.dev", "v1alpha1", NS, "modeldeployments", nm,
-            {"metadata": {"labels": {"bench.tollgate.dev/touched": "1"}}}), all_names, workers=CLIENT_WORKERS)
-        time.sleep(10)
-        flush_audit()
-        touch_writes = [r for r in audit.writes(operator_requests(kubeconfig, t3)) if r.resource != "leases"]
-        results.append(Result(
-            name=f"api_load{_at_scale(sizes)}", sizes=sizes.name,
-            params={**params, "N": n, "window_s": round(t1 - t0, 1),
-                    "source": "API server audit log, user agents tollgate-operator/ and kopf/, verb != watch"},
-            figures={"requests_in_window": len(other), "requests_per_idle_md_per_hour": round(per_md_hour, 3),
-                     "lease_requests_in_window": len(leases),
-                     "lease_requests_per_hour": round(len(leases) / hours, 1),
-                     "by_kind": _classify(reqs),
-                     "writes_on_identical_reapply": len(reapply_writes),
-                     "writes_on_label_touch": len(touch_writes),
-                     "touch_write_kinds": _classify(touch_writes)},
-            targets={"requests_per_idle_md_per_hour": "0 (watches aside)", "writes_on_identical_reapply": "0",
-                     "writes_on_label_touch": "0 (not in the issue; a stricter variant that does send events)"},
-            met={"requests_per_idle_md_per_hour": per_md_hour == 0, "writes_on_identical_reapply": not reapply_writes,
-                 "writes_on_label_touch": not touch_writes},
-            notes=["An identical server-side re-apply changes nothing on the server, so no watch event reaches "
-                   "the operator; the label touch does send one event per ModelDeployment."],
-        ))
-        results[-1].write()
+        _api_load(sizes, params, api, kubeconfig, all_names, results)
         return _restart(sizes, params, api, kubeconfig, op, all_names, results)
     finally:
         for o in extra:
             o.stop()
         cm.__exit__(None, None, None)
+
+
+def _api_load(sizes: Sizes, params: dict[str, Any], api: client.ApiClient, kubeconfig: str,
+              all_names: list[str], results: list[Result]) -> None:
+    """Idle API requests over the idle window, then writes on an identical re-apply and on a label touch."""
+    n = sizes.bulk
+    time.sleep(5)
+    t0 = time.time()
+    log(f"idle window {sizes.idle_window:.0f}s with {n} Ready ModelDeployments")
+    time.sleep(sizes.idle_window)
+    t1 = time.time()
+    flush_audit()
+    reqs = [r for r in operator_requests(kubeconfig, t0, t1) if r.verb != "watch"]
+    leases = [r for r in reqs if r.resource == "leases"]
+    other = [r for r in reqs if r.resource != "leases"]
+    hours = (t1 - t0) / 3600
+    per_md_hour = len(other) / n / hours
+
+    # --- identical re-apply, then a metadata-only touch that does wake every ModelDeployment ---
+    t2 = time.time()
+    parallel(lambda nm: apply_md(api, NS, md_manifest(nm, "1.0.0", replicas=1)), all_names,
+             workers=CLIENT_WORKERS)
+    time.sleep(5)
+    flush_audit()
+    reapply_writes = [r for r in audit.writes(operator_requests(kubeconfig, t2)) if r.resource != "leases"]
+    t3 = time.time()
+    custom = client.CustomObjectsApi(api)
+    parallel(lambda nm: custom.patch_namespaced_custom_object(
+        "tollgate.dev", "v1alpha1", NS, "modeldeployments", nm,
+        {"metadata": {"labels": {"bench.tollgate.dev/touched": "1"}}}), all_names, workers=CLIENT_WORKERS)
+    time.sleep(10)
+    flush_audit()
+    touch_writes = [r for r in audit.writes(operator_requests(kubeconfig, t3)) if r.resource != "leases"]
+    results.append(Result(
+        name=f"api_load{_at_scale(sizes)}", sizes=sizes.name,
+        params={**params, "N": n, "window_s": round(t1 - t0, 1),
+                "source": "API server audit log, user agents tollgate-operator/ and kopf/, verb != watch"},
+        figures={"requests_in_window": len(other), "requests_per_idle_md_per_hour": round(per_md_hour, 3),
+                 "lease_requests_in_window": len(leases),
+                 "lease_requests_per_hour": round(len(leases) / hours, 1),
+                 "by_kind": _classify(reqs),
+                 "writes_on_identical_reapply": len(reapply_writes),
+                 "writes_on_label_touch": len(touch_writes),
+                 "touch_write_kinds": _classify(touch_writes)},
+        targets={"requests_per_idle_md_per_hour": "0 (watches aside)", "writes_on_identical_reapply": "0",
+                 "writes_on_label_touch": "0 (not in the issue; a stricter variant that does send events)"},
+        met={"requests_per_idle_md_per_hour": per_md_hour == 0, "writes_on_identical_reapply": not reapply_writes,
+             "writes_on_label_touch": not touch_writes},
+        notes=["An identical server-side re-apply changes nothing on the server, so no watch event reaches "
+               "the operator; the label touch does send one event per ModelDeployment."],
+    ))
+    results[-1].write()
 
 
 def _restart(sizes: Sizes, params: dict[str, Any], api: client.ApiClient, kubeconfig: str, op: OperatorProcess,
