@@ -173,13 +173,6 @@ def _settle_rss_all(pids: list[int], seconds: float = 20.0) -> list[int]:
     return [min(s[-3:]) for s in samples]
 
 
-def _shards_held(op: OperatorProcess) -> float:
-    for line in op.metrics().splitlines():
-        if line.startswith("tollgate_shards_held "):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
-
-
 def _metric(op: OperatorProcess, prefix: str) -> float:
     """The first sample whose line starts with `prefix` (name and labels), 0 if the operator has none."""
     for line in op.metrics().splitlines():
@@ -285,7 +278,8 @@ def operator_side(sizes: Sizes, params: dict[str, Any], base: dict[str, Any] | N
         op = ops[0]
         pids = [o.proc.pid for o in ops if o.proc is not None]
         if SHARDS > 1:
-            wait_for("every replica holding one shard", lambda: all(_shards_held(o) == 1 for o in ops), timeout=120)
+            wait_for("every replica holding one shard",
+                     lambda: all(_metric(o, "tollgate_shards_held ") == 1 for o in ops), timeout=120)
         per_replica: dict[int, list[int]] = {}
 
         def settle(done: int) -> int:

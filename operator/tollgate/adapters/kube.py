@@ -87,10 +87,15 @@ def interned(api_version: str, kind: str, name: str, namespace: str | None) -> O
                      sys.intern(namespace) if namespace else None)
 
 
+def api_base(api_version: str) -> str:
+    """The REST prefix of an apiVersion: the core group under /api, every other group under /apis."""
+    return f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+
+
 def path_of(ref: ObjectRef) -> str:
     """The REST path of one object."""
     plural, namespaced = _KINDS[ref.kind]
-    base = f"/api/{ref.api_version}" if "/" not in ref.api_version else f"/apis/{ref.api_version}"
+    base = api_base(ref.api_version)
     if namespaced:
         if not ref.namespace:
             raise ValueError(f"{ref.kind}/{ref.name} needs a namespace")
@@ -296,7 +301,7 @@ class Kube:
 
     def list_all(self, api_version: str, plural: str, namespace: str | None = None) -> list[dict[str, Any]]:
         """Every object of a kind (in one namespace, or cluster-wide); [] when the kind is not served."""
-        base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+        base = api_base(api_version)
         path = f"{base}/namespaces/{namespace}/{plural}" if namespace else f"{base}/{plural}"
         try:
             data = self._call("GET", path)
@@ -443,7 +448,7 @@ class Kube:
 
         def fetch(kind: tuple[str, str]) -> dict[str, Any] | None:
             api_version, name = kind
-            base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+            base = api_base(api_version)
             plural, namespaced = _KINDS[name]
             query = [("labelSelector", label_selector)]
             if namespace is None:
@@ -493,7 +498,7 @@ class Kube:
         gone: set[ObjectRef] = set()
         for api_version, kind in kinds:
             plural, namespaced = _KINDS[kind]
-            base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+            base = api_base(api_version)
             try:
                 data = self._call("GET", f"{base}/{plural}", query=[("labelSelector", label_selector)])
             except NotFoundError:

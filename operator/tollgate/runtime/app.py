@@ -158,9 +158,9 @@ class Runtime:
     error_backoff: float = 5.0
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     background: set[asyncio.Task[None]] = field(default_factory=set)
+    """One-off tasks (taking a shard's objects): referenced here so the event loop cannot drop them."""
     decision_slots: DecisionSlots = field(default_factory=lambda: DecisionSlots(DECISION_SLOTS))
     """Held by each loop while it decides (DECISION_SLOTS; resuming decisions first: runtime.decision_slots)."""
-    """One-off tasks (taking a shard's objects): referenced here so the event loop cannot drop them."""
     _listed: dict[str, float] = field(default_factory=dict)
     _resync: asyncio.Task[None] | None = None
 
