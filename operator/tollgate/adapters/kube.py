@@ -11,14 +11,14 @@ set of kinds Tollgate writes is small and fixed.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +50,11 @@ from tollgate.engine.autoscale import ANNOTATION_AUTOSCALED
 log = logging.getLogger("tollgate.kube")
 
 ANNOTATION_HASH = "tollgate.dev/applied-hash"
+
+LIST_PAGE = 500
+"""Objects per page of every LIST (`limit`, then `continue`), as kubectl pages. Whole LISTs held the start-up's
+90,000 children of 10,000 ModelDeployments at once (~1 GB of parsed JSON); Python's allocator kept those
+arenas afterwards, so a replica restarted at 10,000 sat at 1.9 GB (bench/README.md, issue 22)."""
 
 # kind -> (plural, namespaced)
 _KINDS: dict[str, tuple[str, bool]] = {
@@ -299,16 +304,31 @@ class Kube:
             self.after_write(method, path, body)
         return json.loads(resp.data) if resp.data else {}
 
-    def list_all(self, api_version: str, plural: str, namespace: str | None = None) -> list[dict[str, Any]]:
-        """Every object of a kind (in one namespace, or cluster-wide); [] when the kind is not served."""
+    def pages(self, path: str,
+              query: list[tuple[str, str]] | None = None) -> Iterator[tuple[list[dict[str, Any]], int]]:
+        """A LIST a page at a time: (items, the list's resourceVersion), LIST_PAGE items at most each. The
+        pages share one snapshot (the server's `continue` token), so a LIST paged is the same LIST held
+        whole, a page at a time; a token that expired mid-way fails like any request (410, a KubeError)."""
+        query = [*(query or []), ("limit", str(LIST_PAGE))]
+        token = ""
+        while True:
+            data = self._call("GET", path, query=[*query, ("continue", token)] if token else query)
+            meta = data.get("metadata") or {}
+            yield data.get("items") or [], _rv(data)
+            token = meta.get("continue") or ""
+            if not token:
+                return
+
+    def list_all(self, api_version: str, plural: str, namespace: str | None = None,
+                 keep: Callable[[dict[str, Any]], bool] | None = None) -> list[dict[str, Any]]:
+        """Every object of a kind (in one namespace, or cluster-wide), or only those `keep` accepts (judged
+        a page at a time, so the others are never all held); [] when the kind is not served."""
         base = api_base(api_version)
         path = f"{base}/namespaces/{namespace}/{plural}" if namespace else f"{base}/{plural}"
         try:
-            data = self._call("GET", path)
+            return [item for items, _ in self.pages(path) for item in items if keep is None or keep(item)]
         except NotFoundError:
             return []
-        items: list[dict[str, Any]] = data.get("items", [])
-        return items
 
     def get(self, ref: ObjectRef) -> dict[str, Any] | None:
         try:
@@ -431,11 +451,12 @@ class Kube:
 
     def warm(self, kinds: Iterable[tuple[str, str]], label_selector: str,
              seen: Callable[[str, dict[str, Any]], None] | None = None, *, namespace: str | None = None) -> int:
-        """Learn the applied hash of every object we manage with one LIST per kind (cluster-wide).
+        """Learn the applied hash of every object we manage, kind by kind, a page at a time (`listing`,
+        `learn`, `warmed`; runtime.app.learn_managed runs the same steps with the kinds side by side).
 
         After a restart this replaces one GET per object per ModelDeployment (10,000 GETs for 1,000
-        ModelDeployments) with a handful of LISTs; an object absent from the lists is then known to
-        need applying, so no GET precedes its apply either. `seen(kind, item)` gets every listed object.
+        ModelDeployments) with a few LISTs; an object absent from the lists is then known to need
+        applying, so no GET precedes its apply either. `seen(kind, item)` gets every listed object.
 
         `namespace`: only that namespace's objects (and the Namespace itself): a sandbox learnt ahead of
         the rest, so the object changed while the operator was down is decided before the LISTs of
@@ -443,53 +464,64 @@ class Kube:
         lists is not known to be absent, so applies elsewhere still read first until the full warm.
         """
         kinds = tuple(kinds)
-        learned: dict[ObjectRef, str] = {}
-        live: dict[ObjectRef, tuple[int, str]] = {}
-
-        def fetch(kind: tuple[str, str]) -> dict[str, Any] | None:
-            api_version, name = kind
-            base = api_base(api_version)
-            plural, namespaced = _KINDS[name]
-            query = [("labelSelector", label_selector)]
-            if namespace is None:
-                path = f"{base}/{plural}"
-            elif namespaced:
-                path = f"{base}/namespaces/{namespace}/{plural}"
-            else:
-                path, query = f"{base}/{plural}", [*query, ("fieldSelector", f"metadata.name={namespace}")]
-            try:
-                data: dict[str, Any] = self._call("GET", path, query=query)
-                return data
-            except NotFoundError:  # the kind is not served here (e.g. no Gateway API): none of ours
-                return None
-
-        # The LISTs at once (a restart waits for them; one after another they took ~2 s at 1,000
-        # ModelDeployments), their items then one kind at a time.
-        with ThreadPoolExecutor(max_workers=max(1, len(kinds)), thread_name_prefix="tollgate-warm") as pool:
-            listings = list(pool.map(fetch, kinds))
-        for (api_version, kind), data in zip(kinds, listings, strict=True):
-            if data is None:
-                continue
-            namespaced = _KINDS[kind][1]
-            for item in data.get("items", []):
+        learnt = 0
+        for kind in kinds:
+            for page in self.listing(kind, label_selector, namespace=namespace):
                 if seen is not None:
+                    for item in page:
+                        seen(kind[1], item)
+                learnt += self.learn(kind, page)
+        if namespace is None:
+            self.warmed(kinds)
+        return learnt
+
+    def listing(self, kind: tuple[str, str], label_selector: str, *,
+                namespace: str | None = None) -> Iterator[builtins.list[dict[str, Any]]]:
+        """Our objects of one (apiVersion, kind), a page at a time, each item with its apiVersion and kind;
+        nothing when the kind is not served here (e.g. no Gateway API: none of ours). `namespace`: only
+        there (for the Namespace kind: that Namespace, by name)."""
+        api_version, name = kind
+        base = api_base(api_version)
+        plural, namespaced = _KINDS[name]
+        query = [("labelSelector", label_selector)]
+        if namespace is None:
+            path = f"{base}/{plural}"
+        elif namespaced:
+            path = f"{base}/namespaces/{namespace}/{plural}"
+        else:
+            path, query = f"{base}/{plural}", [*query, ("fieldSelector", f"metadata.name={namespace}")]
+        try:
+            for items, _ in self.pages(path, query):
+                for item in items:
                     item.setdefault("apiVersion", api_version)
-                    item.setdefault("kind", kind)
-                    seen(kind, item)
-                meta = item.get("metadata", {})
-                digest = (meta.get("annotations") or {}).get(ANNOTATION_HASH)
-                if digest:
-                    ref = interned(api_version, kind, meta["name"], meta.get("namespace") if namespaced else None)
-                    learned[ref] = digest
-                    live[ref] = (_rv(item), live_fingerprint(item))
+                    item.setdefault("kind", name)
+                yield items
+        except NotFoundError:
+            return
+
+    def learn(self, kind: tuple[str, str], items: Iterable[Mapping[str, Any]]) -> int:
+        """The applied hash and live fingerprint of each listed object that carries our hash (how many).
+        What a write of ours recorded meanwhile is kept: it is newer than the LIST."""
+        api_version, name = kind
+        namespaced = _KINDS[name][1]
+        learnt: builtins.list[tuple[ObjectRef, str, tuple[int, str]]] = []
+        for item in items:
+            meta = item.get("metadata", {})
+            digest = (meta.get("annotations") or {}).get(ANNOTATION_HASH)
+            if digest:
+                ref = interned(api_version, name, meta["name"], meta.get("namespace") if namespaced else None)
+                learnt.append((ref, digest, (_rv(item), live_fingerprint(item))))
         with self._lock:
-            for ref, digest in learned.items():
+            for ref, digest, live in learnt:
                 self._applied.setdefault(ref, digest)
-                self._live.setdefault(ref, live[ref])
-            if namespace is None:
-                self._warm = True
-                self._listed.update(kind for _, kind in kinds)
-        return len(learned)
+                self._live.setdefault(ref, live)
+        return len(learnt)
+
+    def warmed(self, kinds: Iterable[tuple[str, str]]) -> None:
+        """Every managed object of these kinds was listed and learnt: one absent from the cache does not exist."""
+        with self._lock:
+            self._warm = True
+            self._listed.update(kind for _, kind in kinds)
 
     def resync(self, kinds: Iterable[tuple[str, str]], label_selector: str) -> tuple[ObjectRef, ...]:
         """After a watch re-listed (its resourceVersion had expired during an outage), deletions made
@@ -499,14 +531,15 @@ class Kube:
         for api_version, kind in kinds:
             plural, namespaced = _KINDS[kind]
             base = api_base(api_version)
+            listed: set[ObjectRef] = set()
+            snapshot = 0  # the LIST's resourceVersion: every page carries the same
             try:
-                data = self._call("GET", f"{base}/{plural}", query=[("labelSelector", label_selector)])
+                for items, rv in self.pages(f"{base}/{plural}", [("labelSelector", label_selector)]):
+                    snapshot = rv
+                    listed.update(ObjectRef(api_version, kind, i["metadata"]["name"],
+                                            i["metadata"].get("namespace") if namespaced else None) for i in items)
             except NotFoundError:
                 continue
-            snapshot = _rv(data)
-            listed = {ObjectRef(api_version, kind, i["metadata"]["name"],
-                                i["metadata"].get("namespace") if namespaced else None)
-                      for i in data.get("items", [])}
             with self._lock:
                 for ref, (rv, _) in tuple(self._live.items()):
                     if (ref.kind == kind and ref not in listed and ref not in self._inflight

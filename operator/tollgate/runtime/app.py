@@ -62,9 +62,6 @@ HTTP connections kept per API server to match. The defaults (min(32, cores + 4) 
 pooled connections) serialise a bulk create of hundreds of ModelDeployments on a small node, and every
 connection beyond the pool's 4 is opened and thrown away again."""
 
-LEARN_PAGE = 500
-"""Listed objects recorded between two yields to the event loop while the start-up learns (learn_managed)."""
-
 DECISION_SLOTS = 2 * IO_THREADS
 """Decisions under way at once (the rest wait before they parse anything). Without a bound, 10,000
 ModelDeployments created at once all started deciding together: each parsed its body, spec and desired
@@ -236,25 +233,39 @@ class Runtime:
             metrics.IS_LEADER.set(1)
 
     async def learn_managed(self, namespace: str | None = None) -> None:
-        """The managed objects from LISTs (Kube.warm): every one, or one sandbox's ahead of the rest.
+        """The managed objects from LISTs: every one, or one sandbox's ahead of the rest.
 
-        The LISTs run in a worker thread; what they hold is recorded here, on the event loop, a page at a
-        time between decisions: the registry belongs to the loop's decisions, and after the changed
-        objects' sandboxes were learnt their decisions run while everything else is being learnt."""
-        listed: list[tuple[str, dict[str, Any]]] = []
+        Each kind is listed a page at a time (Kube.listing, LIST_PAGE objects) in a worker thread, the
+        kinds side by side; each page is recorded here, on the event loop, before the next is fetched:
+        the registry belongs to the loop's decisions, the decisions of the changed objects run between
+        the pages, and no more than a page per kind is ever held (whole LISTs of 10,000 ModelDeployments'
+        children held ~1 GB at once, which the allocator kept after the restart)."""
+        kinds = tuple(managed_kinds(self.settings.gateway_dialect))
+        selector = f"{resource.LABEL_MANAGED_BY}={resource.MANAGED_BY_VALUE}"
+
+        async def learn(kind: tuple[str, str]) -> int:
+            pages = self.kube.listing(kind, selector, namespace=namespace)
+            learnt = 0
+            while (page := await asyncio.to_thread(next, pages, None)) is not None:
+                for item in page:
+                    self._seen(kind[1], item)
+                learnt += self.kube.learn(kind, page)
+            return learnt
+
+        failed: list[BaseException] = []
         try:
-            n = await asyncio.to_thread(self.kube.warm, managed_kinds(self.settings.gateway_dialect),
-                                        f"{resource.LABEL_MANAGED_BY}={resource.MANAGED_BY_VALUE}",
-                                        lambda kind, item: listed.append((kind, item)), namespace=namespace)
-        except KubeError as exc:  # e.g. a kind not installed: fall back to a GET before each apply
+            async with asyncio.TaskGroup() as group:  # the first failure cancels the other kinds' listings
+                counts = [group.create_task(learn(kind)) for kind in kinds]
+        except* KubeError as errors:  # e.g. a kind not installed: fall back to a GET before each apply
+            failed.extend(errors.exceptions)
+        if failed:
             log.warning("could not list managed objects; will read each before applying",
-                        extra={"error": str(exc), "namespace": namespace or "(all)"})
+                        extra={"error": str(failed[0])[:300], "namespace": namespace or "(all)"})
             return
-        for i, (kind, item) in enumerate(listed):
-            self._seen(kind, item)
-            if i % LEARN_PAGE == LEARN_PAGE - 1:
-                await asyncio.sleep(0)
-        log.info("learned managed objects", extra={"objects": n, "namespace": namespace or "(all)"})
+        if namespace is None:
+            self.kube.warmed(kinds)
+        log.info("learned managed objects", extra={"objects": sum(c.result() for c in counts),
+                                                   "namespace": namespace or "(all)"})
 
     def _seen(self, kind: str, item: dict[str, Any]) -> None:
         """The children from the start-up LIST, recorded as their watch events would record them: the
@@ -297,24 +308,31 @@ class Runtime:
     async def changed_while_down(self) -> list[dict[str, Any]]:
         """ModelDeployments whose spec changed since their last decision (status.observedGeneration
         behind metadata.generation) and that carry our finalizer (so kopf has taken them on before:
-        new ones wait for kopf, which adds the finalizer first). One LIST per scope; [] when it fails."""
-        return [body for body in await self.models() if changed_since_decided(body, resource.FINALIZER)]
+        new ones wait for kopf, which adds the finalizer first). One paged LIST per scope, only the changed
+        kept; [] when it fails."""
+        return await self.models(keep=lambda body: changed_since_decided(body, resource.FINALIZER))
 
-    async def models(self, shards: frozenset[int] | None = None, *, strict: bool = False) -> list[dict[str, Any]]:
-        """Every ModelDeployment in scope (only those of `shards` when given): one LIST per scope; [] when
-        it fails (the watch events still bring them, one by one), or the error when `strict`."""
+    async def models(self, shards: frozenset[int] | None = None, *, strict: bool = False,
+                     keep: Callable[[dict[str, Any]], bool] | None = None) -> list[dict[str, Any]]:
+        """The ModelDeployments in scope (of `shards` when given; those `keep` accepts): one paged LIST per
+        scope, each page judged as it arrives; [] when it fails (the watch events still bring them, one
+        by one), or the error when `strict`."""
         scopes = self._scopes()
         if scopes is None:
             return []
+
+        def wanted(body: dict[str, Any]) -> bool:
+            return (shards is None or self.shard_of(body) in shards) and (keep is None or keep(body))
+
         try:
-            lists = [await asyncio.to_thread(self.kube.list_all, resource.API_VERSION, resource.PLURAL, ns)
+            lists = [await asyncio.to_thread(self.kube.list_all, resource.API_VERSION, resource.PLURAL, ns, wanted)
                      for ns in scopes]
         except KubeError as exc:
             if strict:
                 raise
             log.warning("could not list ModelDeployments", extra={"error": str(exc)[:300]})
             return []
-        return [body for items in lists for body in items if shards is None or self.shard_of(body) in shards]
+        return [body for items in lists for body in items]
 
     # --- watches that re-listed: deletions made meanwhile sent no event ---------------------------
     def watch_listed(self, kind: str) -> None:

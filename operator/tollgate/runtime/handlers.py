@@ -27,6 +27,7 @@ from typing import Any
 import kopf
 
 from tollgate.adapters.errors import ConflictError, FencedError, KubeError, PermanentError, TemporaryError
+from tollgate.adapters.kube import LIST_PAGE
 from tollgate.adapters.routers.gateway_api import route_observation
 from tollgate.api import resource, templates
 from tollgate.api.routers import GatewayDialect
@@ -78,6 +79,9 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> Non
     # NetworkPolicy or Namespace of the cluster.
     settings.watching.label_selectors[lambda r: (r.group, r.plural) in WATCHED] = (
         f"{resource.LABEL_MANAGED_BY}={resource.MANAGED_BY_VALUE}")
+    # kopf's start-up listing a page at a time, like ours (adapters.kube.LIST_PAGE): whole, it parsed every
+    # child of 10,000 ModelDeployments at once and spawned a worker holding each before any had run.
+    settings.watching.chunk_size = LIST_PAGE
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.reconnect_backoff = 1.0

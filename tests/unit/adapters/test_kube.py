@@ -351,3 +351,25 @@ def test_no_handover_when_tollgate_owns_no_replicas_there() -> None:
     kube = Kube(FakeApi(answer))  # type: ignore[arg-type]
     assert kube.apply(SCALED_DEP) is True
     assert not [u for u in sent if "tollgate-replicas-handover" in u]
+
+
+def test_a_list_is_read_a_page_at_a_time_and_only_what_is_kept_is_returned() -> None:
+    # given three ModelDeployments served in two pages
+    pages = {"": {"metadata": {"continue": "t2"},
+                  "items": [{"metadata": {"name": "a"}}, {"metadata": {"name": "b"}}]},
+             "t2": {"metadata": {"continue": ""}, "items": [{"metadata": {"name": "c"}}]}}
+
+    def answer(method: str, url: str, body: Any) -> Response:
+        token = url.split("continue=", 1)[1] if "continue=" in url else ""
+        return Response(200, json.dumps(pages[token]).encode())
+
+    api = FakeApi(answer)
+    kube = Kube(api)  # type: ignore[arg-type]
+    # when they are listed keeping only some
+    kept = kube.list_all("tollgate.dev/v1alpha1", "modeldeployments", "team",
+                         keep=lambda o: o["metadata"]["name"] != "b")
+    # then both pages were asked for, with a page size, the second by the first's token
+    assert len(api.calls) == 2 and all("limit=500" in u for _, u in api.calls)
+    assert "continue=t2" in api.calls[1][1]
+    # and what was kept came from both pages
+    assert [o["metadata"]["name"] for o in kept] == ["a", "c"]
