@@ -121,8 +121,11 @@ class OperatorProcess:
         except OSError:
             return False
 
-    def metrics(self) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2) as r:
+    def metrics(self, *names: str) -> str:
+        """The operator's /metrics; with `names`, only those metrics (prometheus_client's `name[]` filter),
+        which a poll at scale needs: the whole page holds ~10 series per ModelDeployment."""
+        query = "?" + "&".join(f"name[]={n}" for n in names) if names else ""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics{query}", timeout=2) as r:
             text: str = r.read().decode()
             return text
 
