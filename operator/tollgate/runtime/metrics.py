@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from tollgate.adapters.throttle import Throttle
-from tollgate.api.status import ModelDeploymentStatus, Phase
+from tollgate.api.status import ModelDeploymentStatus
 from tollgate.engine.actions import Context, DrillRecorded
 from tollgate.engine.observations import SLOObservation
 from tollgate.runtime import malloc
@@ -30,12 +30,15 @@ class PerObject:
         self.weight: dict[tuple[str, str], float] = {}
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        # The current phase only, at 1 (as Argo Rollouts' rollout_info): the whole state set, a 0 for each
+        # other phase, was 9 of every 10 samples of the page, and at 10,000 ModelDeployments a scrape took
+        # a second of the operator's CPU (in the metrics thread, holding the GIL the decisions need) and a
+        # 54 MB transient. `== 1`, `max by` and `sum` read the same either way (deploy/prometheus, grafana).
         phases = GaugeMetricFamily("tollgate_modeldeployment_phase",
-                                   "1 for the current phase of each ModelDeployment",
+                                   "1 for the current phase of each ModelDeployment (other phases are absent)",
                                    labels=["namespace", "name", "phase"])
         for (ns, name), current in list(self.phase.items()):
-            for p in Phase:
-                phases.add_metric([ns, name, p.value], 1.0 if p.value == current else 0.0)
+            phases.add_metric([ns, name, current], 1.0)
         yield phases
         weights = GaugeMetricFamily("tollgate_canary_weight_percent", "Percent of traffic on the canary",
                                     labels=["namespace", "name"])
