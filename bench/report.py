@@ -32,7 +32,7 @@ ROWS = (
     ("restart_10k", "acts_s", "10,000: restart, time until it acts (s)"),
     ("restart_10k", "all_decided_once_s", "10,000: restart, all decided once after (s)"),
     ("restart_10k", "writes_for_unchanged", "10,000: restart, writes for unchanged ModelDeployments"),
-    ("restart_10k", "rss_after_restart_mb", "10,000: RSS after the restart, all decided once (MB; open, target 600)"),
+    ("restart_10k", "rss_after_restart_mb", "10,000: RSS after the restart, all decided once (MB; target 600)"),
     ("verdicts", "healthy_rollbacks_thin_tollgate", "Healthy canaries rolled back, of 25 thin (Tollgate)"),
     ("verdicts", "healthy_rollbacks_heavy_tollgate", "Healthy canaries rolled back, of 25 heavy (Tollgate)"),
     ("verdicts", "healthy_rollbacks_thin_raw", "Healthy canaries rolled back, of 25 thin (raw rule)"),
