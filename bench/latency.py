@@ -5,6 +5,13 @@ t0 is the instant the fault is switched on in the traffic simulator (the canary 
 step's share of traffic, so its very next requests fail), and the rollback is the API server's audit
 record of the operator's first write into the sandbox after t0 (the replicas router scaling the
 canary to 0, i.e. canary weight 0 written). The audit log timestamps requests as they are received.
+
+"A settled step" means the operator has judged the canary healthy on data (`judged_healthy`), not only
+that the step's weight is set: Prometheus finds new pods through Kubernetes discovery, which batches its
+updates (5 s in Prometheus), so a canary pod is first scraped 2-6 s after it is created. A fault switched
+on before that is a fault from the canary's first request, whose latency includes the discovery delay of
+the user's Prometheus; flagger_peer measures that case (from the apply). This figure is the operator's own
+reaction: from the first failing requests it can see to canary weight 0.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from tollgate_testkit.controlplane import NEVER_READY_IMAGE
 from tollgate_testkit.stack import Stack, wait_for
 
 FAULT_ERROR_RATE = 0.5
+MIN_SAMPLES: int = md_manifest("x", "0")["spec"]["rollout"]["analysis"]["minSamples"]
 
 
 def _status(api: client.ApiClient, ns: str, name: str) -> dict[str, Any]:
@@ -53,6 +61,18 @@ def _wait_phase(api: client.ApiClient, ns: str, name: str, phases: tuple[str, ..
 
     result: dict[str, Any] = wait_for(f"{ns}/{name} in {phases}", check, timeout=timeout, interval=0.25)
     return result
+
+
+def judged_healthy(status: dict[str, Any], version: str, min_samples: int) -> bool:
+    """The operator has looked at `version`'s canary on data and every SLO passed: each SLO's latest
+    verdict is Pass on at least `min_samples` canary requests, checked after this canary started."""
+    canary = status.get("canary") or {}
+    started = status.get("canaryStartedAt")
+    slos = status.get("analysis") or []
+    if canary.get("version") != version or not started or not slos:
+        return False
+    return all(s.get("verdict") == "Pass" and int(s.get("samples") or 0) >= min_samples
+               and bool(s.get("lastCheckedAt")) and parse_ts(s["lastCheckedAt"]) >= parse_ts(started) for s in slos)
 
 
 def _first_write_in(kubeconfig: str, since: float, namespaces: set[str], md: tuple[str, str] | None = None,
@@ -87,6 +107,9 @@ def rollback_latency(stack: Stack, api: client.ApiClient, sizes: Sizes, params: 
             version = f"1.{run + 1}.{i}"
             apply_md(api, ns, md_manifest(name, version, replicas=4, interval=I))
             _wait_phase(api, ns, name, ("Progressing",), weight=True)
+            wait_for(f"{ns}/{name} {version} judged healthy on data",
+                     lambda v=version: judged_healthy(_status(api, ns, name), v, MIN_SAMPLES),
+                     timeout=60, interval=0.25)
             time.sleep(3 * max(S, I))  # a few healthy ticks at the step first
             t0 = time.time()
             stack.set_fault(version, error_rate=FAULT_ERROR_RATE)
