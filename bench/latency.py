@@ -11,11 +11,15 @@ that the step's weight is set: Prometheus finds new pods through Kubernetes disc
 updates (5 s in Prometheus), so a canary pod is first scraped 2-6 s after it is created. A fault switched
 on before that is a fault from the canary's first request, whose latency includes the discovery delay of
 the user's Prometheus; flagger_peer measures that case (from the apply). This figure is the operator's own
-reaction: from the first failing requests it can see to canary weight 0.
+reaction: from the first failing requests it can see to canary weight 0. t0 falls at a random phase of
+the analysis interval: the wait for that judgement ends just after a tick, and without the jitter every
+fault started at the same point between ticks and scrapes, so the runs took one of two values (0.8-1.0 s
+or 1.7-1.9 s) and the p50 was whichever mode had more runs.
 """
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 import urllib.request
@@ -100,6 +104,7 @@ def rollback_latency(stack: Stack, api: client.ApiClient, sizes: Sizes, params: 
 
     def lane(i: int) -> None:
         name = f"rb{i}"
+        phase = random.Random(i)  # a benchmark's timing jitter, reproducible per lane
         apply_md(api, ns, md_manifest(name, "1.0.0", replicas=4, interval=I))
         st = _wait_phase(api, ns, name, ("Stable",))
         sandbox = st["sandboxNamespace"]
@@ -110,7 +115,9 @@ def rollback_latency(stack: Stack, api: client.ApiClient, sizes: Sizes, params: 
             wait_for(f"{ns}/{name} {version} judged healthy on data",
                      lambda v=version: judged_healthy(_status(api, ns, name), v, MIN_SAMPLES),
                      timeout=60, interval=0.25)
-            time.sleep(3 * max(S, I))  # a few healthy ticks at the step first
+            # a few healthy ticks at the step first, then a random phase: the wait ends just after a tick's
+            # status write, so without it t0 sits at the same place between ticks and scrapes every time
+            time.sleep(3 * max(S, I) + phase.uniform(0, I))
             t0 = time.time()
             stack.set_fault(version, error_rate=FAULT_ERROR_RATE)
             _wait_phase(api, ns, name, ("RolledBack",), timeout=60)
