@@ -145,9 +145,10 @@ def test_service_traffic_and_network_policy_are_real(real_node: RealNode) -> Non
     apply(real_node, server, service)
     kubectl(real_node, "wait", "--for=condition=Ready", "pod/web", "-n", SERVER_NS, "--timeout=90s")
     url = f"http://web.{SERVER_NS}.svc.cluster.local/"
-    # then the client reaches it through the ClusterIP
-    _, logs = run_to_end(real_node, fetch_pod("client", PROBE_NS, url))
-    assert logs.strip() == "status 200", logs
+    # then the client reaches it through the ClusterIP (kube-proxy programs the new Service asynchronously:
+    # a pod Ready is not yet a rule in iptables, so this is retried like the policy changes below)
+    reached = _eventually(real_node, fetch_pod("client", PROBE_NS, url), lambda out: out.startswith("status"))
+    assert reached == "status 200", reached
     # when a default-deny ingress NetworkPolicy protects the server's namespace
     deny = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
             "metadata": {"name": "default-deny", "namespace": SERVER_NS},
@@ -163,7 +164,8 @@ def test_service_traffic_and_network_policy_are_real(real_node: RealNode) -> Non
 
 
 def _eventually(rn: RealNode, manifest: dict[str, Any], done: Any, attempts: int = 10) -> str:
-    """Policy changes reach kube-router's iptables asynchronously: retry the one-shot pod a few times."""
+    """Service and policy changes reach kube-proxy's and kube-router's iptables asynchronously: retry the
+    one-shot pod a few times."""
     logs = ""
     for _ in range(attempts):
         _, logs = run_to_end(rn, manifest)
