@@ -28,6 +28,15 @@ LABEL_VERSION = "tollgate.dev/version"
 ANNOTATION_OWNER = "tollgate.dev/owner"
 """On a sandbox namespace Tollgate created: <namespace>/<name> of its ModelDeployment (for people)."""
 
+ANNOTATION_SANDBOX_PREFIXES = "tollgate.dev/sandbox-prefixes"
+"""On a tenant's namespace, set by the platform team: the comma-separated prefixes that an explicit
+spec.sandbox.namespace of a ModelDeployment in that namespace must start with. Without it, only the default
+sandbox name may be used. A sandbox namespace is a cluster-wide name, so a tenant free to pick any name could
+create, before its owner does, a namespace somebody else relies on by name (another tenant's sandbox, a team
+namespace the platform is about to create) and answer at its Service addresses. Tenants must not be allowed
+to annotate their own Namespace (the usual RBAC: namespaces are the platform's). Checked by the operator
+(runtime/ownership.py) and by the chart's `sandbox-grants` ValidatingAdmissionPolicy."""
+
 LABEL_OWNER_UID = "tollgate.dev/owner-uid"
 """On a sandbox namespace Tollgate created: the UID of the one ModelDeployment it was created for.
 

@@ -229,12 +229,22 @@ class EgressRule(_Model):
     """TCP ports allowed; empty allows every port of that network."""
 
 
+@cel(
+    "!has(self.__namespace__) || !self.__namespace__.matches('-[0-9a-f]{6}$')",
+    "spec.sandbox.namespace must not end in a dash and 6 hex digits: that is the shape of default sandbox "
+    "names (<namespace>-<name>-<hash>), each of which belongs to the ModelDeployment it is derived from; "
+    "choose another name, or remove the field to use this ModelDeployment's default",
+    field_path=".namespace",
+)
 class Sandbox(_Model):
     """The isolated namespace the model runs in, created and owned by Tollgate."""
 
     namespace: Annotated[str, StringConstraints(pattern=DNS_LABEL_PATTERN, max_length=63)] | None = None
-    """Sandbox namespace name; it must not exist yet: Tollgate creates it for this ModelDeployment (its UID in
-    the tollgate.dev/owner-uid label) and refuses (Stalled) a namespace it did not create for it. Default:
+    """Sandbox namespace name, only where the platform team granted it: it must start with a prefix listed
+    in the tollgate.dev/sandbox-prefixes annotation of the ModelDeployment's namespace (refused at admission
+    by the chart's sandbox-grants policy, and Stalled by the operator, otherwise), must not have the shape of
+    a default name, and must not exist yet: Tollgate creates it for this ModelDeployment (its UID in the
+    tollgate.dev/owner-uid label) and refuses (Stalled) a namespace it did not create for it. Default:
     <metadata.namespace>-<metadata.name>-<6 hex of a hash of both>, shortened if long, so two
     ModelDeployments never share one. Fixed once the sandbox exists: delete and re-create the
     ModelDeployment to move it. Tollgate only ever deletes a namespace it created itself."""

@@ -1,6 +1,14 @@
 """Which sandbox namespace is whose: Tollgate writes into a namespace only when it created it for the
 ModelDeployment at hand.
 
+An explicit spec.sandbox.namespace must first be granted: it must start with one of the prefixes the
+platform team annotated on the ModelDeployment's own namespace (tollgate.dev/sandbox-prefixes; none: only
+the default name). A sandbox namespace is a cluster-wide name; without the grant a tenant could create,
+before its owner, a namespace somebody else relies on by name (another tenant's sandbox, a team namespace
+about to be made) and answer at its Service addresses. The grant is checked before the name is looked at
+at all, so an ungranted name tells the tenant nothing about whose it is; once the sandbox is ours the grant
+is not read again (withdrawing it does not strand a running model; it stops new names).
+
 The proof is the namespace's tollgate.dev/owner-uid label, set when Tollgate creates the namespace
 (by POST, which fails on an existing name, so an existing namespace is never taken over) to the
 ModelDeployment's UID. Before any decision is carried out, the sandbox namespace is checked:
@@ -18,6 +26,7 @@ namespace without the label is refused whatever this code does).
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -30,8 +39,46 @@ from tollgate.engine.sandbox import default_sandbox_namespace
 log = logging.getLogger("tollgate.ownership")
 
 
+DEFAULT_SHAPE = re.compile(r"-[0-9a-f]{6}$")
+"""The tail of a default sandbox name (engine.sandbox.default_sandbox_namespace)."""
+
+
 class SandboxNotOwnedError(Exception):
     """The sandbox namespace exists and is not this ModelDeployment's: nothing may be written there."""
+
+
+class SandboxNotGrantedError(SandboxNotOwnedError):
+    """spec.sandbox.namespace is not among the names the platform granted the ModelDeployment's namespace."""
+
+
+def granted_prefixes(tenant: Mapping[str, Any] | None) -> tuple[str, ...]:
+    """The prefixes annotated on a tenant's Namespace (tollgate.dev/sandbox-prefixes), blanks dropped."""
+    annotations = ((tenant or {}).get("metadata") or {}).get("annotations") or {}
+    raw = annotations.get(resource.ANNOTATION_SANDBOX_PREFIXES) or ""
+    return tuple(p.strip() for p in raw.split(",") if p.strip())
+
+
+def ungranted(namespace: str, prefixes: tuple[str, ...], ctx: Context) -> str | None:
+    """Why spec.sandbox.namespace `namespace` may not be used by `ctx`, or None when a prefix grants it.
+
+    A name shaped like a default sandbox name (ending in -<6 hex>) is refused even under a grant, unless it
+    is this ModelDeployment's own default: a prefix such as `team-` would otherwise reach the default
+    sandboxes of every namespace named team-<something> (the CRD's CEL rule refuses the shape too)."""
+    default = default_sandbox_namespace(ctx.namespace, ctx.name)
+    if DEFAULT_SHAPE.search(namespace) and namespace != default:
+        return (f"spec.sandbox.namespace {namespace!r} has the shape of a default sandbox name (<namespace>-<name>-"
+                f"<6 hex>), which belongs to the ModelDeployment it is derived from; Tollgate wrote nothing: "
+                f"choose another name, or remove the field to use the default {default!r}")
+    if any(namespace.startswith(p) for p in prefixes):
+        return None
+    granted = (f"namespace {ctx.namespace!r} is granted sandbox names starting with "
+               f"{', '.join(repr(p) for p in prefixes)}") if prefixes else (
+               f"namespace {ctx.namespace!r} is granted no explicit sandbox names")
+    return (f"spec.sandbox.namespace {namespace!r} is not granted to {ctx.namespace}/{ctx.name}: {granted} "
+            f"(annotation {resource.ANNOTATION_SANDBOX_PREFIXES} on the namespace, set by the platform team); "
+            f"Tollgate wrote nothing: remove spec.sandbox.namespace to use the default {default!r}, or ask the "
+            f"platform team to grant a prefix, e.g. `kubectl annotate namespace {ctx.namespace} "
+            f"{resource.ANNOTATION_SANDBOX_PREFIXES}={ctx.namespace}-sbx-`")
 
 
 def refusal(namespace: str, live: Mapping[str, Any], ctx: Context, explicit: bool) -> str:
@@ -85,10 +132,16 @@ class SandboxOwnership:
             return self._owner.get(namespace) == ctx.uid
 
     def check(self, namespace: str, ctx: Context, *, explicit: bool) -> None:
-        """Raise SandboxNotOwnedError unless `namespace` is absent or this ModelDeployment's sandbox
-        (one GET at most)."""
+        """Raise SandboxNotOwnedError unless `namespace` is absent or this ModelDeployment's sandbox (one GET
+        at most), and, for an explicit name, SandboxNotGrantedError unless the platform granted it (one GET
+        of the ModelDeployment's namespace, before the sandbox's is read)."""
         if self.owned(namespace, ctx):
             return
+        if explicit:
+            tenant = self._kube.get(ObjectRef("v1", "Namespace", ctx.namespace))
+            why = ungranted(namespace, granted_prefixes(tenant), ctx)
+            if why is not None:
+                raise SandboxNotGrantedError(why)
         live = self._kube.get(ObjectRef("v1", "Namespace", namespace))
         if live is None:
             return

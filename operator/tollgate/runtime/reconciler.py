@@ -52,7 +52,7 @@ from tollgate.runtime.analysis import AnalysisScheduler
 from tollgate.runtime.credentials import CredentialsCopier, CredentialsUnavailableError
 from tollgate.runtime.decision_slots import DecisionSlots
 from tollgate.runtime.intent import leaves_canary
-from tollgate.runtime.ownership import SandboxNotOwnedError, SandboxOwnership
+from tollgate.runtime.ownership import SandboxNotGrantedError, SandboxNotOwnedError, SandboxOwnership
 from tollgate.runtime.registry import ObjectState, PendingEvidence, Registry
 
 log = logging.getLogger("tollgate.reconcile")
@@ -174,6 +174,8 @@ class Reconciler:
         explicit = bool(spec.sandbox.namespace)
         try:
             await asyncio.to_thread(self.ownership.check, case.sandbox, ctx, explicit=explicit)
+        except SandboxNotGrantedError as exc:
+            return await self._refuse(st, ctx, body, status, str(exc), now, "SandboxNotGranted")
         except SandboxNotOwnedError as exc:
             return await self._refuse(st, ctx, body, status, str(exc), now, "SandboxNotOwned")
         assert self.credentials is not None

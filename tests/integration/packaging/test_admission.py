@@ -21,6 +21,7 @@ from integration.cli.plugin import ok, tollgate
 from integration.cluster import Cluster
 from integration.packaging import install, tools
 from integration.runtime.helpers import apply, md_manifest, wait_phase
+from tollgate.engine.sandbox import default_sandbox_namespace
 from tollgate_testkit.stack import OperatorProcess, Stack
 
 OWNER_LABEL = "tollgate.dev/owner-uid"
@@ -334,3 +335,74 @@ def test_without_a_group_a_user_outside_any_group_may_approve_in_her_own_name(
     res = eventually("admitted", lambda: approval_as(cluster.kubeconfig, namespace, "alice@t1", "--as=alice"),
                      admitted)
     assert res.returncode == 0, res.stderr
+
+
+def create_with_sandbox(cluster: Cluster, namespace: str, sandbox: str) -> subprocess.CompletedProcess[str]:
+    """A tenant's ModelDeployment naming `sandbox` as its sandbox, as a server-side dry run (admission runs,
+    nothing is stored), created as alice: RBAC lets her create ModelDeployments there."""
+    manifest = md_manifest(f"md-{uuid.uuid4().hex[:4]}", "1.0.0", sandbox={"namespace": sandbox})
+    return kubectl_as(cluster.kubeconfig, "--as=alice", "create", "-n", namespace, "--dry-run=server", "-f", "-",
+                      stdin=yaml.safe_dump(manifest))
+
+
+@pytest.fixture
+def tenant_alice(cluster: Cluster, namespace: str) -> str:
+    cluster.kubectl("create", "role", "md-creator", "-n", namespace, "--verb=create,get",
+                    "--resource=modeldeployments.tollgate.dev")
+    cluster.kubectl("create", "rolebinding", "md-creator", "-n", namespace, "--role=md-creator", "--user=alice")
+    return namespace
+
+
+def test_an_explicit_sandbox_name_is_admitted_only_under_a_prefix_granted_to_the_tenants_namespace(
+        cluster: Cluster, installed: install.Installed, tenant_alice: str) -> None:
+    ns = tenant_alice
+    # given a tenant namespace without a grant: alice names another team's future namespace
+    res = eventually("the policy in force", lambda: create_with_sandbox(cluster, ns, "payments"),
+                     refused_by("sandbox-grants"))
+    # then the API server refuses it, naming the field, the value and the fix
+    assert refused_by("sandbox-grants")(res), (res.stdout, res.stderr)
+    assert "spec.sandbox.namespace payments is not granted to namespace " + ns in res.stderr, res.stderr
+    assert "grants no explicit sandbox names" in res.stderr and "tollgate.dev/sandbox-prefixes" in res.stderr
+    # when the platform team grants the prefix <ns>-sbx-
+    cluster.kubectl("annotate", "namespace", ns, f"tollgate.dev/sandbox-prefixes={ns}-sbx-")
+    # then a name under it is admitted, and one outside it still refused, naming the prefix
+    res = create_with_sandbox(cluster, ns, f"{ns}-sbx-fraud")
+    assert admitted(res), res.stderr
+    res = create_with_sandbox(cluster, ns, "payments")
+    assert refused_by("sandbox-grants")(res) and f"names starting with {ns}-sbx-" in res.stderr, res.stderr
+    # and the default sandbox (no spec.sandbox.namespace) needs no grant
+    manifest = md_manifest("plain", "1.0.0")
+    res = kubectl_as(cluster.kubeconfig, "--as=alice", "create", "-n", ns, "--dry-run=server", "-f", "-",
+                     stdin=yaml.safe_dump(manifest))
+    assert admitted(res), res.stderr
+
+
+def test_without_the_sandbox_grants_policy_an_ungranted_sandbox_name_is_admitted(
+        cluster: Cluster, installed: install.Installed, tenant_alice: str) -> None:
+    """The negative control: what refuses alice's name above is the chart's policy, not RBAC or the CRD."""
+    ns = tenant_alice
+    res = eventually("the policy in force", lambda: create_with_sandbox(cluster, ns, "payments"),
+                     refused_by("sandbox-grants"))
+    assert refused_by("sandbox-grants")(res), (res.stdout, res.stderr)
+    binding = install.chart_object(installed, "ValidatingAdmissionPolicyBinding", "-sandbox-grants")
+    # when the chart's binding is removed, the same request is admitted
+    with install.removed(cluster, binding):
+        res = eventually("the binding dropped", lambda: create_with_sandbox(cluster, ns, "payments"), admitted)
+        assert res.returncode == 0, res.stderr
+    # and with the binding back, refused again
+    res = eventually("the binding back", lambda: create_with_sandbox(cluster, ns, "payments"),
+                     refused_by("sandbox-grants"))
+    assert refused_by("sandbox-grants")(res), (res.stdout, res.stderr)
+
+
+def test_a_sandbox_name_shaped_like_a_default_one_is_refused_by_the_crd(
+        cluster: Cluster, crds: list[str], namespace: str) -> None:
+    # given another ModelDeployment's default sandbox name (its <namespace>-<name>-<6 hex> shape)
+    victim = default_sandbox_namespace(f"{namespace}-x", "fraud")
+    # when a tenant names it, as admin even (no policy involved: the CRD's own CEL rule)
+    manifest = md_manifest("squat", "1.0.0", sandbox={"namespace": victim})
+    res = kubectl_as(cluster.kubeconfig, "create", "-n", namespace, "--dry-run=server", "-f", "-",
+                     stdin=yaml.safe_dump(manifest))
+    # then the API server refuses it, saying why and what to do
+    assert res.returncode != 0, res.stdout
+    assert "spec.sandbox.namespace must not end in a dash and 6 hex digits" in res.stderr, res.stderr

@@ -13,6 +13,7 @@ from kubernetes import client
 
 from integration.fixtures import release_namespace
 from integration.runtime.helpers import apply, condition, md_manifest, patch_spec, status, wait_phase
+from tollgate.api import resource
 from tollgate_testkit import audit
 from tollgate_testkit.controlplane import audit_log
 from tollgate_testkit.stack import OperatorProcess, Stack, wait_for
@@ -35,10 +36,38 @@ def delete_md(stack: Stack, namespace: str, name: str) -> None:
     stack.kubectl("delete", "modeldeployment", name, "-n", namespace, "--timeout=60s")
 
 
+def grant(stack: Stack, namespace: str, *prefixes: str) -> None:
+    """The platform team's grant of explicit sandbox names to a tenant namespace (runtime/ownership.py)."""
+    stack.kubectl("annotate", "namespace", namespace, "--overwrite",
+                  f"{resource.ANNOTATION_SANDBOX_PREFIXES}={','.join(prefixes)}")
+
+
+def test_an_explicit_sandbox_name_the_platform_did_not_grant_is_refused_and_never_created(
+        stack: Stack, namespace: str, operator: OperatorProcess) -> None:
+    # given a tenant namespace granted only <namespace>-sbx-, and a name another team will want
+    grant(stack, namespace, f"{namespace}-sbx-")
+    target = f"{namespace}-payments"
+    mark = audit.now_marker()
+    # when a ModelDeployment names it (the chart's sandbox-grants policy is not installed here: this is the
+    # operator's own check, for clusters without it and ModelDeployments admitted before it)
+    apply(stack, namespace, md_manifest("squat", "1.0.0", sandbox={"namespace": target}))
+    st = wait_phase(stack, namespace, "squat", "Stalled", timeout=30)
+    # then it is Stalled, naming the field, the grant and the fix
+    assert condition(st, "Stalled") == "True", st
+    assert f"spec.sandbox.namespace {target!r} is not granted to {namespace}/squat" in st["message"], st["message"]
+    assert f"starting with '{namespace}-sbx-'" in st["message"] and "remove spec.sandbox.namespace" in st["message"]
+    # and the namespace was never created, nor anything written there
+    assert stack.kubectl("get", "namespace", target, check=False).returncode != 0
+    delete_md(stack, namespace, "squat")
+    assert writes_into(stack, mark, target) == []
+
+
 @pytest.mark.parametrize("target", ["kube-system", "default"])
 def test_a_sandbox_in_a_namespace_tollgate_did_not_create_is_refused_with_zero_writes(
         stack: Stack, namespace: str, operator: OperatorProcess, target: str) -> None:
-    # given a tenant pointing its sandbox at a namespace it does not own
+    # given a tenant pointing its sandbox at a namespace it does not own (granted, so that the ownership
+    # check is what refuses it: a careless grant must not open kube-system either)
+    grant(stack, namespace, target)
     mark = audit.now_marker()
     apply(stack, namespace, md_manifest("kube-dns", "1.0.0", sandbox={"namespace": target}))
     # when the operator reconciles it
@@ -57,10 +86,13 @@ def test_a_sandbox_in_a_namespace_tollgate_did_not_create_is_refused_with_zero_w
 
 def test_a_sandbox_pointed_at_another_modeldeployments_sandbox_is_refused_and_the_victim_is_untouched(
         stack: Stack, namespace: str, operator: OperatorProcess) -> None:
-    # given a victim serving from its sandbox
-    apply(stack, namespace, md_manifest("victim", "1.0.0", replicas=2))
+    # given a victim serving from a granted explicit sandbox (a default one's name the CRD refuses outright:
+    # test_admission.py)
+    grant(stack, namespace, f"{namespace}-sbx-")
+    apply(stack, namespace, md_manifest("victim", "1.0.0", replicas=2, sandbox={"namespace": f"{namespace}-sbx-v"}))
     victim = wait_phase(stack, namespace, "victim", "Stable")
     sandbox = victim["sandboxNamespace"]
+    assert sandbox == f"{namespace}-sbx-v"
     before = tollgate_objects(stack, sandbox)
     assert any("networkpolicy" in o for o in before) and any("resourcequota" in o for o in before)
     mark = audit.now_marker()
@@ -113,8 +145,10 @@ def test_an_httproute_cannot_be_put_into_a_shared_gateways_namespace(
         "spec": {"gatewayClassName": "example", "listeners": [
             {"name": "http", "port": 80, "protocol": "HTTP", "allowedRoutes": {"namespaces": {"from": "Same"}}}]},
     }))
+    grant(stack, namespace, second_namespace)
     mark = audit.now_marker()
-    # when a tenant puts its sandbox, and so its HTTPRoute, into the Gateway's namespace
+    # when a tenant puts its sandbox, and so its HTTPRoute, into the Gateway's namespace (granted: the
+    # ownership check is what refuses it)
     apply(stack, namespace, md_manifest("sneak", "1.0.0", replicas=2, sandbox={"namespace": second_namespace},
                                         traffic={"router": "gatewayAPI", "gatewayAPI": {
                                             "parentRefs": [{"name": "shared", "namespace": second_namespace}]}}))
