@@ -497,6 +497,38 @@ def test_paused_holds_weights_and_ignores_verdicts(sim: Sim) -> None:
     assert d.status.passedAnalyses == 0
 
 
+def test_time_paused_does_not_count_toward_max_no_data_duration(sim: Sim) -> None:
+    # given a healthy canary at 10% on thin traffic (under minSamples): inconclusive, its no-data clock
+    # running for a minute (maxNoDataDuration 2m, onNoData hold, failureLimit 1)
+    start_canary(sim)
+    thin = (slo_obs(value=0.0, samples=20, baseline=0.0),)
+    sim.tick(thin)
+    sim.tick(thin)
+    assert sim.status.analysis[0].verdict is Verdict.INCONCLUSIVE and sim.status.analysis[0].noDataSince
+    # when the rollout is paused for 10 minutes and resumed
+    sim.spec = updated(sim.spec, paused=True)
+    sim.step(after=1)
+    sim.step(after=600)
+    sim.spec = updated(sim.spec, paused=False)
+    resumed = sim.step(after=1)
+    # then the no-data clock restarts: it is not carried over the pause (rule 7)
+    assert Reason.RESUMED in resumed.event_reasons
+    assert all(s.noDataSince is None for s in resumed.status.analysis)
+    # and thin traffic after the resume is held without a failure for maxNoDataDuration from the next look
+    first = sim.tick(thin)
+    since = first.status.analysis[0].noDataSince
+    assert since == first.status.lastAnalysisAt
+    looks = [first]
+    while (sim.now - resumed.at).total_seconds() < 90:
+        looks.append(sim.tick(thin))  # every look up to 2m after the resume
+    assert all(s.verdict is Verdict.INCONCLUSIVE and s.failures == 0 for d in looks for s in d.status.analysis)
+    assert all(d.status.canary is not None and d.status.canaryWeight == 10 for d in looks)
+    # and it is still bounded: thin traffic for maxNoDataDuration after the resume fails as before
+    for _ in range(4):
+        d = sim.tick(thin)
+    assert d.status.canary is None and d.status.history[0].result == "RolledBack"
+
+
 def test_a_new_revision_mid_rollout_supersedes_the_canary(sim: Sim) -> None:
     start_canary(sim)
     old = sim.status.canary
