@@ -18,7 +18,8 @@ Order of a check, first match wins:
    fail or hold -> Fail. A canary that never gets enough traffic cannot hold its step forever.
 3. canary value missing, NaN or +-Inf   -> no data, then onNoData:
    pass -> NoData, counts as passing; fail -> Fail; hold -> NoData until maxNoDataDuration has passed
-   since the run of missing data began (noDataSince), then Fail (and every no-data check after it)
+   since the run of missing data began (noDataSince), then Fail (and every no-data check after it).
+   Time paused is not part of the run: a resume clears noDataSince (engine.rules.steps, rule 7)
 4. value below min or above max         -> Fail
 5. maxIncreaseOverBaseline set, and the runtime asked for the canary's stream (comparison.applies: ratio
    and latency templates; stream_since set, even when the answer left the stream out): the statistical

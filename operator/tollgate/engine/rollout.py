@@ -15,11 +15,15 @@ The rules, in the order a decision applies them:
 2. Kill switch on -> canary weight 0 and the canary removed in this decision, whatever the phase;
    all traffic to the fallback (spec.fallback, else status.lastKnownGood) once it is Ready (stable
    serves until then); with no fallback at all -> Stalled, stable keeps serving. Kill switch off ->
-   back to normal; an interrupted canary restarts at step one.
+   back to normal; an interrupted canary restarts at step one. Controls still act under it (rule 6):
+   abort rolls the interrupted canary back (history, evidence), so it stays rolled back once the switch
+   is off; a retry that would act waits, unhandled, until the switch is off (no canary starts under it);
+   promote, approve and step are recorded and ignored (engine.rules.kill_switch).
 2b. Drills (tollgate.dev/drill-kill-switch, drill-rollback; engine.rules.drills): a kill-switch drill runs
    rule 2 until all traffic is observed on the fallback, then releases it; a rollback drill rolls the
    canary back as abort does. Each is timed from the decision that acted on it to the first decision
-   observing all traffic on the fallback or stable (status.lastDrill), or refused with the fix.
+   observing all traffic on the fallback or stable (status.lastDrill), or refused with the fix. While a
+   kill-switch drill holds traffic on the fallback, a retry that would act waits as under rule 2.
 3. First deployment (nothing has served yet) -> straight to the stable track, no canary; with a bake
    window it is judged there on its absolute limits; failed, all traffic to spec.fallback as in rule 2
    (else Stalled, it keeps serving) until the spec changes or tollgate.dev/retry.
@@ -27,11 +31,13 @@ The rules, in the order a decision applies them:
    stable, a new canary starts at step one. Replica or policy changes are not new revisions.
 5. A revision that was rolled back stays rolled back until the spec changes it or a new
    tollgate.dev/retry token arrives.
-6. Controls act once per distinct token: abort (roll back now, with evidence), promote (skip the
-   remaining steps), approve (only while an approval gate is waiting; a token seen at any other time is
-   recorded and ignored, so nothing is approved before a person saw the gate), retry.
+6. Controls act once per distinct token: abort (roll back now, with evidence; under the kill switch
+   too), promote (skip the remaining steps), approve (only while an approval gate is waiting; a token
+   seen at any other time is recorded and ignored, so nothing is approved before a person saw the gate),
+   retry (deferred while traffic is held on the fallback, rule 2).
 7. spec.paused -> weights hold, analysis results are ignored, deadlines do not run; on resume the
-   current step starts over (its pause and analysis count again from the resume).
+   current step starts over (its pause and analysis count again from the resume), and so does each
+   SLO's maxNoDataDuration hold (status.analysis[].noDataSince restarts at the first look after it).
 8. Canary readiness: the canary must be fully Ready (pods of its revision) within progressDeadline of
    the moment the engine started waiting (canary start, a step's scale-up) or, when the scheduler found
    no node for them, of the moment they were scheduled; past it -> roll back in that decision, and
@@ -86,7 +92,13 @@ from tollgate.engine.revision import desired_revision
 from tollgate.engine.rules import drills, keep
 from tollgate.engine.rules.finish import finish
 from tollgate.engine.rules.hooks import webhook_due
-from tollgate.engine.rules.kill_switch import kill_switch_off, kill_switch_on, stall
+from tollgate.engine.rules.kill_switch import (
+    controls_under_kill_switch,
+    hold_retry,
+    kill_switch_off,
+    kill_switch_on,
+    stall,
+)
 from tollgate.engine.rules.revisions import reconcile
 from tollgate.engine.rules.steps import gate_waiting
 from tollgate.engine.sandbox import sandbox_namespace
@@ -208,11 +220,13 @@ class Case:
                                              "change the spec or set tollgate.dev/retry before a drill")
                 return finish(d, policy)
             drills.interrupt(d, policy, "the kill switch was turned on (spec.killSwitch)")
+            controls_under_kill_switch(d, tokens)  # rule 6 still holds: an abort is not lost
             kill_switch_on(d)
             drills.refuse_new(d, tokens, f"the kill switch is on (spec.killSwitch): turn it off (kubectl tollgate "
                                          f"unkill {self.ctx.name}) before a drill")
             return finish(d, policy)
         if drills.start(d, policy, tokens) or drills.kill_switch_drill(d, policy):  # rule 2b
+            hold_retry(d, tokens)  # no canary starts while a drill holds traffic on the fallback
             return drills.with_wake(finish(d, policy), policy)
         if d.st.killSwitchActive:  # (a kill-switch drill may have released it in this decision)
             kill_switch_off(d, policy)

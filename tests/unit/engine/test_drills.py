@@ -87,6 +87,30 @@ def test_kill_switch_drill_times_the_fallback_from_observed_routing_then_restore
     assert d.status.lastDrill == drill and not d.status.killSwitchActive
 
 
+def test_a_retry_in_the_decision_that_starts_a_kill_switch_drill_is_not_lost() -> None:
+    # given a rolled-back canary 2.0.0, 1.0.0 serving, fallback 0.9.0 pinned
+    sim = pinned()
+    sim.set_version("2.0.0")
+    sim.step()
+    sim.step()
+    sim.controls = Controls(abort="oncall")
+    sim.step()
+    revision = sim.status.rolledBackRevision
+    assert revision is not None and sim.status.canary is None
+    # when a kill-switch drill and a retry of the rolled-back revision arrive together
+    sim.controls = Controls(abort="oncall", drillKillSwitch=ALICE, retry="bob")
+    d = sim.step(after=1)
+    # then the drill's kill switch holds traffic on the fallback path, no canary starts, and the retry is
+    # not marked handled: it waits for the switch to be released
+    assert d.status.killSwitchActive and d.status.canary is None and d.status.controls.retry is None
+    # when the drill releases the switch (here: interrupted, the spec's revision is not the serving one)
+    d = sim.step(after=1)
+    # then the retry acts: the revision starts again from step one
+    assert not d.status.killSwitchActive and d.status.controls.retry == "bob"
+    assert Reason.RETRIED in d.event_reasons
+    assert d.status.canary is not None and d.status.canary.revision == revision
+
+
 def test_kill_switch_drill_whose_fallback_never_becomes_ready_fails_at_the_deadline_and_switches_back() -> None:
     sim = pinned()
     sim.not_ready = {"fallback"}

@@ -155,6 +155,24 @@ def test_the_kill_switch_removes_a_kept_canary_at_once() -> None:
     assert canary_deleted(sim) and Reason.KEPT_CANARY_REMOVED in d.event_reasons
 
 
+def test_a_canary_aborted_under_the_kill_switch_is_not_kept() -> None:
+    # given a canary at 10% with keepFailedCanary, and the kill switch on (its Deployment is gone already)
+    sim = Sim(make_spec(rollout=ROLLOUT))
+    sim.deploy_stable()
+    sim.set_version("2.0.0")
+    sim.step()
+    sim.step()
+    sim.spec = updated(sim.spec, killSwitch=True)
+    sim.step()
+    assert "canary" not in sim.tracks and sim.status.canary is not None
+    # when it is aborted under the kill switch
+    sim.controls = Controls(abort="oncall")
+    d = sim.step()
+    # then it is rolled back, and nothing is kept: there are no pods to keep
+    assert d.status.canary is None and d.status.history[0].result == "Aborted"
+    assert d.status.keptCanary is None and Reason.CANARY_KEPT not in d.event_reasons
+
+
 def test_gateway_router_the_kept_canary_has_weight_0_and_its_service_selects_no_pod() -> None:
     sim = Sim(make_spec(rollout=ROLLOUT, traffic=GATEWAY))
     rolled_back(sim)

@@ -9,6 +9,7 @@ from tollgate.api.status import HISTORY_LIMIT, HistoryEntry, ModelDeploymentStat
 from tollgate.engine import conditions as cond
 from tollgate.engine.actions import (
     ApplyObjects,
+    Cause,
     DeleteObjects,
     EventType,
     Promote,
@@ -496,6 +497,38 @@ def test_paused_holds_weights_and_ignores_verdicts(sim: Sim) -> None:
     assert d.status.passedAnalyses == 0
 
 
+def test_time_paused_does_not_count_toward_max_no_data_duration(sim: Sim) -> None:
+    # given a healthy canary at 10% on thin traffic (under minSamples): inconclusive, its no-data clock
+    # running for a minute (maxNoDataDuration 2m, onNoData hold, failureLimit 1)
+    start_canary(sim)
+    thin = (slo_obs(value=0.0, samples=20, baseline=0.0),)
+    sim.tick(thin)
+    sim.tick(thin)
+    assert sim.status.analysis[0].verdict is Verdict.INCONCLUSIVE and sim.status.analysis[0].noDataSince
+    # when the rollout is paused for 10 minutes and resumed
+    sim.spec = updated(sim.spec, paused=True)
+    sim.step(after=1)
+    sim.step(after=600)
+    sim.spec = updated(sim.spec, paused=False)
+    resumed = sim.step(after=1)
+    # then the no-data clock restarts: it is not carried over the pause (rule 7)
+    assert Reason.RESUMED in resumed.event_reasons
+    assert all(s.noDataSince is None for s in resumed.status.analysis)
+    # and thin traffic after the resume is held without a failure for maxNoDataDuration from the next look
+    first = sim.tick(thin)
+    since = first.status.analysis[0].noDataSince
+    assert since == first.status.lastAnalysisAt
+    looks = [first]
+    while (sim.now - resumed.at).total_seconds() < 90:
+        looks.append(sim.tick(thin))  # every look up to 2m after the resume
+    assert all(s.verdict is Verdict.INCONCLUSIVE and s.failures == 0 for d in looks for s in d.status.analysis)
+    assert all(d.status.canary is not None and d.status.canaryWeight == 10 for d in looks)
+    # and it is still bounded: thin traffic for maxNoDataDuration after the resume fails as before
+    for _ in range(4):
+        d = sim.tick(thin)
+    assert d.status.canary is None and d.status.history[0].result == "RolledBack"
+
+
 def test_a_new_revision_mid_rollout_supersedes_the_canary(sim: Sim) -> None:
     start_canary(sim)
     old = sim.status.canary
@@ -549,6 +582,87 @@ def test_kill_switch_mid_rollout_cuts_the_canary_in_the_same_decision(sim: Sim) 
     assert not d.status.killSwitchActive
     assert d.status.currentStep == 0
     assert "fallback" not in sim.tracks
+
+
+def test_an_abort_under_the_kill_switch_rolls_the_canary_back_and_it_stays_rolled_back(sim: Sim) -> None:
+    # given a canary at 10% and the kill switch on, all traffic on the pinned fallback
+    start_canary(sim)
+    revision = sim.status.canary.revision if sim.status.canary else None
+    sim.spec = updated(sim.spec, killSwitch=True, fallback={"version": "0.9.0"})
+    sim.step()
+    sim.step()
+    assert sim.status.fallback is not None and sim.status.canary is not None
+    # when the on-call aborts the canary while the kill switch is on
+    sim.controls = Controls(abort="oncall")
+    d = sim.step()
+    # then it is rolled back now, with its history entry and evidence (rule 6), and the kill switch still
+    # keeps every request on the fallback
+    assert d.status.canary is None and d.status.rolledBackRevision == revision
+    assert d.status.history[0].result == "Aborted" and d.status.history[0].actedBy == "oncall"
+    assert Reason.ABORTED in d.event_reasons
+    assert [r.cause for r in d.of_type(RollBack)] == [Cause.ABORT] and d.of_type(RecordEvidence)
+    assert d.status.killSwitchActive and d.status.phase is Phase.FALLBACK
+    assert objects_of(d, "Service")[0]["spec"]["selector"]["tollgate.dev/track"] == "fallback"
+    # when the kill switch goes off
+    sim.spec = updated(sim.spec, killSwitch=False)
+    for _ in range(3):
+        d = sim.step(after=30)
+        # then the aborted revision stays rolled back: it never takes traffic again (rule 5)
+        assert d.status.canary is None and d.status.canaryWeight == 0
+        assert d.status.phase is Phase.ROLLED_BACK and "canary" not in sim.tracks
+    assert Reason.CANARY_STARTED not in [r for x in sim.decisions[-3:] for r in x.event_reasons]
+
+
+def test_an_abort_in_the_decision_that_turns_the_kill_switch_on_is_acted_on_too(sim: Sim) -> None:
+    # given a canary at 10%
+    start_canary(sim)
+    # when the kill switch and an abort arrive together
+    sim.spec = updated(sim.spec, killSwitch=True)
+    sim.controls = Controls(abort="oncall")
+    d = sim.step()
+    # then the canary is cut and rolled back in that one decision, and traffic is on the fallback
+    assert d.status.canary is None and d.status.history[0].result == "Aborted"
+    assert d.status.killSwitchActive and d.status.canaryWeight == 0 and "canary" not in sim.tracks
+    # and once the kill switch is off it stays rolled back
+    sim.spec = updated(sim.spec, killSwitch=False)
+    assert sim.step().status.canary is None
+
+
+def test_a_retry_under_the_kill_switch_waits_until_the_switch_is_off(sim: Sim) -> None:
+    # given a rolled-back revision and the kill switch on
+    revision = _rolled_back(sim)
+    sim.spec = updated(sim.spec, killSwitch=True)
+    sim.step()
+    # when a retry token arrives while the kill switch is on
+    sim.controls = Controls(retry="alice-1")
+    for _ in range(2):
+        d = sim.step(after=30)
+        # then no canary starts and the token is not marked handled: it waits
+        assert d.status.canary is None and d.status.killSwitchActive
+        assert d.status.controls.retry is None and d.status.rolledBackRevision == revision
+    # when the kill switch goes off, the retry acts: the revision starts again from step one
+    sim.spec = updated(sim.spec, killSwitch=False)
+    d = sim.step()
+    assert Reason.RETRIED in d.event_reasons and d.status.controls.retry == "alice-1"
+    assert d.status.canary is not None and d.status.canary.revision == revision and d.status.currentStep == 0
+
+
+def test_a_retry_under_the_kill_switch_with_nothing_rolled_back_does_not_undo_a_later_abort(sim: Sim) -> None:
+    # given a canary interrupted by the kill switch (nothing rolled back: a retry has nothing to act on)
+    start_canary(sim)
+    sim.spec = updated(sim.spec, killSwitch=True)
+    sim.step()
+    # when a retry token arrives, and then an abort
+    sim.controls = Controls(retry="early")
+    d = sim.step()
+    # then the retry is recorded and ignored, as it is outside the kill switch
+    assert d.status.controls.retry == "early"
+    sim.controls = Controls(retry="early", abort="oncall")
+    sim.step()
+    # so when the kill switch goes off, the abort stands
+    sim.spec = updated(sim.spec, killSwitch=False)
+    d = sim.step()
+    assert d.status.canary is None and d.status.phase is Phase.ROLLED_BACK
 
 
 def test_kill_switch_falls_back_to_last_known_good_without_a_pinned_fallback(sim: Sim) -> None:

@@ -11,6 +11,8 @@
   who asked in actedBy), and the first decision that observes every request going to a Ready stable
   records fallbackAt: Passed. The revision stays rolled back until retried; traffic never returns to it.
 - A real kill switch or a new revision interrupts a drill (Interrupted): the real change wins.
+- While a kill-switch drill holds traffic on the fallback (its first decision included), a retry that would
+  act waits, unhandled, until the switch is released (engine.rules.kill_switch.hold_retry).
 
 Times are differences of decision times (`now`, supplied by the runtime with its observations); the
 end of a drill emits DrillRecorded for the operator's metric tollgate_drill_seconds.

@@ -9,7 +9,8 @@ abortScaleDownDelaySeconds).
 - At `until` (a deadline wake, engine.wakes) the record is cleared and the plan removes the Deployment.
 - A new canary (a new version or tollgate.dev/retry) removes the kept one first and starts in the next
   decision, so it never inherits the failed pods (the same revision would otherwise keep them).
-- The kill switch removes it at once, as it removes a running canary.
+- The kill switch removes it at once, as it removes a running canary; a canary aborted under the kill
+  switch is not kept (its Deployment went when the switch came on).
 
 The deadline lives in status, so an operator restart keeps it; time comes in as `Draft.now`.
 """
@@ -41,7 +42,7 @@ def keep_seconds(d: Draft) -> float:
 def keep(d: Draft, canary: RevisionRef, incident: str) -> None:
     """The canary just rolled back is kept when the spec asks for it (its Deployment is not removed)."""
     seconds = keep_seconds(d)
-    if seconds <= 0:
+    if seconds <= 0 or d.spec.killSwitch:  # under the kill switch its Deployment is gone already (rule 2)
         d.st.keptCanary = None
         return
     name = deployment_name(d.ctx, Track.CANARY)

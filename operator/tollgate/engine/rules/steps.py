@@ -6,7 +6,9 @@
   promotion; a gate on the next step still waits);
   approve passes a gate only while it waits (`gate_waiting`). A token that does not apply (approve
   with no gate waiting, step with no entered step, or while paused) is recorded and ignored.
-- spec.paused holds the weights and ignores verdicts; on resume the entered step starts over.
+- spec.paused holds the weights and ignores verdicts; on resume the entered step starts over, and every
+  SLO's run without a verdict (noDataSince, bounded by maxNoDataDuration) restarts: time paused never
+  counts toward a deadline.
 - An analysis tick (Observations.slos) at a judged weight is assessed (engine.analysis); a limit
   crossed rolls back in the same decision.
 - A step is entered by setting its weight (after approval when it has a gate, only when the canary is
@@ -78,6 +80,11 @@ def progress(d: Draft, policy: Policy, tokens: ControlTokens) -> None:
         return
     if d.prev.phase is Phase.PAUSED and not promoting:
         d.event(Reason.RESUMED, "rollout resumed: the current step starts over")
+        # maxNoDataDuration is a deadline too, and deadlines do not run while paused: ticks were not
+        # judged then, so a run without a verdict restarts at the first look after the resume instead of
+        # counting the pause (a healthy canary on thin traffic would fail at once). Failures and
+        # lastFailedAt stay: they count checks, and a failure's interval gap only shortens with time.
+        d.st.analysis = [s.model_copy(update={"noDataSince": None}) if s.noDataSince else s for s in d.st.analysis]
         # Only a step that was entered starts over. Paused at a gate, the canary still holds the
         # previous step's weight; that step completed with its pass before the pause, and wiping
         # the pass would leave a later weight rise without the pass it was granted on.
