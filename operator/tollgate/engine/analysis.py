@@ -9,7 +9,10 @@ returned it); this module assesses, the rollout only consumes the outcome.
 
 Order of a check, first match wins:
 
-1. provider error                       -> Error (consecutiveErrors + 1; failures unchanged)
+1. provider error                       -> Error (consecutiveErrors + 1; failures unchanged). Every
+   other verdict (Pass, NoData, Inconclusive, Fail) resets consecutiveErrors to 0: the limit counts
+   errors in a row, as Argo Rollouts' consecutiveErrorLimit, so errors with any other look between
+   them never add up to a fail-closed rollback.
 2. canary samples < minSamples          -> Inconclusive (no verdict on too little traffic; samples and
    values are those of the window, or of the canary's stream for SLOs compared as in 5, where a stream
    asked for but missing from the provider's answer counts 0 requests). Bounded:
@@ -29,7 +32,7 @@ Order of a check, first match wins:
    as in 3.
    Otherwise (custom queries, other templates): stable value missing/NaN -> no data as in 3;
    canary - stable > maxIncreaseOverBaseline -> Fail
-6. otherwise                            -> Pass (consecutiveErrors reset to 0)
+6. otherwise                            -> Pass
 
 A tick passes when every SLO passed (or had no data under onNoData: pass). An SLO whose failures exceed
 failureLimit, or whose consecutive errors exceed consecutiveErrorLimit, ends the rollout in the same
@@ -138,6 +141,8 @@ def judge(
             "consecutiveErrors": base.consecutiveErrors + 1,
         })
         return Check(status, passing=False)
+    # Not an error: the run of errors in a row is over, whatever the verdict below (rule 1).
+    base = base.model_copy(update={"consecutiveErrors": 0})
 
     samples = obs.canary.samples if obs.canary is not None else 0
     canary = finite(obs.canary)
@@ -228,7 +233,7 @@ def _fail(base: SLOStatus, update: dict[str, object], now: datetime, gap: float 
 
 
 def _pass(base: SLOStatus, update: dict[str, object]) -> Check:
-    status = base.model_copy(update={**update, "verdict": Verdict.PASS, "consecutiveErrors": 0})
+    status = base.model_copy(update={**update, "verdict": Verdict.PASS})
     return Check(status, passing=True)
 
 

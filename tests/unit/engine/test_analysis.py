@@ -123,6 +123,30 @@ def test_errors_are_counted_apart_and_a_pass_resets_them() -> None:
     assert judge(slo, obs(0.001), err, T0).status.consecutiveErrors == 0
 
 
+@pytest.mark.parametrize(("between", "policy", "verdict"), [
+    (obs(None), "pass", Verdict.NO_DATA),
+    (obs(None), "hold", Verdict.NO_DATA),
+    (obs(0.001, samples=10), "hold", Verdict.INCONCLUSIVE),
+    (obs(0.5), "hold", Verdict.FAIL),
+])
+def test_any_verdict_other_than_an_error_ends_a_run_of_errors(
+        between: SLOObservation, policy: str, verdict: Verdict) -> None:
+    # given consecutiveErrorLimit 2 and a failureLimit that a single failure stays within
+    slo = resolved(max=0.01, onNoData=policy)
+    err = obs(None, error="timeout")
+    prev: tuple[SLOStatus, ...] = ()
+    # when provider errors come three times, never two in a row: each followed by another verdict
+    for i, look in enumerate((err, between, err, between, err)):
+        tick = assess([slo], prev, [look], T0 + timedelta(seconds=30 * i), failure_limit=5,
+                      consecutive_error_limit=2)
+        prev = tick.slos
+        # then the verdict in between resets the run, and an error starts a new one at 1
+        assert tick.slos[0].verdict is (Verdict.ERROR if look is err else verdict)
+        assert tick.slos[0].consecutiveErrors == (1 if look is err else 0)
+    # and nothing fails closed: the errors were never consecutive
+    assert not tick.errored and not tick.must_roll_back
+
+
 def test_assess_crosses_limits_in_the_same_tick() -> None:
     slo = resolved(max=0.01)
     prev = [SLOStatus(name="error-rate", failures=1, consecutiveErrors=0)]
