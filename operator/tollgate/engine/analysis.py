@@ -9,7 +9,10 @@ returned it); this module assesses, the rollout only consumes the outcome.
 
 Order of a check, first match wins:
 
-1. provider error                       -> Error (consecutiveErrors + 1; failures unchanged)
+1. provider error                       -> Error (consecutiveErrors + 1; failures unchanged). Every
+   other verdict (Pass, NoData, Inconclusive, Fail) resets consecutiveErrors to 0: the limit counts
+   errors in a row, as Argo Rollouts' consecutiveErrorLimit, so errors with any other look between
+   them never add up to a fail-closed rollback.
 2. canary samples < minSamples          -> Inconclusive (no verdict on too little traffic; samples and
    values are those of the window, or of the canary's stream for SLOs compared as in 5, where a stream
    asked for but missing from the provider's answer counts 0 requests). Bounded:
@@ -30,11 +33,20 @@ Order of a check, first match wins:
    as in 3.
    Otherwise (custom queries, other templates): stable value missing/NaN -> no data as in 3;
    canary - stable > maxIncreaseOverBaseline -> Fail
-6. otherwise                            -> Pass (consecutiveErrors reset to 0)
+6. otherwise                            -> Pass
 
 A tick passes when every SLO passed (or had no data under onNoData: pass). An SLO whose failures exceed
 failureLimit, or whose consecutive errors exceed consecutiveErrorLimit, ends the rollout in the same
 tick: errors fail closed, they never promote.
+
+At full traffic (the 100% step; the bake window, engine.bake_analysis) stable serves nothing, so an SLO
+judged against stable's live data would have none at every look, and a healthy canary would be held, then
+failed by onNoData once maxNoDataDuration had passed. So there (`full_traffic_slos`, the bake's rule too):
+- a shift SLO is not judged: it needs two tracks serving at once;
+- `maxIncreaseOverBaseline` is judged only against a baseline the stable track recorded at a lower step
+  (status.baselines, carried forward: engine.comparison); without one the relative limit is dropped, and
+  an SLO with no min or max left is not judged;
+- absolute limits (min, max) are judged as at any step: a bad canary at 100% still fails.
 
 A dry-run SLO (`dryRun: true`, as Argo Rollouts' dryRun) is judged by the same rules and shown in status
 with its verdict, but never gates: it neither holds a step nor rolls back, whatever its verdict.
@@ -43,7 +55,7 @@ with its verdict, but never gates: it neither holds a step nor rolls back, whate
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -59,6 +71,24 @@ MISSING_OBSERVATION = "no observation for this SLO in the analysis tick"
 
 SHIFT_SLOS = frozenset({"score-shift"})
 """Built-in SLOs whose per-track values are judged by their distance (rule 0), not one by one."""
+
+
+def full_traffic_slos(slos: Sequence[ResolvedSLO], carried: Collection[str]) -> tuple[ResolvedSLO, ...]:
+    """The SLOs judged when the judged track serves all traffic and stable none (the 100% step, the bake
+    window), as they are judged there (module docstring); `carried` names the SLOs with a baseline carried
+    forward (status.baselines). Without this, a relative check has no stable data and onNoData decides."""
+    out: list[ResolvedSLO] = []
+    for resolved in slos:
+        slo = resolved.slo
+        if slo.name in SHIFT_SLOS and slo.query is None:
+            continue
+        if slo.maxIncreaseOverBaseline is not None and slo.name not in carried:
+            if slo.min is None and slo.max is None:
+                continue
+            out.append(replace(resolved, slo=slo.model_copy(update={"maxIncreaseOverBaseline": None})))
+            continue
+        out.append(resolved)
+    return tuple(out)
 
 
 def finite(metric: MetricValue | None) -> float | None:
@@ -112,6 +142,8 @@ def judge(
             "consecutiveErrors": base.consecutiveErrors + 1,
         })
         return Check(status, passing=False)
+    # Not an error: the run of errors in a row is over, whatever the verdict below (rule 1).
+    base = base.model_copy(update={"consecutiveErrors": 0})
 
     samples = obs.canary.samples if obs.canary is not None else 0
     canary = finite(obs.canary)
@@ -202,7 +234,7 @@ def _fail(base: SLOStatus, update: dict[str, object], now: datetime, gap: float 
 
 
 def _pass(base: SLOStatus, update: dict[str, object]) -> Check:
-    status = base.model_copy(update={**update, "verdict": Verdict.PASS, "consecutiveErrors": 0})
+    status = base.model_copy(update={**update, "verdict": Verdict.PASS})
     return Check(status, passing=True)
 
 
@@ -241,10 +273,13 @@ def assess(
     full_traffic: bool = False,
 ) -> TickOutcome:
     """Judge every configured SLO of one tick. Observations of unknown SLOs are ignored; a configured
-    SLO without an observation counts as a provider error (the tick did not measure it)."""
+    SLO without an observation counts as a provider error (the tick did not measure it). `full_traffic`:
+    the canary serves all traffic and stable none, so only `full_traffic_slos` are judged."""
     prev_by_name = {s.name: s for s in previous}
     obs_by_name = {o.name: o for o in observed}
     carried = {b.name: b for b in baselines}
+    if full_traffic:
+        slos = full_traffic_slos(slos, carried)
     checks = [judge(slo, obs_by_name.get(slo.name), prev_by_name.get(slo.name), now,
                     carried=carried.get(slo.name), confidence=confidence, failure_gap=failure_gap,
                     full_traffic=full_traffic)

@@ -3,7 +3,8 @@
 After promotion the version serves all traffic on the stable track, and the previous version serves
 nothing, so there is no live baseline. The runtime measures the stable track for the promoted version
 (AnalysisRequest.versions), and the judgement reuses the canary's (engine.analysis) with the stable
-track's data in the canary's place (`subject`). Per SLO:
+track's data in the canary's place (`subject`). Per SLO, as at the canary's 100% step
+(engine.analysis.full_traffic_slos) except for missing data:
 
 - absolute limits (min, max) are judged as for a canary;
 - `maxIncreaseOverBaseline` is judged only against the baseline the previous version recorded during the
@@ -22,7 +23,7 @@ from datetime import datetime, timedelta
 
 from tollgate.api.spec import NoDataPolicy
 from tollgate.api.status import ModelDeploymentStatus, Phase
-from tollgate.engine.analysis import SHIFT_SLOS
+from tollgate.engine.analysis import full_traffic_slos
 from tollgate.engine.observations import SLOObservation
 from tollgate.engine.policy import Policy, ResolvedSLO
 from tollgate.engine.timeutil import parse_time
@@ -37,18 +38,8 @@ def baking(status: ModelDeploymentStatus) -> bool:
 def bake_slos(policy: Policy, status: ModelDeploymentStatus) -> tuple[ResolvedSLO, ...]:
     """The SLOs judged in the bake window, as they are judged there (see the module docstring)."""
     carried = {b.name for b in status.baselines}
-    out: list[ResolvedSLO] = []
-    for resolved in policy.slos:
-        slo = resolved.slo
-        if slo.name in SHIFT_SLOS and slo.query is None:
-            continue
-        update: dict[str, object] = {"onNoData": NoDataPolicy.PASS}
-        if slo.maxIncreaseOverBaseline is not None and slo.name not in carried:
-            update["maxIncreaseOverBaseline"] = None
-            if slo.min is None and slo.max is None:
-                continue
-        out.append(replace(resolved, slo=slo.model_copy(update=update)))
-    return tuple(out)
+    return tuple(replace(r, slo=r.slo.model_copy(update={"onNoData": NoDataPolicy.PASS}))
+                 for r in full_traffic_slos(policy.slos, carried))
 
 
 def subject(observed: tuple[SLOObservation, ...]) -> tuple[SLOObservation, ...]:

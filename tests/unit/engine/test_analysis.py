@@ -123,6 +123,30 @@ def test_errors_are_counted_apart_and_a_pass_resets_them() -> None:
     assert judge(slo, obs(0.001), err, T0).status.consecutiveErrors == 0
 
 
+@pytest.mark.parametrize(("between", "policy", "verdict"), [
+    (obs(None), "pass", Verdict.NO_DATA),
+    (obs(None), "hold", Verdict.NO_DATA),
+    (obs(0.001, samples=10), "hold", Verdict.INCONCLUSIVE),
+    (obs(0.5), "hold", Verdict.FAIL),
+])
+def test_any_verdict_other_than_an_error_ends_a_run_of_errors(
+        between: SLOObservation, policy: str, verdict: Verdict) -> None:
+    # given consecutiveErrorLimit 2 and a failureLimit that a single failure stays within
+    slo = resolved(max=0.01, onNoData=policy)
+    err = obs(None, error="timeout")
+    prev: tuple[SLOStatus, ...] = ()
+    # when provider errors come three times, never two in a row: each followed by another verdict
+    for i, look in enumerate((err, between, err, between, err)):
+        tick = assess([slo], prev, [look], T0 + timedelta(seconds=30 * i), failure_limit=5,
+                      consecutive_error_limit=2)
+        prev = tick.slos
+        # then the verdict in between resets the run, and an error starts a new one at 1
+        assert tick.slos[0].verdict is (Verdict.ERROR if look is err else verdict)
+        assert tick.slos[0].consecutiveErrors == (1 if look is err else 0)
+    # and nothing fails closed: the errors were never consecutive
+    assert not tick.errored and not tick.must_roll_back
+
+
 def test_assess_crosses_limits_in_the_same_tick() -> None:
     slo = resolved(max=0.01)
     prev = [SLOStatus(name="error-rate", failures=1, consecutiveErrors=0)]
@@ -205,3 +229,45 @@ def test_a_dry_run_slo_is_judged_and_shown_but_never_gates() -> None:
     # and the same SLO without dryRun would have rolled back
     gating = ResolvedSLO(SLO(name="latency-p99", max=0.1), 100, 60)
     assert assess([gate, gating], prev, observed, T0, failure_limit=0, consecutive_error_limit=0).must_roll_back
+
+
+# --- full traffic: the canary serves alone, stable serves nothing -----------------------------------
+
+
+def test_at_full_traffic_slos_relative_to_stable_are_judged_as_in_the_bake_window() -> None:
+    # given the 100% step, no baseline carried, and three SLOs that hold on missing data for 120s: a
+    # score-shift, an error-rate with an absolute and a relative limit, and a relative-only request-rate
+    shift = shift_slo(max=0.05, onNoData="hold")
+    both = resolved(max=0.01, maxIncreaseOverBaseline=0.005, onNoData="hold")
+    relative = ResolvedSLO(SLO(name="request-rate", maxIncreaseOverBaseline=5.0, onNoData="hold"), 100, 120)
+    quiet_stable = [means(0.62, None), obs(0.001, baseline=None),
+                    SLOObservation("request-rate", MetricValue(50.0, 500), MetricValue(None, 0))]
+    # when stable serves nothing for longer than maxNoDataDuration (its values are empty)
+    prev: tuple[SLOStatus, ...] = ()
+    for tick_no in range(1, 7):
+        tick = assess([shift, both, relative], prev, quiet_stable, T0 + timedelta(seconds=30 * tick_no),
+                      failure_limit=0, consecutive_error_limit=0, full_traffic=True)
+        prev = tick.slos
+        # then the shift and the relative-only SLO are not judged, error-rate on its absolute limit only
+        assert [s.name for s in tick.slos] == ["error-rate"]
+        assert tick.slos[0].verdict is Verdict.PASS and tick.slos[0].threshold == "max 0.01, minSamples 100"
+        # and every tick passes: a healthy canary is not rolled back for want of a stable track
+        assert tick.passed and not tick.must_roll_back
+
+
+def test_at_full_traffic_an_absolute_limit_still_fails() -> None:
+    # given the 100% step, no baseline carried, an error-rate with absolute and relative limits
+    both = resolved(max=0.01, maxIncreaseOverBaseline=0.005)
+    # when the canary's error rate is far over max
+    tick = assess([both], [], [obs(0.5, baseline=None)], T0, failure_limit=0, consecutive_error_limit=0,
+                  full_traffic=True)
+    # then it fails and rolls back
+    assert tick.slos[0].verdict is Verdict.FAIL and tick.failed == ("error-rate",) and tick.must_roll_back
+
+
+def test_below_full_traffic_relative_slos_are_still_judged_against_stable() -> None:
+    # given a canary step below 100%, where stable serves: a score-shift whose stable mean is missing
+    tick = assess([shift_slo(max=0.05, onNoData="hold")], [], [means(0.62, None)], T0,
+                  failure_limit=0, consecutive_error_limit=0)
+    # then the shift is judged and has no data (the step holds)
+    assert tick.slos[0].verdict is Verdict.NO_DATA and not tick.passed

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from tollgate.api.spec import SLO
 from tollgate.api.status import BaselineRecord, SLOStatus, Verdict
-from tollgate.engine.analysis import judge
+from tollgate.engine.analysis import assess, judge
 from tollgate.engine.comparison import carry_forward, record
 from tollgate.engine.observations import MetricValue, SLOObservation, StreamData
 from tollgate.engine.policy import ResolvedSLO
@@ -75,6 +75,18 @@ def test_at_full_traffic_the_carried_baseline_is_used_and_named() -> None:
     assert check.status.baselineFrom is not None and "step 2 (50% canary)" in check.status.baselineFrom
     # and with stable traffic gone from the stream altogether, the carried baseline still judges
     assert judge(error_rate(), look((10, 1000), (0, 0)), None, T0, carried=carried).status.verdict is Verdict.PASS
+
+
+def test_at_full_traffic_a_carried_baseline_keeps_the_relative_limit() -> None:
+    # given the 100% step and the stable stream's record carried from the 50% step
+    carried = BaselineRecord(name="error-rate", samples=3000, events=30.0, since=SINCE,
+                             at="2026-03-01T11:59:30Z", step=1, weight=50)
+    # when the canary's error rate is 8% against the carried 1%, within its max of 20%
+    tick = assess([error_rate()], [], [look((80, 1000), (0, 0))], T0, failure_limit=0, consecutive_error_limit=0,
+                  baselines=[carried], full_traffic=True)
+    # then maxIncreaseOverBaseline is still judged, against the carried baseline: a regression fails
+    assert tick.slos[0].verdict is Verdict.FAIL and tick.slos[0].baselineSource == "carried"
+    assert tick.failed == ("error-rate",)
 
 
 def test_a_baseline_carried_for_another_canary_is_not_used() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
+from tollgate.api.spec import ModelDeploymentSpec
 from tollgate.api.status import HISTORY_LIMIT, HistoryEntry, ModelDeploymentStatus, Phase, Verdict
 from tollgate.engine import conditions as cond
 from tollgate.engine.actions import (
@@ -18,7 +19,7 @@ from tollgate.engine.actions import (
     RollBack,
     SetWeight,
 )
-from tollgate.engine.observations import Controls, Observations
+from tollgate.engine.observations import Controls, MetricValue, Observations, SLOObservation
 from tollgate.engine.rollout import decide
 
 from .conftest import BAD, CTX, GOOD, T0, Sim, deployments_of, make_spec, objects_of, slo_obs, updated
@@ -337,6 +338,68 @@ def test_progress_deadline_rolls_back_exactly_at_the_deadline(sim: Sim) -> None:
     assert d.status.canary is None
     assert Reason.PROGRESS_DEADLINE_EXCEEDED in d.event_reasons
     assert d.of_type(RecordEvidence)
+
+
+def full_traffic_spec() -> ModelDeploymentSpec:
+    """A canary whose 100% step pauses 5m, longer than maxNoDataDuration (2m), judged on a score-shift
+    and an error-rate with an absolute and a relative limit."""
+    return make_spec(
+        rollout={"steps": [{"weight": 50}, {"weight": 100, "pause": "5m"}],
+                 "analysis": {"interval": "30s", "failureLimit": 1, "consecutiveErrorLimit": 2, "minSamples": 100},
+                 "progressDeadline": "5m"},
+        slos=[{"name": "score-shift", "max": 0.05, "onNoData": "hold", "maxNoDataDuration": "2m"},
+              {"name": "error-rate", "max": 0.01, "maxIncreaseOverBaseline": 0.005,
+               "onNoData": "hold", "maxNoDataDuration": "2m"}],
+    )
+
+
+def canary_alone(error_rate: float) -> tuple[SLOObservation, ...]:
+    """A look at the 100% step once stable's requests have left the window: stable's values are empty."""
+    return (SLOObservation("score-shift", MetricValue(0.50, 1000), MetricValue(None, 0), window="1m"),
+            slo_obs(value=error_rate, baseline=None))
+
+
+def reach_full_traffic(sim: Sim) -> None:
+    """Given a stable 1.0.0 and a healthy canary 2.0.0 (same mean score), the canary reaches 100%."""
+    sim.deploy_stable()
+    sim.set_version("2.0.0")
+    sim.step()
+    sim.step()
+    both = (SLOObservation("score-shift", MetricValue(0.50, 1000), MetricValue(0.50, 1000), window="1m"), slo_obs())
+    for _ in range(5):
+        if sim.status.canaryWeight == 100:
+            break
+        sim.tick(both)
+    assert sim.status.canaryWeight == 100, sim.status.message
+
+
+def test_a_healthy_canary_at_full_traffic_is_not_rolled_back_for_want_of_a_stable_track() -> None:
+    # given a healthy canary at the 100% step, which pauses longer than maxNoDataDuration
+    sim = Sim(full_traffic_spec())
+    reach_full_traffic(sim)
+    # when stable serves nothing, so the shift and the relative limit have no stable value, for the pause
+    for _ in range(20):
+        d = sim.tick(canary_alone(0.001))
+        assert d.status.phase not in (Phase.ROLLING_BACK, Phase.ROLLED_BACK), d.status.message
+        if sim.status.phase is Phase.SUCCEEDED:
+            break
+    # then the canary is promoted after its pause, judged on its absolute limits
+    assert sim.status.phase is Phase.SUCCEEDED, sim.status.message
+    assert sim.status.history[0].result == "Promoted"
+
+
+def test_a_bad_canary_at_full_traffic_still_fails_on_its_absolute_limit() -> None:
+    # given a canary at the 100% step, stable serving nothing
+    sim = Sim(full_traffic_spec())
+    reach_full_traffic(sim)
+    # when its error rate is far over max
+    for _ in range(5):
+        sim.tick(canary_alone(0.2))
+        if sim.status.canary is None:
+            break
+    # then it is rolled back on the failures (failureLimit 1: the second)
+    assert sim.status.canary is None and sim.status.history[0].result == "RolledBack"
+    assert "failureLimit" in sim.status.history[0].reason and "error-rate" in sim.status.history[0].reason
 
 
 # --- a rollback stands; retry -------------------------------------------------------------------
