@@ -53,7 +53,9 @@ class Identity:
     @property
     def group(self) -> str:
         """`by (...)` of every batched query. Grouped by version too: right after a promotion or a
-        rollback the canary track still has the previous canary's series inside the window."""
+        rollback the canary track still has the previous canary's series inside the window. A previous
+        attempt of the same version has the same labels: the engine keeps it out by the range, which never
+        reaches back before the current attempt started (AnalysisRequest.window)."""
         return f"{self.sandbox}, {self.md_namespace}, {self.md_name}, {self.track}, {self.version}"
 
 

@@ -1,7 +1,9 @@
 """The Prometheus metrics provider: SLO observations for every ModelDeployment in analysis, batched.
 
 One `observe()` call is one analysis tick. It sends one grouped query per built-in template per analysis
-window and metric profile, covering every ModelDeployment in the tick, and splits each returned vector
+window and metric profile, covering every ModelDeployment in the tick (a canary younger than its window
+asks for a shorter range, its age in whole look intervals: AnalysisRequest.window; young canaries that
+started in the same look interval share one), and splits each returned vector
 per ModelDeployment and track (by the identity labels of `tollgate.adapters.metric_profiles`). All
 queries of a tick are evaluated at the same instant, so canary, stable and sample counts describe the
 same window.

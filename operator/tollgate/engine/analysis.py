@@ -22,7 +22,11 @@ Order of a check, first match wins:
 3. canary value missing, NaN or +-Inf   -> no data, then onNoData:
    pass -> NoData, counts as passing; fail -> Fail; hold -> NoData until maxNoDataDuration has passed
    since the run of missing data began (noDataSince), then Fail (and every no-data check after it).
-   Time paused is not part of the run: a resume clears noDataSince (engine.rules.steps, rule 7)
+   Time paused is not part of the run: a resume clears noDataSince (engine.rules.steps, rule 7).
+   A young window (the observation's range shorter than the policy's window: a canary younger than the
+   window is measured only since it started, rollout.Case.analysis_request) is no verdict under fail
+   too: Inconclusive, bounded as in 2. Its range may be too short to hold data, and cutting it must
+   never fail a check by itself.
 4. value below min or above max         -> Fail
 5. maxIncreaseOverBaseline set, and the runtime asked for the canary's stream (comparison.applies: ratio
    and latency templates; stream_since set, even when the answer left the stream out): the statistical
@@ -65,7 +69,7 @@ from tollgate.engine import comparison
 from tollgate.engine.comparison import Outcome
 from tollgate.engine.observations import MetricValue, SLOObservation
 from tollgate.engine.policy import ResolvedSLO
-from tollgate.engine.timeutil import format_time, parse_time, seconds_between
+from tollgate.engine.timeutil import format_time, parse_duration, parse_time, seconds_between
 
 MISSING_OBSERVATION = "no observation for this SLO in the analysis tick"
 
@@ -125,12 +129,13 @@ def compared(slo: ResolvedSLO, obs: SLOObservation | None) -> SLOObservation | N
 def judge(
     slo: ResolvedSLO, obs: SLOObservation | None, prev: SLOStatus | None, now: datetime, *,
     carried: BaselineRecord | None = None, confidence: float = 0.99, failure_gap: float = 0.0,
-    full_traffic: bool = False,
+    full_traffic: bool = False, window: str | None = None,
 ) -> Check:
     """Judge one SLO; `prev` is its status from the previous tick of this canary (None at first);
     `carried` the stable track's last measurement of this SLO (status.baselines). A failure other than a
     significant regression counts only `failure_gap` seconds after the last counted one: looks come
-    every scrape interval, and one bad window seen at several looks is still one failed check."""
+    every scrape interval, and one bad window seen at several looks is still one failed check.
+    `window`: the policy's; an observation over a shorter range is a young window (rule 3)."""
     obs = compared(slo, obs)
     base = prev if prev is not None else SLOStatus(name=slo.name)
     at = format_time(now)
@@ -200,12 +205,24 @@ def judge(
         status = base.model_copy(update={**common, **values, "verdict": Verdict.NO_DATA, "noDataSince": None})
         return Check(status, passing=True)
     if slo.on_no_data is NoDataPolicy.FAIL:
+        if _young(obs.window, window):
+            return _inconclusive(slo, base, {**common, **values}, now, failure_gap)
         return _fail(base, {**common, **values}, now, failure_gap)
     since = parse_time(base.noDataSince) or now
     update: dict[str, object] = {**common, **values, "noDataSince": format_time(since)}
     if seconds_between(since, now) >= slo.max_no_data_seconds:
         return _fail(base, update, now, failure_gap)
     return Check(base.model_copy(update={**update, "verdict": Verdict.NO_DATA}), passing=False)
+
+
+def _young(measured: str, window: str | None) -> bool:
+    """The observation covered less than the policy's window: a canary younger than the window."""
+    if window is None:
+        return False
+    try:
+        return parse_duration(measured) < parse_duration(window)
+    except ValueError:
+        return False
 
 
 def _inconclusive(
@@ -271,10 +288,12 @@ def assess(
     confidence: float = 0.99,
     failure_gap: float = 0.0,
     full_traffic: bool = False,
+    window: str | None = None,
 ) -> TickOutcome:
     """Judge every configured SLO of one tick. Observations of unknown SLOs are ignored; a configured
     SLO without an observation counts as a provider error (the tick did not measure it). `full_traffic`:
-    the canary serves all traffic and stable none, so only `full_traffic_slos` are judged."""
+    the canary serves all traffic and stable none, so only `full_traffic_slos` are judged. `window`: the
+    policy's, to tell a young window (rule 3); None: none is."""
     prev_by_name = {s.name: s for s in previous}
     obs_by_name = {o.name: o for o in observed}
     carried = {b.name: b for b in baselines}
@@ -282,7 +301,7 @@ def assess(
         slos = full_traffic_slos(slos, carried)
     checks = [judge(slo, obs_by_name.get(slo.name), prev_by_name.get(slo.name), now,
                     carried=carried.get(slo.name), confidence=confidence, failure_gap=failure_gap,
-                    full_traffic=full_traffic)
+                    full_traffic=full_traffic, window=window)
               for slo in slos]
     statuses = tuple(
         c.status.model_copy(update={"dryRun": True}) if slo.slo.dryRun else c.status

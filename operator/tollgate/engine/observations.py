@@ -226,10 +226,17 @@ class AnalysisRequest:
     name: str
     slos: tuple[SLO, ...]
     window: str
-    """PromQL range, e.g. 1m (spec.rollout.analysis.window, default twice the interval)."""
+    """PromQL range, e.g. 1m (spec.rollout.analysis.window, default twice the interval). For a canary it
+    never reaches back before the canary's current attempt started (status.canaryStartedAt): while the
+    canary is younger than the window it is its age, floored to whole look intervals
+    (engine.policy.Policy.analysis_range), so requests of one tick share a range, and a batched query,
+    unless their canaries started in different look intervals."""
     versions: tuple[tuple[str, str], ...] = ()
     """(track, model version) under analysis. Series of other versions on the same track (the previous
-    canary, still inside the window) are ignored. Empty: every version of the track counts."""
+    canary, still inside the window) are ignored. A previous attempt of the same version (a superseded
+    revision of it, or the rolled-back revision a retry starts again) carries the same labels: it is kept
+    out by `window`, which never reaches back before the current attempt started. Empty: every version of
+    the track counts."""
     stream_since: str | None = None
     """Start (RFC 3339) of the canary's stream: SLOs compared with the baseline by a test are also
     measured as counts since then (engine.comparison). None: no stream."""

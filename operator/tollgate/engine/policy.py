@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 from dataclasses import dataclass
+from datetime import datetime
 
 from tollgate.api.invalid import InvalidSpecError
 from tollgate.api.routers import DEFAULT_DIALECT, GatewayDialect
@@ -80,6 +82,30 @@ class Policy:
     @property
     def look_interval(self) -> float:
         return self.look_seconds if 0 < self.look_seconds < self.interval_seconds else self.interval_seconds
+
+    def analysis_range(self, started: datetime | None, now: datetime) -> str:
+        """The PromQL range of an analysis at `now` of a canary whose current attempt started at `started`
+        (status.canaryStartedAt; None: the whole window).
+
+        Never reaches back before the attempt started: series are told apart by track and model version
+        only, so a new canary of the previous attempt's model version (a superseding revision, a retry)
+        shares its series, and a range reaching before its start would judge (and count towards
+        minSamples) the failed attempt's requests as its own. While the canary is younger than the window
+        the range is its age, floored to whole look intervals (to whole seconds, or milliseconds below one,
+        while younger than one look interval): ticks fall on the look-interval grid, so the young canaries
+        of one tick share a range (one batched query) when they started in the same grid interval (the
+        provider evaluates at or after `now`, so the range starts no earlier than `started`). From
+        the window's age on it is the window as written. A young range may hold too little data: that is
+        no verdict, as for any young canary (engine.analysis)."""
+        if started is None:
+            return self.window
+        age = (now - started).total_seconds()
+        if age >= parse_duration(self.window):
+            return self.window
+        look = self.look_interval
+        if age >= look:
+            return _format_seconds(math.floor(age / look) * look)
+        return _format_seconds(math.floor(age) if age >= 1 else max(age, 0.001))
 
     @property
     def max_weight(self) -> int:

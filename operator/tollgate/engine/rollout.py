@@ -102,7 +102,7 @@ from tollgate.engine.rules.kill_switch import (
 from tollgate.engine.rules.revisions import reconcile
 from tollgate.engine.rules.steps import gate_waiting
 from tollgate.engine.sandbox import sandbox_namespace
-from tollgate.engine.timeutil import require_aware
+from tollgate.engine.timeutil import parse_time, require_aware
 from tollgate.engine.wakes import analysis_time
 
 __all__ = ["Case", "decide", "gate_waiting", "refused", "spec_problem"]
@@ -157,7 +157,13 @@ class Case:
 
     def analysis_request(self, now: datetime) -> AnalysisRequest | None:
         """The SLOs to measure before deciding at `now`: when the grid point of the next analysis tick
-        has come (engine.wakes.analysis_time), never between grid points; else None."""
+        has come (engine.wakes.analysis_time), never between grid points; else None.
+
+        A canary's range never reaches back before its current attempt started (status.canaryStartedAt):
+        while it is younger than the window, the range is its age in whole look intervals
+        (Policy.analysis_range), so a previous attempt of the same model version (a superseded revision,
+        the rolled-back one a retry starts again), whose series carry the same labels, is never judged
+        as this one's."""
         if self.policy is None:
             return None
         at = analysis_time(self.policy, self.status)
@@ -181,9 +187,11 @@ class Case:
         # Counts since the canary started, for the SLOs compared with their baseline by a test.
         streamed = any(r.slo.maxIncreaseOverBaseline is not None and r.slo.query is None
                        and r.slo.templateRef is None for r in self.policy.slos)
+        # The window, cut to the canary's age while it is younger: never before this attempt started.
+        window = self.policy.analysis_range(parse_time(self.status.canaryStartedAt), require_aware(now))
         return AnalysisRequest(
             namespace=self.ctx.namespace, name=self.ctx.name, slos=tuple(r.slo for r in self.policy.slos),
-            window=self.policy.window, versions=tuple((track, ref.version) for track, ref in tracks if ref),
+            window=window, versions=tuple((track, ref.version) for track, ref in tracks if ref),
             stream_since=self.status.canaryStartedAt if streamed else None,
             sandbox=self.status.sandboxNamespace or self.sandbox,
             profile=self.spec.metrics.profile.value if self.spec.metrics.profile else None,
