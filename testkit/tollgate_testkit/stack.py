@@ -75,6 +75,9 @@ class OperatorProcess:
     leader_election: bool = False
     lease_namespace: str = "default"
     extra_args: Sequence[str] = ()
+    confirm_rollout_allow: Sequence[str] = ("127.0.0.1/32",)
+    """--confirm-rollout-allow: the tests' confirmRollout endpoints listen on loopback, which the operator
+    refuses by default (adapters.destinations); empty: the operator's default policy."""
     env: dict[str, str] = field(default_factory=dict)
     log_path: Path = field(default_factory=lambda: Path(tempfile.mkstemp(prefix="tollgate-op-", suffix=".log")[1]))
     metrics_port: int = field(default_factory=free_port)
@@ -90,6 +93,8 @@ class OperatorProcess:
             args += ["--metrics-profile", self.metrics_profile]
         for ns in self.namespaces:
             args += ["--namespace", ns]
+        if self.confirm_rollout_allow:
+            args += ["--confirm-rollout-allow", ",".join(self.confirm_rollout_allow)]
         if self.leader_election:
             args += ["--lease-namespace", self.lease_namespace]
         else:

@@ -187,6 +187,7 @@ class Runtime:
                                      scrape_interval=self.settings.scrape_interval,
                                      initializer_image=self.settings.storage_initializer_image,
                                      dialect=self.settings.gateway_dialect,
+                                     destinations=self.settings.confirm_rollout_destinations,
                                      limits=PlatformLimits(self.settings.max_replicas,
                                                            dict(self.settings.max_pod_resources)))
         self.reconciler.slots = self.decision_slots

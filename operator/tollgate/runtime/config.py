@@ -9,6 +9,7 @@ import argparse
 import os
 from dataclasses import dataclass, field
 
+from tollgate.adapters.destinations import DestinationPolicy
 from tollgate.api.routers import DEFAULT_DIALECT, GatewayDialect
 from tollgate.api.spec import MetricsProfile
 from tollgate.engine.model_delivery import DEFAULT_INITIALIZER_IMAGE
@@ -67,6 +68,8 @@ class Settings:
     """Image of the init container that fetches spec.model.uri and checks its digest (engine.model_delivery)."""
     gateway_dialect: GatewayDialect = DEFAULT_DIALECT
     """How the gatewayAPI router speaks to the cluster's Gateway implementation (api.routers.GatewayDialect)."""
+    confirm_rollout_destinations: DestinationPolicy = field(default_factory=DestinationPolicy)
+    """Where a confirmRollout gate's URL may lead (adapters.destinations)."""
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -179,7 +182,24 @@ def parser() -> argparse.ArgumentParser:
                         "mirroring TraefikService and rate-limit Middlewares; needs its Kubernetes CRD provider). "
                         "A spec asking for what the dialect cannot do is Stalled before any traffic moves "
                         "[TOLLGATE_GATEWAY_DIALECT]")
+    p.add_argument("--confirm-rollout-allow", type=_entries,
+                   default=_entries(env("TOLLGATE_CONFIRM_ROLLOUT_ALLOW", "")),
+                   metavar="HOST_OR_CIDR,...",
+                   help="Destinations a confirmRollout gate's URL (a tenant's Secret) may lead to: host names "
+                        "(gate.example.com, *.example.com) and CIDRs, comma-separated; when set, only these. "
+                        "Loopback, link-local, cloud metadata, unspecified, multicast and reserved addresses are "
+                        "refused unless a CIDR here contains them (a host name does not lift that) "
+                        "[TOLLGATE_CONFIRM_ROLLOUT_ALLOW]")
+    p.add_argument("--confirm-rollout-deny", type=_entries,
+                   default=_entries(env("TOLLGATE_CONFIRM_ROLLOUT_DENY", "")),
+                   metavar="CIDR,...",
+                   help="CIDRs a confirmRollout gate's URL may never lead to, comma-separated, e.g. the cluster's "
+                        "pod and Service ranges; wins over --confirm-rollout-allow [TOLLGATE_CONFIRM_ROLLOUT_DENY]")
     return p
+
+
+def _entries(text: str) -> tuple[str, ...]:
+    return tuple(e.strip() for e in text.split(",") if e.strip())
 
 
 def _namespaced(text: str) -> tuple[str, str] | None:
@@ -204,6 +224,10 @@ def parse(argv: list[str] | None = None) -> Settings:
     if a.shards > 1 and len(a.lease_name) > 63:
         p.error(f"--lease-name ({a.lease_name!r}) must be at most 63 characters with --shards: it labels the "
                 f"shard Leases")
+    try:
+        destinations = DestinationPolicy.of(allow=a.confirm_rollout_allow, deny=a.confirm_rollout_deny)
+    except ValueError as exc:
+        p.error(f"--confirm-rollout-allow / --confirm-rollout-deny: {exc}")
     if a.shards > 1 and not a.leader_election:
         p.error(f"--shards ({a.shards}) needs leader election: each shard is a Lease; drop "
                 f"--no-leader-election or use --shards 1")
@@ -218,5 +242,5 @@ def parse(argv: list[str] | None = None) -> Settings:
         log_format=a.log_format, scrape_interval=a.scrape_interval or None,
         max_replicas=a.max_replicas, max_pod_resources=dict(a.max_pod_resources),
         notify_secret=a.notify_secret, storage_initializer_image=a.storage_initializer_image,
-        gateway_dialect=GatewayDialect(a.gateway_dialect),
+        gateway_dialect=GatewayDialect(a.gateway_dialect), confirm_rollout_destinations=destinations,
     )

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from tollgate.adapters.destinations import DestinationPolicy
 from tollgate.adapters.errors import ConflictError, PermanentError, TemporaryError
 from tollgate.adapters.evidence import EvidenceStore
 from tollgate.adapters.kube import Kube
@@ -110,6 +111,8 @@ class Reconciler:
     """The storage initializer's image (Settings.storage_initializer_image)."""
     dialect: GatewayDialect = DEFAULT_DIALECT
     """How the gatewayAPI router writes routes (Settings.gateway_dialect)."""
+    destinations: DestinationPolicy = field(default_factory=DestinationPolicy)
+    """Where a confirmRollout gate's URL may lead (Settings.confirm_rollout_destinations)."""
     credentials: CredentialsCopier | None = None
     """Copies model-delivery credentials into sandboxes (default: one over `kube`)."""
     slots: DecisionSlots | None = None
@@ -199,7 +202,7 @@ class Reconciler:
         webhook = None
         call = case.webhook_due(now)
         if call is not None:
-            webhook = await asyncio.to_thread(confirm, self.kube, call)
+            webhook = await asyncio.to_thread(confirm, self.kube, call, self.destinations)
             now = self.clock()
 
         # Decide once, execute the actions in order, write the status.

@@ -17,6 +17,8 @@ ALL_ON = {
     "prometheus": {"url": "http://prometheus.monitoring:9090",
                    "tokenSecret": {"name": "prom-auth", "namespace": "monitoring"}},
     "watchNamespaces": ["ml-team", "ml-team-*"],
+    "hooks": {"webhookAllowedDestinations": ["gate.example.com", "*.gates.example.com", "10.20.0.0/16"],
+              "webhookDeniedCIDRs": ["10.96.0.0/12", "10.244.0.0/16", "fd00:10:96::/112"]},
 }
 
 

@@ -171,7 +171,8 @@ def gate() -> Iterator[GateServer]:
 
 def test_confirm_rollout_webhook_holds_on_non_200_and_proceeds_on_200(
         stack: Stack, namespace: str, operator: OperatorProcess, gate: GateServer) -> None:
-    # given a Secret with the gate's loopback URL and a token, and a ModelDeployment gated by it
+    # given a Secret with the gate's loopback URL and a token (the harness's operator allows 127.0.0.1/32:
+    # OperatorProcess.confirm_rollout_allow), and a ModelDeployment gated by it
     token = "s3cr3t-gate-token"
     core = client.CoreV1Api(stack.api)
     core.create_namespaced_secret(namespace, client.V1Secret(
