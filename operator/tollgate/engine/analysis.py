@@ -22,7 +22,8 @@ Order of a check, first match wins:
 3. canary value missing, NaN or +-Inf   -> no data, then onNoData:
    pass -> NoData, counts as passing; fail -> Fail; hold -> NoData until maxNoDataDuration has passed
    since the run of missing data began (noDataSince), then Fail (and every no-data check after it).
-   Time paused is not part of the run: a resume clears noDataSince (engine.rules.steps, rule 7).
+   Time paused is not part of the run: a resume clears noDataSince of a run that had not failed yet
+   (engine.rules.steps, rule 7).
    A young window (the observation's range shorter than the policy's window: a canary younger than the
    window is measured only since it started, rollout.Case.analysis_request) is no verdict under fail
    too: Inconclusive, bounded as in 2. Its range may be too short to hold data, and cutting it must

@@ -37,7 +37,8 @@ The rules, in the order a decision applies them:
    retry (deferred while traffic is held on the fallback, rule 2).
 7. spec.paused -> weights hold, analysis results are ignored, deadlines do not run; on resume the
    current step starts over (its pause and analysis count again from the resume), and so does each
-   SLO's maxNoDataDuration hold (status.analysis[].noDataSince restarts at the first look after it).
+   SLO's maxNoDataDuration hold (status.analysis[].noDataSince restarts at the first look after it),
+   unless that SLO's run had failed already before the pause.
 8. Canary readiness: the canary must be fully Ready (pods of its revision) within progressDeadline of
    the moment the engine started waiting (canary start, a step's scale-up) or, when the scheduler found
    no node for them, of the moment they were scheduled; past it -> roll back in that decision, and

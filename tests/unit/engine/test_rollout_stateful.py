@@ -351,3 +351,24 @@ RolloutMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestRolloutMachine = RolloutMachine.TestCase
+
+
+def test_a_run_that_failed_before_a_pause_keeps_its_start_through_the_resume() -> None:
+    """Found by the machine above (CI, 2026-12-05): a resume cleared noDataSince of an SLO whose thin-traffic
+    run had already failed, leaving a Fail on too few samples without the run that explains it."""
+    # given a canary on thin traffic whose hold ran out (one Fail, within the failure limit)
+    m = RolloutMachine()
+    m.start(kind="baking")
+    m.bake_look(err=False, samples=0, value=0.0)
+    m.pause(on=True)
+    m.pause(on=False)
+    for value in (0.0, None, 0.0, 0.0, None):
+        m.bake_look(err=False, samples=0, value=value)
+    (failed,) = m.sim.status.analysis
+    assert failed.verdict is Verdict.FAIL and failed.noDataSince is not None
+    # when it is paused and resumed, then the failed run keeps its start (the checks in `check` hold)
+    m.pause(on=True)
+    m.pause(on=False)
+    assert m.sim.status.analysis[0].noDataSince == failed.noDataSince
+    m.pause(on=True)
+    m.bake_look(err=False, samples=0, value=0.0)

@@ -7,8 +7,8 @@
   approve passes a gate only while it waits (`gate_waiting`). A token that does not apply (approve
   with no gate waiting, step with no entered step, or while paused) is recorded and ignored.
 - spec.paused holds the weights and ignores verdicts; on resume the entered step starts over, and every
-  SLO's run without a verdict (noDataSince, bounded by maxNoDataDuration) restarts: time paused never
-  counts toward a deadline.
+  SLO's run without a verdict (noDataSince, bounded by maxNoDataDuration) restarts unless it had failed
+  already before the pause: time paused never counts toward a deadline.
 - An analysis tick (Observations.slos) at a judged weight is assessed (engine.analysis); a limit
   crossed rolls back in the same decision.
 - A step is entered by setting its weight (after approval when it has a gate, only when the canary is
@@ -22,7 +22,7 @@ from datetime import timedelta
 
 from tollgate.api.controls import ControlTokens
 from tollgate.api.spec import ApprovalMode
-from tollgate.api.status import ModelDeploymentStatus, Phase, SLOStatus
+from tollgate.api.status import ModelDeploymentStatus, Phase, SLOStatus, Verdict
 from tollgate.engine import traffic
 from tollgate.engine.actions import Cause, Reason
 from tollgate.engine.analysis import TickOutcome, assess
@@ -84,7 +84,10 @@ def progress(d: Draft, policy: Policy, tokens: ControlTokens) -> None:
         # judged then, so a run without a verdict restarts at the first look after the resume instead of
         # counting the pause (a healthy canary on thin traffic would fail at once). Failures and
         # lastFailedAt stay: they count checks, and a failure's interval gap only shortens with time.
-        d.st.analysis = [s.model_copy(update={"noDataSince": None}) if s.noDataSince else s for s in d.st.analysis]
+        # A run that had already failed before the pause keeps its noDataSince: the pause took nothing
+        # from it, and the Fail it recorded stays explained (a Fail on thin data shows when its run began).
+        d.st.analysis = [s.model_copy(update={"noDataSince": None})
+                         if s.noDataSince and s.verdict is not Verdict.FAIL else s for s in d.st.analysis]
         # Only a step that was entered starts over. Paused at a gate, the canary still holds the
         # previous step's weight; that step completed with its pass before the pause, and wiping
         # the pass would leave a later weight rise without the pass it was granted on.
