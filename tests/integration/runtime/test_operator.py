@@ -26,6 +26,7 @@ from integration.runtime.helpers import (
     stepped,
     wait_phase,
 )
+from tollgate.api import resource
 from tollgate_testkit import audit, gateway
 from tollgate_testkit.controlplane import NEVER_READY_IMAGE, audit_log
 from tollgate_testkit.stack import OperatorProcess, Stack, wait_for
@@ -247,10 +248,12 @@ def test_deletion_mid_rollout_removes_the_sandbox(stack: Stack, namespace: str, 
 
 def test_namespace_not_created_by_tollgate_is_never_used_nor_deleted(stack: Stack, namespace: str,
                                                                     operator: OperatorProcess) -> None:
-    # given a namespace the user created, named as the sandbox
+    # given a namespace the user created, named as the sandbox (a name the platform granted the tenant, so
+    # that the ownership check is what refuses it: test_containment.py has the ungranted case)
     own = f"{namespace}-mine"
     stack.kubectl("create", "namespace", own)
     stack.kubectl("create", "configmap", "precious", "-n", own, "--from-literal=k=v")
+    stack.kubectl("annotate", "namespace", namespace, f"{resource.ANNOTATION_SANDBOX_PREFIXES}={own}")
     apply(stack, namespace, md_manifest("tts", "1.0.0", sandbox={"namespace": own}))
     # then Tollgate refuses it (it only uses a sandbox it created) instead of writing into it
     st = wait_phase(stack, namespace, "tts", "Stalled", timeout=30)
