@@ -44,9 +44,11 @@ A tick passes when every SLO passed (or had no data under onNoData: pass). An SL
 failureLimit, or whose consecutive errors exceed consecutiveErrorLimit, ends the rollout in the same
 tick: errors fail closed, they never promote.
 
-At full traffic (the 100% step; the bake window, engine.bake_analysis) stable serves nothing, so an SLO
-judged against stable's live data would have none at every look, and a healthy canary would be held, then
-failed by onNoData once maxNoDataDuration had passed. So there (`full_traffic_slos`, the bake's rule too):
+At full traffic (the 100% step; the bake window, engine.bake_analysis) stable serves nothing, so once the
+window no longer holds its requests an SLO judged against stable's live data would have none at every look,
+and a healthy canary would be held, then failed by onNoData once maxNoDataDuration had passed. So at the
+100% step an SLO whose observation still has a live stable value is judged as at any step, and one without
+(always in the bake window) as `full_traffic_slos` says; an SLO not judged keeps its last status:
 - a shift SLO is not judged: it needs two tracks serving at once;
 - `maxIncreaseOverBaseline` is judged only against a baseline the stable track recorded at a lower step
   (status.baselines, carried forward: engine.comparison); without one the relative limit is dropped, and
@@ -60,7 +62,7 @@ with its verdict, but never gates: it neither holds a step nor rolls back, whate
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -94,6 +96,28 @@ def full_traffic_slos(slos: Sequence[ResolvedSLO], carried: Collection[str]) -> 
             continue
         out.append(resolved)
     return tuple(out)
+
+
+def _at_full_traffic(
+    slos: Sequence[ResolvedSLO], observed: Mapping[str, SLOObservation], previous: Mapping[str, SLOStatus],
+    carried: Collection[str],
+) -> tuple[tuple[ResolvedSLO, ...], tuple[SLOStatus, ...]]:
+    """The SLOs judged at a tick of the 100% step, and the statuses kept unjudged: an SLO whose observation
+    still holds a live stable value (stable served within the window) is judged as at any step; one
+    without is judged as `full_traffic_slos` says, and an SLO that leaves out entirely keeps its last
+    status (the evidence of its last judged look) without counting towards the tick."""
+    reduced = {r.slo.name: r for r in full_traffic_slos(slos, carried)}
+    judged: list[ResolvedSLO] = []
+    kept: list[SLOStatus] = []
+    for resolved in slos:
+        obs = observed.get(resolved.slo.name)
+        if obs is not None and obs.error is None and finite(obs.stable) is not None:
+            judged.append(resolved)
+        elif resolved.slo.name in reduced:
+            judged.append(reduced[resolved.slo.name])
+        elif resolved.slo.name in previous:
+            kept.append(previous[resolved.slo.name])
+    return tuple(judged), tuple(kept)
 
 
 def finite(metric: MetricValue | None) -> float | None:
@@ -293,13 +317,15 @@ def assess(
 ) -> TickOutcome:
     """Judge every configured SLO of one tick. Observations of unknown SLOs are ignored; a configured
     SLO without an observation counts as a provider error (the tick did not measure it). `full_traffic`:
-    the canary serves all traffic and stable none, so only `full_traffic_slos` are judged. `window`: the
+    the canary serves all traffic, so an SLO without a live stable value is judged as `full_traffic_slos`
+    says (`_at_full_traffic`). `window`: the
     policy's, to tell a young window (rule 3); None: none is."""
     prev_by_name = {s.name: s for s in previous}
     obs_by_name = {o.name: o for o in observed}
     carried = {b.name: b for b in baselines}
+    kept: tuple[SLOStatus, ...] = ()
     if full_traffic:
-        slos = full_traffic_slos(slos, carried)
+        slos, kept = _at_full_traffic(slos, obs_by_name, prev_by_name, carried)
     checks = [judge(slo, obs_by_name.get(slo.name), prev_by_name.get(slo.name), now,
                     carried=carried.get(slo.name), confidence=confidence, failure_gap=failure_gap,
                     full_traffic=full_traffic, window=window)
@@ -310,7 +336,7 @@ def assess(
     )
     gating = [(c, s) for c, s, slo in zip(checks, statuses, slos, strict=True) if not slo.slo.dryRun]
     return TickOutcome(
-        slos=statuses,
+        slos=statuses + kept,
         passed=all(c.passing for c, _ in gating),
         failed=tuple(s.name for _, s in gating if s.failures > failure_limit),
         errored=tuple(s.name for _, s in gating if s.consecutiveErrors > consecutive_error_limit),

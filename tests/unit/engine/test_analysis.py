@@ -271,3 +271,17 @@ def test_below_full_traffic_relative_slos_are_still_judged_against_stable() -> N
                   failure_limit=0, consecutive_error_limit=0)
     # then the shift is judged and has no data (the step holds)
     assert tick.slos[0].verdict is Verdict.NO_DATA and not tick.passed
+
+
+def test_at_full_traffic_a_shift_is_still_judged_while_stable_has_data_in_the_window() -> None:
+    # given the 100% step entered a moment ago: stable's requests of the step before are still in the window
+    shift = shift_slo(max=0.05, onNoData="hold")
+    # when the canary's mean score is far from stable's, then the shift is judged (and fails) as at any step
+    tick = assess([shift], [], [means(0.9, 0.6)], T0, failure_limit=0, consecutive_error_limit=0,
+                  full_traffic=True)
+    assert [s.name for s in tick.slos] == ["score-shift"] and tick.slos[0].verdict is Verdict.FAIL
+    assert tick.must_roll_back
+    # and when stable's requests have left the window, the shift is not judged, its last status kept
+    later = assess([shift], tick.slos, [means(0.9, None)], T0 + timedelta(seconds=120), failure_limit=1,
+                   consecutive_error_limit=0, full_traffic=True)
+    assert later.slos == tick.slos and later.passed
