@@ -34,12 +34,12 @@ from typing import Any
 from tollgate.adapters.kube import Kube
 from tollgate.api import resource
 from tollgate.engine.actions import Context, ObjectRef
-from tollgate.engine.sandbox import default_sandbox_namespace
+from tollgate.engine.sandbox import SANDBOX_SUFFIX_LENGTH, default_sandbox_namespace
 
 log = logging.getLogger("tollgate.ownership")
 
 
-DEFAULT_SHAPE = re.compile(r"-[0-9a-f]{6}$")
+DEFAULT_SHAPE = re.compile(rf"-[0-9a-f]{{{SANDBOX_SUFFIX_LENGTH}}}$")
 """The tail of a default sandbox name (engine.sandbox.default_sandbox_namespace)."""
 
 

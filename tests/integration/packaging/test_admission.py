@@ -337,10 +337,11 @@ def test_without_a_group_a_user_outside_any_group_may_approve_in_her_own_name(
     assert res.returncode == 0, res.stderr
 
 
-def create_with_sandbox(cluster: Cluster, namespace: str, sandbox: str) -> subprocess.CompletedProcess[str]:
-    """A tenant's ModelDeployment naming `sandbox` as its sandbox, as a server-side dry run (admission runs,
-    nothing is stored), created as alice: RBAC lets her create ModelDeployments there."""
-    manifest = md_manifest(f"md-{uuid.uuid4().hex[:4]}", "1.0.0", sandbox={"namespace": sandbox})
+def create_with_sandbox(cluster: Cluster, namespace: str, sandbox: str | None) -> subprocess.CompletedProcess[str]:
+    """A tenant's ModelDeployment naming `sandbox` as its sandbox (None: the default), as a server-side dry run
+    (admission runs, nothing is stored), created as alice: RBAC lets her create ModelDeployments there."""
+    manifest = md_manifest(f"md-{uuid.uuid4().hex[:4]}", "1.0.0",
+                           **({"sandbox": {"namespace": sandbox}} if sandbox else {}))
     return kubectl_as(cluster.kubeconfig, "--as=alice", "create", "-n", namespace, "--dry-run=server", "-f", "-",
                       stdin=yaml.safe_dump(manifest))
 
@@ -371,9 +372,7 @@ def test_an_explicit_sandbox_name_is_admitted_only_under_a_prefix_granted_to_the
     res = create_with_sandbox(cluster, ns, "payments")
     assert refused_by("sandbox-grants")(res) and f"names starting with {ns}-sbx-" in res.stderr, res.stderr
     # and the default sandbox (no spec.sandbox.namespace) needs no grant
-    manifest = md_manifest("plain", "1.0.0")
-    res = kubectl_as(cluster.kubeconfig, "--as=alice", "create", "-n", ns, "--dry-run=server", "-f", "-",
-                     stdin=yaml.safe_dump(manifest))
+    res = create_with_sandbox(cluster, ns, None)
     assert admitted(res), res.stderr
 
 
