@@ -28,6 +28,8 @@ class Context:
     namespace: str
     uid: str
     generation: int
+    sandbox: str | None = None
+    """status.sandboxNamespace as read: keeps a default sandbox name given by an older release."""
 
 
 class EventType(StrEnum):

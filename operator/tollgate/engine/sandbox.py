@@ -29,30 +29,47 @@ POD_SECURITY_LEVEL = "restricted"
 POD_SECURITY_VERSION = "v1.36"
 NETWORKING_V1 = "networking.k8s.io/v1"
 SANDBOX_SUFFIX_LENGTH = 6
+CUT_SUFFIX_LENGTH = 16
+"""Hex digits of a default name's hash: whole names, and names cut to fit 63 characters."""
 SURGE_FRACTION = 0.25
 """maxSurge of the Deployments' rolling updates (see workloads.py)."""
 
 Manifest = dict[str, Any]
 
 
-def default_sandbox_namespace(namespace: str, name: str) -> str:
-    """<namespace>-<name>-<6 hex>: readable, and distinct for distinct ModelDeployments.
+def default_sandbox_namespace(namespace: str, name: str, recorded: str | None = None) -> str:
+    """<namespace>-<name>-<6 hex>, or <cut prefix>-<16 hex> when that does not fit a DNS label.
 
     The suffix hashes namespace and name apart (joined by a NUL), so a/b-c and a-b/c, which read alike,
-    get different namespaces; without it the second would take over the first's sandbox. The prefix is
-    cut so the whole fits a DNS label. A collision of the hash (one in 16 million) is still caught: the
-    namespace then exists and carries the other ModelDeployment's UID, and the second is Stalled.
+    get different namespaces; without it the second would take over the first's sandbox. A whole name
+    can be chosen by one tenant only (its prefix is the namespace), so 24 bits suffice: a collision is
+    chance (one in 16 million) and still caught (the namespace then carries the other ModelDeployment's
+    UID; the second is Stalled). A cut name is different: its hidden tail is free, and a tenant whose
+    namespace is a dash-prefix of another's (ml, ml-fraud) could search offline for a name whose cut
+    default equals one the other will use, and create it first (a denial of service). So a cut name
+    carries 64 bits, beyond any such search.
+
+    `recorded` is status.sandboxNamespace: a cut name made before 64-bit suffixes (a 6-hex one) is kept
+    for the ModelDeployment that has it, so an upgrade never moves a running sandbox.
     """
-    suffix = short_hash(namespace, name, length=SANDBOX_SUFFIX_LENGTH)
-    head = f"{namespace}-{name}"[: DNS_LABEL_MAX - len(suffix) - 1].rstrip("-")
-    return f"{head}-{suffix}"
+    whole = f"{namespace}-{name}"
+    if len(whole) + 1 + SANDBOX_SUFFIX_LENGTH <= DNS_LABEL_MAX:
+        return f"{whole}-{short_hash(namespace, name, length=SANDBOX_SUFFIX_LENGTH)}"
+    legacy = _cut(whole, short_hash(namespace, name, length=SANDBOX_SUFFIX_LENGTH))
+    if recorded == legacy:
+        return legacy
+    return _cut(whole, short_hash(namespace, name, length=CUT_SUFFIX_LENGTH))
+
+
+def _cut(whole: str, suffix: str) -> str:
+    return f"{whole[: DNS_LABEL_MAX - len(suffix) - 1].rstrip('-')}-{suffix}"
 
 
 def sandbox_namespace(spec: ModelDeploymentSpec, ctx: Context) -> str:
     """spec.sandbox.namespace, else the default name (see default_sandbox_namespace)."""
     if spec.sandbox.namespace:
         return spec.sandbox.namespace
-    return default_sandbox_namespace(ctx.namespace, ctx.name)
+    return default_sandbox_namespace(ctx.namespace, ctx.name, ctx.sandbox)
 
 
 def service_account_name(ctx: Context) -> str:

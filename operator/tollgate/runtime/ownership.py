@@ -34,12 +34,12 @@ from typing import Any
 from tollgate.adapters.kube import Kube
 from tollgate.api import resource
 from tollgate.engine.actions import Context, ObjectRef
-from tollgate.engine.sandbox import SANDBOX_SUFFIX_LENGTH, default_sandbox_namespace
+from tollgate.engine.sandbox import CUT_SUFFIX_LENGTH, SANDBOX_SUFFIX_LENGTH, default_sandbox_namespace
 
 log = logging.getLogger("tollgate.ownership")
 
 
-DEFAULT_SHAPE = re.compile(rf"-[0-9a-f]{{{SANDBOX_SUFFIX_LENGTH}}}$")
+DEFAULT_SHAPE = re.compile(rf"-([0-9a-f]{{{SANDBOX_SUFFIX_LENGTH}}}|[0-9a-f]{{{CUT_SUFFIX_LENGTH}}})$")
 """The tail of a default sandbox name (engine.sandbox.default_sandbox_namespace)."""
 
 
@@ -61,13 +61,13 @@ def granted_prefixes(tenant: Mapping[str, Any] | None) -> tuple[str, ...]:
 def ungranted(namespace: str, prefixes: tuple[str, ...], ctx: Context) -> str | None:
     """Why spec.sandbox.namespace `namespace` may not be used by `ctx`, or None when a prefix grants it.
 
-    A name shaped like a default sandbox name (ending in -<6 hex>) is refused even under a grant, unless it
+    A name shaped like a default sandbox name (ending in -<6 hex> or -<16 hex>) is refused even under a grant, unless it
     is this ModelDeployment's own default: a prefix such as `team-` would otherwise reach the default
     sandboxes of every namespace named team-<something> (the CRD's CEL rule refuses the shape too)."""
-    default = default_sandbox_namespace(ctx.namespace, ctx.name)
+    default = default_sandbox_namespace(ctx.namespace, ctx.name, ctx.sandbox)
     if DEFAULT_SHAPE.search(namespace) and namespace != default:
         return (f"spec.sandbox.namespace {namespace!r} has the shape of a default sandbox name (<namespace>-<name>-"
-                f"<6 hex>), which belongs to the ModelDeployment it is derived from; Tollgate wrote nothing: "
+                f"<6 or 16 hex>), which belongs to the ModelDeployment it is derived from; Tollgate wrote nothing: "
                 f"choose another name, or remove the field to use the default {default!r}")
     if any(namespace.startswith(p) for p in prefixes):
         return None
@@ -97,8 +97,9 @@ def refusal(namespace: str, live: Mapping[str, Any], ctx: Context, explicit: boo
                 f"with `kubectl label namespace {namespace} {resource.LABEL_OWNER_UID}={ctx.uid}`")
     else:
         whose = "it exists and Tollgate did not create it (no tollgate.dev/owner-uid label)"
+    default = default_sandbox_namespace(ctx.namespace, ctx.name, ctx.sandbox)
     fix = (f"set spec.sandbox.namespace to a namespace that does not exist yet (Tollgate creates it), or remove "
-           f"it to use the default {default_sandbox_namespace(ctx.namespace, ctx.name)!r}") if explicit else (
+           f"it to use the default {default!r}") if explicit else (
            f"delete namespace {namespace!r} if it is left over, or set spec.sandbox.namespace to a namespace "
            "that does not exist yet")
     return (f"{where} {namespace!r} is not Tollgate's to use for {me}: {whose}; Tollgate writes only into a "

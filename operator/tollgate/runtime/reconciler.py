@@ -76,7 +76,8 @@ REFUSED_RECHECK_SECONDS = 30.0
 def context_of(body: Mapping[str, Any]) -> Context:
     meta = body["metadata"]
     return Context(name=meta["name"], namespace=meta["namespace"], uid=meta.get("uid", ""),
-                   generation=int(meta.get("generation") or 0))
+                   generation=int(meta.get("generation") or 0),
+                   sandbox=(body.get("status") or {}).get("sandboxNamespace") or None)
 
 
 def incidents_of(status: Mapping[str, Any]) -> set[str]:

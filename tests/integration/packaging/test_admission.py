@@ -394,14 +394,16 @@ def test_without_the_sandbox_grants_policy_an_ungranted_sandbox_name_is_admitted
     assert refused_by("sandbox-grants")(res), (res.stdout, res.stderr)
 
 
+@pytest.mark.parametrize("name", ["fraud", "f" * 60], ids=["whole", "cut-to-fit"])
 def test_a_sandbox_name_shaped_like_a_default_one_is_refused_by_the_crd(
-        cluster: Cluster, crds: list[str], namespace: str) -> None:
-    # given another ModelDeployment's default sandbox name (its <namespace>-<name>-<6 hex> shape)
-    victim = default_sandbox_namespace(f"{namespace}-x", "fraud")
+        cluster: Cluster, crds: list[str], namespace: str, name: str) -> None:
+    # given another ModelDeployment's default sandbox name (<namespace>-<name>-<6 hex>, or its cut head
+    # and 16 hex when that would not fit 63 characters)
+    victim = default_sandbox_namespace(f"{namespace}-x", name)
     # when a tenant names it, as admin even (no policy involved: the CRD's own CEL rule)
     manifest = md_manifest("squat", "1.0.0", sandbox={"namespace": victim})
     res = kubectl_as(cluster.kubeconfig, "create", "-n", namespace, "--dry-run=server", "-f", "-",
                      stdin=yaml.safe_dump(manifest))
     # then the API server refuses it, saying why and what to do
     assert res.returncode != 0, res.stdout
-    assert "spec.sandbox.namespace must not end in a dash and 6 hex digits" in res.stderr, res.stderr
+    assert "spec.sandbox.namespace must not end in a dash and 6 or 16 hex digits" in res.stderr, res.stderr

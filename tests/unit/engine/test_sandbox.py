@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 
 from tollgate.api import resource
 from tollgate.engine.actions import Context
-from tollgate.engine.sandbox import quota_hard, sandbox_namespace, sandbox_objects
+from tollgate.engine.sandbox import default_sandbox_namespace, quota_hard, sandbox_namespace, sandbox_objects
 
 from .conftest import CTX, make_spec
 
@@ -53,6 +54,35 @@ def test_long_names_are_shortened_with_a_hash_and_explicit_names_win() -> None:
     name = sandbox_namespace(make_spec(), ctx)
     assert len(name) <= 63 and name != sandbox_namespace(make_spec(), Context("a" * 61, ctx.namespace, "u", 1))
     assert sandbox_namespace(make_spec(sandbox={"namespace": "mine"}), ctx) == "mine"
+
+
+def test_a_cut_default_name_carries_64_bits_so_a_prefix_namespace_cannot_aim_at_it() -> None:
+    # given tenants ml and ml-fraud, and ml-fraud's model whose <namespace>-<name> must be cut
+    victim = Context(name="x" * 50, namespace="ml-fraud", uid="v", generation=1)
+    target = sandbox_namespace(make_spec(), victim)
+    # then the name is the cut head and 16 hex digits, a 63-character DNS label
+    head, suffix = target.rsplit("-", 1)
+    assert len(target) == 63 and len(suffix) == 16 and head == ("ml-fraud-" + "x" * 50)[:46]
+    # and tenant ml, whose names reach the same head ("fraud-xxx..."), meets a different name for every
+    # tail it tries (the search space of the old 6-hex suffix: one in 16 million per try)
+    attempts = {sandbox_namespace(make_spec(), Context(name="fraud-" + "x" * 44 + f"{i:07d}"[:7], namespace="ml",
+                                                       uid="a", generation=1)) for i in range(2000)}
+    assert target not in attempts and len(attempts) == 2000
+    assert {a.rsplit("-", 1)[0] for a in attempts} == {head}
+
+
+def test_a_sandbox_cut_by_an_older_release_keeps_its_name() -> None:
+    # given a ModelDeployment whose default sandbox was cut with a 6-hex suffix before 64-bit suffixes
+    ns, name = "team-" + "b" * 40, "a" * 30
+    legacy = f"{(ns + '-' + name)[:56]}-" + hashlib.sha256(f"{ns}\x00{name}".encode()).hexdigest()[:6]
+    # when its status records that name, the name stays; any other recorded value does not move it
+    assert sandbox_namespace(make_spec(), Context(name, ns, "u", 1, sandbox=legacy)) == legacy
+    fresh = sandbox_namespace(make_spec(), Context(name, ns, "u", 1))
+    assert fresh != legacy and len(fresh.rsplit("-", 1)[1]) == 16
+    assert sandbox_namespace(make_spec(), Context(name, ns, "u", 1, sandbox="kube-system")) == fresh
+    assert default_sandbox_namespace(ns, name, "kube-system") == fresh
+    # and a name that fits keeps its 6-hex suffix whatever is recorded
+    assert re.fullmatch(r"ml-fraud-[0-9a-f]{6}", sandbox_namespace(make_spec(), Context("fraud", "ml", "u", 1)))
 
 
 def test_network_policies_deny_by_default_and_allow_dns_callers_prometheus_and_egress() -> None:

@@ -5,6 +5,7 @@ which reads and writes the check makes, and that a refused name is never created
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -128,6 +129,10 @@ def test_a_name_shaped_like_another_default_is_refused_even_under_a_grant() -> N
     # then that name is refused for bank/fraud, and so is any other -<6 hex> tail
     assert "shape of a default sandbox name" in (ungranted(victim, ("bank-",), CTX) or "")
     assert ungranted("bank-cafe01", ("bank-",), CTX) is not None
+    # and the -<16 hex> tail of a default cut to fit 63 characters
+    long_victim = default_sandbox_namespace("bank-x", "f" * 60)
+    assert re.search(r"-[0-9a-f]{16}$", long_victim)
+    assert "shape of a default sandbox name" in (ungranted(long_victim, ("bank-",), CTX) or "")
     # but its own default, or a granted name of another shape, is not
     assert ungranted(default_sandbox_namespace("bank", "fraud"), ("bank-",), CTX) is None
     assert ungranted("bank-prod", ("bank-",), CTX) is None
