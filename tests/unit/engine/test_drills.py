@@ -103,12 +103,40 @@ def test_a_retry_in_the_decision_that_starts_a_kill_switch_drill_is_not_lost() -
     # then the drill's kill switch holds traffic on the fallback path, no canary starts, and the retry is
     # not marked handled: it waits for the switch to be released
     assert d.status.killSwitchActive and d.status.canary is None and d.status.controls.retry is None
-    # when the drill releases the switch (here: interrupted, the spec's revision is not the serving one)
-    d = sim.step(after=1)
+    # when the drill has measured the fallback and released the switch
+    for _ in range(3):
+        d = sim.step(after=1)
+        if not d.status.killSwitchActive:
+            break
+    assert d.status.lastDrill is not None and d.status.lastDrill.fallbackAt is not None
     # then the retry acts: the revision starts again from step one
     assert not d.status.killSwitchActive and d.status.controls.retry == "bob"
     assert Reason.RETRIED in d.event_reasons
     assert d.status.canary is not None and d.status.canary.revision == revision
+
+
+def test_a_kill_switch_drill_after_a_rollback_runs_to_the_end_and_the_revision_stays_rolled_back() -> None:
+    # given canary 2.0.0 aborted: the spec still names 2.0.0, 1.0.0 serves, fallback 0.9.0 pinned
+    sim = pinned()
+    sim.set_version("2.0.0")
+    sim.step()
+    sim.step()
+    sim.controls = Controls(abort="oncall")
+    sim.step()
+    revision = sim.status.rolledBackRevision
+    assert revision is not None and sim.status.canary is None
+    # when a kill-switch drill is asked for
+    sim.controls = Controls(abort="oncall", drillKillSwitch=ALICE)
+    sim.step(after=1)
+    # then it is not taken for a change of spec.model: it falls back, is timed, switches back and passes
+    for _ in range(4):
+        d = sim.step(after=1)
+    drill = d.status.lastDrill
+    assert drill is not None and drill.outcome is DrillOutcome.PASSED, drill
+    assert (drill.fromVersion, drill.toVersion) == ("1.0.0", "0.9.0") and drill.secondsToFallback is not None
+    # and 2.0.0 stays rolled back: stable serves alone, no canary started
+    assert not d.status.killSwitchActive and d.status.canary is None
+    assert d.status.rolledBackRevision == revision and selector(sim) == "stable"
 
 
 def test_kill_switch_drill_whose_fallback_never_becomes_ready_fails_at_the_deadline_and_switches_back() -> None:

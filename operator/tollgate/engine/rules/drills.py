@@ -125,7 +125,9 @@ def kill_switch_drill(d: Draft, policy: Policy) -> bool:
     drill = d.st.lastDrill
     if drill is None or not drill.active or drill.kind is not DrillKind.KILL_SWITCH or drill.fallbackAt is not None:
         return False
-    if desired_revision(d.spec).revision != drill.fromRevision:
+    # A change of spec.model ends it; the spec's own revision when it is the rolled-back one is no change (a
+    # drill after a rollback: the spec still names the version that failed, stable serves).
+    if desired_revision(d.spec).revision not in (drill.fromRevision, d.prev.rolledBackRevision):
         _end(d, policy, DrillOutcome.INTERRUPTED, f"interrupted: spec.model changed to {d.spec.model.version} "
                                                   "before traffic reached the fallback")
         kill_switch_off(d, policy, drill=True)
