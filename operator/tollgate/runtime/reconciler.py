@@ -244,13 +244,17 @@ class Reconciler:
             if intent and not await self._write_status(st, ctx, body, new):
                 return now  # the object changed since we read it: nothing done, decide again on the new one
             try:
-                await asyncio.to_thread(self._execute, st, ctx, body, case, decision, explicit)
+                await asyncio.to_thread(self._execute, st, ctx, body, case, decision, explicit, intent or not changed)
             except SandboxNotOwnedError as exc:  # the namespace appeared, not ours, between check and create
                 return await self._refuse(st, ctx, body, status, str(exc), now, "SandboxNotOwned")
         finally:
             URGENT.reset(urgent)
-        if changed and not intent and not await self._write_status(st, ctx, body, new):
-            return now
+        if changed and not intent:
+            # Events after the status they report: a write that conflicts is decided again, and the events
+            # of the decision that was not written would otherwise be posted twice.
+            if not await self._write_status(st, ctx, body, new):
+                return now
+            await asyncio.to_thread(self._post_events, body, decision)
         metrics.record_status(ctx, decision.status)
         if slos is not None:
             metrics.record_verdicts(ctx, decision.status)
@@ -276,13 +280,19 @@ class Reconciler:
         if (old.get("phase") != Phase.STALLED.value or old.get("message") != message
                 or old.get("observedGeneration") != ctx.generation):
             log.warning("refused", extra={"md": f"{ctx.namespace}/{ctx.name}", "reason": reason, "detail": message})
-            self.post_event(body, "Warning", reason, message)
-            await self._write_status(st, ctx, body, storable(refused(status, message, now, ctx.generation, reason)))
+            if await self._write_status(st, ctx, body, storable(refused(status, message, now, ctx.generation, reason))):
+                self.post_event(body, "Warning", reason, message)
         return self.clock() + timedelta(seconds=REFUSED_RECHECK_SECONDS)
 
     # --- carrying out the decision (in a worker thread: the Kubernetes client is synchronous) ----
+    def _post_events(self, body: dict[str, Any], decision: Decision) -> None:
+        for action in decision.actions:
+            if isinstance(action, EmitEvent):
+                self.post_event(body, action.type.value, action.reason.value, action.message)
+
     def _execute(self, st: ObjectState, ctx: Context, body: dict[str, Any], case: Case,
-                 decision: Decision, explicit: bool) -> None:
+                 decision: Decision, explicit: bool, events: bool = True) -> None:
+        """`events`: post the decision's Events here; False when they wait for its status write."""
         sandbox = decision.status.sandboxNamespace
         for action in decision.actions:
             if isinstance(action, SetWeight):
@@ -310,7 +320,7 @@ class Reconciler:
                 metrics.record_drill(ctx, action)
                 log.info("drill ended", extra={"md": f"{ctx.namespace}/{ctx.name}", "kind": action.kind,
                                                "outcome": action.outcome, "seconds": action.seconds})
-            elif isinstance(action, EmitEvent):
+            elif isinstance(action, EmitEvent) and events:
                 self.post_event(body, action.type.value, action.reason.value, action.message)
         self._evidence(st, ctx, body, case, decision)
 

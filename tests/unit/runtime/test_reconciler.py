@@ -1,5 +1,6 @@
 """The reconciler over the real Kubernetes adapter at its HTTP seam (tests/unit/adapters/http_double): which
-of a decision's requests go ahead of the throttle's queue (adapters.throttle.URGENT).
+of a decision's requests go ahead of the throttle's queue (adapters.throttle.URGENT), and that a decision's
+Events follow its status write (a write that conflicts posts none).
 
 The kill switch here runs on the replicas router: a first decision starts the fallback's Deployment (no
 traffic moves: nothing urgent), and once the fallback is Ready the next decision moves all traffic to it
@@ -45,6 +46,54 @@ class Server:
         data = body if isinstance(body, str) else json.dumps(body or {})
         self.bodies[path] = json.loads(data)
         return Response(201 if method == "POST" else 200, data.encode())
+
+
+def killed() -> dict[str, Any]:
+    """A Stable ModelDeployment whose kill switch was just turned on, with a pinned fallback."""
+    return {
+        "apiVersion": "tollgate.dev/v1alpha1", "kind": "ModelDeployment",
+        "metadata": {"name": "m", "namespace": "ns", "uid": "u1", "generation": 2, "resourceVersion": "5"},
+        "spec": {"model": {"name": "m", "version": "1.0.0", "uri": "s3://models/m/1.0.0"},
+                 "runtime": {"image": "registry.example/model-server:1.0"}, "replicas": 2,
+                 "killSwitch": True, "fallback": {"version": "0.9.0"}},
+        "status": {"observedGeneration": 1, "phase": "Stable", "sandboxNamespace": SANDBOX}}
+
+
+class Conflicting(Server):
+    """As Server, but the status write is refused as stale (409) while `conflict` is set."""
+
+    conflict = True
+
+    def __call__(self, method: str, url: str, body: Any) -> Response:
+        if method == "PATCH" and url.split("?", maxsplit=1)[0] == STATUS_PATH and self.conflict:
+            self.sent.append((method, STATUS_PATH, URGENT.get()))
+            return Response(409, b'{"kind": "Status", "reason": "Conflict", "code": 409}')
+        return super().__call__(method, url, body)
+
+
+def test_the_events_of_a_decision_whose_status_write_conflicts_are_not_posted() -> None:
+    server = Conflicting()
+    kube = Kube(FakeApi(server))  # type: ignore[arg-type]
+    kube.warm([], "x")
+    registry = Registry()
+    posted: list[str] = []
+    rec = Reconciler(kube, registry, AnalysisScheduler(NoProvider()), EvidenceStore(kube),
+                     lambda _body, _type, reason, _message: posted.append(reason), SandboxOwnership(kube))
+    st = registry.state("ns", "m")
+    st.body = killed()
+    st.sandbox_ready = True
+    # given the kill switch's first decision (start the fallback, tell the user), whose status write
+    # meets a newer object
+    asyncio.run(rec.reconcile(st))
+    assert ("PATCH", STATUS_PATH, False) in server.sent and ("PATCH", FALLBACK_PATH, False) in server.sent
+    # then its Event is not posted: the decision is made again on the newer object
+    assert posted == []
+    # when it is decided again and the write goes through, the Event is posted once
+    server.conflict = False
+    st.body = killed()
+    asyncio.run(rec.reconcile(st))
+    assert server.bodies[STATUS_PATH]["status"]["phase"] == "Fallback"
+    assert posted.count("KillSwitchOn") == 1, posted
 
 
 def test_a_kill_switch_moves_traffic_with_urgent_requests_and_only_then() -> None:
