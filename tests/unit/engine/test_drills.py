@@ -29,6 +29,18 @@ def pinned() -> Sim:
     return sim
 
 
+def rolled_back() -> Sim:
+    """Given canary 2.0.0 aborted: the spec still names it, 1.0.0 serves, fallback 0.9.0 pinned."""
+    sim = pinned()
+    sim.set_version("2.0.0")
+    sim.step()
+    sim.step()
+    sim.controls = Controls(abort="oncall")
+    sim.step()
+    assert sim.status.rolledBackRevision is not None and sim.status.canary is None
+    return sim
+
+
 def selector(sim: Sim) -> str | None:
     """The track the Service of the last decision selects (None: both, or no Service applied)."""
     services = objects_of(sim.decisions[-1], "Service")
@@ -89,14 +101,8 @@ def test_kill_switch_drill_times_the_fallback_from_observed_routing_then_restore
 
 def test_a_retry_in_the_decision_that_starts_a_kill_switch_drill_is_not_lost() -> None:
     # given a rolled-back canary 2.0.0, 1.0.0 serving, fallback 0.9.0 pinned
-    sim = pinned()
-    sim.set_version("2.0.0")
-    sim.step()
-    sim.step()
-    sim.controls = Controls(abort="oncall")
-    sim.step()
+    sim = rolled_back()
     revision = sim.status.rolledBackRevision
-    assert revision is not None and sim.status.canary is None
     # when a kill-switch drill and a retry of the rolled-back revision arrive together
     sim.controls = Controls(abort="oncall", drillKillSwitch=ALICE, retry="bob")
     d = sim.step(after=1)
@@ -117,14 +123,8 @@ def test_a_retry_in_the_decision_that_starts_a_kill_switch_drill_is_not_lost() -
 
 def test_a_kill_switch_drill_after_a_rollback_runs_to_the_end_and_the_revision_stays_rolled_back() -> None:
     # given canary 2.0.0 aborted: the spec still names 2.0.0, 1.0.0 serves, fallback 0.9.0 pinned
-    sim = pinned()
-    sim.set_version("2.0.0")
-    sim.step()
-    sim.step()
-    sim.controls = Controls(abort="oncall")
-    sim.step()
+    sim = rolled_back()
     revision = sim.status.rolledBackRevision
-    assert revision is not None and sim.status.canary is None
     # when a kill-switch drill is asked for
     sim.controls = Controls(abort="oncall", drillKillSwitch=ALICE)
     sim.step(after=1)

@@ -104,13 +104,7 @@ def test_a_kill_switch_moves_traffic_with_urgent_requests_and_only_then() -> Non
     rec = Reconciler(kube, registry, AnalysisScheduler(NoProvider()), EvidenceStore(kube),
                      lambda *_: None, SandboxOwnership(kube))
     # given a Stable ModelDeployment whose kill switch was just turned on, with a pinned fallback
-    body: dict[str, Any] = {
-        "apiVersion": "tollgate.dev/v1alpha1", "kind": "ModelDeployment",
-        "metadata": {"name": "m", "namespace": "ns", "uid": "u1", "generation": 2, "resourceVersion": "5"},
-        "spec": {"model": {"name": "m", "version": "1.0.0", "uri": "s3://models/m/1.0.0"},
-                 "runtime": {"image": "registry.example/model-server:1.0"}, "replicas": 2,
-                 "killSwitch": True, "fallback": {"version": "0.9.0"}},
-        "status": {"observedGeneration": 1, "phase": "Stable", "sandboxNamespace": SANDBOX}}
+    body = killed()
     st = registry.state("ns", "m")
     st.body = body
     st.sandbox_ready = True
