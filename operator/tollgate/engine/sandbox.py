@@ -49,16 +49,26 @@ def default_sandbox_namespace(namespace: str, name: str, recorded: str | None = 
     default equals one the other will use, and create it first (a denial of service). So a cut name
     carries 64 bits, beyond any such search.
 
-    `recorded` is status.sandboxNamespace: a cut name made before 64-bit suffixes (a 6-hex one) is kept
-    for the ModelDeployment that has it, so an upgrade never moves a running sandbox.
+    `recorded` is status.sandboxNamespace, or the 6-hex cut name an older release created for this very
+    ModelDeployment without recording it (runtime.ownership.SandboxOwnership.with_legacy): that name is
+    kept, so an upgrade never moves a running sandbox or leaves one behind.
     """
     whole = f"{namespace}-{name}"
-    if len(whole) + 1 + SANDBOX_SUFFIX_LENGTH <= DNS_LABEL_MAX:
+    legacy = legacy_cut_namespace(namespace, name)
+    if legacy is None:
         return f"{whole}-{short_hash(namespace, name, length=SANDBOX_SUFFIX_LENGTH)}"
-    legacy = _cut(whole, short_hash(namespace, name, length=SANDBOX_SUFFIX_LENGTH))
     if recorded == legacy:
         return legacy
     return _cut(whole, short_hash(namespace, name, length=CUT_SUFFIX_LENGTH))
+
+
+def legacy_cut_namespace(namespace: str, name: str) -> str | None:
+    """The default of a name that must be cut as releases before 64-bit suffixes made it (6 hex), or None
+    when <namespace>-<name>-<6 hex> fits (such names did not change)."""
+    whole = f"{namespace}-{name}"
+    if len(whole) + 1 + SANDBOX_SUFFIX_LENGTH <= DNS_LABEL_MAX:
+        return None
+    return _cut(whole, short_hash(namespace, name, length=SANDBOX_SUFFIX_LENGTH))
 
 
 def _cut(whole: str, suffix: str) -> str:

@@ -444,6 +444,8 @@ class Runtime:
         except InvalidSpecError:
             spec = None
         status = body.get("status") or {}
+        if spec is not None:
+            ctx = self.ownership.with_legacy(ctx, explicit=bool(spec.sandbox.namespace))
         sandbox = status.get("sandboxNamespace") or (sandbox_namespace(spec, ctx) if spec else None)
         if not sandbox:
             return

@@ -29,12 +29,18 @@ import logging
 import re
 import threading
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from tollgate.adapters.kube import Kube
 from tollgate.api import resource
 from tollgate.engine.actions import Context, ObjectRef
-from tollgate.engine.sandbox import CUT_SUFFIX_LENGTH, SANDBOX_SUFFIX_LENGTH, default_sandbox_namespace
+from tollgate.engine.sandbox import (
+    CUT_SUFFIX_LENGTH,
+    SANDBOX_SUFFIX_LENGTH,
+    default_sandbox_namespace,
+    legacy_cut_namespace,
+)
 
 log = logging.getLogger("tollgate.ownership")
 
@@ -131,6 +137,19 @@ class SandboxOwnership:
     def owned(self, namespace: str, ctx: Context) -> bool:
         with self._lock:
             return self._owner.get(namespace) == ctx.uid
+
+    def with_legacy(self, ctx: Context, *, explicit: bool) -> Context:
+        """`ctx` naming the 6-hex cut default sandbox an older release created for this very ModelDeployment
+        (its UID on it, known from the start-up LIST or the watch) when status does not record it: that
+        release created the namespace and then failed, or was stopped, before its status write. Without
+        this the default would now be the 16-hex name, and a second sandbox would start beside the first,
+        which would never be deleted. No reads: only what is already known."""
+        if explicit or ctx.sandbox:
+            return ctx
+        legacy = legacy_cut_namespace(ctx.namespace, ctx.name)
+        if legacy is not None and self.owned(legacy, ctx):
+            return replace(ctx, sandbox=legacy)
+        return ctx
 
     def check(self, namespace: str, ctx: Context, *, explicit: bool) -> None:
         """Raise SandboxNotOwnedError unless `namespace` is absent or this ModelDeployment's sandbox (one GET

@@ -159,6 +159,7 @@ class Reconciler:
         except InvalidSpecError as exc:
             new = storable(refused(status, str(exc), now, ctx.generation))
             return None if await self._write_status(st, ctx, body, new) else now
+        ctx = self.ownership.with_legacy(ctx, explicit=bool(spec.sandbox.namespace))
         # Refused before anything is decided (so nothing is written but this status): a spec over the
         # platform's limits, or a sandbox namespace that is not this ModelDeployment's (ownership.py).
         over = over_limits(spec, self.limits)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from integration.runtime.helpers import apply, condition, md_manifest, status
 from tollgate_testkit.stack import OperatorProcess, Stack, wait_for
@@ -36,7 +37,11 @@ def test_two_replica_ten_percent_step_is_reported_as_fifty_percent(stack: Stack,
     assert "step 1/3 asks 10% but gets 50.0% (1 canary of 2 pods)" in message
     assert "set spec.replicas to 8 or more" in message
     # and a Warning Event on the ModelDeployment carries the same message
-    events = json.loads(stack.kubectl("get", "events", "-n", namespace, "-o", "json").stdout)["items"]
-    warned = [e for e in events if e.get("reason") == "ShareOutOfTolerance"
-              and e["involvedObject"]["name"] == "share"]
+    # (posted after the status write it reports: polled)
+    def out_of_tolerance() -> list[dict[str, Any]]:
+        events = json.loads(stack.kubectl("get", "events", "-n", namespace, "-o", "json").stdout)["items"]
+        return [e for e in events
+                if e.get("reason") == "ShareOutOfTolerance" and e["involvedObject"]["name"] == "share"]
+
+    warned = wait_for("the ShareOutOfTolerance Event", out_of_tolerance, timeout=30)
     assert warned and warned[0]["type"] == "Warning" and warned[0]["message"] == message

@@ -100,6 +100,7 @@ def test_the_same_regression_after_the_bake_window_does_not_roll_back(
     st = w.final
     assert st["phase"] == "Succeeded", st.get("message")
     assert st["lastKnownGood"]["version"] == "1.2.0" and st.get("bake") is None
+    wait_for("the BakeCompleted Event", lambda: events(stack, namespace, "bake-out", "BakeCompleted"), timeout=30)
     assert [e["reason"] for e in events(stack, namespace, "bake-out", "BakeCompleted")] == ["BakeCompleted"]
     # when 1.2.0 starts failing 30% of its requests, and Prometheus has seen it over a whole analysis window
     stack.set_fault("1.2.0", error_rate=0.3)

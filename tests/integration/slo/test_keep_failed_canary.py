@@ -100,7 +100,8 @@ def test_a_kept_canary_receives_no_requests_and_is_removed_after_its_delay_acros
         # then the kept canary is removed after its delay all the same (the deadline is in status)
         wait_for("the kept canary removed", lambda: status(stack, namespace, "keeper").get("keptCanary") is None
                  and canary_deployment(stack, sandbox, "keeper-canary") is None, timeout=90)
-        removed = events(stack, namespace, "keeper", "KeptCanaryRemoved")
+        removed = wait_for("the KeptCanaryRemoved Event",
+                           lambda: events(stack, namespace, "keeper", "KeptCanaryRemoved"), timeout=30)
         assert removed and "keep window ended" in removed[0]["message"], removed
         st = status(stack, namespace, "keeper")
         assert st["phase"] == "RolledBack" and served(stack, namespace, "keeper", "canary") == canary_before

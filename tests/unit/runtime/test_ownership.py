@@ -14,7 +14,7 @@ import pytest
 from tollgate.adapters.kube import Kube
 from tollgate.api import resource
 from tollgate.engine.actions import Context, ObjectRef
-from tollgate.engine.sandbox import default_sandbox_namespace
+from tollgate.engine.sandbox import default_sandbox_namespace, legacy_cut_namespace
 from tollgate.runtime.ownership import (
     SandboxNotGrantedError,
     SandboxNotOwnedError,
@@ -142,3 +142,36 @@ def test_blank_entries_of_the_annotation_grant_nothing() -> None:
     assert granted_prefixes(tenant(" , ,")) == ()
     assert granted_prefixes(tenant("a-, b-")) == ("a-", "b-")
     assert granted_prefixes(None) == ()
+
+
+# --- a sandbox an older release cut with 6 hex and did not record ----------------------------------------
+
+LONG = Context(namespace="team-" + "b" * 40, name="a" * 30, uid="uid-long", generation=1)
+
+
+def test_an_owned_unrecorded_6_hex_sandbox_is_kept_instead_of_starting_a_second() -> None:
+    # given the 6-hex cut sandbox an older release created for this ModelDeployment (its UID on it, seen
+    # in the start-up LIST) and then failed before writing status
+    legacy = legacy_cut_namespace(LONG.namespace, LONG.name)
+    assert legacy is not None and re.search(r"-[0-9a-f]{6}$", legacy)
+    kube = Namespaces()
+    owner = ownership(kube)
+    owner.learn(namespace(legacy, labels={resource.LABEL_OWNER_UID: LONG.uid}))
+    # when the context is completed, then the default is that sandbox, with no read
+    ctx = owner.with_legacy(LONG, explicit=False)
+    assert ctx.sandbox == legacy and default_sandbox_namespace(ctx.namespace, ctx.name, ctx.sandbox) == legacy
+    assert kube.gets == []
+    # but not for an explicit name, nor when status already names one
+    assert owner.with_legacy(LONG, explicit=True) == LONG
+    recorded = Context(LONG.name, LONG.namespace, LONG.uid, 1, sandbox="recorded")
+    assert owner.with_legacy(recorded, explicit=False) == recorded
+
+
+def test_a_6_hex_namespace_of_another_uid_or_a_name_that_fits_gets_no_legacy_name() -> None:
+    legacy = legacy_cut_namespace(LONG.namespace, LONG.name)
+    assert legacy is not None
+    owner = ownership(Namespaces())
+    owner.learn(namespace(legacy, labels={resource.LABEL_OWNER_UID: "somebody-else"}))
+    assert owner.with_legacy(LONG, explicit=False) == LONG
+    assert legacy_cut_namespace(CTX.namespace, CTX.name) is None
+    assert owner.with_legacy(CTX, explicit=False) == CTX

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 
 from tollgate.adapters.evidence import EvidenceStore
 from tollgate.adapters.kube import Kube
 from tollgate.adapters.no_provider import NoProvider
 from tollgate.adapters.throttle import URGENT
+from tollgate.engine.sandbox import legacy_cut_namespace
 from tollgate.runtime.analysis import AnalysisScheduler
 from tollgate.runtime.ownership import SandboxOwnership
 from tollgate.runtime.reconciler import Reconciler
@@ -124,3 +126,33 @@ def test_a_kill_switch_moves_traffic_with_urgent_requests_and_only_then() -> Non
     assert ("PATCH", f"/api/v1/namespaces/{SANDBOX}/services/m", True) in server.sent
     assert all(urgent for *_, urgent in server.sent), server.sent
     assert server.bodies[STATUS_PATH]["status"]["killSwitchActive"] is True
+
+
+def test_a_sandbox_an_older_release_cut_with_6_hex_and_did_not_record_is_used_not_doubled() -> None:
+    server = Server()
+    kube = Kube(FakeApi(server))  # type: ignore[arg-type]
+    kube.warm([], "x")
+    registry = Registry()
+    ownership = SandboxOwnership(kube)
+    rec = Reconciler(kube, registry, AnalysisScheduler(NoProvider()), EvidenceStore(kube),
+                     lambda *_: None, ownership)
+    # given a ModelDeployment whose default sandbox name must be cut, with no status, and the 6-hex sandbox
+    # an older release created for it (its UID on it, seen in the start-up LIST)
+    ns, name = "team-" + "b" * 40, "a" * 30
+    legacy = legacy_cut_namespace(ns, name)
+    assert legacy is not None
+    ownership.learn({"metadata": {"name": legacy, "labels": {"tollgate.dev/owner-uid": "u1"}}})
+    st = registry.state(ns, name)
+    st.body = {
+        "apiVersion": "tollgate.dev/v1alpha1", "kind": "ModelDeployment",
+        "metadata": {"name": name, "namespace": ns, "uid": "u1", "generation": 1, "resourceVersion": "5"},
+        "spec": {"model": {"name": "m", "version": "1.0.0", "uri": "s3://models/m/1.0.0"},
+                 "runtime": {"image": "registry.example/model-server:1.0"}, "replicas": 2}}
+    # when it decides
+    asyncio.run(rec.reconcile(st))
+    # then every object goes into that sandbox, status records it, and no second sandbox is written
+    written = {m.group(1) for method, path, _ in server.sent
+               if method in ("PATCH", "POST") and (m := re.search(r"/namespaces/([^/]+)/", path))}
+    assert written == {legacy, ns}, written
+    assert server.bodies[f"/apis/tollgate.dev/v1alpha1/namespaces/{ns}/modeldeployments/{name}/status"][
+        "status"]["sandboxNamespace"] == legacy
