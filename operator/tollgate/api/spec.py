@@ -230,8 +230,8 @@ class EgressRule(_Model):
 
 
 @cel(
-    "!has(self.__namespace__) || !self.__namespace__.matches('-([0-9a-f]{6}|[0-9a-f]{16})$')",
-    "spec.sandbox.namespace must not end in a dash and 6 or 16 hex digits: that is the shape of default sandbox "
+    "!has(self.__namespace__) || !self.__namespace__.matches('-[0-9a-f]{6,16}$')",
+    "spec.sandbox.namespace must not end in a dash and 6 to 16 hex digits: that is the shape of default sandbox "
     "names (<namespace>-<name>-<hash>), each of which belongs to the ModelDeployment it is derived from; "
     "choose another name, or remove the field to use this ModelDeployment's default",
     field_path=".namespace",
@@ -245,9 +245,10 @@ class Sandbox(_Model):
     by the chart's sandbox-grants policy, and Stalled by the operator, otherwise), must not have the shape of
     a default name, and must not exist yet: Tollgate creates it for this ModelDeployment (its UID in the
     tollgate.dev/owner-uid label) and refuses (Stalled) a namespace it did not create for it. Default:
-    <metadata.namespace>-<metadata.name>-<6 hex of a hash of both>; if that exceeds 63 characters, its
-    first 46 and 16 hex, so two ModelDeployments never share one. Fixed once the sandbox exists: delete
-    and re-create the ModelDeployment to move it. Tollgate only ever deletes a namespace it created itself."""
+    <metadata.namespace>-<metadata.name>-<6 hex of a hash of both>; if that exceeds 63 characters, cut to
+    fit with up to 16 hex, <metadata.namespace>- kept whole where it fits, so two ModelDeployments never
+    share one. Fixed once the sandbox exists: delete and re-create the ModelDeployment to move it. Tollgate
+    only ever deletes a namespace it created itself."""
     ingressFrom: Annotated[list[IngressPeer], Field(max_length=32)] = Field(default_factory=list)
     """Callers allowed to reach the model port. Empty: nobody but Prometheus (default deny)."""
     egressTo: Annotated[list[EgressRule], Field(max_length=32)] = Field(default_factory=list)

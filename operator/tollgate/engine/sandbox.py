@@ -30,7 +30,7 @@ POD_SECURITY_VERSION = "v1.36"
 NETWORKING_V1 = "networking.k8s.io/v1"
 SANDBOX_SUFFIX_LENGTH = 6
 CUT_SUFFIX_LENGTH = 16
-"""Hex digits of a default name's hash: whole names, and names cut to fit 63 characters."""
+"""Hex digits of a default name's hash: whole names, and at most for names cut to fit 63 characters."""
 SURGE_FRACTION = 0.25
 """maxSurge of the Deployments' rolling updates (see workloads.py)."""
 
@@ -38,7 +38,8 @@ Manifest = dict[str, Any]
 
 
 def default_sandbox_namespace(namespace: str, name: str, recorded: str | None = None) -> str:
-    """<namespace>-<name>-<6 hex>, or <cut prefix>-<16 hex> when that does not fit a DNS label.
+    """<namespace>-<name>-<6 hex>, or, when that does not fit a DNS label, the same cut to fit with a longer
+    hash (cut_suffix_length).
 
     The suffix hashes namespace and name apart (joined by a NUL), so a/b-c and a-b/c, which read alike,
     get different namespaces; without it the second would take over the first's sandbox. A whole name
@@ -47,7 +48,8 @@ def default_sandbox_namespace(namespace: str, name: str, recorded: str | None = 
     UID; the second is Stalled). A cut name is different: its hidden tail is free, and a tenant whose
     namespace is a dash-prefix of another's (ml, ml-fraud) could search offline for a name whose cut
     default equals one the other will use, and create it first (a denial of service). So a cut name
-    carries 64 bits, beyond any such search.
+    carries up to 64 bits, beyond any such search, and keeps <namespace>- whole (an operator that
+    watches `<namespace>-*` must see its sandboxes).
 
     `recorded` is status.sandboxNamespace, or the 6-hex cut name an older release created for this very
     ModelDeployment without recording it (runtime.ownership.SandboxOwnership.with_legacy): that name is
@@ -59,7 +61,20 @@ def default_sandbox_namespace(namespace: str, name: str, recorded: str | None = 
         return f"{whole}-{short_hash(namespace, name, length=SANDBOX_SUFFIX_LENGTH)}"
     if recorded == legacy:
         return legacy
-    return _cut(whole, short_hash(namespace, name, length=CUT_SUFFIX_LENGTH))
+    return _cut(whole, short_hash(namespace, name, length=cut_suffix_length(namespace)))
+
+
+def cut_suffix_length(namespace: str) -> int:
+    """Hex digits of a cut default name's hash: 16 (64 bits) while <namespace>-, the hash and the dash before
+    it fit; then as many as leave <namespace>- whole (the name then shows none of metadata.name); never
+    fewer than 6.
+
+    Two cut names are equal only with equal suffix lengths: at 16 the hash protects them; between 7 and
+    15 the length fixes the namespace's, and the name then starts with the whole <namespace>-, so only the
+    same namespace can produce it. At 6 (namespaces of 55 characters or more) the head is cut inside the
+    namespace name, as before 64-bit suffixes: tenants whose namespace names share their first 56
+    characters can search for each other's sandbox names (docs/operations.md)."""
+    return max(SANDBOX_SUFFIX_LENGTH, min(CUT_SUFFIX_LENGTH, DNS_LABEL_MAX - len(namespace) - 2))
 
 
 def legacy_cut_namespace(namespace: str, name: str) -> str | None:

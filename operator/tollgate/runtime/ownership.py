@@ -45,7 +45,7 @@ from tollgate.engine.sandbox import (
 log = logging.getLogger("tollgate.ownership")
 
 
-DEFAULT_SHAPE = re.compile(rf"-([0-9a-f]{{{SANDBOX_SUFFIX_LENGTH}}}|[0-9a-f]{{{CUT_SUFFIX_LENGTH}}})$")
+DEFAULT_SHAPE = re.compile(rf"-[0-9a-f]{{{SANDBOX_SUFFIX_LENGTH},{CUT_SUFFIX_LENGTH}}}$")
 """The tail of a default sandbox name (engine.sandbox.default_sandbox_namespace)."""
 
 
@@ -67,13 +67,13 @@ def granted_prefixes(tenant: Mapping[str, Any] | None) -> tuple[str, ...]:
 def ungranted(namespace: str, prefixes: tuple[str, ...], ctx: Context) -> str | None:
     """Why spec.sandbox.namespace `namespace` may not be used by `ctx`, or None when a prefix grants it.
 
-    A name shaped like a default sandbox name (ending in -<6 hex> or -<16 hex>) is refused even under a grant, unless it
-    is this ModelDeployment's own default: a prefix such as `team-` would otherwise reach the default
+    A name shaped like a default sandbox name (a dash and 6 to 16 hex digits at its end) is refused even under
+    a grant, unless it is this ModelDeployment's own default: a prefix such as `team-` would otherwise reach the default
     sandboxes of every namespace named team-<something> (the CRD's CEL rule refuses the shape too)."""
     default = default_sandbox_namespace(ctx.namespace, ctx.name, ctx.sandbox)
     if DEFAULT_SHAPE.search(namespace) and namespace != default:
         return (f"spec.sandbox.namespace {namespace!r} has the shape of a default sandbox name (<namespace>-<name>-"
-                f"<6 or 16 hex>), which belongs to the ModelDeployment it is derived from; Tollgate wrote nothing: "
+                f"<6 to 16 hex>), which belongs to the ModelDeployment it is derived from; Tollgate wrote nothing: "
                 f"choose another name, or remove the field to use the default {default!r}")
     if any(namespace.startswith(p) for p in prefixes):
         return None

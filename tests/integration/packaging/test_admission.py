@@ -406,4 +406,4 @@ def test_a_sandbox_name_shaped_like_a_default_one_is_refused_by_the_crd(
                      stdin=yaml.safe_dump(manifest))
     # then the API server refuses it, saying why and what to do
     assert res.returncode != 0, res.stdout
-    assert "spec.sandbox.namespace must not end in a dash and 6 or 16 hex digits" in res.stderr, res.stderr
+    assert "spec.sandbox.namespace must not end in a dash and 6 to 16 hex digits" in res.stderr, res.stderr

@@ -71,6 +71,33 @@ def test_a_cut_default_name_carries_64_bits_so_a_prefix_namespace_cannot_aim_at_
     assert {a.rsplit("-", 1)[0] for a in attempts} == {head}
 
 
+@settings(max_examples=300)
+@given(ns=st.from_regex(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", fullmatch=True),
+       name=st.from_regex(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", fullmatch=True))
+def test_a_default_name_keeps_its_namespace_whole_up_to_55_characters(ns: str, name: str) -> None:
+    # given any namespace and name; when the default sandbox name is derived
+    sandbox = sandbox_namespace(make_spec(), Context(name, ns, "u", 1))
+    suffix = sandbox.rsplit("-", 1)[1]
+    # then an operator watching <namespace>-* sees it (as before 64-bit suffixes: namespaces up to 55)
+    if len(ns) <= 55:
+        assert sandbox.startswith(f"{ns}-"), sandbox
+    # and a cut name carries 16 hex digits up to a 45-character namespace, then what room leaves, at least 6
+    if len(f"{ns}-{name}") > 56:
+        assert len(suffix) == max(6, min(16, 61 - len(ns))), sandbox
+    else:
+        assert len(suffix) == 6 and sandbox == f"{ns}-{name}-{suffix}"
+
+
+def test_between_7_and_15_hex_digits_the_name_is_the_namespace_and_the_hash() -> None:
+    # given a 50-character namespace: <namespace>- and 16 hex digits do not fit with a dash
+    ns = "team-" + "c" * 45
+    first = sandbox_namespace(make_spec(), Context("a" * 20, ns, "u", 1))
+    second = sandbox_namespace(make_spec(), Context("b" * 20, ns, "u", 1))
+    # then each is <namespace>-<11 hex>, a DNS label of 63 characters, distinct per ModelDeployment
+    assert re.fullmatch(rf"{ns}-[0-9a-f]{{11}}", first) and len(first) == 62
+    assert first != second and second.startswith(f"{ns}-")
+
+
 def test_a_sandbox_cut_by_an_older_release_keeps_its_name() -> None:
     # given a ModelDeployment whose default sandbox was cut with a 6-hex suffix before 64-bit suffixes
     ns, name = "team-" + "b" * 40, "a" * 30
