@@ -72,8 +72,8 @@ def cut_suffix_length(namespace: str) -> int:
     Two cut names are equal only with equal suffix lengths: at 16 the hash protects them; between 7 and
     15 the length fixes the namespace's, and the name then starts with the whole <namespace>-, so only the
     same namespace can produce it. At 6 (namespaces of 55 characters or more) the head is cut inside the
-    namespace name, as before 64-bit suffixes: tenants whose namespace names share their first 56
-    characters can search for each other's sandbox names (docs/operations.md)."""
+    namespace name, as before 64-bit suffixes: tenants whose namespace names are that long and agree in
+    their first 55 characters can search for each other's sandbox names (docs/operations.md)."""
     return max(SANDBOX_SUFFIX_LENGTH, min(CUT_SUFFIX_LENGTH, DNS_LABEL_MAX - len(namespace) - 2))
 
 
