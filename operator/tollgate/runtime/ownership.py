@@ -142,7 +142,7 @@ class SandboxOwnership:
         """`ctx` naming the 6-hex cut default sandbox an older release created for this very ModelDeployment
         (its UID on it, known from the start-up LIST or the watch) when status does not record it: that
         release created the namespace and then failed, or was stopped, before its status write. Without
-        this the default would now be the 16-hex name, and a second sandbox would start beside the first,
+        this the default would now be the longer-hash name, and a second sandbox would start beside the first,
         which would never be deleted. No reads: only what is already known."""
         if explicit or ctx.sandbox:
             return ctx

@@ -321,8 +321,8 @@ class Reconciler:
                 metrics.record_drill(ctx, action)
                 log.info("drill ended", extra={"md": f"{ctx.namespace}/{ctx.name}", "kind": action.kind,
                                                "outcome": action.outcome, "seconds": action.seconds})
-            elif isinstance(action, EmitEvent) and events:
-                self.post_event(body, action.type.value, action.reason.value, action.message)
+        if events:
+            self._post_events(body, decision)
         self._evidence(st, ctx, body, case, decision)
 
     def _evidence(self, st: ObjectState, ctx: Context, body: dict[str, Any], case: Case,
