@@ -641,7 +641,8 @@ class SLO(_Model):
     maxNoDataDuration: Duration | None = "5m"
     """How long a run of checks without a verdict (missing data, or fewer than minSamples requests) is
     tolerated before onNoData decides: with hold the check then fails. Also bounds Inconclusive checks
-    under fail and pass."""
+    under fail and pass. Time the metrics provider did not answer (bounded by consecutiveErrorLimit) and
+    time paused are not counted."""
     minSamples: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
     """Overrides spec.rollout.analysis.minSamples for this SLO. Below it: Inconclusive, bounded by
     maxNoDataDuration."""

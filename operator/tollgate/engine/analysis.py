@@ -12,7 +12,9 @@ Order of a check, first match wins:
 1. provider error                       -> Error (consecutiveErrors + 1; failures unchanged). Every
    other verdict (Pass, NoData, Inconclusive, Fail) resets consecutiveErrors to 0: the limit counts
    errors in a row, as Argo Rollouts' consecutiveErrorLimit, so errors with any other look between
-   them never add up to a fail-closed rollback.
+   them never add up to a fail-closed rollback. Time the provider could not answer is no part of a run
+   without a verdict (2, 3): an error moves that run's noDataSince forward by the time since the
+   previous look, unless the run had reached maxNoDataDuration already.
 2. canary samples < minSamples          -> Inconclusive (no verdict on too little traffic; samples and
    values are those of the window, or of the canary's stream for SLOs compared as in 5, where a stream
    asked for but missing from the provider's answer counts 0 requests). Bounded:
@@ -170,6 +172,7 @@ def judge(
             **common,
             "verdict": Verdict.ERROR,
             "consecutiveErrors": base.consecutiveErrors + 1,
+            "noDataSince": _unlooked(slo, base, now),
         })
         return Check(status, passing=False)
     # Not an error: the run of errors in a row is over, whatever the verdict below (rule 1).
@@ -238,6 +241,19 @@ def judge(
     if seconds_between(since, now) >= slo.max_no_data_seconds:
         return _fail(base, update, now, failure_gap)
     return Check(base.model_copy(update={**update, "verdict": Verdict.NO_DATA}), passing=False)
+
+
+def _unlooked(slo: ResolvedSLO, base: SLOStatus, now: datetime) -> str | None:
+    """noDataSince after a look the provider could not answer (rule 1): moved forward by the time since
+    the previous look, so a run without a verdict counts only time the analysis looked and saw none. An
+    outage says nothing of the canary's data, and it is bounded by consecutiveErrorLimit; counted as
+    missing data, a Prometheus restart longer than what was left of maxNoDataDuration failed a healthy
+    canary at its first thin look after it. A run that had reached the bound already keeps its start
+    (its Fail stays explained, as after a pause)."""
+    since, last = parse_time(base.noDataSince), parse_time(base.lastCheckedAt)
+    if since is None or last is None or now <= last or seconds_between(since, last) >= slo.max_no_data_seconds:
+        return base.noDataSince
+    return format_time(since + (now - last))
 
 
 def _young(measured: str, window: str | None) -> bool:

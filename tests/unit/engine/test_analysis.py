@@ -147,6 +147,39 @@ def test_any_verdict_other_than_an_error_ends_a_run_of_errors(
     assert not tick.errored and not tick.must_roll_back
 
 
+def test_time_the_provider_could_not_answer_is_no_part_of_a_run_without_a_verdict() -> None:
+    # given an SLO tolerating 30s without a verdict, on thin traffic for 10s
+    slo = resolved(max=0.01, onNoData="hold", no_data_seconds=30)
+    thin = obs(0.0, samples=10)
+    st = judge(slo, thin, None, T0).status
+    st = judge(slo, thin, st, T0 + timedelta(seconds=10)).status
+    # when the provider errs for 30s, a look every second
+    for s in range(11, 41):
+        st = judge(slo, obs(None, error="connection refused"), st, T0 + timedelta(seconds=s)).status
+    assert st.verdict is Verdict.ERROR and st.consecutiveErrors == 30 and st.failures == 0
+    # then the first thin look after it is still no verdict: 11s of the run counted, not 41
+    after = judge(slo, thin, st, T0 + timedelta(seconds=41)).status
+    assert after.verdict is Verdict.INCONCLUSIVE and after.failures == 0, after
+    assert after.noDataSince == "2026-03-01T12:00:30Z"
+    # and the bound still holds on the time looked: thin until 30s of looks, then onNoData decides
+    assert judge(slo, thin, after, T0 + timedelta(seconds=59)).status.verdict is Verdict.INCONCLUSIVE
+    assert judge(slo, thin, after, T0 + timedelta(seconds=60)).status.verdict is Verdict.FAIL
+
+
+def test_a_run_that_reached_its_bound_before_the_provider_erred_keeps_its_start() -> None:
+    # given a run without a verdict that failed at its bound
+    slo = resolved(max=0.01, onNoData="hold", no_data_seconds=30)
+    st = judge(slo, obs(math.nan), None, T0).status
+    st = judge(slo, obs(math.nan), st, T0 + timedelta(seconds=30)).status
+    assert st.verdict is Verdict.FAIL
+    # when the provider errs, then comes back still without data
+    st = judge(slo, obs(None, error="timeout"), st, T0 + timedelta(seconds=40)).status
+    again = judge(slo, obs(math.nan), st, T0 + timedelta(seconds=41)).status
+    # then the run is the same run, still failed, its start unchanged
+    assert st.noDataSince == again.noDataSince == "2026-03-01T12:00:00Z"
+    assert again.verdict is Verdict.FAIL
+
+
 def test_assess_crosses_limits_in_the_same_tick() -> None:
     slo = resolved(max=0.01)
     prev = [SLOStatus(name="error-rate", failures=1, consecutiveErrors=0)]
