@@ -641,8 +641,9 @@ class SLO(_Model):
     maxNoDataDuration: Duration | None = "5m"
     """How long a run of checks without a verdict (missing data, or fewer than minSamples requests) is
     tolerated before onNoData decides: with hold the check then fails. Also bounds Inconclusive checks
-    under fail and pass. Time the metrics provider did not answer (bounded by consecutiveErrorLimit) and
-    time paused are not counted."""
+    under fail and pass. Counts only time the SLO was looked at: not time paused, not time the metrics
+    provider did not answer (bounded by consecutiveErrorLimit), and of a longer gap between two looks (a
+    step without analysis, a missing template, the operator down) two analysis intervals at most."""
     minSamples: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
     """Overrides spec.rollout.analysis.minSamples for this SLO. Below it: Inconclusive, bounded by
     maxNoDataDuration."""

@@ -139,8 +139,8 @@ class SLOStatus(_Status):
     """Provider errors in a row."""
     noDataSince: str | None = None
     """When the current run without a verdict (missing data, too few samples) began (RFC 3339), moved
-    forward by time the provider could not answer, restarted by a resume: maxNoDataDuration counts
-    from here."""
+    forward by time nobody looked (provider errors, long gaps between looks), restarted by a resume:
+    maxNoDataDuration counts from here."""
     lastCheckedAt: str | None = None
     """Time of the latest check (RFC 3339)."""
     lastFailedAt: str | None = None

@@ -21,6 +21,10 @@ Order of a check, first match wins:
    too little traffic is a run without a verdict like missing data (same noDataSince clock), so once
    it has lasted maxNoDataDuration the SLO follows onNoData: pass -> NoData, counts as passing;
    fail or hold -> Fail. A canary that never gets enough traffic cannot hold its step forever.
+   The run counts the time it was looked at: a gap between two looks counts up to Policy.look_gap (two
+   analysis intervals, at least ten seconds more than one), the rest moves noDataSince forward, so time
+   nobody judged the SLO (a step without analysis, a missing template, an SLO left unjudged at full
+   traffic, the operator down) never fails a canary at its first thin look after it.
 3. canary value missing, NaN or +-Inf   -> no data, then onNoData:
    pass -> NoData, counts as passing; fail -> Fail; hold -> NoData until maxNoDataDuration has passed
    since the run of missing data began (noDataSince), then Fail (and every no-data check after it).
@@ -66,7 +70,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from tollgate.api.spec import NoDataPolicy
 from tollgate.api.status import BaselineRecord, SLOStatus, Verdict
@@ -156,13 +160,14 @@ def compared(slo: ResolvedSLO, obs: SLOObservation | None) -> SLOObservation | N
 def judge(
     slo: ResolvedSLO, obs: SLOObservation | None, prev: SLOStatus | None, now: datetime, *,
     carried: BaselineRecord | None = None, confidence: float = 0.99, failure_gap: float = 0.0,
-    full_traffic: bool = False, window: str | None = None,
+    full_traffic: bool = False, window: str | None = None, look_gap: float | None = None,
 ) -> Check:
     """Judge one SLO; `prev` is its status from the previous tick of this canary (None at first);
     `carried` the stable track's last measurement of this SLO (status.baselines). A failure other than a
     significant regression counts only `failure_gap` seconds after the last counted one: looks come
     every scrape interval, and one bad window seen at several looks is still one failed check.
-    `window`: the policy's; an observation over a shorter range is a young window (rule 3)."""
+    `window`: the policy's; an observation over a shorter range is a young window (rule 3). `look_gap`:
+    the longest time between two looks a run without a verdict counts whole (rule 2; None: any)."""
     obs = compared(slo, obs)
     base = prev if prev is not None else SLOStatus(name=slo.name)
     at = format_time(now)
@@ -194,7 +199,7 @@ def judge(
     values: dict[str, object] = {"value": canary, "baseline": stable}
 
     if samples < slo.min_samples:
-        return _inconclusive(slo, base, {**common, **values}, now, failure_gap)
+        return _inconclusive(slo, base, {**common, **values}, now, failure_gap, look_gap)
 
     spec = slo.slo
     if canary is not None:
@@ -219,7 +224,7 @@ def judge(
                 held = base.model_copy(update={**judged, "verdict": Verdict.INCONCLUSIVE, "noDataSince": None})
                 return Check(held, passing=False)
             if outcome.outcome is Outcome.TOO_FEW:
-                return _inconclusive(slo, base, judged, now, failure_gap)
+                return _inconclusive(slo, base, judged, now, failure_gap, look_gap)
             # No baseline at all: the no-data rules below (onNoData, bounded).
             values = {**values, **outcome.fields}
             stable = None
@@ -234,9 +239,9 @@ def judge(
         return Check(status, passing=True)
     if slo.on_no_data is NoDataPolicy.FAIL:
         if _young(obs.window, window):
-            return _inconclusive(slo, base, {**common, **values}, now, failure_gap)
+            return _inconclusive(slo, base, {**common, **values}, now, failure_gap, look_gap)
         return _fail(base, {**common, **values}, now, failure_gap)
-    since = parse_time(base.noDataSince) or now
+    since = _run_start(base, now, look_gap)
     update: dict[str, object] = {**common, **values, "noDataSince": format_time(since)}
     if seconds_between(since, now) >= slo.max_no_data_seconds:
         return _fail(base, update, now, failure_gap)
@@ -249,11 +254,11 @@ def _unlooked(slo: ResolvedSLO, base: SLOStatus, now: datetime) -> str | None:
     outage says nothing of the canary's data, and it is bounded by consecutiveErrorLimit; counted as
     missing data, a Prometheus restart longer than what was left of maxNoDataDuration failed a healthy
     canary at its first thin look after it. A run that had reached the bound already keeps its start
-    (its Fail stays explained, as after a pause)."""
+    (the Fail it recorded stays explained)."""
     since, last = parse_time(base.noDataSince), parse_time(base.lastCheckedAt)
     if since is None or last is None or now <= last or seconds_between(since, last) >= slo.max_no_data_seconds:
         return base.noDataSince
-    return format_time(since + (now - last))
+    return format_time(min(since + (now - last), now))
 
 
 def _young(measured: str, window: str | None) -> bool:
@@ -266,13 +271,31 @@ def _young(measured: str, window: str | None) -> bool:
         return False
 
 
+def _run_start(base: SLOStatus, now: datetime, look_gap: float | None) -> datetime:
+    """Where the run without a verdict that this look continues (or starts) counts from: noDataSince,
+    moved forward by what the gap since the previous look exceeds `look_gap`. Time nobody looked is no
+    evidence of missing data: a step without analysis, a missing template, an SLO left unjudged at full
+    traffic, the operator down. Counted, it failed a healthy canary at its first thin look after any of
+    them. Never later than now (a clock set back)."""
+    since = parse_time(base.noDataSince)
+    if since is None:
+        return now
+    last = parse_time(base.lastCheckedAt)
+    if look_gap is not None and last is not None:
+        unlooked = seconds_between(last, now) - look_gap
+        if unlooked > 0:
+            since += timedelta(seconds=unlooked)
+    return min(since, now)
+
+
 def _inconclusive(
-    slo: ResolvedSLO, base: SLOStatus, update: dict[str, object], now: datetime, gap: float = 0.0
+    slo: ResolvedSLO, base: SLOStatus, update: dict[str, object], now: datetime, gap: float = 0.0,
+    look_gap: float | None = None,
 ) -> Check:
     """No verdict yet (too few samples, or over the margin but not significant), bounded: a run of checks
     without a verdict shares the noDataSince clock, and once it lasted maxNoDataDuration onNoData
     decides (pass -> NoData, counts as passing; fail or hold -> Fail)."""
-    since = parse_time(base.noDataSince) or now
+    since = _run_start(base, now, look_gap)
     held: dict[str, object] = {**update, "noDataSince": format_time(since)}
     if seconds_between(since, now) < slo.max_no_data_seconds:
         return Check(base.model_copy(update={**held, "verdict": Verdict.INCONCLUSIVE}), passing=False)
@@ -330,12 +353,14 @@ def assess(
     failure_gap: float = 0.0,
     full_traffic: bool = False,
     window: str | None = None,
+    look_gap: float | None = None,
 ) -> TickOutcome:
     """Judge every configured SLO of one tick. Observations of unknown SLOs are ignored; a configured
     SLO without an observation counts as a provider error (the tick did not measure it). `full_traffic`:
     the canary serves all traffic, so an SLO without a live stable value is judged as `full_traffic_slos`
-    says (`_at_full_traffic`). `window`: the
-    policy's, to tell a young window (rule 3); None: none is."""
+    says (`_at_full_traffic`). `window`: the policy's, to tell a young window (rule 3); None: none is.
+    `look_gap`: the policy's (Policy.look_gap), the longest time between two looks a run without a verdict
+    counts whole (rule 2); None: any."""
     prev_by_name = {s.name: s for s in previous}
     obs_by_name = {o.name: o for o in observed}
     carried = {b.name: b for b in baselines}
@@ -344,7 +369,7 @@ def assess(
         slos, kept = _at_full_traffic(slos, obs_by_name, prev_by_name, carried)
     checks = [judge(slo, obs_by_name.get(slo.name), prev_by_name.get(slo.name), now,
                     carried=carried.get(slo.name), confidence=confidence, failure_gap=failure_gap,
-                    full_traffic=full_traffic, window=window)
+                    full_traffic=full_traffic, window=window, look_gap=look_gap)
               for slo in slos]
     statuses = tuple(
         c.status.model_copy(update={"dryRun": True}) if slo.slo.dryRun else c.status

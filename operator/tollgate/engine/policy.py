@@ -80,6 +80,13 @@ class Policy:
     """How the gatewayAPI router renders the route (an operator setting, --gateway-dialect; api.routers)."""
 
     @property
+    def look_gap(self) -> float:
+        """The longest time between two looks that a run without a verdict counts whole (engine.analysis,
+        rule 2): two analysis intervals, and at least ten seconds more than one, since a look comes late
+        on a loaded operator. Longer is time nobody judged the SLO, not evidence of missing data."""
+        return max(2 * self.interval_seconds, self.interval_seconds + 10)
+
+    @property
     def look_interval(self) -> float:
         return self.look_seconds if 0 < self.look_seconds < self.interval_seconds else self.interval_seconds
 

@@ -180,6 +180,56 @@ def test_a_run_that_reached_its_bound_before_the_provider_erred_keeps_its_start(
     assert again.verdict is Verdict.FAIL
 
 
+def test_errors_between_thin_looks_still_let_the_run_reach_its_bound() -> None:
+    # given a thin canary under a provider that fails every other look, 30s tolerated without a verdict
+    slo = resolved(max=0.01, onNoData="hold", no_data_seconds=30)
+    st: SLOStatus | None = None
+    verdicts = []
+    # when looks come every second, erroring and thin in turn
+    for s in range(0, 80):
+        look = obs(None, error="timeout") if s % 2 else obs(0.0, samples=10)
+        st = judge(slo, look, st, T0 + timedelta(seconds=s)).status
+        verdicts.append(st.verdict)
+    # then the thin looks' time adds up and the run fails: a flapping provider cannot hold it forever
+    assert Verdict.FAIL in verdicts and verdicts.index(Verdict.FAIL) <= 62, verdicts
+
+
+@pytest.mark.parametrize("unjudged_for", [60, 3600])
+def test_a_gap_between_looks_counts_only_up_to_the_look_gap(unjudged_for: int) -> None:
+    # given a run without a verdict 10s old, an SLO tolerating 30s, looks allowed 11s apart
+    slo = resolved(max=0.01, onNoData="hold", no_data_seconds=30)
+    thin = obs(0.0, samples=10)
+    st = judge(slo, thin, None, T0, look_gap=11).status
+    st = judge(slo, thin, st, T0 + timedelta(seconds=10), look_gap=11).status
+    # when nobody looks for a while (a step without analysis, the operator down), then the canary is thin
+    at = T0 + timedelta(seconds=10 + unjudged_for)
+    after = judge(slo, thin, st, at, look_gap=11).status
+    # then 11s of the gap count, not all of it: still no verdict, 21s of the run gone
+    assert after.verdict is Verdict.INCONCLUSIVE and after.failures == 0, after
+    assert judge(slo, thin, after, at + timedelta(seconds=8), look_gap=11).status.verdict is Verdict.INCONCLUSIVE
+    assert judge(slo, thin, after, at + timedelta(seconds=9), look_gap=11).status.verdict is Verdict.FAIL
+    # and without a look gap (None) the whole gap counts, as it did
+    assert judge(slo, thin, st, at).status.verdict is Verdict.FAIL
+
+
+def test_at_full_traffic_a_shift_unjudged_through_an_outage_does_not_count_it() -> None:
+    # given the 100% step, a shift SLO thin while stable's requests are still in the window
+    shift = ResolvedSLO(SLO(name="score-shift", max=0.05, onNoData="hold"), 100, 30)
+    thin = SLOObservation("score-shift", MetricValue(0.6, 10), MetricValue(0.6, 900))
+    prev = assess([shift], [], [thin], T0, failure_limit=0, consecutive_error_limit=5, full_traffic=True,
+                  look_gap=11).slos
+    # when the provider errs for 30s (the shift is kept unjudged at full traffic, its status unchanged)
+    for s in range(1, 31):
+        err = SLOObservation("score-shift", None, None, "connection refused")
+        kept = assess([shift], prev, [err], T0 + timedelta(seconds=s), failure_limit=0,
+                      consecutive_error_limit=5, full_traffic=True, look_gap=11)
+        assert kept.slos == prev and not kept.must_roll_back
+    # then the first thin look after it (stable still in the window) is no verdict, not a rollback
+    back = assess([shift], prev, [thin], T0 + timedelta(seconds=31), failure_limit=0, consecutive_error_limit=5,
+                  full_traffic=True, look_gap=11)
+    assert back.slos[0].verdict is Verdict.INCONCLUSIVE and not back.must_roll_back, back.slos
+
+
 def test_assess_crosses_limits_in_the_same_tick() -> None:
     slo = resolved(max=0.01)
     prev = [SLOStatus(name="error-rate", failures=1, consecutiveErrors=0)]

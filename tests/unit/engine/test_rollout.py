@@ -22,7 +22,7 @@ from tollgate.engine.actions import (
 from tollgate.engine.observations import Controls, MetricValue, Observations, SLOObservation
 from tollgate.engine.rollout import decide
 
-from .conftest import BAD, CTX, GOOD, T0, Sim, deployments_of, make_spec, objects_of, slo_obs, updated
+from .conftest import BAD, CTX, GOOD, T0, Sim, deployments_of, make_spec, objects_of, persisted, slo_obs, updated
 
 
 def start_canary(sim: Sim, version: str = "2.0.0") -> None:
@@ -843,6 +843,29 @@ def test_a_missing_slo_template_holds_the_step_with_a_condition_and_never_rolls_
     assert d.status.canaryWeight == 50
     (c,) = [c for c in d.status.conditions if c.type == cond.TEMPLATES_RESOLVED]
     assert c.status.value == "True"
+
+
+def test_time_a_missing_template_left_an_slo_unjudged_is_no_part_of_its_run_without_a_verdict(sim: Sim) -> None:
+    # given a canary at step 1 on thin traffic: its SLO has no verdict, 2m tolerated (looks every 30s)
+    start_canary(sim)
+    thin = (slo_obs(samples=10),)
+    sim.tick(thin)
+    (slo,) = sim.status.analysis
+    assert slo.verdict is Verdict.INCONCLUSIVE and slo.noDataSince is not None
+    # when a template goes missing for 5 minutes (nothing is judged) and comes back, still thin
+    missing = replace(sim.observations(thin), missing_templates=("spec.slos[1] (gpu): not found",))
+    for _ in range(10):
+        sim.now += timedelta(seconds=30)
+        sim.status = persisted(decide(sim.spec, sim.status, missing, sim.now, sim.ctx).status)
+    d = sim.step(thin, after=30)
+    # then the run counts the looks, not the 5 minutes nobody judged: no verdict, no failure, still at 10%
+    (slo,) = d.status.analysis
+    assert slo.verdict is Verdict.INCONCLUSIVE and slo.failures == 0, slo
+    assert d.status.canaryWeight == 10
+    # and the bound still holds on what is looked at: thin for 2 more minutes fails the check
+    for _ in range(4):
+        d = sim.tick(thin)
+    assert d.status.analysis[0].verdict is Verdict.FAIL
 
 
 def test_the_promoted_version_keeps_serving_through_the_next_canary_and_its_rollback(sim: Sim) -> None:

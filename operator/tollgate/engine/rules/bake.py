@@ -163,7 +163,7 @@ def _analyse(d: Draft, policy: Policy) -> bool:
     tick = assess(bake_slos(policy, d.st), d.st.analysis, d.obs.slos, d.now, failure_limit=policy.failure_limit,
                   consecutive_error_limit=policy.consecutive_error_limit, baselines=d.st.baselines,
                   confidence=policy.confidence, failure_gap=policy.interval_seconds - grid_slack(policy.look_interval),
-                  full_traffic=True)
+                  full_traffic=True, look_gap=policy.look_gap)
     d.tick = tick
     d.st.analysis = list(tick.slos)
     d.st.lastAnalysisAt = d.at

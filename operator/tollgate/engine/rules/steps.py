@@ -128,7 +128,7 @@ def _analyse(d: Draft, policy: Policy, *, entered: bool, ready: bool) -> bool:
     tick = assess(policy.slos, d.st.analysis, d.obs.slos, d.now, failure_limit=policy.failure_limit,
                   consecutive_error_limit=policy.consecutive_error_limit, baselines=d.st.baselines,
                   confidence=policy.confidence, failure_gap=_full_interval(policy),
-                  full_traffic=d.st.canaryWeight >= 100, window=policy.window)
+                  full_traffic=d.st.canaryWeight >= 100, window=policy.window, look_gap=policy.look_gap)
     d.tick = tick
     d.st.analysis = list(tick.slos)
     d.st.lastAnalysisAt = d.at
