@@ -11,7 +11,9 @@ The runtime opens a `Case` (spec, status, identity; the policy resolved once), a
 The rules, in the order a decision applies them:
 
 1. Invalid spec (gatewayAPI router without settings, bad durations, an empty or unsorted step plan)
-   -> Stalled, nothing applied. A kill switch still takes the canary's weight to 0 in status.
+   -> Stalled, nothing applied. Without a policy (the first two) nothing moves traffic, the kill switch
+   included: status keeps the canary's weight and says so (the CRD refuses these specs at admission; only
+   an object stored before its rule gets here). With a policy (a bad step plan) rule 2 still acts.
 2. Kill switch on -> canary weight 0 and the canary removed in this decision, whatever the phase;
    all traffic to the fallback (spec.fallback, else status.lastKnownGood) once it is Ready (stable
    serves until then); with no fallback at all -> Stalled, stable keeps serving. Kill switch off ->

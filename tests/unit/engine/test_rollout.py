@@ -758,6 +758,27 @@ def test_gateway_router_without_settings_is_stalled() -> None:
     assert d.requeue_after is None
 
 
+def test_a_kill_switch_on_a_spec_the_engine_cannot_act_on_says_it_waits_and_claims_nothing(sim: Sim) -> None:
+    # given a canary at 10%
+    start_canary(sim)
+    # when the spec turns into one the engine cannot act on (a gatewayAPI router without its settings, which
+    # only an object stored before the CRD's rule can be) and the kill switch is turned on with it
+    broken = updated(sim.spec, traffic={"router": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "gw"}]}},
+                     killSwitch=True)
+    broken = broken.model_copy(update={"traffic": broken.traffic.model_copy(update={"gatewayAPI": None})})
+    d = decide(broken, sim.status, sim.observations(None), sim.now, sim.ctx)
+    # then nothing moves traffic, and status says so: the canary's 10% kept, the kill switch not active
+    assert not d.of_type(SetWeight) and not d.of_type(ApplyObjects)
+    assert d.status.phase is Phase.STALLED
+    assert d.status.canaryWeight == 10 and not d.status.killSwitchActive, d.status
+    assert "the kill switch cannot act until this is fixed: the canary keeps 10% of traffic" in d.status.message
+    # and once the spec is fixed, the kill switch acts
+    sim.spec = updated(sim.spec, killSwitch=True)
+    sim.status = d.status
+    fixed = sim.step()
+    assert fixed.status.canaryWeight == 0 and fixed.status.killSwitchActive and fixed.of_type(SetWeight)
+
+
 def test_gateway_router_sets_exact_route_weights() -> None:
     sim = Sim(make_spec(traffic={"router": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "gw"}]}}))
     start_canary(sim)

@@ -43,9 +43,10 @@ from tollgate.engine.workloads import TrackPlan, TrafficPlan, deployment_ref, wo
 
 def finish(d: Draft, policy: Policy | None) -> Decision:
     d.st.controls = seen_tokens(d.prev.controls, d.obs.controls, defer=d.deferred)
-    if d.spec.killSwitch:
+    killed = d.spec.killSwitch and d.apply  # a spec the engine cannot act on moves nothing (rule 1)
+    if killed:
         d.st.canaryWeight = 0
-    if d.spec.killSwitch or d.st.killSwitchActive or d.st.canary is None:
+    if killed or d.st.killSwitchActive or d.st.canary is None:
         d.st.canaryMirror = 0  # no canary to mirror to (rolled back, aborted, promoted, kill switch)
     if policy is not None:
         d.st.rateLimits = rate_limits(d.spec, d.st, policy.dialect)

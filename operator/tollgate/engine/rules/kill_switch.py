@@ -29,17 +29,18 @@ from tollgate.engine.rules.rollback import roll_back
 
 
 def stall(d: Draft, message: str, *, apply: bool) -> None:
-    """The spec cannot be acted on: Stalled, with one warning event per distinct message. A kill
-    switch still takes the canary's weight to 0 in status."""
+    """The spec cannot be acted on: Stalled, with one warning event per distinct message. Nothing is
+    applied, so nothing moves traffic, the kill switch included: status keeps the canary's weight and says
+    the kill switch waits for a spec it can act on. (It used to record weight 0 and killSwitchActive while
+    the router still split traffic: a platform team reading status took the kill switch for done.)"""
+    if d.spec.killSwitch and (d.prev.canaryWeight > 0 or d.prev.canaryMirror > 0):
+        message = (f"{message}; the kill switch cannot act until this is fixed: the canary keeps "
+                   f"{d.prev.canaryWeight}% of traffic" + (f" and {d.prev.canaryMirror}% mirrored"
+                                                          if d.prev.canaryMirror else ""))
     if d.prev.phase is not Phase.STALLED or d.prev.message != message:
         d.event(Reason.SPEC_INVALID, message, warning=True)
     d.phase(Phase.STALLED, message)
     d.apply = apply
-    if d.spec.killSwitch:
-        d.cut_canary()
-        release(d, "the kill switch removes every canary")
-        d.st.killSwitchActive = True
-        d.st.fallback = None
 
 
 def kill_switch_on(d: Draft, why: str = "kill switch on", *, drill: bool = False) -> None:
