@@ -186,6 +186,6 @@ def dialect_problem(spec: Any, dialect: GatewayDialect) -> str | None:
         others = [d.value for d in GatewayDialect if use.capability in DIALECT_CAPABILITIES[d]]
         return (f"{use.field} is set, but this cluster's Gateway data plane speaks the {dialect.value} dialect "
                 f"({DIALECT_WHERE}), which cannot {use.what} ({DIALECT_WHY[dialect][use.capability]}): "
-                f"{use.drop}, or ask the platform team for a dialect that can ({', '.join(others)}). Nothing was "
-                "changed: traffic stays where it is")
+                f"{use.drop}, or ask the platform team for a dialect that can ({', '.join(others)}). Nothing of this "
+                "spec was applied")
     return None

@@ -279,7 +279,7 @@ def refused(status: ModelDeploymentStatus, message: str, now: datetime, generati
     """The status of an object that is not acted on: its spec the API types refuse
     (api.validation.InvalidSpecError), or, with another `reason`, a sandbox namespace that is not its own,
     a spec over the platform's limits, or a decision that failed (DecisionFailed). Stalled, nothing acted
-    on, the rest of the status kept."""
+    on, the rest of the status kept; a canary with traffic is then held at weight 0 by engine.refusal."""
     return status.model_copy(update={
         "phase": Phase.STALLED, "message": message, "observedGeneration": generation,
         "conditions": cond.spec_refused(message, require_aware(now), generation, reason),

@@ -27,6 +27,7 @@ from tollgate.api import resource
 from tollgate.api.controls import tokens_of
 from tollgate.api.invalid import InvalidSpecError, parse_spec
 from tollgate.api.routers import DEFAULT_DIALECT, GatewayDialect, dialect_problem
+from tollgate.api.spec import RouterKind
 from tollgate.api.status import ModelDeploymentStatus, Phase, bounded
 from tollgate.engine.actions import (
     ApplyObjects,
@@ -46,6 +47,7 @@ from tollgate.engine.evidence import evidence_from_status
 from tollgate.engine.model_delivery import DEFAULT_INITIALIZER_IMAGE
 from tollgate.engine.observations import Observations, Track
 from tollgate.engine.platform import PlatformLimits, over_limits
+from tollgate.engine.refusal import Refusal, Switch, refuse
 from tollgate.engine.rollout import Case, refused
 from tollgate.engine.status_size import compact, expand
 from tollgate.runtime import metrics
@@ -157,8 +159,7 @@ class Reconciler:
         try:
             spec = parse_spec(body.get("spec"))
         except InvalidSpecError as exc:
-            new = storable(refused(status, str(exc), now, ctx.generation))
-            return None if await self._write_status(st, ctx, body, new) else now
+            return await self._refuse(st, ctx, body, status, str(exc), now, "SpecInvalid", recheck=False)
         ctx = self.ownership.with_legacy(ctx, explicit=bool(spec.sandbox.namespace))
         # Refused before anything is decided (so nothing is written but this status): a spec over the
         # platform's limits, or a sandbox namespace that is not this ModelDeployment's (ownership.py).
@@ -179,10 +180,10 @@ class Reconciler:
         explicit = bool(spec.sandbox.namespace)
         try:
             await asyncio.to_thread(self.ownership.check, case.sandbox, ctx, explicit=explicit)
-        except SandboxNotGrantedError as exc:
-            return await self._refuse(st, ctx, body, status, str(exc), now, "SandboxNotGranted")
+        except SandboxNotGrantedError as exc:  # never written to: a canary there is not held (engine.refusal)
+            return await self._refuse(st, ctx, body, status, str(exc), now, "SandboxNotGranted", hold=False)
         except SandboxNotOwnedError as exc:
-            return await self._refuse(st, ctx, body, status, str(exc), now, "SandboxNotOwned")
+            return await self._refuse(st, ctx, body, status, str(exc), now, "SandboxNotOwned", hold=False)
         assert self.credentials is not None
         try:  # before anything is decided or written: a Secret that cannot be copied names its fix
             await asyncio.to_thread(self.credentials.prepare, spec, ctx)
@@ -247,7 +248,7 @@ class Reconciler:
             try:
                 await asyncio.to_thread(self._execute, st, ctx, body, case, decision, explicit, intent or not changed)
             except SandboxNotOwnedError as exc:  # the namespace appeared, not ours, between check and create
-                return await self._refuse(st, ctx, body, status, str(exc), now, "SandboxNotOwned")
+                return await self._refuse(st, ctx, body, status, str(exc), now, "SandboxNotOwned", hold=False)
         finally:
             URGENT.reset(urgent)
         if changed and not intent:
@@ -274,16 +275,48 @@ class Reconciler:
             await self._write_status(st, ctx, body, stalled)
 
     async def _refuse(self, st: ObjectState, ctx: Context, body: dict[str, Any], status: ModelDeploymentStatus,
-                      message: str, now: datetime, reason: str) -> datetime:
+                      message: str, now: datetime, reason: str, *, hold: bool = True,
+                      recheck: bool = True) -> datetime | None:
         """Stalled, naming the owner (or the limit) and the fix; nothing written but this status, and only
-        when it changes. Looked at again later: the namespace may go away (a spec change wakes us anyway)."""
+        when it changes, and a canary in flight held at weight 0 (engine.refusal; `hold`: False when the
+        sandbox is not ours to write). Looked at again later (`recheck`): the namespace may go away (a spec
+        change wakes us anyway)."""
+        new = refused(status, message, now, ctx.generation, reason)
+        out = refuse(new, self._switch(ctx, status, body.get("spec")), now, reason) if hold else Refusal(new)
         old = body.get("status") or {}
-        if (old.get("phase") != Phase.STALLED.value or old.get("message") != message
-                or old.get("observedGeneration") != ctx.generation):
-            log.warning("refused", extra={"md": f"{ctx.namespace}/{ctx.name}", "reason": reason, "detail": message})
-            if await self._write_status(st, ctx, body, storable(refused(status, message, now, ctx.generation, reason))):
-                self.post_event(body, "Warning", reason, message)
-        return self.clock() + timedelta(seconds=REFUSED_RECHECK_SECONDS)
+        changed = (old.get("phase") != Phase.STALLED.value or old.get("message") != out.status.message
+                   or old.get("observedGeneration") != ctx.generation)
+        # Taking traffic off a canary goes ahead of the throttle's queue, its status write (intent first, as
+        # for any decision that does: a crash after it finds the router still splitting and moves it then,
+        # engine.refusal) and the router's requests alike.
+        urgent = URGENT.set(out.action is not None)
+        try:
+            if changed:
+                log.warning("refused", extra={"md": f"{ctx.namespace}/{ctx.name}", "reason": reason,
+                                              "detail": message, "held": out.action is not None})
+                if not await self._write_status(st, ctx, body, storable(out.status)):
+                    return now
+            if out.action is not None and out.status.sandboxNamespace:
+                await asyncio.to_thread(router_for(out.action.router, self.kube).set_weight, ctx,
+                                        out.status.sandboxNamespace, out.action)
+                metrics.set_weight(ctx.namespace, ctx.name, 0)
+        finally:
+            URGENT.reset(urgent)
+        if changed:
+            self.post_event(body, "Warning", reason, out.status.message)
+        return self.clock() + timedelta(seconds=REFUSED_RECHECK_SECONDS) if recheck else None
+
+    def _switch(self, ctx: Context, status: ModelDeploymentStatus, spec: object) -> Switch:
+        """The router's objects as watched, for a refusal's hold; from the stored spec only what is read
+        without trusting it (an autoscaler, the kill switch)."""
+        sandbox = status.sandboxNamespace
+        raw = spec if isinstance(spec, Mapping) else {}
+        return Switch(route=self.registry.routing_of(sandbox, ctx, RouterKind.GATEWAY_API),
+                      service=self.registry.routing_of(sandbox, ctx, RouterKind.REPLICAS),
+                      stable=self.registry.track(sandbox, ctx, Track.STABLE),
+                      canary=self.registry.track(sandbox, ctx, Track.CANARY),
+                      autoscaled=bool(raw.get("autoscaling")), kill_switch=raw.get("killSwitch") is True,
+                      dialect=self.dialect)
 
     # --- carrying out the decision (in a worker thread: the Kubernetes client is synchronous) ----
     def _post_events(self, body: dict[str, Any], decision: Decision) -> None:

@@ -300,3 +300,48 @@ def test_a_rate_limit_the_platforms_gateway_dialect_cannot_carry_out_is_stalled_
     routes = stack.kubectl("get", "httproutes", "-n", st["sandboxNamespace"], "-o", "name").stdout.split()
     assert routes == ["httproute.gateway.networking.k8s.io/limited"], routes
     delete_md(stack, namespace, "limited")
+
+
+def test_a_spec_over_the_platform_limits_mid_canary_takes_the_canary_off_traffic_until_accepted(
+        stack: Stack, namespace: str, capped_operator: OperatorProcess) -> None:
+    # given a canary holding 25% of traffic on the replicas router (a long pause, no analysis)
+    held = {"rollout": {"steps": [{"weight": 25, "pause": "30m", "analysis": False}, {"weight": 100}],
+                        "progressDeadline": "60s"}, "slos": []}
+    apply(stack, namespace, md_manifest("held", "1.0.0", replicas=3, **held))
+    sandbox = wait_phase(stack, namespace, "held", "Stable")["sandboxNamespace"]
+    apply(stack, namespace, md_manifest("held", "1.1.0", replicas=3, **held))
+    st = wait_for("canary at 25%", lambda: (s := status(stack, namespace, "held")).get("canaryWeight") == 25 and s,
+                  timeout=90)
+    pods = st["steps"][0]["stablePods"] + st["steps"][0]["canaryPods"]
+    assert selector(stack, sandbox, "held").get("tollgate.dev/track") is None  # both tracks behind the Service
+    # when the tenant's next edit goes over the platform's limit of 3 replicas
+    patch_spec(stack, namespace, "held", {"replicas": 4})
+    st = wait_phase(stack, namespace, "held", "Stalled", timeout=30)
+    # then the canary is taken off traffic at once and held there: no rollback, the reason and the hold in status
+    assert "spec.replicas 4 is over the platform limit of 3" in st["message"], st["message"]
+    assert "canary 1.1.0" in st["message"] and "held at weight 0" in st["message"], st["message"]
+    assert st["canaryWeight"] == 0 and not st.get("rolledBackRevision") and st["canary"]["version"] == "1.1.0"
+    wait_for("the Service on stable only", lambda: selector(stack, sandbox, "held").get("tollgate.dev/track")
+             == "stable", timeout=15, interval=0.2)
+    wait_for("stable scaled back to the step's pods", lambda: replicas(stack, sandbox, "held-stable") == pods,
+             timeout=15, interval=0.2)
+    assert replicas(stack, sandbox, "held-canary") is not None  # its pods stay, with no traffic
+    # when the tenant goes back within the limit, then the canary restarts at step 1 and regains its 25%
+    patch_spec(stack, namespace, "held", {"replicas": 3})
+    st = wait_for("canary back at 25%", lambda: (s := status(stack, namespace, "held")).get("canaryWeight") == 25
+                  and s.get("phase") == "Progressing" and s, timeout=90)
+    assert any("held while its spec was refused" in e.get("message", "") for e in st["timeline"]), st["timeline"]
+    wait_for("the Service on both tracks again",
+             lambda: selector(stack, sandbox, "held").get("tollgate.dev/track") is None, timeout=15, interval=0.2)
+    delete_md(stack, namespace, "held")
+
+
+def selector(stack: Stack, sandbox: str, name: str) -> dict[str, str]:
+    out = stack.kubectl("get", "service", name, "-n", sandbox, "-o", "jsonpath={.spec.selector}").stdout
+    return json.loads(out) if out else {}
+
+
+def replicas(stack: Stack, sandbox: str, name: str) -> int | None:
+    out = stack.kubectl("get", "deployment", name, "-n", sandbox, "-o", "jsonpath={.spec.replicas}",
+                        check=False)
+    return int(out.stdout) if out.returncode == 0 and out.stdout else None

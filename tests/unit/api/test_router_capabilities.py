@@ -117,7 +117,7 @@ def test_what_the_platforms_gateway_dialect_cannot_do_is_refused_naming_the_dial
         assert problem.startswith(f"{use.field} is set, but this cluster's Gateway data plane speaks the "
                                   f"{dialect.value} dialect (gatewayAPI.dialect, set by the platform team")
         assert DIALECT_WHY[dialect][use.capability] in problem and use.drop in problem
-        assert "traefik" in problem and "traffic stays where it is" in problem
+        assert "traefik" in problem and "Nothing of this spec was applied" in problem
 
 
 def test_the_gateway_api_router_can_in_some_dialect_what_admission_lets_through() -> None:

@@ -20,6 +20,7 @@ from tollgate.adapters.evidence import EvidenceStore
 from tollgate.adapters.kube import Kube
 from tollgate.adapters.no_provider import NoProvider
 from tollgate.adapters.throttle import URGENT
+from tollgate.engine.platform import PlatformLimits
 from tollgate.engine.sandbox import legacy_cut_namespace
 from tollgate.runtime.analysis import AnalysisScheduler
 from tollgate.runtime.ownership import SandboxOwnership
@@ -156,3 +157,75 @@ def test_a_sandbox_an_older_release_cut_with_6_hex_and_did_not_record_is_used_no
     assert written == {legacy, ns}, written
     assert server.bodies[f"/apis/tollgate.dev/v1alpha1/namespaces/{ns}/modeldeployments/{name}/status"][
         "status"]["sandboxNamespace"] == legacy
+
+
+class Holding(Server):
+    """As Server, with the replicas router's Service and the stable Deployment there to be patched."""
+
+    present = (f"/api/v1/namespaces/{SANDBOX}/services/m", f"/apis/apps/v1/namespaces/{SANDBOX}/deployments/m-stable")
+
+    def __call__(self, method: str, url: str, body: Any) -> Response:
+        path = url.split("?", maxsplit=1)[0]
+        if method == "GET" and path in self.present:
+            self.sent.append((method, path, URGENT.get()))
+            return Response(200, json.dumps({"metadata": {"name": path.rsplit("/", 1)[-1]}}).encode())
+        return super().__call__(method, url, body)
+
+
+def over_the_limit_mid_canary() -> dict[str, Any]:
+    """A canary with 25% of traffic on the replicas router (1 of 4 pods), whose spec now asks for 40 replicas."""
+    body = killed()
+    body["spec"] = {**body["spec"], "replicas": 40, "killSwitch": False}
+    body["spec"].pop("fallback")
+    body["status"] = {
+        "observedGeneration": 1, "phase": "Progressing", "sandboxNamespace": SANDBOX,
+        "stable": {"revision": "r1", "version": "1.0.0"}, "canary": {"revision": "r2", "version": "2.0.0"},
+        "lastKnownGood": {"revision": "r1", "version": "1.0.0"}, "canaryWeight": 25, "planHash": "p1",
+        "stepCount": 2, "steps": [{"weight": 25, "plannedShare": 25.0, "canaryPods": 1, "stablePods": 3},
+                                  {"weight": 100, "plannedShare": 100.0, "canaryPods": 4, "stablePods": 0}]}
+    return body
+
+
+def test_a_spec_over_the_platforms_limits_mid_canary_takes_the_canary_off_traffic_intent_first() -> None:
+    server = Holding()
+    kube = Kube(FakeApi(server))  # type: ignore[arg-type]
+    kube.warm([], "x")
+    registry = Registry()
+    posted: list[tuple[str, str]] = []
+    rec = Reconciler(kube, registry, AnalysisScheduler(NoProvider()), EvidenceStore(kube),
+                     lambda _body, _type, reason, message: posted.append((reason, message)), SandboxOwnership(kube),
+                     limits=PlatformLimits(max_replicas=8))
+    # given a canary with 25% of traffic, the Service seen selecting both tracks, whose spec goes over the
+    # platform's limit of 8 replicas
+    registry.observe_routing({"kind": "Service", "metadata": {"namespace": SANDBOX, "name": "m"},
+                              "spec": {"selector": {"tollgate.dev/pool": "m"}}}, deleted=False)
+    registry.tracks[(SANDBOX, "m-stable")] = TrackObservation(revision="r1", desired=3, ready=3, updated=3)
+    registry.tracks[(SANDBOX, "m-canary")] = TrackObservation(revision="r2", desired=1, ready=1, updated=1)
+    st = registry.state("ns", "m")
+    st.body = over_the_limit_mid_canary()
+    # when it decides
+    asyncio.run(rec.reconcile(st))
+    # then status is written first (Stalled, the canary at 0 and held), then the Service selects stable only
+    # and stable is scaled back to the step's 4 pods, every request of it urgent
+    writes = [(m, p) for m, p, _ in server.sent if m != "GET"]
+    assert writes == [("PATCH", STATUS_PATH), ("PATCH", f"/api/v1/namespaces/{SANDBOX}/services/m"),
+                      ("PATCH", f"/apis/apps/v1/namespaces/{SANDBOX}/deployments/m-stable/scale")], server.sent
+    assert all(urgent for *_, urgent in server.sent), server.sent
+    status = server.bodies[STATUS_PATH]["status"]
+    assert status["phase"] == "Stalled" and status["canaryWeight"] == 0 and status.get("planHash") is None
+    assert "held at weight 0" in status["message"] and "spec.replicas 40" in status["message"]
+    assert server.bodies[f"/api/v1/namespaces/{SANDBOX}/services/m"] == {
+        "spec": {"selector": {"tollgate.dev/pool": None, "tollgate.dev/track": "stable"}}}
+    assert server.bodies[f"/apis/apps/v1/namespaces/{SANDBOX}/deployments/m-stable/scale"] == {
+        "spec": {"replicas": 4}}
+    # and one Warning Event says so, after the move
+    assert [reason for reason, _ in posted] == ["OverPlatformLimit"] and "held" in posted[0][1]
+    # when it is looked at again, the Service seen on stable: nothing is written, nothing posted
+    registry.observe_routing({"kind": "Service", "metadata": {"namespace": SANDBOX, "name": "m"},
+                              "spec": {"selector": {"tollgate.dev/track": "stable"}}}, deleted=False)
+    body = over_the_limit_mid_canary()
+    body["status"] = status
+    st.body = body
+    server.sent.clear()
+    asyncio.run(rec.reconcile(st))
+    assert server.sent == [] and len(posted) == 1

@@ -6,7 +6,8 @@
   (on the fallback when one is configured) until the spec changes or tollgate.dev/retry.
 - A new revision while a canary runs -> the canary is Superseded (history), all traffic back on
   stable, a new canary starts at step one. Replica or policy changes are not new revisions; a changed
-  step plan restarts the running canary at step one.
+  step plan restarts the running canary at step one, and so does a spec accepted after a refusal held the
+  canary at weight 0 (engine.refusal: status.planHash forgotten).
 - A revision that was rolled back stays rolled back until the spec changes it or a new
   tollgate.dev/retry token arrives.
 - A promoted version in its bake window is judged there (engine.rules.bake); a new revision ends the window.
@@ -61,7 +62,9 @@ def reconcile(d: Draft, policy: Policy, tokens: ControlTokens) -> None:
         else:
             _start_canary(d, policy, rev)
         return
-    if d.st.planHash != policy.plan_hash:
+    if d.st.planHash is None:  # held at weight 0 while its spec was refused (engine.refusal)
+        restart_canary(d, policy, "spec accepted: the canary held while its spec was refused restarts at step 1")
+    elif d.st.planHash != policy.plan_hash:
         restart_canary(d, policy, "rollout steps changed: the canary restarts at step 1")
     progress(d, policy, tokens)
 

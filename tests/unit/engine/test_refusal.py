@@ -1,0 +1,176 @@
+"""A canary in flight when its spec is refused (engine.refusal): held at weight 0, restarted once accepted."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from tollgate.api.routers import GatewayDialect
+from tollgate.api.spec import RouterKind
+from tollgate.api.status import ModelDeploymentStatus, Phase
+from tollgate.engine.actions import Reason, RollBack
+from tollgate.engine.observations import RoutingObservation, Track
+from tollgate.engine.refusal import Refusal, Switch, refuse
+from tollgate.engine.rollout import refused
+from unit.engine.conftest import Sim, make_spec, persisted
+
+GATEWAY = {"router": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "gw"}]}}
+LIMIT = "spec.replicas 40 is over the platform's limit of 8: lower it"
+STABLE_ONLY = RoutingObservation(sole=Track.STABLE)
+
+
+def canary_with_traffic(sim: Sim) -> None:
+    sim.deploy_stable()
+    sim.set_version("2.0.0")
+    sim.step()
+    sim.step()
+    sim.step(after=1)
+    assert sim.status.canaryWeight == 10 and sim.status.planHash is not None
+
+
+def switch_of(sim: Sim, **extra: object) -> Switch:
+    """What the runtime sees of the router: the switch the last decision made, and the tracks."""
+    obs = sim.observations(None)
+    gateway = sim.spec.traffic.router is RouterKind.GATEWAY_API
+    return Switch(route=sim.routing if gateway else None, service=None if gateway else sim.routing,
+                  stable=obs.stable, canary=obs.canary, **extra)  # type: ignore[arg-type]
+
+
+def on_stable(sim: Sim) -> Switch:
+    """The replicas router's Service seen selecting the stable track only."""
+    obs = sim.observations(None)
+    return Switch(route=None, service=STABLE_ONLY, stable=obs.stable, canary=obs.canary)
+
+
+def refusing(sim: Sim, switch: Switch, after: float = 1.0) -> Refusal:
+    sim.now += timedelta(seconds=after)
+    status = refused(sim.status, LIMIT, sim.now, sim.ctx.generation, "OverPlatformLimit")
+    return refuse(status, switch, sim.now, "OverPlatformLimit")
+
+
+def test_a_refused_spec_takes_the_canary_off_traffic_through_the_replicas_router_and_keeps_its_pods() -> None:
+    # given a canary with 10% of traffic on the replicas router (4 replicas: 1 canary pod, 3 stable)
+    sim = Sim(make_spec())
+    canary_with_traffic(sim)
+    step = sim.status.steps[0]
+    before = sim.status
+    # when its spec is refused (over the platform's limits)
+    out = refusing(sim, switch_of(sim))
+    # then status says Stalled with the refusal, the canary at weight 0 and held, and why
+    st = out.status
+    assert st.phase is Phase.STALLED and st.canaryWeight == 0 and st.canaryMirror == 0
+    assert st.message.startswith(LIMIT) and "canary 2.0.0" in st.message and "held at weight 0" in st.message
+    assert "restarts at step 1" in st.message
+    # and it is a hold, not a rollback: no rolled-back revision, no history, the canary still named
+    assert st.rolledBackRevision is None and st.history == before.history and st.canary == before.canary
+    assert st.planHash is None and st.timeline[-1].reason == "OverPlatformLimit" and st.timeline[-1].weight == 0
+    # and the router's fast path selects stable only, scaled back to the step's pod total, canary pods kept
+    action = out.action
+    assert action is not None and action.router is RouterKind.REPLICAS and action.fast and action.keep_canary
+    assert action.canary_weight == 0 and action.stable_replicas == step.stablePods + step.canaryPods == 4
+
+
+def test_an_autoscaled_stable_track_is_left_to_its_autoscaler() -> None:
+    sim = Sim(make_spec())
+    canary_with_traffic(sim)
+    out = refusing(sim, switch_of(sim, autoscaled=True))
+    assert out.action is not None and out.action.keep_canary and out.action.stable_replicas is None
+
+
+def test_on_the_gateway_router_the_route_weighs_stable_alone_in_the_platforms_dialect() -> None:
+    # given a canary with 10% on the gatewayAPI router, the route seen splitting traffic
+    sim = Sim(make_spec(traffic=GATEWAY))
+    canary_with_traffic(sim)
+    assert sim.routing is not None and sim.routing.sole is None
+    # when its spec is refused
+    out = refusing(sim, switch_of(sim, dialect=GatewayDialect.TRAEFIK))
+    # then the route's fast path moves all traffic to stable, in the platform's dialect
+    action = out.action
+    assert action is not None and action.router is RouterKind.GATEWAY_API and action.fast
+    assert action.canary_weight == 0 and action.mirror_percent == 0 and action.dialect is GatewayDialect.TRAEFIK
+    assert out.status.canaryWeight == 0
+
+
+def test_a_held_canary_is_not_moved_again_and_its_note_stays_while_the_spec_is_refused() -> None:
+    # given a canary held by a refusal, the router observed on stable since
+    sim = Sim(make_spec())
+    canary_with_traffic(sim)
+    first = refusing(sim, switch_of(sim))
+    sim.status = persisted(first.status)
+    # when the refused spec is looked at again
+    again = refusing(sim, on_stable(sim), after=30)
+    # then nothing moves and the message is the same (nothing to write, no second event)
+    assert again.action is None
+    assert again.status.message == first.status.message
+    assert len(again.status.timeline) == len(first.status.timeline)
+
+
+def test_a_hold_the_router_did_not_carry_out_is_carried_out_again_from_the_observed_switch() -> None:
+    # given a hold whose status was written (intent first) but whose router move was lost (a crash)
+    sim = Sim(make_spec())
+    canary_with_traffic(sim)
+    first = refusing(sim, switch_of(sim))
+    sim.status = persisted(first.status)
+    # when the refused spec is looked at again and the Service still selects both tracks
+    again = refusing(sim, switch_of(sim), after=5)
+    # then the router is moved again, and status is not written anew (same message, no new timeline entry)
+    assert again.action is not None and again.action.keep_canary and again.action.stable_replicas == 4
+    assert again.status.message == first.status.message
+    assert len(again.status.timeline) == len(first.status.timeline)
+
+
+def test_once_the_spec_is_accepted_the_held_canary_restarts_at_step_one_and_is_judged_again() -> None:
+    # given a canary held by a refusal, traffic on stable
+    sim = Sim(make_spec())
+    canary_with_traffic(sim)
+    sim.status = persisted(refusing(sim, switch_of(sim)).status)
+    sim.routing = STABLE_ONLY
+    # when the spec is accepted again (the same version, within the platform's limits)
+    d = sim.step(after=10)
+    # then the canary starts over at step 1: its plan again, its clock from now, no rollback
+    assert d.status.phase is Phase.PROGRESSING and d.status.planHash is not None
+    assert d.status.currentStep == 0 and d.status.passedAnalyses == 0 and not d.of_type(RollBack)
+    assert d.status.canary is not None and d.status.canary.version == "2.0.0"
+    assert d.status.rolledBackRevision is None
+    started = [e for e in d.events if e.reason is Reason.CANARY_STARTED]
+    assert started and "held while its spec was refused" in started[0].message
+    # and it regains traffic through the steps as any canary does
+    sim.step(after=1)
+    assert sim.status.canaryWeight == 10
+
+
+def test_nothing_is_held_without_a_canary_with_traffic() -> None:
+    # given a stable ModelDeployment (no canary)
+    sim = Sim(make_spec())
+    sim.deploy_stable()
+    out = refusing(sim, switch_of(sim))
+    assert out.action is None and "held" not in out.status.message
+    # given a canary whose pods are not Ready yet (weight 0, the Service on stable)
+    sim = Sim(make_spec())
+    sim.deploy_stable()
+    sim.set_version("2.0.0")
+    sim.not_ready.add("canary")
+    sim.step()
+    sim.step()
+    assert sim.status.canary is not None and sim.status.canaryWeight == 0
+    out = refusing(sim, on_stable(sim))
+    # then it goes on from where it is once accepted: nothing moves, its plan is kept
+    assert out.action is None and out.status.planHash == sim.status.planHash
+
+
+def test_nothing_is_held_while_promoting_or_under_the_kill_switch() -> None:
+    sim = Sim(make_spec())
+    canary_with_traffic(sim)
+    switch = switch_of(sim)
+    for update in ({"promotingSince": "2026-03-01T12:00:00Z"}, {"killSwitchActive": True}):
+        status: ModelDeploymentStatus = sim.status.model_copy(update=update)
+        sim.status = status
+        out = refusing(sim, switch)
+        assert out.action is None and out.status.canaryWeight == 10, update
+
+
+def test_a_kill_switch_in_the_refused_spec_gets_the_canary_off_and_says_the_fallback_waits() -> None:
+    sim = Sim(make_spec())
+    canary_with_traffic(sim)
+    out = refusing(sim, switch_of(sim, kill_switch=True))
+    assert out.action is not None and out.status.canaryWeight == 0
+    assert "the kill switch's fallback waits for an accepted spec" in out.status.message
