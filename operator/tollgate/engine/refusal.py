@@ -11,11 +11,13 @@ holds the canary:
   refused as not ours or not granted is never written). Not while promoting (stable already rolls to the
   canary's revision: taking traffic off the canary would leave it on pods being replaced) and not under the
   kill switch (traffic is on the fallback already).
-- Traffic goes back to stable through the router's fast path alone, from what was observed, since the
-  refused spec cannot be trusted to say which router is in force: the HTTPRoute when one is seen (its
-  backendRefs weigh stable 100), else the replicas router's Service, which selects the stable track only;
-  stable is scaled back to the step's pod total (status.steps, the last accepted plan) unless an autoscaler
-  owns its count. The canary's pods stay, with no traffic.
+- Traffic goes back to stable through the router's fast path alone, decided from what was observed, since
+  the refused spec cannot be trusted to say which router is in force: the HTTPRoute when one is seen (its
+  backendRefs weigh stable 100), else the replicas router's Service, which then selects the stable track
+  only. The replicas router shrank stable for the step: it is scaled back to the step's pod total first
+  (status.steps, the last accepted plan), and the Service moves once that many stable pods are Ready (the
+  canary was not judged failed, so there is no need to send all traffic to too few pods); an autoscaler's
+  count is left alone. The canary's pods stay, with no traffic. status.canaryWeight says where traffic is.
 - It is a hold, not a rollback: the canary was never judged failed, so there is no rolledBackRevision, no
   evidence and no history entry. Its step plan is forgotten (status.planHash), so once a spec is accepted
   the canary restarts at step one (engine.rules.revisions), judged from the start.
@@ -73,33 +75,42 @@ def refuse(status: ModelDeploymentStatus, switch: Switch, now: datetime, reason:
             or status.killSwitchActive):
         return Refusal(status)
     observed = switch.route if switch.route is not None else switch.service
-    weighted = status.canaryWeight > 0 or status.canaryMirror > 0
-    moving = weighted or (observed is not None and observed.sole is not Track.STABLE)
+    splitting = observed is not None and observed.sole is not Track.STABLE
     held = status.planHash is None  # a running canary always follows a plan (engine.rules.revisions)
-    if not moving and not held:
-        return Refusal(status)  # a canary without traffic yet: it goes on from where it is once accepted
+    if not splitting and not held:
+        return Refusal(status)  # no traffic seen on the canary: it goes on from where it is once accepted
     stable = status.stable
     serving = f"stable {stable.version} ({stable.revision})" if stable is not None else "stable"
-    message = (f"{status.message}; canary {canary.version} ({canary.revision}) held at weight 0, {serving} "
-               f"serves until the spec is accepted, then the canary restarts at step 1")
+    message = (f"{status.message}; canary {canary.version} ({canary.revision}) held: its traffic goes to "
+               f"{serving} until the spec is accepted, then the canary restarts at step 1")
     if switch.kill_switch:
         message += "; the kill switch's fallback waits for an accepted spec"
     update: dict[str, object] = {"message": message}
     if not held:
-        update |= {"canaryWeight": 0, "canaryMirror": 0, "canaryShare": None, "planHash": None,
-                   "passedAnalyses": 0, "lastAnalysisAt": None, "stepStartedAt": None, "rateLimits": None,
-                   "timeline": _with_entry(status, now, reason, message)}
-    out = status.model_copy(update=update)
-    if not moving:
-        return Refusal(out)
-    if switch.route is not None:
-        action = SetWeight(router=RouterKind.GATEWAY_API, canary_weight=0, stable_replicas=None,
-                           canary_replicas=switch.canary.desired, fast=True, dialect=switch.dialect)
-    else:
-        action = SetWeight(router=RouterKind.REPLICAS, canary_weight=0,
-                           stable_replicas=None if switch.autoscaled else _step_total(status),
-                           canary_replicas=switch.canary.desired, fast=True, keep_canary=True)
-    return Refusal(out, action)
+        update |= {"planHash": None, "passedAnalyses": 0, "lastAnalysisAt": None, "stepStartedAt": None}
+    action = None
+    off = observed is not None and not splitting  # seen on stable already (moved before a crash)
+    if splitting:
+        total = None if switch.route is not None or switch.autoscaled else _step_total(status)
+        if total is not None and switch.stable.ready < total:
+            # The replicas router shrank stable for this step: it grows back first, and traffic leaves the
+            # canary once stable can carry all of it (the canary was not judged failed: no need to hurry).
+            if switch.stable.desired < total:
+                action = SetWeight(router=RouterKind.REPLICAS, canary_weight=status.canaryWeight,
+                                   stable_replicas=total, canary_replicas=switch.canary.desired, fast=True)
+        else:
+            off = True
+            action = (SetWeight(router=RouterKind.GATEWAY_API, canary_weight=0, stable_replicas=None,
+                                canary_replicas=switch.canary.desired, fast=True, dialect=switch.dialect)
+                      if switch.route is not None else
+                      SetWeight(router=RouterKind.REPLICAS, canary_weight=0, stable_replicas=None,
+                                canary_replicas=switch.canary.desired, fast=True, keep_canary=True))
+    moved = off and (status.canaryWeight > 0 or status.canaryMirror > 0)
+    if moved:
+        update |= {"canaryWeight": 0, "canaryMirror": 0, "canaryShare": None, "rateLimits": None}
+    if not held or moved:
+        update["timeline"] = _with_entry(status, now, reason, message, 0 if moved else status.canaryWeight)
+    return Refusal(status.model_copy(update=update), action)
 
 
 def _step_total(status: ModelDeploymentStatus) -> int | None:
@@ -112,7 +123,8 @@ def _step_total(status: ModelDeploymentStatus) -> int | None:
     return total if total > 0 else None
 
 
-def _with_entry(status: ModelDeploymentStatus, now: datetime, reason: str, message: str) -> list[TimelineEntry]:
-    entry = TimelineEntry(at=format_time(now), reason=reason, message=message,
-                          step=status.currentStep, weight=0)
+def _with_entry(status: ModelDeploymentStatus, now: datetime, reason: str, message: str,
+                weight: int) -> list[TimelineEntry]:
+    entry = TimelineEntry(at=format_time(now), reason=reason, message=message, step=status.currentStep,
+                          weight=weight)
     return [*status.timeline, entry][-TIMELINE_LIMIT:]

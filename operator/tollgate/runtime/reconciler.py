@@ -284,25 +284,28 @@ class Reconciler:
         new = refused(status, message, now, ctx.generation, reason)
         out = refuse(new, self._switch(ctx, status, body.get("spec")), now, reason) if hold else Refusal(new)
         old = body.get("status") or {}
-        changed = (old.get("phase") != Phase.STALLED.value or old.get("message") != out.status.message
-                   or old.get("observedGeneration") != ctx.generation)
+        announce = (old.get("phase") != Phase.STALLED.value or old.get("message") != out.status.message
+                    or old.get("observedGeneration") != ctx.generation)
+        held = out.status  # a hold moves on without a new message: stable grown back, then weight 0
+        changed = announce or ((old.get("canaryWeight") or 0, old.get("canaryMirror") or 0, old.get("planHash"))
+                               != (held.canaryWeight, held.canaryMirror, held.planHash))
         # Taking traffic off a canary goes ahead of the throttle's queue, its status write (intent first, as
         # for any decision that does: a crash after it finds the router still splitting and moves it then,
         # engine.refusal) and the router's requests alike.
         urgent = URGENT.set(out.action is not None)
         try:
-            if changed:
+            if announce:
                 log.warning("refused", extra={"md": f"{ctx.namespace}/{ctx.name}", "reason": reason,
                                               "detail": message, "held": out.action is not None})
-                if not await self._write_status(st, ctx, body, storable(out.status)):
-                    return now
+            if changed and not await self._write_status(st, ctx, body, storable(out.status)):
+                return now
             if out.action is not None and out.status.sandboxNamespace:
                 await asyncio.to_thread(router_for(out.action.router, self.kube).set_weight, ctx,
                                         out.status.sandboxNamespace, out.action)
-                metrics.set_weight(ctx.namespace, ctx.name, 0)
+                metrics.set_weight(ctx.namespace, ctx.name, out.action.canary_weight)
         finally:
             URGENT.reset(urgent)
-        if changed:
+        if announce:
             self.post_event(body, "Warning", reason, out.status.message)
         return self.clock() + timedelta(seconds=REFUSED_RECHECK_SECONDS) if recheck else None
 

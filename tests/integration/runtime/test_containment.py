@@ -317,14 +317,16 @@ def test_a_spec_over_the_platform_limits_mid_canary_takes_the_canary_off_traffic
     # when the tenant's next edit goes over the platform's limit of 3 replicas
     patch_spec(stack, namespace, "held", {"replicas": 4})
     st = wait_phase(stack, namespace, "held", "Stalled", timeout=30)
-    # then the canary is taken off traffic at once and held there: no rollback, the reason and the hold in status
+    # then the canary is held, the reason and the hold in status: stable is scaled back to the step's pods, and
+    # once they are Ready the canary goes to weight 0 and the Service selects stable only; no rollback
     assert "spec.replicas 4 is over the platform limit of 3" in st["message"], st["message"]
-    assert "canary 1.1.0" in st["message"] and "held at weight 0" in st["message"], st["message"]
-    assert st["canaryWeight"] == 0 and not st.get("rolledBackRevision") and st["canary"]["version"] == "1.1.0"
+    assert "canary 1.1.0" in st["message"] and " held: " in st["message"], st["message"]
+    st = wait_for("the canary at weight 0", lambda: (s := status(stack, namespace, "held")).get("canaryWeight") == 0
+                  and s, timeout=30, interval=0.2)
+    assert not st.get("rolledBackRevision") and st["canary"]["version"] == "1.1.0" and st["phase"] == "Stalled"
+    assert replicas(stack, sandbox, "held-stable") == pods
     wait_for("the Service on stable only", lambda: selector(stack, sandbox, "held").get("tollgate.dev/track")
              == "stable", timeout=15, interval=0.2)
-    wait_for("stable scaled back to the step's pods", lambda: replicas(stack, sandbox, "held-stable") == pods,
-             timeout=15, interval=0.2)
     assert replicas(stack, sandbox, "held-canary") is not None  # its pods stay, with no traffic
     # when the tenant goes back within the limit, then the canary restarts at step 1 and regains its 25%
     patch_spec(stack, namespace, "held", {"replicas": 3})

@@ -8,7 +8,7 @@ from tollgate.api.routers import GatewayDialect
 from tollgate.api.spec import RouterKind
 from tollgate.api.status import ModelDeploymentStatus, Phase
 from tollgate.engine.actions import Reason, RollBack
-from tollgate.engine.observations import RoutingObservation, Track
+from tollgate.engine.observations import RoutingObservation, Track, TrackObservation
 from tollgate.engine.refusal import Refusal, Switch, refuse
 from tollgate.engine.rollout import refused
 from unit.engine.conftest import Sim, make_spec, persisted
@@ -47,26 +47,49 @@ def refusing(sim: Sim, switch: Switch, after: float = 1.0) -> Refusal:
     return refuse(status, switch, sim.now, "OverPlatformLimit")
 
 
-def test_a_refused_spec_takes_the_canary_off_traffic_through_the_replicas_router_and_keeps_its_pods() -> None:
+def grown(sim: Sim, pods: int = 4) -> None:
+    """The stable track scaled back and Ready at `pods` (what the router's scale leads to)."""
+    revision, _ = sim.tracks["stable"]
+    sim.tracks["stable"] = (revision, pods)
+
+
+def test_a_refused_spec_grows_stable_back_then_takes_the_canary_off_traffic_and_keeps_its_pods() -> None:
     # given a canary with 10% of traffic on the replicas router (4 replicas: 1 canary pod, 3 stable)
     sim = Sim(make_spec())
     canary_with_traffic(sim)
     step = sim.status.steps[0]
+    assert (step.stablePods, step.canaryPods) == (3, 1)
     before = sim.status
     # when its spec is refused (over the platform's limits)
     out = refusing(sim, switch_of(sim))
-    # then status says Stalled with the refusal, the canary at weight 0 and held, and why
+    # then status says Stalled with the refusal and the hold, and why
     st = out.status
-    assert st.phase is Phase.STALLED and st.canaryWeight == 0 and st.canaryMirror == 0
-    assert st.message.startswith(LIMIT) and "canary 2.0.0" in st.message and "held at weight 0" in st.message
-    assert "restarts at step 1" in st.message
+    assert st.phase is Phase.STALLED and st.message.startswith(LIMIT)
+    assert "canary 2.0.0" in st.message and "held" in st.message and "restarts at step 1" in st.message
     # and it is a hold, not a rollback: no rolled-back revision, no history, the canary still named
     assert st.rolledBackRevision is None and st.history == before.history and st.canary == before.canary
-    assert st.planHash is None and st.timeline[-1].reason == "OverPlatformLimit" and st.timeline[-1].weight == 0
-    # and the router's fast path selects stable only, scaled back to the step's pod total, canary pods kept
+    assert st.planHash is None and st.timeline[-1].reason == "OverPlatformLimit"
+    # and stable grows back to the step's 4 pods first, the Service untouched: the canary keeps its 10% until
+    # stable can carry all the traffic
     action = out.action
-    assert action is not None and action.router is RouterKind.REPLICAS and action.fast and action.keep_canary
-    assert action.canary_weight == 0 and action.stable_replicas == step.stablePods + step.canaryPods == 4
+    assert action is not None and action.router is RouterKind.REPLICAS and action.fast and not action.keep_canary
+    assert action.stable_replicas == step.stablePods + step.canaryPods == 4
+    assert action.canary_weight == st.canaryWeight == 10 and action.canary_replicas == 1
+    sim.status = persisted(st)
+    # when stable is scaled but not Ready yet, then nothing more is sent and status stays as it is
+    obs = sim.observations(None)
+    waiting = refusing(sim, Switch(route=None, service=sim.routing, canary=obs.canary,
+                                   stable=TrackObservation(revision=obs.stable.revision, desired=4, ready=3)))
+    assert waiting.action is None and waiting.status.canaryWeight == 10
+    assert waiting.status.message == st.message and waiting.status.timeline == sim.status.timeline
+    # when its 4 stable pods are Ready
+    grown(sim)
+    out = refusing(sim, switch_of(sim))
+    # then the Service selects stable only (canary pods kept, stable's count left alone) and status says weight 0
+    action = out.action
+    assert action is not None and action.keep_canary and action.canary_weight == 0 and action.stable_replicas is None
+    assert out.status.canaryWeight == 0 and out.status.canaryShare is None and out.status.timeline[-1].weight == 0
+    assert out.status.message == st.message
 
 
 def test_an_autoscaled_stable_track_is_left_to_its_autoscaler() -> None:
@@ -74,6 +97,7 @@ def test_an_autoscaled_stable_track_is_left_to_its_autoscaler() -> None:
     canary_with_traffic(sim)
     out = refusing(sim, switch_of(sim, autoscaled=True))
     assert out.action is not None and out.action.keep_canary and out.action.stable_replicas is None
+    assert out.status.canaryWeight == 0
 
 
 def test_on_the_gateway_router_the_route_weighs_stable_alone_in_the_platforms_dialect() -> None:
@@ -94,7 +118,9 @@ def test_a_held_canary_is_not_moved_again_and_its_note_stays_while_the_spec_is_r
     # given a canary held by a refusal, the router observed on stable since
     sim = Sim(make_spec())
     canary_with_traffic(sim)
+    grown(sim)
     first = refusing(sim, switch_of(sim))
+    assert first.status.canaryWeight == 0
     sim.status = persisted(first.status)
     # when the refused spec is looked at again
     again = refusing(sim, on_stable(sim), after=30)
@@ -108,12 +134,14 @@ def test_a_hold_the_router_did_not_carry_out_is_carried_out_again_from_the_obser
     # given a hold whose status was written (intent first) but whose router move was lost (a crash)
     sim = Sim(make_spec())
     canary_with_traffic(sim)
+    grown(sim)
     first = refusing(sim, switch_of(sim))
+    assert first.status.canaryWeight == 0
     sim.status = persisted(first.status)
     # when the refused spec is looked at again and the Service still selects both tracks
     again = refusing(sim, switch_of(sim), after=5)
     # then the router is moved again, and status is not written anew (same message, no new timeline entry)
-    assert again.action is not None and again.action.keep_canary and again.action.stable_replicas == 4
+    assert again.action is not None and again.action.keep_canary and again.action.canary_weight == 0
     assert again.status.message == first.status.message
     assert len(again.status.timeline) == len(first.status.timeline)
 
@@ -122,6 +150,7 @@ def test_once_the_spec_is_accepted_the_held_canary_restarts_at_step_one_and_is_j
     # given a canary held by a refusal, traffic on stable
     sim = Sim(make_spec())
     canary_with_traffic(sim)
+    grown(sim)
     sim.status = persisted(refusing(sim, switch_of(sim)).status)
     sim.routing = STABLE_ONLY
     # when the spec is accepted again (the same version, within the platform's limits)
@@ -172,5 +201,5 @@ def test_a_kill_switch_in_the_refused_spec_gets_the_canary_off_and_says_the_fall
     sim = Sim(make_spec())
     canary_with_traffic(sim)
     out = refusing(sim, switch_of(sim, kill_switch=True))
-    assert out.action is not None and out.status.canaryWeight == 0
+    assert out.action is not None and out.action.stable_replicas == 4
     assert "the kill switch's fallback waits for an accepted spec" in out.status.message

@@ -186,7 +186,7 @@ def over_the_limit_mid_canary() -> dict[str, Any]:
     return body
 
 
-def test_a_spec_over_the_platforms_limits_mid_canary_takes_the_canary_off_traffic_intent_first() -> None:
+def test_a_spec_over_the_platforms_limits_mid_canary_grows_stable_back_then_takes_the_canary_off_intent_first() -> None:
     server = Holding()
     kube = Kube(FakeApi(server))  # type: ignore[arg-type]
     kube.warm([], "x")
@@ -205,21 +205,34 @@ def test_a_spec_over_the_platforms_limits_mid_canary_takes_the_canary_off_traffi
     st.body = over_the_limit_mid_canary()
     # when it decides
     asyncio.run(rec.reconcile(st))
-    # then status is written first (Stalled, the canary at 0 and held), then the Service selects stable only
-    # and stable is scaled back to the step's 4 pods, every request of it urgent
+    # then status is written first (Stalled, the canary held, still at 25%), then stable is scaled back to the
+    # step's 4 pods, every request of it urgent; the Service is not touched yet
+    scale = f"/apis/apps/v1/namespaces/{SANDBOX}/deployments/m-stable/scale"
+    service = f"/api/v1/namespaces/{SANDBOX}/services/m"
     writes = [(m, p) for m, p, _ in server.sent if m != "GET"]
-    assert writes == [("PATCH", STATUS_PATH), ("PATCH", f"/api/v1/namespaces/{SANDBOX}/services/m"),
-                      ("PATCH", f"/apis/apps/v1/namespaces/{SANDBOX}/deployments/m-stable/scale")], server.sent
+    assert writes == [("PATCH", STATUS_PATH), ("PATCH", scale)], server.sent
     assert all(urgent for *_, urgent in server.sent), server.sent
+    assert server.bodies[scale] == {"spec": {"replicas": 4}}
     status = server.bodies[STATUS_PATH]["status"]
-    assert status["phase"] == "Stalled" and status["canaryWeight"] == 0 and status.get("planHash") is None
-    assert "held at weight 0" in status["message"] and "spec.replicas 40" in status["message"]
-    assert server.bodies[f"/api/v1/namespaces/{SANDBOX}/services/m"] == {
-        "spec": {"selector": {"tollgate.dev/pool": None, "tollgate.dev/track": "stable"}}}
-    assert server.bodies[f"/apis/apps/v1/namespaces/{SANDBOX}/deployments/m-stable/scale"] == {
-        "spec": {"replicas": 4}}
+    assert status["phase"] == "Stalled" and status["canaryWeight"] == 25 and status.get("planHash") is None
+    assert "canary 2.0.0 (r2) held" in status["message"] and "spec.replicas 40" in status["message"]
     # and one Warning Event says so, after the move
     assert [reason for reason, _ in posted] == ["OverPlatformLimit"] and "held" in posted[0][1]
+    # when the 4 stable pods are Ready and it decides again
+    registry.tracks[(SANDBOX, "m-stable")] = TrackObservation(revision="r1", desired=4, ready=4, updated=4)
+    body = over_the_limit_mid_canary()
+    body["status"] = status
+    st.body = body
+    server.sent.clear()
+    asyncio.run(rec.reconcile(st))
+    # then status says weight 0 first, then the Service selects stable only; no second Event
+    writes = [(m, p) for m, p, _ in server.sent if m != "GET"]
+    assert writes == [("PATCH", STATUS_PATH), ("PATCH", service)], server.sent
+    assert all(urgent for *_, urgent in server.sent), server.sent
+    status = server.bodies[STATUS_PATH]["status"]
+    assert status["canaryWeight"] == 0 and status.get("planHash") is None
+    assert server.bodies[service] == {"spec": {"selector": {"tollgate.dev/pool": None, "tollgate.dev/track": "stable"}}}
+    assert len(posted) == 1
     # when it is looked at again, the Service seen on stable: nothing is written, nothing posted
     registry.observe_routing({"kind": "Service", "metadata": {"namespace": SANDBOX, "name": "m"},
                               "spec": {"selector": {"tollgate.dev/track": "stable"}}}, deleted=False)
