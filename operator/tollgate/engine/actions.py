@@ -116,6 +116,9 @@ class SetWeight:
     """True: a failed canary is kept for debugging (status.keptCanary): the fast path takes traffic off it
     without removing its pods (replicas router: the Service selects the stable track, the canary is not
     scaled down)."""
+    stable_only: bool = False
+    """True: only the stable track is scaled, to `stable_replicas`; nothing else moves (replicas router: a
+    refusal's hold grows stable back before traffic leaves the canary, engine.refusal)."""
     mirror_percent: int = 0
     """Percent of live requests copied to the canary (a shadow step; canary_weight is then 0); 0: no mirror.
     Only routers with the mirror capability get a non-zero value (api.routers; refused at admission)."""

@@ -80,6 +80,8 @@ class TrackObservation:
     """Pods of the current template (Deployment status.updatedReplicas)."""
     problem: PodProblem | None = None
     """A pod of the track's revision that is not Ready, and why (failing before unschedulable)."""
+    autoscaled: bool = False
+    """The Deployment is marked as an autoscaler's to size (engine.autoscale.ANNOTATION_AUTOSCALED)."""
 
 
 @dataclass(frozen=True)

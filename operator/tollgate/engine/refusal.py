@@ -6,18 +6,21 @@ desired objects, no analysis. A canary that had traffic would keep it, unjudged,
 stays refused; and the kill switch, set in that same refused spec, would not act. So the refusal itself
 holds the canary:
 
-- Only a canary that has traffic (status.canaryWeight or canaryMirror above 0, or the router observed
-  sending it requests) in a sandbox that is this ModelDeployment's (status.sandboxNamespace; a sandbox
-  refused as not ours or not granted is never written). Not while promoting (stable already rolls to the
-  canary's revision: taking traffic off the canary would leave it on pods being replaced) and not under the
-  kill switch (traffic is on the fallback already).
+- Only a canary that has traffic (the router observed sending it requests, or a hold begun earlier) in a
+  sandbox that is this ModelDeployment's (status.sandboxNamespace, its owner label checked by the caller).
+  Not while promoting (stable already rolls to the canary's revision: taking traffic off the canary would
+  leave it on pods being replaced), nor with traffic on the fallback (kill switch, a failed first version).
+  Traffic on a canary status no longer names (a rollback's intent written, its router request lost) is
+  moved to stable at once, as the next accepted decision would.
 - Traffic goes back to stable through the router's fast path alone, decided from what was observed, since
-  the refused spec cannot be trusted to say which router is in force: the HTTPRoute when one is seen (its
-  backendRefs weigh stable 100), else the replicas router's Service, which then selects the stable track
-  only. The replicas router shrank stable for the step: it is scaled back to the step's pod total first
-  (status.steps, the last accepted plan), and the Service moves once that many stable pods are Ready (the
-  canary was not judged failed, so there is no need to send all traffic to too few pods); an autoscaler's
-  count is left alone. The canary's pods stay, with no traffic. status.canaryWeight says where traffic is.
+  the refused spec cannot be trusted to say which router is in force, or whether an autoscaler sizes
+  stable: the HTTPRoute when one is seen (its backendRefs weigh stable 100), else the replicas router's
+  Service, which then selects the stable track only. The move waits until stable can carry all traffic
+  (its pods Ready: at least one, and all its Deployment asks for). The replicas router shrank stable for
+  the step: it is scaled back to the step's pod total first (status.steps, the last accepted plan); an
+  autoscaler's count (the Deployment's mark, as watched) is left alone. The canary's pods stay, with no
+  traffic. status.canaryWeight says where traffic is; if stable never gets its pods Ready (quota, no node,
+  an autoscaler at zero) the canary keeps its share, and the message says what it waits for.
 - It is a hold, not a rollback: the canary was never judged failed, so there is no rolledBackRevision, no
   evidence and no history entry. Its step plan is forgotten (status.planHash), so once a spec is accepted
   the canary restarts at step one (engine.rules.revisions), judged from the start.
@@ -50,10 +53,8 @@ class Switch:
     """The replicas router's Service (None: not seen)."""
     stable: TrackObservation
     canary: TrackObservation
-    autoscaled: bool = False
-    """An autoscaler owns the stable track's count (spec.autoscaling, as stored): never scaled here."""
     kill_switch: bool = False
-    """spec.killSwitch as stored (False when the spec could not be read)."""
+    """spec.killSwitch as stored (False when the spec could not be read): only what the message says."""
     dialect: GatewayDialect = DEFAULT_DIALECT
     """The platform's Gateway dialect (Settings.gateway_dialect), for the route's backendRefs."""
 
@@ -61,56 +62,71 @@ class Switch:
 @dataclass(frozen=True)
 class Refusal:
     status: ModelDeploymentStatus
-    """The refused status; with a canary held, at weight 0 with its plan forgotten, and the message says so."""
+    """The refused status; with a canary held, its plan forgotten, its weight where traffic is, and the
+    message saying so."""
     action: SetWeight | None = None
-    """The router's fast path back to stable; None when nothing is to move."""
+    """The router's fast path (stable grown back, or traffic off the canary); None when nothing is to move."""
 
 
 def refuse(status: ModelDeploymentStatus, switch: Switch, now: datetime, reason: str) -> Refusal:
     """The refusal with the canary in flight held (`status`: the refused status, from rollout.refused;
-    `reason`: the refusal's, for the timeline). A canary held earlier keeps its note in the message while the
-    spec stays refused, so a later look writes nothing (module docstring)."""
-    canary = status.canary
-    if (canary is None or not status.sandboxNamespace or status.promotingSince is not None
-            or status.killSwitchActive):
+    `reason`: the refusal's, for the timeline). The caller has checked that status.sandboxNamespace is this
+    ModelDeployment's. A held canary keeps its note in the message while the spec stays refused, so a later
+    look writes nothing (module docstring)."""
+    if (not status.sandboxNamespace or status.promotingSince is not None or status.killSwitchActive
+            or status.fallback is not None):
         return Refusal(status)
     observed = switch.route if switch.route is not None else switch.service
-    splitting = observed is not None and observed.sole is not Track.STABLE
+    served = observed is not None and observed.sole not in (Track.STABLE, Track.FALLBACK)
+    canary = status.canary
+    if canary is None:
+        # Traffic on a canary status no longer names (a rollback or a supersede wrote its intent, then its
+        # router request failed or the operator stopped): finish the move, as the next decision would.
+        return Refusal(status, _off(status, switch, grow=True)) if served else Refusal(status)
     held = status.planHash is None  # a running canary always follows a plan (engine.rules.revisions)
-    if not splitting and not held:
+    if not served and not held:
         return Refusal(status)  # no traffic seen on the canary: it goes on from where it is once accepted
+    total = None if switch.route is not None or switch.stable.autoscaled else _step_total(status)
+    ready = switch.stable.ready >= (total if total is not None else max(1, switch.stable.desired))
+    action = None
+    if served and ready:
+        action = _off(status, switch, grow=False)
+    elif served and total is not None and switch.stable.desired < total:
+        # The replicas router shrank stable for this step: it grows back first, and traffic leaves the
+        # canary once stable can carry all of it (the canary was not judged failed: no need to hurry).
+        action = SetWeight(router=RouterKind.REPLICAS, canary_weight=status.canaryWeight, stable_replicas=total,
+                           canary_replicas=switch.canary.desired, fast=True, stable_only=True)
+    off = observed is not None and (not served or ready)
     stable = status.stable
     serving = f"stable {stable.version} ({stable.revision})" if stable is not None else "stable"
-    message = (f"{status.message}; canary {canary.version} ({canary.revision}) held: its traffic goes to "
-               f"{serving} until the spec is accepted, then the canary restarts at step 1")
+    what = f"canary {canary.version} ({canary.revision})"
+    message = (f"{status.message}; {what} held at weight 0: {serving} serves until the spec is accepted, then "
+               f"the canary restarts at step 1" if off else
+               f"{status.message}; {what} held: its traffic moves to {serving} once stable's pods are Ready, "
+               f"and the canary restarts at step 1 once the spec is accepted")
     if switch.kill_switch:
         message += "; the kill switch's fallback waits for an accepted spec"
     update: dict[str, object] = {"message": message}
     if not held:
         update |= {"planHash": None, "passedAnalyses": 0, "lastAnalysisAt": None, "stepStartedAt": None}
-    action = None
-    off = observed is not None and not splitting  # seen on stable already (moved before a crash)
-    if splitting:
-        total = None if switch.route is not None or switch.autoscaled else _step_total(status)
-        if total is not None and switch.stable.ready < total:
-            # The replicas router shrank stable for this step: it grows back first, and traffic leaves the
-            # canary once stable can carry all of it (the canary was not judged failed: no need to hurry).
-            if switch.stable.desired < total:
-                action = SetWeight(router=RouterKind.REPLICAS, canary_weight=status.canaryWeight,
-                                   stable_replicas=total, canary_replicas=switch.canary.desired, fast=True)
-        else:
-            off = True
-            action = (SetWeight(router=RouterKind.GATEWAY_API, canary_weight=0, stable_replicas=None,
-                                canary_replicas=switch.canary.desired, fast=True, dialect=switch.dialect)
-                      if switch.route is not None else
-                      SetWeight(router=RouterKind.REPLICAS, canary_weight=0, stable_replicas=None,
-                                canary_replicas=switch.canary.desired, fast=True, keep_canary=True))
     moved = off and (status.canaryWeight > 0 or status.canaryMirror > 0)
     if moved:
         update |= {"canaryWeight": 0, "canaryMirror": 0, "canaryShare": None, "rateLimits": None}
     if not held or moved:
         update["timeline"] = _with_entry(status, now, reason, message, 0 if moved else status.canaryWeight)
     return Refusal(status.model_copy(update=update), action)
+
+
+def _off(status: ModelDeploymentStatus, switch: Switch, *, grow: bool) -> SetWeight:
+    """All traffic to stable through the router's fast path: the route's backendRefs, or the replicas router's
+    Service selecting the stable track (the canary's pods stay); `grow`: stable is scaled back to the step's
+    pod total in the same move (finishing a rollback's, which does not wait)."""
+    if switch.route is not None:
+        return SetWeight(router=RouterKind.GATEWAY_API, canary_weight=0, stable_replicas=None,
+                         canary_replicas=switch.canary.desired, fast=True, dialect=switch.dialect)
+    total = _step_total(status) if grow and not switch.stable.autoscaled else None
+    return SetWeight(router=RouterKind.REPLICAS, canary_weight=0, stable_replicas=total,
+                     canary_replicas=switch.canary.desired, fast=True, keep_canary=True)
 
 
 def _step_total(status: ModelDeploymentStatus) -> int | None:

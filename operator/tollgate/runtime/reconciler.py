@@ -180,10 +180,10 @@ class Reconciler:
         explicit = bool(spec.sandbox.namespace)
         try:
             await asyncio.to_thread(self.ownership.check, case.sandbox, ctx, explicit=explicit)
-        except SandboxNotGrantedError as exc:  # never written to: a canary there is not held (engine.refusal)
-            return await self._refuse(st, ctx, body, status, str(exc), now, "SandboxNotGranted", hold=False)
+        except SandboxNotGrantedError as exc:
+            return await self._refuse(st, ctx, body, status, str(exc), now, "SandboxNotGranted")
         except SandboxNotOwnedError as exc:
-            return await self._refuse(st, ctx, body, status, str(exc), now, "SandboxNotOwned", hold=False)
+            return await self._refuse(st, ctx, body, status, str(exc), now, "SandboxNotOwned")
         assert self.credentials is not None
         try:  # before anything is decided or written: a Secret that cannot be copied names its fix
             await asyncio.to_thread(self.credentials.prepare, spec, ctx)
@@ -248,7 +248,7 @@ class Reconciler:
             try:
                 await asyncio.to_thread(self._execute, st, ctx, body, case, decision, explicit, intent or not changed)
             except SandboxNotOwnedError as exc:  # the namespace appeared, not ours, between check and create
-                return await self._refuse(st, ctx, body, status, str(exc), now, "SandboxNotOwned", hold=False)
+                return await self._refuse(st, ctx, body, status, str(exc), now, "SandboxNotOwned")
         finally:
             URGENT.reset(urgent)
         if changed and not intent:
@@ -275,51 +275,54 @@ class Reconciler:
             await self._write_status(st, ctx, body, stalled)
 
     async def _refuse(self, st: ObjectState, ctx: Context, body: dict[str, Any], status: ModelDeploymentStatus,
-                      message: str, now: datetime, reason: str, *, hold: bool = True,
-                      recheck: bool = True) -> datetime | None:
+                      message: str, now: datetime, reason: str, *, recheck: bool = True) -> datetime | None:
         """Stalled, naming the owner (or the limit) and the fix; nothing written but this status, and only
-        when it changes, and a canary in flight held at weight 0 (engine.refusal; `hold`: False when the
-        sandbox is not ours to write). Looked at again later (`recheck`): the namespace may go away (a spec
-        change wakes us anyway)."""
+        when it changes, and a canary in flight in this ModelDeployment's own sandbox held (engine.refusal).
+        Looked at again later (`recheck`): the namespace may go away (a spec change wakes us anyway)."""
         new = refused(status, message, now, ctx.generation, reason)
-        out = refuse(new, self._switch(ctx, status, body.get("spec")), now, reason) if hold else Refusal(new)
+        sandbox = status.sandboxNamespace
+        # The hold writes only into a sandbox whose owner label names this ModelDeployment (as watched: no
+        # read), whatever the refused spec now names.
+        out = (refuse(new, self._switch(ctx, status, body.get("spec")), now, reason)
+               if sandbox and self.ownership.owned(sandbox, ctx) else Refusal(new))
+        stored = storable(out.status)
         old = body.get("status") or {}
-        announce = (old.get("phase") != Phase.STALLED.value or old.get("message") != out.status.message
+        announce = (old.get("phase") != Phase.STALLED.value or old.get("message") != stored.get("message")
                     or old.get("observedGeneration") != ctx.generation)
-        held = out.status  # a hold moves on without a new message: stable grown back, then weight 0
+        held = out.status  # a hold moves on without a new message at times: stable grown back, then weight 0
         changed = announce or ((old.get("canaryWeight") or 0, old.get("canaryMirror") or 0, old.get("planHash"))
                                != (held.canaryWeight, held.canaryMirror, held.planHash))
-        # Taking traffic off a canary goes ahead of the throttle's queue, its status write (intent first, as
-        # for any decision that does: a crash after it finds the router still splitting and moves it then,
-        # engine.refusal) and the router's requests alike.
+        # Traffic leaving a canary goes ahead of the throttle's queue, its status write (intent first, as for
+        # any decision that takes traffic off a canary: a crash after it finds the router still splitting and
+        # moves it then, engine.refusal) and the router's requests alike.
         urgent = URGENT.set(out.action is not None)
         try:
             if announce:
                 log.warning("refused", extra={"md": f"{ctx.namespace}/{ctx.name}", "reason": reason,
-                                              "detail": message, "held": out.action is not None})
-            if changed and not await self._write_status(st, ctx, body, storable(out.status)):
+                                              "detail": message, "held": out.status.canary is not None
+                                              and out.status.planHash is None})
+            if changed and not await self._write_status(st, ctx, body, stored):
                 return now
-            if out.action is not None and out.status.sandboxNamespace:
-                await asyncio.to_thread(router_for(out.action.router, self.kube).set_weight, ctx,
-                                        out.status.sandboxNamespace, out.action)
+            if announce:  # before the router's requests: one that fails is retried without a second Event
+                self.post_event(body, "Warning", reason, out.status.message)
+            if out.action is not None and sandbox:
+                await asyncio.to_thread(router_for(out.action.router, self.kube).set_weight, ctx, sandbox,
+                                        out.action)
                 metrics.set_weight(ctx.namespace, ctx.name, out.action.canary_weight)
         finally:
             URGENT.reset(urgent)
-        if announce:
-            self.post_event(body, "Warning", reason, out.status.message)
         return self.clock() + timedelta(seconds=REFUSED_RECHECK_SECONDS) if recheck else None
 
     def _switch(self, ctx: Context, status: ModelDeploymentStatus, spec: object) -> Switch:
-        """The router's objects as watched, for a refusal's hold; from the stored spec only what is read
-        without trusting it (an autoscaler, the kill switch)."""
+        """The router's objects as watched, for a refusal's hold; from the stored spec only whether the message
+        mentions the kill switch."""
         sandbox = status.sandboxNamespace
         raw = spec if isinstance(spec, Mapping) else {}
         return Switch(route=self.registry.routing_of(sandbox, ctx, RouterKind.GATEWAY_API),
                       service=self.registry.routing_of(sandbox, ctx, RouterKind.REPLICAS),
                       stable=self.registry.track(sandbox, ctx, Track.STABLE),
                       canary=self.registry.track(sandbox, ctx, Track.CANARY),
-                      autoscaled=bool(raw.get("autoscaling")), kill_switch=raw.get("killSwitch") is True,
-                      dialect=self.dialect)
+                      kill_switch=raw.get("killSwitch") is True, dialect=self.dialect)
 
     # --- carrying out the decision (in a worker thread: the Kubernetes client is synchronous) ----
     def _post_events(self, body: dict[str, Any], decision: Decision) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 from tollgate.api import resource
 from tollgate.api.spec import RouterKind
 from tollgate.engine.actions import Context
+from tollgate.engine.autoscale import ANNOTATION_AUTOSCALED
 from tollgate.engine.dataplane import DATAPLANE_KINDS, route_name, service_name
 from tollgate.engine.hook_observations import JobObservation
 from tollgate.engine.naming import fit
@@ -240,6 +241,7 @@ class Registry:
                 desired=int(spec.get("replicas") or 0),
                 ready=ready_on_template(status, updated) if fresh else 0,
                 updated=updated,
+                autoscaled=(meta.get("annotations") or {}).get(ANNOTATION_AUTOSCALED) == "true",
             )
             if self.tracks.get(key) == obs:
                 return None

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from tollgate.api.routers import GatewayDialect
 from tollgate.api.spec import RouterKind
-from tollgate.api.status import ModelDeploymentStatus, Phase
+from tollgate.api.status import Phase
 from tollgate.engine.actions import Reason, RollBack
 from tollgate.engine.observations import RoutingObservation, Track, TrackObservation
 from tollgate.engine.refusal import Refusal, Switch, refuse
@@ -89,15 +89,56 @@ def test_a_refused_spec_grows_stable_back_then_takes_the_canary_off_traffic_and_
     action = out.action
     assert action is not None and action.keep_canary and action.canary_weight == 0 and action.stable_replicas is None
     assert out.status.canaryWeight == 0 and out.status.canaryShare is None and out.status.timeline[-1].weight == 0
-    assert out.status.message == st.message
+    assert "once stable's pods are Ready" in st.message and "held at weight 0" in out.status.message
 
 
-def test_an_autoscaled_stable_track_is_left_to_its_autoscaler() -> None:
+def autoscaled(sim: Sim, ready: int) -> Switch:
+    """The switch with the stable Deployment marked as an autoscaler's, `ready` of its 3 pods Ready."""
+    obs = sim.observations(None)
+    stable = TrackObservation(revision=obs.stable.revision, desired=3, ready=ready, updated=3, autoscaled=True)
+    return Switch(route=None, service=sim.routing, stable=stable, canary=obs.canary)
+
+
+def test_an_autoscaled_stable_track_is_left_to_its_autoscaler_and_takes_the_traffic_once_ready() -> None:
+    # given a canary with traffic beside a stable Deployment marked as an autoscaler's (as watched: the refused
+    # spec is not asked)
     sim = Sim(make_spec())
     canary_with_traffic(sim)
-    out = refusing(sim, switch_of(sim, autoscaled=True))
+    # when its spec is refused while the autoscaler's pods are not all Ready, then nothing is scaled or moved
+    waiting = refusing(sim, autoscaled(sim, ready=2))
+    assert waiting.action is None and waiting.status.canaryWeight == 10
+    assert "once stable's pods" in waiting.status.message
+    # when they are, then the Service selects stable alone and its count stays the autoscaler's
+    out = refusing(sim, autoscaled(sim, ready=3))
     assert out.action is not None and out.action.keep_canary and out.action.stable_replicas is None
     assert out.status.canaryWeight == 0
+
+
+def test_an_autoscaler_at_zero_never_gets_all_the_traffic() -> None:
+    sim = Sim(make_spec())
+    canary_with_traffic(sim)
+    obs = sim.observations(None)
+    stable = TrackObservation(revision=obs.stable.revision, desired=0, ready=0, autoscaled=True)
+    out = refusing(sim, Switch(route=None, service=sim.routing, stable=stable, canary=obs.canary))
+    assert out.action is None and out.status.canaryWeight == 10
+
+
+def test_traffic_on_a_canary_status_no_longer_names_is_moved_to_stable_at_once() -> None:
+    # given a rollback whose intent was written (no canary, weight 0) but whose router request was lost:
+    # the Service still selects both tracks
+    sim = Sim(make_spec())
+    canary_with_traffic(sim)
+    split = sim.routing
+    assert split is not None and split.sole is None
+    sim.status = sim.status.model_copy(update={"canary": None, "canaryWeight": 0})
+    # when the spec is refused, then the move is finished, stable scaled back as a rollback does
+    out = refusing(sim, switch_of(sim))
+    assert out.action is not None and out.action.keep_canary and out.action.canary_weight == 0
+    assert out.action.stable_replicas == 4 and "held" not in out.status.message
+    # and traffic on a fallback (a failed first version's) is never moved
+    fallback = RoutingObservation(sole=Track.FALLBACK)
+    obs = sim.observations(None)
+    assert refusing(sim, Switch(route=None, service=fallback, stable=obs.stable, canary=obs.canary)).action is None
 
 
 def test_on_the_gateway_router_the_route_weighs_stable_alone_in_the_platforms_dialect() -> None:
@@ -189,10 +230,12 @@ def test_nothing_is_held_without_a_canary_with_traffic() -> None:
 def test_nothing_is_held_while_promoting_or_under_the_kill_switch() -> None:
     sim = Sim(make_spec())
     canary_with_traffic(sim)
+    grown(sim)
     switch = switch_of(sim)
+    running = sim.status
+    assert refusing(sim, switch).action is not None  # held, without the conditions below
     for update in ({"promotingSince": "2026-03-01T12:00:00Z"}, {"killSwitchActive": True}):
-        status: ModelDeploymentStatus = sim.status.model_copy(update=update)
-        sim.status = status
+        sim.status = running.model_copy(update=update)
         out = refusing(sim, switch)
         assert out.action is None and out.status.canaryWeight == 10, update
 

@@ -162,7 +162,8 @@ def test_a_sandbox_an_older_release_cut_with_6_hex_and_did_not_record_is_used_no
 class Holding(Server):
     """As Server, with the replicas router's Service and the stable Deployment there to be patched."""
 
-    present = (f"/api/v1/namespaces/{SANDBOX}/services/m", f"/apis/apps/v1/namespaces/{SANDBOX}/deployments/m-stable")
+    present = (f"/api/v1/namespaces/{SANDBOX}/services/m", f"/apis/apps/v1/namespaces/{SANDBOX}/deployments/m-stable",
+               f"/apis/apps/v1/namespaces/{SANDBOX}/deployments/m-canary")
 
     def __call__(self, method: str, url: str, body: Any) -> Response:
         path = url.split("?", maxsplit=1)[0]
@@ -192,8 +193,10 @@ def test_a_spec_over_the_platforms_limits_mid_canary_grows_stable_back_then_take
     kube.warm([], "x")
     registry = Registry()
     posted: list[tuple[str, str]] = []
+    ownership = SandboxOwnership(kube)
+    ownership.learn({"metadata": {"name": SANDBOX, "labels": {"tollgate.dev/owner-uid": "u1"}}})
     rec = Reconciler(kube, registry, AnalysisScheduler(NoProvider()), EvidenceStore(kube),
-                     lambda _body, _type, reason, message: posted.append((reason, message)), SandboxOwnership(kube),
+                     lambda _body, _type, reason, message: posted.append((reason, message)), ownership,
                      limits=PlatformLimits(max_replicas=8))
     # given a canary with 25% of traffic, the Service seen selecting both tracks, whose spec goes over the
     # platform's limit of 8 replicas
@@ -205,8 +208,8 @@ def test_a_spec_over_the_platforms_limits_mid_canary_grows_stable_back_then_take
     st.body = over_the_limit_mid_canary()
     # when it decides
     asyncio.run(rec.reconcile(st))
-    # then status is written first (Stalled, the canary held, still at 25%), then stable is scaled back to the
-    # step's 4 pods, every request of it urgent; the Service is not touched yet
+    # then status is written first (Stalled, the canary held, still at 25%), then stable alone is scaled back to
+    # the step's 4 pods, every request of it urgent; the Service and the canary are not touched yet
     scale = f"/apis/apps/v1/namespaces/{SANDBOX}/deployments/m-stable/scale"
     service = f"/api/v1/namespaces/{SANDBOX}/services/m"
     writes = [(m, p) for m, p, _ in server.sent if m != "GET"]
@@ -216,7 +219,7 @@ def test_a_spec_over_the_platforms_limits_mid_canary_grows_stable_back_then_take
     status = server.bodies[STATUS_PATH]["status"]
     assert status["phase"] == "Stalled" and status["canaryWeight"] == 25 and status.get("planHash") is None
     assert "canary 2.0.0 (r2) held" in status["message"] and "spec.replicas 40" in status["message"]
-    # and one Warning Event says so, after the move
+    # and one Warning Event says so
     assert [reason for reason, _ in posted] == ["OverPlatformLimit"] and "held" in posted[0][1]
     # when the 4 stable pods are Ready and it decides again
     registry.tracks[(SANDBOX, "m-stable")] = TrackObservation(revision="r1", desired=4, ready=4, updated=4)
@@ -225,14 +228,14 @@ def test_a_spec_over_the_platforms_limits_mid_canary_grows_stable_back_then_take
     st.body = body
     server.sent.clear()
     asyncio.run(rec.reconcile(st))
-    # then status says weight 0 first, then the Service selects stable only; no second Event
+    # then status says weight 0 first, then one more Event says so, then the Service selects stable only
     writes = [(m, p) for m, p, _ in server.sent if m != "GET"]
     assert writes == [("PATCH", STATUS_PATH), ("PATCH", service)], server.sent
     assert all(urgent for *_, urgent in server.sent), server.sent
     status = server.bodies[STATUS_PATH]["status"]
     assert status["canaryWeight"] == 0 and status.get("planHash") is None
     assert server.bodies[service] == {"spec": {"selector": {"tollgate.dev/pool": None, "tollgate.dev/track": "stable"}}}
-    assert len(posted) == 1
+    assert len(posted) == 2 and "held at weight 0" in posted[1][1]
     # when it is looked at again, the Service seen on stable: nothing is written, nothing posted
     registry.observe_routing({"kind": "Service", "metadata": {"namespace": SANDBOX, "name": "m"},
                               "spec": {"selector": {"tollgate.dev/track": "stable"}}}, deleted=False)
@@ -241,4 +244,28 @@ def test_a_spec_over_the_platforms_limits_mid_canary_grows_stable_back_then_take
     st.body = body
     server.sent.clear()
     asyncio.run(rec.reconcile(st))
-    assert server.sent == [] and len(posted) == 1
+    assert server.sent == [] and len(posted) == 2
+
+
+def test_a_refusal_never_writes_into_a_sandbox_whose_owner_label_is_not_this_modeldeployments() -> None:
+    server = Holding()
+    kube = Kube(FakeApi(server))  # type: ignore[arg-type]
+    kube.warm([], "x")
+    registry = Registry()
+    ownership = SandboxOwnership(kube)
+    # given the namespace status names now carries another ModelDeployment's owner label (deleted and re-made
+    # for another tenant), with a Service and Deployments of the same names seen splitting traffic
+    ownership.learn({"metadata": {"name": SANDBOX, "labels": {"tollgate.dev/owner-uid": "someone-else"}}})
+    rec = Reconciler(kube, registry, AnalysisScheduler(NoProvider()), EvidenceStore(kube),
+                     lambda *_: None, ownership, limits=PlatformLimits(max_replicas=8))
+    registry.observe_routing({"kind": "Service", "metadata": {"namespace": SANDBOX, "name": "m"},
+                              "spec": {"selector": {"tollgate.dev/pool": "m"}}}, deleted=False)
+    registry.tracks[(SANDBOX, "m-stable")] = TrackObservation(revision="r1", desired=4, ready=4, updated=4)
+    st = registry.state("ns", "m")
+    st.body = over_the_limit_mid_canary()
+    # when its over-the-limit spec is refused
+    asyncio.run(rec.reconcile(st))
+    # then only its own status is written: nothing in that namespace, and status claims no hold
+    assert [p for _, p, _ in server.sent] == [STATUS_PATH], server.sent
+    status = server.bodies[STATUS_PATH]["status"]
+    assert status["canaryWeight"] == 25 and status["planHash"] == "p1" and "held" not in status["message"]

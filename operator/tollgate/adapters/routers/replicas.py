@@ -33,6 +33,10 @@ class ReplicasRouter:
         self._kube.patch_scale(ref, replicas)
 
     def set_weight(self, ctx: Context, namespace: str, action: SetWeight) -> None:
+        if action.stable_only:
+            if action.stable_replicas is not None:
+                self._scale(ctx, namespace, Track.STABLE, action.stable_replicas)
+            return
         if action.keep_canary:
             # A failed canary kept for debugging: its pods stay, so traffic leaves them through the Service,
             # which now selects the stable track only (the selector the desired Service carries at weight 0).
