@@ -64,8 +64,17 @@ class Refusal:
     status: ModelDeploymentStatus
     """The refused status; with a canary held, its plan forgotten, its weight where traffic is, and the
     message saying so."""
-    action: SetWeight | None = None
-    """The router's fast path (stable grown back, or traffic off the canary); None when nothing is to move."""
+    actions: tuple[SetWeight, ...] = ()
+    """The router's fast path (stable grown back, or traffic off the canary), one per router object seen
+    sending the canary requests; empty when nothing is to move."""
+
+
+STABLE_SIDE = (Track.STABLE, Track.FALLBACK)
+"""Where a switch sends every request when no canary takes any (the fallback: kill switch, a failed first
+version; never moved here)."""
+MESSAGE_ROOM = 3000
+"""Characters of the refusal's own text kept before the hold's note: status strings are cut at 4,096, and the
+note must stay in (an unparsable spec's message quotes the input)."""
 
 
 def refuse(status: ModelDeploymentStatus, switch: Switch, now: datetime, reason: str) -> Refusal:
@@ -76,57 +85,66 @@ def refuse(status: ModelDeploymentStatus, switch: Switch, now: datetime, reason:
     if (not status.sandboxNamespace or status.promotingSince is not None or status.killSwitchActive
             or status.fallback is not None):
         return Refusal(status)
-    observed = switch.route if switch.route is not None else switch.service
-    served = observed is not None and observed.sole not in (Track.STABLE, Track.FALLBACK)
+    seen = [o for o in (switch.route, switch.service) if o is not None]
+    served = any(o.sole not in STABLE_SIDE for o in seen)
     canary = status.canary
     if canary is None:
         # Traffic on a canary status no longer names (a rollback or a supersede wrote its intent, then its
         # router request failed or the operator stopped): finish the move, as the next decision would.
-        return Refusal(status, _off(status, switch, grow=True)) if served else Refusal(status)
+        return Refusal(status, _off(status, switch, grow=True))
     held = status.planHash is None  # a running canary always follows a plan (engine.rules.revisions)
     if not served and not held:
         return Refusal(status)  # no traffic seen on the canary: it goes on from where it is once accepted
-    total = None if switch.route is not None or switch.stable.autoscaled else _step_total(status)
+    at_zero = held and status.canaryWeight == 0 and status.canaryMirror == 0  # moved by an earlier look
+    service_split = switch.service is not None and switch.service.sole not in STABLE_SIDE
+    total = _step_total(status) if service_split and not switch.stable.autoscaled else None
     ready = switch.stable.ready >= (total if total is not None else max(1, switch.stable.desired))
-    action = None
-    if served and ready:
-        action = _off(status, switch, grow=False)
+    actions: tuple[SetWeight, ...] = ()
+    if served and (ready or at_zero):
+        actions = _off(status, switch, grow=False)
     elif served and total is not None and switch.stable.desired < total:
         # The replicas router shrank stable for this step: it grows back first, and traffic leaves the
         # canary once stable can carry all of it (the canary was not judged failed: no need to hurry).
-        action = SetWeight(router=RouterKind.REPLICAS, canary_weight=status.canaryWeight, stable_replicas=total,
-                           canary_replicas=switch.canary.desired, fast=True, stable_only=True)
-    off = observed is not None and (not served or ready)
+        actions = (SetWeight(router=RouterKind.REPLICAS, canary_weight=status.canaryWeight, stable_replicas=total,
+                             canary_replicas=switch.canary.desired, fast=True, stable_only=True),)
+    off = at_zero or (bool(seen) and (ready or not served))
     stable = status.stable
     serving = f"stable {stable.version} ({stable.revision})" if stable is not None else "stable"
     what = f"canary {canary.version} ({canary.revision})"
-    message = (f"{status.message}; {what} held at weight 0: {serving} serves until the spec is accepted, then "
-               f"the canary restarts at step 1" if off else
-               f"{status.message}; {what} held: its traffic moves to {serving} once stable's pods are Ready, "
-               f"and the canary restarts at step 1 once the spec is accepted")
+    base = status.message if len(status.message) <= MESSAGE_ROOM else status.message[:MESSAGE_ROOM] + "..."
+    message = (f"{base}; {what} held at weight 0: {serving} serves until the spec is accepted, then the canary "
+               f"restarts at step 1" if off else
+               f"{base}; {what} held: its traffic moves to {serving} once stable's pods are Ready, and the "
+               f"canary restarts at step 1 once the spec is accepted")
     if switch.kill_switch:
         message += "; the kill switch's fallback waits for an accepted spec"
     update: dict[str, object] = {"message": message}
     if not held:
         update |= {"planHash": None, "passedAnalyses": 0, "lastAnalysisAt": None, "stepStartedAt": None}
-    moved = off and (status.canaryWeight > 0 or status.canaryMirror > 0)
+    moved = off and not at_zero
     if moved:
-        update |= {"canaryWeight": 0, "canaryMirror": 0, "canaryShare": None, "rateLimits": None}
+        limits = status.rateLimits
+        kept = limits.model_copy(update={"canary": None}) if limits is not None and limits.model else None
+        update |= {"canaryWeight": 0, "canaryMirror": 0, "canaryShare": None, "served": None, "rateLimits": kept}
     if not held or moved:
         update["timeline"] = _with_entry(status, now, reason, message, 0 if moved else status.canaryWeight)
-    return Refusal(status.model_copy(update=update), action)
+    return Refusal(status.model_copy(update=update), actions)
 
 
-def _off(status: ModelDeploymentStatus, switch: Switch, *, grow: bool) -> SetWeight:
-    """All traffic to stable through the router's fast path: the route's backendRefs, or the replicas router's
-    Service selecting the stable track (the canary's pods stay); `grow`: stable is scaled back to the step's
-    pod total in the same move (finishing a rollback's, which does not wait)."""
-    if switch.route is not None:
-        return SetWeight(router=RouterKind.GATEWAY_API, canary_weight=0, stable_replicas=None,
-                         canary_replicas=switch.canary.desired, fast=True, dialect=switch.dialect)
-    total = _step_total(status) if grow and not switch.stable.autoscaled else None
-    return SetWeight(router=RouterKind.REPLICAS, canary_weight=0, stable_replicas=total,
-                     canary_replicas=switch.canary.desired, fast=True, keep_canary=True)
+def _off(status: ModelDeploymentStatus, switch: Switch, *, grow: bool) -> tuple[SetWeight, ...]:
+    """All traffic to stable through the router's fast path, for each router object seen sending the canary
+    requests: the route's backendRefs, or the replicas router's Service selecting the stable track (the
+    canary's pods stay); `grow`: stable is scaled back to the step's pod total in the same move (finishing a
+    rollback's, which does not wait)."""
+    out: list[SetWeight] = []
+    if switch.route is not None and switch.route.sole not in STABLE_SIDE:
+        out.append(SetWeight(router=RouterKind.GATEWAY_API, canary_weight=0, stable_replicas=None,
+                             canary_replicas=switch.canary.desired, fast=True, dialect=switch.dialect))
+    if switch.service is not None and switch.service.sole not in STABLE_SIDE:
+        total = _step_total(status) if grow and not switch.stable.autoscaled else None
+        out.append(SetWeight(router=RouterKind.REPLICAS, canary_weight=0, stable_replicas=total,
+                             canary_replicas=switch.canary.desired, fast=True, keep_canary=True))
+    return tuple(out)
 
 
 def _step_total(status: ModelDeploymentStatus) -> int | None:

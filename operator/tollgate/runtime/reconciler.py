@@ -295,7 +295,7 @@ class Reconciler:
         # Traffic leaving a canary goes ahead of the throttle's queue, its status write (intent first, as for
         # any decision that takes traffic off a canary: a crash after it finds the router still splitting and
         # moves it then, engine.refusal) and the router's requests alike.
-        urgent = URGENT.set(out.action is not None)
+        urgent = URGENT.set(bool(out.actions))
         try:
             if announce:
                 log.warning("refused", extra={"md": f"{ctx.namespace}/{ctx.name}", "reason": reason,
@@ -305,10 +305,10 @@ class Reconciler:
                 return now
             if announce:  # before the router's requests: one that fails is retried without a second Event
                 self.post_event(body, "Warning", reason, out.status.message)
-            if out.action is not None and sandbox:
-                await asyncio.to_thread(router_for(out.action.router, self.kube).set_weight, ctx, sandbox,
-                                        out.action)
-                metrics.set_weight(ctx.namespace, ctx.name, out.action.canary_weight)
+            for action in out.actions:
+                assert sandbox  # refuse() holds nothing without one
+                await asyncio.to_thread(router_for(action.router, self.kube).set_weight, ctx, sandbox, action)
+                metrics.set_weight(ctx.namespace, ctx.name, action.canary_weight)
         finally:
             URGENT.reset(urgent)
         return self.clock() + timedelta(seconds=REFUSED_RECHECK_SECONDS) if recheck else None

@@ -320,7 +320,7 @@ def test_a_spec_over_the_platform_limits_mid_canary_takes_the_canary_off_traffic
     # then the canary is held, the reason and the hold in status: stable is scaled back to the step's pods, and
     # once they are Ready the canary goes to weight 0 and the Service selects stable only; no rollback
     assert "spec.replicas 4 is over the platform limit of 3" in st["message"], st["message"]
-    assert "canary 1.1.0" in st["message"] and " held: " in st["message"], st["message"]
+    assert "canary 1.1.0" in st["message"] and " held" in st["message"], st["message"]
     st = wait_for("the canary at weight 0", lambda: (s := status(stack, namespace, "held")).get("canaryWeight") == 0
                   and s, timeout=30, interval=0.2)
     assert not st.get("rolledBackRevision") and st["canary"]["version"] == "1.1.0" and st["phase"] == "Stalled"

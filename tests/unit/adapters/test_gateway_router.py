@@ -119,3 +119,26 @@ def test_traefik_the_kill_switch_keeps_the_model_rate_limit() -> None:
     assert refs_of(kube) == [("Service", "fraud-stable", 0), ("Service", "fraud-canary", 0),
                              ("Service", "fraud-fallback", 100)]
     assert rule_of(kube)["filters"] == filters
+
+
+@dataclass
+class TraefikKube(RouteKube):
+    """As RouteKube, with the stable track's Service there (its port is the model's)."""
+
+    def get(self, ref: ObjectRef) -> dict[str, Any]:
+        if ref.kind == "Service":
+            return {"spec": {"ports": [{"name": "http", "port": 8080}]}}
+        return super().get(ref)
+
+
+def test_a_traefik_shadow_step_with_a_canary_limit_names_no_port_and_still_goes_to_stable() -> None:
+    # given the traefik route of a shadow step with a canary rate limit: its only backend is our mirroring
+    # TraefikService, which names no port
+    kube = TraefikKube(rendered(0, 50, GatewayDialect.TRAEFIK, canary_limit=5))
+    assert all(b.get("port") is None for b in rule_of(kube)["backendRefs"]), rule_of(kube)
+    # when the fast path takes traffic off the canary (a refusal's hold: no desired objects follow)
+    GatewayAPIRouter(kube).set_weight(CTX, "sbx", SetWeight(RouterKind.GATEWAY_API, 0, None, 0, fast=True,  # type: ignore[arg-type]
+                                                            dialect=GatewayDialect.TRAEFIK))
+    # then the rule weighs stable's Service alone, on the stable Service's port
+    assert {b["name"]: (b.get("port"), b.get("weight")) for b in rule_of(kube)["backendRefs"]} == {
+        "fraud-stable": (8080, 100), "fraud-canary": (8080, 0)}, rule_of(kube)

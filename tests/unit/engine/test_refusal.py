@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from tollgate.api.routers import GatewayDialect
 from tollgate.api.spec import RouterKind
-from tollgate.api.status import Phase
-from tollgate.engine.actions import Reason, RollBack
+from tollgate.api.status import Phase, RateLimitStatus
+from tollgate.engine.actions import Reason, RollBack, SetWeight
 from tollgate.engine.observations import RoutingObservation, Track, TrackObservation
 from tollgate.engine.refusal import Refusal, Switch, refuse
 from tollgate.engine.rollout import refused
@@ -47,6 +47,12 @@ def refusing(sim: Sim, switch: Switch, after: float = 1.0) -> Refusal:
     return refuse(status, switch, sim.now, "OverPlatformLimit")
 
 
+def only(out: Refusal) -> SetWeight:
+    """The one router move a refusal asks for."""
+    assert len(out.actions) == 1, out.actions
+    return out.actions[0]
+
+
 def grown(sim: Sim, pods: int = 4) -> None:
     """The stable track scaled back and Ready at `pods` (what the router's scale leads to)."""
     revision, _ = sim.tracks["stable"]
@@ -71,8 +77,8 @@ def test_a_refused_spec_grows_stable_back_then_takes_the_canary_off_traffic_and_
     assert st.planHash is None and st.timeline[-1].reason == "OverPlatformLimit"
     # and stable grows back to the step's 4 pods first, the Service untouched: the canary keeps its 10% until
     # stable can carry all the traffic
-    action = out.action
-    assert action is not None and action.router is RouterKind.REPLICAS and action.fast and not action.keep_canary
+    action = only(out)
+    assert action.router is RouterKind.REPLICAS and action.fast and not action.keep_canary
     assert action.stable_replicas == step.stablePods + step.canaryPods == 4
     assert action.canary_weight == st.canaryWeight == 10 and action.canary_replicas == 1
     sim.status = persisted(st)
@@ -80,14 +86,14 @@ def test_a_refused_spec_grows_stable_back_then_takes_the_canary_off_traffic_and_
     obs = sim.observations(None)
     waiting = refusing(sim, Switch(route=None, service=sim.routing, canary=obs.canary,
                                    stable=TrackObservation(revision=obs.stable.revision, desired=4, ready=3)))
-    assert waiting.action is None and waiting.status.canaryWeight == 10
+    assert waiting.actions == () and waiting.status.canaryWeight == 10
     assert waiting.status.message == st.message and waiting.status.timeline == sim.status.timeline
     # when its 4 stable pods are Ready
     grown(sim)
     out = refusing(sim, switch_of(sim))
     # then the Service selects stable only (canary pods kept, stable's count left alone) and status says weight 0
-    action = out.action
-    assert action is not None and action.keep_canary and action.canary_weight == 0 and action.stable_replicas is None
+    action = only(out)
+    assert action.keep_canary and action.canary_weight == 0 and action.stable_replicas is None
     assert out.status.canaryWeight == 0 and out.status.canaryShare is None and out.status.timeline[-1].weight == 0
     assert "once stable's pods are Ready" in st.message and "held at weight 0" in out.status.message
 
@@ -106,11 +112,12 @@ def test_an_autoscaled_stable_track_is_left_to_its_autoscaler_and_takes_the_traf
     canary_with_traffic(sim)
     # when its spec is refused while the autoscaler's pods are not all Ready, then nothing is scaled or moved
     waiting = refusing(sim, autoscaled(sim, ready=2))
-    assert waiting.action is None and waiting.status.canaryWeight == 10
+    assert waiting.actions == () and waiting.status.canaryWeight == 10
     assert "once stable's pods" in waiting.status.message
     # when they are, then the Service selects stable alone and its count stays the autoscaler's
     out = refusing(sim, autoscaled(sim, ready=3))
-    assert out.action is not None and out.action.keep_canary and out.action.stable_replicas is None
+    move = only(out)
+    assert move.keep_canary and move.stable_replicas is None
     assert out.status.canaryWeight == 0
 
 
@@ -120,7 +127,7 @@ def test_an_autoscaler_at_zero_never_gets_all_the_traffic() -> None:
     obs = sim.observations(None)
     stable = TrackObservation(revision=obs.stable.revision, desired=0, ready=0, autoscaled=True)
     out = refusing(sim, Switch(route=None, service=sim.routing, stable=stable, canary=obs.canary))
-    assert out.action is None and out.status.canaryWeight == 10
+    assert out.actions == () and out.status.canaryWeight == 10
 
 
 def test_traffic_on_a_canary_status_no_longer_names_is_moved_to_stable_at_once() -> None:
@@ -133,12 +140,13 @@ def test_traffic_on_a_canary_status_no_longer_names_is_moved_to_stable_at_once()
     sim.status = sim.status.model_copy(update={"canary": None, "canaryWeight": 0})
     # when the spec is refused, then the move is finished, stable scaled back as a rollback does
     out = refusing(sim, switch_of(sim))
-    assert out.action is not None and out.action.keep_canary and out.action.canary_weight == 0
-    assert out.action.stable_replicas == 4 and "held" not in out.status.message
+    move = only(out)
+    assert move.keep_canary and move.canary_weight == 0
+    assert move.stable_replicas == 4 and "held" not in out.status.message
     # and traffic on a fallback (a failed first version's) is never moved
     fallback = RoutingObservation(sole=Track.FALLBACK)
     obs = sim.observations(None)
-    assert refusing(sim, Switch(route=None, service=fallback, stable=obs.stable, canary=obs.canary)).action is None
+    assert refusing(sim, Switch(route=None, service=fallback, stable=obs.stable, canary=obs.canary)).actions == ()
 
 
 def test_on_the_gateway_router_the_route_weighs_stable_alone_in_the_platforms_dialect() -> None:
@@ -149,8 +157,8 @@ def test_on_the_gateway_router_the_route_weighs_stable_alone_in_the_platforms_di
     # when its spec is refused
     out = refusing(sim, switch_of(sim, dialect=GatewayDialect.TRAEFIK))
     # then the route's fast path moves all traffic to stable, in the platform's dialect
-    action = out.action
-    assert action is not None and action.router is RouterKind.GATEWAY_API and action.fast
+    action = only(out)
+    assert action.router is RouterKind.GATEWAY_API and action.fast
     assert action.canary_weight == 0 and action.mirror_percent == 0 and action.dialect is GatewayDialect.TRAEFIK
     assert out.status.canaryWeight == 0
 
@@ -166,7 +174,7 @@ def test_a_held_canary_is_not_moved_again_and_its_note_stays_while_the_spec_is_r
     # when the refused spec is looked at again
     again = refusing(sim, on_stable(sim), after=30)
     # then nothing moves and the message is the same (nothing to write, no second event)
-    assert again.action is None
+    assert again.actions == ()
     assert again.status.message == first.status.message
     assert len(again.status.timeline) == len(first.status.timeline)
 
@@ -182,7 +190,8 @@ def test_a_hold_the_router_did_not_carry_out_is_carried_out_again_from_the_obser
     # when the refused spec is looked at again and the Service still selects both tracks
     again = refusing(sim, switch_of(sim), after=5)
     # then the router is moved again, and status is not written anew (same message, no new timeline entry)
-    assert again.action is not None and again.action.keep_canary and again.action.canary_weight == 0
+    move = only(again)
+    assert move.keep_canary and move.canary_weight == 0
     assert again.status.message == first.status.message
     assert len(again.status.timeline) == len(first.status.timeline)
 
@@ -213,7 +222,7 @@ def test_nothing_is_held_without_a_canary_with_traffic() -> None:
     sim = Sim(make_spec())
     sim.deploy_stable()
     out = refusing(sim, switch_of(sim))
-    assert out.action is None and "held" not in out.status.message
+    assert out.actions == () and "held" not in out.status.message
     # given a canary whose pods are not Ready yet (weight 0, the Service on stable)
     sim = Sim(make_spec())
     sim.deploy_stable()
@@ -224,7 +233,7 @@ def test_nothing_is_held_without_a_canary_with_traffic() -> None:
     assert sim.status.canary is not None and sim.status.canaryWeight == 0
     out = refusing(sim, on_stable(sim))
     # then it goes on from where it is once accepted: nothing moves, its plan is kept
-    assert out.action is None and out.status.planHash == sim.status.planHash
+    assert out.actions == () and out.status.planHash == sim.status.planHash
 
 
 def test_nothing_is_held_while_promoting_or_under_the_kill_switch() -> None:
@@ -233,16 +242,85 @@ def test_nothing_is_held_while_promoting_or_under_the_kill_switch() -> None:
     grown(sim)
     switch = switch_of(sim)
     running = sim.status
-    assert refusing(sim, switch).action is not None  # held, without the conditions below
+    assert refusing(sim, switch).actions  # held, without the conditions below
     for update in ({"promotingSince": "2026-03-01T12:00:00Z"}, {"killSwitchActive": True}):
         sim.status = running.model_copy(update=update)
         out = refusing(sim, switch)
-        assert out.action is None and out.status.canaryWeight == 10, update
+        assert out.actions == () and out.status.canaryWeight == 10, update
 
 
 def test_a_kill_switch_in_the_refused_spec_gets_the_canary_off_and_says_the_fallback_waits() -> None:
     sim = Sim(make_spec())
     canary_with_traffic(sim)
     out = refusing(sim, switch_of(sim, kill_switch=True))
-    assert out.action is not None and out.action.stable_replicas == 4
+    assert only(out).stable_replicas == 4
     assert "the kill switch's fallback waits for an accepted spec" in out.status.message
+
+
+def test_a_shadow_step_loses_its_mirror_and_a_model_rate_limit_stays_in_status() -> None:
+    # given a canary in its shadow step on the gatewayAPI router (50% mirrored, no user traffic)
+    sim = Sim(make_spec(traffic=GATEWAY, rollout={"steps": [{"shadow": {"percent": 50}}, {"weight": 100}],
+                                                  "analysis": {"interval": "30s", "minSamples": 100},
+                                                  "progressDeadline": "5m"}))
+    sim.deploy_stable()
+    sim.set_version("2.0.0")
+    sim.step()
+    sim.step()
+    assert (sim.status.canaryWeight, sim.status.canaryMirror) == (0, 50) and sim.routing is not None
+    sim.status = sim.status.model_copy(update={"rateLimits": RateLimitStatus(canary=5, model=100)})
+    # when its spec is refused, then the route goes to stable alone (no mirror) and status says so
+    out = refusing(sim, switch_of(sim))
+    move = only(out)
+    assert move.router is RouterKind.GATEWAY_API and move.mirror_percent == 0 and move.canary_weight == 0
+    assert out.status.canaryMirror == 0 and "held at weight 0" in out.status.message
+    # and the model's own limit is still in force (the gateway keeps it), the canary's is gone
+    assert out.status.rateLimits is not None
+    assert (out.status.rateLimits.canary, out.status.rateLimits.model) == (None, 100)
+
+
+def test_every_router_object_seen_sending_the_canary_requests_is_moved() -> None:
+    # given a replicas canary with traffic, and a route left from an earlier gatewayAPI spec
+    sim = Sim(make_spec())
+    canary_with_traffic(sim)
+    grown(sim)
+    obs = sim.observations(None)
+    split = sim.routing
+    # when only the Service splits (the old route weighs stable alone), then only the Service is moved
+    out = refusing(sim, Switch(route=STABLE_ONLY, service=split, stable=obs.stable, canary=obs.canary))
+    assert only(out).router is RouterKind.REPLICAS and out.status.canaryWeight == 0
+    # when both split, then both are moved
+    both = refusing(sim, Switch(route=split, service=split, stable=obs.stable, canary=obs.canary))
+    assert {a.router for a in both.actions} == {RouterKind.REPLICAS, RouterKind.GATEWAY_API}
+
+
+def test_a_canary_at_weight_0_is_kept_off_even_when_a_stable_pod_drops() -> None:
+    # given a canary held at weight 0 whose router move was lost (the Service still splits)
+    sim = Sim(make_spec())
+    canary_with_traffic(sim)
+    grown(sim)
+    first = refusing(sim, switch_of(sim))
+    sim.status = persisted(first.status)
+    # when a stable pod is not Ready at the next look
+    grown(sim, pods=3)
+    again = refusing(sim, switch_of(sim))
+    # then the move is made again, without waiting, and the message does not flap
+    assert only(again).canary_weight == 0 and again.status.message == first.status.message
+
+
+def test_traffic_on_a_fallback_is_never_moved_even_with_a_canary_named() -> None:
+    sim = Sim(make_spec())
+    canary_with_traffic(sim)
+    grown(sim)
+    sim.status = sim.status.model_copy(update={"fallback": sim.status.stable})
+    out = refusing(sim, switch_of(sim))
+    assert out.actions == () and out.status.canaryWeight == 10 and "held" not in out.status.message
+
+
+def test_the_hold_note_survives_a_refusal_message_longer_than_status_keeps() -> None:
+    sim = Sim(make_spec())
+    canary_with_traffic(sim)
+    grown(sim)
+    sim.now += timedelta(seconds=1)
+    status = refused(sim.status, "spec is invalid: " + "x" * 10_000, sim.now, 1, "SpecInvalid")
+    out = refuse(status, switch_of(sim), sim.now, "SpecInvalid")
+    assert len(out.status.message) < 4096 and out.status.message.endswith("then the canary restarts at step 1")

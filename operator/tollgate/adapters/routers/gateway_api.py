@@ -17,7 +17,15 @@ from typing import Any
 from tollgate.adapters.kube import Kube
 from tollgate.api.routers import DEFAULT_DIALECT, ROUTER_CAPABILITIES, GatewayDialect, RouterKind
 from tollgate.engine.actions import Context, ObjectRef, SetWeight
-from tollgate.engine.dataplane import RouteTraffic, backend_refs, mirror_filter, route_name, service_name
+from tollgate.engine.dataplane import (
+    RouteTraffic,
+    backend_refs,
+    canary_limited_name,
+    mirror_filter,
+    mirror_service_name,
+    route_name,
+    service_name,
+)
 from tollgate.engine.observations import ParentRouteStatus, RouteObservation, Track
 
 HTTPROUTE_API = "gateway.networking.k8s.io/v1"
@@ -40,9 +48,18 @@ class GatewayAPIRouter:
         if route is None:
             return  # the engine's ApplyObjects creates it with the right weights
         canary = service_name(ctx, Track.CANARY)
+        ours = {mirror_service_name(ctx), canary_limited_name(ctx)}
+        stable_port: list[int | None] = []  # read once, when a rule needs it
         rules = route.get("spec", {}).get("rules", [])
         for rule in rules:
-            port = next((b["port"] for b in rule.get("backendRefs") or [] if b.get("port") is not None), None)
+            refs = rule.get("backendRefs") or []
+            port = next((b["port"] for b in refs if b.get("port") is not None), None)
+            if port is None and any(b.get("name") in ours for b in refs):
+                # A traefik-dialect rule whose backends are all our TraefikServices (a shadow step with a canary
+                # limit) names no port: the stable track Service's is the model's.
+                if not stable_port:
+                    stable_port.append(self._port(ctx, namespace))
+                port = stable_port[0]
             if port is None:
                 continue  # not a rule Tollgate wrote (each of ours names a Service with its port)
             rule["backendRefs"] = backend_refs(ctx, int(port), traffic, dialect)
@@ -57,6 +74,11 @@ class GatewayAPIRouter:
                 rule.pop("filters", None)
         # rules is a list: a merge patch replaces it whole, so a removed filter or backendRef is gone.
         self._kube.merge_patch(ref, {"spec": {"rules": rules}})
+
+    def _port(self, ctx: Context, namespace: str) -> int | None:
+        service = self._kube.get(ObjectRef("v1", "Service", service_name(ctx, Track.STABLE), namespace))
+        ports = ((service or {}).get("spec") or {}).get("ports") or []
+        return int(ports[0]["port"]) if ports and ports[0].get("port") is not None else None
 
     def set_weight(self, ctx: Context, namespace: str, action: SetWeight) -> None:
         traffic = RouteTraffic.of(action.canary_weight, to_fallback=action.fallback, mirror=action.mirror_percent,
