@@ -311,7 +311,8 @@ class Reconciler:
                 metrics.set_weight(ctx.namespace, ctx.name, action.canary_weight)
         finally:
             URGENT.reset(urgent)
-        return self.clock() + timedelta(seconds=REFUSED_RECHECK_SECONDS) if recheck else None
+        # A hold under way is looked at again whatever the refusal (its router objects' events wake nobody).
+        return self.clock() + timedelta(seconds=REFUSED_RECHECK_SECONDS) if recheck or out.actions else None
 
     def _switch(self, ctx: Context, status: ModelDeploymentStatus, spec: object) -> Switch:
         """The router's objects as watched, for a refusal's hold; from the stored spec only whether the message

@@ -23,7 +23,7 @@ from tollgate.engine.actions import (
     SetWeight,
 )
 from tollgate.engine.autoscale import HPA_API, split_for
-from tollgate.engine.dataplane import DATAPLANE_KINDS, TRAEFIK_API
+from tollgate.engine.dataplane import DATAPLANE_KINDS, HTTP_ROUTE_API, TRAEFIK_API, route_name
 from tollgate.engine.draft import Draft, seen_tokens, track_ready, with_template
 from tollgate.engine.evidence import evidence_payload
 from tollgate.engine.hook_jobs import hook_objects, job_ref
@@ -139,6 +139,11 @@ def _desired(d: Draft, policy: Policy, st: ModelDeploymentStatus) -> list[Action
     wanted_dataplane = {(o["kind"], o["metadata"]["name"]) for o in workloads if o["kind"] in DATAPLANE_KINDS}
     deletes.extend(ObjectRef(TRAEFIK_API, kind, name, ns)
                    for kind, name in d.obs.dataplane_objects if (kind, name) not in wanted_dataplane)
+    # The HTTPRoute of an earlier gatewayAPI spec, once the router is another: it would go on sending the
+    # Gateway's requests to the track Services by its last weights, a canary's share included, whatever the
+    # step plan or a rollback says.
+    if d.spec.traffic.router is not RouterKind.GATEWAY_API and d.obs.route is not None:
+        deletes.append(ObjectRef(HTTP_ROUTE_API, "HTTPRoute", route_name(d.ctx), ns))
     if deletes:
         actions.append(DeleteObjects(tuple(deletes)))
     return actions
