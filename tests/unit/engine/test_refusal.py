@@ -163,14 +163,20 @@ def test_on_the_gateway_router_the_route_weighs_stable_alone_in_the_platforms_di
     assert out.status.canaryWeight == 0
 
 
-def test_a_held_canary_is_not_moved_again_and_its_note_stays_while_the_spec_is_refused() -> None:
-    # given a canary held by a refusal, the router observed on stable since
-    sim = Sim(make_spec())
+def held_at_zero(sim: Sim) -> Refusal:
+    """A canary with traffic, stable's pods Ready, taken to weight 0 by a refusal whose status was written."""
     canary_with_traffic(sim)
     grown(sim)
     first = refusing(sim, switch_of(sim))
     assert first.status.canaryWeight == 0
     sim.status = persisted(first.status)
+    return first
+
+
+def test_a_held_canary_is_not_moved_again_and_its_note_stays_while_the_spec_is_refused() -> None:
+    # given a canary held by a refusal, the router observed on stable since
+    sim = Sim(make_spec())
+    first = held_at_zero(sim)
     # when the refused spec is looked at again
     again = refusing(sim, on_stable(sim), after=30)
     # then nothing moves and the message is the same (nothing to write, no second event)
@@ -182,11 +188,7 @@ def test_a_held_canary_is_not_moved_again_and_its_note_stays_while_the_spec_is_r
 def test_a_hold_the_router_did_not_carry_out_is_carried_out_again_from_the_observed_switch() -> None:
     # given a hold whose status was written (intent first) but whose router move was lost (a crash)
     sim = Sim(make_spec())
-    canary_with_traffic(sim)
-    grown(sim)
-    first = refusing(sim, switch_of(sim))
-    assert first.status.canaryWeight == 0
-    sim.status = persisted(first.status)
+    first = held_at_zero(sim)
     # when the refused spec is looked at again and the Service still selects both tracks
     again = refusing(sim, switch_of(sim), after=5)
     # then the router is moved again, and status is not written anew (same message, no new timeline entry)
@@ -296,10 +298,7 @@ def test_every_router_object_seen_sending_the_canary_requests_is_moved() -> None
 def test_a_canary_at_weight_0_is_kept_off_even_when_a_stable_pod_drops() -> None:
     # given a canary held at weight 0 whose router move was lost (the Service still splits)
     sim = Sim(make_spec())
-    canary_with_traffic(sim)
-    grown(sim)
-    first = refusing(sim, switch_of(sim))
-    sim.status = persisted(first.status)
+    first = held_at_zero(sim)
     # when a stable pod is not Ready at the next look
     grown(sim, pods=3)
     again = refusing(sim, switch_of(sim))
