@@ -175,8 +175,7 @@ class Reconciler:
             case = Case.of(spec, status, ctx, scrape_interval=self.scrape_interval,
                            initializer_image=self.initializer_image, dialect=self.dialect)
         except Exception as exc:
-            await self._stall(st, ctx, body, status, now, exc)
-            return None
+            return await self._stall(st, ctx, body, status, now, exc)
         explicit = bool(spec.sandbox.namespace)
         try:
             await asyncio.to_thread(self.ownership.check, case.sandbox, ctx, explicit=explicit)
@@ -229,8 +228,7 @@ class Reconciler:
         try:
             decision = case.decide(observations, now)
         except Exception as exc:
-            await self._stall(st, ctx, body, status, now, exc)
-            return None
+            return await self._stall(st, ctx, body, status, now, exc)
         st.decisions += 1
         new = storable(decision.status)
         changed = new != storable(status)
@@ -263,16 +261,23 @@ class Reconciler:
         return decision.wake.earliest()
 
     async def _stall(self, st: ObjectState, ctx: Context, body: dict[str, Any], status: ModelDeploymentStatus,
-                     now: datetime, exc: Exception) -> None:
-        """A decision that raised: Stalled with the reason in status and in the log, nothing acted on, and
-        no retry until the object changes (a bug must surface, never loop silently)."""
+                     now: datetime, exc: Exception) -> datetime | None:
+        """A decision that raised: Stalled with the reason in status, an Event and the log, nothing of the
+        spec acted on, and no retry until the object changes (a bug must surface, never loop silently). A
+        canary with traffic is held as under a refusal (engine.refusal): a bug never leaves it serving
+        unjudged."""
         message = (f"internal error while deciding: {type(exc).__name__}: {exc}"[:400]
-                   + "; nothing was acted on. Report it with the operator's log; change the spec to retry")
+                   + "; nothing of the spec was acted on. Report it with the operator's log; change the spec to retry")
         log.exception("decision failed; the ModelDeployment is Stalled",
                       extra={"md": f"{ctx.namespace}/{ctx.name}", "reason": message})
-        stalled = storable(refused(status, message, now, ctx.generation, reason="DecisionFailed"))
-        if stalled != storable(status):
-            await self._write_status(st, ctx, body, stalled)
+        try:
+            return await self._refuse(st, ctx, body, status, message, now, "DecisionFailed", recheck=False)
+        except Exception:  # the hold failed too: at least say so in status
+            log.exception("holding the canary of a failed decision failed", extra={"md": f"{ctx.namespace}/{ctx.name}"})
+            stalled = storable(refused(status, message, now, ctx.generation, reason="DecisionFailed"))
+            if stalled != storable(status):
+                await self._write_status(st, ctx, body, stalled)
+            return None
 
     async def _refuse(self, st: ObjectState, ctx: Context, body: dict[str, Any], status: ModelDeploymentStatus,
                       message: str, now: datetime, reason: str, *, recheck: bool = True) -> datetime | None:

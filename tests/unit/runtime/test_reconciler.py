@@ -269,3 +269,35 @@ def test_a_refusal_never_writes_into_a_sandbox_whose_owner_label_is_not_this_mod
     assert [p for _, p, _ in server.sent] == [STATUS_PATH], server.sent
     status = server.bodies[STATUS_PATH]["status"]
     assert status["canaryWeight"] == 25 and status["planHash"] == "p1" and "held" not in status["message"]
+
+
+def test_a_decision_that_raises_mid_canary_holds_the_canary_as_a_refusal_does(monkeypatch: Any) -> None:
+    server = Holding()
+    kube = Kube(FakeApi(server))  # type: ignore[arg-type]
+    kube.warm([], "x")
+    registry = Registry()
+    posted: list[str] = []
+    ownership = SandboxOwnership(kube)
+    ownership.learn({"metadata": {"name": SANDBOX, "labels": {"tollgate.dev/owner-uid": "u1"}}})
+    rec = Reconciler(kube, registry, AnalysisScheduler(NoProvider()), EvidenceStore(kube),
+                     lambda _body, _type, reason, _message: posted.append(reason), ownership)
+    # given a canary with 25% of traffic, stable's pods Ready, the Service seen selecting both tracks
+    registry.observe_routing({"kind": "Service", "metadata": {"namespace": SANDBOX, "name": "m"},
+                              "spec": {"selector": {"tollgate.dev/pool": "m"}}}, deleted=False)
+    registry.tracks[(SANDBOX, "m-stable")] = TrackObservation(revision="r1", desired=4, ready=4, updated=4)
+    st = registry.state("ns", "m")
+    st.body = over_the_limit_mid_canary()
+    st.body["spec"]["replicas"] = 4
+
+    def broken(*_: Any) -> Any:
+        raise IndexError("list index out of range")
+
+    # when its decision raises (an operator bug)
+    monkeypatch.setattr("tollgate.runtime.reconciler.Case.decide", broken)
+    asyncio.run(rec.reconcile(st))
+    # then it is Stalled with the error, a Warning Event says so, and the canary is taken off traffic
+    status = server.bodies[STATUS_PATH]["status"]
+    assert status["phase"] == "Stalled" and "internal error while deciding: IndexError" in status["message"]
+    assert status["canaryWeight"] == 0 and "held at weight 0" in status["message"] and posted == ["DecisionFailed"]
+    assert server.bodies[f"/api/v1/namespaces/{SANDBOX}/services/m"] == {
+        "spec": {"selector": {"tollgate.dev/pool": None, "tollgate.dev/track": "stable"}}}
