@@ -201,6 +201,8 @@ class Observations:
     routing: RoutingObservation | None = None
     """Where the router sends requests now (None: its object has not been seen): a drill's time to fallback
     ends when every request goes to the target track (engine.rules.drills)."""
+    replicas_service: bool = False
+    """The replicas router's Service is seen; under the gatewayAPI router, left from an earlier spec."""
 
     def job(self, name: str) -> JobObservation | None:
         return next((j for j in self.jobs if j.name == name), None)

@@ -224,6 +224,7 @@ class Reconciler:
             dataplane_objects=self.registry.dataplane_objects_of(sandbox),
             webhook=webhook,
             routing=self.registry.routing_of(sandbox, ctx, spec.traffic.router),
+            replicas_service=self.registry.routing_of(sandbox, ctx, RouterKind.REPLICAS) is not None,
         )
         try:
             decision = case.decide(observations, now)
@@ -271,25 +272,35 @@ class Reconciler:
         log.exception("decision failed; the ModelDeployment is Stalled",
                       extra={"md": f"{ctx.namespace}/{ctx.name}", "reason": message})
         try:
-            return await self._refuse(st, ctx, body, status, message, now, "DecisionFailed", recheck=False)
-        except Exception:  # the hold failed too: at least say so in status
+            out = self._refusal(ctx, body, status, message, now, "DecisionFailed")
+        except Exception:  # deciding the hold failed too: the plain Stalled status, nothing moved
             log.exception("holding the canary of a failed decision failed", extra={"md": f"{ctx.namespace}/{ctx.name}"})
-            stalled = storable(refused(status, message, now, ctx.generation, reason="DecisionFailed"))
-            if stalled != storable(status):
-                await self._write_status(st, ctx, body, stalled)
-            return None
+            out = Refusal(refused(status, message, now, ctx.generation, reason="DecisionFailed"))
+        # Carried out as any refusal: an API error while the router moves goes to the loop's backoff, and
+        # the next pass finds the router still splitting (the status already says weight 0).
+        return await self._carry_out(st, ctx, body, out, message, now, "DecisionFailed", recheck=False)
 
     async def _refuse(self, st: ObjectState, ctx: Context, body: dict[str, Any], status: ModelDeploymentStatus,
                       message: str, now: datetime, reason: str, *, recheck: bool = True) -> datetime | None:
         """Stalled, naming the owner (or the limit) and the fix; nothing written but this status, and only
         when it changes, and a canary in flight in this ModelDeployment's own sandbox held (engine.refusal).
         Looked at again later (`recheck`): the namespace may go away (a spec change wakes us anyway)."""
+        out = self._refusal(ctx, body, status, message, now, reason)
+        return await self._carry_out(st, ctx, body, out, message, now, reason, recheck=recheck)
+
+    def _refusal(self, ctx: Context, body: dict[str, Any], status: ModelDeploymentStatus, message: str,
+                 now: datetime, reason: str) -> Refusal:
+        """The refused status, and the hold of a canary in flight. The hold writes only into a sandbox whose
+        owner label names this ModelDeployment (as watched: no read), whatever the refused spec now names."""
         new = refused(status, message, now, ctx.generation, reason)
         sandbox = status.sandboxNamespace
-        # The hold writes only into a sandbox whose owner label names this ModelDeployment (as watched: no
-        # read), whatever the refused spec now names.
-        out = (refuse(new, self._switch(ctx, status, body.get("spec")), now, reason)
-               if sandbox and self.ownership.owned(sandbox, ctx) else Refusal(new))
+        if not sandbox or not self.ownership.owned(sandbox, ctx):
+            return Refusal(new)
+        return refuse(new, self._switch(ctx, status, body.get("spec")), now, reason)
+
+    async def _carry_out(self, st: ObjectState, ctx: Context, body: dict[str, Any], out: Refusal, message: str,
+                         now: datetime, reason: str, *, recheck: bool) -> datetime | None:
+        sandbox = out.status.sandboxNamespace
         stored = storable(out.status)
         old = body.get("status") or {}
         announce = (old.get("phase") != Phase.STALLED.value or old.get("message") != stored.get("message")
@@ -304,8 +315,8 @@ class Reconciler:
         try:
             if announce:
                 log.warning("refused", extra={"md": f"{ctx.namespace}/{ctx.name}", "reason": reason,
-                                              "detail": message, "held": out.status.canary is not None
-                                              and out.status.planHash is None})
+                                              "detail": message, "held": held.canary is not None
+                                              and held.planHash is None})
             if changed and not await self._write_status(st, ctx, body, stored):
                 return now
             if announce:  # before the router's requests: one that fails is retried without a second Event
@@ -349,7 +360,8 @@ class Reconciler:
                 self._apply(st, ctx, body, action, explicit)
             elif isinstance(action, DeleteObjects):
                 for ref in action.refs:
-                    self.kube.delete(ref)
+                    if not self.kube.delete(ref):  # already gone: its DELETED event may never come
+                        self.registry.forget_router_object(ref)
             elif isinstance(action, Promote):
                 metrics.PROMOTIONS.labels(ctx.namespace, ctx.name).inc()
                 log.info("promoted", extra={"md": f"{ctx.namespace}/{ctx.name}", "revision": action.revision,

@@ -17,7 +17,7 @@ from typing import Any
 
 from tollgate.api import resource
 from tollgate.api.spec import RouterKind
-from tollgate.engine.actions import Context
+from tollgate.engine.actions import Context, ObjectRef
 from tollgate.engine.autoscale import ANNOTATION_AUTOSCALED
 from tollgate.engine.dataplane import DATAPLANE_KINDS, route_name, service_name
 from tollgate.engine.hook_observations import JobObservation
@@ -358,6 +358,14 @@ class Registry:
 
     def route(self, sandbox: str | None, name: str) -> RouteObservation | None:
         return self.routes.get((sandbox, name)) if sandbox else None
+
+    def forget_router_object(self, ref: ObjectRef) -> None:
+        """An HTTPRoute or Service a DELETE found gone: no DELETED event may come for it (a watch gap), and
+        the engine, still seeing it, would delete it again at every decision."""
+        if ref.kind == "HTTPRoute":
+            self.routes.pop((ref.namespace or "", ref.name), None)
+        if ref.kind in ("HTTPRoute", "Service"):
+            self.switches.pop((ref.namespace or "", ref.kind, ref.name), None)
 
     # --- the router's switch: the replicas router's Service selector, the HTTPRoute's weights ----------
     def observe_routing(self, body: Mapping[str, Any], deleted: bool) -> ObjectState | None:

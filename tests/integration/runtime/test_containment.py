@@ -332,7 +332,7 @@ def test_a_spec_over_the_platform_limits_mid_canary_takes_the_canary_off_traffic
     patch_spec(stack, namespace, "held", {"replicas": 3})
     st = wait_for("canary back at 25%", lambda: (s := status(stack, namespace, "held")).get("canaryWeight") == 25
                   and s.get("phase") == "Progressing" and s, timeout=90)
-    assert any("held while its spec was refused" in e.get("message", "") for e in st["timeline"]), st["timeline"]
+    assert any("while its spec was refused" in e.get("message", "") for e in st["timeline"]), st["timeline"]
     wait_for("the Service on both tracks again",
              lambda: selector(stack, sandbox, "held").get("tollgate.dev/track") is None, timeout=15, interval=0.2)
     delete_md(stack, namespace, "held")

@@ -30,3 +30,21 @@ def test_the_route_goes_when_the_router_is_no_longer_gateway_api_and_stays_while
     assert route_deletes(sim, seen) == [sim.ctx.name]
     # and once it is gone, nothing more is deleted
     assert route_deletes(sim, None) == []
+
+
+def service_deletes(sim: Sim, seen: bool) -> list[str]:
+    obs = dataclasses.replace(sim.observations(None), replicas_service=seen)
+    decision = decide(sim.spec, sim.status, obs, sim.now, sim.ctx)
+    return [ref.name for a in decision.of_type(DeleteObjects) for ref in a.refs if ref.kind == "Service"]
+
+
+def test_the_replicas_service_goes_when_the_router_becomes_gateway_api() -> None:
+    # given a model served through the replicas router, its Service seen
+    sim = Sim(make_spec())
+    sim.deploy_stable()
+    assert service_deletes(sim, seen=True) == []
+    # when the spec moves to the gatewayAPI router, then that Service is deleted (its selector takes every pod
+    # of the main pool: in-cluster callers would reach each later canary by its share of pods, unjudged)
+    sim.spec = updated(sim.spec, traffic=GATEWAY)
+    assert service_deletes(sim, seen=True) == [sim.ctx.name]
+    assert service_deletes(sim, seen=False) == []

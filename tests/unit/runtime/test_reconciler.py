@@ -16,10 +16,15 @@ import json
 import re
 from typing import Any
 
+import pytest
+
+from tollgate.adapters.errors import PermanentError
 from tollgate.adapters.evidence import EvidenceStore
 from tollgate.adapters.kube import Kube
 from tollgate.adapters.no_provider import NoProvider
 from tollgate.adapters.throttle import URGENT
+from tollgate.api import resource
+from tollgate.engine.observations import RouteObservation
 from tollgate.engine.platform import PlatformLimits
 from tollgate.engine.sandbox import legacy_cut_namespace
 from tollgate.runtime.analysis import AnalysisScheduler
@@ -301,3 +306,75 @@ def test_a_decision_that_raises_mid_canary_holds_the_canary_as_a_refusal_does(mo
     assert status["canaryWeight"] == 0 and "held at weight 0" in status["message"] and posted == ["DecisionFailed"]
     assert server.bodies[f"/api/v1/namespaces/{SANDBOX}/services/m"] == {
         "spec": {"selector": {"tollgate.dev/pool": None, "tollgate.dev/track": "stable"}}}
+
+
+class RouterRefusing(Holding):
+    """As Holding, but the API server refuses the Service's patch (403)."""
+
+    def __call__(self, method: str, url: str, body: Any) -> Response:
+        if method == "PATCH" and url.split("?", maxsplit=1)[0] == f"/api/v1/namespaces/{SANDBOX}/services/m":
+            self.sent.append((method, url.split("?", maxsplit=1)[0], URGENT.get()))
+            return Response(403, b'{"kind": "Status", "reason": "Forbidden", "code": 403}')
+        return super().__call__(method, url, body)
+
+
+def test_a_failed_decisions_hold_whose_router_request_fails_goes_to_the_loops_backoff(monkeypatch: Any) -> None:
+    server = RouterRefusing()
+    kube = Kube(FakeApi(server))  # type: ignore[arg-type]
+    kube.warm([], "x")
+    registry = Registry()
+    ownership = SandboxOwnership(kube)
+    ownership.learn({"metadata": {"name": SANDBOX, "labels": {"tollgate.dev/owner-uid": "u1"}}})
+    rec = Reconciler(kube, registry, AnalysisScheduler(NoProvider()), EvidenceStore(kube), lambda *_: None, ownership)
+    registry.observe_routing({"kind": "Service", "metadata": {"namespace": SANDBOX, "name": "m"},
+                              "spec": {"selector": {"tollgate.dev/pool": "m"}}}, deleted=False)
+    registry.tracks[(SANDBOX, "m-stable")] = TrackObservation(revision="r1", desired=4, ready=4, updated=4)
+    st = registry.state("ns", "m")
+    st.body = over_the_limit_mid_canary()
+    st.body["spec"]["replicas"] = 4
+
+    def broken(*_: Any) -> Any:
+        raise IndexError("list index out of range")
+
+    # given a decision that raises mid-canary, and an API server that refuses the Service's patch
+    monkeypatch.setattr("tollgate.runtime.reconciler.Case.decide", broken)
+    # when it is decided, then the router's error reaches the loop (its backoff retries), not a fallback
+    # that would write the plain Stalled status over the hold and stop looking
+    with pytest.raises(PermanentError):
+        asyncio.run(rec.reconcile(st))
+    writes = [p for m, p, _ in server.sent if m == "PATCH"]
+    assert writes == [STATUS_PATH, f"/api/v1/namespaces/{SANDBOX}/services/m"], server.sent
+    assert "held at weight 0" in server.bodies[STATUS_PATH]["status"]["message"]
+
+
+class Gone(Server):
+    """As Server, but every DELETE finds nothing (404)."""
+
+    def __call__(self, method: str, url: str, body: Any) -> Response:
+        if method == "DELETE":
+            self.sent.append((method, url.split("?", maxsplit=1)[0], URGENT.get()))
+            return Response(404, b'{"kind": "Status", "reason": "NotFound", "code": 404}')
+        return super().__call__(method, url, body)
+
+
+def test_a_route_a_delete_finds_gone_is_forgotten_so_it_is_not_deleted_at_every_decision() -> None:
+    server = Gone()
+    kube = Kube(FakeApi(server))  # type: ignore[arg-type]
+    kube.warm([], "x")
+    registry = Registry()
+    ownership = SandboxOwnership(kube)
+    ownership.learn({"metadata": {"name": SANDBOX, "labels": {"tollgate.dev/owner-uid": "u1"}}})
+    rec = Reconciler(kube, registry, AnalysisScheduler(NoProvider()), EvidenceStore(kube), lambda *_: None, ownership)
+    # given a replicas-router model whose HTTPRoute of an earlier gatewayAPI spec is still in the registry, but
+    # already gone from the API server (its DELETED event missed)
+    labels = {resource.LABEL_MD_NAMESPACE: "ns", resource.LABEL_MD_NAME: "m"}
+    route = {"kind": "HTTPRoute", "metadata": {"namespace": SANDBOX, "name": "m", "labels": labels}}
+    st = registry.state("ns", "m")
+    registry.observe_route(route, RouteObservation(parents=()))
+    assert registry.route(SANDBOX, "m") is not None
+    st.body = killed()
+    st.body["spec"] = {**st.body["spec"], "killSwitch": False}
+    # when it decides, then the route's DELETE finds nothing, and the registry no longer holds it
+    asyncio.run(rec.reconcile(st))
+    assert ("DELETE", f"/apis/gateway.networking.k8s.io/v1/namespaces/{SANDBOX}/httproutes/m", False) in server.sent
+    assert registry.route(SANDBOX, "m") is None

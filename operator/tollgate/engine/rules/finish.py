@@ -23,7 +23,7 @@ from tollgate.engine.actions import (
     SetWeight,
 )
 from tollgate.engine.autoscale import HPA_API, split_for
-from tollgate.engine.dataplane import DATAPLANE_KINDS, HTTP_ROUTE_API, TRAEFIK_API, route_name
+from tollgate.engine.dataplane import DATAPLANE_KINDS, HTTP_ROUTE_API, TRAEFIK_API, route_name, service_name
 from tollgate.engine.draft import Draft, seen_tokens, track_ready, with_template
 from tollgate.engine.evidence import evidence_payload
 from tollgate.engine.hook_jobs import hook_objects, job_ref
@@ -144,6 +144,11 @@ def _desired(d: Draft, policy: Policy, st: ModelDeploymentStatus) -> list[Action
     # step plan or a rollback says.
     if d.spec.traffic.router is not RouterKind.GATEWAY_API and d.obs.route is not None:
         deletes.append(ObjectRef(HTTP_ROUTE_API, "HTTPRoute", route_name(d.ctx), ns))
+    # And the replicas router's Service once the router is gatewayAPI: its selector takes every pod of the
+    # main pool, so in-cluster callers would reach each later canary by its share of pods, unjudged by the
+    # route's plan and untouched by its rollbacks.
+    if d.spec.traffic.router is RouterKind.GATEWAY_API and d.obs.replicas_service:
+        deletes.append(ObjectRef("v1", "Service", service_name(d.ctx), ns))
     if deletes:
         actions.append(DeleteObjects(tuple(deletes)))
     return actions

@@ -63,7 +63,8 @@ def reconcile(d: Draft, policy: Policy, tokens: ControlTokens) -> None:
             _start_canary(d, policy, rev)
         return
     if d.st.planHash is None:  # held at weight 0 while its spec was refused (engine.refusal)
-        restart_canary(d, policy, "spec accepted: the canary held while its spec was refused restarts at step 1")
+        restart_canary(d, policy, "the canary held at weight 0 while its spec was refused (or its decision "
+                                  "failed) restarts at step 1")
     elif d.st.planHash != policy.plan_hash:
         restart_canary(d, policy, "rollout steps changed: the canary restarts at step 1")
     progress(d, policy, tokens)
