@@ -419,7 +419,8 @@ class ModelDeploymentStatus(_Status):
     bake: BakeStatus | None = None
     """The bake window of the version promoted last, while it runs (phase Baking); None otherwise."""
     planHash: str | None = None
-    """Hash of the effective steps the current rollout follows; a change restarts it at step one."""
+    """Hash of the effective steps the current rollout follows; a change restarts it at step one. None beside a
+    canary: held at weight 0 while its spec was refused or its decision failed; it restarts at step one."""
     timeline: Annotated[list[TimelineEntry], Field(max_length=TIMELINE_LIMIT)] = Field(default_factory=list)
     """Decisions of the current rollout, oldest first; copied into the evidence of a rollback."""
     hooks: Annotated[list[HookStatus], Field(max_length=4)] = Field(default_factory=list)
