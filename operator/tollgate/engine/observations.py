@@ -202,7 +202,8 @@ class Observations:
     """Where the router sends requests now (None: its object has not been seen): a drill's time to fallback
     ends when every request goes to the target track (engine.rules.drills)."""
     replicas_service: bool = False
-    """The replicas router's Service is seen; under the gatewayAPI router, left from an earlier spec."""
+    """Under the gatewayAPI router: the replicas router's Service is seen, left from an earlier spec (under the
+    replicas router `routing` says it; this stays False)."""
 
     def job(self, name: str) -> JobObservation | None:
         return next((j for j in self.jobs if j.name == name), None)

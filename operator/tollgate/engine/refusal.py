@@ -77,6 +77,11 @@ MESSAGE_ROOM = 3000
 note must stay in (an unparsable spec's message quotes the input)."""
 
 
+def _splits(seen: RoutingObservation | None) -> bool:
+    """A router object seen sending the canary requests (weighted, mirrored or all of them)."""
+    return seen is not None and seen.sole not in STABLE_SIDE
+
+
 def refuse(status: ModelDeploymentStatus, switch: Switch, now: datetime, reason: str) -> Refusal:
     """The refusal with the canary in flight held (`status`: the refused status, from rollout.refused;
     `reason`: the refusal's, for the timeline). The caller has checked that status.sandboxNamespace is this
@@ -85,8 +90,8 @@ def refuse(status: ModelDeploymentStatus, switch: Switch, now: datetime, reason:
     if (not status.sandboxNamespace or status.promotingSince is not None or status.killSwitchActive
             or status.fallback is not None):
         return Refusal(status)
-    seen = [o for o in (switch.route, switch.service) if o is not None]
-    served = any(o.sole not in STABLE_SIDE for o in seen)
+    seen = switch.route is not None or switch.service is not None
+    served = _splits(switch.route) or _splits(switch.service)
     canary = status.canary
     if canary is None:
         # Traffic on a canary status no longer names (a rollback or a supersede wrote its intent, then its
@@ -96,8 +101,7 @@ def refuse(status: ModelDeploymentStatus, switch: Switch, now: datetime, reason:
     if not served and not held:
         return Refusal(status)  # no traffic seen on the canary: it goes on from where it is once accepted
     at_zero = held and status.canaryWeight == 0 and status.canaryMirror == 0  # moved by an earlier look
-    service_split = switch.service is not None and switch.service.sole not in STABLE_SIDE
-    total = _step_total(status) if service_split and not switch.stable.autoscaled else None
+    total = _step_total(status) if _splits(switch.service) and not switch.stable.autoscaled else None
     ready = switch.stable.ready >= (total if total is not None else max(1, switch.stable.desired))
     actions: tuple[SetWeight, ...] = ()
     if served and (ready or at_zero):
@@ -107,7 +111,7 @@ def refuse(status: ModelDeploymentStatus, switch: Switch, now: datetime, reason:
         # canary once stable can carry all of it (the canary was not judged failed: no need to hurry).
         actions = (SetWeight(router=RouterKind.REPLICAS, canary_weight=status.canaryWeight, stable_replicas=total,
                              canary_replicas=switch.canary.desired, fast=True, stable_only=True),)
-    off = at_zero or (bool(seen) and (ready or not served))
+    off = at_zero or (seen and (ready or not served))
     stable = status.stable
     serving = f"stable {stable.version} ({stable.revision})" if stable is not None else "stable"
     what = f"canary {canary.version} ({canary.revision})"
@@ -137,10 +141,10 @@ def _off(status: ModelDeploymentStatus, switch: Switch, *, grow: bool) -> tuple[
     canary's pods stay); `grow`: stable is scaled back to the step's pod total in the same move (finishing a
     rollback's, which does not wait)."""
     out: list[SetWeight] = []
-    if switch.route is not None and switch.route.sole not in STABLE_SIDE:
+    if _splits(switch.route):
         out.append(SetWeight(router=RouterKind.GATEWAY_API, canary_weight=0, stable_replicas=None,
                              canary_replicas=switch.canary.desired, fast=True, dialect=switch.dialect))
-    if switch.service is not None and switch.service.sole not in STABLE_SIDE:
+    if _splits(switch.service):
         total = _step_total(status) if grow and not switch.stable.autoscaled else None
         out.append(SetWeight(router=RouterKind.REPLICAS, canary_weight=0, stable_replicas=total,
                              canary_replicas=switch.canary.desired, fast=True, keep_canary=True))

@@ -224,7 +224,8 @@ class Reconciler:
             dataplane_objects=self.registry.dataplane_objects_of(sandbox),
             webhook=webhook,
             routing=self.registry.routing_of(sandbox, ctx, spec.traffic.router),
-            replicas_service=self.registry.routing_of(sandbox, ctx, RouterKind.REPLICAS) is not None,
+            replicas_service=(spec.traffic.router is RouterKind.GATEWAY_API  # else `routing` already is it
+                              and self.registry.routing_of(sandbox, ctx, RouterKind.REPLICAS) is not None),
         )
         try:
             decision = case.decide(observations, now)
@@ -305,9 +306,9 @@ class Reconciler:
         old = body.get("status") or {}
         announce = (old.get("phase") != Phase.STALLED.value or old.get("message") != stored.get("message")
                     or old.get("observedGeneration") != ctx.generation)
-        held = out.status  # a hold moves on without a new message at times: stable grown back, then weight 0
+        after = out.status  # a hold moves on without a new message at times: stable grown back, then weight 0
         changed = announce or ((old.get("canaryWeight") or 0, old.get("canaryMirror") or 0, old.get("planHash"))
-                               != (held.canaryWeight, held.canaryMirror, held.planHash))
+                               != (after.canaryWeight, after.canaryMirror, after.planHash))
         # Traffic leaving a canary goes ahead of the throttle's queue, its status write (intent first, as for
         # any decision that takes traffic off a canary: a crash after it finds the router still splitting and
         # moves it then, engine.refusal) and the router's requests alike.
@@ -315,8 +316,8 @@ class Reconciler:
         try:
             if announce:
                 log.warning("refused", extra={"md": f"{ctx.namespace}/{ctx.name}", "reason": reason,
-                                              "detail": message, "held": held.canary is not None
-                                              and held.planHash is None})
+                                              "detail": message, "held": after.canary is not None
+                                              and after.planHash is None})
             if changed and not await self._write_status(st, ctx, body, stored):
                 return now
             if announce:  # before the router's requests: one that fails is retried without a second Event

@@ -30,7 +30,7 @@ from tollgate.engine.sandbox import legacy_cut_namespace
 from tollgate.runtime.analysis import AnalysisScheduler
 from tollgate.runtime.ownership import SandboxOwnership
 from tollgate.runtime.reconciler import Reconciler
-from tollgate.runtime.registry import Registry, TrackObservation
+from tollgate.runtime.registry import ObjectState, Registry, TrackObservation
 from unit.adapters.http_double import FakeApi, Response
 
 SANDBOX = "ns-m-b16092"  # the default sandbox name of ns/m
@@ -192,22 +192,35 @@ def over_the_limit_mid_canary() -> dict[str, Any]:
     return body
 
 
-def test_a_spec_over_the_platforms_limits_mid_canary_grows_stable_back_then_takes_the_canary_off_intent_first() -> None:
-    server = Holding()
+def reconciler_over(server: Server, *, owner: str = "u1", post: Any = lambda *_: None,
+                    limits: PlatformLimits | None = None) -> tuple[Reconciler, Registry]:
+    """A reconciler over `server` whose sandbox carries `owner`'s owner label (as the namespace watch saw it)."""
     kube = Kube(FakeApi(server))  # type: ignore[arg-type]
     kube.warm([], "x")
     registry = Registry()
-    posted: list[tuple[str, str]] = []
     ownership = SandboxOwnership(kube)
-    ownership.learn({"metadata": {"name": SANDBOX, "labels": {"tollgate.dev/owner-uid": "u1"}}})
-    rec = Reconciler(kube, registry, AnalysisScheduler(NoProvider()), EvidenceStore(kube),
-                     lambda _body, _type, reason, message: posted.append((reason, message)), ownership,
-                     limits=PlatformLimits(max_replicas=8))
-    # given a canary with 25% of traffic, the Service seen selecting both tracks, whose spec goes over the
-    # platform's limit of 8 replicas
+    ownership.learn({"metadata": {"name": SANDBOX, "labels": {"tollgate.dev/owner-uid": owner}}})
+    rec = Reconciler(kube, registry, AnalysisScheduler(NoProvider()), EvidenceStore(kube), post, ownership,
+                     limits=limits or PlatformLimits())
+    return rec, registry
+
+
+def splitting(registry: Registry, stable_pods: int) -> None:
+    """The Service seen selecting both tracks, the stable Deployment with `stable_pods` Ready."""
     registry.observe_routing({"kind": "Service", "metadata": {"namespace": SANDBOX, "name": "m"},
                               "spec": {"selector": {"tollgate.dev/pool": "m"}}}, deleted=False)
-    registry.tracks[(SANDBOX, "m-stable")] = TrackObservation(revision="r1", desired=3, ready=3, updated=3)
+    registry.tracks[(SANDBOX, "m-stable")] = TrackObservation(revision="r1", desired=stable_pods, ready=stable_pods,
+                                                              updated=stable_pods)
+
+
+def test_a_spec_over_the_platforms_limits_mid_canary_grows_stable_back_then_takes_the_canary_off_intent_first() -> None:
+    server = Holding()
+    posted: list[tuple[str, str]] = []
+    rec, registry = reconciler_over(server, post=lambda _body, _type, reason, message: posted.append((reason, message)),
+                                    limits=PlatformLimits(max_replicas=8))
+    # given a canary with 25% of traffic, the Service seen selecting both tracks, whose spec goes over the
+    # platform's limit of 8 replicas
+    splitting(registry, stable_pods=3)
     registry.tracks[(SANDBOX, "m-canary")] = TrackObservation(revision="r2", desired=1, ready=1, updated=1)
     st = registry.state("ns", "m")
     st.body = over_the_limit_mid_canary()
@@ -254,18 +267,10 @@ def test_a_spec_over_the_platforms_limits_mid_canary_grows_stable_back_then_take
 
 def test_a_refusal_never_writes_into_a_sandbox_whose_owner_label_is_not_this_modeldeployments() -> None:
     server = Holding()
-    kube = Kube(FakeApi(server))  # type: ignore[arg-type]
-    kube.warm([], "x")
-    registry = Registry()
-    ownership = SandboxOwnership(kube)
     # given the namespace status names now carries another ModelDeployment's owner label (deleted and re-made
     # for another tenant), with a Service and Deployments of the same names seen splitting traffic
-    ownership.learn({"metadata": {"name": SANDBOX, "labels": {"tollgate.dev/owner-uid": "someone-else"}}})
-    rec = Reconciler(kube, registry, AnalysisScheduler(NoProvider()), EvidenceStore(kube),
-                     lambda *_: None, ownership, limits=PlatformLimits(max_replicas=8))
-    registry.observe_routing({"kind": "Service", "metadata": {"namespace": SANDBOX, "name": "m"},
-                              "spec": {"selector": {"tollgate.dev/pool": "m"}}}, deleted=False)
-    registry.tracks[(SANDBOX, "m-stable")] = TrackObservation(revision="r1", desired=4, ready=4, updated=4)
+    rec, registry = reconciler_over(server, owner="someone-else", limits=PlatformLimits(max_replicas=8))
+    splitting(registry, stable_pods=4)
     st = registry.state("ns", "m")
     st.body = over_the_limit_mid_canary()
     # when its over-the-limit spec is refused
@@ -276,20 +281,10 @@ def test_a_refusal_never_writes_into_a_sandbox_whose_owner_label_is_not_this_mod
     assert status["canaryWeight"] == 25 and status["planHash"] == "p1" and "held" not in status["message"]
 
 
-def test_a_decision_that_raises_mid_canary_holds_the_canary_as_a_refusal_does(monkeypatch: Any) -> None:
-    server = Holding()
-    kube = Kube(FakeApi(server))  # type: ignore[arg-type]
-    kube.warm([], "x")
-    registry = Registry()
-    posted: list[str] = []
-    ownership = SandboxOwnership(kube)
-    ownership.learn({"metadata": {"name": SANDBOX, "labels": {"tollgate.dev/owner-uid": "u1"}}})
-    rec = Reconciler(kube, registry, AnalysisScheduler(NoProvider()), EvidenceStore(kube),
-                     lambda _body, _type, reason, _message: posted.append(reason), ownership)
-    # given a canary with 25% of traffic, stable's pods Ready, the Service seen selecting both tracks
-    registry.observe_routing({"kind": "Service", "metadata": {"namespace": SANDBOX, "name": "m"},
-                              "spec": {"selector": {"tollgate.dev/pool": "m"}}}, deleted=False)
-    registry.tracks[(SANDBOX, "m-stable")] = TrackObservation(revision="r1", desired=4, ready=4, updated=4)
+def raising_mid_canary(registry: Registry, monkeypatch: Any) -> ObjectState:
+    """A canary with 25% of traffic (stable's 4 pods Ready, the Service selecting both tracks) whose decision
+    raises, as an operator bug would."""
+    splitting(registry, stable_pods=4)
     st = registry.state("ns", "m")
     st.body = over_the_limit_mid_canary()
     st.body["spec"]["replicas"] = 4
@@ -297,9 +292,17 @@ def test_a_decision_that_raises_mid_canary_holds_the_canary_as_a_refusal_does(mo
     def broken(*_: Any) -> Any:
         raise IndexError("list index out of range")
 
-    # when its decision raises (an operator bug)
     monkeypatch.setattr("tollgate.runtime.reconciler.Case.decide", broken)
-    asyncio.run(rec.reconcile(st))
+    return st
+
+
+def test_a_decision_that_raises_mid_canary_holds_the_canary_as_a_refusal_does(monkeypatch: Any) -> None:
+    server = Holding()
+    posted: list[str] = []
+    rec, registry = reconciler_over(server, post=lambda _body, _type, reason, _message: posted.append(reason))
+    # given a canary with 25% of traffic, stable's pods Ready, the Service seen selecting both tracks
+    # when its decision raises (an operator bug)
+    asyncio.run(rec.reconcile(raising_mid_canary(registry, monkeypatch)))
     # then it is Stalled with the error, a Warning Event says so, and the canary is taken off traffic
     status = server.bodies[STATUS_PATH]["status"]
     assert status["phase"] == "Stalled" and "internal error while deciding: IndexError" in status["message"]
@@ -320,24 +323,9 @@ class RouterRefusing(Holding):
 
 def test_a_failed_decisions_hold_whose_router_request_fails_goes_to_the_loops_backoff(monkeypatch: Any) -> None:
     server = RouterRefusing()
-    kube = Kube(FakeApi(server))  # type: ignore[arg-type]
-    kube.warm([], "x")
-    registry = Registry()
-    ownership = SandboxOwnership(kube)
-    ownership.learn({"metadata": {"name": SANDBOX, "labels": {"tollgate.dev/owner-uid": "u1"}}})
-    rec = Reconciler(kube, registry, AnalysisScheduler(NoProvider()), EvidenceStore(kube), lambda *_: None, ownership)
-    registry.observe_routing({"kind": "Service", "metadata": {"namespace": SANDBOX, "name": "m"},
-                              "spec": {"selector": {"tollgate.dev/pool": "m"}}}, deleted=False)
-    registry.tracks[(SANDBOX, "m-stable")] = TrackObservation(revision="r1", desired=4, ready=4, updated=4)
-    st = registry.state("ns", "m")
-    st.body = over_the_limit_mid_canary()
-    st.body["spec"]["replicas"] = 4
-
-    def broken(*_: Any) -> Any:
-        raise IndexError("list index out of range")
-
+    rec, registry = reconciler_over(server)
     # given a decision that raises mid-canary, and an API server that refuses the Service's patch
-    monkeypatch.setattr("tollgate.runtime.reconciler.Case.decide", broken)
+    st = raising_mid_canary(registry, monkeypatch)
     # when it is decided, then the router's error reaches the loop (its backoff retries), not a fallback
     # that would write the plain Stalled status over the hold and stop looking
     with pytest.raises(PermanentError):
@@ -359,12 +347,7 @@ class Gone(Server):
 
 def test_a_route_a_delete_finds_gone_is_forgotten_so_it_is_not_deleted_at_every_decision() -> None:
     server = Gone()
-    kube = Kube(FakeApi(server))  # type: ignore[arg-type]
-    kube.warm([], "x")
-    registry = Registry()
-    ownership = SandboxOwnership(kube)
-    ownership.learn({"metadata": {"name": SANDBOX, "labels": {"tollgate.dev/owner-uid": "u1"}}})
-    rec = Reconciler(kube, registry, AnalysisScheduler(NoProvider()), EvidenceStore(kube), lambda *_: None, ownership)
+    rec, registry = reconciler_over(server)
     # given a replicas-router model whose HTTPRoute of an earlier gatewayAPI spec is still in the registry, but
     # already gone from the API server (its DELETED event missed)
     labels = {resource.LABEL_MD_NAMESPACE: "ns", resource.LABEL_MD_NAME: "m"}

@@ -49,17 +49,14 @@ class GatewayAPIRouter:
             return  # the engine's ApplyObjects creates it with the right weights
         canary = service_name(ctx, Track.CANARY)
         ours = {mirror_service_name(ctx), canary_limited_name(ctx)}
-        stable_port: list[int | None] = []  # read once, when a rule needs it
         rules = route.get("spec", {}).get("rules", [])
         for rule in rules:
             refs = rule.get("backendRefs") or []
             port = next((b["port"] for b in refs if b.get("port") is not None), None)
             if port is None and any(b.get("name") in ours for b in refs):
                 # A traefik-dialect rule whose backends are all our TraefikServices (a shadow step with a canary
-                # limit) names no port: the stable track Service's is the model's.
-                if not stable_port:
-                    stable_port.append(self._port(ctx, namespace))
-                port = stable_port[0]
+                # limit) names no port: the stable track Service's is the model's (one rule: one read).
+                port = self._port(ctx, namespace)
             if port is None:
                 continue  # not a rule Tollgate wrote (each of ours names a Service with its port)
             rule["backendRefs"] = backend_refs(ctx, int(port), traffic, dialect)
