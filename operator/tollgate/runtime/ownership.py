@@ -13,7 +13,10 @@ The proof is the namespace's tollgate.dev/owner-uid label, set when Tollgate cre
 (by POST, which fails on an existing name, so an existing namespace is never taken over) to the
 ModelDeployment's UID. Before any decision is carried out, the sandbox namespace is checked:
 - absent: it will be created for this ModelDeployment (a create that finds the name taken is checked
-  again, so two ModelDeployments racing for one name cannot both win);
+  again, so two ModelDeployments racing for one name cannot both win). A default name that nobody is
+  known to hold is not read first at all (`read_first`): the create is the check, ahead of the decision's
+  every other action (runtime.reconciler), and a name it finds taken is read and refused as below. Only a
+  sandbox name somebody else is known to hold, and every explicit name, is read before the decision;
 - labelled with this ModelDeployment's UID: ours, remembered, no further reads;
 - anything else (kube-system, a namespace a person made, another ModelDeployment's sandbox, a Gateway's
   namespace): refused. The ModelDeployment is Stalled with a message naming the owner and the fix, and
@@ -118,6 +121,9 @@ class SandboxOwnership:
     def __init__(self, kube: Kube) -> None:
         self._kube = kube
         self._owner: dict[str, str] = {}
+        self._foreign: set[str] = set()
+        """Names found held by somebody else, read again before every decision naming them (no create is
+        attempted into a name known to be taken; a recheck that finds it gone drops it)."""
         self._lock = threading.Lock()
 
     def learn(self, namespace: Mapping[str, Any]) -> None:
@@ -133,6 +139,7 @@ class SandboxOwnership:
     def forget(self, namespace: str) -> None:
         with self._lock:
             self._owner.pop(namespace, None)
+            self._foreign.discard(namespace)
 
     def owned(self, namespace: str, ctx: Context) -> bool:
         with self._lock:
@@ -151,6 +158,20 @@ class SandboxOwnership:
             return replace(ctx, sandbox=legacy)
         return ctx
 
+    def read_first(self, namespace: str, ctx: Context, *, explicit: bool) -> bool:
+        """Whether `namespace` must be read before the decision (`check`), or can be left to the create that
+        claims it. An explicit name is read unless it is ours (its grant first, so that an ungranted name is
+        never attempted); a default name only when it is known to be held: by another ModelDeployment (its
+        UID seen on it) or by somebody else (found by an earlier check). Nobody else can pick a default name
+        (it hashes this ModelDeployment's namespace and name; the CRD refuses its shape as an explicit name),
+        so it is held only by a collision or by somebody allowed to create namespaces, and the create finds
+        that out as surely as a read: one request fewer in every new ModelDeployment's life (issue 22)."""
+        with self._lock:
+            owner = self._owner.get(namespace)
+            if owner == ctx.uid:
+                return False
+            return explicit or owner is not None or namespace in self._foreign
+
     def check(self, namespace: str, ctx: Context, *, explicit: bool) -> None:
         """Raise SandboxNotOwnedError unless `namespace` is absent or this ModelDeployment's sandbox (one GET
         at most), and, for an explicit name, SandboxNotGrantedError unless the platform granted it (one GET
@@ -164,9 +185,13 @@ class SandboxOwnership:
                 raise SandboxNotGrantedError(why)
         live = self._kube.get(ObjectRef("v1", "Namespace", namespace))
         if live is None:
+            with self._lock:
+                self._foreign.discard(namespace)
             return
         self.learn(live)
         if not self.owned(namespace, ctx):
+            with self._lock:
+                self._foreign.add(namespace)
             raise SandboxNotOwnedError(refusal(namespace, live, ctx, explicit))
 
     def claim(self, manifest: Mapping[str, Any], ctx: Context, *, explicit: bool) -> None:

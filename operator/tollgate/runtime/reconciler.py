@@ -178,7 +178,10 @@ class Reconciler:
             return await self._stall(st, ctx, body, status, now, exc)
         explicit = bool(spec.sandbox.namespace)
         try:
-            await asyncio.to_thread(self.ownership.check, case.sandbox, ctx, explicit=explicit)
+            # A default name nobody is known to hold is checked by the create that claims it, ahead of every
+            # other action of the decision (_claim_sandbox): no read before it (ownership.read_first).
+            if self.ownership.read_first(case.sandbox, ctx, explicit=explicit):
+                await asyncio.to_thread(self.ownership.check, case.sandbox, ctx, explicit=explicit)
         except SandboxNotGrantedError as exc:
             return await self._refuse(st, ctx, body, status, str(exc), now, "SandboxNotGranted")
         except SandboxNotOwnedError as exc:
@@ -247,8 +250,9 @@ class Reconciler:
                 return now  # the object changed since we read it: nothing done, decide again on the new one
             try:
                 await asyncio.to_thread(self._execute, st, ctx, body, case, decision, explicit, intent or not changed)
-            except SandboxNotOwnedError as exc:  # the namespace appeared, not ours, between check and create
-                return await self._refuse(st, ctx, body, status, str(exc), now, "SandboxNotOwned")
+            except SandboxNotOwnedError as exc:  # the claim found the name taken (or it appeared since the check)
+                reason = "SandboxNotGranted" if isinstance(exc, SandboxNotGrantedError) else "SandboxNotOwned"
+                return await self._refuse(st, ctx, body, status, str(exc), now, reason)
         finally:
             URGENT.reset(urgent)
         if changed and not intent:
@@ -352,6 +356,8 @@ class Reconciler:
                  decision: Decision, explicit: bool, events: bool = True) -> None:
         """`events`: post the decision's Events here; False when they wait for its status write."""
         sandbox = decision.status.sandboxNamespace
+        if sandbox and not self.ownership.owned(sandbox, ctx):
+            self._claim_sandbox(ctx, sandbox, decision, explicit)
         for action in decision.actions:
             if isinstance(action, SetWeight):
                 if action.fast and sandbox:
@@ -382,6 +388,19 @@ class Reconciler:
         if events:
             self._post_events(body, decision)
         self._evidence(st, ctx, body, case, decision)
+
+    def _claim_sandbox(self, ctx: Context, sandbox: str, decision: Decision, explicit: bool) -> None:
+        """Before the first action into a sandbox not yet known as ours: create it (the Namespace this decision
+        applies; a create that finds the name taken reads it and raises SandboxNotOwnedError unless it carries
+        this ModelDeployment's UID), or, when the decision applies none, read it (ownership.check). Whatever
+        the action (a router's fast path, a delete, an apply), nothing is sent into a namespace before this."""
+        manifest = next((obj for action in decision.actions if isinstance(action, ApplyObjects)
+                         for obj in action.objects
+                         if obj["kind"] == "Namespace" and obj["metadata"]["name"] == sandbox), None)
+        if manifest is not None:
+            self.ownership.claim(manifest, ctx, explicit=explicit)
+        else:
+            self.ownership.check(sandbox, ctx, explicit=explicit)
 
     def _evidence(self, st: ObjectState, ctx: Context, body: dict[str, Any], case: Case,
                   decision: Decision) -> None:

@@ -14,6 +14,7 @@ from kubernetes import client
 from integration.fixtures import release_namespace
 from integration.runtime.helpers import apply, condition, md_manifest, patch_spec, status, wait_phase
 from tollgate.api import resource
+from tollgate.engine.sandbox import default_sandbox_namespace
 from tollgate_testkit import audit
 from tollgate_testkit.controlplane import audit_log
 from tollgate_testkit.stack import OperatorProcess, Stack, wait_for
@@ -106,6 +107,28 @@ def test_a_sandbox_pointed_at_another_modeldeployments_sandbox_is_refused_and_th
     assert writes_into(stack, mark, sandbox) == []
     assert tollgate_objects(stack, sandbox) == before
     assert status(stack, namespace, "victim")["phase"] == "Stable"
+
+
+def test_a_default_sandbox_name_somebody_made_first_is_refused_at_its_create_and_nothing_is_written_there(
+        stack: Stack, namespace: str, operator: OperatorProcess) -> None:
+    # given the default sandbox name of <namespace>/early made first by somebody allowed to create namespaces
+    target = default_sandbox_namespace(namespace, "early")
+    stack.kubectl("create", "namespace", target)
+    try:
+        mark = audit.now_marker()
+        # when the ModelDeployment is applied (its default name is not read first: the create is the check)
+        apply(stack, namespace, md_manifest("early", "1.0.0"))
+        st = wait_phase(stack, namespace, "early", "Stalled", timeout=30)
+        # then it is Stalled, naming the namespace and the fix
+        assert f"the default sandbox namespace {target!r}" in st["message"], st["message"]
+        assert "Tollgate did not create it" in st["message"], st["message"]
+        delete_md(stack, namespace, "early")
+        # and the only request that reached it is the create the API server refused; nothing is inside
+        assert [(r.verb, r.code) for r in writes_into(stack, mark, target)] == [("create", 409)]
+        assert tollgate_objects(stack, target) == []
+        assert client.CoreV1Api(stack.api).read_namespace(target).status.phase == "Active"
+    finally:
+        release_namespace(stack.kubectl, target)
 
 
 @pytest.fixture

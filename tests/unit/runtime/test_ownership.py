@@ -175,3 +175,31 @@ def test_a_6_hex_namespace_of_another_uid_or_a_name_that_fits_gets_no_legacy_nam
     assert owner.with_legacy(LONG, explicit=False) == LONG
     assert legacy_cut_namespace(CTX.namespace, CTX.name) is None
     assert owner.with_legacy(CTX, explicit=False) == CTX
+
+
+def test_a_default_name_nobody_is_known_to_hold_is_left_to_the_create_and_a_held_one_is_read_first() -> None:
+    default = default_sandbox_namespace("bank", "fraud")
+    other = namespace(default, labels={resource.LABEL_OWNER_UID: "uid-other"})
+    # given a default name nobody is known to hold, then it is not read before the decision (the claim's
+    # create is the check); an explicit name always is, until it is ours
+    kube = Namespaces()
+    check = ownership(kube)
+    assert check.read_first(default, CTX, explicit=False) is False
+    assert check.read_first("bank-sbx-a", CTX, explicit=True) is True
+    # given the default name seen labelled with another ModelDeployment's UID, then it is read first
+    check.learn(other)
+    assert check.read_first(default, CTX, explicit=False) is True
+    # given a name a check found held by somebody else (no label), then it is read first until found gone
+    kube = Namespaces(namespace(default))
+    check = ownership(kube)
+    with pytest.raises(SandboxNotOwnedError):
+        check.claim({"metadata": {"name": default}}, CTX, explicit=False)
+    assert kube.creates == [default] and kube.gets == [default]
+    assert check.read_first(default, CTX, explicit=False) is True
+    del kube.live[default]
+    check.check(default, CTX, explicit=False)
+    assert check.read_first(default, CTX, explicit=False) is False
+    # given it is then created for this ModelDeployment, then it is ours and never read again
+    check.claim({"metadata": {"name": default, "labels": {resource.LABEL_OWNER_UID: CTX.uid}}}, CTX, explicit=False)
+    assert check.owned(default, CTX) and check.read_first(default, CTX, explicit=False) is False
+    assert check.read_first(default, CTX, explicit=True) is False

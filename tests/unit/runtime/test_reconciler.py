@@ -361,3 +361,71 @@ def test_a_route_a_delete_finds_gone_is_forgotten_so_it_is_not_deleted_at_every_
     asyncio.run(rec.reconcile(st))
     assert ("DELETE", f"/apis/gateway.networking.k8s.io/v1/namespaces/{SANDBOX}/httproutes/m", False) in server.sent
     assert registry.route(SANDBOX, "m") is None
+
+
+def new_md() -> dict[str, Any]:
+    """A ModelDeployment just created: no status, its default sandbox (SANDBOX) not yet made."""
+    body = killed()
+    body["spec"] = {k: v for k, v in body["spec"].items() if k not in ("killSwitch", "fallback")}
+    body.pop("status")
+    return body
+
+
+def test_a_new_modeldeployment_claims_its_default_sandbox_by_create_before_any_other_write_and_reads_nothing() -> None:
+    server = Server()
+    kube = Kube(FakeApi(server))  # type: ignore[arg-type]
+    kube.warm([], "x")
+    registry = Registry()
+    rec = Reconciler(kube, registry, AnalysisScheduler(NoProvider()), EvidenceStore(kube),
+                     lambda *_: None, SandboxOwnership(kube))
+    st = registry.state("ns", "m")
+    st.body = new_md()
+    # when a new ModelDeployment decides first
+    asyncio.run(rec.reconcile(st))
+    # then its sandbox is never read: the first request is the create of the Namespace, ahead of every
+    # object written into it, and its status names it
+    assert [m for m, *_ in server.sent if m == "GET"] == [], server.sent
+    assert server.sent[0][:2] == ("POST", "/api/v1/namespaces"), server.sent
+    assert any(f"/namespaces/{SANDBOX}/" in p for _, p, _ in server.sent[1:]), server.sent
+    assert server.bodies[STATUS_PATH]["status"]["sandboxNamespace"] == SANDBOX
+
+
+class Squatted(Server):
+    """As Server, with SANDBOX already made by somebody else (no owner label): its create is refused (409)."""
+
+    def __call__(self, method: str, url: str, body: Any) -> Response:
+        path = url.split("?", maxsplit=1)[0]
+        if method == "POST" and path == "/api/v1/namespaces":
+            self.sent.append((method, path, URGENT.get()))
+            return Response(409, b'{"kind": "Status", "reason": "AlreadyExists", "code": 409}')
+        if method == "GET" and path == f"/api/v1/namespaces/{SANDBOX}":
+            self.sent.append((method, path, URGENT.get()))
+            return Response(200, json.dumps({"metadata": {"name": SANDBOX}}).encode())
+        return super().__call__(method, url, body)
+
+
+def test_a_default_sandbox_name_somebody_else_holds_is_refused_at_its_create_with_nothing_written_into_it() -> None:
+    server = Squatted()
+    kube = Kube(FakeApi(server))  # type: ignore[arg-type]
+    kube.warm([], "x")
+    registry = Registry()
+    posted: list[str] = []
+    rec = Reconciler(kube, registry, AnalysisScheduler(NoProvider()), EvidenceStore(kube),
+                     lambda _body, _type, reason, _message: posted.append(reason), SandboxOwnership(kube))
+    st = registry.state("ns", "m")
+    st.body = new_md()
+    # given the default sandbox name already made by somebody else, when the new ModelDeployment decides
+    asyncio.run(rec.reconcile(st))
+    # then the create failed, the name was read, and only its own status was written: Stalled, naming the fix
+    assert [(m, p) for m, p, _ in server.sent] == [
+        ("POST", "/api/v1/namespaces"), ("GET", f"/api/v1/namespaces/{SANDBOX}"), ("PATCH", STATUS_PATH)], server.sent
+    status = server.bodies[STATUS_PATH]["status"]
+    assert status["phase"] == "Stalled" and "Tollgate did not create it" in status["message"], status
+    assert posted == ["SandboxNotOwned"]
+    # when it is looked at again, then the name is read before deciding and no create is attempted again
+    body = new_md()
+    body["status"] = status
+    st.body = body
+    server.sent.clear()
+    asyncio.run(rec.reconcile(st))
+    assert [(m, p) for m, p, _ in server.sent] == [("GET", f"/api/v1/namespaces/{SANDBOX}")], server.sent
