@@ -496,7 +496,8 @@ class Reconciler:
             return True
         # The response is the whole object as of our write, newer than any event still in flight.
         st.written_resource_version = rv
-        st.body = written
+        written.get("metadata", {}).pop("managedFields", None)  # as handlers.own_copy: never read, often half
+        st.body = written  # its watch event is not stored again (handlers.take)
         meta, seen = written.get("metadata", {}), body.get("metadata", {})
         if (written.get("spec") != body.get("spec") or meta.get("annotations") != seen.get("annotations")
                 or meta.get("deletionTimestamp") != seen.get("deletionTimestamp")):

@@ -595,3 +595,52 @@ def test_a_listed_body_older_than_the_one_held_is_not_taken() -> None:
         return taken, st.adopted_resource_version
 
     assert asyncio.run(scenario()) == (False, "200")
+
+
+def test_kopf_gets_no_essence_to_diff_so_a_deleting_object_still_reaches_the_delete_handler() -> None:
+    import kopf
+    from kopf._core.intents import causes
+
+    # given a ModelDeployment being deleted, with our finalizer, as the watch delivers it
+    raw = {"apiVersion": "tollgate.dev/v1alpha1", "kind": "ModelDeployment",
+           "metadata": {"name": "m", "namespace": "ns", "uid": "u1", "finalizers": [handlers.FINALIZER],
+                        "deletionTimestamp": "2026-12-06T00:00:00Z", "labels": {"a": "b"}},
+           "spec": {"replicas": 2, "model": {"name": "m"}}, "status": {"phase": "Stable"}}
+    storage = handlers.NoDiffBase()
+    body = kopf.Body(raw)
+    # when kopf asks the diff base for the old and the new essence
+    old, new = storage.fetch(body=body), storage.build(body=body)
+    # then it gets nothing to copy or diff, and the deletion is still a DELETE cause
+    assert old is None and new == {}
+    cause = causes.detect_changing_cause(
+        finalizer=handlers.FINALIZER, raw_event={"type": "MODIFIED", "object": raw}, resource=None,
+        indices=None, logger=None, patch=kopf.Patch(), body=body, old=old, new=new, diff=kopf.Diff([]),
+        memo=None, initial=False)
+    assert cause.reason == causes.Reason.DELETE
+
+
+def test_the_echo_of_our_own_status_write_is_neither_stored_again_nor_woken_on() -> None:
+    async def scenario() -> tuple[bool, int, bool, int]:
+        rt = StartingRuntime(RecordingReconciler(), [_md(2, 1)])
+        await handlers.decide_changed_first(rt)  # type: ignore[arg-type]
+        st = rt.registry.objects[("ns", "md")]
+        # given our status write answered with resourceVersion 9, its response stored (as _write_status does)
+        st.written_resource_version = "9"
+        st.body = _md(2, 2, rv="9")
+        st.wake.clear()
+        revision = st.revision
+        # when its watch event arrives
+        echo = await _take(rt, _md(2, 2, rv="9"))
+        echoed = (echo, st.revision, st.wake.is_set())
+        # and then a newer one (someone else's change)
+        newer = await _take(rt, _md(3, 2, rv="10"))
+        rt.registry.stop_all()
+        return echoed == (False, revision, False), revision, newer, st.revision
+
+    same, revision, newer, after = asyncio.run(scenario())
+    # then the echo changes nothing, and the newer body is taken
+    assert same and newer and after == revision + 1
+
+
+async def _take(rt: StartingRuntime, body: dict[str, Any]) -> bool:
+    return handlers.take(rt, "ns", "md", body)  # type: ignore[arg-type]
