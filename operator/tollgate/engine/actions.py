@@ -40,7 +40,7 @@ class EventType(StrEnum):
 class Reason(StrEnum):
     """Reasons of the Kubernetes Events Tollgate emits (also the timeline's vocabulary)."""
 
-    SANDBOX_READY = "SandboxReady"
+    SANDBOX_READY = "SandboxReady"  # a sandbox back after status said not ready; a new one is named by Deployed
     CANARY_STARTED = "CanaryStarted"
     SUPERSEDED = "Superseded"
     STEP_ADVANCED = "StepAdvanced"

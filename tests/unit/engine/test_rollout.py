@@ -19,7 +19,7 @@ from tollgate.engine.actions import (
     RollBack,
     SetWeight,
 )
-from tollgate.engine.observations import Controls, MetricValue, Observations, SLOObservation
+from tollgate.engine.observations import Controls, MetricValue, Observations, SLOObservation, TrackObservation
 from tollgate.engine.rollout import decide
 
 from .conftest import BAD, CTX, GOOD, T0, Sim, deployments_of, make_spec, objects_of, persisted, slo_obs, updated
@@ -67,12 +67,35 @@ def test_the_decision_that_applies_the_sandbox_reports_it_ready_in_its_own_statu
     applied = [o["kind"] for a in first.of_type(ApplyObjects) for o in a.objects]
     assert applied[0] == "Namespace"
     assert cond.is_true(first.status.conditions, cond.SANDBOX_READY)
-    assert first.event_reasons.count(Reason.SANDBOX_READY) == 1
+    # and posts no Event for it: the Deployed Event names the sandbox (one Event fewer per new object)
+    assert Reason.SANDBOX_READY not in first.event_reasons
     # when the next decision sees the sandbox applied and the pods not Ready yet
     second = decide(spec, first.status, replace(fresh, sandbox_ready=True), T0 + timedelta(seconds=1), CTX)
     # then nothing about the sandbox changes: no second event, the same conditions (no status write)
     assert Reason.SANDBOX_READY not in second.event_reasons
     assert second.status.conditions == first.status.conditions
+
+
+def test_a_sandbox_reported_not_ready_that_is_applied_later_gets_its_event_and_deployed_names_it() -> None:
+    # given a ModelDeployment whose first decision applied nothing (a plan that cannot be carried out)
+    bad = make_spec(rollout={"steps": [{"weight": 100}, {"weight": 50}]})
+    first = decide(bad, ModelDeploymentStatus(), Observations(generation=1, sandbox_ready=False), T0, CTX)
+    assert not cond.is_true(first.status.conditions, cond.SANDBOX_READY)
+    # when the spec is fixed and the sandbox applied
+    second = decide(make_spec(), first.status, Observations(generation=1, sandbox_ready=False),
+                    T0 + timedelta(seconds=1), CTX)
+    # then the sandbox coming back is told in an Event
+    assert cond.is_true(second.status.conditions, cond.SANDBOX_READY)
+    assert second.event_reasons.count(Reason.SANDBOX_READY) == 1
+    # when its stable pods are Ready, then the Deployed Event names the version and the sandbox
+    stable = second.status.stable
+    assert stable is not None
+    ready = Observations(generation=1, sandbox_ready=True, stable=TrackObservation(
+        revision=stable.revision, desired=4, ready=4, updated=4))
+    third = decide(make_spec(), second.status, ready, T0 + timedelta(seconds=2), CTX)
+    deployed = [e.message for e in third.events if e.reason == Reason.DEPLOYED]
+    assert deployed == [f"version {stable.version} ({stable.revision}) is serving from sandbox namespace "
+                        f"{second.status.sandboxNamespace}"], third.events
 
 
 def test_a_decision_that_applies_nothing_does_not_report_the_sandbox_ready() -> None:

@@ -53,7 +53,11 @@ def finish(d: Draft, policy: Policy | None) -> Decision:
     share_problem = report_shares(d, policy) if policy is not None else None
     report_served(d)
     sandbox_ready = d.obs.sandbox_ready or (d.apply and policy is not None)
-    if sandbox_ready and not cond.is_true(d.prev.conditions, cond.SANDBOX_READY):
+    if (sandbox_ready and not cond.is_true(d.prev.conditions, cond.SANDBOX_READY)
+            and cond.find(d.prev.conditions, cond.SANDBOX_READY) is not None):
+        # An Event when a sandbox comes back after status said it was not ready. A new ModelDeployment's
+        # sandbox is named in its Deployed Event instead (the condition says it at once): one Event fewer
+        # per new object, a request the API server serves a thousand times in a bulk create (issue 22).
         d.event(Reason.SANDBOX_READY, f"sandbox namespace {d.st.sandboxNamespace} is ready")
     d.st.timeline = _timeline(d)
     d.st.conditions = _conditions(d, policy, share_problem, sandbox_ready)

@@ -95,7 +95,8 @@ def _first_deployment(d: Draft, policy: Policy, rev: RevisionRef, tokens: Contro
         d.st.lastKnownGood = rev
         d.st.notReadySince = None
         d.phase(Phase.STABLE, f"serving {rev.version} ({rev.revision})")
-        d.event(Reason.DEPLOYED, f"version {rev.version} ({rev.revision}) is serving")
+        d.event(Reason.DEPLOYED, f"version {rev.version} ({rev.revision}) is serving from sandbox namespace "
+                                 f"{d.st.sandboxNamespace}")
         return
     since = parse_time(d.st.notReadySince) or d.now
     d.st.notReadySince = format_time(since)
