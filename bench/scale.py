@@ -45,6 +45,7 @@ from tollgate.engine.revision import desired_revision
 from tollgate.engine.sandbox import default_sandbox_namespace, sandbox_objects
 from tollgate.engine.workloads import TrackPlan, TrafficPlan, workload_objects
 from tollgate_testkit import audit, controlplane
+from tollgate_testkit.shipped import REPO, helm_bin, run
 from tollgate_testkit.stack import OperatorProcess, install_crds, kubectl, wait_for
 
 NS = "bench-bulk"
@@ -70,7 +71,19 @@ def _fresh_control_plane() -> tuple[Any, str]:
     cm = controlplane.running(directory)
     state = cm.__enter__()
     install_crds(state.kubeconfig)
+    _install_finalizer_policy(str(state.kubeconfig))
     return cm, str(state.kubeconfig)
+
+
+def _install_finalizer_policy(kubeconfig: str) -> None:
+    """The chart's finalizer policy (charts/tollgate/templates/admission-finalizer.yaml), as `helm install`
+    renders it against this API server (which serves MutatingAdmissionPolicy v1): the operator side is
+    measured as the chart installs it, so a new ModelDeployment carries the finalizer from its create."""
+    text = run(str(helm_bin()), "template", "bench", str(REPO / "charts" / "tollgate"), "--kube-version",
+               "1.36.0", "--api-versions", "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy",
+               "--show-only", "templates/admission-finalizer.yaml")
+    kubectl(kubeconfig, "apply", "--server-side", "-f", "-", stdin=text)
+    time.sleep(2)  # admission policies take effect within moments of their apply
 
 
 def _poll_interval(n: int) -> float:

@@ -19,9 +19,12 @@ import yaml
 
 from integration.cli.plugin import ok, tollgate
 from integration.cluster import Cluster
+from integration.fixtures import release_namespace
 from integration.packaging import install, tools
 from integration.runtime.helpers import apply, md_manifest, wait_phase
 from tollgate.engine.sandbox import default_sandbox_namespace
+from tollgate_testkit import audit
+from tollgate_testkit.controlplane import audit_log
 from tollgate_testkit.stack import OperatorProcess, Stack
 
 OWNER_LABEL = "tollgate.dev/owner-uid"
@@ -407,3 +410,76 @@ def test_a_sandbox_name_shaped_like_a_default_one_is_refused_by_the_crd(
     # then the API server refuses it, saying why and what to do
     assert res.returncode != 0, res.stdout
     assert "spec.sandbox.namespace must not end in a dash and 6 to 16 hex digits" in res.stderr, res.stderr
+
+
+MAP_API = "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy"
+
+
+@pytest.fixture
+def finalizer_policy(cluster: Cluster, tool_bin: Path, namespace: str) -> Iterator[list[dict[str, object]]]:
+    """The chart's finalizer policy for a release watching `namespace` and its sandboxes, as helm renders it
+    against an API server serving MutatingAdmissionPolicy v1; removed afterwards."""
+    suffix = uuid.uuid4().hex[:6]
+    text = tools.render(tool_bin, release=f"tgf-{suffix}", namespace=f"tollgate-f-{suffix}", include_crds=False,
+                        values={"watchNamespaces": [namespace, f"{namespace}-*"]}, api_versions=(MAP_API,))
+    policy = [m for m in tools.docs(text) if m["kind"].startswith("MutatingAdmissionPolicy")]
+    assert len(policy) == 2, policy
+    assert not [m for m in tools.docs(tools.render(tool_bin, include_crds=False))
+                if m["kind"].startswith("MutatingAdmissionPolicy")], "rendered where the API is not served"
+    cluster.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(policy))
+    try:
+        yield policy
+    finally:
+        for m in policy:
+            cluster.kubectl("delete", m["kind"].lower(), m["metadata"]["name"], "--ignore-not-found", check=False)
+
+
+def finalizers_at_create(cluster: Cluster, namespace: str, name: str) -> list[str]:
+    """The finalizers of a ModelDeployment as its create returned it (no operator has seen it yet)."""
+    out = cluster.kubectl("create", "-n", namespace, "-o", "json", "-f", "-",
+                          input=json.dumps(md_manifest(name, "1.0.0"))).stdout
+    finalizers: list[str] = json.loads(out)["metadata"].get("finalizers") or []
+    return finalizers
+
+
+def test_the_finalizer_policy_marks_new_modeldeployments_in_watched_namespaces_only(
+        cluster: Cluster, crds: list[str], namespace: str, finalizer_policy: list[dict[str, object]]) -> None:
+    other = f"unwatched-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", other)
+    try:
+        # given the policy for <namespace> and <namespace>-* (it takes effect within moments of its apply)
+        deadline = time.monotonic() + 30
+        attempt = 0
+        while True:
+            attempt += 1
+            # when a ModelDeployment is created in a watched namespace, with no operator running
+            marked = finalizers_at_create(cluster, namespace, f"probe-{attempt}")
+            if marked or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        # then the create itself returns it with the operator's finalizer
+        assert marked == ["tollgate.dev/finalizer"], marked
+        # and one in a namespace this release does not watch gets none (nothing would ever remove it)
+        assert finalizers_at_create(cluster, other, "elsewhere") == []
+    finally:
+        release_namespace(cluster.kubectl, other)
+
+
+def test_with_the_finalizer_policy_the_operator_sends_no_finalizer_patch_and_deletion_still_completes(
+        cluster: Cluster, stack: Stack, namespace: str, operator: OperatorProcess,
+        finalizer_policy: list[dict[str, object]]) -> None:
+    time.sleep(2)  # the policy takes effect within moments of its apply
+    mark = audit.now_marker()
+    # given the policy, when a ModelDeployment is applied and deployed
+    apply(stack, namespace, md_manifest("marked", "1.0.0"))
+    sandbox = wait_phase(stack, namespace, "marked", "Stable")["sandboxNamespace"]
+    # then the operator never patched the object itself (only its status): the finalizer came with the create
+    time.sleep(2.5)  # the audit log is flushed in batches of at most 1s
+    reqs = audit.by_operator(audit.read(audit_log(stack.kubeconfig), since=mark))
+    patches = [(r.verb, r.subresource) for r in reqs if r.resource == "modeldeployments" and r.name == "marked"
+               and r.verb in ("patch", "update")]
+    assert patches and all(sub == "status" for _, sub in patches), patches
+    # when it is deleted, then the operator's finalizer runs: the object and its sandbox go
+    stack.kubectl("delete", "modeldeployment", "marked", "-n", namespace, "--timeout=60s")
+    assert stack.kubectl("get", "namespace", sandbox, "-o", "jsonpath={.metadata.deletionTimestamp}",
+                         check=False).stdout or stack.kubectl("get", "namespace", sandbox, check=False).returncode != 0

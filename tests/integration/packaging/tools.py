@@ -29,9 +29,12 @@ def run(*argv: str | Path, check: bool = True) -> subprocess.CompletedProcess[st
 
 
 def render(bin_dir: Path, *, release: str = "tollgate", namespace: str = "tollgate-system",
-           include_crds: bool = True, values: dict[str, Any] | None = None) -> str:
+           include_crds: bool = True, values: dict[str, Any] | None = None, api_versions: tuple[str, ...] = ()) -> str:
+    """`api_versions`: what the cluster serves beyond helm's built-in list (helm reads it from a live cluster)."""
     argv: list[str | Path] = [bin_dir / "helm", "template", release, CHART, "--namespace", namespace,
                               "--kube-version", KUBE_VERSION]
+    for api in api_versions:
+        argv += ["--api-versions", api]
     if include_crds:
         argv.append("--include-crds")
     for key, value in _flatten(values or {}):
