@@ -68,6 +68,17 @@ def removed(cluster: Cluster, obj: dict[str, Any]) -> Iterator[None]:
         cluster.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump(obj))
 
 
+@contextlib.contextmanager
+def applied(cluster: Cluster, objs: list[dict[str, Any]]) -> Iterator[None]:
+    """Rendered cluster-scoped chart objects (e.g. a second release's policy) applied for the block, then deleted."""
+    cluster.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(objs))
+    try:
+        yield
+    finally:
+        for m in objs:
+            cluster.kubectl("delete", m["kind"].lower(), m["metadata"]["name"], "--ignore-not-found", check=False)
+
+
 def token_kubeconfig(cluster: Cluster, inst: Installed, path: Path) -> Path:
     """A kubeconfig that authenticates as the chart's ServiceAccount (a TokenRequest token)."""
     token = cluster.kubectl("create", "token", inst.service_account, "-n", inst.namespace,

@@ -299,12 +299,8 @@ def approvers_group(cluster: Cluster, tool_bin: Path, namespace: str) -> Iterato
                     "--resource=modeldeployments.tollgate.dev")
     cluster.kubectl("create", "rolebinding", "md-editor", "-n", namespace, "--role=md-editor",
                     "--user=alice", "--user=carol")
-    cluster.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(policy))
-    try:
+    with install.applied(cluster, policy):
         yield group
-    finally:
-        for m in policy:
-            cluster.kubectl("delete", m["kind"].lower(), m["metadata"]["name"], "--ignore-not-found", check=False)
 
 
 def test_with_a_group_set_only_its_members_may_approve(
@@ -426,12 +422,8 @@ def finalizer_policy(cluster: Cluster, tool_bin: Path, namespace: str) -> Iterat
     assert len(policy) == 2, policy
     assert not [m for m in tools.docs(tools.render(tool_bin, include_crds=False))
                 if m["kind"].startswith("MutatingAdmissionPolicy")], "rendered where the API is not served"
-    cluster.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(policy))
-    try:
+    with install.applied(cluster, policy):
         yield policy
-    finally:
-        for m in policy:
-            cluster.kubectl("delete", m["kind"].lower(), m["metadata"]["name"], "--ignore-not-found", check=False)
 
 
 def finalizers_at_create(cluster: Cluster, namespace: str, name: str) -> list[str]:

@@ -24,6 +24,8 @@ from tollgate.adapters.kube import Kube
 from tollgate.adapters.no_provider import NoProvider
 from tollgate.adapters.throttle import URGENT
 from tollgate.api import resource
+from tollgate.api.status import ModelDeploymentStatus, Phase
+from tollgate.engine.actions import Decision, DeleteObjects, ObjectRef
 from tollgate.engine.observations import RouteObservation
 from tollgate.engine.platform import PlatformLimits
 from tollgate.engine.sandbox import legacy_cut_namespace
@@ -192,14 +194,16 @@ def over_the_limit_mid_canary() -> dict[str, Any]:
     return body
 
 
-def reconciler_over(server: Server, *, owner: str = "u1", post: Any = lambda *_: None,
+def reconciler_over(server: Server, *, owner: str | None = "u1", post: Any = lambda *_: None,
                     limits: PlatformLimits | None = None) -> tuple[Reconciler, Registry]:
-    """A reconciler over `server` whose sandbox carries `owner`'s owner label (as the namespace watch saw it)."""
+    """A reconciler over `server` whose sandbox carries `owner`'s owner label (as the namespace watch saw it;
+    None: no sandbox seen)."""
     kube = Kube(FakeApi(server))  # type: ignore[arg-type]
     kube.warm([], "x")
     registry = Registry()
     ownership = SandboxOwnership(kube)
-    ownership.learn({"metadata": {"name": SANDBOX, "labels": {"tollgate.dev/owner-uid": owner}}})
+    if owner is not None:
+        ownership.learn({"metadata": {"name": SANDBOX, "labels": {"tollgate.dev/owner-uid": owner}}})
     rec = Reconciler(kube, registry, AnalysisScheduler(NoProvider()), EvidenceStore(kube), post, ownership,
                      limits=limits or PlatformLimits())
     return rec, registry
@@ -373,11 +377,7 @@ def new_md() -> dict[str, Any]:
 
 def test_a_new_modeldeployment_claims_its_default_sandbox_by_create_before_any_other_write_and_reads_nothing() -> None:
     server = Server()
-    kube = Kube(FakeApi(server))  # type: ignore[arg-type]
-    kube.warm([], "x")
-    registry = Registry()
-    rec = Reconciler(kube, registry, AnalysisScheduler(NoProvider()), EvidenceStore(kube),
-                     lambda *_: None, SandboxOwnership(kube))
+    rec, registry = reconciler_over(server, owner=None)
     st = registry.state("ns", "m")
     st.body = new_md()
     # when a new ModelDeployment decides first
@@ -406,12 +406,9 @@ class Squatted(Server):
 
 def test_a_default_sandbox_name_somebody_else_holds_is_refused_at_its_create_with_nothing_written_into_it() -> None:
     server = Squatted()
-    kube = Kube(FakeApi(server))  # type: ignore[arg-type]
-    kube.warm([], "x")
-    registry = Registry()
     posted: list[str] = []
-    rec = Reconciler(kube, registry, AnalysisScheduler(NoProvider()), EvidenceStore(kube),
-                     lambda _body, _type, reason, _message: posted.append(reason), SandboxOwnership(kube))
+    rec, registry = reconciler_over(server, owner=None,
+                                    post=lambda _body, _type, reason, _message: posted.append(reason))
     st = registry.state("ns", "m")
     st.body = new_md()
     # given the default sandbox name already made by somebody else, when the new ModelDeployment decides
@@ -429,3 +426,26 @@ def test_a_default_sandbox_name_somebody_else_holds_is_refused_at_its_create_wit
     server.sent.clear()
     asyncio.run(rec.reconcile(st))
     assert [(m, p) for m, p, _ in server.sent] == [("GET", f"/api/v1/namespaces/{SANDBOX}")], server.sent
+
+
+def test_a_decision_that_creates_no_namespace_reads_an_unknown_sandbox_before_its_first_action(
+        monkeypatch: Any) -> None:
+    server = Squatted()
+    rec, registry = reconciler_over(server, owner=None)
+    st = registry.state("ns", "m")
+    st.body = new_md()
+    st.body["status"] = {"observedGeneration": 1, "phase": "Stable", "sandboxNamespace": SANDBOX}
+    canary = ObjectRef("apps/v1", "Deployment", "m-canary", SANDBOX)
+
+    def deletes_only(_case: Any, _obs: Any, now: Any) -> Decision:
+        status = ModelDeploymentStatus(observedGeneration=1, phase=Phase.STABLE, sandboxNamespace=SANDBOX)
+        return Decision(status, (DeleteObjects((canary,)),), now)
+
+    # given a decision whose only action deletes a Deployment in a sandbox not known as ours, now held by
+    # somebody else
+    monkeypatch.setattr("tollgate.runtime.reconciler.Case.decide", deletes_only)
+    # when it is carried out
+    asyncio.run(rec.reconcile(st))
+    # then the namespace is read first, found not ours, and nothing is deleted: only status is written
+    assert [(m, p) for m, p, _ in server.sent] == [("GET", f"/api/v1/namespaces/{SANDBOX}"), ("PATCH", STATUS_PATH)]
+    assert server.bodies[STATUS_PATH]["status"]["phase"] == "Stalled"
