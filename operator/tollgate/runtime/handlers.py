@@ -162,7 +162,7 @@ async def _decide_first(rt: Runtime, changed: list[dict[str, Any]]) -> None:
     for body in changed:
         meta = body["metadata"]
         st = rt.registry.state(meta["namespace"], meta["name"])
-        st.adopt(own_copy(body))
+        st.adopt(dict(body))  # stored serialised without managedFields (ObjectState.body)
         ensure_loop(rt, st)
         st.kick()
         states.append(st)
@@ -262,7 +262,7 @@ def take(rt: Runtime, namespace: str, name: str, body: Mapping[str, Any]) -> boo
         # own status write (its response is stored already; storing it again cost a serialisation and a
         # compression per status write)
         return False
-    raw = own_copy(body)
+    raw = dict(body)  # shallow: ObjectState stores it serialised, which is the copy
     if is_older(rv, st.written_resource_version) or is_older(rv, st.adopted_resource_version):
         return False  # older than what we wrote or already hold (a LIST that raced a watch event)
     st.adopt(raw)
@@ -287,14 +287,6 @@ def taken_on(body: Mapping[str, Any]) -> bool:
     sandbox before the finalizer that makes a delete clean it up."""
     meta = body.get("metadata") or {}
     return FINALIZER in (meta.get("finalizers") or []) or meta.get("deletionTimestamp") is not None
-
-
-def own_copy(body: Mapping[str, Any]) -> dict[str, Any]:
-    """The body the loop decides on, without managedFields (often half of an object, never read).
-    Shallow: ObjectState stores it serialised, which is the copy."""
-    raw = dict(body)
-    meta = {k: v for k, v in (raw.get("metadata") or {}).items() if k != "managedFields"}
-    return {**raw, "metadata": meta}
 
 
 def is_older(rv: str | None, than: str | None) -> bool:

@@ -483,7 +483,6 @@ class Reconciler:
                 fresh = await asyncio.to_thread(self.kube.get, ObjectRef(resource.API_VERSION, resource.KIND,
                                                                          ctx.name, ctx.namespace))
                 if fresh is not None and st.revision == st.deciding_on:
-                    fresh.get("metadata", {}).pop("managedFields", None)
                     st.body = fresh
             st.kick()
             return False
@@ -496,7 +495,6 @@ class Reconciler:
             return True
         # The response is the whole object as of our write, newer than any event still in flight.
         st.written_resource_version = rv
-        written.get("metadata", {}).pop("managedFields", None)  # as handlers.own_copy: never read, often half
         st.body = written  # its watch event is not stored again (handlers.take)
         meta, seen = written.get("metadata", {}), body.get("metadata", {})
         if (written.get("spec") != body.get("spec") or meta.get("annotations") != seen.get("annotations")

@@ -138,7 +138,14 @@ class ObjectState:
 
     @body.setter
     def body(self, value: Mapping[str, Any] | None) -> None:
-        self.raw = None if value is None else zlib.compress(json.dumps(value, separators=(",", ":")).encode(), 1)
+        """Stored without metadata.managedFields (often half of an object, never read), whichever path the
+        body came by (a watch event, a LIST, a status write's response, a re-read after a conflict)."""
+        if value is None:
+            self.raw = None
+        else:
+            meta = {k: v for k, v in (value.get("metadata") or {}).items() if k != "managedFields"}
+            kept = {**value, "metadata": meta}
+            self.raw = zlib.compress(json.dumps(kept, separators=(",", ":")).encode(), 1)
         self.revision += 1
 
     def kick(self) -> None:
