@@ -33,6 +33,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from tollgate.adapters import json_codec
 from tollgate.adapters.errors import (
     CLIENT_ERRORS,
     ConflictError,
@@ -302,7 +303,7 @@ class Kube:
             raise ApiException(http_resp=resp)
         if method != "GET" and self.after_write is not None:
             self.after_write(method, path, body)
-        return json.loads(resp.data) if resp.data else {}
+        return json_codec.loads(resp.data) if resp.data else {}
 
     def pages(self, path: str,
               query: list[tuple[str, str]] | None = None) -> Iterator[tuple[list[dict[str, Any]], int]]:
@@ -360,7 +361,7 @@ class Kube:
                 with self._lock:
                     self._applied[ref] = digest
                 return False
-        body = json.loads(json.dumps(obj))
+        body = json_codec.copy(obj)
         body["metadata"].setdefault("annotations", {})[ANNOTATION_HASH] = digest
         if hands_over_replicas(obj):
             self._hand_over_replicas(ref)
@@ -417,7 +418,7 @@ class Kube:
         unlike a server-side apply, a create never takes over an object somebody else made."""
         ref = ref_of(obj)
         digest = manifest_hash(obj)
-        body = json.loads(json.dumps(obj))
+        body = json_codec.copy(obj)
         body["metadata"].setdefault("annotations", {})[ANNOTATION_HASH] = digest
         with self._lock:
             self._inflight.add(ref)  # its own watch event may arrive before the response

@@ -41,7 +41,16 @@ What else it changes (kopf 1.45.2's `observation`, `queueing` and `clients.watch
   type None too, and they are handled the same way.
 
 Cluster-wide operation (the chart's default, no `watchNamespaces`) has no namespace observer and is not
-affected. Each fix checks the kopf version it was written against and refuses to start on another, so an
+affected.
+
+**kopf parses every watch event with the standard library's `json`.** Not a fault, a cost: in a bulk create of
+1,000 ModelDeployments the parsing of the watch streams' ~20 events per new object was a sixth of the
+operator's CPU (py-spy, issue 22), on the cores the API server needs. `kopf._cogs.clients.api.stream` reads the
+module global `json` for each line; it is given adapters.json_codec (orjson, the standard library for what
+orjson refuses), which returns the same dicts. Nothing else in that module uses the global (its other
+`json` names are aiohttp's keyword and `response.json()`, the LIST pages, left as they are).
+
+Each fix checks the kopf version it was written against and refuses to start on another, so an
 upgrade of kopf re-reads this module instead of silently relying on internals that moved.
 """
 
@@ -51,7 +60,10 @@ import importlib.metadata
 import logging
 from typing import Any
 
+from kopf._cogs.clients import api
 from kopf._core.reactor import observation
+
+from tollgate.adapters import json_codec
 
 log = logging.getLogger("tollgate.kopf_fixes")
 
@@ -85,3 +97,11 @@ def apply() -> None:
                            f"{'/'.join(v + 'x' for v in VERIFIED_KOPF)}; re-read it for this version before running")
     # namespace_observer builds its processor from this module global when it starts its stream
     observation.process_discovered_namespace_event = process_namespace_event
+    # kopf's stream() parses each watch line with this module global's loads
+    setattr(api, "json", WatchJson)  # noqa: B010 (kopf does not export the name; mypy would refuse it)
+
+
+class WatchJson:
+    """What kopf's watch stream finds as its module's `json`: the operator's codec for `loads`."""
+
+    loads = staticmethod(json_codec.loads)

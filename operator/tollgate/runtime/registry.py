@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tollgate.adapters import json_codec
 from tollgate.api import resource
 from tollgate.api.spec import RouterKind
 from tollgate.engine.actions import Context, ObjectRef
@@ -133,7 +133,7 @@ class ObjectState:
         keeping 1,000 parsed bodies costs tens of megabytes)."""
         if self.raw is None:
             return None
-        body: dict[str, Any] = json.loads(zlib.decompress(self.raw))
+        body: dict[str, Any] = json_codec.loads(zlib.decompress(self.raw))
         return body
 
     @body.setter
@@ -145,7 +145,7 @@ class ObjectState:
         else:
             meta = {k: v for k, v in (value.get("metadata") or {}).items() if k != "managedFields"}
             kept = {**value, "metadata": meta}
-            self.raw = zlib.compress(json.dumps(kept, separators=(",", ":")).encode(), 1)
+            self.raw = zlib.compress(json_codec.dumps(kept), 1)
         self.revision += 1
 
     def kick(self) -> None:

@@ -101,3 +101,23 @@ def test_another_kopf_version_refuses_to_start(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(kopf_fixes.importlib.metadata, "version", lambda _: "1.46.0")
     with pytest.raises(RuntimeError, match=r"kopf 1\.46\.0"):
         kopf_fixes.apply()
+
+
+def test_kopfs_watch_stream_parses_with_the_operators_codec(monkeypatch: pytest.MonkeyPatch) -> None:
+    # given kopf's API module as it ships (its stream parses each line with the module global `json`)
+    import json
+
+    from kopf._cogs.clients import api
+    from kopf._core.reactor import observation
+
+    monkeypatch.setattr(api, "json", api.json)  # restored after the test, like the processor below
+    monkeypatch.setattr(observation, "process_discovered_namespace_event",
+                        observation.process_discovered_namespace_event)
+    line = '{"type": "ADDED", "object": {"metadata": {"name": "m", "resourceVersion": "7"}, "n": 1.5}}'
+    # when the fixes are applied
+    kopf_fixes.apply()
+    # then the stream's parser is the codec (orjson): the same event, and json's error for a cut line
+    assert api.json.loads.__module__ == "tollgate.adapters.json_codec"
+    assert api.json.loads(line) == json.loads(line)
+    with pytest.raises(json.JSONDecodeError):
+        api.json.loads(line[:-5])
