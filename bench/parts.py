@@ -120,7 +120,7 @@ def breakdown(api: client.ApiClient, namespace: str) -> dict[str, Any]:
             mds, _, _ = fresh()
             for md in mds:
                 meta = md["metadata"]
-                reg.state(meta["namespace"], meta["name"]).adopt(handlers.own_copy(md))  # type: ignore[arg-type]
+                reg.state(meta["namespace"], meta["name"]).adopt(dict(md))  # as handlers.take stores it
             return reg
 
         size_states, _ = _measure(states)
