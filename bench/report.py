@@ -19,6 +19,7 @@ ROWS = (
     ("prometheus_queries", "queries_per_tick", "Prometheus queries per analysis interval (50 canaries, I=1s)"),
     ("prometheus_queries_I5s", "queries_per_tick", "Prometheus queries per analysis interval (50 canaries, I=5s)"),
     ("bulk", "ratio", "Bulk create until Ready, operator / baseline"),
+    ("bulk_pairs", "ratio_median", "Bulk create until Ready, median of interleaved pairs (bulk_pairs)"),
     ("memory", "marginal_kb_per_md", "Memory per ModelDeployment at the margin (KB)"),
     ("memory", "rss_1000_mb", "Operator RSS at 1,000 (MB)"),
     ("api_load", "requests_per_idle_md_per_hour", "API requests per idle ModelDeployment per hour"),

@@ -8,9 +8,10 @@
 Benchmarks: rollback_latency, never_ready, prometheus_queries (control plane A, with Prometheus
 scraping the traffic simulator), bulk (with its baseline), memory, api_load, restart (fresh control
 planes B and C), verdicts (false rollbacks and detection of the verdict rules on the simulator's
-traffic; no cluster), flagger_peer (Flagger v1.41.0 beside the operator on a fresh control plane D; it
-prints its expected duration at its start: about 25 min at full size). The README table is regenerated
-from whatever result files exist.
+traffic; no cluster), bulk_pairs (the bulk's two sides again, interleaved, --bulk-pairs times: the
+median ratio, since one pair moves with the machine), flagger_peer (Flagger v1.41.0 beside the
+operator on a fresh control plane D; it prints its expected duration at its start: about 25 min at full
+size). The README table is regenerated from whatever result files exist.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from tollgate_testkit.stack import running_stack
 
 LATENCY = ("rollback_latency", "never_ready", "prometheus_queries")
 SCALE = ("bulk", "memory", "api_load", "restart")
+REPEATED = ("bulk_pairs",)
 VERDICTS = ("verdicts",)
 PEER = ("flagger_peer",)
 
@@ -48,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scrape-interval", type=float, default=None, help="S in seconds (default 1)")
     p.add_argument("--analysis-interval", type=float, default=None, help="I in seconds (default 1)")
     p.add_argument("--peer-runs", type=int, default=None, help="flagger_peer: fault runs per side (default 20)")
+    p.add_argument("--bulk-pairs", type=int, default=3, help="bulk_pairs: loader/operator pairs (default 3)")
     a = p.parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so the control planes, Prometheus and operators started here stop too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -62,11 +65,11 @@ def main(argv: list[str] | None = None) -> int:
         sizes = replace(sizes, analysis_interval=a.analysis_interval)
     if a.peer_runs:
         sizes = replace(sizes, peer_runs=a.peer_runs)
-    only = set(filter(None, a.only.split(","))) or set(LATENCY + SCALE + VERDICTS + PEER)
+    only = set(filter(None, a.only.split(","))) or set(LATENCY + SCALE + VERDICTS + PEER + REPEATED)
     if "verdicts" in only:
         log("running verdicts")
         verdicts.main(["--quick"] if a.quick else [])
-    if not only & set(LATENCY + SCALE + PEER):
+    if not only & set(LATENCY + SCALE + PEER + REPEATED):
         if not os.environ.get("BENCH_RESULTS"):  # a development run leaves the table alone
             report.write_readme()
         return 0
@@ -102,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
             r.machine = facts
             r.duration_s = round(time.monotonic() - started, 1)
             r.write()
+    if "bulk_pairs" in only:
+        started = time.monotonic()
+        log(f"running bulk_pairs ({a.bulk_pairs} pairs)")
+        finish(scale.bulk_pairs(sizes, params, a.bulk_pairs), started)
     if "flagger_peer" in only:
         started = time.monotonic()
         log("running flagger_peer (its own control plane D)")
