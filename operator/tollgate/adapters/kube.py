@@ -283,11 +283,14 @@ class Kube:
         headers = {"Accept": "application/json"}
         if content_type:
             headers["Content-Type"] = content_type
+        wire = body
         if body is not None and content_type and "json" not in content_type:
-            body = json.dumps(body)  # JSON is YAML: the apply-patch+yaml body goes as text
+            # JSON is YAML: the apply-patch+yaml body goes as bytes, serialised once (the client passes bytes
+            # through untouched; a dict would be walked by sanitize_for_serialization and dumped again)
+            wire = json_codec.dumps(body)
         method_, url, headers_, body_, post = self._api.param_serialize(
             method=method, resource_path=path, query_params=query or [], header_params=headers,
-            body=body, auth_settings=["BearerToken"],
+            body=wire, auth_settings=["BearerToken"],
         )
         # `ticket`: the place _call holds across the retries; without one (a create), a place for this attempt
         with nullcontext(ticket) if ticket is not None else self.throttle.slot() as held:

@@ -331,7 +331,7 @@ def test_turning_autoscaling_on_hands_the_replicas_over_before_the_apply_drops_t
     # when it is applied without replicas, marked autoscaled
     assert kube.apply(SCALED_DEP) is True
     # then another field manager first applies the live count, then Tollgate's apply (without it) follows
-    patches = [(u, json.loads(b) if isinstance(b, str) else b) for m, u, b in sent if m == "PATCH"]
+    patches = [(u, json.loads(b) if isinstance(b, (str, bytes)) else b) for m, u, b in sent if m == "PATCH"]
     assert len(patches) == 2
     (handover_url, handover), (apply_url, applied) = patches
     assert "fieldManager=tollgate-replicas-handover" in handover_url and "force=false" in handover_url

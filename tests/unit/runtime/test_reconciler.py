@@ -53,9 +53,10 @@ class Server:
         self.sent.append((method, path, URGENT.get()))
         if method == "GET":
             return Response(404)
-        data = body if isinstance(body, str) else json.dumps(body or {})
+        data = body if isinstance(body, bytes) else body.encode() if isinstance(body, str) else json.dumps(
+            body or {}).encode()
         self.bodies[path] = json.loads(data)
-        return Response(201 if method == "POST" else 200, data.encode())
+        return Response(201 if method == "POST" else 200, data)
 
 
 def killed() -> dict[str, Any]:
