@@ -14,6 +14,13 @@ hooks.webhookDeniedCIDRs):
 - built in: loopback, link-local (169.254.0.0/16, fe80::/10), unspecified, multicast and reserved
   addresses and the cloud metadata addresses are refused unless an allowed CIDR contains the address (an
   allowed host name does not lift them: a name can be re-pointed, a range is the platform's explicit word).
+- private: the ranges clusters put their pods and Services in (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16,
+  100.64.0.0/10, fc00::/7) are refused unless an allowed CIDR contains the address or the URL's host name
+  is on the allow-list. Secure by default: with nothing set, a tenant cannot reach (or tell open ports from
+  closed ones on) another team's in-cluster services or the operator's namespace through the gate. An
+  in-cluster gate endpoint is the common case, so the platform naming it (its Service's host name) lifts
+  this: the name is the platform's, not the tenant's. A cluster whose pod or Service range is outside
+  these (some clouds use public ranges) lists it in deny.
 - allow: host names (`gate.example.com`, or `*.example.com` for its subdomains) and CIDRs; when set, a
   destination is allowed only when its host name is listed or its address is in a listed CIDR.
 """
@@ -35,6 +42,12 @@ METADATA = frozenset(ipaddress.ip_address(a) for a in (
     "100.100.100.200",  # Alibaba Cloud
 ))
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+PRIVATE = tuple(ipaddress.ip_network(n) for n in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",  # RFC 1918
+    "100.64.0.0/10",  # shared address space (RFC 6598), Service ranges of some managed clusters
+    "fc00::/7",  # IPv6 unique local addresses
+))
+"""Private ranges: refused unless the platform names the host or the range (see the module docstring)."""
 _THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
 _HOST_NAME = re.compile(r"^(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$")
 
@@ -88,7 +101,8 @@ def _host_key(host: str) -> str:
 
 @dataclass(frozen=True)
 class DestinationPolicy:
-    """The platform's word on where a tenant's URL may lead; the default refuses only the built-in set."""
+    """The platform's word on where a tenant's URL may lead; the default refuses the built-in set and the
+    private ranges."""
 
     allow_names: frozenset[str] = frozenset()
     allow_networks: tuple[IPNetwork, ...] = ()
@@ -136,7 +150,10 @@ class DestinationPolicy:
         builtin = builtin_refusal(ip)
         if builtin is not None:
             return builtin, False
-        if self.restricted and not self._name_allowed(host):
+        named = self._name_allowed(host)
+        if not named and any(c in n for c in candidates for n in PRIVATE if c.version == n.version):
+            return "a private address, where in-cluster pods and Services live", False
+        if self.restricted and not named:
             return "not on the platform's allow-list", False
         return None
 

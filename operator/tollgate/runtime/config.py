@@ -188,13 +188,15 @@ def parser() -> argparse.ArgumentParser:
                    help="Destinations a confirmRollout gate's URL (a tenant's Secret) may lead to: host names "
                         "(gate.example.com, *.example.com) and CIDRs, comma-separated; when set, only these. "
                         "Loopback, link-local, cloud metadata, unspecified, multicast and reserved addresses are "
-                        "refused unless a CIDR here contains them (a host name does not lift that) "
-                        "[TOLLGATE_CONFIRM_ROLLOUT_ALLOW]")
+                        "refused unless a CIDR here contains them (a host name does not lift that); private "
+                        "ranges (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7) unless a CIDR here contains "
+                        "them or the URL's host name is listed [TOLLGATE_CONFIRM_ROLLOUT_ALLOW]")
     p.add_argument("--confirm-rollout-deny", type=_entries,
                    default=_entries(env("TOLLGATE_CONFIRM_ROLLOUT_DENY", "")),
                    metavar="CIDR,...",
                    help="CIDRs a confirmRollout gate's URL may never lead to, comma-separated, e.g. the cluster's "
-                        "pod and Service ranges; wins over --confirm-rollout-allow [TOLLGATE_CONFIRM_ROLLOUT_DENY]")
+                        "pod and Service ranges when they are public addresses; wins over --confirm-rollout-allow "
+                        "[TOLLGATE_CONFIRM_ROLLOUT_DENY]")
     return p
 
 

@@ -229,6 +229,41 @@ def test_link_local_metadata_unspecified_and_multicast_are_refused_by_default(
     assert "which the platform does not allow for confirmRollout webhooks" in answer.detail
 
 
+@pytest.mark.parametrize("url, address", [
+    ("http://10.96.0.10:9090/api/v1/query", "10.96.0.10"),
+    ("http://172.20.4.5/x", "172.20.4.5"),
+    ("http://192.168.1.5/x", "192.168.1.5"),
+    ("http://100.64.0.1/x", "100.64.0.1"),
+    ("http://[fd12:3456::1]/x", "fd12:3456::1"),
+    ("http://[::ffff:10.0.0.1]/x", "10.0.0.1"),
+])
+def test_private_addresses_where_cluster_services_live_are_refused_by_default(
+        connects: list[Any], url: str, address: str) -> None:
+    # given no platform setting, and a tenant pointing the gate at an address in a private range (another
+    # team's in-cluster Service, the operator's own namespace, a port to probe)
+    # when the gate asks
+    answer = ask(url, DestinationPolicy())
+    # then nothing is connected; the gate holds, naming the address, why, and the setting that would allow it
+    assert connects == []
+    assert answer.status is None and address in answer.detail
+    assert "a private address" in answer.detail and "hooks.webhookAllowedDestinations" in answer.detail
+
+
+def test_the_platform_lifts_the_private_refusal_by_naming_the_host_or_the_range(
+        dns: dict[str, list[str]], connects: list[Any]) -> None:
+    # given an in-cluster gate endpoint the platform names, and one range it allows
+    dns["approvals.platform.svc.cluster.local"] = ["10.96.7.7"]
+    dns["other.team.svc.cluster.local"] = ["10.96.8.8"]
+    policy = DestinationPolicy.of(allow=["approvals.platform.svc.cluster.local", "10.20.0.0/16"])
+    # when the gate asks the named host, an address in the range, and another in-cluster name
+    ask("http://approvals.platform.svc.cluster.local:8080/confirm", policy)
+    ask("http://10.20.3.4:8080/confirm", policy)
+    other = ask("http://other.team.svc.cluster.local/confirm", policy)
+    # then the first two are connected (nothing serves them here), the unnamed one is not
+    assert connects == [("10.96.7.7", 8080), ("10.20.3.4", 8080)]
+    assert other.status is None and "10.96.8.8" in other.detail
+
+
 def test_a_hostname_that_resolves_to_the_metadata_address_is_refused(
         dns: dict[str, list[str]], connects: list[Any]) -> None:
     # given a tenant-controlled name resolving to the cloud metadata address
