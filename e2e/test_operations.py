@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 import re
 import time
-from datetime import datetime
 
 import pytest
 
 from e2e_world import E2E_DIALECT, LocalWorld, World
 from test_rollouts import metric, model, stable
+from tollgate.engine.timeutil import parse_time
 from tollgate_testkit.dialects import requests_selector
 from tollgate_testkit.stack import OperatorProcess, wait_for
 
@@ -64,12 +64,14 @@ def test_operator_restart_mid_analysis_resumes_at_the_persisted_step(world: Worl
     steps = [t for t in w.final["timeline"] if t["reason"] == "StepAdvanced"]
     assert [s["weight"] for s in steps] == [25, 50, 100], steps
     # and the 25% step completed only after the restart, on analysis the new process ran
-    second = datetime.fromisoformat(steps[1]["at"].replace("Z", "+00:00")).timestamp()
+    second = _at(steps[1]["at"])
     assert second > down_at, (steps, down_at)
 
 
 def _at(stamp: str) -> float:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    at = parse_time(stamp)
+    assert at is not None
+    return at.timestamp()
 
 
 OUTAGE_PAUSE = 20

@@ -143,19 +143,24 @@ class DestinationPolicy:
     def refusal(self, host: str, ip: IPAddress) -> tuple[str, bool] | None:
         """(why, denied) when `host` resolved to `ip` may not be connected to, else None."""
         candidates = {ip, _unwrap(ip)}
-        if any(c in n for c in candidates for n in self.deny_networks if c.version == n.version):
+        if _within(candidates, self.deny_networks):
             return "in a range the platform denies", True
-        if any(c in n for c in candidates for n in self.allow_networks if c.version == n.version):
+        if _within(candidates, self.allow_networks):
             return None
         builtin = builtin_refusal(ip)
         if builtin is not None:
             return builtin, False
         named = self._name_allowed(host)
-        if not named and any(c in n for c in candidates for n in PRIVATE if c.version == n.version):
+        if not named and _within(candidates, PRIVATE):
             return "a private address, where in-cluster pods and Services live", False
         if self.restricted and not named:
             return "not on the platform's allow-list", False
         return None
+
+
+def _within(addresses: Iterable[IPAddress], networks: Iterable[IPNetwork]) -> bool:
+    """Any of the addresses (an address and the IPv4 one it carries) is in any of the networks."""
+    return any(a in n for a in addresses for n in networks if a.version == n.version)
 
 
 def _network(entry: str) -> IPNetwork | None:
