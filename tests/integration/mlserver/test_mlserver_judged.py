@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import pytest
 
 from integration.runtime.helpers import apply, md_manifest, patch_spec, wait_phase
-from integration.slo.helpers import slo, watch_rollout
+from integration.slo.helpers import slo, watch_rollout, why
 from tollgate_testkit.mlserver import ModelServer, Traffic, serving
 from tollgate_testkit.prometheus import PodDiscovery, Redirect
 from tollgate_testkit.stack import OperatorProcess, Stack, simulator_discovery, wait_for
@@ -88,7 +88,7 @@ def test_real_mlserver_metrics_promote_a_healthy_model_and_roll_back_a_shifted_o
         w = watch_rollout(stack, namespace, NAME, until=("Succeeded", "Stable", "RolledBack"), timeout=240)
 
         # then it is promoted on values measured from the real servers' own metrics
-        assert w.final["phase"] in ("Succeeded", "Stable"), (w.final.get("history"), w.final.get("analysis"))
+        assert w.final["phase"] in ("Succeeded", "Stable"), why(w.final)
         assert w.final["stable"]["version"] == "1.1.0"
         last = {s["name"]: s for s in w.final["analysis"]}
         assert set(last) == {s["name"] for s in SLOS}

@@ -91,6 +91,15 @@ def start_rollout(stack: Stack, namespace: str, manifest: dict[str, Any], versio
     return status(stack, namespace, name)
 
 
+def why(st: dict[str, Any]) -> str:
+    """What a rollout's end was decided on, whole (history's last entry with its reason, every SLO's
+    verdict and evidence, the timeline's tail), as text: pytest shortens a non-text assertion message to
+    about 240 characters, which cuts off the very fields that say which SLO failed and on what."""
+    return json.dumps({"phase": st.get("phase"), "history": (st.get("history") or [])[:1],
+                       "analysis": st.get("analysis"), "timeline": (st.get("timeline") or [])[-8:]},
+                      indent=1, sort_keys=True)
+
+
 def slo(st: dict[str, Any], name: str) -> dict[str, Any]:
     found: dict[str, Any] = next(s for s in st.get("analysis") or [] if s["name"] == name)
     return found

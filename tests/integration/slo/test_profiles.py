@@ -15,7 +15,7 @@ import pytest
 from kubernetes import client
 
 from integration.runtime.helpers import patch_spec, reasons, stepped
-from integration.slo.helpers import evidence, slo, slo_manifest, start_rollout, watch_rollout
+from integration.slo.helpers import evidence, slo, slo_manifest, start_rollout, watch_rollout, why
 from tollgate_testkit.dialects import requests_selector
 from tollgate_testkit.stack import OperatorProcess, Stack
 
@@ -69,7 +69,7 @@ def test_built_in_slos_promote_a_healthy_canary_and_roll_back_a_faulty_one(
     # when the healthy 1.1.0 runs through its steps, then the built-ins judge it on measured values and
     # it is promoted
     w = watch_rollout(stack, namespace, name, until=("Succeeded", "Stable", "RolledBack"))
-    assert w.final["phase"] in ("Succeeded", "Stable"), (w.final.get("history"), w.final.get("analysis"))
+    assert w.final["phase"] in ("Succeeded", "Stable"), why(w.final)
     assert w.final["stable"]["version"] == "1.1.0"
     assert w.final["history"][0]["result"] == "Promoted"
     # and it took every step in order, each passing its analysis before the next (the rollout's own

@@ -24,6 +24,7 @@ from integration.slo.helpers import (
     start_rollout,
     timeline_seconds,
     watch_rollout,
+    why,
 )
 from tollgate_testkit import audit
 from tollgate_testkit.controlplane import audit_log
@@ -46,7 +47,7 @@ def test_healthy_canary_promotes_through_every_analysed_step(stack: Stack, names
     w = watch_rollout(stack, namespace, "ranker", until=("Succeeded", "Stable", "RolledBack"))
     # then it went through every step in order and was promoted (read from the rollout's own timeline: on a
     # loaded machine a step can pass between two polls)
-    assert w.final["phase"] in ("Succeeded", "Stable"), (w.final.get("history"), w.final.get("analysis"))
+    assert w.final["phase"] in ("Succeeded", "Stable"), why(w.final)
     assert stepped(w.final) == [25, 50, 100], w.final["timeline"]
     assert w.final["stable"]["version"] == "1.1.0"
     assert w.final["history"][0]["result"] == "Promoted"

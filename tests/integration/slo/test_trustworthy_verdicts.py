@@ -3,7 +3,7 @@ traffic simulator): a bake at full traffic keeps its baseline, and the compariso
 
 from __future__ import annotations
 
-from integration.slo.helpers import events, slo, slo_manifest, start_rollout, watch_rollout
+from integration.slo.helpers import events, slo, slo_manifest, start_rollout, watch_rollout, why
 from tollgate_testkit.stack import OperatorProcess, Stack
 
 # Compared with stable, and missing data fails after 8 s: before the baseline was carried into the 100%
@@ -26,7 +26,7 @@ def test_a_healthy_canary_baking_at_full_traffic_longer_than_the_window_promotes
     start_rollout(stack, namespace, manifest, "1.1.0")
     w = watch_rollout(stack, namespace, "baker", until=("Succeeded", "Stable", "RolledBack"), timeout=150)
     # then it is promoted, never rolled back
-    assert w.final["phase"] in ("Succeeded", "Stable"), (w.final.get("history"), w.final.get("analysis"))
+    assert w.final["phase"] in ("Succeeded", "Stable"), why(w.final)
     assert w.final["history"][0]["result"] == "Promoted"
     assert events(stack, namespace, "baker", "AnalysisFailed") == []
     # and during the bake the verdicts compared with the stable baseline carried from the 50% step,
