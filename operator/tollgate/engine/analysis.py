@@ -40,7 +40,8 @@ Order of a check, first match wins:
    comparison of comparison.py, against the live stable stream or the baseline carried forward.
    Regressed (significant over every look) -> Fail; within the margin -> Pass; too few samples (or no
    stream in the answer) -> Inconclusive, bounded as in 2; over the margin but not significant ->
-   Inconclusive, not bounded (data keeps coming; the sequential test settles it); no baseline -> no data
+   Inconclusive, not bounded (data keeps coming; the sequential test settles it; against a carried
+   baseline, which cannot grow, it passes once the canary has as much data); no baseline -> no data
    as in 3.
    Otherwise (custom queries, other templates): stable value missing/NaN -> no data as in 3;
    canary - stable > maxIncreaseOverBaseline -> Fail
@@ -220,7 +221,9 @@ def judge(
             if outcome.outcome is Outcome.OVER_MARGIN:
                 # Not bounded by maxNoDataDuration: data keeps arriving and the sequential test is
                 # consistent (a regression beyond the margin becomes significant, a canary within it
-                # falls back under the margin), so holding never turns noise into a rollback.
+                # falls back under the margin), so holding never turns noise into a rollback. Against a
+                # carried baseline, which cannot grow, compare() settles it once the canary has as much
+                # data (comparison rule 5): otherwise a low baseline by chance held a healthy 100% forever.
                 held = base.model_copy(update={**judged, "verdict": Verdict.INCONCLUSIVE, "noDataSince": None})
                 return Check(held, passing=False)
             if outcome.outcome is Outcome.TOO_FEW:

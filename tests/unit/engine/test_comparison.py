@@ -89,6 +89,45 @@ def test_at_full_traffic_a_carried_baseline_keeps_the_relative_limit() -> None:
     assert tick.failed == ("error-rate",)
 
 
+def test_over_the_margin_against_a_small_carried_baseline_passes_once_the_canary_has_as_much_data() -> None:
+    # given the 100% step and a carried stable record of 75 requests with no error (a healthy 2% stable
+    # gives that one time in five), and a healthy canary at 2.1% against a 2 pp margin
+    slo = ResolvedSLO(SLO(name="error-rate", max=0.2, maxIncreaseOverBaseline=0.02), 20, 120)
+    carried = BaselineRecord(name="error-rate", samples=75, events=0.0, since=SINCE,
+                             at="2026-03-01T11:59:30Z", step=0, weight=50)
+    previous = None
+    # when it is looked at as its stream grows
+    for errors, n in ((3, 100), (22, 1000), (303, 14222)):  # the last: what a stalled run showed
+        check = judge(slo, look((errors, n), (0, 0)), previous, T0, carried=carried, full_traffic=True)
+        previous = check.status
+        # then it is over the margin at every look, never significant, and passes: the baseline cannot
+        # grow, so holding would wait for evidence that never comes (the step held forever before)
+        assert (check.status.effect or 0) > 0.02 and (check.status.pValue or 0) > 0.01, check.status
+        assert check.status.verdict is Verdict.PASS and check.passing, check.status
+        assert check.status.baselineSource == "carried"
+
+
+def test_over_the_margin_against_a_carried_baseline_still_holds_while_the_canary_has_less_data() -> None:
+    # given a carried record of 3000 stable requests at 1% and a canary of 300 at 1.8% (0.4 pp margin)
+    carried = BaselineRecord(name="error-rate", samples=3000, events=30.0, since=SINCE,
+                             at="2026-03-01T11:59:30Z", step=0, weight=10)
+    check = judge(error_rate(margin=0.004, min_samples=100), look((6, 300), (0, 0)), None, T0, carried=carried,
+                  full_traffic=True)
+    # then no verdict yet: more canary data can still make an over-margin difference significant
+    assert check.status.verdict is Verdict.INCONCLUSIVE and not check.passing
+    assert (check.status.effect or 0) > 0.004
+
+
+def test_a_significant_regression_against_a_small_carried_baseline_still_fails() -> None:
+    # given the same small record (75 requests, no error) and a canary at 20% errors
+    slo = ResolvedSLO(SLO(name="error-rate", max=0.9, maxIncreaseOverBaseline=0.02), 20, 120)
+    carried = BaselineRecord(name="error-rate", samples=75, events=0.0, since=SINCE,
+                             at="2026-03-01T11:59:30Z", step=0, weight=50)
+    check = judge(slo, look((200, 1000), (0, 0)), None, T0, carried=carried, full_traffic=True)
+    # then it is a regression: passing an undecidable difference never passes a significant one
+    assert check.status.verdict is Verdict.FAIL and (check.status.pValue or 1) <= 0.01
+
+
 def test_a_baseline_carried_for_another_canary_is_not_used() -> None:
     carried = BaselineRecord(name="error-rate", samples=3000, events=30.0, since="2026-03-01T10:00:00Z")
     check = judge(error_rate(), look((10, 1000), (0, 0)), None, T0, carried=carried)
