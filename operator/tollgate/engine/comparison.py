@@ -16,8 +16,14 @@ first match wins:
    (status.baselines) when it holds minSamples (carried: the 100% step and the bake window, where stable
    serves nothing); otherwise NO_BASELINE (no data).
 4. The always-valid p-value of a regression runs over every look of the stream (reset when a new stream
-   starts, i.e. a new canary). At or below 1 - confidence, with the effect beyond the margin -> REGRESSED.
-   That is the only way a comparison fails: a difference that is not significant is never a rollback.
+   starts, i.e. a new canary; status.pValue). A look whose own evidence is significant (1/L of this look
+   at or below 1 - confidence: the mSPRT's stopping rule, which Ville's inequality bounds as it does the
+   running value) with the effect beyond the margin at the same look -> REGRESSED. Not an earlier
+   significant look joined to a later over-margin estimate: for latencies the test (ranks) and the effect
+   (the quantile of the buckets) are different statistics, and one anomalous look would otherwise lend
+   its p-value to every later look whose quantile is noisy. A real regression keeps its evidence, so it
+   fails at the same look either way. That is the only way a comparison fails: a difference that is not
+   significant is never a rollback.
 5. Point estimate beyond the margin but not significant -> OVER_MARGIN (no verdict yet: the step does
    not pass on it, the data keeps coming and the sequential test settles it), except against a carried
    baseline once the canary's stream holds at least as many requests as the baseline: WITHIN (passes).
@@ -173,15 +179,16 @@ def compare(
 
     previous = prev.pValue if prev.streamSince == obs.stream_since else None
     p_value = stats.always_valid_p(previous, comp)
+    p_here = stats.always_valid_p(None, comp)  # this look's own evidence (rule 4)
     fields: dict[str, object] = {
         **base_fields, "test": comp.test, "effect": comp.effect, "effectLower": comp.lower,
         "effectUpper": comp.upper, "pValue": p_value, "baselineSamples": comp.baseline_n,
         "baselineSource": source, "baselineFrom": origin,
     }
     alpha = 1.0 - confidence
-    detail = (f"{comp.test}: {words} over margin {margin:g}; always-valid p {p_value:.3g} (alpha {alpha:.3g}); "
-              f"canary {comp.canary_n} vs {source} baseline {comp.baseline_n} requests")
-    if p_value <= alpha and increase > margin:
+    detail = (f"{comp.test}: {words} over margin {margin:g}; always-valid p {p_value:.3g}, {p_here:.3g} at this "
+              f"look (alpha {alpha:.3g}); canary {comp.canary_n} vs {source} baseline {comp.baseline_n} requests")
+    if p_here <= alpha and increase > margin:
         return Compared(Outcome.REGRESSED, fields, detail)
     if increase > margin:
         if source == "carried" and comp.canary_n >= comp.baseline_n:

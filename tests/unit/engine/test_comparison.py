@@ -174,6 +174,31 @@ def test_the_same_latency_distribution_passes() -> None:
     assert check.status.verdict is Verdict.PASS
 
 
+def test_an_earlier_significant_look_does_not_lend_its_p_value_to_a_later_noisy_quantile() -> None:
+    # given a latency SLO (0.05 s margin on p99) and an anomalous look: the ranks say "slower" with a
+    # p-value near 0, but p99 is within the margin (+0.0495 s), so it passes
+    slo = ResolvedSLO(SLO(name="latency-p99", max=5.0, maxIncreaseOverBaseline=0.05), 100, 120)
+    first = judge(slo, latency([0, 100, 100, 0, 0, 0], [100, 100, 0, 0, 0, 0]), None, T0)
+    assert first.status.verdict is Verdict.PASS and (first.status.pValue or 1) < 1e-30
+    # when the next look's distributions barely differ (ranks: +0.015, not significant) but four slow
+    # requests put the canary's p99 0.095 s above stable's
+    second = judge(slo, latency([100, 100, 92, 8, 0, 0], [100, 110, 90, 0, 0, 0]), first.status,
+                   T0 + timedelta(seconds=1))
+    # then no regression: this look's own evidence is not significant, whatever an earlier look said;
+    # the always-valid p-value over the looks is still shown
+    assert second.status.verdict is Verdict.INCONCLUSIVE and second.status.failures == 0, second.status
+    assert second.status.pValue == first.status.pValue
+
+
+def test_a_regression_significant_at_its_own_look_still_fails_at_once() -> None:
+    slo = ResolvedSLO(SLO(name="latency-p99", max=5.0, maxIncreaseOverBaseline=0.05), 100, 120)
+    first = judge(slo, latency([100, 100, 92, 8, 0, 0], [100, 110, 90, 0, 0, 0]), None, T0)
+    second = judge(slo, latency([50, 300, 500, 140, 10, 0], [300, 600, 90, 10, 0, 0]), first.status,
+                   T0 + timedelta(seconds=1))
+    assert first.status.verdict is Verdict.INCONCLUSIVE
+    assert second.status.verdict is Verdict.FAIL and second.status.failures == 1
+
+
 def test_the_stable_stream_becomes_the_record_carried_forward() -> None:
     rec = record(error_rate(), look((3, 500), (20, 2000)), at="2026-03-01T12:00:00Z", step=1, weight=50)
     assert rec == BaselineRecord(name="error-rate", samples=2000, events=20.0, since=SINCE,
