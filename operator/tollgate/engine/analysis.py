@@ -38,8 +38,9 @@ Order of a check, first match wins:
 5. maxIncreaseOverBaseline set, and the runtime asked for the canary's stream (comparison.applies: ratio
    and latency templates; stream_since set, even when the answer left the stream out): the statistical
    comparison of comparison.py, against the live stable stream or the baseline carried forward.
-   Regressed (significant over every look) -> Fail; within the margin -> Pass; too few samples (or no
-   stream in the answer) -> Inconclusive, bounded as in 2; over the margin but not significant ->
+   Regressed (significant at its own look, comparison rule 4) -> Fail; within the margin -> Pass; too
+   few samples (or no stream in the answer) -> Inconclusive, bounded as in 2; over the margin but not
+   significant ->
    Inconclusive, not bounded (data keeps coming; the sequential test settles it; against a carried
    baseline, which cannot grow, it passes once the canary has as much data); no baseline -> no data
    as in 3.
