@@ -278,6 +278,13 @@ def flush_audit() -> None:
     time.sleep(2.5)
 
 
+def cpu_s(pid: int) -> float:
+    """The process's user and system CPU seconds so far (/proc/<pid>/stat utime + stime)."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kb(pid: int) -> int:
     with open(f"/proc/{pid}/status") as fh:
         for line in fh:

@@ -24,6 +24,7 @@ from common import (
     Sizes,
     api_client,
     apply_md,
+    cpu_s,
     create_namespace,
     flush_audit,
     log,
@@ -318,13 +319,17 @@ def operator_side(sizes: Sizes, params: dict[str, Any], base: dict[str, Any] | N
         peak = [0]
         for batch in (all_names[: sizes.bulk_first], all_names[sizes.bulk_first:]):
             t0 = time.monotonic()
+            cpu0 = sum(cpu_s(p) for p in pids)
             parallel(lambda nm: apply_md(api, NS, md_manifest(nm, "1.0.0", replicas=1)), batch,
                      workers=CLIENT_WORKERS)
             applied = time.monotonic() - t0
             done += len(batch)
             t1 = _wait_count("ModelDeployments Ready", lambda: _ready_mds_noting_peak(api, pids, peak), done,
                              timeout=3600)
-            phases.append({"mds": len(batch), "applied_s": round(applied, 2), "ready_s": round(t1 - t0, 2)})
+            cpu = sum(cpu_s(p) for p in pids) - cpu0
+            phases.append({"mds": len(batch), "applied_s": round(applied, 2), "ready_s": round(t1 - t0, 2),
+                           "operator_cpu_s": round(cpu, 1),
+                           "operator_cpu_ms_per_md": round(cpu * 1000 / len(batch), 1)})
             log(f"operator phase: {phases[-1]}")
             rss[done] = settle(done)
             log(f"operator RSS at {done}: {rss[done]} kB (per replica: {per_replica[done]})")

@@ -299,16 +299,22 @@ def is_older(rv: str | None, than: str | None) -> bool:
 @kopf.on.event("apps", "v1", "deployments",
                labels={resource.LABEL_MANAGED_BY: resource.MANAGED_BY_VALUE})
 async def deployment_event(event: kopf.RawEvent, body: kopf.Body, memo: Any, **_: Any) -> None:
+    deployment_seen(_rt(memo), event, body)
+
+
+def deployment_seen(rt: Runtime, event: kopf.RawEvent, body: kopf.Body) -> None:
     """The tracks' Deployments: a rollout that progresses or stalls wakes its ModelDeployment."""
-    rt = _rt(memo)
     _wake_owner(rt, "Deployment", event, body, rt.registry.observe_deployment, drift=True)
 
 
 @kopf.on.event("", "v1", "pods", labels={resource.LABEL_MANAGED_BY: resource.MANAGED_BY_VALUE})
 async def pod_event(event: kopf.RawEvent, body: kopf.Body, memo: Any, **_: Any) -> None:
+    pod_seen(_rt(memo), event, body)
+
+
+def pod_seen(rt: Runtime, event: kopf.RawEvent, body: kopf.Body) -> None:
     """The tracks' pods: a container that never pulls or crash-loops, or a pod no node takes, wakes its
     ModelDeployment with the kubelet's or the scheduler's own reason (runtime.pods)."""
-    rt = _rt(memo)
     _wake_owner(rt, "Pod", event, body, rt.registry.observe_pod, drift=False)
 
 
@@ -356,8 +362,13 @@ WATCHED = {("apps", "deployments"), ("", "pods"), ("batch", "jobs"),
 
 
 async def child_event(event: kopf.RawEvent, body: kopf.Body, memo: Any, **_: Any) -> None:
+    child_seen(_rt(memo), event, body)
+
+
+def child_seen(rt: Runtime, event: kopf.RawEvent, body: kopf.Body) -> None:
+    """The other children: an edit or a deletion by anyone else wakes the owner (drift); an HPA or a
+    dialect object that appears or goes, and a router object moving during a drill, wake it too."""
     metrics.WATCH_EVENTS.labels(body.get("kind") or "child").inc()
-    rt = _rt(memo)
     if event.get("type") is None:
         rt.watch_listed(body.get("kind") or "child")
     deleted = event.get("type") == "DELETED"
@@ -408,17 +419,23 @@ def child_drift(rt: Runtime, body: kopf.Body, deleted: bool) -> str | None:
 
 @kopf.on.event("batch", "v1", "jobs", labels={resource.LABEL_MANAGED_BY: resource.MANAGED_BY_VALUE})
 async def job_event(event: kopf.RawEvent, body: kopf.Body, memo: Any, **_: Any) -> None:
+    job_seen(_rt(memo), event, body)
+
+
+def job_seen(rt: Runtime, event: kopf.RawEvent, body: kopf.Body) -> None:
     """Hook Jobs (spec.hooks): one that completes, fails or times out wakes its ModelDeployment; one someone
     else deleted or edited is restored like any other child."""
-    rt = _rt(memo)
     _wake_owner(rt, "Job", event, body, rt.registry.observe_job, drift=True)
 
 
 @kopf.on.event("gateway.networking.k8s.io", "v1", "httproutes",
                labels={resource.LABEL_MANAGED_BY: resource.MANAGED_BY_VALUE})
 async def route_event(event: kopf.RawEvent, body: kopf.Body, memo: Any, **_: Any) -> None:
+    route_seen(_rt(memo), event, body)
+
+
+def route_seen(rt: Runtime, event: kopf.RawEvent, body: kopf.Body) -> None:
     """The gatewayAPI router's route: its status.parents decide whether the model is serving (Ready)."""
-    rt = _rt(memo)
     metrics.WATCH_EVENTS.labels("HTTPRoute").inc()
     deleted = event.get("type") == "DELETED"
     owner = rt.registry.observe_route(body, None if deleted else route_observation(dict(body)))
@@ -427,6 +444,39 @@ async def route_event(event: kopf.RawEvent, body: kopf.Body, memo: Any, **_: Any
     st = rt.registry.by_labels(*owner)
     if st is not None:
         st.kick()
+
+
+DirectHandler = Callable[[kopf.RawEvent], None]
+
+
+def direct_routes(rt: Runtime) -> dict[tuple[str, str], DirectHandler]:
+    """The children's watch events, each kind to the same functions its kopf handlers above call.
+
+    kopf hands every watch event to a worker task of its object and through its cause detection, handler
+    selection, per-object memory and invocation context before our handler runs; for the ~20 events of its
+    children per new ModelDeployment (its pods and Deployment changing state, the quota's usage) that was
+    the operator's largest cost in a bulk create after the requests themselves (issue 22). These kinds have
+    only the event handlers above, which decide nothing and never await, so runtime.kopf_fixes delivers
+    their stream straight here (kopf still starts, pauses and re-lists the streams). Not Namespaces (kopf's
+    namespace observer reads that stream too), nor ModelDeployments and templates (their handlers are
+    kopf's own business: finalizer, delete, adoption)."""
+    def each(*seen: Callable[[Runtime, kopf.RawEvent, kopf.Body], None]) -> DirectHandler:
+        def deliver(event: kopf.RawEvent) -> None:
+            body = kopf.Body(event["object"])
+            for fn in seen:
+                fn(rt, event, body)
+        return deliver
+
+    routes: dict[tuple[str, str], DirectHandler] = {
+        ("apps", "deployments"): each(deployment_seen),
+        ("", "pods"): each(pod_seen),
+        ("batch", "jobs"): each(job_seen),
+        ("gateway.networking.k8s.io", "httproutes"): each(child_seen, route_seen),  # kopf's order: child first
+    }
+    for group, _, plural in (*CHILD_KINDS, *(k for kinds in DIALECT_CHILD_KINDS.values() for k in kinds)):
+        if plural != "namespaces":
+            routes.setdefault((group, plural), each(child_seen))
+    return routes
 
 
 @kopf.on.event(resource.GROUP, resource.VERSION, templates.CLUSTER_PLURAL)

@@ -50,6 +50,22 @@ module global `json` for each line; it is given adapters.json_codec (orjson, the
 orjson refuses), which returns the same dicts. Nothing else in that module uses the global (its other
 `json` names are aiohttp's keyword and `response.json()`, the LIST pages, left as they are).
 
+**kopf takes every watch event through its per-object machinery.** Not a fault, a cost: each event of a
+watched object gets a worker task of its own (kept `idle_timeout` after the object's last event), a
+ResourceMemory, cause detection, a handler lookup and an invocation context before the handler runs. For the
+children (~20 events per new ModelDeployment in a bulk create: its pods and Deployment changing state, the
+quota's usage) whose only handlers are `on.event` functions that decide nothing, that machinery was a quarter
+of the operator's busy samples (py-spy, issue 22) and a ResourceMemory per child. `queueing.watcher`, which
+kopf's orchestrator calls (as a module attribute) for each resource and namespace it watches, is wrapped: for a
+kind in the operator's direct routes (runtime.handlers.direct_routes) it reads kopf's own
+`watching.infinite_watch` (the same LIST, WATCH, re-list after 410, reconnect, label selector and pause) and
+gives each event to the route in stream order, the same functions kopf's handlers call; every other resource
+(ModelDeployments, templates, Namespaces, kopf's peering) goes to kopf's watcher unchanged. A route that
+raises is logged and the stream goes on, as kopf does for a failing event handler. What kopf did that the
+route does not: batch an object's events arriving within `batch_window` into the newest one (the route sees
+each, in order) and keep a memory per object (no handler of these kinds reads one). A resource kopf indexes
+(none here) keeps kopf's watcher, whose indexing toggles the route would not drop.
+
 Each fix checks the kopf version it was written against and refuses to start on another, so an
 upgrade of kopf re-reads this module instead of silently relying on internals that moved.
 """
@@ -58,10 +74,11 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from kopf._cogs.clients import api
-from kopf._core.reactor import observation
+from kopf._cogs.clients import api, watching
+from kopf._core.reactor import observation, queueing
 
 from tollgate.adapters import json_codec
 
@@ -89,8 +106,44 @@ async def process_namespace_event(*, raw_event: Any, namespaces: Any, insights: 
     await _drops_listed(raw_event=raw_event, namespaces=namespaces, insights=insights, **kwargs)
 
 
-def apply() -> None:
-    """Install the fixes into kopf before it runs (runtime.main)."""
+DirectRoute = Callable[[Any], None]
+"""A kind's watch events handled in stream order, straight from kopf's watch stream (one raw event each)."""
+
+_kopf_watcher = queueing.watcher
+_direct: dict[tuple[str, str], DirectRoute] = {}
+
+
+async def watcher(*, namespace: Any, settings: Any, resource: Any, processor: Any, operator_paused: Any = None,
+                  operator_indexed: Any = None, resource_indexed: Any = None) -> None:
+    """kopf's per-resource watcher; a kind with a direct route is read here and each event given to it."""
+    route = _direct.get((resource.group, resource.plural))
+    if route is None or resource_indexed is not None:
+        await _kopf_watcher(namespace=namespace, settings=settings, resource=resource, processor=processor,
+                            operator_paused=operator_paused, operator_indexed=operator_indexed,
+                            resource_indexed=resource_indexed)
+        return
+    await deliver(watching.infinite_watch(settings=settings, resource=resource, namespace=namespace,
+                                          operator_paused=operator_paused), route, resource.plural)
+
+
+async def deliver(stream: Any, route: DirectRoute, plural: str) -> None:
+    """Each object event of a watch stream to the route, in order; kopf's bookmarks and the server's
+    BOOKMARK events carry no object and are skipped. A route that raises does not end the stream."""
+    async for raw_event in stream:
+        if isinstance(raw_event, watching.Bookmark) or raw_event.get("type") == "BOOKMARK":
+            continue
+        try:
+            route(raw_event)
+        except Exception:
+            meta = (raw_event.get("object") or {}).get("metadata") or {}
+            log.exception("a watch event's handler failed; the stream goes on",
+                          extra={"resource": plural, "object": f"{meta.get('namespace')}/{meta.get('name')}",
+                                 "event_type": raw_event.get("type")})
+
+
+def apply(direct: Mapping[tuple[str, str], DirectRoute] | None = None) -> None:
+    """Install the fixes into kopf before it runs (runtime.main); `direct`: the kinds whose watch events
+    go straight to their route (runtime.handlers.direct_routes)."""
     version = importlib.metadata.version("kopf")
     if not version.startswith(VERIFIED_KOPF):
         raise RuntimeError(f"kopf {version}: tollgate.runtime.kopf_fixes was written against kopf "
@@ -99,6 +152,10 @@ def apply() -> None:
     observation.process_discovered_namespace_event = process_namespace_event
     # kopf's stream() parses each watch line with this module global's loads
     setattr(api, "json", WatchJson)  # noqa: B010 (kopf does not export the name; mypy would refuse it)
+    # kopf's orchestrator starts each resource's watcher through this module attribute
+    _direct.clear()
+    _direct.update(direct or {})
+    queueing.watcher = watcher
 
 
 class WatchJson:

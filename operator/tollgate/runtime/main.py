@@ -118,7 +118,8 @@ def build_memo(settings: Settings) -> kopf.Memo:
 
 
 def run(settings: Settings) -> None:
-    tollgate.runtime.kopf_fixes.apply()
+    memo = build_memo(settings)
+    tollgate.runtime.kopf_fixes.apply(direct=tollgate.runtime.handlers.direct_routes(memo.runtime))
     tollgate.runtime.handlers.watch_dialect(settings.gateway_dialect)
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr="0.0.0.0")
@@ -127,7 +128,7 @@ def run(settings: Settings) -> None:
         namespaces=settings.namespaces,
         standalone=True,
         liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None,
-        memo=build_memo(settings),
+        memo=memo,
         memories=CompactMemories(kopf.get_default_registry()),
     )
 

@@ -644,3 +644,36 @@ def test_the_echo_of_our_own_status_write_is_neither_stored_again_nor_woken_on()
 
 async def _take(rt: StartingRuntime, body: dict[str, Any]) -> bool:
     return handlers.take(rt, "ns", "md", body)  # type: ignore[arg-type]
+
+
+def test_every_kopf_handler_of_a_directly_routed_kind_is_one_the_route_calls() -> None:
+    # given the kinds whose watch events bypass kopf's processing (runtime.kopf_fixes)
+    import kopf
+
+    routes = handlers.direct_routes(None)  # type: ignore[arg-type]  # the runtime is only captured
+    wrappers = {handlers.deployment_event, handlers.pod_event, handlers.job_event, handlers.child_event,
+                handlers.route_event}
+    # when kopf's registry is asked which handlers watch those kinds
+    registered = [h for h in kopf.get_default_registry()._watching.get_all_handlers()
+                  if h.selector is not None and (h.selector.group, h.selector.any_name) in routes]
+    # then each is a thin wrapper of a function the route calls: a handler added later to such a kind
+    # (which the direct route would silently skip) fails here
+    assert registered and {h.fn for h in registered} <= wrappers
+    assert ("", "namespaces") not in routes  # kopf's namespace observer reads that stream too
+    assert {("apps", "deployments"), ("", "pods"), ("batch", "jobs"), ("", "resourcequotas"),
+            ("networking.k8s.io", "networkpolicies"), ("gateway.networking.k8s.io", "httproutes")} <= set(routes)
+
+
+def test_a_route_calls_its_kinds_functions_in_kopfs_order_with_the_event_and_its_body(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # given the HTTPRoute's two handlers' functions replaced by recorders
+    calls: list[tuple[str, Any, str, dict[str, Any]]] = []
+    monkeypatch.setattr(handlers, "child_seen", lambda rt, e, b: calls.append(("child", rt, e["type"], dict(b))))
+    monkeypatch.setattr(handlers, "route_seen", lambda rt, e, b: calls.append(("route", rt, e["type"], dict(b))))
+    rt = object()
+    route = handlers.direct_routes(rt)[("gateway.networking.k8s.io", "httproutes")]  # type: ignore[arg-type]
+    obj = {"kind": "HTTPRoute", "metadata": {"namespace": "sb", "name": "r"}}
+    # when an event of an HTTPRoute arrives
+    route({"type": "MODIFIED", "object": obj})
+    # then both run, the child handler first (kopf's registration order), with the runtime, event and body
+    assert calls == [("child", rt, "MODIFIED", obj), ("route", rt, "MODIFIED", obj)]

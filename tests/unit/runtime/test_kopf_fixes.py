@@ -121,3 +121,90 @@ def test_kopfs_watch_stream_parses_with_the_operators_codec(monkeypatch: pytest.
     assert api.json.loads(line) == json.loads(line)
     with pytest.raises(json.JSONDecodeError):
         api.json.loads(line[:-5])
+
+
+async def stream_of(*items: Any) -> Any:
+    """A watch stream as kopf's infinite_watch yields it: kopf's own bookmarks and raw events."""
+    for item in items:
+        yield item
+
+
+def pod(name: str, type_: str | None) -> dict[str, Any]:
+    return {"type": type_, "object": {"kind": "Pod", "metadata": {"namespace": "sb", "name": name}}}
+
+
+def test_a_direct_route_gets_every_object_event_in_order_and_no_bookmark() -> None:
+    from kopf._cogs.clients import watching
+
+    # given kopf's stream of a routed kind: its listing, kopf's LISTED mark, a server BOOKMARK, watch events
+    got: list[tuple[str | None, str]] = []
+    events = [pod("a", None), watching.Bookmark.LISTED, {"type": "BOOKMARK", "object": {"metadata": {}}},
+              pod("a", "MODIFIED"), pod("b", "ADDED"), pod("a", "DELETED")]
+    # when the fixes' watcher delivers it
+    asyncio.run(kopf_fixes.deliver(stream_of(*events), lambda e: got.append(
+        (e["type"], e["object"]["metadata"]["name"])), "pods"))
+    # then the route saw each object event once, in the stream's order (kopf's batching would drop a-MODIFIED)
+    assert got == [(None, "a"), ("MODIFIED", "a"), ("ADDED", "b"), ("DELETED", "a")]
+
+
+def test_a_route_that_raises_is_logged_and_the_stream_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    # given a route that fails on one object's event
+    got: list[str] = []
+
+    def route(event: dict[str, Any]) -> None:
+        if event["object"]["metadata"]["name"] == "bad":
+            raise KeyError("status")
+        got.append(event["object"]["metadata"]["name"])
+
+    # when the stream carries it between two others
+    with caplog.at_level("ERROR", logger="tollgate.kopf_fixes"):
+        asyncio.run(kopf_fixes.deliver(stream_of(pod("a", "ADDED"), pod("bad", "ADDED"), pod("c", "ADDED")),
+                                       route, "pods"))
+    # then the events after it are still delivered, and the failure names the object
+    assert got == ["a", "c"]
+    assert [r.__dict__.get("object") for r in caplog.records] == ["sb/bad"]
+
+
+def test_only_routed_unindexed_kinds_leave_kopfs_watcher(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kopf._cogs.clients import watching
+
+    # given kopf's watcher replaced by a recorder, and a route for pods only
+    to_kopf: list[str] = []
+    routed: list[str] = []
+
+    async def kopf_watcher(**kwargs: Any) -> None:
+        to_kopf.append(kwargs["resource"].plural)
+
+    def infinite_watch(**kwargs: Any) -> Any:
+        return stream_of(pod("p", None))
+
+    monkeypatch.setattr(kopf_fixes, "_kopf_watcher", kopf_watcher)
+    monkeypatch.setattr(watching, "infinite_watch", infinite_watch)
+    monkeypatch.setattr(kopf_fixes, "_direct", {("", "pods"): lambda e: routed.append(e["object"]["kind"])})
+    pods = references.Resource("", "v1", "pods", namespaced=True)
+    mds = references.Resource("tollgate.dev", "v1alpha1", "modeldeployments", namespaced=True)
+
+    async def run(resource: references.Resource, indexed: Any = None) -> None:
+        await kopf_fixes.watcher(namespace=None, settings=None, resource=resource, processor=None,
+                                 resource_indexed=indexed)
+
+    # when kopf's orchestrator starts a watcher for each
+    asyncio.run(run(pods))
+    asyncio.run(run(mds))
+    asyncio.run(run(pods, indexed=object()))
+    # then pods go to the route; ModelDeployments, and a kind kopf indexes, stay with kopf's watcher
+    assert routed == ["Pod"]
+    assert to_kopf == ["modeldeployments", "pods"]
+
+
+def test_apply_puts_the_watcher_where_kopfs_orchestrator_looks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kopf._cogs.clients import api
+    from kopf._core.reactor import observation, queueing
+
+    for module, name in ((api, "json"), (observation, "process_discovered_namespace_event"),
+                         (queueing, "watcher")):
+        monkeypatch.setattr(module, name, getattr(module, name))  # restored after the test
+    monkeypatch.setattr(kopf_fixes, "_direct", {})
+    kopf_fixes.apply(direct={("", "pods"): print})
+    assert queueing.watcher is kopf_fixes.watcher
+    assert kopf_fixes._direct == {("", "pods"): print}
