@@ -4,7 +4,8 @@
 (the same objects the running operator holds), feeds them through the operator's own code paths in this
 process (Kube.warm and Kube.observe for the applied-hash and drift caches, the Registry's observers, an
 ObjectState with its reconcile loop task waiting for an event, the per-object metrics) and kopf's
-per-object ResourceMemory (one per watched object: the ModelDeployment, its children and its pods), each
+per-object ResourceMemory (one per object kopf processes: the ModelDeployment and its sandbox Namespace; the
+other children and the pods go around kopf, runtime.handlers.direct_routes), each
 under tracemalloc. The figures are bytes of Python objects per ModelDeployment; what the RSS margin holds
 beyond their sum is not per-object state (allocator slack, buffers of the burst).
 """
@@ -154,8 +155,12 @@ def breakdown(api: client.ApiClient, namespace: str) -> dict[str, Any]:
         memo = SharedMemo(runtime=object())
 
         async def recall_all() -> None:
+            # kopf keeps a memory for the objects it processes: not for the kinds whose events go straight to
+            # their handlers (runtime.handlers.direct_routes, through runtime.kopf_fixes)
+            routed = {plural for _, plural in handlers.direct_routes(None)}  # type: ignore[arg-type]
             mds, children, pods = fresh()
-            for kind_items in (mds, *children.values(), pods):
+            kept = [items for (_, kind, plural) in CHILD_PATHS if plural not in routed for items in [children[kind]]]
+            for kind_items in (mds, *kept, *([] if "pods" in routed else [pods])):
                 for item in kind_items:
                     await memories.recall(raw_body=item, memobase=memo)
 
@@ -173,7 +178,7 @@ def breakdown(api: client.ApiClient, namespace: str) -> dict[str, Any]:
     out["registry: ObjectState with the compact body"] = asyncio.run(objects_and_loops()) / n
     size, _ = _measure(per_object_metrics)
     out["per-object metrics"] = size / n
-    out["kopf ResourceMemory (one per watched object)"] = asyncio.run(kopf_memories()) / n
+    out["kopf ResourceMemory (one per object kopf processes)"] = asyncio.run(kopf_memories()) / n
     tracemalloc.stop()
     parts = [v for k, v in out.items() if k not in ("mds", "watched_objects")]
     out["sum"] = sum(parts)
