@@ -463,8 +463,16 @@ def direct_routes(rt: Runtime) -> dict[tuple[str, str], DirectHandler]:
     def each(*seen: Callable[[Runtime, kopf.RawEvent, kopf.Body], None]) -> DirectHandler:
         def deliver(event: kopf.RawEvent) -> None:
             body = kopf.Body(event["object"])
-            for fn in seen:
-                fn(rt, event, body)
+            failed: list[Exception] = []
+            for fn in seen:  # each runs, as each kopf handler did: one failing does not skip the next
+                try:
+                    fn(rt, event, body)
+                except Exception as exc:
+                    failed.append(exc)
+            if len(failed) == 1:
+                raise failed[0]
+            if failed:
+                raise ExceptionGroup("watch event handlers failed", failed)
         return deliver
 
     routes: dict[tuple[str, str], DirectHandler] = {

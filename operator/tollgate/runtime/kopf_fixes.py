@@ -62,8 +62,9 @@ kind in the operator's direct routes (runtime.handlers.direct_routes) it reads k
 gives each event to the route in stream order, the same functions kopf's handlers call; every other resource
 (ModelDeployments, templates, Namespaces, kopf's peering) goes to kopf's watcher unchanged. A route that
 raises is logged and the stream goes on, as kopf does for a failing event handler. What kopf did that the
-route does not: batch an object's events arriving within `batch_window` into the newest one (the route sees
-each, in order) and keep a memory per object (no handler of these kinds reads one). A resource kopf indexes
+route does not: keep a memory and a worker task per object (no handler of these kinds reads the memory;
+kopf 1.45's worker handles an object's events one by one, as the route does, with no batching since kopf
+removed it) and run other objects' handlers concurrently (these never await). A resource kopf indexes
 (none here) keeps kopf's watcher, whose indexing toggles the route would not drop.
 
 Each fix checks the kopf version it was written against and refuses to start on another, so an

@@ -647,17 +647,25 @@ async def _take(rt: StartingRuntime, body: dict[str, Any]) -> bool:
 
 
 def test_every_kopf_handler_of_a_directly_routed_kind_is_one_the_route_calls() -> None:
-    # given the kinds whose watch events bypass kopf's processing (runtime.kopf_fixes)
+    # given the kinds whose watch events bypass kopf's processing (runtime.kopf_fixes), as kopf resolves them
     import kopf
+    from kopf._cogs.structs import references
 
     routes = handlers.direct_routes(None)  # type: ignore[arg-type]  # the runtime is only captured
+    versions = {(g, p): v for g, v, p in (*handlers.CHILD_KINDS, ("apps", "v1", "deployments"), ("", "v1", "pods"),
+                                          ("batch", "v1", "jobs"),
+                                          *(k for ks in handlers.DIALECT_CHILD_KINDS.values() for k in ks))}
+    resources = [references.Resource(g, versions[(g, p)], p, kind=p[:-1].capitalize(), singular=p[:-1])
+                 for g, p in routes]
     wrappers = {handlers.deployment_event, handlers.pod_event, handlers.job_event, handlers.child_event,
                 handlers.route_event}
-    # when kopf's registry is asked which handlers watch those kinds
-    registered = [h for h in kopf.get_default_registry()._watching.get_all_handlers()
-                  if h.selector is not None and (h.selector.group, h.selector.any_name) in routes]
-    # then each is a thin wrapper of a function the route calls: a handler added later to such a kind
-    # (which the direct route would silently skip) fails here
+    # when kopf's registries (event, change, daemon/timer, index handlers) are asked which select those kinds
+    registry = kopf.get_default_registry()
+    registered = [h for reg in (registry._watching, registry._changing, registry._spawning, registry._indexing)
+                  for h in reg.get_all_handlers()
+                  if h.selector is not None and any(h.selector.check(r) for r in resources)]
+    # then each is a thin event wrapper of a function the route calls: a handler of any other kind added later
+    # to such a kind (which the direct route would silently skip) fails here
     assert registered and {h.fn for h in registered} <= wrappers
     assert ("", "namespaces") not in routes  # kopf's namespace observer reads that stream too
     assert {("apps", "deployments"), ("", "pods"), ("batch", "jobs"), ("", "resourcequotas"),
@@ -677,3 +685,19 @@ def test_a_route_calls_its_kinds_functions_in_kopfs_order_with_the_event_and_its
     route({"type": "MODIFIED", "object": obj})
     # then both run, the child handler first (kopf's registration order), with the runtime, event and body
     assert calls == [("child", rt, "MODIFIED", obj), ("route", rt, "MODIFIED", obj)]
+
+
+def test_a_failing_function_of_a_route_does_not_skip_the_next(monkeypatch: pytest.MonkeyPatch) -> None:
+    # given the HTTPRoute's child handler failing on an event
+    calls: list[str] = []
+
+    def broken(rt: Any, e: Any, b: Any) -> None:
+        raise KeyError("metadata")
+
+    monkeypatch.setattr(handlers, "child_seen", broken)
+    monkeypatch.setattr(handlers, "route_seen", lambda rt, e, b: calls.append("route"))
+    route = handlers.direct_routes(object())[("gateway.networking.k8s.io", "httproutes")]  # type: ignore[arg-type]
+    # when the event arrives, then the route handler still runs (its Ready) and the failure is raised after it
+    with pytest.raises(KeyError):
+        route({"type": "MODIFIED", "object": {"kind": "HTTPRoute", "metadata": {"name": "r"}}})
+    assert calls == ["route"]
