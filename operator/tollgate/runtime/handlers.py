@@ -481,9 +481,8 @@ def direct_routes(rt: Runtime) -> dict[tuple[str, str], DirectHandler]:
         ("batch", "jobs"): each(job_seen),
         ("gateway.networking.k8s.io", "httproutes"): each(child_seen, route_seen),  # kopf's order: child first
     }
-    for group, _, plural in (*CHILD_KINDS, *(k for kinds in DIALECT_CHILD_KINDS.values() for k in kinds)):
-        if plural != "namespaces":
-            routes.setdefault((group, plural), each(child_seen))
+    for kind in WATCHED:  # the kinds streamed by our label selector: every child but the Namespace
+        routes.setdefault(kind, each(child_seen))
     return routes
 
 
