@@ -285,6 +285,34 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_by_command(named: dict[int, str] | None = None) -> dict[str, float]:
+    """CPU seconds so far of every process on the machine, summed by command name (/proc/*/stat), with the
+    pids in `named` (the bench itself, the operator) under their own names. Differences of two readings
+    say where a phase's CPU went: the API server, etcd, the controllers, KWOK, the client, the operator."""
+    named = {os.getpid(): "bench client", **(named or {})}
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                raw = fh.read()
+        except OSError:  # gone since the listing
+            continue
+        comm, _, rest = raw.partition("(")[2].rpartition(")")
+        fields = rest.split()
+        key = named.get(int(entry), comm)
+        out[key] = out.get(key, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def cpu_delta(before: dict[str, float], after: dict[str, float], least: float = 0.5) -> dict[str, float]:
+    """Per command, the CPU seconds between two cpu_by_command readings; those under `least` left out."""
+    spent = {k: v - before.get(k, 0.0) for k, v in after.items()}
+    return {k: round(v, 1) for k, v in sorted(spent.items(), key=lambda kv: -kv[1]) if v >= least}
+
+
 def rss_kb(pid: int) -> int:
     with open(f"/proc/{pid}/status") as fh:
         for line in fh:

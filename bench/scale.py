@@ -24,6 +24,8 @@ from common import (
     Sizes,
     api_client,
     apply_md,
+    cpu_by_command,
+    cpu_delta,
     cpu_s,
     create_namespace,
     flush_audit,
@@ -142,11 +144,13 @@ def baseline(sizes: Sizes) -> dict[str, Any]:
         done = 0
         for batch in (all_names[: sizes.bulk_first], all_names[sizes.bulk_first:]):
             t0 = time.monotonic()
+            machine0 = cpu_by_command()
             parallel(apply_children, batch, workers=CLIENT_WORKERS)
             applied = time.monotonic() - t0
             done += len(batch)
             t1 = _wait_count("baseline Deployments ready", lambda: _baseline_ready(api), done, timeout=3600)
-            phases.append({"mds": len(batch), "applied_s": round(applied, 2), "ready_s": round(t1 - t0, 2)})
+            phases.append({"mds": len(batch), "applied_s": round(applied, 2), "ready_s": round(t1 - t0, 2),
+                           "cpu_s_by_command": cpu_delta(machine0, cpu_by_command())})
             log(f"baseline phase: {phases[-1]}")
         return {"phases": phases, "total_s": round(sum(p["ready_s"] for p in phases), 2),
                 "objects_per_md": objects_per_md, "nodes": nodes, "client_workers": CLIENT_WORKERS}
@@ -320,6 +324,7 @@ def operator_side(sizes: Sizes, params: dict[str, Any], base: dict[str, Any] | N
         for batch in (all_names[: sizes.bulk_first], all_names[sizes.bulk_first:]):
             t0 = time.monotonic()
             cpu0 = sum(cpu_s(p) for p in pids)
+            machine0 = cpu_by_command({p: "operator" for p in pids})
             parallel(lambda nm: apply_md(api, NS, md_manifest(nm, "1.0.0", replicas=1)), batch,
                      workers=CLIENT_WORKERS)
             applied = time.monotonic() - t0
@@ -329,7 +334,8 @@ def operator_side(sizes: Sizes, params: dict[str, Any], base: dict[str, Any] | N
             cpu = sum(cpu_s(p) for p in pids) - cpu0
             phases.append({"mds": len(batch), "applied_s": round(applied, 2), "ready_s": round(t1 - t0, 2),
                            "operator_cpu_s": round(cpu, 1),
-                           "operator_cpu_ms_per_md": round(cpu * 1000 / len(batch), 1)})
+                           "operator_cpu_ms_per_md": round(cpu * 1000 / len(batch), 1),
+                           "cpu_s_by_command": cpu_delta(machine0, cpu_by_command({p: "operator" for p in pids}))})
             log(f"operator phase: {phases[-1]}")
             rss[done] = settle(done)
             log(f"operator RSS at {done}: {rss[done]} kB (per replica: {per_replica[done]})")
@@ -531,8 +537,9 @@ def bulk_pairs(sizes: Sizes, params: dict[str, Any], pairs: int) -> Result:
         bulk = operator_side(sizes, params, base, frozenset(("bulk",)), bulk_only=True)[0].figures
         sent = bulk["operator_requests"]
         runs.append({"ratio": bulk["ratio"], "operator_s": bulk["operator_s"], "baseline_s": bulk["baseline_s"],
-                     "requests_per_md": sent.get("requests_per_md"), "loadavg_after": list(os.getloadavg())})
-        log(f"bulk pair {i + 1}/{pairs}: {runs[-1]}")
+                     "requests_per_md": sent.get("requests_per_md"), "loadavg_after": list(os.getloadavg()),
+                     "operator_phases": bulk["operator_phases"], "baseline_phases": bulk["baseline_phases"]})
+        log(f"bulk pair {i + 1}/{pairs}: { {k: v for k, v in runs[-1].items() if not k.endswith('_phases')} }")
     ratios = sorted(r["ratio"] for r in runs)
     median = statistics.median(ratios)
     target = 1.3 if sizes.bulk >= 10_000 else 1.5

@@ -30,7 +30,8 @@ def test_the_sides_alternate_and_the_median_of_the_pairs_is_the_figure(monkeypat
         took = next(operator_s)
         return [Result(name="bulk", sizes="full", params={}, figures={
             "ratio": round(took / base["total_s"], 2), "operator_s": took, "baseline_s": base["total_s"],
-            "operator_requests": {"requests_per_md": 12.0}})]
+            "operator_requests": {"requests_per_md": 12.0},
+            "operator_phases": [{"mds": 100, "operator_s": took}], "baseline_phases": [{"mds": 100}]})]
 
     monkeypatch.setattr(scale, "baseline", loader)
     monkeypatch.setattr(scale, "operator_side", operator)
@@ -41,4 +42,7 @@ def test_the_sides_alternate_and_the_median_of_the_pairs_is_the_figure(monkeypat
     assert result.figures["ratio_median"] == 2.0
     assert (result.figures["ratio_min"], result.figures["ratio_max"]) == (1.5, 3.33)
     assert [r["ratio"] for r in result.figures["runs"]] == [2.0, 1.5, 3.33]
+    # and each pair keeps both sides' phases (where the machine's CPU went, bench/common.cpu_by_command)
+    assert [r["operator_phases"][0]["operator_s"] for r in result.figures["runs"]] == [120.0, 90.0, 200.0]
+    assert all(r["baseline_phases"] == [{"mds": 100}] for r in result.figures["runs"])
     assert result.met == {"ratio_median": False} and result.targets == {"ratio_median": "<= 1.5"}
