@@ -46,6 +46,16 @@ def dumps(obj: Any) -> bytes:
         return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def canonical(obj: Any) -> bytes:
+    """Compact UTF-8 JSON with sorted keys, for digests compared only within this process (a child's
+    drift fingerprint, adapters.kube.live_fingerprint): equal content, equal bytes. Not for a digest
+    stored on an object (manifest_hash keeps `json.dumps`, see above)."""
+    try:
+        return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
 def copy(obj: Any) -> Any:
     """A deep copy of a JSON-shaped object (a manifest about to be annotated), by a round trip."""
     return loads(dumps(obj))

@@ -177,7 +177,9 @@ def live_fingerprint(obj: Mapping[str, Any]) -> str:
     content["__labels"] = meta.get("labels") or {}
     content["__annotations"] = {k: v for k, v in (meta.get("annotations") or {}).items()
                                 if k.startswith("tollgate.dev/")}
-    return manifest_hash(content)
+    # Compared only with fingerprints this process computed (never stored on an object, unlike
+    # manifest_hash's digest), so the faster serialiser is free to differ from json.dumps byte for byte.
+    return hashlib.sha256(json_codec.canonical(content)).hexdigest()[:20]
 
 
 HANDOVER_MANAGER = "tollgate-replicas-handover"

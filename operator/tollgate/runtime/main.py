@@ -17,6 +17,7 @@ from prometheus_client import start_http_server
 import tollgate.runtime.handlers  # registers the kopf handlers that kopf.run serves
 import tollgate.runtime.kopf_fixes
 from tollgate.runtime.app import Runtime
+from tollgate.runtime.collector import settle_after_startup
 from tollgate.runtime.config import Settings, parse
 from tollgate.runtime.malloc import tune_malloc
 
@@ -121,6 +122,7 @@ def run(settings: Settings) -> None:
     memo = build_memo(settings)
     tollgate.runtime.kopf_fixes.apply(direct=tollgate.runtime.handlers.direct_routes(memo.runtime))
     tollgate.runtime.handlers.watch_dialect(settings.gateway_dialect)
+    settle_after_startup()
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr="0.0.0.0")
     kopf.run(

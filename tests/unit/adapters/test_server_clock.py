@@ -76,3 +76,16 @@ def test_a_stepped_server_clock_starts_the_estimate_over() -> None:
         assert abs(clock.epoch() - (SERVER_EPOCH + t.mono)) < 1.0
     finally:
         SERVER_EPOCH = saved
+
+
+def test_a_header_that_is_not_a_date_teaches_nothing_even_when_seen_again() -> None:
+    # given a clock that has learnt nothing yet
+    t = Fake(wall_skew=0.0)
+    clock = ServerClock(monotonic=t.monotonic, wall=t.wall)
+    # when responses carry a Date header that is not a date (twice: the parse is cached)
+    for _ in range(2):
+        clock.sample(0.0, 0.004, "not a date")
+    # then the estimate is still unknown, and a real header afterwards is learnt
+    assert not clock.known()
+    _respond(clock, t)
+    assert clock.known()
