@@ -288,7 +288,9 @@ def cpu_s(pid: int) -> float:
 def cpu_by_command(named: dict[int, str] | None = None) -> dict[str, float]:
     """CPU seconds so far of every process on the machine, summed by command name (/proc/*/stat), with the
     pids in `named` (the bench itself, the operator) under their own names. Differences of two readings
-    say where a phase's CPU went: the API server, etcd, the controllers, KWOK, the client, the operator."""
+    say where a phase's CPU went: the API server, etcd, the controllers, KWOK, the client, the operator.
+    A process that exits between two readings takes its seconds with it (its group's delta shrinks, even
+    below zero); the bench's long-lived processes do not, short-lived ones (kubectl) are small."""
     named = {os.getpid(): "bench client", **(named or {})}
     tick = os.sysconf("SC_CLK_TCK")
     out: dict[str, float] = {}
@@ -308,7 +310,8 @@ def cpu_by_command(named: dict[int, str] | None = None) -> dict[str, float]:
 
 
 def cpu_delta(before: dict[str, float], after: dict[str, float], least: float = 0.5) -> dict[str, float]:
-    """Per command, the CPU seconds between two cpu_by_command readings; those under `least` left out."""
+    """Per command, the CPU seconds between two cpu_by_command readings, busiest first; those under `least`
+    left out (a negative one, a group whose process exited meanwhile, too)."""
     spent = {k: v - before.get(k, 0.0) for k, v in after.items()}
     return {k: round(v, 1) for k, v in sorted(spent.items(), key=lambda kv: -kv[1]) if v >= least}
 

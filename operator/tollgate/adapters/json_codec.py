@@ -53,7 +53,8 @@ def canonical(obj: Any) -> bytes:
     try:
         return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
     except TypeError:
-        return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+        # ASCII-escaped: a lone surrogate (which orjson refuses) cannot be encoded as UTF-8
+        return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
 def copy(obj: Any) -> Any:

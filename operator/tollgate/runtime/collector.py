@@ -12,7 +12,9 @@ schemas, kopf), which never become garbage.
   collection walks (a full collection of them alone: ~40 ms each time);
 - the young generation's threshold goes from 700 to 2,000, CPython 3.13's default: a parsed event is
   usually dropped before the next young collection instead of being promoted and walked again.
-Nothing is disabled: reference cycles are still found, a little later.
+Nothing is disabled: reference cycles are still found, a little later. A side effect on 3.11: the rule
+"a quarter of the old generation is new" now counts only the unfrozen objects, so full collections come
+more often, each much cheaper; the measured gain is net of that.
 """
 
 from __future__ import annotations

@@ -67,14 +67,17 @@ def test_a_round_trip_keeps_the_body_and_the_copy_is_independent() -> None:
 
 
 def test_canonical_bytes_do_not_depend_on_key_order_and_differ_with_content() -> None:
-    # given the same object built in two key orders, and one with a value changed
+    # given the same object built in two key orders, one with a value changed, and one with an integer
+    # beyond 64 bits (which orjson refuses)
     obj = POD_EVENT["object"]
     reordered = json.loads(json.dumps(obj, sort_keys=True))
     reordered["metadata"] = dict(reversed(list(reordered["metadata"].items())))
     edited = json.loads(json.dumps(obj))
     edited["spec"]["containers"][0]["resources"]["limits"]["cpu"] = "2"
-    # when each is written canonically (and one orjson refuses, by the standard library)
+    # when each is written canonically
     # then key order makes no difference, content does, and the fallback is sorted too
     assert json_codec.canonical(reordered) == json_codec.canonical(obj)
     assert json_codec.canonical(edited) != json_codec.canonical(obj)
     assert json_codec.canonical({"b": 2**70, "a": 1}) == b'{"a":1,"b":%d}' % 2**70
+    # and a lone surrogate (orjson refuses it; the standard library's parser lets it through) is escaped
+    assert json_codec.canonical({"a": "\ud800"}) == b'{"a":"\\ud800"}'
