@@ -35,18 +35,19 @@ class Recorder:
         self.broken: BaseException | None = None
 
     def _run(self, since: str) -> None:
+        ended: BaseException
         try:
             for event in self._watch.stream(self._api.list_namespaced_custom_object, resource.GROUP,
                                             resource.VERSION, self._namespace, resource.PLURAL,
                                             resource_version=since, timeout_seconds=600):
                 self.seen.append((event["type"], event["object"]))
-            if not self._stopped.is_set():  # the server ended the watch (timeout_seconds) before the test did
-                self.broken = TimeoutError("the watch ended before the test did")
-        except Exception as exc:  # kept for versions(): a recorder that lost its stream
-            # After the test the stream may end with the control plane ("Response ended prematurely"):
-            # that is the end of recording, not a lost status.
-            if not self._stopped.is_set():
-                self.broken = exc
+            ended = TimeoutError("the watch ended before the test did")  # the server's timeout_seconds
+        except Exception as exc:
+            ended = exc
+        # Once the test stopped the recorder, the stream may end with the control plane ("Response ended
+        # prematurely"): the end of recording, not a lost status. Before that, _intact() reports it.
+        if not self._stopped.is_set():
+            self.broken = ended
 
     def __enter__(self) -> Recorder:
         # From the list's resourceVersion: every later change is delivered, however late the watch connects.
