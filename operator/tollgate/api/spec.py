@@ -628,9 +628,13 @@ class SLO(_Model):
     """true: measured and shown in status (and evidence) at every analysis, but never gates: a failing
     dry-run SLO neither holds nor rolls back. Use it to calibrate a threshold on real traffic."""
     min: float | None = None
-    """Lowest acceptable value (absolute)."""
+    """Lowest acceptable value (absolute). For error-rate and invalid-output-rate a check fails only when the
+    requests show the rate below it at analysis.confidence (exact binomial test); below it but unproven, the
+    step waits."""
     max: float | None = None
-    """Highest acceptable value (absolute)."""
+    """Highest acceptable value (absolute). For error-rate and invalid-output-rate a check fails only when the
+    requests show the rate above it at analysis.confidence (exact binomial test; 3 errors in 200 requests is
+    no evidence against max 0.01, 8 are); above it but unproven, the step waits."""
     maxIncreaseOverBaseline: Annotated[float, Field(ge=0)] | None = None
     """Largest acceptable canary value minus stable value over the same window."""
     onNoData: NoDataPolicy = NoDataPolicy.HOLD

@@ -158,6 +158,9 @@ class SLOStatus(_Status):
     pValue: float | None = None
     """Always-valid p-value of a regression over every look at this canary (sequential test); a rollback
     needs it at or below 1 - confidence."""
+    limitPValue: float | None = None
+    """p-value of "the rate is beyond its min or max" at this look (error-rate and invalid-output-rate,
+    engine.limits): a limit fails the check only at or below 1 - confidence; above it the step waits."""
     streamSamples: int = 0
     """Canary requests the comparison used (since the canary started)."""
     baselineSamples: int = 0

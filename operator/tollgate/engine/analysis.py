@@ -34,7 +34,13 @@ Order of a check, first match wins:
    window is measured only since it started, rollout.Case.analysis_request) is no verdict under fail
    too: Inconclusive, bounded as in 2. Its range may be too short to hold data, and cutting it must
    never fail a check by itself.
-4. value below min or above max         -> Fail
+4. value below min or above max         -> Fail; for error-rate and invalid-output-rate only when this
+   look's counts show the rate beyond the limit at the configured confidence (engine.limits: an exact
+   binomial test). Beyond it but not significant -> Inconclusive: on the canary's stream (SLOs compared
+   as in 5) not bounded, the growing data settle it; on the window bounded as in 2, and once the run
+   lasted maxNoDataDuration -> Fail under every onNoData (a window never grows, and an estimate beyond the
+   limit for that long is not missing data). On the point estimate alone, the tiers' defaults rolled
+   back one canary in four that erred at half its limit, as often as its stable.
 5. maxIncreaseOverBaseline set, and the runtime asked for the canary's stream (comparison.applies: ratio
    and latency templates; stream_since set, even when the answer left the stream out): the statistical
    comparison of comparison.py, against the live stable stream or the baseline carried forward.
@@ -76,8 +82,9 @@ from datetime import datetime, timedelta
 
 from tollgate.api.spec import NoDataPolicy
 from tollgate.api.status import BaselineRecord, SLOStatus, Verdict
-from tollgate.engine import comparison
+from tollgate.engine import comparison, limits
 from tollgate.engine.comparison import Outcome
+from tollgate.engine.limits import Limit
 from tollgate.engine.observations import MetricValue, SLOObservation
 from tollgate.engine.policy import ResolvedSLO
 from tollgate.engine.timeutil import format_time, parse_duration, parse_time, seconds_between
@@ -173,7 +180,7 @@ def judge(
     obs = compared(slo, obs)
     base = prev if prev is not None else SLOStatus(name=slo.name)
     at = format_time(now)
-    common: dict[str, object] = {"lastCheckedAt": at, "threshold": slo.threshold_text()}
+    common: dict[str, object] = {"lastCheckedAt": at, "threshold": slo.threshold_text(), "limitPValue": None}
     if obs is None or obs.error is not None:
         status = base.model_copy(update={
             **common,
@@ -205,10 +212,17 @@ def judge(
 
     spec = slo.slo
     if canary is not None:
-        too_low = spec.min is not None and canary < spec.min
-        too_high = spec.max is not None and canary > spec.max
-        if too_low or too_high:
+        counted = obs.canary_stream.events if comparison.applies(slo, obs) and obs.canary_stream else None
+        limit = limits.check(slo, canary, samples, events=counted, confidence=confidence)
+        common["limitPValue"] = limit.p_value
+        if limit.outcome is Limit.BEYOND:
             return _fail(base, {**common, **values, "noDataSince": None}, now, failure_gap)
+        if limit.outcome is Limit.UNSURE and counted is not None:
+            # On the stream the evidence grows at every look and settles it, as for OVER_MARGIN below.
+            waiting = {**common, **values, "verdict": Verdict.INCONCLUSIVE, "noDataSince": None}
+            return Check(base.model_copy(update=waiting), passing=False)
+        if limit.outcome is Limit.UNSURE:
+            return _unsure(slo, base, {**common, **values}, now, failure_gap, look_gap)
         if spec.maxIncreaseOverBaseline is None:
             return _pass(base, {**common, **values, "noDataSince": None})
         if comparison.applies(slo, obs):
@@ -306,6 +320,20 @@ def _inconclusive(
     # Without a verdict for maxNoDataDuration: no longer "wait for more", the policy decides.
     if slo.on_no_data is NoDataPolicy.PASS:
         return Check(base.model_copy(update={**held, "verdict": Verdict.NO_DATA}), passing=True)
+    return _fail(base, held, now, gap)
+
+
+def _unsure(
+    slo: ResolvedSLO, base: SLOStatus, update: dict[str, object], now: datetime, gap: float,
+    look_gap: float | None,
+) -> Check:
+    """Beyond a limit but not significant (rule 4): no verdict yet, on the noDataSince clock as in 2; once
+    the run lasted maxNoDataDuration it fails whatever onNoData says (an estimate beyond the limit for that
+    long is not missing data)."""
+    since = _run_start(base, now, look_gap)
+    held: dict[str, object] = {**update, "noDataSince": format_time(since)}
+    if seconds_between(since, now) < slo.max_no_data_seconds:
+        return Check(base.model_copy(update={**held, "verdict": Verdict.INCONCLUSIVE}), passing=False)
     return _fail(base, held, now, gap)
 
 

@@ -1,0 +1,172 @@
+"""Absolute limits of the ratio SLOs judged on evidence (engine.limits): given a look's counts, then a verdict."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import pytest
+
+from tollgate.api.spec import SLO
+from tollgate.api.status import Verdict
+from tollgate.engine import limits
+from tollgate.engine.analysis import judge
+from tollgate.engine.limits import Limit
+from tollgate.engine.observations import MetricValue, SLOObservation, StreamData
+from tollgate.engine.policy import ResolvedSLO
+
+from .conftest import T0
+
+SINCE = "2026-03-01T11:59:00Z"
+
+
+def slo(name: str = "error-rate", min_samples: int = 200, no_data_seconds: float = 120,
+        **fields: object) -> ResolvedSLO:
+    return ResolvedSLO(SLO.model_validate({"name": name, **fields}), min_samples, no_data_seconds)
+
+
+def window(errors: int, requests: int, name: str = "error-rate") -> SLOObservation:
+    """The canary's window: its rate over `requests` requests (stable's does not matter to a limit)."""
+    return SLOObservation(name, MetricValue(errors / requests, requests), MetricValue(0.005, 5000))
+
+
+def test_the_high_tiers_noise_at_half_its_limit_is_no_failure() -> None:
+    # given the high tier's error-rate (max 0.01, minSamples 200) and a canary with 3 errors in 200
+    # requests: 1.5 % on the point estimate, what a version erring 0.5 % of the time shows 1 time in 12
+    check = judge(slo(max=0.01), window(3, 200), None, T0)
+    # then no failure: the data do not show the rate beyond 1 %, the step waits for more
+    assert check.status.verdict is Verdict.INCONCLUSIVE and check.status.failures == 0
+    assert check.status.limitPValue is not None and check.status.limitPValue > 0.01
+    assert not check.passing
+
+
+def test_a_rate_clearly_beyond_its_limit_fails_at_once() -> None:
+    # given 8 errors in 200 requests against max 0.01 (4 %; 8 or more of 200 at 1 %: p 0.001)
+    check = judge(slo(max=0.01), window(8, 200), None, T0)
+    # then a failed check, with the evidence in status
+    assert check.status.verdict is Verdict.FAIL and check.status.failures == 1
+    assert check.status.limitPValue is not None and check.status.limitPValue < 0.002
+    assert check.status.value == pytest.approx(0.04) and check.status.samples == 200
+
+
+def test_within_the_limit_passes_and_clears_an_earlier_looks_p_value() -> None:
+    # given a look beyond the limit but not significant, then one within it
+    first = judge(slo(max=0.01), window(3, 200), None, T0)
+    check = judge(slo(max=0.01), window(1, 400), first.status, T0 + timedelta(seconds=5))
+    # then it passes, and status no longer shows the first look's p-value
+    assert check.status.verdict is Verdict.PASS and check.passing
+    assert check.status.limitPValue is None and check.status.noDataSince is None
+
+
+def test_beyond_the_limit_for_max_no_data_duration_fails_even_under_on_no_data_pass() -> None:
+    # given an SLO that passes missing data, and a canary whose estimate stays beyond the limit unproven
+    s = slo(max=0.01, no_data_seconds=60, onNoData="pass")
+    status = None
+    verdicts = []
+    for t in range(0, 65, 5):
+        status = judge(s, window(3, 200), status, T0 + timedelta(seconds=t)).status
+        verdicts.append(status.verdict)
+    # then it waits while the run is shorter than maxNoDataDuration, and fails once it is not
+    assert verdicts[:12] == [Verdict.INCONCLUSIVE] * 12
+    assert verdicts[-1] is Verdict.FAIL and status is not None and status.failures == 1
+
+
+def test_a_compared_slo_tests_its_limit_on_the_canarys_stream() -> None:
+    # given an SLO compared with its baseline: the window shows 4 % but the stream (since the canary
+    # started) holds 3 errors in 300 requests, as many as stable's rate
+    s = slo(max=0.02, maxIncreaseOverBaseline=0.01)
+    obs = SLOObservation("error-rate", MetricValue(0.04, 100), MetricValue(0.01, 3000), stream_since=SINCE,
+                         canary_stream=StreamData(300, 3.0), stable_stream=StreamData(3000, 30.0))
+    check = judge(s, obs, None, T0)
+    # then the limit is judged on the stream's counts (1 %, within), not on the window's 4 %
+    assert check.status.verdict is not Verdict.FAIL and check.status.limitPValue is None
+    assert check.status.samples == 300
+
+
+def test_on_the_stream_an_unproven_excess_waits_without_a_bound() -> None:
+    # given a compared SLO whose stream stays at 3 errors in 300 requests (1 %) against max 0.008, looked
+    # at for longer than maxNoDataDuration
+    s = slo(max=0.008, maxIncreaseOverBaseline=0.01, no_data_seconds=60)
+    obs = SLOObservation("error-rate", MetricValue(0.01, 300), MetricValue(0.01, 3000), stream_since=SINCE,
+                         canary_stream=StreamData(300, 3.0), stable_stream=StreamData(3000, 30.0))
+    status = None
+    for t in range(0, 125, 5):
+        status = judge(s, obs, status, T0 + timedelta(seconds=t)).status
+    # then it still waits: more data settle it, a bound would fail a canary only because time passed
+    assert status is not None and status.verdict is Verdict.INCONCLUSIVE and status.failures == 0
+    assert status.noDataSince is None and status.limitPValue is not None
+
+
+@pytest.mark.parametrize(("events", "n", "rate"), [(6, 218, 0.01), (3, 200, 0.01), (1, 100, 0.001), (55, 100, 0.5),
+                                                   (12000, 1_000_000, 0.0115), (0, 10, 0.1), (11, 10, 0.1)])
+def test_the_binomial_tail_is_scipys(events: int, n: int, rate: float) -> None:
+    from scipy.stats import binom
+
+    assert limits.binomial_tail(events, n, rate) == pytest.approx(binom.sf(events - 1, n, rate), rel=1e-6, abs=1e-15)
+
+
+def test_a_min_on_a_rate_is_tested_on_the_complement() -> None:
+    # given a minimum rate of 0.5: 45 of 100 is not evidence of less, 30 of 100 is
+    s = slo(min=0.5, min_samples=10)
+    assert judge(s, window(45, 100), None, T0).status.verdict is Verdict.INCONCLUSIVE
+    assert judge(s, window(30, 100), None, T0).status.verdict is Verdict.FAIL
+
+
+@pytest.mark.parametrize(("fields", "value"), [({"max": 0.0}, 0.01), ({"max": 1.5}, 1.8), ({"min": 2.0}, 0.5)])
+def test_a_limit_without_sampling_error_is_judged_on_the_estimate(fields: dict[str, float], value: float) -> None:
+    # given max 0 (one error in 100 is beyond it for certain), or a limit no rate lies within
+    check = limits.check(slo(**fields), value, 100)
+    # then the estimate decides, without a test
+    assert check.outcome is Limit.BEYOND and check.p_value is None
+
+
+def test_latency_and_custom_queries_keep_the_point_estimate() -> None:
+    # given a p99 over its max on few requests, and a custom query's value over its max
+    p99 = judge(slo("latency-p99", min_samples=10, max=0.5),
+                SLOObservation("latency-p99", MetricValue(0.6, 20), MetricValue(0.2, 2000)), None, T0)
+    custom = limits.check(slo("my-ratio", query="sum(rate(x[5m]))", max=0.01), 0.015, 200)
+    # then both fail on the value, as before (their windows carry no counts to test)
+    assert p99.status.verdict is Verdict.FAIL and p99.status.limitPValue is None
+    assert custom.outcome is Limit.BEYOND
+
+
+def test_healthy_canaries_at_half_the_limit_are_not_rolled_back_over_many_looks() -> None:
+    # given 200 seeded canaries erring 0.5 % of the time against max 0.01 (the high tier), each looked
+    # at every 5 s for 10 minutes on its growing count at 10 requests/s, failureLimit 0
+    rng = random.Random(20261207)
+    s = slo(max=0.01, no_data_seconds=300)
+    rolled_back = 0
+    for _ in range(200):
+        status, errors, requests = None, 0, 0
+        for t in range(5, 605, 5):
+            errors += sum(1 for _ in range(50) if rng.random() < 0.005)
+            requests += 50
+            if requests < 200:
+                continue
+            status = judge(s, window(errors, requests), status, T0 + timedelta(seconds=t)).status
+            if status.failures > 0:
+                rolled_back += 1
+                break
+    # then (nearly) none is: on the point estimate a quarter of them were (seen failing with the old rule)
+    assert rolled_back <= 2, rolled_back
+
+
+def test_a_canary_at_twice_the_limit_is_still_caught() -> None:
+    # given the same looks at a canary erring 2 % of the time against max 0.01
+    rng = random.Random(7)
+    s = slo(max=0.01, no_data_seconds=300)
+    caught = []
+    for _ in range(50):
+        status, errors, requests = None, 0, 0
+        for t in range(5, 605, 5):
+            errors += sum(1 for _ in range(50) if rng.random() < 0.02)
+            requests += 50
+            if requests < 200:
+                continue
+            status = judge(s, window(errors, requests), status, T0 + timedelta(seconds=t)).status
+            if status.failures > 0:
+                caught.append(t)
+                break
+    # then every one is rolled back, most within the first minute
+    assert len(caught) == 50
+    assert sorted(caught)[25] <= 60, sorted(caught)
