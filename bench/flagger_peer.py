@@ -283,22 +283,35 @@ def _fault_run(sides: _Sides, side: str, name: str, version: str, rng: random.Ra
         sides.wait(f"{name} {version} progressing", lambda: (
             (sides.md_status(name).get("canary") or {}).get("version") == version), 60)
         sides.wait(f"{name} {version} rolled back", lambda: _phase_in(sides.md_status(name), ("RolledBack",)), 120)
-        route_ns, resource, ns = sides.md_status(name)["sandboxNamespace"], "modeldeployments", TOLLGATE_NS
+        status = sides.md_status(name)
+        route_ns, resource, ns = status["sandboxNamespace"], "modeldeployments", TOLLGATE_NS
+        evidence = failed_check(status)
     else:
         sides.apply_deployment(name, version)
         sides.wait(f"{name} {version} progressing", lambda: _phase_in(sides.canary_status(name), ("Progressing",)), 60)
         sides.wait(f"{name} {version} failed", lambda: _phase_in(sides.canary_status(name), ("Failed",)), 180)
         route_ns, resource, ns = FLAGGER_NS, "deployments", FLAGGER_NS
+        evidence = {}
     flush_audit()
     applied = sides.applied_at(resource, ns, name, since)
     positive, zero = weight_moments(sides.route_writes(route_ns, name, since), applied or since)
-    run = {"side": side, "version": version, "apply_to_zero_s": None, "positive_to_zero_s": None}
+    run = {"side": side, "version": version, "apply_to_zero_s": None, "positive_to_zero_s": None, **evidence}
     if applied is not None and zero is not None:
         run["apply_to_zero_s"] = round(zero - applied, 3)
     if positive is not None and zero is not None:
         run["positive_to_zero_s"] = round(zero - positive, 3)
     log(f"{side} {name} {version}: apply->0 {run['apply_to_zero_s']}s, >0->0 {run['positive_to_zero_s']}s")
     return run
+
+
+def failed_check(status: Mapping[str, Any]) -> dict[str, Any]:
+    """What the failing look judged (status.analysis): the canary's requests, its rate and the limit's p-value,
+    so a slow run says whether it waited for evidence (many requests) or for data (few)."""
+    for s in status.get("analysis") or ():
+        if s.get("verdict") == "Fail":
+            return {"failed_samples": s.get("samples"), "failed_value": s.get("value"),
+                    "failed_limit_p": s.get("limitPValue")}
+    return {}
 
 
 def _settle_flagger(sides: _Sides, name: str) -> None:

@@ -99,3 +99,13 @@ def test_the_duration_estimate_grows_with_the_runs() -> None:
 
 def test_durations_in_seconds() -> None:
     assert fp._seconds("60s") == 60.0 and fp._seconds("2m") == 120.0
+
+
+def test_a_runs_evidence_is_the_failing_looks_requests_rate_and_p_value() -> None:
+    # given a rolled-back status with a passing SLO and the failing one
+    status = {"analysis": [{"name": "latency-p99", "verdict": "Pass", "samples": 90},
+                           {"name": "error-rate", "verdict": "Fail", "samples": 140, "value": 0.1,
+                            "limitPValue": 0.004}]}
+    # then the run records the failing look's requests, value and p-value; nothing without a failure
+    assert fp.failed_check(status) == {"failed_samples": 140, "failed_value": 0.1, "failed_limit_p": 0.004}
+    assert fp.failed_check({"analysis": [{"verdict": "Pass"}]}) == {}

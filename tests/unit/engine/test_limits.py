@@ -170,3 +170,25 @@ def test_a_canary_at_twice_the_limit_is_still_caught() -> None:
     # then every one is rolled back, most within the first minute
     assert len(caught) == 50
     assert sorted(caught)[25] <= 60, sorted(caught)
+
+
+def test_a_canary_proven_beyond_its_limit_rolls_back_and_its_event_gives_the_p_value() -> None:
+    # given a canary under analysis (failureLimit 0) whose window holds 12 errors in 200 requests
+    # against max 0.02 (6 %: 12 or more of 200 at 2 % is p 0.00079)
+    from tollgate.api.status import Phase
+    from tollgate.engine.actions import EmitEvent, Reason
+
+    from .conftest import Sim, make_spec
+
+    sim = Sim(make_spec(slos=[{"name": "error-rate", "max": 0.02}], rollout={
+        "steps": [{"weight": 50}, {"weight": 100}], "analysis": {"interval": "30s", "failureLimit": 0,
+                                                                  "minSamples": 100}}))
+    sim.deploy_stable()
+    sim.set_version("1.1.0")
+    sim.settle()
+    # when it is looked at
+    d = sim.tick((window(12, 200),))
+    # then it is rolled back, and the AnalysisFailed event carries the limit's evidence
+    assert sim.status.phase in (Phase.ROLLING_BACK, Phase.ROLLED_BACK), sim.status.message
+    failed = [e for e in d.actions if isinstance(e, EmitEvent) and e.reason is Reason.ANALYSIS_FAILED]
+    assert failed and "limit test p 0.000786 (exact binomial)" in failed[0].message, failed

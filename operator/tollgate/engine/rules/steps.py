@@ -256,12 +256,15 @@ def _advance(d: Draft, policy: Policy, tokens: ControlTokens, *, ready: bool, ga
 
 
 def _test_text(s: SLOStatus) -> str:
-    """The comparison's evidence, when a test judged it: test, effect and interval, p-value, samples."""
+    """The tests' evidence: a limit's p-value (engine.limits); the comparison's test, effect and interval,
+    p-value and samples."""
+    limit = f"; limit test p {s.limitPValue:.3g} (exact binomial)" if s.limitPValue is not None else ""
     if s.test is None or s.effect is None:
-        return ""
-    return (f"; {s.test} effect {s.effect:+.4g} [{s.effectLower:+.4g}, {s.effectUpper:+.4g}], always-valid p "
-            f"{s.pValue:.3g}, canary {s.streamSamples} vs {s.baselineSource} baseline {s.baselineSamples}"
-            f" ({s.baselineFrom})")
+        return limit
+    return limit + (
+        f"; {s.test} effect {s.effect:+.4g} [{s.effectLower:+.4g}, {s.effectUpper:+.4g}], always-valid p "
+        f"{s.pValue:.3g}, canary {s.streamSamples} vs {s.baselineSource} baseline {s.baselineSamples}"
+        f" ({s.baselineFrom})")
 
 
 def _full_interval(policy: Policy) -> float:
