@@ -130,46 +130,37 @@ def test_latency_and_custom_queries_keep_the_point_estimate() -> None:
     assert custom.outcome is Limit.BEYOND
 
 
-def test_healthy_canaries_at_half_the_limit_are_not_rolled_back_over_many_looks() -> None:
-    # given 200 seeded canaries erring 0.5 % of the time against max 0.01 (the high tier), each looked
-    # at every 5 s for 10 minutes on its growing count at 10 requests/s, failureLimit 0
-    rng = random.Random(20261207)
+def first_failure(rng: random.Random, error_rate: float) -> int | None:
+    """One seeded canary against max 0.01 (the high tier), looked at every 5 s for 10 minutes on its growing
+    count at 10 requests/s, failureLimit 0: the second of its first failed check, or None."""
     s = slo(max=0.01, no_data_seconds=300)
-    rolled_back = 0
-    for _ in range(200):
-        status, errors, requests = None, 0, 0
-        for t in range(5, 605, 5):
-            errors += sum(1 for _ in range(50) if rng.random() < 0.005)
-            requests += 50
-            if requests < 200:
-                continue
-            status = judge(s, window(errors, requests), status, T0 + timedelta(seconds=t)).status
-            if status.failures > 0:
-                rolled_back += 1
-                break
+    status, errors, requests = None, 0, 0
+    for t in range(5, 605, 5):
+        errors += sum(1 for _ in range(50) if rng.random() < error_rate)
+        requests += 50
+        if requests < 200:
+            continue
+        status = judge(s, window(errors, requests), status, T0 + timedelta(seconds=t)).status
+        if status.failures > 0:
+            return t
+    return None
+
+
+def test_healthy_canaries_at_half_the_limit_are_not_rolled_back_over_many_looks() -> None:
+    # given 200 seeded canaries erring 0.5 % of the time, half their limit
+    rng = random.Random(20261207)
+    rolled_back = [t for t in (first_failure(rng, 0.005) for _ in range(200)) if t is not None]
     # then (nearly) none is: on the point estimate a quarter of them were (seen failing with the old rule)
-    assert rolled_back <= 2, rolled_back
+    assert len(rolled_back) <= 2, rolled_back
 
 
 def test_a_canary_at_twice_the_limit_is_still_caught() -> None:
-    # given the same looks at a canary erring 2 % of the time against max 0.01
+    # given 50 seeded canaries erring 2 % of the time, twice their limit
     rng = random.Random(7)
-    s = slo(max=0.01, no_data_seconds=300)
-    caught = []
-    for _ in range(50):
-        status, errors, requests = None, 0, 0
-        for t in range(5, 605, 5):
-            errors += sum(1 for _ in range(50) if rng.random() < 0.02)
-            requests += 50
-            if requests < 200:
-                continue
-            status = judge(s, window(errors, requests), status, T0 + timedelta(seconds=t)).status
-            if status.failures > 0:
-                caught.append(t)
-                break
+    caught = sorted(t for t in (first_failure(rng, 0.02) for _ in range(50)) if t is not None)
     # then every one is rolled back, most within the first minute
     assert len(caught) == 50
-    assert sorted(caught)[25] <= 60, sorted(caught)
+    assert caught[25] <= 60, caught
 
 
 def test_a_canary_proven_beyond_its_limit_rolls_back_and_its_event_gives_the_p_value() -> None:
