@@ -18,6 +18,11 @@ and a fault on the canary from its first request.
   always-valid p-value over the looks at confidence 0.99, the baseline carried into the 100% step; the
   same failureLimit. This is engine/analysis.py judging with the stream.
 
+- **tier**: the same statistical rule with the medium tier's default error-rate SLO (max 0.02, +0.01 over
+  baseline): an absolute limit twice the healthy 1 % error, judged as engine.limits judges it (an exact
+  binomial test on the stream). On the point estimate such a limit rolled back about one healthy canary in
+  five.
+
 SLOs: error-rate (max 0.5, +0.005 over baseline) and latency-p99 (max 5 s, +0.01 s over baseline);
 minSamples 100. Traffic: thin (10 requests/s per ModelDeployment) and heavy (100/s).
 
@@ -80,7 +85,10 @@ WIDE_SLOS = (
 )
 """The raw rule with margins wide enough to quiet its noise (2 pp, 30 ms): what a team tunes it to after
 false rollbacks, at the price of what it can still see."""
-RULES = ("raw", "raw-wide", "tollgate")
+TIER_SLOS = (ResolvedSLO(SLO(name="error-rate", max=0.02, maxIncreaseOverBaseline=0.01), MIN_SAMPLES, 300.0),)
+"""The medium tier's default error-rate SLO (docs/api.md): its absolute max is twice the simulated 1 % base
+error, where a limit judged on the point estimate rolled healthy canaries back (engine.limits)."""
+RULES = ("raw", "raw-wide", "tollgate", "tier")
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 REQUESTS = "rest_server_requests_total"
 DURATION_BUCKET = "rest_server_request_duration_seconds_bucket"
@@ -190,12 +198,13 @@ class Judge:
                 self.cause = f"{slo.name} at {weight}%: {check.status.verdict}{source}"
 
 
-def run_canary(fault: Fault, rate: float, seed: int) -> tuple[Judge, Judge, Judge]:
+def run_canary(fault: Fault, rate: float, seed: int) -> tuple[Judge, Judge, Judge, Judge]:
     """One canary through the schedule; the raw rules and the statistical rule judge the same traffic."""
     splits = StaticSplits()
     sim = Simulator(splits, {"1.0.0": Fault(error_rate=BASE_ERROR), "1.1.0": fault}, rate=rate, seed=seed)
     raw, ours = Judge(streamed=False, every=INTERVAL_S), Judge(streamed=True, every=LOOK_S)
     wide = Judge(streamed=False, every=INTERVAL_S, slos=WIDE_SLOS)
+    tier = Judge(streamed=True, every=LOOK_S, slos=TIER_SLOS)
 
     def split_at(weight: int) -> TrafficSplit:
         return TrafficSplit("bench", f"md-{seed}", "m", (
@@ -215,9 +224,9 @@ def run_canary(fault: Fault, rate: float, seed: int) -> tuple[Judge, Judge, Judg
             now = history[t]
             window = {k: now[k].minus(history[max(t - WINDOW_S, 0)][k]) for k in now}
             stream = {k: now[k].minus(history[0][k]) for k in now}
-            for judge_ in (raw, wide, ours):
+            for judge_ in (raw, wide, ours, tier):
                 judge_.look(t, step, weight, window, stream, since)
-    return raw, wide, ours
+    return raw, wide, ours, tier
 
 
 def _summary(judges: list[Judge], regression: bool) -> dict[str, object]:
@@ -277,9 +286,9 @@ def main(argv: list[str] | None = None) -> int:
                 "failure_limit": FAILURE_LIMIT, "confidence": CONFIDENCE, "base_error": BASE_ERROR,
                 "traffic_rps": dict(TRAFFIC)},
         figures=figures,
-        targets={f"healthy_rollbacks_{t}_tollgate": "0" for t, _ in TRAFFIC},
-        met={f"healthy_rollbacks_{t}_tollgate": figures[f"healthy_rollbacks_{t}_tollgate"] == 0
-             for t, _ in TRAFFIC},
+        targets={f"healthy_rollbacks_{t}_{rule}": "0" for t, _ in TRAFFIC for rule in ("tollgate", "tier")},
+        met={f"healthy_rollbacks_{t}_{rule}": figures[f"healthy_rollbacks_{t}_{rule}"] == 0
+             for t, _ in TRAFFIC for rule in ("tollgate", "tier")},
         notes=[f"{k}: {v}" for k, v in table.items()],
     )
     result.machine = machine()
