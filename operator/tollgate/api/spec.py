@@ -430,9 +430,11 @@ class AnalysisSettings(_Model):
     window: Duration | None = None
     """Range over which each SLO is computed (PromQL range, e.g. 1m). Default: twice the interval."""
     confidence: Annotated[float, Field(ge=0.5, le=0.9999)] | None = None
-    """Confidence of canary-versus-baseline verdicts (SLOs with maxIncreaseOverBaseline): a rollback needs
-    a regression significant at this level over every look at the canary, so a healthy canary is rolled
-    back by chance at most 1 - confidence of the time per SLO. Default 0.99."""
+    """Confidence of the verdicts' tests. Canary versus baseline (SLOs with maxIncreaseOverBaseline): a
+    rollback needs a regression significant at this level over every look at the canary, so a healthy
+    canary is rolled back by chance at most 1 - confidence of the time per SLO. The min and max of
+    error-rate and invalid-output-rate: a check fails only when the look's requests show the rate beyond
+    the limit at this level (an exact binomial test, look by look). Default 0.99."""
 
 
 @cel(
