@@ -195,11 +195,12 @@ def judge(
     samples = obs.canary.samples if obs.canary is not None else 0
     canary = finite(obs.canary)
     stable = finite(obs.stable)
-    if comparison.applies(slo, obs):
+    on_stream = comparison.applies(slo, obs)
+    stream = obs.canary_stream if on_stream else None
+    if on_stream:
         # Compared with the baseline: every limit is judged on the canary's data so far (the stream), and
         # minSamples counts the stream's requests, the sample the test uses. A stream the answer left out
         # counts no request: no verdict, never the window's raw difference.
-        stream = obs.canary_stream
         samples = stream.samples if stream is not None else 0
         canary = comparison.stream_value(slo, stream) if stream is not None else None
         stable = comparison.stream_value(slo, obs.stable_stream) if obs.stable_stream else None
@@ -212,20 +213,21 @@ def judge(
 
     spec = slo.slo
     if canary is not None:
-        counted = obs.canary_stream.events if comparison.applies(slo, obs) and obs.canary_stream else None
-        limit = limits.check(slo, canary, samples, events=counted, confidence=confidence)
+        limit = limits.check(slo, canary, samples, events=stream.events if stream is not None else None,
+                             confidence=confidence)
         common["limitPValue"] = limit.p_value
         if limit.outcome is Limit.BEYOND:
             return _fail(base, {**common, **values, "noDataSince": None}, now, failure_gap)
-        if limit.outcome is Limit.UNSURE and counted is not None:
+        if limit.outcome is Limit.UNSURE and stream is not None:
             # On the stream the evidence grows at every look and settles it, as for OVER_MARGIN below.
-            waiting = {**common, **values, "verdict": Verdict.INCONCLUSIVE, "noDataSince": None}
-            return Check(base.model_copy(update=waiting), passing=False)
+            return _waiting(base, {**common, **values})
         if limit.outcome is Limit.UNSURE:
-            return _unsure(slo, base, {**common, **values}, now, failure_gap, look_gap)
+            # A window never grows: bounded, and then a failure whatever onNoData says.
+            return _inconclusive(slo, base, {**common, **values}, now, failure_gap, look_gap,
+                                 on_bound=NoDataPolicy.FAIL)
         if spec.maxIncreaseOverBaseline is None:
             return _pass(base, {**common, **values, "noDataSince": None})
-        if comparison.applies(slo, obs):
+        if on_stream:
             outcome = comparison.compare(slo, obs, base, carried, confidence=confidence,
                                          full_traffic=full_traffic)
             judged = {**common, **values, **outcome.fields}
@@ -239,8 +241,7 @@ def judge(
                 # falls back under the margin), so holding never turns noise into a rollback. Against a
                 # carried baseline, which cannot grow, compare() settles it once the canary has as much
                 # data (comparison rule 5): otherwise a low baseline by chance held a healthy 100% forever.
-                held = base.model_copy(update={**judged, "verdict": Verdict.INCONCLUSIVE, "noDataSince": None})
-                return Check(held, passing=False)
+                return _waiting(base, judged)
             if outcome.outcome is Outcome.TOO_FEW:
                 return _inconclusive(slo, base, judged, now, failure_gap, look_gap)
             # No baseline at all: the no-data rules below (onNoData, bounded).
@@ -308,33 +309,27 @@ def _run_start(base: SLOStatus, now: datetime, look_gap: float | None) -> dateti
 
 def _inconclusive(
     slo: ResolvedSLO, base: SLOStatus, update: dict[str, object], now: datetime, gap: float = 0.0,
-    look_gap: float | None = None,
+    look_gap: float | None = None, on_bound: NoDataPolicy | None = None,
 ) -> Check:
-    """No verdict yet (too few samples, or over the margin but not significant), bounded: a run of checks
-    without a verdict shares the noDataSince clock, and once it lasted maxNoDataDuration onNoData
-    decides (pass -> NoData, counts as passing; fail or hold -> Fail)."""
+    """No verdict yet (too few samples, a young window, a limit crossed but not proven on a window),
+    bounded: a run of checks without a verdict shares the noDataSince clock, and once it lasted
+    maxNoDataDuration `on_bound` decides (default the SLO's onNoData: pass -> NoData, counts as passing;
+    fail or hold -> Fail)."""
     since = _run_start(base, now, look_gap)
     held: dict[str, object] = {**update, "noDataSince": format_time(since)}
     if seconds_between(since, now) < slo.max_no_data_seconds:
         return Check(base.model_copy(update={**held, "verdict": Verdict.INCONCLUSIVE}), passing=False)
     # Without a verdict for maxNoDataDuration: no longer "wait for more", the policy decides.
-    if slo.on_no_data is NoDataPolicy.PASS:
+    if (on_bound or slo.on_no_data) is NoDataPolicy.PASS:
         return Check(base.model_copy(update={**held, "verdict": Verdict.NO_DATA}), passing=True)
     return _fail(base, held, now, gap)
 
 
-def _unsure(
-    slo: ResolvedSLO, base: SLOStatus, update: dict[str, object], now: datetime, gap: float,
-    look_gap: float | None,
-) -> Check:
-    """Beyond a limit but not significant (rule 4): no verdict yet, on the noDataSince clock as in 2; once
-    the run lasted maxNoDataDuration it fails whatever onNoData says (an estimate beyond the limit for that
-    long is not missing data)."""
-    since = _run_start(base, now, look_gap)
-    held: dict[str, object] = {**update, "noDataSince": format_time(since)}
-    if seconds_between(since, now) < slo.max_no_data_seconds:
-        return Check(base.model_copy(update={**held, "verdict": Verdict.INCONCLUSIVE}), passing=False)
-    return _fail(base, held, now, gap)
+def _waiting(base: SLOStatus, update: dict[str, object]) -> Check:
+    """No verdict yet and no bound (data on the stream keep coming and settle it): Inconclusive, outside
+    any run without a verdict."""
+    return Check(base.model_copy(update={**update, "verdict": Verdict.INCONCLUSIVE, "noDataSince": None}),
+                 passing=False)
 
 
 def _fail(base: SLOStatus, update: dict[str, object], now: datetime, gap: float = 0.0) -> Check:
