@@ -52,6 +52,7 @@ from tollgate.adapters.slo_templates import (
     TEMPLATES,
     TRACKS,
     batched,
+    buckets_query,
     render_batched,
     render_custom,
     samples_query,
@@ -202,6 +203,13 @@ def _streamed(slo: SLO) -> bool:
     has_stream = slo.name in RATIO_STREAMS or slo.name in BUCKET_STREAMS
     return (slo.query is None and slo.templateRef is None and slo.maxIncreaseOverBaseline is not None
             and has_stream)
+
+
+def _limited(slo: SLO) -> bool:
+    """The SLO is a built-in quantile with a min or max: its window's buckets travel with its value, so the
+    limit is tested on counts (engine.limits), not on the interpolated quantile alone."""
+    return (slo.query is None and slo.templateRef is None and slo.name in BUCKET_STREAMS
+            and (slo.min is not None or slo.max is not None))
 
 
 def _samples(value: float | None) -> int:
@@ -410,8 +418,9 @@ class PrometheusProvider:
 
         Both vectors travel in one answer, told apart by a `tollgate_part` label, so a tick costs one
         query per template (not one more for the counts), and each template still fails on its own.
-        The streams of the canaries compared with their baseline by a test (counts since each canary
-        started, engine.comparison; built-ins only) travel in the same answer: one part per age (its
+        A latency quantile with a min or max brings its window's buckets along (`buckets`), for the limit's
+        test (engine.limits). The streams of the canaries compared with their baseline by a test (counts
+        since each canary started, engine.comparison; built-ins only) travel in the same answer: one part per age (its
         range), told apart by `tollgate_age`, so canaries of different ages still cost no extra query.
         `at` None (a range query, for charts) carries no streams.
         """
@@ -429,6 +438,10 @@ class PrometheusProvider:
         samples = samples_query(sel, window, profile)
         parts = [f'label_replace({value}, "{PART_LABEL}", "value", "", "")',
                  f'label_replace({samples}, "{PART_LABEL}", "samples", "", "")']
+        limited = [r for r in reqs if any(s.name == slo.name and _limited(s) for s in r.slos)]
+        if template is None and at is not None and limited:
+            buckets = buckets_query(self._selector(limited, profile), window, profile)
+            parts.append(f'label_replace({buckets}, "{PART_LABEL}", "buckets", "", "")')
         if template is None and at is not None:
             by_age: dict[str, list[AnalysisRequest]] = {}
             for r in reqs:
@@ -582,10 +595,11 @@ class PrometheusProvider:
         # a late scrape): the engine then gives no verdict instead of judging one window's raw difference.
         asked = req.stream_since is not None and _streamed(slo)
         streams = self._streams(req, slo.name, answer, at) if asked else None
+        hist = self._histograms(req, [x for x in answer if x.get("metric", {}).get(PART_LABEL) == "buckets"])
         return SLOObservation(
             name=slo.name,
-            canary=MetricValue(canary, n["canary"]),
-            stable=MetricValue(stable, n["stable"]),
+            canary=MetricValue(canary, n["canary"], buckets=hist.get("canary")),
+            stable=MetricValue(stable, n["stable"], buckets=hist.get("stable")),
             query=promql,
             window=req.window,
             stream_since=req.stream_since if asked else None,
@@ -613,14 +627,7 @@ class PrometheusProvider:
             return None
         samples = split_versions(parts["samples"], ident)
         events = split_versions(parts.get("events", []), ident)
-        buckets: dict[tuple[SeriesKey, str], dict[float, float]] = {}
-        for x in parts.get("buckets", []):
-            labels = x["metric"]
-            series = (labels.get(ident.sandbox, ""), labels.get(ident.md_namespace, ""),
-                      labels.get(ident.md_name, ""), labels.get(ident.track, ""))
-            le = float(labels.get("le", "nan")) * profile.duration_unit
-            by_le = buckets.setdefault((series, labels.get(ident.version, "")), {})
-            by_le[le] = by_le.get(le, 0.0) + _sample_value(x["value"])
+        hist = self._histograms(req, parts["buckets"]) if "buckets" in parts else {}
         ratio = name in RATIO_STREAMS
         out: dict[str, StreamData] = {}
         for track in TRACKS:
@@ -628,18 +635,37 @@ class PrometheusProvider:
             version = _label(req.version_of(track))
             n = _samples(pick(samples.get(key), version, additive=True))
             ev = pick(events.get(key), version, additive=True) if ratio else None
-            hist = None
-            if "buckets" in parts:
-                per_le: dict[float, float] = {}
-                for (series, v), by_le in buckets.items():
-                    if series == key and (version is None or v == version):
-                        for le, c in by_le.items():
-                            per_le[le] = per_le.get(le, 0.0) + c
-                finite = {le: c for le, c in per_le.items() if not math.isnan(le) and math.isfinite(c)}
-                hist = tuple(sorted(finite.items())) if finite else None
             events_value = ev if ev is not None and math.isfinite(ev) else (0.0 if ratio else None)
-            out[track] = StreamData(samples=n, events=events_value, buckets=hist)
+            out[track] = StreamData(samples=n, events=events_value, buckets=hist.get(track))
         return out
+
+    def _histograms(
+        self, req: AnalysisRequest, series: Sequence[Mapping[str, Any]]
+    ) -> dict[str, tuple[tuple[float, float], ...]]:
+        """Each track's cumulative latency buckets (le in seconds: the profile's duration_unit) from a
+        `sum by (..., le)` answer, for the version under analysis on each track (summed over versions when
+        none is named); a track without finite buckets is left out."""
+        profile = self._profile(req)
+        ident = profile.identity
+        key = _series_key(req)
+        versions = {t: _label(req.version_of(t)) for t in TRACKS}
+        by_track: dict[str, dict[float, float]] = {}
+        for x in series:
+            labels = x.get("metric", {})
+            track = labels.get(ident.track, "")
+            if track not in versions or (labels.get(ident.sandbox, ""), labels.get(ident.md_namespace, ""),
+                                         labels.get(ident.md_name, "")) != key:
+                continue
+            version = versions[track]
+            if version is not None and labels.get(ident.version, "") != version:
+                continue
+            le = float(labels.get("le", "nan")) * profile.duration_unit
+            count = _sample_value(x["value"])
+            if math.isnan(le) or not math.isfinite(count):
+                continue
+            per_le = by_track.setdefault(track, {})
+            per_le[le] = per_le.get(le, 0.0) + count
+        return {track: tuple(sorted(per_le.items())) for track, per_le in by_track.items() if per_le}
 
     def _counts(self, req: AnalysisRequest, samples_result: Any) -> dict[str, int]:
         """Requests per track behind the values, for the version under analysis on each track."""

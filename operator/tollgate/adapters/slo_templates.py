@@ -134,8 +134,15 @@ def stream_parts(name: str, sel: str, age: str, profile: MetricProfile) -> dict[
     if name == "error-rate":
         parts["events"] = increase(profile.series(profile.requests, sel, profile.error_matcher))
     else:
-        parts["buckets"] = increase(profile.series(profile.duration_bucket, sel), ", le")
+        parts["buckets"] = buckets_query(sel, age, profile)
     return parts
+
+
+def buckets_query(sel: str, window: str, profile: MetricProfile) -> str:
+    """The latency histogram's cumulative buckets over `window` per track and version (`le` in the
+    profile's unit): a quantile's counts, which its stream and a limit's test read (engine.limits)."""
+    series = profile.series(profile.duration_bucket, sel)
+    return f"sum by ({profile.identity.group}, le) (increase({series}[{window}]))"
 
 
 def _alternation(values: Iterable[str]) -> str:

@@ -54,7 +54,7 @@ TIERS: dict[RiskTier, TierPreset] = {
         steps=(Step(weight=5, pause="1m"), Step(weight=25), Step(weight=50), Step(weight=100)),
         interval="30s", failure_limit=0, consecutive_error_limit=3, min_samples=200,
         progress_deadline="5m", approval_required=False,
-        default_slos=_slos(0.01, 0.005, 0.3), bake_window="10m",
+        default_slos=_slos(0.01, 0.005, 0.25), bake_window="10m",
     ),
     RiskTier.CRITICAL: TierPreset(
         steps=(

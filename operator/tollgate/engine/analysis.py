@@ -34,13 +34,15 @@ Order of a check, first match wins:
    window is measured only since it started, rollout.Case.analysis_request) is no verdict under fail
    too: Inconclusive, bounded as in 2. Its range may be too short to hold data, and cutting it must
    never fail a check by itself.
-4. value below min or above max         -> Fail; for error-rate and invalid-output-rate only when this
-   look's counts show the rate beyond the limit at the configured confidence (engine.limits: an exact
+4. value below min or above max         -> Fail; for error-rate, invalid-output-rate and the latency
+   quantiles only when this look's counts (errors, or requests slower than the limit in the histogram's
+   buckets) show the version beyond the limit at the configured confidence (engine.limits: an exact
    binomial test). Beyond it but not significant -> Inconclusive: on the canary's stream (SLOs compared
    as in 5) not bounded, the growing data settle it; on the window bounded as in 2, and once the run
    lasted maxNoDataDuration -> Fail under every onNoData (a window never grows, and an estimate beyond the
    limit for that long is not missing data). On the point estimate alone, the tiers' defaults rolled
-   back one canary in four that erred at half its limit, as often as its stable.
+   back one canary in four that erred at half its limit, as often as its stable, and every canary whose
+   p99 sat just under its latency limit.
 5. maxIncreaseOverBaseline set, and the runtime asked for the canary's stream (comparison.applies: ratio
    and latency templates; stream_since set, even when the answer left the stream out): the statistical
    comparison of comparison.py, against the live stable stream or the baseline carried forward.
@@ -213,8 +215,9 @@ def judge(
 
     spec = slo.slo
     if canary is not None:
+        counted = stream if on_stream else obs.canary
         limit = limits.check(slo, canary, samples, events=stream.events if stream is not None else None,
-                             confidence=confidence)
+                             buckets=counted.buckets if counted is not None else None, confidence=confidence)
         common["limitPValue"] = limit.p_value
         if limit.outcome is Limit.BEYOND:
             return _fail(base, {**common, **values, "noDataSince": None}, now, failure_gap)

@@ -1,34 +1,45 @@
-"""Absolute limits (`min`, `max`) of the built-in ratio SLOs, judged on evidence, not on a point estimate.
+"""Absolute limits (`min`, `max`) of the built-in ratio and latency SLOs, judged on evidence, not on a point
+estimate.
 
-Why: a rate measured on a few hundred requests is noisy, and the tiers' defaults put limits where that
-noise reaches them. The high tier's error-rate is `max 0.01` with minSamples 200: 200 requests of a version
-that errs 0.5 % of the time (half its limit) hold 3 or more errors (1.5 %, "over the limit") about one time
-in twelve. Judged on the point estimate at every look, with failureLimit 0, 9 of 40 such canaries
-(identical to their stable) were rolled back at 10 requests/s and 10 of 40 at 100/s; the medium tier
-(`max 0.02`, minSamples 100) rolled back 8 of 40 canaries at 1 % (engine.analysis.judge on the traffic
-simulator's draws, 2026-12-07). A limit is a statement about the version, so a failure needs data that
-show the version beyond it, as a comparison with the baseline does (comparison.py).
+Why: a rate or a quantile measured on a few hundred requests is noisy, and the tiers' defaults put limits
+where that noise reaches them. The high tier's error-rate is `max 0.01` with minSamples 200: 200 requests
+of a version that errs 0.5 % of the time (half its limit) hold 3 or more errors (1.5 %, "over the limit")
+about one time in twelve. Judged on the point estimate at every look, with failureLimit 0, 9 of 40 such
+canaries (identical to their stable) were rolled back at 10 requests/s and 10 of 40 at 100/s; the medium
+tier (`max 0.02`, minSamples 100) rolled back 8 of 40 canaries at 1 % (engine.analysis.judge on the traffic
+simulator's draws, 2026-12-07). A latency quantile is the same count in disguise: "p99 above 0.3 s" means
+"more than 1 % of the requests slower than 0.3 s", and the tiers judge their `latency-p99` max on the window
+alone (no baseline margin). A version whose p99 is 0.29 s (0.5 % of its requests slower than 0.3 s, half
+what a p99 allows) was rolled back 20 of 20 times at the high tier, at 10 and at 100 requests/s (same probe,
+2026-12-07). A limit is a statement about the version, so a failure needs data that show the version beyond
+it, as a comparison with the baseline does (comparison.py).
 
-Rules, for `error-rate` and `invalid-output-rate` without a custom query or template (their data are
-counts: `events` of `n` requests, the canary's stream when the SLO is compared with its baseline, else its
-window's rate times the window's requests):
+Rules, for `error-rate`, `invalid-output-rate` and `latency-p50/p95/p99` without a custom query or template
+(their data are counts: a ratio's `events` of `n` requests; a quantile's cumulative histogram buckets; the
+canary's stream when the SLO is compared with its baseline, else its window):
 
-1. The point estimate `events / n` within [min, max] -> WITHIN (the check goes on, as before).
-2. Beyond a limit `L`: an exact binomial test of "the version's rate is beyond L" on this look's counts,
-   `p = P(X >= events)` for `X ~ Binomial(n, L)` (mirrored for `min`). `p <= 1 - confidence`
-   (analysis.confidence, default 0.99) -> BEYOND (a failed check, counted as any other). Otherwise
-   UNSURE: no verdict yet, the step does not pass on it (engine.analysis rule 4 says how long it waits:
-   on the stream until the data settle it, on the window at most maxNoDataDuration, then it fails).
-   Exact, because the normal approximation is far too eager at the small expected counts that limits
-   meet: 6 errors in 218 requests against 1 % is p 0.005 by it and 0.024 exactly.
-3. A limit with no sampling error (`max 0`, `min 1`, or a limit outside 0..1): the estimate decides, as
-   before (one error is beyond `max: 0` for certain).
+1. The point estimate (the rate, or the quantile) within [min, max] -> WITHIN (the check goes on, as before).
+2. Beyond a limit `L`: an exact binomial test on this look's counts of "the version is beyond L"; `p <= 1 -
+   confidence` (analysis.confidence, default 0.99) -> BEYOND (a failed check, counted as any other).
+   Otherwise UNSURE: no verdict yet, the step does not pass on it (engine.analysis rule 4 says how long it
+   waits: on the stream until the data settle it, on the window at most maxNoDataDuration, then it fails).
+   - A rate over `max`: `p = P(X >= events)` for `X ~ Binomial(n, max)`; under `min`, the same on the
+     requests without the event against `1 - min`.
+   - A q-quantile over `max`: the requests slower than `max`, `k`, read from the buckets by linear
+     interpolation within the bucket that holds `max` (the assumption histogram_quantile makes, so the test
+     and the estimate agree on the data), against their share a quantile at `max` allows: `p = P(X >= k)`
+     for `X ~ Binomial(n, 1 - q)`. Under `min`: the requests at or below `min` against `q`.
+   Exact, because the normal approximation is far too eager at the small expected counts that limits meet:
+   6 errors in 218 requests against 1 % is p 0.005 by it and 0.024 exactly.
+3. A limit with no sampling error (`max 0`, `min 1` or a rate limit outside 0..1), or a quantile whose
+   buckets the look does not carry: the estimate decides, as before (one error is beyond `max: 0` for
+   certain).
 
 Each look is tested on its own at the configured confidence, not with the always-valid p-value of the
 comparison: a limit is judged on the window when the SLO has no baseline margin, and a sliding window is
 no growing stream. What that costs is in docs/api.md ("Absolute limits"), measured with the traffic
-simulator. The other SLOs (latency quantiles, custom queries, templates, request-rate, score-shift) keep
-the point estimate: their window values carry no counts to test.
+simulator. The other SLOs (custom queries, templates, request-rate, score-shift) keep the point estimate:
+their values carry no counts to test.
 """
 
 from __future__ import annotations
@@ -37,8 +48,9 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 
-from tollgate.engine.comparison import RATIO_SLOS
+from tollgate.engine.comparison import QUANTILE_SLOS, RATIO_SLOS
 from tollgate.engine.policy import ResolvedSLO
+from tollgate.engine.stats import Buckets
 
 
 class Limit(StrEnum):
@@ -55,15 +67,18 @@ class LimitCheck:
 
 
 def tested(slo: ResolvedSLO) -> bool:
-    """The SLO's limits are judged by the test of rule 2: a built-in ratio, whose data are counts."""
+    """The SLO's limits are judged by the test of rule 2: a built-in ratio or latency quantile, whose data
+    are counts."""
     s = slo.slo
-    return s.name in RATIO_SLOS and s.query is None and s.templateRef is None
+    return (s.name in RATIO_SLOS or s.name in QUANTILE_SLOS) and s.query is None and s.templateRef is None
 
 
 def check(slo: ResolvedSLO, value: float, samples: int, *, events: float | None = None,
-          confidence: float = 0.99) -> LimitCheck:
-    """Judge `value` (the canary's rate over `samples` requests; `events` its count when known, else
-    value * samples) against the SLO's min and max. Callers pass only finite values and samples > 0."""
+          buckets: Buckets | None = None, confidence: float = 0.99) -> LimitCheck:
+    """Judge `value` against the SLO's min and max: a ratio's rate over `samples` requests (`events` its
+    count when known, else value * samples), or a quantile of `buckets` (the cumulative histogram it was
+    read from, the same look's; None: not carried, rule 3). Callers pass only finite values and
+    samples > 0."""
     spec = slo.slo
     too_high = spec.max is not None and value > spec.max
     too_low = spec.min is not None and value < spec.min
@@ -71,16 +86,53 @@ def check(slo: ResolvedSLO, value: float, samples: int, *, events: float | None 
         return LimitCheck(Limit.WITHIN)
     if not tested(slo) or samples <= 0:
         return LimitCheck(Limit.BEYOND)
+    bound = spec.max if too_high else spec.min
+    assert bound is not None  # too_high or too_low says which limit is set
+    if slo.name in QUANTILE_SLOS:
+        return _quantile_check(QUANTILE_SLOS[slo.name], bound, too_high, buckets, confidence)
     count = min(max(events if events is not None else value * samples, 0.0), float(samples))
     # A max on the rate, or a min read as a max on its complement (the requests without the event).
-    if spec.max is not None and too_high:
-        limit, beyond = spec.max, count
-    else:
-        limit, beyond = 1.0 - (spec.min or 0.0), samples - count
-    if not 0.0 < limit < 1.0:
+    limit, beyond = (bound, count) if too_high else (1.0 - bound, samples - count)
+    return _tested(beyond, samples, limit, confidence)
+
+
+def _quantile_check(q: float, bound: float, too_high: bool, buckets: Buckets | None,
+                    confidence: float) -> LimitCheck:
+    """Rule 2 for a q-quantile: the requests on the far side of `bound` against the share q allows there."""
+    total = buckets[-1][1] if buckets else 0.0
+    if buckets is None or not total > 0 or not math.isinf(buckets[-1][0]):
+        return LimitCheck(Limit.BEYOND)  # no histogram to count in: the estimate decides (rule 3)
+    at_or_below = cumulative_at(bound, buckets)
+    n = round(total)
+    if too_high:  # more than (1 - q) of the requests slower than the max
+        return _tested(total - at_or_below, n, 1.0 - q, confidence)
+    return _tested(at_or_below, n, q, confidence)  # more than q of them at or below the min
+
+
+def _tested(beyond: float, n: int, limit: float, confidence: float) -> LimitCheck:
+    """`beyond` of `n` requests on the wrong side of a share `limit`: significant, or not yet."""
+    if not 0.0 < limit < 1.0 or n <= 0:
         return LimitCheck(Limit.BEYOND)
-    p = binomial_tail(round(beyond), samples, limit)
+    p = binomial_tail(round(min(max(beyond, 0.0), float(n))), n, limit)
     return LimitCheck(Limit.BEYOND if p <= 1.0 - confidence else Limit.UNSURE, p)
+
+
+def cumulative_at(x: float, buckets: Buckets) -> float:
+    """Requests at or below `x` in cumulative buckets, by linear interpolation within the bucket that holds
+    `x` (the lowest bucket starting at 0), as stats.quantile reads a rank: the inverse of the same line, so
+    `quantile(q) > x` exactly when more than q of the requests lie above `x`. Past the largest finite bound:
+    all requests counted up to it (histogram_quantile never reads into +Inf)."""
+    lower_bound, lower_count = 0.0, 0.0
+    for le, cumulative in buckets:
+        if math.isinf(le):
+            return lower_count
+        if x <= le:
+            if le <= lower_bound:
+                return cumulative
+            share = (x - lower_bound) / (le - lower_bound) if x > lower_bound else 0.0
+            return lower_count + (cumulative - lower_count) * share
+        lower_bound, lower_count = le, max(cumulative, lower_count)
+    return lower_count
 
 
 def binomial_tail(events: int, n: int, rate: float) -> float:

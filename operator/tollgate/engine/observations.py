@@ -95,6 +95,9 @@ class MetricValue:
     value: float | None
     samples: int = 0
     """Requests that contributed to the value (from the request-count query over the same window)."""
+    buckets: tuple[tuple[float, float], ...] | None = None
+    """Latency quantiles with a min or max: the window's cumulative histogram buckets (le in seconds,
+    ascending, the last le +Inf) the value was read from, so the limit is tested on counts (engine.limits)."""
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from integration.prometheus_fixtures import PrometheusFactory
 from tollgate.adapters.prometheus import PrometheusProvider
 from tollgate.api.spec import SLO
 from tollgate.engine.observations import AnalysisRequest, SLOObservation
+from tollgate.engine.stats import quantile
 from tollgate_testkit.dialects import requests_series
 from tollgate_testkit.prometheus import ScrapeTarget
 from tollgate_testkit.simulator import Fault, Simulator, StaticSplits, TrackShare, TrafficSplit
@@ -150,6 +151,16 @@ def test_grouped_queries_give_per_modeldeployment_per_track_values_and_outages_g
     assert fraud["error-rate"].window == WINDOW
     assert "sum by (namespace, modeldeployment_namespace, modeldeployment, track, version)" in fraud[
         "error-rate"].query
+
+    # and a latency limit's window comes with its histogram (in seconds whatever the dialect's unit), which
+    # reads as Prometheus' own histogram_quantile of the same series: the test and the estimate see one
+    # distribution (engine.limits)
+    for obs in (fraud["latency-p50"], churn["latency-p50"]):
+        for metric in (obs.canary, obs.stable):
+            assert metric is not None and metric.value is not None and metric.buckets is not None, obs
+            assert metric.buckets[-1][0] == math.inf and 0.1 in dict(metric.buckets)
+            assert abs(metric.buckets[-1][1] - metric.samples) <= 0.1 * metric.samples + 5, metric
+            assert quantile(0.5, metric.buckets) == pytest.approx(metric.value, rel=1e-6, abs=1e-9), metric
 
     # when Prometheus goes down mid-analysis
     prom.stop()

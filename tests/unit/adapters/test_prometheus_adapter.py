@@ -613,6 +613,47 @@ def test_a_latency_stream_in_milliseconds_is_judged_in_seconds() -> None:
     assert obs.canary_stream is not None and obs.canary_stream.buckets == ((0.1, 4.0), (math.inf, 10.0))
 
 
+def test_a_latency_limit_brings_its_windows_buckets_for_the_version_under_analysis() -> None:
+    # given a p99 limit in the istio profile (milliseconds), a stable p99 without a limit in the same tick,
+    # and a canary track that still has the previous canary's series inside the window
+    limited = AnalysisRequest("ml", "fraud", (P99,), "1m", (("canary", "2.0"),), sandbox="ml-fraud", profile="istio")
+    unlimited = AnalysisRequest("ml", "churn", (SLO(name="latency-p99", maxIncreaseOverBaseline=0.05),), "1m",
+                                sandbox="ml-churn", profile="istio")
+    part = {"tollgate_part": "buckets"}
+
+    def answer(promql: str) -> Response:
+        return vector(
+            (dict(labels("ml", "fraud", "canary"), version="2.0", tollgate_part="value"), "0.3"),
+            (dict(labels("ml", "fraud", "canary"), version="2.0", le="250", **part), "190"),
+            (dict(labels("ml", "fraud", "canary"), version="2.0", le="+Inf", **part), "200"),
+            (dict(labels("ml", "fraud", "canary"), version="1.9", le="250", **part), "5"),
+            (dict(labels("ml", "fraud", "canary"), version="1.9", le="+Inf", **part), "500"),
+            (dict(labels("ml", "fraud", "stable"), version="1.0", le="+Inf", **part), "90"),
+        )
+
+    prov, transport = provider(answer)
+    # when the tick is observed
+    out = prov.observe([limited, unlimited], at=1_700_000_100.0)
+    # then one query carried the buckets, over the window, for the limited ModelDeployment only
+    (q,) = transport.queries
+    (buckets_part,) = [p for p in q.split(" or ") if '"buckets"' in p]
+    assert "increase(istio_request_duration_milliseconds_bucket{" in buckets_part and "[1m]" in buckets_part
+    assert "fraud" in buckets_part and "churn" not in buckets_part
+    # and the canary's value comes with its version's buckets, in seconds; stable's with all of its own
+    (fraud,) = out[("ml", "fraud")]
+    assert fraud.canary is not None and fraud.canary.buckets == ((0.25, 190.0), (math.inf, 200.0))
+    assert fraud.stable is not None and fraud.stable.buckets == ((math.inf, 90.0),)
+    (churn,) = out[("ml", "churn")]
+    assert churn.canary is not None and churn.canary.buckets is None
+
+
+def test_the_dashboards_range_query_carries_no_buckets() -> None:
+    prov, transport = provider(lambda q: Response(200, {"status": "success", "data": {"resultType": "matrix",
+                                                                                       "result": []}}))
+    prov.series(req("ml", "fraud", P99), 1_700_000_000.0, 1_700_000_600.0)
+    assert transport.queries and all('"buckets"' not in q for q in transport.queries)
+
+
 def test_the_invalid_output_stream_counts_outputs_of_the_quality_export() -> None:
     compared = SLO(name="invalid-output-rate", max=0.2, maxIncreaseOverBaseline=0.01)
     r = AnalysisRequest("ml", "fraud", (compared,), "1m", stream_since="2023-11-14T22:13:00Z", sandbox="ml-fraud")
