@@ -131,6 +131,8 @@ def test_latency_regression_is_rolled_back(stack: Stack, namespace: str, operato
     w = watch_rollout(stack, namespace, "search", until=("RolledBack",))
     lat = slo(w.final, "latency-p99")
     assert lat["verdict"] == "Fail" and lat["value"] > 0.25, lat
+    # on evidence: the window's buckets held the requests slower than the max (engine.limits)
+    assert lat["limitPValue"] is not None and lat["limitPValue"] <= 0.01, lat
     assert slo(w.final, "error-rate")["verdict"] in ("Pass", "Inconclusive")
     assert_all_traffic_on_stable(stack, namespace, "search")
     rec = next(s for s in evidence(stack, namespace, w.final)["slos"] if s["name"] == "latency-p99")
