@@ -433,8 +433,8 @@ class AnalysisSettings(_Model):
     """Confidence of the verdicts' tests. Canary versus baseline (SLOs with maxIncreaseOverBaseline): a
     rollback needs a regression significant at this level over every look at the canary, so a healthy
     canary is rolled back by chance at most 1 - confidence of the time per SLO. The min and max of
-    error-rate and invalid-output-rate: a check fails only when the look's requests show the rate beyond
-    the limit at this level (an exact binomial test, look by look). Default 0.99."""
+    error-rate, invalid-output-rate and the latency quantiles: a check fails only when the look's requests
+    show the version beyond the limit at this level (an exact binomial test, look by look). Default 0.99."""
 
 
 @cel(
@@ -630,13 +630,16 @@ class SLO(_Model):
     """true: measured and shown in status (and evidence) at every analysis, but never gates: a failing
     dry-run SLO neither holds nor rolls back. Use it to calibrate a threshold on real traffic."""
     min: float | None = None
-    """Lowest acceptable value (absolute). For error-rate and invalid-output-rate a check fails only when the
-    requests show the rate below it at analysis.confidence (exact binomial test); below it but unproven, the
-    step waits."""
+    """Lowest acceptable value (absolute). For error-rate, invalid-output-rate and latency-p50/p95/p99 a check
+    fails only when the requests show the version below it at analysis.confidence (exact binomial test; for a
+    quantile, on the requests at or below it in the latency histogram); below it but unproven, the step
+    waits."""
     max: float | None = None
-    """Highest acceptable value (absolute). For error-rate and invalid-output-rate a check fails only when the
-    requests show the rate above it at analysis.confidence (exact binomial test; 3 errors in 200 requests is
-    no evidence against max 0.01, 8 are); above it but unproven, the step waits."""
+    """Highest acceptable value (absolute). For error-rate, invalid-output-rate and latency-p50/p95/p99 a check
+    fails only when the requests show the version above it at analysis.confidence (exact binomial test; 3
+    errors in 200 requests is no evidence against max 0.01, 8 are; a p99 max counts the requests slower than
+    it in the latency histogram against 1 %, so put it on a bucket bound); above it but unproven, the step
+    waits."""
     maxIncreaseOverBaseline: Annotated[float, Field(ge=0)] | None = None
     """Largest acceptable canary value minus stable value over the same window."""
     onNoData: NoDataPolicy = NoDataPolicy.HOLD
