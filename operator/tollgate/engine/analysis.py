@@ -216,8 +216,11 @@ def judge(
     spec = slo.slo
     if canary is not None:
         counted = stream if on_stream else obs.canary
+        buckets = counted.buckets if counted is not None else None
         limit = limits.check(slo, canary, samples, events=stream.events if stream is not None else None,
-                             buckets=counted.buckets if counted is not None else None, confidence=confidence)
+                             buckets=buckets, confidence=confidence)
+        if (caveat := limits.between_bounds(slo, buckets)) is not None:
+            common["threshold"] = f"{common['threshold']} ({caveat})"
         common["limitPValue"] = limit.p_value
         if limit.outcome is Limit.BEYOND:
             return _fail(base, {**common, **values, "noDataSince": None}, now, failure_gap)

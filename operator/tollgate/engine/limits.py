@@ -135,6 +135,25 @@ def cumulative_at(x: float, buckets: Buckets) -> float:
     return lower_count
 
 
+def between_bounds(slo: ResolvedSLO, buckets: Buckets | None) -> str | None:
+    """Words for status when a tested quantile's limit lies strictly between two finite bucket bounds:
+    there the histogram cannot say where a request lies, and the estimate and the test both read the bucket
+    as if its requests spread evenly (a healthy version with many requests in it can read far past the
+    limit). None when every limit is a bound, or without buckets. Said at every look, before it matters."""
+    if buckets is None or slo.name not in QUANTILE_SLOS or not tested(slo):
+        return None
+    bounds = [le for le, _ in buckets if math.isfinite(le)]
+    for name, limit in (("min", slo.slo.min), ("max", slo.slo.max)):
+        if limit is None or any(math.isclose(limit, b, rel_tol=1e-9, abs_tol=1e-12) for b in bounds):
+            continue
+        inside = [(lo, hi) for lo, hi in zip([0.0, *bounds], bounds, strict=False) if lo < limit < hi]
+        if inside:
+            lo, hi = inside[0]
+            return (f"{name} inside the latency histogram's bucket ({lo:g}, {hi:g}], read as if its requests "
+                    f"spread evenly there: put it on a bucket bound")
+    return None
+
+
 def binomial_tail(events: int, n: int, rate: float) -> float:
     """P(X >= events) for X ~ Binomial(n, rate), exactly: the normal approximation is far too eager at the
     small expected counts limits meet (6 errors in 218 requests against 1 %: 0.005 by the normal

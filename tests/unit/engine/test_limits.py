@@ -286,3 +286,16 @@ def test_a_canary_proven_beyond_its_limit_rolls_back_and_its_event_gives_the_p_v
     assert sim.status.phase in (Phase.ROLLING_BACK, Phase.ROLLED_BACK), sim.status.message
     failed = [e for e in d.actions if isinstance(e, EmitEvent) and e.reason is Reason.ANALYSIS_FAILED]
     assert failed and "limit test p 0.000786 (exact binomial)" in failed[0].message, failed
+
+
+def test_a_latency_limit_inside_a_bucket_is_said_in_the_threshold_at_every_look() -> None:
+    # given a p99 max of 0.3 s, inside MLServer's bucket (0.25, 0.5], and a canary well within it
+    obs = latency(0, 200)
+    inside = judge(slo("latency-p99", max=0.3), obs, None, T0).status
+    on_bound = judge(slo("latency-p99", max=0.25), obs, None, T0).status
+    # then the check passes, and its threshold says why a reading past the limit may be the histogram's
+    assert inside.verdict is Verdict.PASS
+    assert inside.threshold == ("max 0.3, minSamples 200 (max inside the latency histogram's bucket (0.25, 0.5], "
+                                "read as if its requests spread evenly there: put it on a bucket bound)")
+    # while a limit on a bound is shown as written
+    assert on_bound.threshold == "max 0.25, minSamples 200"
