@@ -438,7 +438,9 @@ class PrometheusProvider:
         samples = samples_query(sel, window, profile)
         parts = [f'label_replace({value}, "{PART_LABEL}", "value", "", "")',
                  f'label_replace({samples}, "{PART_LABEL}", "samples", "", "")']
-        limited = [r for r in reqs if any(s.name == slo.name and _limited(s) for s in r.slos)]
+        # A limit judged on the canary's stream (compared with its baseline) counts the stream's buckets.
+        limited = [r for r in reqs if any(s.name == slo.name and _limited(s)
+                                          and not (_streamed(s) and r.stream_since is not None) for s in r.slos)]
         if template is None and at is not None and limited:
             buckets = buckets_query(self._selector(limited, profile), window, profile)
             parts.append(f'label_replace({buckets}, "{PART_LABEL}", "buckets", "", "")')

@@ -209,18 +209,18 @@ def judge(
         common.update({"streamSince": obs.stream_since, "streamSamples": samples})
     common.update({"samples": samples})
     values: dict[str, object] = {"value": canary, "baseline": stable}
+    counted = stream if on_stream else obs.canary
+    buckets = counted.buckets if counted is not None else None  # a latency limit's counts (engine.limits)
+    if (caveat := limits.between_bounds(slo, buckets)) is not None:
+        common["threshold"] = f"{common['threshold']} ({caveat})"
 
     if samples < slo.min_samples:
         return _inconclusive(slo, base, {**common, **values}, now, failure_gap, look_gap)
 
     spec = slo.slo
     if canary is not None:
-        counted = stream if on_stream else obs.canary
-        buckets = counted.buckets if counted is not None else None
         limit = limits.check(slo, canary, samples, events=stream.events if stream is not None else None,
                              buckets=buckets, confidence=confidence)
-        if (caveat := limits.between_bounds(slo, buckets)) is not None:
-            common["threshold"] = f"{common['threshold']} ({caveat})"
         common["limitPValue"] = limit.p_value
         if limit.outcome is Limit.BEYOND:
             return _fail(base, {**common, **values, "noDataSince": None}, now, failure_gap)

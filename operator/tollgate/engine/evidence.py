@@ -20,8 +20,7 @@ from tollgate.engine.policy import Policy
 def _stream(data: StreamData | None) -> dict[str, Any] | None:
     if data is None:
         return None
-    buckets = None if data.buckets is None else [[_number(le), _number(c)] for le, c in data.buckets]
-    return {"samples": data.samples, "events": _number(data.events), "buckets": buckets}
+    return {"samples": data.samples, "events": _number(data.events), "buckets": _buckets(data.buckets)}
 
 
 def incident_name(ctx: Context, revision: str, at: str, reason: str) -> str:
@@ -36,10 +35,17 @@ def _number(value: float | None) -> float | str | None:
     return repr(value)
 
 
+def _buckets(buckets: tuple[tuple[float, float], ...] | None) -> list[list[float | str | None]] | None:
+    return None if buckets is None else [[_number(le), _number(c)] for le, c in buckets]
+
+
 def _metric(metric: MetricValue | None) -> dict[str, Any] | None:
     if metric is None:
         return None
-    return {"value": _number(metric.value), "samples": metric.samples}
+    out: dict[str, Any] = {"value": _number(metric.value), "samples": metric.samples}
+    if metric.buckets is not None:  # a latency limit's test counted these (engine.limits)
+        out["buckets"] = _buckets(metric.buckets)
+    return out
 
 
 def _ref(ref: RevisionRef | None) -> dict[str, Any] | None:

@@ -33,7 +33,7 @@ canary's stream when the SLO is compared with its baseline, else its window):
    6 errors in 218 requests against 1 % is p 0.005 by it and 0.024 exactly.
 3. A limit with no sampling error (`max 0`, `min 1` or a rate limit outside 0..1), or a quantile whose
    buckets the look does not carry: the estimate decides, as before (one error is beyond `max: 0` for
-   certain).
+   certain). A quantile read from a histogram of no requests is UNSURE: nothing shows it beyond.
 
 Each look is tested on its own at the configured confidence, not with the always-valid p-value of the
 comparison: a limit is judged on the window when the SLO has no baseline margin, and a sliding window is
@@ -99,14 +99,28 @@ def check(slo: ResolvedSLO, value: float, samples: int, *, events: float | None 
 def _quantile_check(q: float, bound: float, too_high: bool, buckets: Buckets | None,
                     confidence: float) -> LimitCheck:
     """Rule 2 for a q-quantile: the requests on the far side of `bound` against the share q allows there."""
-    total = buckets[-1][1] if buckets else 0.0
-    if buckets is None or not total > 0 or not math.isinf(buckets[-1][0]):
+    if not buckets or not math.isinf(buckets[-1][0]):
         return LimitCheck(Limit.BEYOND)  # no histogram to count in: the estimate decides (rule 3)
-    at_or_below = cumulative_at(bound, buckets)
+    counts = monotone(buckets)
+    total = counts[-1][1]
     n = round(total)
+    if n <= 0:  # a value from a histogram of no requests: nothing shows it beyond the limit
+        return LimitCheck(Limit.UNSURE)
+    at_or_below = cumulative_at(bound, counts)
     if too_high:  # more than (1 - q) of the requests slower than the max
         return _tested(total - at_or_below, n, 1.0 - q, confidence)
     return _tested(at_or_below, n, q, confidence)  # more than q of them at or below the min
+
+
+def monotone(buckets: Buckets) -> tuple[tuple[float, float], ...]:
+    """Cumulative counts made non-decreasing, as histogram_quantile makes them before it reads a rank: a
+    counter reset or the range's extrapolation can leave a bucket below the one before it."""
+    out: list[tuple[float, float]] = []
+    highest = 0.0
+    for le, cumulative in buckets:
+        highest = max(highest, cumulative)
+        out.append((le, highest))
+    return tuple(out)
 
 
 def _tested(beyond: float, n: int, limit: float, confidence: float) -> LimitCheck:
@@ -118,10 +132,11 @@ def _tested(beyond: float, n: int, limit: float, confidence: float) -> LimitChec
 
 
 def cumulative_at(x: float, buckets: Buckets) -> float:
-    """Requests at or below `x` in cumulative buckets, by linear interpolation within the bucket that holds
-    `x` (the lowest bucket starting at 0), as stats.quantile reads a rank: the inverse of the same line, so
-    `quantile(q) > x` exactly when more than q of the requests lie above `x`. Past the largest finite bound:
-    all requests counted up to it (histogram_quantile never reads into +Inf)."""
+    """Requests at or below `x` in cumulative (non-decreasing) buckets, by linear interpolation within the
+    bucket that holds `x` (the lowest bucket starting at 0), as stats.quantile reads a rank: the inverse of
+    the same line, so below the largest finite bound `quantile(q) > x` exactly when more than 1 - q of the
+    requests lie above `x`. Past that bound: all requests counted up to it (no quantile reads into +Inf, so
+    no estimate exceeds it; between_bounds says so)."""
     lower_bound, lower_count = 0.0, 0.0
     for le, cumulative in buckets:
         if math.isinf(le):
@@ -131,20 +146,28 @@ def cumulative_at(x: float, buckets: Buckets) -> float:
                 return cumulative
             share = (x - lower_bound) / (le - lower_bound) if x > lower_bound else 0.0
             return lower_count + (cumulative - lower_count) * share
-        lower_bound, lower_count = le, max(cumulative, lower_count)
+        lower_bound, lower_count = le, cumulative
     return lower_count
 
 
 def between_bounds(slo: ResolvedSLO, buckets: Buckets | None) -> str | None:
-    """Words for status when a tested quantile's limit lies strictly between two finite bucket bounds:
-    there the histogram cannot say where a request lies, and the estimate and the test both read the bucket
-    as if its requests spread evenly (a healthy version with many requests in it can read far past the
-    limit). None when every limit is a bound, or without buckets. Said at every look, before it matters."""
+    """Words for status when a tested quantile's limit is not on a finite bucket bound: strictly between two,
+    the histogram cannot say where a request lies, and the estimate and the test both read the bucket as if
+    its requests spread evenly (a healthy version with many requests in it can read far past the limit); at
+    or past the largest finite bound, no estimate can exceed it (histogram_quantile never reads into +Inf),
+    so a max there never fails. None when every limit is a bound below the largest, or without buckets."""
     if buckets is None or slo.name not in QUANTILE_SLOS or not tested(slo):
         return None
     bounds = [le for le, _ in buckets if math.isfinite(le)]
+    if not bounds:
+        return None
     for name, limit in (("min", slo.slo.min), ("max", slo.slo.max)):
-        if limit is None or any(math.isclose(limit, b, rel_tol=1e-9, abs_tol=1e-12) for b in bounds):
+        if limit is None:
+            continue
+        if limit >= bounds[-1]:
+            return (f"{name} at or above the latency histogram's largest finite bound {bounds[-1]:g}, which no "
+                    f"quantile exceeds: add a larger bound to the server's buckets")
+        if any(math.isclose(limit, b, rel_tol=1e-9, abs_tol=1e-12) for b in bounds):
             continue
         inside = [(lo, hi) for lo, hi in zip([0.0, *bounds], bounds, strict=False) if lo < limit < hi]
         if inside:

@@ -96,8 +96,9 @@ class MetricValue:
     samples: int = 0
     """Requests that contributed to the value (from the request-count query over the same window)."""
     buckets: tuple[tuple[float, float], ...] | None = None
-    """Latency quantiles with a min or max: the window's cumulative histogram buckets (le in seconds,
-    ascending, the last le +Inf) the value was read from, so the limit is tested on counts (engine.limits)."""
+    """Built-in latency quantiles whose limit is judged on the window: the window's cumulative histogram
+    buckets (le in seconds, ascending, the last le +Inf) the value was read from, so the limit is tested on
+    counts (engine.limits). None when not asked for (no min or max, or judged on the stream's buckets)."""
 
 
 @dataclass(frozen=True)

@@ -647,6 +647,21 @@ def test_a_latency_limit_brings_its_windows_buckets_for_the_version_under_analys
     assert churn.canary is not None and churn.canary.buckets is None
 
 
+def test_a_latency_limit_judged_on_the_stream_brings_no_window_buckets() -> None:
+    # given a p99 with a limit and a baseline margin: with a stream it is judged on the stream's buckets,
+    # without one (no canary start known) on the window's
+    compared = SLO(name="latency-p99", max=0.25, maxIncreaseOverBaseline=0.05)
+    streamed = AnalysisRequest("ml", "fraud", (compared,), "1m", stream_since="2023-11-14T22:13:00Z",
+                               sandbox="ml-fraud")
+    windowed = AnalysisRequest("ml", "churn", (compared,), "1m", sandbox="ml-churn")
+    prov, transport = provider(lambda q: vector())
+    prov.observe([streamed, windowed], at=1_700_000_100.0)
+    # then the window's buckets are asked for the one judged on its window only
+    (q,) = transport.queries
+    (buckets_part,) = [p for p in q.split(" or ") if '"buckets"' in p]
+    assert "churn" in buckets_part and "fraud" not in buckets_part
+
+
 def test_the_dashboards_range_query_carries_no_buckets() -> None:
     prov, transport = provider(lambda q: Response(200, {"status": "success", "data": {"resultType": "matrix",
                                                                                        "result": []}}))

@@ -299,3 +299,60 @@ def test_a_latency_limit_inside_a_bucket_is_said_in_the_threshold_at_every_look(
                                 "read as if its requests spread evenly there: put it on a bucket bound)")
     # while a limit on a bound is shown as written
     assert on_bound.threshold == "max 0.25, minSamples 200"
+
+
+def test_a_max_at_or_past_the_largest_finite_bound_is_said_never_to_fail() -> None:
+    # given a p99 max of 1 s and a histogram whose largest finite bound is 0.5 s: every request slower
+    # than 0.5 s lands in +Inf, and no quantile reads past 0.5 s
+    buckets = ((0.25, 0.0), (0.5, 0.0), (float("inf"), 300.0))
+    obs = SLOObservation("latency-p99", MetricValue(quantile(0.99, buckets), 300, buckets=buckets),
+                         MetricValue(0.2, 300))
+    status = judge(slo("latency-p99", max=1.0), obs, None, T0).status
+    # then the check cannot fail, and its threshold says so with the fix
+    assert status.verdict is Verdict.PASS
+    assert "max at or above the latency histogram's largest finite bound 0.5" in (status.threshold or "")
+
+
+def test_the_caveat_is_shown_before_there_are_enough_samples() -> None:
+    # given a limit inside a bucket and a look with 20 requests, below minSamples
+    status = judge(slo("latency-p99", max=0.3), latency(0, 20), None, T0).status
+    # then there is no verdict yet, and the threshold already says what to fix
+    assert status.verdict is Verdict.INCONCLUSIVE
+    assert "inside the latency histogram's bucket" in (status.threshold or "")
+
+
+def test_buckets_that_decrease_are_read_as_histogram_quantile_reads_them() -> None:
+    # given a bucket below the one before it (a counter reset, or the range's extrapolation), as Prometheus
+    # may answer, and a histogram of no requests at all
+    dipping = ((0.1, 150.0), (0.25, 140.0), (0.5, 200.0), (float("inf"), 200.0))
+    empty = ((0.25, 0.0), (float("inf"), 0.0))
+    # then the counts are made non-decreasing first (150 at or below 0.25 s, not 140), as histogram_quantile
+    # makes them, and an empty histogram shows nothing beyond the limit
+    check = limits.check(slo("latency-p99", max=0.25), 0.45, 200, buckets=dipping)
+    assert check.p_value == pytest.approx(limits.binomial_tail(50, 200, 0.01))
+    assert limits.monotone(dipping)[1] == (0.25, 150.0)
+    assert limits.check(slo("latency-p99", max=0.25), 0.3, 5, buckets=empty).outcome is Limit.UNSURE
+
+
+def test_a_latency_limits_rollback_records_the_buckets_it_counted() -> None:
+    # given a canary under analysis (failureLimit 0) with a p99 max of 0.25 s, whose window holds 10 of 200
+    # requests slower than that
+    from tollgate.api.status import Phase
+    from tollgate.engine.actions import RecordEvidence
+
+    from .conftest import Sim, make_spec
+
+    sim = Sim(make_spec(slos=[{"name": "latency-p99", "max": 0.25}], rollout={
+        "steps": [{"weight": 50}, {"weight": 100}], "analysis": {"interval": "30s", "failureLimit": 0,
+                                                                  "minSamples": 100}}))
+    sim.deploy_stable()
+    sim.set_version("1.1.0")
+    sim.settle()
+    obs = latency(10, 200)
+    # when it is looked at
+    d = sim.tick((obs,))
+    # then it is rolled back, and the evidence holds the window's buckets beside the value
+    assert sim.status.phase in (Phase.ROLLING_BACK, Phase.ROLLED_BACK), sim.status.message
+    (record,) = d.of_type(RecordEvidence)
+    (observed,) = record.payload["observations"]
+    assert observed["canary"]["buckets"] == [[0.1, 120.0], [0.25, 190.0], [0.5, 200.0], ["inf", 200.0]]
