@@ -18,13 +18,19 @@ and a fault on the canary from its first request.
   always-valid p-value over the looks at confidence 0.99, the baseline carried into the 100% step; the
   same failureLimit. This is engine/analysis.py judging with the stream.
 
-- **tier**: the same statistical rule with the medium tier's default error-rate SLO (max 0.02, +0.01 over
-  baseline): an absolute limit twice the healthy 1 % error, judged as engine.limits judges it (an exact
-  binomial test on the stream). On the point estimate such a limit rolled back about one healthy canary in
-  five.
+- **tier**: the same statistical rule with the medium tier's default SLOs: error-rate (max 0.02, +0.01 over
+  baseline), an absolute limit twice the healthy 1 % error, and latency-p99 (max 0.5 s, no baseline margin:
+  judged on the window), both judged as engine.limits judges them (an exact binomial test, on the stream's
+  errors and on the window's requests slower than 0.5 s). On the point estimate such limits rolled back
+  about one healthy canary in five (errors), and 13 of 25 (thin) and 7 of 25 (heavy) whose p99 sat just
+  under the limit (the scenario `healthy-slow`; 0 and 0 with the test, the same detection of
+  `p99-over-limit`).
 
 SLOs: error-rate (max 0.5, +0.005 over baseline) and latency-p99 (max 5 s, +0.01 s over baseline);
-minSamples 100. Traffic: thin (10 requests/s per ModelDeployment) and heavy (100/s).
+minSamples 100. Traffic: thin (10 requests/s per ModelDeployment) and heavy (100/s). Scenarios: the fault
+on the canary, over a stable with a 1 % error; `healthy-slow` and `p99-over-limit` slow both versions down
+so that 0.5 % of stable's requests are slower than the tier's 0.5 s (its p99 0.49 s), the canary identical
+to it or 50 ms slower still.
 
     python bench/verdicts.py            # full: 50 healthy canaries (25 thin, 25 heavy), 10 per regression
                                         # and traffic level (80 regressed)
@@ -85,9 +91,15 @@ WIDE_SLOS = (
 )
 """The raw rule with margins wide enough to quiet its noise (2 pp, 30 ms): what a team tunes it to after
 false rollbacks, at the price of what it can still see."""
-TIER_SLOS = (ResolvedSLO(SLO(name="error-rate", max=0.02, maxIncreaseOverBaseline=0.01), MIN_SAMPLES, 300.0),)
-"""The medium tier's default error-rate SLO (docs/api.md): its absolute max is twice the simulated 1 % base
-error, where a limit judged on the point estimate rolled healthy canaries back (engine.limits)."""
+TIER_SLOS = (
+    ResolvedSLO(SLO(name="error-rate", max=0.02, maxIncreaseOverBaseline=0.01), MIN_SAMPLES, 300.0),
+    ResolvedSLO(SLO(name="latency-p99", max=0.5), MIN_SAMPLES, 300.0),
+)
+"""The medium tier's default SLOs (api.tiers): its error-rate max is twice the simulated 1 % base error, its
+p99 max is where `healthy-slow` puts 0.5 % of the requests: limits a point estimate crossed on noise."""
+NEAR_LIMIT = 0.5 - BASE_LATENCY * math.exp(0.3 * 2.5758)
+"""Added latency that puts 0.5 % of the simulated requests past the tier's p99 max of 0.5 s (half what a p99
+allows there): the log-normal's 99.5th percentile is BASE_LATENCY * e^(0.3 z), z 2.5758."""
 RULES = ("raw", "raw-wide", "tollgate", "tier")
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 REQUESTS = "rest_server_requests_total"
@@ -100,6 +112,7 @@ class Scenario:
     name: str
     fault: Fault
     regression: bool
+    stable: Fault = Fault(error_rate=BASE_ERROR)
 
 
 SCENARIOS = (
@@ -108,6 +121,11 @@ SCENARIOS = (
     Scenario("errors+2pp", Fault(error_rate=BASE_ERROR + 0.02), regression=True),
     Scenario("errors+5pp", Fault(error_rate=BASE_ERROR + 0.05), regression=True),
     Scenario("p99+20%", Fault(error_rate=BASE_ERROR, added_latency=0.2 * P99), regression=True),
+    # appended, so the scenarios above keep their seeds
+    Scenario("healthy-slow", Fault(error_rate=BASE_ERROR, added_latency=NEAR_LIMIT), regression=False,
+             stable=Fault(error_rate=BASE_ERROR, added_latency=NEAR_LIMIT)),
+    Scenario("p99-over-limit", Fault(error_rate=BASE_ERROR, added_latency=NEAR_LIMIT + 0.05), regression=True,
+             stable=Fault(error_rate=BASE_ERROR, added_latency=NEAR_LIMIT)),
 )
 TRAFFIC = (("thin", 10.0), ("heavy", 100.0))
 
@@ -154,7 +172,8 @@ def _value(slo: ResolvedSLO, data: StreamData) -> MetricValue:
     if slo.name == "error-rate":
         return MetricValue((data.events or 0.0) / data.samples, data.samples)
     assert data.buckets is not None
-    return MetricValue(quantile(0.99, data.buckets), data.samples)
+    # with its buckets, as the adapter brings them for a limit on the window (engine.limits counts them)
+    return MetricValue(quantile(0.99, data.buckets), data.samples, buckets=data.buckets)
 
 
 def observation(slo: ResolvedSLO, window: Mapping[str, StreamData],
@@ -198,10 +217,11 @@ class Judge:
                 self.cause = f"{slo.name} at {weight}%: {check.status.verdict}{source}"
 
 
-def run_canary(fault: Fault, rate: float, seed: int) -> tuple[Judge, Judge, Judge, Judge]:
+def run_canary(fault: Fault, rate: float, seed: int, stable: Fault = Fault(error_rate=BASE_ERROR),
+               ) -> tuple[Judge, Judge, Judge, Judge]:
     """One canary through the schedule; the raw rules and the statistical rule judge the same traffic."""
     splits = StaticSplits()
-    sim = Simulator(splits, {"1.0.0": Fault(error_rate=BASE_ERROR), "1.1.0": fault}, rate=rate, seed=seed)
+    sim = Simulator(splits, {"1.0.0": stable, "1.1.0": fault}, rate=rate, seed=seed)
     raw, ours = Judge(streamed=False, every=INTERVAL_S), Judge(streamed=True, every=LOOK_S)
     wide = Judge(streamed=False, every=INTERVAL_S, slos=WIDE_SLOS)
     tier = Judge(streamed=True, every=LOOK_S, slos=TIER_SLOS)
@@ -242,12 +262,12 @@ def _summary(judges: list[Judge], regression: bool) -> dict[str, object]:
     return out
 
 
-def iterate(healthy: int, regressed: int) -> Iterator[tuple[str, str, int, Fault, bool, float]]:
+def iterate(healthy: int, regressed: int) -> Iterator[tuple[Scenario, str, int, float]]:
     for traffic, rate in TRAFFIC:
         for sc in SCENARIOS:
             n = healthy if not sc.regression else regressed
             for i in range(n):
-                yield sc.name, traffic, i, sc.fault, sc.regression, rate
+                yield sc, traffic, i, rate
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -257,25 +277,28 @@ def main(argv: list[str] | None = None) -> int:
     healthy, regressed = (5, 3) if a.quick else (25, 10)
     started = time.monotonic()
     results: dict[tuple[str, str], dict[str, list[Judge]]] = {}
-    for name, traffic, i, fault, _, rate in iterate(healthy, regressed):
-        seed = 1000 * (1 + [s.name for s in SCENARIOS].index(name)) + 100 * (traffic == "heavy") + i
-        judged = dict(zip(RULES, run_canary(fault, rate, seed), strict=True))
+    for sc, traffic, i, rate in iterate(healthy, regressed):
+        name = sc.name
+        seed = 1000 * (1 + SCENARIOS.index(sc)) + 100 * (traffic == "heavy") + i
+        judged = dict(zip(RULES, run_canary(sc.fault, rate, seed, sc.stable), strict=True))
         log(f"{name}/{traffic} #{i}: " + ", ".join(f"{r} {j.rolled_back_at} ({j.cause})" for r, j in judged.items()))
         per_rule = results.setdefault((name, traffic), {r: [] for r in RULES})
         for rule, j in judged.items():
             per_rule[rule].append(j)
     figures: dict[str, object] = {}
     table: dict[str, object] = {}
+    regressions = {sc.name: sc.regression for sc in SCENARIOS}
     for (name, traffic), per_rule in results.items():
-        regression = name != "healthy"
-        row = {rule: _summary(js, regression) for rule, js in per_rule.items()}
+        row = {rule: _summary(js, regressions[name]) for rule, js in per_rule.items()}
         table[f"{name}/{traffic}"] = row
         log(f"{name}/{traffic}: {row}")
     for traffic, _ in TRAFFIC:
         for rule in RULES:
             h = table[f"healthy/{traffic}"][rule]  # type: ignore[index]
             figures[f"healthy_rollbacks_{traffic}_{rule}"] = h["rollbacks"]
-            for sc in SCENARIOS[1:]:
+            slow = table[f"healthy-slow/{traffic}"][rule]  # type: ignore[index]
+            figures[f"healthy_slow_rollbacks_{traffic}_{rule}"] = slow["rollbacks"]
+            for sc in (s for s in SCENARIOS if s.regression):
                 row = table[f"{sc.name}/{traffic}"][rule]  # type: ignore[index]
                 figures[f"detected_{sc.name}_{traffic}_{rule}"] = row["detected_share"]
                 figures[f"ttd_p50_{sc.name}_{traffic}_{rule}"] = row["time_to_detect_p50_s"]
@@ -286,9 +309,11 @@ def main(argv: list[str] | None = None) -> int:
                 "failure_limit": FAILURE_LIMIT, "confidence": CONFIDENCE, "base_error": BASE_ERROR,
                 "traffic_rps": dict(TRAFFIC)},
         figures=figures,
-        targets={f"healthy_rollbacks_{t}_{rule}": "0" for t, _ in TRAFFIC for rule in ("tollgate", "tier")},
-        met={f"healthy_rollbacks_{t}_{rule}": figures[f"healthy_rollbacks_{t}_{rule}"] == 0
-             for t, _ in TRAFFIC for rule in ("tollgate", "tier")},
+        targets={f"{kind}_{t}_{rule}": "0" for kind in ("healthy_rollbacks", "healthy_slow_rollbacks")
+                 for t, _ in TRAFFIC for rule in ("tollgate", "tier")},
+        met={f"{kind}_{t}_{rule}": figures[f"{kind}_{t}_{rule}"] == 0
+             for kind in ("healthy_rollbacks", "healthy_slow_rollbacks") for t, _ in TRAFFIC
+             for rule in ("tollgate", "tier")},
         notes=[f"{k}: {v}" for k, v in table.items()],
     )
     result.machine = machine()
