@@ -107,12 +107,16 @@ DURATION_BUCKET = "rest_server_request_duration_seconds_bucket"
 """MLServer's series (the simulator's default dialect; metric_profiles.PROFILES["mlserver"])."""
 
 
+BASE = Fault(error_rate=BASE_ERROR)
+"""A healthy version: the simulator's latency, a 1 % error."""
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
     fault: Fault
     regression: bool
-    stable: Fault = Fault(error_rate=BASE_ERROR)
+    stable: Fault = BASE
 
 
 SCENARIOS = (
@@ -217,8 +221,7 @@ class Judge:
                 self.cause = f"{slo.name} at {weight}%: {check.status.verdict}{source}"
 
 
-def run_canary(fault: Fault, rate: float, seed: int, stable: Fault = Fault(error_rate=BASE_ERROR),
-               ) -> tuple[Judge, Judge, Judge, Judge]:
+def run_canary(fault: Fault, rate: float, seed: int, stable: Fault = BASE) -> tuple[Judge, Judge, Judge, Judge]:
     """One canary through the schedule; the raw rules and the statistical rule judge the same traffic."""
     splits = StaticSplits()
     sim = Simulator(splits, {"1.0.0": stable, "1.1.0": fault}, rate=rate, seed=seed)
