@@ -205,11 +205,18 @@ def _streamed(slo: SLO) -> bool:
             and has_stream)
 
 
+SHIFT_TEMPLATES = frozenset({"score-shift"})
+"""Templates whose tracks are judged by their distance (engine.analysis rule 0): a max needs both spreads."""
+
+
 def _limited(slo: SLO) -> bool:
-    """The SLO is a built-in quantile with a min or max: its window's buckets travel with its value, so the
-    limit is tested on counts (engine.limits), not on the interpolated quantile alone."""
-    return (slo.query is None and slo.templateRef is None and slo.name in BUCKET_STREAMS
-            and (slo.min is not None or slo.max is not None))
+    """The SLO's window buckets travel with its value, so its limit is tested on counts (engine.limits), not
+    on the estimate alone: a built-in quantile with a min or max, or score-shift with a max."""
+    if slo.query is not None or slo.templateRef is not None:
+        return False
+    if slo.name in SHIFT_TEMPLATES:
+        return slo.max is not None
+    return slo.name in BUCKET_STREAMS and (slo.min is not None or slo.max is not None)
 
 
 def _samples(value: float | None) -> int:
@@ -442,7 +449,8 @@ class PrometheusProvider:
         limited = [r for r in reqs if any(s.name == slo.name and _limited(s)
                                           and not (_streamed(s) and r.stream_since is not None) for s in r.slos)]
         if template is None and at is not None and limited:
-            buckets = buckets_query(self._selector(limited, profile), window, profile)
+            buckets = buckets_query(self._selector(limited, profile), window, profile,
+                                    score=slo.name in SHIFT_TEMPLATES)
             parts.append(f'label_replace({buckets}, "{PART_LABEL}", "buckets", "", "")')
         if template is None and at is not None:
             by_age: dict[str, list[AnalysisRequest]] = {}
@@ -597,7 +605,8 @@ class PrometheusProvider:
         # a late scrape): the engine then gives no verdict instead of judging one window's raw difference.
         asked = req.stream_since is not None and _streamed(slo)
         streams = self._streams(req, slo.name, answer, at) if asked else None
-        hist = self._histograms(req, [x for x in answer if x.get("metric", {}).get(PART_LABEL) == "buckets"])
+        unit = 1.0 if slo.name in SHIFT_TEMPLATES else None  # scores are scores; latency in the profile's unit
+        hist = self._histograms(req, [x for x in answer if x.get("metric", {}).get(PART_LABEL) == "buckets"], unit)
         return SLOObservation(
             name=slo.name,
             canary=MetricValue(canary, n["canary"], buckets=hist.get("canary")),
@@ -642,12 +651,13 @@ class PrometheusProvider:
         return out
 
     def _histograms(
-        self, req: AnalysisRequest, series: Sequence[Mapping[str, Any]]
+        self, req: AnalysisRequest, series: Sequence[Mapping[str, Any]], unit: float | None = None
     ) -> dict[str, tuple[tuple[float, float], ...]]:
-        """Each track's cumulative latency buckets (le in seconds: the profile's duration_unit) from a
-        `sum by (..., le)` answer, for the version under analysis on each track (summed over versions when
-        none is named); a track without finite buckets is left out."""
+        """Each track's cumulative buckets from a `sum by (..., le)` answer, `le` times `unit` (default the
+        profile's duration_unit: latency in seconds), for the version under analysis on each track (summed
+        over versions when none is named); a track without finite buckets is left out."""
         profile = self._profile(req)
+        scale = profile.duration_unit if unit is None else unit
         ident = profile.identity
         key = _series_key(req)
         versions = {t: _label(req.version_of(t)) for t in TRACKS}
@@ -661,7 +671,7 @@ class PrometheusProvider:
             version = versions[track]
             if version is not None and labels.get(ident.version, "") != version:
                 continue
-            le = float(labels.get("le", "nan")) * profile.duration_unit
+            le = float(labels.get("le", "nan")) * scale
             count = _sample_value(x["value"])
             if math.isnan(le) or not math.isfinite(count):
                 continue

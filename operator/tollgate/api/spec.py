@@ -638,7 +638,8 @@ class SLO(_Model):
     """Highest acceptable value (absolute). For error-rate, invalid-output-rate and latency-p50/p95/p99 a check
     fails only when the requests show the version above it at analysis.confidence (exact binomial test; 3
     errors in 200 requests is no evidence against max 0.01, 8 are; a p99 max counts the requests slower than
-    it in the latency histogram against 1 %, so put it on a bucket bound); above it but unproven, the step
+    it in the latency histogram against 1 %, so put it on a bucket bound); for score-shift, when the spread
+    of the two tracks' scores shows their distance over it (z-test); above it but unproven, the step
     waits."""
     maxIncreaseOverBaseline: Annotated[float, Field(ge=0)] | None = None
     """Largest acceptable canary value minus stable value over the same window."""

@@ -34,14 +34,15 @@ Order of a check, first match wins:
    window is measured only since it started, rollout.Case.analysis_request) is no verdict under fail
    too: Inconclusive, bounded as in 2. Its range may be too short to hold data, and cutting it must
    never fail a check by itself.
-4. value below min or above max         -> Fail; for error-rate, invalid-output-rate and the latency
-   quantiles only when this look's counts (errors, or requests slower than the limit in the histogram's
-   buckets) show the version beyond the limit at the configured confidence (engine.limits: an exact
-   binomial test). Beyond it but not significant -> Inconclusive: on the canary's stream (SLOs compared
-   as in 5) not bounded, the growing data settle it; on the window bounded as in 2, and once the run
+4. value below min or above max         -> Fail; for error-rate, invalid-output-rate, the latency
+   quantiles and a score-shift's max only when this look's counts (errors, requests slower than the limit
+   in the histogram's buckets, the spread of both tracks' scores) show the version beyond the limit at the
+   configured confidence (engine.limits: an exact binomial test, a z-test for the shift). Beyond it but
+   not significant -> Inconclusive: on the canary's stream (SLOs compared as in 5) not bounded, the
+   growing data settle it; on the window bounded as in 2, and once the run
    lasted maxNoDataDuration -> Fail under every onNoData (a window never grows, and an estimate beyond the
    limit for that long is not missing data). On the point estimate alone, the tiers' defaults rolled
-   back one canary in four that erred at half its limit, as often as its stable, and every canary whose
+   back one canary in four that erred at half its limit, as often as its stable, and three in four whose
    p99 sat just under its latency limit.
 5. maxIncreaseOverBaseline set, and the runtime asked for the canary's stream (comparison.applies: ratio
    and latency templates; stream_since set, even when the answer left the stream out): the statistical
@@ -85,7 +86,7 @@ from datetime import datetime, timedelta
 from tollgate.api.spec import NoDataPolicy
 from tollgate.api.status import BaselineRecord, SLOStatus, Verdict
 from tollgate.engine import comparison, limits
-from tollgate.engine.comparison import Outcome
+from tollgate.engine.comparison import SHIFT_SLOS, Outcome
 from tollgate.engine.limits import Limit
 from tollgate.engine.observations import MetricValue, SLOObservation
 from tollgate.engine.policy import ResolvedSLO
@@ -93,8 +94,6 @@ from tollgate.engine.timeutil import format_time, parse_duration, parse_time, se
 
 MISSING_OBSERVATION = "no observation for this SLO in the analysis tick"
 
-SHIFT_SLOS = frozenset({"score-shift"})
-"""Built-in SLOs whose per-track values are judged by their distance (rule 0), not one by one."""
 
 
 def full_traffic_slos(slos: Sequence[ResolvedSLO], carried: Collection[str]) -> tuple[ResolvedSLO, ...]:
@@ -161,10 +160,13 @@ def compared(slo: ResolvedSLO, obs: SLOObservation | None) -> SLOObservation | N
     canary = obs.canary.value if obs.canary is not None else None
     stable = obs.stable.value if obs.stable is not None else None
     shift = abs(canary - stable) if canary is not None and stable is not None else None
+    # Each side keeps its own histogram: the test of a shift's max needs both (engine.limits).
     return replace(
         obs,
-        canary=MetricValue(shift, obs.canary.samples if obs.canary is not None else 0),
-        stable=MetricValue(0.0 if stable is not None else None, obs.stable.samples if obs.stable is not None else 0),
+        canary=MetricValue(shift, obs.canary.samples if obs.canary is not None else 0,
+                           buckets=obs.canary.buckets if obs.canary is not None else None),
+        stable=MetricValue(0.0 if stable is not None else None, obs.stable.samples if obs.stable is not None else 0,
+                           buckets=obs.stable.buckets if obs.stable is not None else None),
     )
 
 
@@ -220,7 +222,8 @@ def judge(
     spec = slo.slo
     if canary is not None:
         limit = limits.check(slo, canary, samples, events=stream.events if stream is not None else None,
-                             buckets=buckets, confidence=confidence)
+                             buckets=buckets, confidence=confidence,
+                             other=obs.stable.buckets if obs.stable is not None else None)
         common["limitPValue"] = limit.p_value
         if limit.outcome is Limit.BEYOND:
             return _fail(base, {**common, **values, "noDataSince": None}, now, failure_gap)

@@ -50,6 +50,8 @@ from tollgate.engine.policy import ResolvedSLO
 
 RATIO_SLOS = frozenset({"error-rate", "invalid-output-rate"})
 QUANTILE_SLOS = {"latency-p50": 0.5, "latency-p95": 0.95, "latency-p99": 0.99}
+SHIFT_SLOS = frozenset({"score-shift"})
+"""Built-in SLOs whose per-track values are judged by their distance (engine.analysis rule 0)."""
 
 
 class Outcome(StrEnum):

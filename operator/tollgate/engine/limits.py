@@ -14,9 +14,10 @@ what a p99 allows) was rolled back 20 of 20 times at the high tier, at 10 and at
 2026-12-07). A limit is a statement about the version, so a failure needs data that show the version beyond
 it, as a comparison with the baseline does (comparison.py).
 
-Rules, for `error-rate`, `invalid-output-rate` and `latency-p50/p95/p99` without a custom query or template
-(their data are counts: a ratio's `events` of `n` requests; a quantile's cumulative histogram buckets; the
-canary's stream when the SLO is compared with its baseline, else its window):
+Rules, for `error-rate`, `invalid-output-rate`, `latency-p50/p95/p99` and `score-shift` without a custom
+query or template (their data are counts: a ratio's `events` of `n` requests; a quantile's cumulative
+histogram buckets; a shift's two score histograms; the canary's stream when the SLO is compared with its
+baseline, else its window):
 
 1. The point estimate (the rate, or the quantile) within [min, max] -> WITHIN (the check goes on, as before).
 2. Beyond a limit `L`: an exact binomial test on this look's counts of "the version is beyond L"; `p <= 1 -
@@ -29,8 +30,12 @@ canary's stream when the SLO is compared with its baseline, else its window):
      interpolation within the bucket that holds `max` (the assumption histogram_quantile makes, so the test
      and the estimate agree on the data), against their share a quantile at `max` allows: `p = P(X >= k)`
      for `X ~ Binomial(n, 1 - q)`. Under `min`: the requests at or below `min` against `q`.
-   Exact, because the normal approximation is far too eager at the small expected counts that limits meet:
-   6 errors in 218 requests against 1 % is p 0.005 by it and 0.024 exactly.
+   - A score-shift over `max` (|mean_canary - mean_stable|, the export's exact means): a one-sided z-test of
+     the distance against `max`, each mean's variance read from its track's score histogram. Its
+     point estimate rolled back 7 of 40 healthy canaries at `max 0.03` (seeded unit test), 0 with the test.
+   Exact for counts, because the normal approximation is far too eager at the small expected counts that
+   limits meet: 6 errors in 218 requests against 1 % is p 0.005 by it and 0.024 exactly. A mean of bounded
+   scores over minSamples outputs is close to normal, so a shift uses the normal tail.
 3. A limit with no sampling error (`max 0`, `min 1` or a rate limit outside 0..1), or a quantile whose
    buckets the look does not carry: the estimate decides, as before (one error is beyond `max: 0` for
    certain). A quantile read from a histogram of no requests is UNSURE: nothing shows it beyond.
@@ -38,8 +43,8 @@ canary's stream when the SLO is compared with its baseline, else its window):
 Each look is tested on its own at the configured confidence, not with the always-valid p-value of the
 comparison: a limit is judged on the window when the SLO has no baseline margin, and a sliding window is
 no growing stream. What that costs is in docs/api.md ("Absolute limits"), measured with the traffic
-simulator. The other SLOs (custom queries, templates, request-rate, score-shift) keep the point estimate:
-their values carry no counts to test.
+simulator. The other SLOs (custom queries, templates, request-rate, a score-shift's min) keep the point
+estimate: their values carry no counts to test.
 """
 
 from __future__ import annotations
@@ -47,8 +52,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import StrEnum
+from statistics import NormalDist
 
-from tollgate.engine.comparison import QUANTILE_SLOS, RATIO_SLOS
+from tollgate.engine.comparison import QUANTILE_SLOS, RATIO_SLOS, SHIFT_SLOS
 from tollgate.engine.policy import ResolvedSLO
 from tollgate.engine.stats import Buckets
 
@@ -70,15 +76,16 @@ def tested(slo: ResolvedSLO) -> bool:
     """The SLO's limits are judged by the test of rule 2: a built-in ratio or latency quantile, whose data
     are counts."""
     s = slo.slo
-    return (s.name in RATIO_SLOS or s.name in QUANTILE_SLOS) and s.query is None and s.templateRef is None
+    known = s.name in RATIO_SLOS or s.name in QUANTILE_SLOS or s.name in SHIFT_SLOS
+    return known and s.query is None and s.templateRef is None
 
 
 def check(slo: ResolvedSLO, value: float, samples: int, *, events: float | None = None,
-          buckets: Buckets | None = None, confidence: float = 0.99) -> LimitCheck:
+          buckets: Buckets | None = None, confidence: float = 0.99, other: Buckets | None = None) -> LimitCheck:
     """Judge `value` against the SLO's min and max: a ratio's rate over `samples` requests (`events` its
     count when known, else value * samples), or a quantile of `buckets` (the cumulative histogram it was
-    read from, the same look's; None: not carried, rule 3). Callers pass only finite values and
-    samples > 0."""
+    read from, the same look's; None: not carried, rule 3), or a shift between the means of `buckets`
+    (the canary's scores) and `other` (stable's). Callers pass only finite values and samples > 0."""
     spec = slo.slo
     too_high = spec.max is not None and value > spec.max
     too_low = spec.min is not None and value < spec.min
@@ -90,6 +97,8 @@ def check(slo: ResolvedSLO, value: float, samples: int, *, events: float | None 
     assert bound is not None  # too_high or too_low says which limit is set
     if slo.name in QUANTILE_SLOS:
         return _quantile_check(QUANTILE_SLOS[slo.name], bound, too_high, buckets, confidence)
+    if slo.name in SHIFT_SLOS:
+        return _shift_check(value, bound, too_high, buckets, other, confidence)
     count = min(max(events if events is not None else value * samples, 0.0), float(samples))
     # A max on the rate, or a min read as a max on its complement (the requests without the event).
     limit, beyond = (bound, count) if too_high else (1.0 - bound, samples - count)
@@ -110,6 +119,48 @@ def _quantile_check(q: float, bound: float, too_high: bool, buckets: Buckets | N
     if too_high:  # more than (1 - q) of the requests slower than the max
         return _tested(total - at_or_below, n, 1.0 - q, confidence)
     return _tested(at_or_below, n, q, confidence)  # more than q of them at or below the min
+
+
+def _shift_check(shift: float, bound: float, too_high: bool, canary: Buckets | None, stable: Buckets | None,
+                 confidence: float) -> LimitCheck:
+    """Rule 2 for a shift of two means (score-shift's |mean_canary - mean_stable| over max): a one-sided
+    z-test of "the distance is over max", each mean's variance read from its track's histogram (bucket
+    midpoints, floored at the widest bucket's uniform variance: a histogram cannot show a spread narrower
+    than its buckets). Means of bounded scores over minSamples outputs are close to normal, so the normal
+    tail is the test here, not a binomial one."""
+    if not too_high:
+        return LimitCheck(Limit.BEYOND)  # a floor on a distance: the estimate decides (rule 3)
+    moments = [_moments(b) for b in (canary, stable)]
+    if any(m is None for m in moments):
+        return LimitCheck(Limit.BEYOND)  # no histogram to read a spread from: the estimate decides (rule 3)
+    (n_c, var_c), (n_s, var_s) = (m for m in moments if m is not None)
+    if n_c < 2 or n_s < 2:
+        return LimitCheck(Limit.UNSURE)
+    se = math.sqrt(var_c / n_c + var_s / n_s)
+    p = 1.0 - NormalDist().cdf((shift - bound) / se)
+    return LimitCheck(Limit.BEYOND if p <= 1.0 - confidence else Limit.UNSURE, p)
+
+
+def _moments(buckets: Buckets | None) -> tuple[float, float] | None:
+    """(outputs, variance) of a histogram from its bucket midpoints (the lowest bucket starting at 0, +Inf
+    read as the largest finite bound), the variance floored at the widest bucket's width squared / 12."""
+    if not buckets or not math.isinf(buckets[-1][0]):
+        return None
+    counts = monotone(buckets)
+    total = counts[-1][1]
+    if total <= 0:
+        return None
+    points: list[tuple[float, float]] = []  # (midpoint, count)
+    widest, lower_bound, lower_count = 0.0, 0.0, 0.0
+    for le, cumulative in counts:
+        mid = lower_bound if math.isinf(le) else (lower_bound + le) / 2.0
+        if not math.isinf(le):
+            widest = max(widest, le - lower_bound)
+        points.append((mid, cumulative - lower_count))
+        lower_bound, lower_count = (lower_bound if math.isinf(le) else le), cumulative
+    mean = sum(m * c for m, c in points) / total
+    variance = sum(c * (m - mean) ** 2 for m, c in points) / total
+    return total, max(variance, widest * widest / 12.0)
 
 
 def monotone(buckets: Buckets) -> tuple[tuple[float, float], ...]:

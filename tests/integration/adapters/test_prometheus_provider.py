@@ -162,6 +162,13 @@ def test_grouped_queries_give_per_modeldeployment_per_track_values_and_outages_g
             assert abs(metric.buckets[-1][1] - metric.samples) <= 0.1 * metric.samples + 5, metric
             assert quantile(0.5, metric.buckets) == pytest.approx(metric.value, rel=1e-6, abs=1e-9), metric
 
+    # and a score-shift max brings each track's score histogram (in scores, every dialect), whose outputs
+    # are the quality export's count behind the mean
+    for obs in (fraud["score-shift"], churn["score-shift"]):
+        for metric in (obs.canary, obs.stable):
+            assert metric is not None and metric.buckets is not None, obs
+            assert metric.buckets[-1][0] == math.inf and 0.5 in dict(metric.buckets) and metric.buckets[-1][1] > 0
+
     # when Prometheus goes down mid-analysis
     prom.stop()
     down = provider.observe(reqs)

@@ -662,6 +662,26 @@ def test_a_latency_limit_judged_on_the_stream_brings_no_window_buckets() -> None
     assert "churn" in buckets_part and "fraud" not in buckets_part
 
 
+def test_a_score_shift_max_brings_both_tracks_score_histograms_unscaled() -> None:
+    # given score-shift with a max in the istio profile (whose latency is in milliseconds)
+    r = AnalysisRequest("ml", "fraud", (SHIFT,), "1m", sandbox="ml-fraud", profile="istio")
+    part = {"tollgate_part": "buckets"}
+    prov, transport = provider(lambda q: vector(
+        (dict(labels("ml", "fraud", "canary"), tollgate_part="value"), "0.7"),
+        (dict(labels("ml", "fraud", "canary"), le="0.5", **part), "30"),
+        (dict(labels("ml", "fraud", "canary"), le="+Inf", **part), "100"),
+        (dict(labels("ml", "fraud", "stable"), le="0.5", **part), "400"),
+        (dict(labels("ml", "fraud", "stable"), le="+Inf", **part), "900")))
+    (obs,) = prov.observe([r], at=1_700_000_100.0)[("ml", "fraud")]
+    # then the query's buckets part reads the quality export's score histogram, without request matchers
+    (q,) = transport.queries
+    (buckets_part,) = [p for p in q.split(" or ") if '"buckets"' in p]
+    assert "increase(tollgate_model_score_bucket{" in buckets_part and 'reporter="destination"' not in buckets_part
+    # and each track's histogram is in scores, not scaled as milliseconds
+    assert obs.canary is not None and obs.canary.buckets == ((0.5, 30.0), (math.inf, 100.0))
+    assert obs.stable is not None and obs.stable.buckets == ((0.5, 400.0), (math.inf, 900.0))
+
+
 def test_the_dashboards_range_query_carries_no_buckets() -> None:
     prov, transport = provider(lambda q: Response(200, {"status": "success", "data": {"resultType": "matrix",
                                                                                        "result": []}}))

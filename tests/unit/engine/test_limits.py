@@ -356,3 +356,81 @@ def test_a_latency_limits_rollback_records_the_buckets_it_counted() -> None:
     (record,) = d.of_type(RecordEvidence)
     (observed,) = record.payload["observations"]
     assert observed["canary"]["buckets"] == [[0.1, 120.0], [0.25, 190.0], [0.5, 200.0], ["inf", 200.0]]
+
+
+SCORE_BOUNDS = (*(round(i * 0.05, 2) for i in range(1, 21)), float("inf"))
+"""The quality export's score buckets (tollgate_model_score, as examples/mlserver exports them)."""
+
+
+def scores(values: list[float]) -> tuple[tuple[float, float], ...]:
+    return tuple((b, float(sum(1 for v in values if v <= b))) for b in SCORE_BOUNDS)
+
+
+def shift_look(canary: list[float], stable: list[float]) -> SLOObservation:
+    """One window of score-shift: each track's mean score and its histogram."""
+    return SLOObservation("score-shift",
+                          MetricValue(sum(canary) / len(canary), len(canary), buckets=scores(canary)),
+                          MetricValue(sum(stable) / len(stable), len(stable), buckets=scores(stable)))
+
+
+def healthy_scores(rng: random.Random, n: int, shift: float = 0.0) -> list[float]:
+    """A model's predicted scores: Beta(5, 3) (mean 0.625, sd 0.16), shifted."""
+    return [min(1.0, max(0.0, rng.betavariate(5, 3) + shift)) for _ in range(n)]
+
+
+def test_a_score_shift_over_its_max_on_noise_is_no_failure() -> None:
+    # given 100 canary outputs against 900 stable whose means lie 0.06 apart, over the max 0.05 by about 0.6
+    # of the distance's standard error (0.017 for scores with sd 0.16 at these counts)
+    rng = random.Random(3)
+    canary, stable = healthy_scores(rng, 100), healthy_scores(rng, 900)
+    offset = 0.06 - (sum(canary) / 100 - sum(stable) / 900)
+    canary = [v + offset for v in canary]
+    check = judge(slo("score-shift", min_samples=50, max=0.05), shift_look(canary, stable), None, T0)
+    # then no check fails: the distance is over the max, the spread of the scores does not show it is
+    assert check.status.value == pytest.approx(0.06)
+    assert check.status.verdict is Verdict.INCONCLUSIVE and check.status.failures == 0
+    assert check.status.limitPValue is not None and 0.01 < check.status.limitPValue < 0.5
+
+
+def test_a_score_shift_proven_over_its_max_fails_with_its_p_value() -> None:
+    rng = random.Random(4)
+    check = judge(slo("score-shift", min_samples=50, max=0.05),
+                  shift_look(healthy_scores(rng, 400, shift=0.15), healthy_scores(rng, 900)), None, T0)
+    assert check.status.verdict is Verdict.FAIL
+    assert check.status.limitPValue is not None and check.status.limitPValue < 0.001
+
+
+def test_a_score_shift_without_histograms_keeps_the_point_estimate() -> None:
+    obs = SLOObservation("score-shift", MetricValue(0.7, 100), MetricValue(0.62, 900))
+    check = judge(slo("score-shift", min_samples=50, max=0.05), obs, None, T0)
+    assert check.status.verdict is Verdict.FAIL and check.status.limitPValue is None
+
+
+def sliding_scores(rng: random.Random, shift: float) -> Iterator[tuple[int, SLOObservation]]:
+    """Looks every 5 s for 4 minutes at the last minute of a canary serving 10 % of 10 requests/s, then 50 %."""
+    seconds: list[tuple[list[float], list[float]]] = []
+    for t in range(1, 241):
+        share = 0.1 if t <= 120 else 0.5
+        served = [(rng.random() < share, v) for v in healthy_scores(rng, 10)]
+        seconds = [*seconds[-59:], ([min(1.0, v + shift) for c, v in served if c], [v for c, v in served if not c])]
+        canary = [v for c, _ in seconds for v in c]
+        stable = [v for _, s in seconds for v in s]
+        if t % 5 == 0 and canary and stable:
+            yield t, shift_look(canary, stable)
+
+
+def test_healthy_canaries_are_not_rolled_back_by_a_tight_score_shift_max() -> None:
+    # given 40 seeded canaries identical to their stable, judged against score-shift max 0.03 (minSamples
+    # 100, failureLimit 0)
+    s = slo("score-shift", min_samples=100, max=0.03, no_data_seconds=300)
+    rng = random.Random(20261207)
+    rolled_back = [t for t in (first_failure(s, sliding_scores(rng, 0.0)) for _ in range(40)) if t is not None]
+    # then none is: on the point estimate 7 of 40 were (seen failing with the old rule)
+    assert rolled_back == []
+
+
+def test_a_canary_shifted_well_over_the_max_is_still_caught() -> None:
+    s = slo("score-shift", min_samples=100, max=0.03, no_data_seconds=300)
+    rng = random.Random(11)
+    caught = [t for t in (first_failure(s, sliding_scores(rng, 0.1)) for _ in range(20)) if t is not None]
+    assert len(caught) == 20
