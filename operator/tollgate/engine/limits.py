@@ -125,8 +125,8 @@ def _shift_check(shift: float, bound: float, too_high: bool, canary: Buckets | N
                  confidence: float) -> LimitCheck:
     """Rule 2 for a shift of two means (score-shift's |mean_canary - mean_stable| over max): a one-sided
     z-test of "the distance is over max", each mean's variance read from its track's histogram (bucket
-    midpoints, floored at the widest bucket's uniform variance: a histogram cannot show a spread narrower
-    than its buckets). Means of bounded scores over minSamples outputs are close to normal, so the normal
+    midpoints, floored at the widest occupied bucket's uniform variance: a histogram cannot show a spread
+    narrower than its buckets). Means of bounded scores over minSamples outputs are close to normal, so the normal
     tail is the test here, not a binomial one."""
     if not too_high:
         return LimitCheck(Limit.BEYOND)  # a floor on a distance: the estimate decides (rule 3)
@@ -143,7 +143,8 @@ def _shift_check(shift: float, bound: float, too_high: bool, canary: Buckets | N
 
 def _moments(buckets: Buckets | None) -> tuple[float, float] | None:
     """(outputs, variance) of a histogram from its bucket midpoints (the lowest bucket starting at 0, +Inf
-    read as the largest finite bound), the variance floored at the widest bucket's width squared / 12."""
+    read as the largest finite bound), the variance floored at the widest occupied bucket's width squared /
+    12 (the default buckets run to 10: an empty (7.5, 10] must not widen a spread of scores)."""
     if not buckets or not math.isinf(buckets[-1][0]):
         return None
     counts = monotone(buckets)
@@ -154,7 +155,7 @@ def _moments(buckets: Buckets | None) -> tuple[float, float] | None:
     widest, lower_bound, lower_count = 0.0, 0.0, 0.0
     for le, cumulative in counts:
         mid = lower_bound if math.isinf(le) else (lower_bound + le) / 2.0
-        if not math.isinf(le):
+        if not math.isinf(le) and cumulative > lower_count:  # an occupied bucket: empty ones say nothing
             widest = max(widest, le - lower_bound)
         points.append((mid, cumulative - lower_count))
         lower_bound, lower_count = (lower_bound if math.isinf(le) else le), cumulative

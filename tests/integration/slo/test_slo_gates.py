@@ -149,6 +149,8 @@ def test_model_quality_regression_without_http_errors_is_rolled_back(
     # then the score shift fails while the error rate passed at zero in the same tick
     shift, er = slo(w.final, "score-shift"), slo(w.final, "error-rate")
     assert shift["verdict"] == "Fail" and shift["value"] > 0.1, shift
+    # on evidence: both tracks' score histograms showed the distance over the max (engine.limits)
+    assert shift["limitPValue"] is not None and shift["limitPValue"] <= 0.01, json.dumps(shift)
     assert er["verdict"] == "Pass" and er["value"] == 0.0, er
     assert er["lastCheckedAt"] == shift["lastCheckedAt"]
     assert_all_traffic_on_stable(stack, namespace, "churn")
