@@ -61,6 +61,7 @@ from tollgate.adapters.slo_templates import (
     track_selector,
 )
 from tollgate.api.spec import SLO
+from tollgate.engine.comparison import SHIFT_SLOS
 from tollgate.engine.naming import fit, label_value
 from tollgate.engine.observations import AnalysisRequest, MDKey, MetricValue, SLOObservation, StreamData
 
@@ -205,16 +206,12 @@ def _streamed(slo: SLO) -> bool:
             and has_stream)
 
 
-SHIFT_TEMPLATES = frozenset({"score-shift"})
-"""Templates whose tracks are judged by their distance (engine.analysis rule 0): a max needs both spreads."""
-
-
 def _limited(slo: SLO) -> bool:
     """The SLO's window buckets travel with its value, so its limit is tested on counts (engine.limits), not
     on the estimate alone: a built-in quantile with a min or max, or score-shift with a max."""
     if slo.query is not None or slo.templateRef is not None:
         return False
-    if slo.name in SHIFT_TEMPLATES:
+    if slo.name in SHIFT_SLOS:
         return slo.max is not None
     return slo.name in BUCKET_STREAMS and (slo.min is not None or slo.max is not None)
 
@@ -450,7 +447,7 @@ class PrometheusProvider:
                                           and not (_streamed(s) and r.stream_since is not None) for s in r.slos)]
         if template is None and at is not None and limited:
             buckets = buckets_query(self._selector(limited, profile), window, profile,
-                                    score=slo.name in SHIFT_TEMPLATES)
+                                    score=slo.name in SHIFT_SLOS)
             parts.append(f'label_replace({buckets}, "{PART_LABEL}", "buckets", "", "")')
         if template is None and at is not None:
             by_age: dict[str, list[AnalysisRequest]] = {}
@@ -605,7 +602,7 @@ class PrometheusProvider:
         # a late scrape): the engine then gives no verdict instead of judging one window's raw difference.
         asked = req.stream_since is not None and _streamed(slo)
         streams = self._streams(req, slo.name, answer, at) if asked else None
-        unit = 1.0 if slo.name in SHIFT_TEMPLATES else None  # scores are scores; latency in the profile's unit
+        unit = 1.0 if slo.name in SHIFT_SLOS else None  # scores are scores; latency in the profile's unit
         hist = self._histograms(req, [x for x in answer if x.get("metric", {}).get(PART_LABEL) == "buckets"], unit)
         return SLOObservation(
             name=slo.name,

@@ -43,7 +43,7 @@ def _metric(metric: MetricValue | None) -> dict[str, Any] | None:
     if metric is None:
         return None
     out: dict[str, Any] = {"value": _number(metric.value), "samples": metric.samples}
-    if metric.buckets is not None:  # a latency limit's test counted these (engine.limits)
+    if metric.buckets is not None:  # a limit's test read these: latency, or scores (engine.limits)
         out["buckets"] = _buckets(metric.buckets)
     return out
 

@@ -121,47 +121,57 @@ def _quantile_check(q: float, bound: float, too_high: bool, buckets: Buckets | N
     return _tested(at_or_below, n, q, confidence)  # more than q of them at or below the min
 
 
+MIN_OUTPUTS = 30
+"""Outputs each track needs before a shift is tested: below it a spread read from a handful of scores and the
+normal tail are too eager. minSamples counts requests; invalid outputs and a thin step can leave fewer."""
+
+
 def _shift_check(shift: float, bound: float, too_high: bool, canary: Buckets | None, stable: Buckets | None,
                  confidence: float) -> LimitCheck:
     """Rule 2 for a shift of two means (score-shift's |mean_canary - mean_stable| over max): a one-sided
-    z-test of "the distance is over max", each mean's variance read from its track's histogram (bucket
-    midpoints, floored at the widest occupied bucket's uniform variance: a histogram cannot show a spread
-    narrower than its buckets). Means of bounded scores over minSamples outputs are close to normal, so the normal
-    tail is the test here, not a binomial one."""
+    z-test of "the distance is over max", each mean's variance read from its track's histogram (`_variance`).
+    Means of bounded scores over at least MIN_OUTPUTS outputs are close to normal, so the normal tail is the
+    test here, not a binomial one."""
     if not too_high:
         return LimitCheck(Limit.BEYOND)  # a floor on a distance: the estimate decides (rule 3)
-    moments = [_moments(b) for b in (canary, stable)]
+    moments = [_variance(b) for b in (canary, stable)]
     if any(m is None for m in moments):
         return LimitCheck(Limit.BEYOND)  # no histogram to read a spread from: the estimate decides (rule 3)
     (n_c, var_c), (n_s, var_s) = (m for m in moments if m is not None)
-    if n_c < 2 or n_s < 2:
+    if n_c < MIN_OUTPUTS or n_s < MIN_OUTPUTS:
         return LimitCheck(Limit.UNSURE)
     se = math.sqrt(var_c / n_c + var_s / n_s)
+    if not se > 0.0:
+        return LimitCheck(Limit.BEYOND)  # every output on one value: no spread, the estimate decides (rule 3)
     p = 1.0 - NormalDist().cdf((shift - bound) / se)
     return LimitCheck(Limit.BEYOND if p <= 1.0 - confidence else Limit.UNSURE, p)
 
 
-def _moments(buckets: Buckets | None) -> tuple[float, float] | None:
-    """(outputs, variance) of a histogram from its bucket midpoints (the lowest bucket starting at 0, +Inf
-    read as the largest finite bound), the variance floored at the widest occupied bucket's width squared /
-    12 (the default buckets run to 10: an empty (7.5, 10] must not widen a spread of scores)."""
+def _variance(buckets: Buckets | None) -> tuple[float, float] | None:
+    """(outputs, variance) of scores (0..1) from their histogram, each bucket clipped to 0..1 (+Inf holds
+    scores from the largest finite bound up to 1) and read as an even spread across it, the assumption
+    histogram_quantile makes: the variance of the buckets' midpoints plus each bucket's own width^2 / 12,
+    weighted by its outputs (the law of total variance). Scores piled against 0 and 1 (a confident
+    classifier) spread less evenly than that, and the estimate reads their variance up to a fifth low; a
+    healthy canary's distance sits far under max, where that does not matter."""
     if not buckets or not math.isinf(buckets[-1][0]):
         return None
     counts = monotone(buckets)
     total = counts[-1][1]
     if total <= 0:
         return None
-    points: list[tuple[float, float]] = []  # (midpoint, count)
-    widest, lower_bound, lower_count = 0.0, 0.0, 0.0
+    spans: list[tuple[float, float, float]] = []  # (low, high, outputs), clipped to 0..1
+    lower_bound, lower_count = 0.0, 0.0
     for le, cumulative in counts:
-        mid = lower_bound if math.isinf(le) else (lower_bound + le) / 2.0
-        if not math.isinf(le) and cumulative > lower_count:  # an occupied bucket: empty ones say nothing
-            widest = max(widest, le - lower_bound)
-        points.append((mid, cumulative - lower_count))
+        low = min(lower_bound, 1.0)
+        high = max(low, min(1.0, le))
+        if cumulative > lower_count:
+            spans.append((low, high, cumulative - lower_count))
         lower_bound, lower_count = (lower_bound if math.isinf(le) else le), cumulative
-    mean = sum(m * c for m, c in points) / total
-    variance = sum(c * (m - mean) ** 2 for m, c in points) / total
-    return total, max(variance, widest * widest / 12.0)
+    mean = sum((lo + hi) / 2.0 * c for lo, hi, c in spans) / total
+    between = sum(c * ((lo + hi) / 2.0 - mean) ** 2 for lo, hi, c in spans) / total
+    within = sum(c * (hi - lo) ** 2 / 12.0 for lo, hi, c in spans) / total
+    return total, between + within
 
 
 def monotone(buckets: Buckets) -> tuple[tuple[float, float], ...]:

@@ -452,3 +452,23 @@ def test_a_score_shift_read_from_the_default_buckets_is_still_tested_on_the_scor
     # integration test on real Prometheus)
     assert check.status.verdict is Verdict.FAIL
     assert check.status.limitPValue is not None and check.status.limitPValue < 0.001
+
+
+def test_a_score_histogram_that_ends_below_the_scores_is_read_up_to_1_and_never_raises() -> None:
+    # given an export whose buckets end at 0.5 while every score is above it (all in +Inf), in both tracks,
+    # and one whose every output sits on a bucket of no width (past 1)
+    past = ((0.1, 0.0), (0.2, 0.0), (0.5, 0.0), (float("inf"), 400.0))
+    pinned = ((1.0, 0.0), (float("inf"), 400.0))
+    s = slo("score-shift", min_samples=50, max=0.05)
+    # then the first is tested with the spread of (0.5, 1], the second falls back to the estimate
+    assert limits.check(s, 0.2, 400, buckets=past, other=past).outcome is Limit.BEYOND
+    assert limits.check(s, 0.06, 400, buckets=past, other=past).outcome is Limit.UNSURE
+    assert limits.check(s, 0.2, 400, buckets=pinned, other=pinned) == limits.LimitCheck(Limit.BEYOND)
+
+
+def test_a_score_shift_on_a_handful_of_outputs_is_not_tested_yet() -> None:
+    # given 400 requests but only 12 valid canary outputs (the rest invalid), 0.3 apart from stable
+    few = scores([0.9] * 12)
+    many = scores(healthy_scores(random.Random(6), 900))
+    check = limits.check(slo("score-shift", max=0.05), 0.3, 400, buckets=few, other=many)
+    assert check.outcome is Limit.UNSURE and check.p_value is None
