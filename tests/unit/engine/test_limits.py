@@ -18,7 +18,7 @@ from tollgate.engine.observations import MetricValue, SLOObservation, StreamData
 from tollgate.engine.policy import ResolvedSLO
 from tollgate.engine.stats import quantile
 
-from .conftest import T0
+from .conftest import T0, Sim, make_spec
 
 SINCE = "2026-03-01T11:59:00Z"
 
@@ -266,20 +266,24 @@ def test_a_canary_at_twice_the_limit_is_still_caught(
     assert caught[25] <= 60, caught
 
 
+def canary_under_analysis(slo_spec: dict[str, object]) -> Sim:
+    """A canary of 1.1.0 at its 50 % step, judged every 30 s on this one SLO, failureLimit 0."""
+    sim = Sim(make_spec(slos=[slo_spec], rollout={
+        "steps": [{"weight": 50}, {"weight": 100}], "analysis": {"interval": "30s", "failureLimit": 0,
+                                                                  "minSamples": 100}}))
+    sim.deploy_stable()
+    sim.set_version("1.1.0")
+    sim.settle()
+    return sim
+
+
 def test_a_canary_proven_beyond_its_limit_rolls_back_and_its_event_gives_the_p_value() -> None:
     # given a canary under analysis (failureLimit 0) whose window holds 12 errors in 200 requests
     # against max 0.02 (6 %: 12 or more of 200 at 2 % is p 0.00079)
     from tollgate.api.status import Phase
     from tollgate.engine.actions import EmitEvent, Reason
 
-    from .conftest import Sim, make_spec
-
-    sim = Sim(make_spec(slos=[{"name": "error-rate", "max": 0.02}], rollout={
-        "steps": [{"weight": 50}, {"weight": 100}], "analysis": {"interval": "30s", "failureLimit": 0,
-                                                                  "minSamples": 100}}))
-    sim.deploy_stable()
-    sim.set_version("1.1.0")
-    sim.settle()
+    sim = canary_under_analysis({"name": "error-rate", "max": 0.02})
     # when it is looked at
     d = sim.tick((window(12, 200),))
     # then it is rolled back, and the AnalysisFailed event carries the limit's evidence
@@ -340,14 +344,7 @@ def test_a_latency_limits_rollback_records_the_buckets_it_counted() -> None:
     from tollgate.api.status import Phase
     from tollgate.engine.actions import RecordEvidence
 
-    from .conftest import Sim, make_spec
-
-    sim = Sim(make_spec(slos=[{"name": "latency-p99", "max": 0.25}], rollout={
-        "steps": [{"weight": 50}, {"weight": 100}], "analysis": {"interval": "30s", "failureLimit": 0,
-                                                                  "minSamples": 100}}))
-    sim.deploy_stable()
-    sim.set_version("1.1.0")
-    sim.settle()
+    sim = canary_under_analysis({"name": "latency-p99", "max": 0.25})
     obs = latency(10, 200)
     # when it is looked at
     d = sim.tick((obs,))
