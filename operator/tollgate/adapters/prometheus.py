@@ -208,11 +208,12 @@ def _streamed(slo: SLO) -> bool:
 
 def _limited(slo: SLO) -> bool:
     """The SLO's window buckets travel with its value, so its limit is tested on counts (engine.limits), not
-    on the estimate alone: a built-in quantile with a min or max, or score-shift with a max."""
+    on the estimate alone: a built-in quantile with a min or max, or score-shift with a max or a
+    maxIncreaseOverBaseline (the same limit for a shift: engine.limits.ceiling)."""
     if slo.query is not None or slo.templateRef is not None:
         return False
     if slo.name in SHIFT_SLOS:
-        return slo.max is not None
+        return slo.max is not None or slo.maxIncreaseOverBaseline is not None
     return slo.name in BUCKET_STREAMS and (slo.min is not None or slo.max is not None)
 
 

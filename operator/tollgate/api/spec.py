@@ -642,7 +642,8 @@ class SLO(_Model):
     of the two tracks' scores shows their distance over it (z-test); above it but unproven, the step
     waits."""
     maxIncreaseOverBaseline: Annotated[float, Field(ge=0)] | None = None
-    """Largest acceptable canary value minus stable value over the same window."""
+    """Largest acceptable canary value minus stable value over the same window. For score-shift (already the
+    two tracks' distance) the same limit as max, tested the same way."""
     onNoData: NoDataPolicy = NoDataPolicy.HOLD
     """What a missing, empty or NaN result means. hold: no verdict, retry (bounded by maxNoDataDuration);
     fail: counts as a failed check; pass: ignore. Fewer than minSamples canary requests is no verdict

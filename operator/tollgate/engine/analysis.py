@@ -35,12 +35,12 @@ Order of a check, first match wins:
    too: Inconclusive, bounded as in 2. Its range may be too short to hold data, and cutting it must
    never fail a check by itself.
 4. value below min or above max         -> Fail; for error-rate, invalid-output-rate, the latency
-   quantiles and a score-shift's max only when this look's counts (errors, requests slower than the limit
-   in the histogram's buckets, the spread of both tracks' scores) show the version beyond the limit at the
-   configured confidence (engine.limits: an exact binomial test, a z-test for the shift). Beyond it but
-   not significant -> Inconclusive: on the canary's stream (SLOs compared as in 5) not bounded, the
-   growing data settle it; on the window bounded as in 2, and once the run
-   lasted maxNoDataDuration -> Fail under every onNoData (a window never grows, and an estimate beyond the
+   quantiles and a score-shift's max (or maxIncreaseOverBaseline: limits.ceiling) only when this look's
+   counts (errors, requests slower than the limit in the histogram's buckets, the spread of both tracks'
+   scores) show the version beyond the limit at the configured confidence (engine.limits: an exact
+   binomial test, a z-test for the shift). Beyond it but not significant -> Inconclusive: on the
+   canary's stream (SLOs compared as in 5) not bounded, the growing data settle it; on the window
+   bounded as in 2, and once the run lasted maxNoDataDuration -> Fail under every onNoData (a window never grows, and an estimate beyond the
    limit for that long is not missing data). On the point estimate alone, the tiers' defaults rolled
    back one canary in four that erred at half its limit, as often as its stable, and three in four whose
    p99 sat just under its latency limit.

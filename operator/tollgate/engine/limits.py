@@ -30,9 +30,10 @@ baseline, else its window):
      interpolation within the bucket that holds `max` (the assumption histogram_quantile makes, so the test
      and the estimate agree on the data), against their share a quantile at `max` allows: `p = P(X >= k)`
      for `X ~ Binomial(n, 1 - q)`. Under `min`: the requests at or below `min` against `q`.
-   - A score-shift over `max` (|mean_canary - mean_stable|, the export's exact means): a one-sided z-test of
-     the distance against `max`, each mean's variance read from its track's score histogram. Its
-     point estimate rolled back 7 of 40 healthy canaries at `max 0.03` (seeded unit test), 0 with the test.
+   - A score-shift over `max` or `maxIncreaseOverBaseline` (`ceiling`: both name the largest distance,
+     |mean_canary - mean_stable|, the export's exact means): a one-sided z-test of the distance against it,
+     each mean's variance read from its track's score histogram. Its point estimate rolled back 7 of 40
+     healthy canaries at 0.03 written either way (seeded unit test), 0 with the test.
    Exact for counts, because the normal approximation is far too eager at the small expected counts that
    limits meet: 6 errors in 218 requests against 1 % is p 0.005 by it and 0.024 exactly. A mean of bounded
    scores over minSamples outputs is close to normal, so a shift uses the normal tail.
@@ -56,7 +57,7 @@ from statistics import NormalDist
 
 from tollgate.engine.comparison import QUANTILE_SLOS, RATIO_SLOS, SHIFT_SLOS
 from tollgate.engine.policy import ResolvedSLO
-from tollgate.engine.stats import Buckets
+from tollgate.engine.stats import Buckets, monotone
 
 
 class Limit(StrEnum):
@@ -80,6 +81,18 @@ def tested(slo: ResolvedSLO) -> bool:
     return known and s.query is None and s.templateRef is None
 
 
+def ceiling(slo: ResolvedSLO) -> float | None:
+    """The largest value the SLO allows: its `max`; for a built-in shift the smaller of `max` and
+    `maxIncreaseOverBaseline`, which both name the largest tolerated distance (engine.analysis rule 0; its
+    baseline is 0). Read only as the raw difference, a shift written as `maxIncreaseOverBaseline` kept the
+    point estimate's false rollbacks (7 of 40 healthy canaries at 0.03, the seeded unit test)."""
+    spec = slo.slo
+    if slo.name not in SHIFT_SLOS or spec.query is not None or spec.templateRef is not None:
+        return spec.max
+    limits = [x for x in (spec.max, spec.maxIncreaseOverBaseline) if x is not None]
+    return min(limits) if limits else None
+
+
 def check(slo: ResolvedSLO, value: float, samples: int, *, events: float | None = None,
           buckets: Buckets | None = None, confidence: float = 0.99, other: Buckets | None = None) -> LimitCheck:
     """Judge `value` against the SLO's min and max: a ratio's rate over `samples` requests (`events` its
@@ -87,13 +100,14 @@ def check(slo: ResolvedSLO, value: float, samples: int, *, events: float | None 
     read from, the same look's; None: not carried, rule 3), or a shift between the means of `buckets`
     (the canary's scores) and `other` (stable's). Callers pass only finite values and samples > 0."""
     spec = slo.slo
-    too_high = spec.max is not None and value > spec.max
+    top = ceiling(slo)
+    too_high = top is not None and value > top
     too_low = spec.min is not None and value < spec.min
     if not (too_high or too_low):
         return LimitCheck(Limit.WITHIN)
     if not tested(slo) or samples <= 0:
         return LimitCheck(Limit.BEYOND)
-    bound = spec.max if too_high else spec.min
+    bound = top if too_high else spec.min
     assert bound is not None  # too_high or too_low says which limit is set
     if slo.name in QUANTILE_SLOS:
         return _quantile_check(QUANTILE_SLOS[slo.name], bound, too_high, buckets, confidence)
@@ -172,17 +186,6 @@ def _variance(buckets: Buckets | None) -> tuple[float, float] | None:
     between = sum(c * ((lo + hi) / 2.0 - mean) ** 2 for lo, hi, c in spans) / total
     within = sum(c * (hi - lo) ** 2 / 12.0 for lo, hi, c in spans) / total
     return total, between + within
-
-
-def monotone(buckets: Buckets) -> tuple[tuple[float, float], ...]:
-    """Cumulative counts made non-decreasing, as histogram_quantile makes them before it reads a rank: a
-    counter reset or the range's extrapolation can leave a bucket below the one before it."""
-    out: list[tuple[float, float]] = []
-    highest = 0.0
-    for le, cumulative in buckets:
-        highest = max(highest, cumulative)
-        out.append((le, highest))
-    return tuple(out)
 
 
 def _tested(beyond: float, n: int, limit: float, confidence: float) -> LimitCheck:

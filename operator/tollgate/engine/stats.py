@@ -186,12 +186,26 @@ def compare_distributions(canary: Buckets, baseline: Buckets, *, confidence: flo
     )
 
 
+def monotone(buckets: Buckets) -> tuple[tuple[float, float], ...]:
+    """Cumulative counts made non-decreasing, as histogram_quantile makes them before it reads a rank: a
+    counter reset or the range's extrapolation can leave a bucket below the one before it."""
+    out: list[tuple[float, float]] = []
+    highest = 0.0
+    for le, cumulative in buckets:
+        highest = max(highest, cumulative)
+        out.append((le, highest))
+    return tuple(out)
+
+
 def quantile(q: float, buckets: Buckets) -> float | None:
     """The q-quantile of cumulative buckets by linear interpolation within the bucket, as Prometheus'
-    histogram_quantile does (the lowest bucket starts at 0; a quantile in +Inf returns the largest
-    finite bound). None without observations."""
+    histogram_quantile does (counts made non-decreasing first; the lowest bucket starts at 0; a quantile
+    in +Inf returns the largest finite bound). None without observations. Read as they came, a +Inf count
+    below a finite bucket's (a window's extrapolation) shrank the rank and the quantile with it, so the
+    comparison's canary-versus-baseline quantile and Prometheus' own disagreed on the same buckets."""
     if not buckets:
         return None
+    buckets = monotone(buckets)
     total = buckets[-1][1]
     if total <= 0:
         return None

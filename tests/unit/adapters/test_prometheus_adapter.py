@@ -662,9 +662,12 @@ def test_a_latency_limit_judged_on_the_stream_brings_no_window_buckets() -> None
     assert "churn" in buckets_part and "fraud" not in buckets_part
 
 
-def test_a_score_shift_max_brings_both_tracks_score_histograms_unscaled() -> None:
-    # given score-shift with a max in the istio profile (whose latency is in milliseconds)
-    r = AnalysisRequest("ml", "fraud", (SHIFT,), "1m", sandbox="ml-fraud", profile="istio")
+@pytest.mark.parametrize("shift", [SHIFT, SLO(name="score-shift", maxIncreaseOverBaseline=0.05)],
+                         ids=["max", "maxIncreaseOverBaseline"])
+def test_a_score_shift_limit_brings_both_tracks_score_histograms_unscaled(shift: SLO) -> None:
+    # given score-shift with a max (or its other spelling, maxIncreaseOverBaseline: engine.limits.ceiling) in
+    # the istio profile (whose latency is in milliseconds)
+    r = AnalysisRequest("ml", "fraud", (shift,), "1m", sandbox="ml-fraud", profile="istio")
     part = {"tollgate_part": "buckets"}
     prov, transport = provider(lambda q: vector(
         (dict(labels("ml", "fraud", "canary"), tollgate_part="value"), "0.7"),

@@ -16,7 +16,7 @@ from tollgate.engine.analysis import judge
 from tollgate.engine.limits import Limit
 from tollgate.engine.observations import MetricValue, SLOObservation, StreamData
 from tollgate.engine.policy import ResolvedSLO
-from tollgate.engine.stats import quantile
+from tollgate.engine.stats import monotone, quantile
 
 from .conftest import T0, Sim, make_spec
 
@@ -334,7 +334,7 @@ def test_buckets_that_decrease_are_read_as_histogram_quantile_reads_them() -> No
     # makes them, and an empty histogram shows nothing beyond the limit
     check = limits.check(slo("latency-p99", max=0.25), 0.45, 200, buckets=dipping)
     assert check.p_value == pytest.approx(limits.binomial_tail(50, 200, 0.01))
-    assert limits.monotone(dipping)[1] == (0.25, 150.0)
+    assert monotone(dipping)[1] == (0.25, 150.0)
     assert limits.check(slo("latency-p99", max=0.25), 0.3, 5, buckets=empty).outcome is Limit.UNSURE
 
 
@@ -417,18 +417,24 @@ def sliding_scores(rng: random.Random, shift: float) -> Iterator[tuple[int, SLOO
             yield t, shift_look(canary, stable)
 
 
-def test_healthy_canaries_are_not_rolled_back_by_a_tight_score_shift_max() -> None:
-    # given 40 seeded canaries identical to their stable, judged against score-shift max 0.03 (minSamples
-    # 100, failureLimit 0)
-    s = slo("score-shift", min_samples=100, max=0.03, no_data_seconds=300)
+SHIFT_LIMITS = ("max", "maxIncreaseOverBaseline")
+"""A shift's two ways to say the largest tolerated distance (engine.analysis rule 0): tested alike."""
+
+
+@pytest.mark.parametrize("field", SHIFT_LIMITS)
+def test_healthy_canaries_are_not_rolled_back_by_a_tight_score_shift_limit(field: str) -> None:
+    # given 40 seeded canaries identical to their stable, judged against a score-shift limit of 0.03
+    # (minSamples 100, failureLimit 0), written as max or as maxIncreaseOverBaseline
+    s = slo("score-shift", min_samples=100, no_data_seconds=300, **{field: 0.03})
     rng = random.Random(20261207)
     rolled_back = [t for t in (first_failure(s, sliding_scores(rng, 0.0)) for _ in range(40)) if t is not None]
-    # then none is: on the point estimate 7 of 40 were (seen failing with the old rule)
+    # then none is: on the point estimate 7 of 40 were, either way (both seen failing with the old rule)
     assert rolled_back == []
 
 
-def test_a_canary_shifted_well_over_the_max_is_still_caught() -> None:
-    s = slo("score-shift", min_samples=100, max=0.03, no_data_seconds=300)
+@pytest.mark.parametrize("field", SHIFT_LIMITS)
+def test_a_canary_shifted_well_over_the_limit_is_still_caught(field: str) -> None:
+    s = slo("score-shift", min_samples=100, no_data_seconds=300, **{field: 0.03})
     rng = random.Random(11)
     caught = [t for t in (first_failure(s, sliding_scores(rng, 0.1)) for _ in range(20)) if t is not None]
     assert len(caught) == 20

@@ -13,6 +13,7 @@ from tollgate.engine.stats import (
     bucket_counts,
     compare_distributions,
     compare_proportions,
+    monotone,
     quantile,
 )
 
@@ -148,6 +149,16 @@ def test_quantile_interpolates_within_the_bucket_like_prometheus() -> None:
     assert quantile(0.95, buckets) == pytest.approx(0.1 + 0.15 * 0.5)
     assert quantile(0.5, cumulative([0] * 7)) is None
     assert quantile(0.99, cumulative([0, 0, 0, 0, 0, 0, 5])) == 1.0  # in +Inf: the largest finite bound
+
+
+def test_quantile_of_decreasing_counts_reads_them_as_histogram_quantile_does() -> None:
+    # given a window whose +Inf count came out below a finite bucket's (increase() extrapolates each series
+    # on its own), and the same buckets made non-decreasing, as Prometheus' histogram_quantile makes them
+    dipping = [(0.1, 10.0), (0.25, 100.0), (0.5, 100.0), (math.inf, 98.0)]
+    fixed = [(0.1, 10.0), (0.25, 100.0), (0.5, 100.0), (math.inf, 100.0)]
+    # then the p99 is read from 100 requests, not 98: the rank 99 lies at 0.1 + 0.15 * 89 / 90
+    assert quantile(0.99, dipping) == quantile(0.99, fixed) == pytest.approx(0.1 + 0.15 * 89 / 90)
+    assert monotone(dipping) == tuple(fixed)
 
 
 def test_bucket_counts_from_cumulative_clip_decreases() -> None:
