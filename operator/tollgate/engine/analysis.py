@@ -34,16 +34,15 @@ Order of a check, first match wins:
    window is measured only since it started, rollout.Case.analysis_request) is no verdict under fail
    too: Inconclusive, bounded as in 2. Its range may be too short to hold data, and cutting it must
    never fail a check by itself.
-4. value below min or above max         -> Fail; for error-rate, invalid-output-rate, the latency
-   quantiles and a score-shift's max (or maxIncreaseOverBaseline: limits.ceiling) only when this look's
-   counts (errors, requests slower than the limit in the histogram's buckets, the spread of both tracks'
-   scores) show the version beyond the limit at the configured confidence (engine.limits: an exact
-   binomial test, a z-test for the shift). Beyond it but not significant -> Inconclusive: on the
-   canary's stream (SLOs compared as in 5) not bounded, the growing data settle it; on the window
-   bounded as in 2, and once the run lasted maxNoDataDuration -> Fail under every onNoData (a window never grows, and an estimate beyond the
-   limit for that long is not missing data). On the point estimate alone, the tiers' defaults rolled
-   back one canary in four that erred at half its limit, as often as its stable, and three in four whose
-   p99 sat just under its latency limit.
+4. value below min or above max         -> Fail; for error-rate, invalid-output-rate, the latency quantiles and a
+   score-shift's max (or maxIncreaseOverBaseline: limits.ceiling) only when this look's counts (errors, requests
+   slower than the limit in the histogram's buckets, the spread of both tracks' scores) show the version beyond the
+   limit at the configured confidence (engine.limits: an exact binomial test, a z-test for the shift). Beyond it but
+   not significant -> Inconclusive: on the canary's stream (SLOs compared as in 5) not bounded, the growing data
+   settle it; on the window bounded as in 2, and once the run lasted maxNoDataDuration -> Fail under every onNoData
+   (a window never grows, and an estimate beyond the limit for that long is not missing data). On the point estimate
+   alone, the tiers' defaults rolled back one canary in four that erred at half its limit, as often as its stable,
+   and three in four whose p99 sat just under its latency limit.
 5. maxIncreaseOverBaseline set, and the runtime asked for the canary's stream (comparison.applies: ratio
    and latency templates; stream_since set, even when the answer left the stream out): the statistical
    comparison of comparison.py, against the live stable stream or the baseline carried forward.
