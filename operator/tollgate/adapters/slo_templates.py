@@ -141,7 +141,7 @@ def stream_parts(name: str, sel: str, age: str, profile: MetricProfile) -> dict[
 def buckets_query(sel: str, window: str, profile: MetricProfile, *, score: bool = False) -> str:
     """A histogram's cumulative buckets over `window` per track and version: the latency histogram's (`le`
     in the profile's unit), a quantile's counts, which its stream and a limit's test read, or with `score`
-    the quality export's score histogram, whose spread the test of a score-shift's max reads
+    the quality export's score histogram, whose spread the test of a score-shift's limit reads
     (engine.limits; quality series carry no request matchers)."""
     if score:
         series = profile.series(f"{profile.score}_bucket", sel, fixed=False)

@@ -643,7 +643,7 @@ class SLO(_Model):
     waits."""
     maxIncreaseOverBaseline: Annotated[float, Field(ge=0)] | None = None
     """Largest acceptable canary value minus stable value over the same window. For score-shift (already the
-    two tracks' distance) the same limit as max, tested the same way."""
+    two tracks' distance) the same limit as max, tested the same way; with both set, the smaller applies."""
     onNoData: NoDataPolicy = NoDataPolicy.HOLD
     """What a missing, empty or NaN result means. hold: no verdict, retry (bounded by maxNoDataDuration);
     fail: counts as a failed check; pass: ignore. Fewer than minSamples canary requests is no verdict

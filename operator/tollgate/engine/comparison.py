@@ -7,7 +7,8 @@ first match wins:
 1. The SLO's kind decides the test (stats.py): error-rate and invalid-output-rate are ratios (two-proportion
    test against the margin); latency-p50/p95/p99 are distributions (Mann-Whitney U on the histogram
    buckets, and the quantile from the same buckets against the margin). Anything else (custom queries,
-   request-rate, score-shift, SLO templates) keeps the raw difference of analysis.py.
+   request-rate, SLO templates) keeps the raw difference of analysis.py; a built-in score-shift's
+   maxIncreaseOverBaseline is its largest tolerated distance, tested on the window as its max (limits.ceiling).
 2. Canary stream below minSamples, or not in the provider's answer at this look (asked for but left out:
    too young for two scrapes, a late scrape) -> TOO_FEW (no verdict on too little traffic, as for the
    window; never the raw difference of one window).

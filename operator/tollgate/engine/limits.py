@@ -37,9 +37,9 @@ baseline, else its window):
    Exact for counts, because the normal approximation is far too eager at the small expected counts that
    limits meet: 6 errors in 218 requests against 1 % is p 0.005 by it and 0.024 exactly. A mean of bounded
    scores over minSamples outputs is close to normal, so a shift uses the normal tail.
-3. A limit with no sampling error (`max 0`, `min 1` or a rate limit outside 0..1), or a quantile whose
-   buckets the look does not carry: the estimate decides, as before (one error is beyond `max: 0` for
-   certain). A quantile read from a histogram of no requests is UNSURE: nothing shows it beyond.
+3. A limit with no sampling error (`max 0`, `min 1`, a rate limit outside 0..1, a shift limit of 0), or a
+   quantile whose buckets the look does not carry: the estimate decides, as before (one error is beyond
+   `max: 0` for certain). A quantile read from a histogram of no requests is UNSURE: nothing shows it beyond.
 
 Each look is tested on its own at the configured confidence, not with the always-valid p-value of the
 comparison: a limit is judged on the window when the SLO has no baseline margin, and a sliding window is
@@ -142,12 +142,13 @@ normal tail are too eager. minSamples counts requests; invalid outputs and a thi
 
 def _shift_check(shift: float, bound: float, too_high: bool, canary: Buckets | None, stable: Buckets | None,
                  confidence: float) -> LimitCheck:
-    """Rule 2 for a shift of two means (score-shift's |mean_canary - mean_stable| over max): a one-sided
-    z-test of "the distance is over max", each mean's variance read from its track's histogram (`_variance`).
-    Means of bounded scores over at least MIN_OUTPUTS outputs are close to normal, so the normal tail is the
-    test here, not a binomial one."""
-    if not too_high:
-        return LimitCheck(Limit.BEYOND)  # a floor on a distance: the estimate decides (rule 3)
+    """Rule 2 for a shift of two means (score-shift's |mean_canary - mean_stable| over its `ceiling`): a
+    one-sided z-test of "the distance is over the limit", each mean's variance read from its track's histogram
+    (`_variance`). Means of bounded scores over at least MIN_OUTPUTS outputs are close to normal, so the normal
+    tail is the test here, not a binomial one. A limit of 0 is a trip-wire (rule 3), as `max: 0` is for a
+    rate: any distance crosses it, and the one-sided test of |d| > 0 has no meaning."""
+    if not too_high or bound <= 0.0:
+        return LimitCheck(Limit.BEYOND)  # a floor on a distance, or a trip-wire: the estimate decides (rule 3)
     moments = [_variance(b) for b in (canary, stable)]
     if any(m is None for m in moments):
         return LimitCheck(Limit.BEYOND)  # no histogram to read a spread from: the estimate decides (rule 3)

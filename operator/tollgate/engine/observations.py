@@ -98,8 +98,8 @@ class MetricValue:
     buckets: tuple[tuple[float, float], ...] | None = None
     """Built-in latency quantiles whose limit is judged on the window: the window's cumulative histogram
     buckets (le in seconds, ascending, the last le +Inf) the value was read from, so the limit is tested on
-    counts (engine.limits); score-shift with a max: the track's score histogram (le in scores). None when
-    not asked for (no limit, or judged on the stream's buckets)."""
+    counts (engine.limits); score-shift with a max or maxIncreaseOverBaseline: the track's score histogram
+    (le in scores). None when not asked for (no limit, or judged on the stream's buckets)."""
 
 
 @dataclass(frozen=True)

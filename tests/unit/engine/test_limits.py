@@ -434,10 +434,52 @@ def test_healthy_canaries_are_not_rolled_back_by_a_tight_score_shift_limit(field
 
 @pytest.mark.parametrize("field", SHIFT_LIMITS)
 def test_a_canary_shifted_well_over_the_limit_is_still_caught(field: str) -> None:
+    # given 20 seeded canaries whose scores sit 0.1 above stable's, against a limit of 0.03
     s = slo("score-shift", min_samples=100, no_data_seconds=300, **{field: 0.03})
     rng = random.Random(11)
+    # when each is judged at every look
     caught = [t for t in (first_failure(s, sliding_scores(rng, 0.1)) for _ in range(20)) if t is not None]
+    # then every one is rolled back (the test costs no detection here)
     assert len(caught) == 20
+
+
+def test_a_shift_with_both_limits_is_tested_against_the_smaller() -> None:
+    # given a built-in score-shift with max 0.05 and maxIncreaseOverBaseline 0.03, and the same limits on a
+    # custom query (whose value is no distance the operator reads, so maxIncreaseOverBaseline stays relative)
+    both = slo("score-shift", min_samples=50, max=0.05, maxIncreaseOverBaseline=0.03)
+    custom = slo("score-shift", min_samples=50, max=0.05, maxIncreaseOverBaseline=0.03, query="q")
+    assert limits.ceiling(both) == 0.03 and limits.ceiling(custom) == 0.05
+    # when the tracks lie 0.04 apart on 400 and 900 outputs, read from their histograms: over 0.03 by about
+    # one standard error of the distance (0.0097 for these scores), under 0.05
+    rng = random.Random(12)
+    canary, stable = healthy_scores(rng, 400), healthy_scores(rng, 900)
+    offset = 0.04 - (sum(canary) / 400 - sum(stable) / 900)
+    check = judge(both, shift_look([v + offset for v in canary], stable), None, T0)
+    # then the check is tested against 0.03 (unproven yet: no verdict), not passed against 0.05
+    assert check.status.value == pytest.approx(0.04)
+    assert check.status.verdict is Verdict.INCONCLUSIVE
+    assert check.status.limitPValue is not None and 0.05 < check.status.limitPValue < 0.3
+
+
+def test_a_custom_query_shift_keeps_the_raw_difference() -> None:
+    # given score-shift on a custom query with maxIncreaseOverBaseline 0.03: its values carry no counts
+    s = slo("score-shift", min_samples=50, maxIncreaseOverBaseline=0.03, query="my_score_mean")
+    obs = SLOObservation("score-shift", MetricValue(0.70, 100), MetricValue(0.62, 900))
+    # when the canary's value is 0.08 over stable's
+    check = judge(s, obs, None, T0)
+    # then the raw difference decides, at once and without a p-value
+    assert check.status.verdict is Verdict.FAIL and check.status.limitPValue is None
+
+
+def test_a_shift_limit_of_0_is_a_trip_wire() -> None:
+    # given score-shift with max 0 (no distance tolerated) and two tracks 0.01 apart on plenty of outputs
+    rng = random.Random(13)
+    canary, stable = healthy_scores(rng, 400), healthy_scores(rng, 900)
+    offset = 0.01 - (sum(canary) / 400 - sum(stable) / 900)
+    # when it is judged
+    check = judge(slo("score-shift", min_samples=50, max=0), shift_look([v + offset for v in canary], stable), None, T0)
+    # then it fails at once, as max 0 does for a rate: no sampling error is allowed for
+    assert check.status.verdict is Verdict.FAIL and check.status.limitPValue is None
 
 
 def test_a_score_shift_read_from_the_default_buckets_is_still_tested_on_the_scores_spread() -> None:
