@@ -589,6 +589,13 @@ class TemplateRef(_Model):
     field_path=".min",
 )
 @cel(
+    "!(" + _BUILTIN + "self.name == 'score-shift') || !has(self.min) || !has(self.maxIncreaseOverBaseline) || "
+    "self.min <= self.maxIncreaseOverBaseline",
+    "spec.slos[].min of score-shift must not exceed its maxIncreaseOverBaseline (for a shift both limit the "
+    "same distance, so no canary could pass): lower min or raise maxIncreaseOverBaseline",
+    field_path=".min",
+)
+@cel(
     "!(" + _BUILTIN + "self.name in ['error-rate', 'invalid-output-rate']) || "
     "((!has(self.max) || (self.max >= 0.0 && self.max <= 1.0)) && "
     "(!has(self.min) || (self.min >= 0.0 && self.min <= 1.0)))",

@@ -339,6 +339,12 @@ BAD = [
         "must not exceed spec.slos[].max",
     ),
     Bad(
+        "slo-shift-min-above-its-relative-limit",
+        _set("slos", [{"name": "score-shift", "min": 0.2, "maxIncreaseOverBaseline": 0.1}]),
+        "spec.slos[0].min",
+        "must not exceed its maxIncreaseOverBaseline",
+    ),
+    Bad(
         "slo-rate-as-percent",
         _set("slos", [{"name": "error-rate", "max": 5}]),
         "spec.slos[0].max",
