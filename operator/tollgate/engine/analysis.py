@@ -47,11 +47,11 @@ Order of a check, first match wins:
    and latency templates; stream_since set, even when the answer left the stream out): the statistical
    comparison of comparison.py, against the live stable stream or the baseline carried forward.
    Regressed (significant at its own look, comparison rule 4) -> Fail; within the margin -> Pass; too
-   few samples (or no stream in the answer) -> Inconclusive, bounded as in 2; over the margin but not
-   significant ->
-   Inconclusive, not bounded (data keeps coming; the sequential test settles it; against a carried
-   baseline, which cannot grow, it passes once the canary has as much data); no baseline -> no data
-   as in 3.
+   few samples on either side (the canary's stream, or stable's with nothing carried; or no stream in the
+   answer) -> Inconclusive, bounded as in 2; over the margin but not significant -> Inconclusive, not
+   bounded (data keeps coming; the sequential test settles it; against a carried baseline, which cannot
+   grow, it passes once the canary has as much data); tracks that cannot be compared (different bucket
+   bounds) -> no data as in 3.
    Otherwise (custom queries, other templates): stable value missing/NaN -> no data as in 3;
    canary - stable > maxIncreaseOverBaseline -> Fail
 6. otherwise                            -> Pass
@@ -252,7 +252,7 @@ def judge(
                 return _waiting(base, judged)
             if outcome.outcome is Outcome.TOO_FEW:
                 return _inconclusive(slo, base, judged, now, failure_gap, look_gap)
-            # No baseline at all: the no-data rules below (onNoData, bounded).
+            # Tracks that cannot be compared (NO_BASELINE): the no-data rules below (onNoData, bounded).
             values = {**values, **outcome.fields}
             stable = None
         if stable is not None:

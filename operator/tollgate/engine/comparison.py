@@ -15,7 +15,10 @@ first match wins:
 3. The baseline: the stable stream over the same time when it holds minSamples and grew since the last
    record, below full traffic (live); otherwise the stable track's last measurement carried forward
    (status.baselines) when it holds minSamples (carried: the 100% step and the bake window, where stable
-   serves nothing); otherwise NO_BASELINE (no data).
+   serves nothing); otherwise TOO_FEW, as for the canary in 2: a stable stream below minSamples (its series
+   young: a stable deployed moments before) or left out of this answer is too little baseline traffic, no
+   verdict yet, not missing data (under onNoData: fail that failed a healthy canary at once). NO_BASELINE
+   (no data) is left for tracks that cannot be compared (histograms with different bucket bounds).
 4. The always-valid p-value of a regression runs over every look of the stream (reset when a new stream
    starts, i.e. a new canary; status.pValue). A look whose own evidence is significant (1/L of this look
    at or below 1 - confidence: the mSPRT's stopping rule, which Ville's inequality bounds as it does the
@@ -153,9 +156,12 @@ def compare(
         origin = (f"stable at step {carried.step + 1} ({carried.weight}% canary), {carried.since} to "
                   f"{carried.at}")
     else:
+        # Too little stable traffic is no verdict, as too little canary traffic is (rule 2): bounded by
+        # maxNoDataDuration, then onNoData decides. As missing data, onNoData: fail failed the check at once,
+        # and a healthy canary whose stable was deployed moments before (young series) was rolled back.
         have = live.samples if live is not None else 0
-        return Compared(Outcome.NO_BASELINE, {**base_fields, "baselineSamples": have, "baselineSource": None,
-                                              "baselineFrom": None},
+        return Compared(Outcome.TOO_FEW, {**base_fields, "baselineSamples": have, "baselineSource": None,
+                                          "baselineFrom": None},
                         f"no baseline: {have} stable requests since the canary started and none carried, "
                         f"minSamples {minimum}")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from datetime import timedelta
 
+import pytest
+
 from tollgate.api.spec import SLO
 from tollgate.api.status import BaselineRecord, SLOStatus, Verdict
 from tollgate.engine.analysis import assess, judge
@@ -131,12 +133,36 @@ def test_a_significant_regression_against_a_small_carried_baseline_still_fails()
 def test_a_baseline_carried_for_another_canary_is_not_used() -> None:
     carried = BaselineRecord(name="error-rate", samples=3000, events=30.0, since="2026-03-01T10:00:00Z")
     check = judge(error_rate(), look((10, 1000), (0, 0)), None, T0, carried=carried)
-    assert check.status.verdict is Verdict.NO_DATA
+    assert check.status.verdict is Verdict.INCONCLUSIVE and check.status.baselineSource is None
 
 
-def test_no_live_and_no_carried_baseline_is_no_data_under_the_no_data_policy() -> None:
+def fail_on_no_data(min_samples: int = 100) -> ResolvedSLO:
+    return ResolvedSLO(SLO(name="error-rate", max=0.2, maxIncreaseOverBaseline=0.004, onNoData="fail",
+                           maxNoDataDuration="2m"), min_samples, 120)
+
+
+@pytest.mark.parametrize("stable", [(0, 40), None], ids=["thin", "left-out"])
+def test_a_stable_stream_with_too_few_requests_is_no_verdict_yet_as_a_thin_canary_is(
+        stable: tuple[int, int] | None) -> None:
+    # given a healthy canary with 1,000 requests since it started and stable's stream holding 40 (its series
+    # young: a stable deployed moments before), or left out of this answer (a late scrape), nothing carried,
+    # under onNoData: fail
+    s = fail_on_no_data()
+    # when it is judged at that look
+    first = judge(s, look((10, 1000), stable), None, T0).status
+    # then there is no verdict yet, as for a canary below minSamples (rule 2), not a failed check: under
+    # onNoData fail it was one, and with failureLimit 0 a rollback of a healthy canary (seen in CI as NoData
+    # under hold, 7dbe842)
+    assert first.verdict is Verdict.INCONCLUSIVE and first.failures == 0
+    assert first.baselineSource is None and first.baselineSamples == (stable[1] if stable else 0)
+    # and it stays bounded: still without a baseline once maxNoDataDuration has passed, onNoData decides
+    later = judge(s, look((10, 1000), stable), first, T0 + timedelta(seconds=125), look_gap=130).status
+    assert later.verdict is Verdict.FAIL
+
+
+def test_no_live_and_no_carried_baseline_is_no_verdict_bounded_by_max_no_data_duration() -> None:
     check = judge(error_rate(), look((10, 1000), (0, 0)), None, T0)
-    assert check.status.verdict is Verdict.NO_DATA and check.status.noDataSince is not None
+    assert check.status.verdict is Verdict.INCONCLUSIVE and check.status.noDataSince is not None
 
 
 def test_a_canary_stream_below_min_samples_gives_no_verdict() -> None:
