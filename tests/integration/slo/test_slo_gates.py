@@ -133,10 +133,10 @@ def test_latency_regression_is_rolled_back(stack: Stack, namespace: str, operato
     assert lat["verdict"] == "Fail" and lat["value"] > 0.25, lat
     # on evidence: the window's buckets held the requests slower than the max (engine.limits)
     assert lat["limitPValue"] is not None and lat["limitPValue"] <= 0.01, lat
-    # and the error rate did not fail: no verdict is allowed (NoData: at a look whose answer left the stable
-    # stream out, a late scrape, its comparison had no baseline; seen in CI on 7dbe842), a failure is not
+    # and the error rate did not fail: at most no verdict yet (Inconclusive: at an early look stable's stream
+    # can hold fewer than minSamples, its series young; CI on 7dbe842 read that as missing data, NoData)
     er = slo(w.final, "error-rate")
-    assert er["verdict"] in ("Pass", "Inconclusive", "NoData") and er["failures"] == 0, why(w.final)
+    assert er["verdict"] in ("Pass", "Inconclusive") and er["failures"] == 0, why(w.final)
     assert_all_traffic_on_stable(stack, namespace, "search")
     rec = next(s for s in evidence(stack, namespace, w.final)["slos"] if s["name"] == "latency-p99")
     assert rec["value"] == lat["value"] > 0.25
