@@ -87,7 +87,7 @@ def ceiling(slo: ResolvedSLO) -> float | None:
     baseline is 0). Read only as the raw difference, a shift written as `maxIncreaseOverBaseline` kept the
     point estimate's false rollbacks (7 of 40 healthy canaries at 0.03, the seeded unit test)."""
     spec = slo.slo
-    if slo.name not in SHIFT_SLOS or spec.query is not None or spec.templateRef is not None:
+    if slo.name not in SHIFT_SLOS or not tested(slo):
         return spec.max
     limits = [x for x in (spec.max, spec.maxIncreaseOverBaseline) if x is not None]
     return min(limits) if limits else None

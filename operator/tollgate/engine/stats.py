@@ -133,14 +133,25 @@ def compare_proportions(
     )
 
 
+def monotone(buckets: Buckets) -> tuple[tuple[float, float], ...]:
+    """Cumulative counts made non-decreasing, as histogram_quantile makes them before it reads a rank: a
+    counter reset or the range's extrapolation can leave a bucket below the one before it."""
+    out: list[tuple[float, float]] = []
+    highest = 0.0
+    for le, cumulative in buckets:
+        highest = max(highest, cumulative)
+        out.append((le, highest))
+    return tuple(out)
+
+
 def bucket_counts(buckets: Buckets) -> list[float]:
-    """Per-bucket counts from cumulative buckets (a decreasing cumulative count, from counter resets
-    or extrapolation, is clipped to 0)."""
+    """Per-bucket counts from cumulative buckets made non-decreasing first (`monotone`: a decreasing
+    cumulative count, from counter resets or extrapolation, adds 0), as `quantile` reads them."""
     out: list[float] = []
     previous = 0.0
-    for _, cumulative in buckets:
-        out.append(max(cumulative - previous, 0.0))
-        previous = max(cumulative, previous)
+    for _, cumulative in monotone(buckets):
+        out.append(cumulative - previous)
+        previous = cumulative
     return out
 
 
@@ -184,17 +195,6 @@ def compare_distributions(canary: Buckets, baseline: Buckets, *, confidence: flo
         canary_n=round(nc),
         baseline_n=round(nb),
     )
-
-
-def monotone(buckets: Buckets) -> tuple[tuple[float, float], ...]:
-    """Cumulative counts made non-decreasing, as histogram_quantile makes them before it reads a rank: a
-    counter reset or the range's extrapolation can leave a bucket below the one before it."""
-    out: list[tuple[float, float]] = []
-    highest = 0.0
-    for le, cumulative in buckets:
-        highest = max(highest, cumulative)
-        out.append((le, highest))
-    return tuple(out)
 
 
 def quantile(q: float, buckets: Buckets) -> float | None:

@@ -20,8 +20,9 @@ SINCE = "2026-03-01T11:59:00Z"
 LE = (0.025, 0.05, 0.1, 0.25, 0.5, math.inf)
 
 
-def error_rate(margin: float = 0.004, min_samples: int = 100) -> ResolvedSLO:
-    return ResolvedSLO(SLO(name="error-rate", max=0.2, maxIncreaseOverBaseline=margin), min_samples, 120)
+def error_rate(margin: float = 0.004, min_samples: int = 100, **fields: object) -> ResolvedSLO:
+    slo = SLO.model_validate({"name": "error-rate", "max": 0.2, "maxIncreaseOverBaseline": margin, **fields})
+    return ResolvedSLO(slo, min_samples, 120)
 
 
 def look(canary: tuple[int, int], stable: tuple[int, int] | None, since: str = SINCE) -> SLOObservation:
@@ -136,18 +137,13 @@ def test_a_baseline_carried_for_another_canary_is_not_used() -> None:
     assert check.status.verdict is Verdict.INCONCLUSIVE and check.status.baselineSource is None
 
 
-def fail_on_no_data(min_samples: int = 100) -> ResolvedSLO:
-    return ResolvedSLO(SLO(name="error-rate", max=0.2, maxIncreaseOverBaseline=0.004, onNoData="fail",
-                           maxNoDataDuration="2m"), min_samples, 120)
-
-
 @pytest.mark.parametrize("stable", [(0, 40), None], ids=["thin", "left-out"])
 def test_a_stable_stream_with_too_few_requests_is_no_verdict_yet_as_a_thin_canary_is(
         stable: tuple[int, int] | None) -> None:
     # given a healthy canary with 1,000 requests since it started and stable's stream holding 40 (its series
     # young: a stable deployed moments before), or left out of this answer (a late scrape), nothing carried,
     # under onNoData: fail
-    s = fail_on_no_data()
+    s = error_rate(onNoData="fail", maxNoDataDuration="2m")
     # when it is judged at that look
     first = judge(s, look((10, 1000), stable), None, T0).status
     # then there is no verdict yet, as for a canary below minSamples (rule 2), not a failed check: under
